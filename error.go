@@ -1,0 +1,65 @@
+package smsgw
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Adapters map them to protocol answers in one place each
+// (api for gRPC/HTTP, the SMPP server for command_status).
+const (
+	EINVALID      = "invalid"      // the request is wrong; do not retry it
+	EUNAUTHORIZED = "unauthorized" // missing or wrong credentials
+	ENOTFOUND     = "not_found"    // no such thing, or not the caller's
+	ECONFLICT     = "conflict"     // the request clashes with existing state
+	EUNAVAILABLE  = "unavailable"  // a dependency is down; retry later, nothing was accepted
+	ETHROTTLED    = "throttled"    // over a rate limit; retry later
+	EINTERNAL     = "internal"     // a bug or an unexpected failure
+)
+
+// Error is a domain error with a code and a message safe to show to a customer.
+type Error struct {
+	Code    string
+	Message string
+	Err     error // the cause, for logs; never shown to customers
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable wraps a dependency failure as EUNAVAILABLE.
+func Unavailable(what string, err error) *Error {
+	return &Error{Code: EUNAVAILABLE, Message: what + " is unavailable", Err: err}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, or EINTERNAL.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the customer-safe message of err.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,166 @@
+// Package smsgw holds the domain of the gateway: messages, their statuses,
+// receipts, customers and the errors every adapter maps to its own protocol.
+// It has no dependency on Temporal, SMPP, HTTP or any database.
+package smsgw
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Status is where a message is in its life. The names are the ones customers see.
+type Status string
+
+const (
+	StatusAccepted      Status = "ACCEPTED"      // durable, not yet handed upstream
+	StatusSent          Status = "SENT"          // upstream answered submit_sm_resp OK
+	StatusDelivered     Status = "DELIVERED"     // receipt DELIVRD
+	StatusUndeliverable Status = "UNDELIVERABLE" // receipt UNDELIV (or DELETED)
+	StatusExpired       Status = "EXPIRED"       // receipt EXPIRED, or no receipt by the end of validity
+	StatusRejected      Status = "REJECTED"      // receipt REJECTD, or a permanent submit error upstream
+	StatusFailed        Status = "FAILED"        // we could not hand it upstream (no route, retries exhausted)
+)
+
+// Final reports whether no later status can follow.
+func (s Status) Final() bool {
+	switch s {
+	case StatusDelivered, StatusUndeliverable, StatusExpired, StatusRejected, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// Rank orders statuses so that stores can refuse to move a message backwards.
+func (s Status) Rank() int {
+	switch s {
+	case StatusAccepted:
+		return 1
+	case StatusSent:
+		return 2
+	case "":
+		return 0
+	}
+	return 3
+}
+
+// Valid reports whether s is one of the known statuses.
+func (s Status) Valid() bool { return s == StatusAccepted || s == StatusSent || s.Final() }
+
+// EntryPoint names how a message reached us.
+type EntryPoint string
+
+const (
+	EntryREST  EntryPoint = "rest"
+	EntryGRPC  EntryPoint = "grpc"
+	EntrySMPP  EntryPoint = "smpp"
+	EntryEmail EntryPoint = "email"
+)
+
+// Limits on what a customer may submit.
+const (
+	MaxTextRunes       = 1600 // ten concatenated UCS-2 parts and then some
+	MaxAddressLength   = 20   // SMPP source_addr/destination_addr are C-Octet Strings of 21
+	DefaultValidity    = 48 * time.Hour
+	MaxValidity        = 7 * 24 * time.Hour
+	MaxCallbackURLSize = 2048
+)
+
+// Message is a submission as accepted from a customer.
+type Message struct {
+	ID             string        `json:"id"`
+	CustomerID     string        `json:"customerId"`
+	EntryPoint     EntryPoint    `json:"entryPoint"`
+	From           string        `json:"from"`
+	To             string        `json:"to"` // E.164 with leading '+'
+	Text           string        `json:"text"`
+	CallbackURL    string        `json:"callbackUrl,omitempty"`
+	IdempotencyKey string        `json:"idempotencyKey,omitempty"`
+	Validity       time.Duration `json:"validity"`
+	AcceptedAt     time.Time     `json:"acceptedAt"`
+}
+
+// Validate checks what a customer sent. It returns an *Error with code EINVALID.
+func (m *Message) Validate() error {
+	var problems []string
+	if m.CustomerID == "" {
+		problems = append(problems, "customer is required")
+	}
+	if m.From == "" {
+		problems = append(problems, "from is required")
+	} else if !validSender(m.From) {
+		problems = append(problems, fmt.Sprintf("from %q must be 1-11 alphanumeric characters or a phone number of up to 15 digits", m.From))
+	}
+	if m.To == "" {
+		problems = append(problems, "to is required")
+	} else if _, err := NormalizeMSISDN(m.To); err != nil {
+		problems = append(problems, err.Error())
+	}
+	switch {
+	case m.Text == "":
+		problems = append(problems, "text is required")
+	case !utf8.ValidString(m.Text):
+		problems = append(problems, "text is not valid UTF-8")
+	case utf8.RuneCountInString(m.Text) > MaxTextRunes:
+		problems = append(problems, fmt.Sprintf("text has %d characters, at most %d are allowed", utf8.RuneCountInString(m.Text), MaxTextRunes))
+	}
+	if m.CallbackURL != "" {
+		if len(m.CallbackURL) > MaxCallbackURLSize || !(strings.HasPrefix(m.CallbackURL, "http://") || strings.HasPrefix(m.CallbackURL, "https://")) {
+			problems = append(problems, "callbackUrl must be an http:// or https:// URL")
+		}
+	}
+	if m.Validity < 0 || m.Validity > MaxValidity {
+		problems = append(problems, fmt.Sprintf("validity must be between 0 and %s", MaxValidity))
+	}
+	if len(problems) > 0 {
+		return Errorf(EINVALID, "%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// NormalizeMSISDN returns a destination number in E.164 form with a leading '+'.
+// It accepts "+61412345678", "61412345678" and "0061412345678", with spaces or
+// dashes between digits.
+func NormalizeMSISDN(s string) (string, error) {
+	orig := s
+	s = strings.NewReplacer(" ", "", "-", "", "(", "", ")", "").Replace(s)
+	s = strings.TrimPrefix(s, "+")
+	if strings.HasPrefix(s, "00") {
+		s = s[2:]
+	}
+	if len(s) < 7 || len(s) > 15 {
+		return "", Errorf(EINVALID, "to %q is not a valid international phone number (7 to 15 digits)", orig)
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return "", Errorf(EINVALID, "to %q is not a valid international phone number (digits only)", orig)
+		}
+	}
+	if s[0] == '0' {
+		return "", Errorf(EINVALID, "to %q must start with a country code", orig)
+	}
+	return "+" + s, nil
+}
+
+func validSender(s string) bool {
+	digits := strings.TrimPrefix(s, "+")
+	allDigits := digits != ""
+	for _, r := range digits {
+		if r < '0' || r > '9' {
+			allDigits = false
+		}
+	}
+	if allDigits {
+		return len(digits) <= 15
+	}
+	if len(s) > 11 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == ' ' || r == '-' || r == '.' || r == '_' || r == '&') {
+			return false
+		}
+	}
+	return true
+}

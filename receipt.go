@@ -1,0 +1,31 @@
+package smsgw
+
+import "time"
+
+// Receipt is a delivery receipt from an upstream SMSC, already matched to the
+// connector that received it. Stat is the SMPP final or intermediate state
+// word (DELIVRD, UNDELIV, REJECTD, EXPIRED, DELETED, ENROUTE, ACCEPTD, UNKNOWN).
+type Receipt struct {
+	ConnectorID string    `json:"connectorId"`
+	UpstreamID  string    `json:"upstreamId"` // normalised, see NormalizeUpstreamID
+	Stat        string    `json:"stat"`
+	Err         string    `json:"err,omitempty"` // network error code, 3 digits
+	DoneAt      time.Time `json:"doneAt,omitempty"`
+	ReceivedAt  time.Time `json:"receivedAt"`
+}
+
+// Status maps the receipt's state word to a message status. ok is false for
+// intermediate states that do not end the wait.
+func (r Receipt) Status() (s Status, final bool) {
+	switch r.Stat {
+	case "DELIVRD":
+		return StatusDelivered, true
+	case "UNDELIV", "DELETED":
+		return StatusUndeliverable, true
+	case "REJECTD":
+		return StatusRejected, true
+	case "EXPIRED":
+		return StatusExpired, true
+	}
+	return StatusSent, false
+}
