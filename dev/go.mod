@@ -1,0 +1,3 @@
+module github.com/smsgw/smsgw/dev
+
+go 1.26.0

@@ -1,0 +1,28 @@
+package smsgw
+
+import "context"
+
+// Accepted is the answer to a submission: the message is durable from here on.
+type Accepted struct {
+	ID       string `json:"id"`
+	Status   Status `json:"status"`
+	Segments int    `json:"segments"`
+	Encoding string `json:"encoding"`
+	// Existing is true when an earlier submission with the same idempotency
+	// key had already been accepted and this answer repeats it.
+	Existing bool `json:"existing"`
+}
+
+// Submitter accepts messages from every entry point (REST, gRPC, SMPP, email).
+// It validates, applies the idempotency key, starts the message's workflow and
+// returns only once the message is durable. Errors are *Error with codes
+// EINVALID, EUNAVAILABLE or ETHROTTLED.
+type Submitter interface {
+	Submit(ctx context.Context, m Message) (Accepted, error)
+}
+
+// MessageReader reads a message's current state. It returns an *Error with
+// code ENOTFOUND when there is no such message.
+type MessageReader interface {
+	GetMessage(ctx context.Context, id string) (MessageRecord, error)
+}
