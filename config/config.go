@@ -1,0 +1,316 @@
+// Package config loads the gateway's configuration: customers, upstream
+// connectors and routes. Loading is strict (unknown fields are errors), every
+// problem is reported at once with its line, and environment variables
+// written as ${NAME} are expanded so secrets stay out of the file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/smsgw/smsgw"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Customers  []Customer  `yaml:"customers"`
+	Connectors []Connector `yaml:"connectors"`
+	Routes     []Route     `yaml:"routes"`
+}
+
+// Customer is an account allowed to submit messages.
+type Customer struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	// APIKeys are "sha256:<hex>" hashes of the customer's API keys (see
+	// `smsgw hash-key`), or, for development only, "plain:<key>".
+	APIKeys []string `yaml:"apiKeys"`
+	Webhook Webhook  `yaml:"webhook"`
+	SMPP    SMPP     `yaml:"smpp"`
+	// Validity is the default validity period of this customer's messages.
+	Validity time.Duration `yaml:"validity"`
+
+	line int
+}
+
+// Webhook is where a customer's receipts are posted.
+type Webhook struct {
+	URL    string `yaml:"url"`
+	Secret string `yaml:"secret"`
+}
+
+// SMPP holds a customer's SMPP credentials toward our SMSC.
+type SMPP struct {
+	SystemID string `yaml:"systemId"`
+	Password string `yaml:"password"`
+}
+
+// Connector is an upstream SMSC we bind to.
+type Connector struct {
+	ID              string        `yaml:"id"`
+	Address         string        `yaml:"address"` // host:port
+	SystemID        string        `yaml:"systemId"`
+	Password        string        `yaml:"password"`
+	SystemType      string        `yaml:"systemType"`
+	WindowSize      int           `yaml:"windowSize"`
+	TPS             float64       `yaml:"tps"`
+	EnquireLink     time.Duration `yaml:"enquireLink"`
+	ResponseTimeout time.Duration `yaml:"responseTimeout"`
+	ReceiptIDFormat string        `yaml:"receiptIdFormat"` // "", "hex" or "decimal"
+	// InDoubt says what to do when submit_sm got no response: "fail" (the
+	// default: never risk sending twice) or "resubmit".
+	InDoubt string `yaml:"inDoubt"`
+
+	line int
+}
+
+// Route sends messages whose destination starts with one of Prefixes to the
+// first of Connectors. The longest matching prefix wins.
+type Route struct {
+	Name       string   `yaml:"name"`
+	Prefixes   []string `yaml:"prefixes"`
+	Connectors []string `yaml:"connectors"`
+
+	line int
+}
+
+// Load reads and validates a configuration file.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(raw, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// Parse expands ${NAME} references with lookup, decodes strictly and validates.
+func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var missing []string
+	expanded := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
+		name := string(envRef.FindSubmatch(m)[1])
+		v, ok := lookup(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return []byte(v)
+	})
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("environment variables not set: %s", strings.Join(missing, ", "))
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if err := yaml.Unmarshal(expanded, &root); err == nil {
+		cfg.recordLines(&root)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// recordLines remembers the line of each list entry for error messages.
+func (c *Config) recordLines(root *yaml.Node) {
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		items := m.Content[i+1].Content
+		switch m.Content[i].Value {
+		case "customers":
+			for j := range c.Customers {
+				if j < len(items) {
+					c.Customers[j].line = items[j].Line
+				}
+			}
+		case "connectors":
+			for j := range c.Connectors {
+				if j < len(items) {
+					c.Connectors[j].line = items[j].Line
+				}
+			}
+		case "routes":
+			for j := range c.Routes {
+				if j < len(items) {
+					c.Routes[j].line = items[j].Line
+				}
+			}
+		}
+	}
+}
+
+// Validate checks the configuration across fields and returns every problem.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(line int, format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		if line > 0 {
+			msg = fmt.Sprintf("line %d: %s", line, msg)
+		}
+		errs = append(errs, errors.New(msg))
+	}
+
+	customers := map[string]bool{}
+	systemIDs := map[string]bool{}
+	for i, cu := range c.Customers {
+		switch {
+		case cu.ID == "":
+			bad(cu.line, "customers[%d]: id is required", i)
+		case customers[cu.ID]:
+			bad(cu.line, "customers[%d]: duplicate id %q", i, cu.ID)
+		}
+		customers[cu.ID] = true
+		for _, k := range cu.APIKeys {
+			if _, err := apiKeyHash(k); err != nil {
+				bad(cu.line, "customer %q: %v", cu.ID, err)
+			}
+		}
+		if cu.Webhook.URL != "" && !strings.HasPrefix(cu.Webhook.URL, "http://") && !strings.HasPrefix(cu.Webhook.URL, "https://") {
+			bad(cu.line, "customer %q: webhook.url must be http:// or https://", cu.ID)
+		}
+		if cu.SMPP.SystemID != "" {
+			if systemIDs[cu.SMPP.SystemID] {
+				bad(cu.line, "customer %q: smpp.systemId %q is used twice", cu.ID, cu.SMPP.SystemID)
+			}
+			systemIDs[cu.SMPP.SystemID] = true
+			if len(cu.SMPP.SystemID) > 15 {
+				bad(cu.line, "customer %q: smpp.systemId is longer than 15 characters", cu.ID)
+			}
+		}
+		if cu.Validity < 0 || cu.Validity > smsgw.MaxValidity {
+			bad(cu.line, "customer %q: validity must be between 0 and %s", cu.ID, smsgw.MaxValidity)
+		}
+	}
+
+	connectors := map[string]bool{}
+	for i, co := range c.Connectors {
+		switch {
+		case co.ID == "":
+			bad(co.line, "connectors[%d]: id is required", i)
+		case connectors[co.ID]:
+			bad(co.line, "connectors[%d]: duplicate id %q", i, co.ID)
+		case !validName(co.ID):
+			bad(co.line, "connector %q: id may hold only letters, digits, '-' and '_'", co.ID)
+		}
+		connectors[co.ID] = true
+		if !strings.Contains(co.Address, ":") {
+			bad(co.line, "connector %q: address must be host:port", co.ID)
+		}
+		if co.WindowSize < 0 || co.TPS < 0 {
+			bad(co.line, "connector %q: windowSize and tps must not be negative", co.ID)
+		}
+		switch co.ReceiptIDFormat {
+		case "", "hex", "decimal":
+		default:
+			bad(co.line, "connector %q: receiptIdFormat must be hex or decimal", co.ID)
+		}
+		switch co.InDoubt {
+		case "", "fail", "resubmit":
+		default:
+			bad(co.line, "connector %q: inDoubt must be fail or resubmit", co.ID)
+		}
+	}
+
+	prefixes := map[string]string{}
+	for i, r := range c.Routes {
+		name := r.Name
+		if name == "" {
+			name = fmt.Sprintf("routes[%d]", i)
+		}
+		if len(r.Prefixes) == 0 {
+			bad(r.line, "route %s: at least one prefix is required (use \"+\" for every destination)", name)
+		}
+		for _, p := range r.Prefixes {
+			if !validPrefix(p) {
+				bad(r.line, "route %s: prefix %q must be '+' followed by digits", name, p)
+			}
+			if other, dup := prefixes[p]; dup {
+				bad(r.line, "route %s: prefix %q is already routed by %s, so this rule is unreachable for it", name, p, other)
+			}
+			prefixes[p] = name
+		}
+		if len(r.Connectors) == 0 {
+			bad(r.line, "route %s: at least one connector is required", name)
+		}
+		for _, id := range r.Connectors {
+			if !connectors[id] {
+				bad(r.line, "route %s: unknown connector %q", name, id)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func validPrefix(p string) bool {
+	if !strings.HasPrefix(p, "+") {
+		return false
+	}
+	for _, r := range p[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func apiKeyHash(k string) (string, error) {
+	switch {
+	case strings.HasPrefix(k, "sha256:") && len(k) == len("sha256:")+64:
+		return strings.ToLower(strings.TrimPrefix(k, "sha256:")), nil
+	case strings.HasPrefix(k, "plain:") && len(k) > len("plain:"):
+		return smsgw.HashAPIKey(strings.TrimPrefix(k, "plain:")), nil
+	}
+	return "", fmt.Errorf("api key must be \"sha256:<64 hex digits>\" or \"plain:<key>\"")
+}
+
+// DomainCustomers returns the customers as domain values, API keys hashed.
+func (c *Config) DomainCustomers() []*smsgw.Customer {
+	out := make([]*smsgw.Customer, 0, len(c.Customers))
+	for _, cu := range c.Customers {
+		d := &smsgw.Customer{ID: cu.ID, Name: cu.Name, WebhookURL: cu.Webhook.URL, WebhookSecret: cu.Webhook.Secret}
+		for _, k := range cu.APIKeys {
+			if h, err := apiKeyHash(k); err == nil {
+				d.APIKeyHashes = append(d.APIKeyHashes, h)
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// Connector returns the connector with the given ID.
+func (c *Config) Connector(id string) (Connector, bool) {
+	for _, co := range c.Connectors {
+		if co.ID == id {
+			return co, true
+		}
+	}
+	return Connector{}, false
+}

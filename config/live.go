@@ -1,0 +1,109 @@
+package config
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/smsgw/smsgw"
+)
+
+// Live holds the configuration in force and replaces it when the file changes.
+// A file that fails to load is refused and the previous configuration stays.
+type Live struct {
+	path   string
+	logger *slog.Logger
+	state  atomic.Pointer[snapshot]
+}
+
+type snapshot struct {
+	cfg       *Config
+	modTime   time.Time
+	customers []*smsgw.Customer
+	byID      map[string]*smsgw.Customer
+	byAPIKey  map[string]*smsgw.Customer // key: hex SHA-256 of the API key
+}
+
+// NewLive loads path once; the error is returned if that first load fails.
+func NewLive(path string, logger *slog.Logger) (*Live, error) {
+	l := &Live{path: path, logger: logger}
+	if err := l.reload(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Static wraps an already loaded configuration that never reloads.
+func Static(cfg *Config) *Live {
+	l := &Live{logger: slog.New(slog.DiscardHandler)}
+	l.state.Store(newSnapshot(cfg, time.Time{}))
+	return l
+}
+
+func newSnapshot(cfg *Config, mod time.Time) *snapshot {
+	s := &snapshot{cfg: cfg, modTime: mod, byID: map[string]*smsgw.Customer{}, byAPIKey: map[string]*smsgw.Customer{}}
+	s.customers = cfg.DomainCustomers()
+	for _, c := range s.customers {
+		s.byID[c.ID] = c
+		for _, h := range c.APIKeyHashes {
+			s.byAPIKey[h] = c
+		}
+	}
+	return s
+}
+
+func (l *Live) reload() error {
+	st, err := os.Stat(l.path)
+	if err != nil {
+		return err
+	}
+	cfg, err := Load(l.path)
+	if err != nil {
+		return err
+	}
+	l.state.Store(newSnapshot(cfg, st.ModTime()))
+	return nil
+}
+
+// Watch checks the file every interval and reloads it when it changed, until
+// ctx is done.
+func (l *Live) Watch(ctx context.Context, interval time.Duration) {
+	if l.path == "" {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := os.Stat(l.path)
+		if err != nil || st.ModTime().Equal(l.state.Load().modTime) {
+			continue
+		}
+		if err := l.reload(); err != nil {
+			l.logger.Error("configuration refused; the previous one stays in force", "path", l.path, "err", err)
+			continue
+		}
+		l.logger.Info("configuration reloaded", "path", l.path)
+	}
+}
+
+// Config returns the configuration in force.
+func (l *Live) Config() *Config { return l.state.Load().cfg }
+
+// CustomerByAPIKey finds the customer owning an API key.
+func (l *Live) CustomerByAPIKey(key string) (*smsgw.Customer, bool) {
+	c, ok := l.state.Load().byAPIKey[smsgw.HashAPIKey(key)]
+	return c, ok
+}
+
+// Customer finds a customer by ID.
+func (l *Live) Customer(id string) (*smsgw.Customer, bool) {
+	c, ok := l.state.Load().byID[id]
+	return c, ok
+}
