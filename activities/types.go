@@ -1,0 +1,103 @@
+// Package activities holds the Temporal activities of a message's life and the
+// payloads they exchange with the workflows. Activities are methods on structs
+// that hold their dependencies; the small interfaces they need are declared here.
+package activities
+
+import (
+	"time"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/routing"
+)
+
+// SendName is the activity that submits a message upstream. It runs in a
+// connector process, on the connector's own task queue (see connectors/upstream).
+const SendName = "Send"
+
+// Error types carried by temporal.ApplicationError, so workflows decide on
+// types rather than on messages.
+const (
+	ErrTypeNoRoute        = "NoRoute"        // no rule matches the destination
+	ErrTypeInvalid        = "Invalid"        // the message cannot be encoded or split
+	ErrTypeSubmitRejected = "SubmitRejected" // upstream answered a permanent command_status
+	ErrTypeSubmitRetry    = "SubmitRetry"    // upstream answered a retryable command_status
+	ErrTypeNotBound       = "NotBound"       // the connector holds no bind right now
+	ErrTypeInDoubt        = "InDoubt"        // no submit_sm_resp: upstream may or may not have it
+	ErrTypeWebhookRefused = "WebhookRefused" // the customer's endpoint answered 4xx
+)
+
+// Part is one submit_sm of a message, already encoded.
+type Part struct {
+	Seq          int    `json:"seq"` // 1-based
+	DataCoding   byte   `json:"dataCoding"`
+	ESMClass     byte   `json:"esmClass"`
+	ShortMessage []byte `json:"shortMessage"`
+	SAR          *SAR   `json:"sar,omitempty"`
+}
+
+// SAR is the concatenation information sent as SMPP TLVs instead of a UDH.
+type SAR struct {
+	Ref   uint16 `json:"ref"`
+	Total uint8  `json:"total"`
+	Seq   uint8  `json:"seq"`
+}
+
+// PrepareInput is the input of Activities.Prepare.
+type PrepareInput struct {
+	Message smsgw.Message `json:"message"`
+	Seq     int           `json:"seq"` // event sequence number of the first event
+}
+
+// PrepareResult is the route and the encoded parts of a message.
+type PrepareResult struct {
+	Route    routing.Decision `json:"route"`
+	Encoding string           `json:"encoding"`
+	Parts    []Part           `json:"parts"`
+}
+
+// SendInput is the input of the send activity.
+type SendInput struct {
+	MessageID   string        `json:"messageId"`
+	ConnectorID string        `json:"connectorId"`
+	From        string        `json:"from"`
+	To          string        `json:"to"`
+	Validity    time.Duration `json:"validity"`
+	Parts       []Part        `json:"parts"`
+}
+
+// SendResult is what upstream answered: one message ID per part, in order.
+type SendResult struct {
+	UpstreamIDs []string  `json:"upstreamIds"`
+	SentAt      time.Time `json:"sentAt"`
+}
+
+// SendFailure is the detail attached to a failed send.
+type SendFailure struct {
+	CommandStatus uint32 `json:"commandStatus"`
+	StatusName    string `json:"statusName"`
+}
+
+// RecordInput is a step to record: events to append and the reporting row to
+// move forward. Both writes are idempotent.
+type RecordInput struct {
+	Events []smsgw.Event       `json:"events"`
+	Row    smsgw.MessageRecord `json:"row"`
+}
+
+// Notification is what a customer's webhook receives about a message.
+type Notification struct {
+	MessageID  string       `json:"messageId"`
+	Status     smsgw.Status `json:"status"`
+	Seq        int          `json:"seq"`
+	OccurredAt time.Time    `json:"occurredAt"`
+	ErrorCode  string       `json:"errorCode,omitempty"`
+	ErrorText  string       `json:"errorText,omitempty"`
+	Parts      int          `json:"parts,omitempty"`
+}
+
+// NotifyInput is the input of Activities.Notify.
+type NotifyInput struct {
+	CustomerID   string       `json:"customerId"`
+	CallbackURL  string       `json:"callbackUrl,omitempty"` // overrides the customer's webhook
+	Notification Notification `json:"notification"`
+}

@@ -1,0 +1,326 @@
+package workflows
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
+)
+
+// Retry and timeout settings of a message's steps.
+const (
+	recordTimeout     = 10 * time.Second
+	sendAttemptTime   = time.Minute
+	sendMaxAttempts   = 10
+	notifyRetryPeriod = 24 * time.Hour
+)
+
+// MessageWorkflow is the life of one message; its workflow ID is the message ID.
+//
+//  1. Prepare (local activity): route, encode and split, record acceptance.
+//  2. Send (activity on the connector's task queue): submit_sm per part.
+//  3. Record SENT, then wait for a receipt per part, or the end of validity.
+//  4. Record the final status and notify the customer's webhook.
+//
+// On the happy path of a one-part message this costs three workflow tasks.
+func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, error) {
+	m := in.Message
+	if m.Validity <= 0 {
+		m.Validity = smsgw.DefaultValidity
+	}
+	var a *activities.Activities
+	life := &messageLife{msg: m, status: smsgw.StatusAccepted}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (smsgw.Status, error) { return life.status, nil }); err != nil {
+		return MessageResult{}, err
+	}
+	receipts := workflow.GetSignalChannel(ctx, SignalReceipt)
+
+	// Store writes retry until the stores are back: a message in flight is never given up
+	// because a database was down for a while.
+	recordCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: recordTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeNoRoute, activities.ErrTypeInvalid},
+		},
+	})
+
+	// 1. Route, encode, record acceptance.
+	var prep activities.PrepareResult
+	err := workflow.ExecuteLocalActivity(recordCtx, a.Prepare, activities.PrepareInput{Message: m, Seq: life.nextSeq()}).Get(ctx, &prep)
+	life.nextSeq() // Prepare records two events: accepted and routed.
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		code := "PREPARE_FAILED"
+		if errors.As(err, &appErr) {
+			code = appErr.Type()
+		}
+		return life.end(ctx, recordCtx, smsgw.StatusRejected, code, rootMessage(err))
+	}
+	life.encoding, life.segments = prep.Encoding, len(prep.Parts)
+
+	// 2. Send, on the task queue of the connector that holds the bind.
+	connector := prep.Route.Connectors[0]
+	life.connector = connector
+	sendCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              SendTaskQueue(connector),
+		ScheduleToCloseTimeout: m.Validity,
+		StartToCloseTimeout:    sendAttemptTime,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			MaximumAttempts:        sendMaxAttempts,
+			NonRetryableErrorTypes: []string{activities.ErrTypeSubmitRejected, activities.ErrTypeInDoubt, activities.ErrTypeInvalid},
+		},
+	})
+	var sent activities.SendResult
+	err = workflow.ExecuteActivity(sendCtx, activities.SendName, activities.SendInput{
+		MessageID:   m.ID,
+		ConnectorID: connector,
+		From:        m.From,
+		To:          m.To,
+		Validity:    m.Validity,
+		Parts:       prep.Parts,
+	}).Get(ctx, &sent)
+	if err != nil {
+		status, code := sendFailureStatus(err)
+		return life.end(ctx, recordCtx, status, code, rootMessage(err))
+	}
+
+	// 3. Record SENT, then wait for the receipts.
+	life.status = smsgw.StatusSent
+	life.upstreamIDs = sent.UpstreamIDs
+	life.sentAt = sent.SentAt
+	if err := workflow.UpsertTypedSearchAttributes(ctx,
+		SearchMessageStatus.ValueSet(string(smsgw.StatusSent)),
+		SearchConnectorID.ValueSet(connector),
+		SearchUpstreamMessageID.ValueSet(sent.UpstreamIDs),
+	); err != nil {
+		return MessageResult{}, err
+	}
+	sentEvent := life.event(ctx, smsgw.EventSent, "sent", map[string]any{"connector": connector, "upstreamIds": sent.UpstreamIDs})
+	if err := workflow.ExecuteLocalActivity(recordCtx, a.Record, activities.RecordInput{
+		Events: []smsgw.Event{sentEvent},
+		Row:    life.row(ctx),
+	}).Get(ctx, nil); err != nil {
+		return MessageResult{}, err
+	}
+
+	status, code := life.awaitReceipts(ctx, receipts)
+	return life.end(ctx, recordCtx, status, code, "")
+}
+
+// messageLife is the state of one message as its workflow moves it along.
+type messageLife struct {
+	msg         smsgw.Message
+	status      smsgw.Status
+	seq         int
+	connector   string
+	encoding    string
+	segments    int
+	upstreamIDs []string
+	sentAt      time.Time
+	receipts    []ReceiptSignal
+	pending     []smsgw.Event // events not yet recorded
+}
+
+func (l *messageLife) nextSeq() int {
+	l.seq++
+	return l.seq
+}
+
+func (l *messageLife) event(ctx workflow.Context, typ, step string, data map[string]any) smsgw.Event {
+	return smsgw.NewEvent(l.msg.ID, l.msg.CustomerID, l.nextSeq(), typ, step, workflow.Now(ctx).UTC(), data)
+}
+
+func (l *messageLife) row(ctx workflow.Context) smsgw.MessageRecord {
+	r := smsgw.MessageRecord{
+		ID:          l.msg.ID,
+		CustomerID:  l.msg.CustomerID,
+		EntryPoint:  l.msg.EntryPoint,
+		From:        l.msg.From,
+		To:          l.msg.To,
+		Status:      l.status,
+		ConnectorID: l.connector,
+		Segments:    l.segments,
+		Encoding:    l.encoding,
+		AcceptedAt:  l.msg.AcceptedAt,
+		UpdatedAt:   workflow.Now(ctx).UTC(),
+	}
+	if len(l.upstreamIDs) > 0 {
+		r.UpstreamID = l.upstreamIDs[0]
+	}
+	if !l.sentAt.IsZero() {
+		t := l.sentAt
+		r.SentAt = &t
+	}
+	return r
+}
+
+// awaitReceipts waits until every part has a final receipt or validity ends.
+// Duplicate receipts and receipts for unknown parts are ignored; intermediate
+// states (ENROUTE, ACCEPTD) are recorded but do not end the wait.
+func (l *messageLife) awaitReceipts(ctx workflow.Context, receipts workflow.ReceiveChannel) (smsgw.Status, string) {
+	parts := make([]smsgw.Status, len(l.upstreamIDs))
+	errs := make([]string, len(l.upstreamIDs))
+	remaining := len(parts)
+
+	deadline := l.msg.AcceptedAt.Add(l.msg.Validity)
+	wait := deadline.Sub(workflow.Now(ctx))
+	if wait < time.Second {
+		wait = time.Second
+	}
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	timer := workflow.NewTimer(timerCtx, wait)
+	expired := false
+
+	for remaining > 0 && !expired {
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(receipts, func(c workflow.ReceiveChannel, _ bool) {
+			var s ReceiptSignal
+			c.Receive(ctx, &s)
+			i := l.partOf(s)
+			if i < 0 || parts[i].Final() {
+				return // not ours, or a duplicate of a final receipt
+			}
+			st, final := s.Receipt.Status()
+			l.receipts = append(l.receipts, s)
+			l.pending = append(l.pending, l.event(ctx, smsgw.EventReceipt, "receipt-"+strconv.Itoa(i+1)+"-"+s.Receipt.Stat, map[string]any{
+				"segment": i + 1, "upstreamId": s.Receipt.UpstreamID, "stat": s.Receipt.Stat, "err": s.Receipt.Err,
+			}))
+			if final {
+				parts[i] = st
+				errs[i] = s.Receipt.Err
+				remaining--
+			}
+		})
+		sel.AddFuture(timer, func(workflow.Future) { expired = true })
+		sel.Select(ctx)
+	}
+
+	// A part with no final receipt by the end of validity is EXPIRED, so the
+	// customer always gets a final status.
+	for i := range parts {
+		if !parts[i].Final() {
+			parts[i] = smsgw.StatusExpired
+		}
+	}
+	return combine(parts, errs)
+}
+
+// partOf finds the part a receipt belongs to: by segment, else by upstream ID.
+func (l *messageLife) partOf(s ReceiptSignal) int {
+	if s.Segment >= 1 && s.Segment <= len(l.upstreamIDs) {
+		return s.Segment - 1
+	}
+	for i, id := range l.upstreamIDs {
+		if id == s.Receipt.UpstreamID {
+			return i
+		}
+	}
+	return -1
+}
+
+// combine gives a message's status from its parts' statuses: DELIVERED when
+// every part is, otherwise the worst part's status.
+func combine(parts []smsgw.Status, errs []string) (smsgw.Status, string) {
+	for _, worst := range []smsgw.Status{smsgw.StatusUndeliverable, smsgw.StatusRejected, smsgw.StatusExpired} {
+		for i, s := range parts {
+			if s == worst {
+				return s, errs[i]
+			}
+		}
+	}
+	return smsgw.StatusDelivered, ""
+}
+
+// end records the final status, notifies the customer and finishes the workflow.
+func (l *messageLife) end(ctx, recordCtx workflow.Context, status smsgw.Status, code, text string) (MessageResult, error) {
+	var a *activities.Activities
+	l.status = status
+	now := workflow.Now(ctx).UTC()
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchMessageStatus.ValueSet(string(status))); err != nil {
+		return MessageResult{}, err
+	}
+	final := l.event(ctx, smsgw.EventFinal, "final", map[string]any{"status": string(status), "errorCode": code, "errorText": text})
+	row := l.row(ctx)
+	row.DoneAt = &now
+	row.ErrorCode, row.ErrorText = code, text
+	if err := workflow.ExecuteLocalActivity(recordCtx, a.Record, activities.RecordInput{
+		Events: append(l.pending, final),
+		Row:    row,
+	}).Get(ctx, nil); err != nil {
+		return MessageResult{}, err
+	}
+	l.pending = nil
+
+	notifyCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: notifyRetryPeriod,
+		StartToCloseTimeout:    30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeWebhookRefused},
+		},
+	})
+	err := workflow.ExecuteLocalActivity(notifyCtx, a.Notify, activities.NotifyInput{
+		CustomerID:  l.msg.CustomerID,
+		CallbackURL: l.msg.CallbackURL,
+		Notification: activities.Notification{
+			MessageID:  l.msg.ID,
+			Status:     status,
+			Seq:        l.nextSeq(),
+			OccurredAt: now,
+			ErrorCode:  code,
+			ErrorText:  text,
+			Parts:      l.segments,
+		},
+	}).Get(ctx, nil)
+	if err != nil {
+		// The message's status stands; the failed notification is in the
+		// history and the event store for redelivery.
+		workflow.GetLogger(ctx).Warn("notification not delivered", "err", err)
+	}
+	return MessageResult{Status: status, ErrorCode: code, ErrorText: text}, nil
+}
+
+// sendFailureStatus maps a failed send to the message's final status and error code.
+func sendFailureStatus(err error) (smsgw.Status, string) {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		if appErr.Type() == activities.ErrTypeSubmitRejected {
+			var f activities.SendFailure
+			if appErr.HasDetails() && appErr.Details(&f) == nil && f.StatusName != "" {
+				return smsgw.StatusRejected, f.StatusName
+			}
+			return smsgw.StatusRejected, appErr.Type()
+		}
+		return smsgw.StatusFailed, appErr.Type()
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return smsgw.StatusExpired, "VALIDITY_ENDED_BEFORE_SEND"
+	}
+	return smsgw.StatusFailed, "SEND_FAILED"
+}
+
+// rootMessage is the innermost error message, which is what a customer can act on.
+func rootMessage(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}

@@ -1,0 +1,255 @@
+package workflows
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw/config"
+)
+
+// These tests run the workflow in Temporal's test environment (virtual time)
+// with the real Activities over in-memory stores; the send activity is
+// replaced per test to play the upstream SMSC.
+
+type memEvents struct {
+	mu     sync.Mutex
+	events map[string]smsgw.Event
+}
+
+func (m *memEvents) AppendEvents(_ context.Context, evs ...smsgw.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range evs {
+		if _, dup := m.events[e.ID]; !dup {
+			m.events[e.ID] = e
+		}
+	}
+	return nil
+}
+
+type memReports struct {
+	mu   sync.Mutex
+	rows map[string]smsgw.MessageRecord
+}
+
+func (m *memReports) UpsertMessage(_ context.Context, r smsgw.MessageRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.rows[r.ID]; ok && old.Status.Rank() > r.Status.Rank() {
+		return nil
+	}
+	m.rows[r.ID] = r
+	return nil
+}
+
+type memNotifier struct {
+	mu   sync.Mutex
+	sent []activities.Notification
+}
+
+func (m *memNotifier) Notify(_ context.Context, _, _ string, n activities.Notification) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sent = append(m.sent, n)
+	return nil
+}
+
+type oneGSMPart struct{}
+
+func (oneGSMPart) Encode(text, _, _, _ string) (string, []activities.Part, error) {
+	return "GSM7", []activities.Part{{Seq: 1, ShortMessage: []byte(text)}}, nil
+}
+
+type harness struct {
+	env      *testsuite.TestWorkflowEnvironment
+	events   *memEvents
+	reports  *memReports
+	notifier *memNotifier
+	msg      smsgw.Message
+}
+
+func newHarness(t *testing.T, send func(context.Context, activities.SendInput) (activities.SendResult, error)) *harness {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	cfg, err := config.Parse([]byte(`
+customers:
+  - {id: acme, apiKeys: ["plain:k"], webhook: {url: "http://127.0.0.1:1/hook", secret: s}}
+connectors:
+  - {id: sim, address: "127.0.0.1:2776"}
+routes:
+  - {name: all, prefixes: ["+"], connectors: [sim]}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{
+		env:      env,
+		events:   &memEvents{events: map[string]smsgw.Event{}},
+		reports:  &memReports{rows: map[string]smsgw.MessageRecord{}},
+		notifier: &memNotifier{},
+		msg: smsgw.Message{
+			ID: "m1", CustomerID: "acme", EntryPoint: smsgw.EntryREST,
+			From: "ACME", To: "+61412345678", Text: "hello", Validity: time.Hour,
+			AcceptedAt: env.Now(),
+		},
+	}
+	env.RegisterActivity(&activities.Activities{
+		Config: config.Static(cfg), Events: h.events, Reports: h.reports, Encoder: oneGSMPart{},
+		Notifier: h.notifier, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+	})
+	env.RegisterActivityWithOptions(send, activity.RegisterOptions{Name: activities.SendName})
+	return h
+}
+
+func (h *harness) signalAt(d time.Duration, stat, upstreamID string) {
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "sim", UpstreamID: upstreamID, Stat: stat}})
+	}, d)
+}
+
+func (h *harness) run(t *testing.T) MessageResult {
+	t.Helper()
+	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg})
+	if !h.env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	if err := h.env.GetWorkflowError(); err != nil {
+		t.Fatalf("workflow error: %v", err)
+	}
+	var res MessageResult
+	if err := h.env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func sentOK(ids ...string) func(context.Context, activities.SendInput) (activities.SendResult, error) {
+	return func(context.Context, activities.SendInput) (activities.SendResult, error) {
+		return activities.SendResult{UpstreamIDs: ids, SentAt: time.Now()}, nil
+	}
+}
+
+func (h *harness) assertFinal(t *testing.T, res MessageResult, want smsgw.Status) {
+	t.Helper()
+	if res.Status != want {
+		t.Fatalf("status = %s (%s), want %s", res.Status, res.ErrorCode, want)
+	}
+	if got := h.reports.rows[h.msg.ID].Status; got != want {
+		t.Errorf("reporting row status = %s, want %s", got, want)
+	}
+	if len(h.notifier.sent) != 1 || h.notifier.sent[0].Status != want {
+		t.Errorf("notifications = %+v, want one %s", h.notifier.sent, want)
+	}
+	if _, ok := h.events.events[h.msg.ID+":final"]; !ok {
+		t.Errorf("no final event recorded")
+	}
+}
+
+func TestHappyPath(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	h.signalAt(time.Minute, "DELIVRD", "abc")
+	res := h.run(t)
+	h.assertFinal(t, res, smsgw.StatusDelivered)
+	for _, step := range []string{"accepted", "routed", "sent", "receipt-1-DELIVRD", "final", "notified-DELIVERED"} {
+		if _, ok := h.events.events["m1:"+step]; !ok {
+			t.Errorf("event %q missing", step)
+		}
+	}
+	n := h.notifier.sent[0]
+	if n.Seq <= h.events.events["m1:final"].Seq {
+		t.Errorf("notification seq %d not after final event seq %d", n.Seq, h.events.events["m1:final"].Seq)
+	}
+}
+
+func TestReceiptBeforeSendCompletes(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	h.signalAt(0, "DELIVRD", "abc") // arrives before the send activity has returned
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+}
+
+func TestDuplicateAndIntermediateReceipts(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	h.signalAt(time.Second, "ENROUTE", "abc")
+	h.signalAt(2*time.Second, "DELIVRD", "abc")
+	h.signalAt(3*time.Second, "DELIVRD", "abc")
+	h.signalAt(4*time.Second, "DELIVRD", "other-message")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if _, ok := h.events.events["m1:receipt-1-ENROUTE"]; !ok {
+		t.Error("intermediate receipt not recorded")
+	}
+}
+
+func TestValidityEndsAsExpired(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	res := h.run(t) // no receipt ever comes; the test clock skips ahead
+	h.assertFinal(t, res, smsgw.StatusExpired)
+}
+
+func TestUndeliverableReceipt(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	h.signalAt(time.Second, "UNDELIV", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusUndeliverable)
+}
+
+func TestPermanentUpstreamErrorRejects(t *testing.T) {
+	calls := 0
+	h := newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {
+		calls++
+		return activities.SendResult{}, temporal.NewNonRetryableApplicationError("invalid destination", activities.ErrTypeSubmitRejected, nil,
+			activities.SendFailure{CommandStatus: 0x0B, StatusName: "ESME_RINVDSTADR"})
+	})
+	res := h.run(t)
+	h.assertFinal(t, res, smsgw.StatusRejected)
+	if res.ErrorCode != "ESME_RINVDSTADR" || calls != 1 {
+		t.Fatalf("error code %q after %d calls, want ESME_RINVDSTADR after 1", res.ErrorCode, calls)
+	}
+}
+
+func TestRetryableUpstreamErrorIsRetried(t *testing.T) {
+	calls := 0
+	h := newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {
+		calls++
+		if calls < 3 {
+			return activities.SendResult{}, temporal.NewApplicationError("throttled", activities.ErrTypeSubmitRetry, activities.SendFailure{CommandStatus: 0x58, StatusName: "ESME_RTHROTTLED"})
+		}
+		return activities.SendResult{UpstreamIDs: []string{"abc"}, SentAt: time.Now()}, nil
+	})
+	h.signalAt(10*time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if calls != 3 {
+		t.Fatalf("send called %d times, want 3", calls)
+	}
+}
+
+func TestRetriesExhaustedFail(t *testing.T) {
+	h := newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {
+		return activities.SendResult{}, temporal.NewApplicationError("queue full", activities.ErrTypeSubmitRetry)
+	})
+	res := h.run(t)
+	h.assertFinal(t, res, smsgw.StatusFailed)
+	if res.ErrorCode != activities.ErrTypeSubmitRetry {
+		t.Fatalf("error code = %q", res.ErrorCode)
+	}
+}
+
+func TestMultipartNeedsEveryPart(t *testing.T) {
+	h := newHarness(t, sentOK("p1", "p2"))
+	h.signalAt(time.Second, "DELIVRD", "p1")
+	h.signalAt(2*time.Second, "DELIVRD", "p2")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+
+	h = newHarness(t, sentOK("p1", "p2"))
+	h.signalAt(time.Second, "DELIVRD", "p1")
+	h.signalAt(2*time.Second, "UNDELIV", "p2")
+	h.assertFinal(t, h.run(t), smsgw.StatusUndeliverable)
+}
