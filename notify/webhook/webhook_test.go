@@ -1,0 +1,58 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
+)
+
+func TestNotifySignsAndClassifies(t *testing.T) {
+	status := http.StatusOK
+	var gotSig string
+	var gotBody []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotSig = r.Header.Get(SignatureHeader)
+		gotBody, _ = io.ReadAll(r.Body)
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	s := New(time.Second, prometheus.NewRegistry())
+	n := activities.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 5, OccurredAt: time.Now()}
+
+	if err := s.Notify(context.Background(), srv.URL, "secret", n); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify("secret", gotSig, gotBody, time.Now(), time.Minute); err != nil {
+		t.Fatalf("signature: %v", err)
+	}
+	if err := Verify("other", gotSig, gotBody, time.Now(), time.Minute); err == nil {
+		t.Fatal("wrong secret verified")
+	}
+	if err := Verify("secret", gotSig, append(gotBody, ' '), time.Now(), time.Minute); err == nil {
+		t.Fatal("changed body verified")
+	}
+
+	for _, c := range []struct {
+		code    int
+		refused bool
+	}{{500, false}, {503, false}, {429, false}, {400, true}, {404, true}} {
+		status = c.code
+		err := s.Notify(context.Background(), srv.URL, "secret", n)
+		if err == nil || errors.Is(err, activities.ErrRefused) != c.refused {
+			t.Errorf("HTTP %d: err = %v, refused want %v", c.code, err, c.refused)
+		}
+	}
+	srv.Close()
+	if err := s.Notify(context.Background(), srv.URL, "secret", n); err == nil || errors.Is(err, activities.ErrRefused) {
+		t.Errorf("closed server: err = %v, want a retryable error", err)
+	}
+}
