@@ -1,0 +1,151 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/textproto"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	smsgwv1 "github.com/smsgw/smsgw/proto/smsgw/v1"
+)
+
+// idempotencyKeyMD is the gRPC metadata key for the idempotency key; the REST
+// header Idempotency-Key is forwarded under it.
+const idempotencyKeyMD = "idempotency-key"
+
+// gatewayAddr is the remote address of every connection the REST gateway
+// makes to the gRPC server. Only the in-process listener hands it out, so a
+// network client cannot pose as the gateway.
+type gatewayAddr struct{}
+
+func (gatewayAddr) Network() string { return "inprocess" }
+func (gatewayAddr) String() string  { return "rest-gateway" }
+
+// inProcessListener is an in-memory listener whose connections report
+// gatewayAddr as their remote address.
+type inProcessListener struct{ *bufconn.Listener }
+
+type gatewayConn struct{ net.Conn }
+
+func (gatewayConn) RemoteAddr() net.Addr { return gatewayAddr{} }
+
+func newInProcessListener() *inProcessListener {
+	return &inProcessListener{bufconn.Listen(256 << 10)}
+}
+
+func (l *inProcessListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return gatewayConn{c}, nil
+}
+
+// jsonMarshaler is the REST wire format: camelCase names, every field
+// present in answers, and unknown fields in requests refused.
+var jsonMarshaler = &runtime.HTTPBodyMarshaler{
+	Marshaler: &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	},
+}
+
+// newGateway returns the REST mapping of MessageService over client.
+func newGateway(ctx context.Context, client smsgwv1.MessageServiceClient) (*runtime.ServeMux, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithForwardResponseOption(acceptedStatus),
+	)
+	if err := smsgwv1.RegisterMessageServiceHandlerClient(ctx, mux, client); err != nil {
+		return nil, fmt.Errorf("api: register REST gateway: %w", err)
+	}
+	return mux, nil
+}
+
+// incomingHeader forwards the Idempotency-Key header as gRPC metadata, and
+// everything else as grpc-gateway does by default (Authorization included).
+func incomingHeader(key string) (string, bool) {
+	if textproto.CanonicalMIMEHeaderKey(key) == "Idempotency-Key" {
+		return idempotencyKeyMD, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// acceptedStatus answers a submission with 202 Accepted: the message is
+// durable but not yet delivered.
+func acceptedStatus(_ context.Context, w http.ResponseWriter, m proto.Message) error {
+	if _, ok := m.(*smsgwv1.SubmitMessageResponse); ok {
+		w.WriteHeader(http.StatusAccepted)
+	}
+	return nil
+}
+
+// newHTTPHandler routes the operational endpoints and sends everything else
+// to the REST gateway, with the body capped at maxBody bytes.
+func newHTTPHandler(gw *runtime.ServeMux, maxBody int64, ready func(context.Context) error, g prometheus.Gatherer, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := ready(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %v\n", err)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("/", limitBody(gw, maxBody))
+	return mux
+}
+
+// limitBody reads at most max bytes of the request body before the gateway
+// sees it, and answers 413 with grpc-gateway's error body for anything larger.
+func limitBody(gw *runtime.ServeMux, max int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			gw.ServeHTTP(w, r)
+			return
+		}
+		tooLarge := func() {
+			_, out := runtime.MarshalerForRequest(gw, r)
+			runtime.HTTPError(r.Context(), gw, out, w, r, &runtime.HTTPStatusError{
+				HTTPStatus: http.StatusRequestEntityTooLarge,
+				Err:        status.Errorf(codes.InvalidArgument, "request body is larger than %d bytes", max),
+			})
+		}
+		if r.ContentLength > max {
+			tooLarge()
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+		if err != nil {
+			_, out := runtime.MarshalerForRequest(gw, r)
+			runtime.HTTPError(r.Context(), gw, out, w, r, status.Errorf(codes.InvalidArgument, "reading request body: %v", err))
+			return
+		}
+		if int64(len(body)) > max {
+			tooLarge()
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		gw.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,205 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	smsgw "github.com/smsgw/smsgw"
+)
+
+// customerKey is the context key of the authenticated customer.
+type customerKey struct{}
+
+// CustomerFromContext returns the customer whose API key authenticated the
+// request, inside a handler behind the API's interceptors.
+func CustomerFromContext(ctx context.Context) (*smsgw.Customer, bool) {
+	c, ok := ctx.Value(customerKey{}).(*smsgw.Customer)
+	return c, ok && c != nil
+}
+
+// entryPoint tells REST from gRPC: REST calls arrive over the gateway's
+// in-process connection, which no network client can use.
+func entryPoint(ctx context.Context) smsgw.EntryPoint {
+	if p, ok := peer.FromContext(ctx); ok {
+		if _, ok := p.Addr.(gatewayAddr); ok {
+			return smsgw.EntryREST
+		}
+	}
+	return smsgw.EntryGRPC
+}
+
+// grpcCodes maps domain error codes to gRPC codes; grpc-gateway then maps
+// those to HTTP (400, 401, 404, 409, 503, 429). Anything else is Internal.
+var grpcCodes = map[string]codes.Code{
+	smsgw.EINVALID:      codes.InvalidArgument,
+	smsgw.EUNAUTHORIZED: codes.Unauthenticated,
+	smsgw.ENOTFOUND:     codes.NotFound,
+	smsgw.ECONFLICT:     codes.AlreadyExists,
+	smsgw.EUNAVAILABLE:  codes.Unavailable,
+	smsgw.ETHROTTLED:    codes.ResourceExhausted,
+}
+
+// metrics are the API's request counters, labelled by gRPC method.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsgw_api_requests_total",
+			Help: "API requests, REST and gRPC, by gRPC method and result code.",
+		}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "smsgw_api_request_duration_seconds",
+			Help:    "Time to answer an API request, REST and gRPC, by gRPC method.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method"}),
+	}
+	var err error
+	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name, so that two Servers can share a registry.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+// interceptor is the one chain every call goes through, REST or gRPC:
+// authenticate, run the handler, map its error to a gRPC status, then log
+// and count the result.
+type interceptor struct {
+	log       *slog.Logger
+	metrics   *metrics
+	customers Customers
+}
+
+func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	cust, err := i.authenticate(ctx)
+	var resp any
+	if err == nil {
+		resp, err = handler(context.WithValue(ctx, customerKey{}, cust), req)
+	}
+	err = i.toStatus(ctx, info.FullMethod, err)
+	i.observe(ctx, info.FullMethod, cust, start, err)
+	return resp, err
+}
+
+func (i *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	ctx := ss.Context()
+	cust, err := i.authenticate(ctx)
+	if err == nil {
+		err = handler(srv, &customerStream{ServerStream: ss, ctx: context.WithValue(ctx, customerKey{}, cust)})
+	}
+	err = i.toStatus(ctx, info.FullMethod, err)
+	i.observe(ctx, info.FullMethod, cust, start, err)
+	return err
+}
+
+type customerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *customerStream) Context() context.Context { return s.ctx }
+
+// authenticate finds the customer of the `authorization: Bearer <key>` metadata.
+func (i *interceptor) authenticate(ctx context.Context) (*smsgw.Customer, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return nil, smsgw.Errorf(smsgw.EUNAUTHORIZED, "missing API key: send the header Authorization: Bearer <key>")
+	}
+	key, ok := bearerToken(vals[0])
+	if !ok {
+		return nil, smsgw.Errorf(smsgw.EUNAUTHORIZED, "the Authorization header must be Bearer <key>")
+	}
+	cust, ok := i.customers.CustomerByAPIKey(key)
+	if !ok || cust == nil {
+		return nil, smsgw.Errorf(smsgw.EUNAUTHORIZED, "invalid API key")
+	}
+	return cust, nil
+}
+
+// bearerToken returns the key of "Bearer <key>"; the scheme is case-insensitive.
+func bearerToken(h string) (string, bool) {
+	scheme, key, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	key = strings.TrimSpace(key)
+	return key, key != ""
+}
+
+// toStatus turns a handler's error into the status the caller sees. Domain
+// errors keep their customer-safe message; anything unexpected is logged with
+// its cause and answered with a generic Internal.
+func (i *interceptor) toStatus(ctx context.Context, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var domain *smsgw.Error
+	if errors.As(err, &domain) {
+		if c, ok := grpcCodes[domain.Code]; ok {
+			return status.Error(c, domain.Message)
+		}
+	} else if _, ok := status.FromError(err); ok {
+		return err
+	} else if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, "request canceled")
+	} else if errors.Is(err, context.DeadlineExceeded) {
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	i.log.ErrorContext(ctx, "api internal error", "method", method, "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// observe logs and counts one finished call.
+func (i *interceptor) observe(ctx context.Context, method string, cust *smsgw.Customer, start time.Time, err error) {
+	elapsed := time.Since(start)
+	code := status.Code(err)
+	name := strings.TrimPrefix(method, "/")
+	i.metrics.requests.WithLabelValues(name, code.String()).Inc()
+	i.metrics.duration.WithLabelValues(name).Observe(elapsed.Seconds())
+
+	customer := ""
+	if cust != nil {
+		customer = cust.ID
+	}
+	i.log.LogAttrs(ctx, slog.LevelInfo, "api request",
+		slog.String("method", name),
+		slog.String("code", code.String()),
+		slog.Duration("duration", elapsed),
+		slog.String("customer", customer),
+		slog.String("entry", string(entryPoint(ctx))),
+	)
+}

@@ -1,0 +1,233 @@
+// Package api is the gateway's customer-facing edge: the gRPC MessageService,
+// and REST through a grpc-gateway mux that calls the same gRPC server over an
+// in-process connection, so both entry points pass through one interceptor
+// chain (logging, metrics, API-key authentication, error mapping). The HTTP
+// listener also serves /metrics, /healthz and /readyz.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	smsgw "github.com/smsgw/smsgw"
+	smsgwv1 "github.com/smsgw/smsgw/proto/smsgw/v1"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultGRPCAddr        = ":9090"
+	DefaultHTTPAddr        = ":8080"
+	DefaultMaxBodyBytes    = 64 << 10
+	DefaultShutdownTimeout = 15 * time.Second
+)
+
+// Customers finds the customer an API key belongs to.
+type Customers interface {
+	CustomerByAPIKey(key string) (*smsgw.Customer, bool)
+}
+
+// Config is where and how the API listens.
+type Config struct {
+	GRPCAddr string // used by ListenAndServe; default ":9090"
+	HTTPAddr string // used by ListenAndServe; default ":8080"
+	// MaxBodyBytes caps a REST request body and a gRPC request message;
+	// default 64 KiB. A larger REST body is answered 413.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the graceful stop once Serve's context is done;
+	// after it, open connections are closed. Default 15 s.
+	ShutdownTimeout time.Duration
+}
+
+// Deps are what the API serves from. Submitter, Messages and Customers are
+// required; a nil Ready means always ready, a nil Logger discards logs, and
+// nil Registerer and Gatherer mean a private registry served on /metrics.
+type Deps struct {
+	Submitter  smsgw.Submitter
+	Messages   smsgw.MessageReader
+	Customers  Customers
+	Ready      func(ctx context.Context) error // /readyz: nil error = ready
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer // served on /metrics
+}
+
+// Server serves the gRPC API, its REST mapping and the operational endpoints.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	grpc    *grpc.Server
+	gateway *inProcessListener // the REST gateway's way into grpc
+	gwConn  *grpc.ClientConn
+	http    http.Handler
+}
+
+// New builds a Server. Nothing listens until Serve.
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Submitter == nil || d.Messages == nil || d.Customers == nil {
+		return nil, errors.New("api: Submitter, Messages and Customers are required")
+	}
+	if cfg.GRPCAddr == "" {
+		cfg.GRPCAddr = DefaultGRPCAddr
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Ready == nil {
+		d.Ready = func(context.Context) error { return nil }
+	}
+	if d.Registerer == nil && d.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		d.Registerer, d.Gatherer = reg, reg
+	}
+	if d.Registerer == nil || d.Gatherer == nil {
+		return nil, errors.New("api: Registerer and Gatherer must be given together")
+	}
+
+	m, err := newMetrics(d.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	chain := &interceptor{log: d.Logger, metrics: m, customers: d.Customers}
+
+	s := &Server{cfg: cfg, log: d.Logger, gateway: newInProcessListener()}
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(chain.unary),
+		grpc.ChainStreamInterceptor(chain.stream),
+		grpc.MaxRecvMsgSize(int(cfg.MaxBodyBytes)),
+	)
+	smsgwv1.RegisterMessageServiceServer(s.grpc, &messageService{submitter: d.Submitter, messages: d.Messages})
+
+	// The gateway dials the same grpc.Server through an in-memory listener;
+	// NewClient connects lazily, on the first REST request.
+	s.gwConn, err = grpc.NewClient("passthrough:///smsgw-gateway",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return s.gateway.DialContext(ctx)
+		}),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("api: in-process gateway connection: %w", err)
+	}
+	gw, err := newGateway(context.Background(), smsgwv1.NewMessageServiceClient(s.gwConn))
+	if err != nil {
+		return nil, err
+	}
+	s.http = newHTTPHandler(gw, cfg.MaxBodyBytes, d.Ready, d.Gatherer, d.Logger)
+	return s, nil
+}
+
+// GRPCServer returns the gRPC server, for registering more services before Serve.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// HTTPHandler returns the HTTP handler: REST API, /metrics, /healthz and
+// /readyz. The REST routes answer only while Serve runs, because they reach
+// the gRPC server through it.
+func (s *Server) HTTPHandler() http.Handler { return s.http }
+
+// ListenAndServe listens on the configured addresses and calls Serve.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	var lc net.ListenConfig
+	grpcLn, err := lc.Listen(ctx, "tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("api: listen gRPC: %w", err)
+	}
+	httpLn, err := lc.Listen(ctx, "tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		grpcLn.Close()
+		return fmt.Errorf("api: listen HTTP: %w", err)
+	}
+	return s.Serve(ctx, grpcLn, httpLn)
+}
+
+// Serve serves gRPC on grpcLn and HTTP on httpLn until ctx is done, then
+// stops gracefully: HTTP first (finishing REST calls in flight), then gRPC.
+// It returns nil after a stop asked for by ctx, or the error of a server that
+// failed on its own. Serve may be called once; it closes both listeners.
+func (s *Server) Serve(ctx context.Context, grpcLn, httpLn net.Listener) error {
+	if grpcLn == nil || httpLn == nil {
+		return errors.New("api: Serve needs a gRPC and an HTTP listener")
+	}
+	httpSrv := &http.Server{
+		Handler:           s.http,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+
+	errc := make(chan error, 3)
+	go func() { errc <- wrapServeErr("gRPC", s.grpc.Serve(grpcLn)) }()
+	go func() { errc <- wrapServeErr("in-process gRPC", s.grpc.Serve(s.gateway)) }()
+	go func() {
+		err := httpSrv.Serve(httpLn)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- wrapServeErr("HTTP", err)
+	}()
+	s.log.InfoContext(ctx, "api listening", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String())
+
+	var first error
+	pending := 3
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+		pending--
+	}
+	s.shutdown(httpSrv)
+	for ; pending > 0; pending-- {
+		if err := <-errc; first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// shutdown stops HTTP and then gRPC, each gracefully within ShutdownTimeout.
+func (s *Server) shutdown(httpSrv *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(ctx); err != nil {
+		s.log.Warn("api: HTTP graceful shutdown cut short", "err", err)
+		httpSrv.Close()
+	}
+	s.gwConn.Close()
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.log.Warn("api: gRPC graceful stop cut short")
+		s.grpc.Stop()
+		<-stopped
+	}
+	s.log.Info("api stopped")
+}
+
+func wrapServeErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("api: %s server: %w", what, err)
+}

@@ -1,0 +1,539 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	smsgw "github.com/smsgw/smsgw"
+	smsgwv1 "github.com/smsgw/smsgw/proto/smsgw/v1"
+)
+
+const (
+	aliceKey = "alice-key-1"
+	bobKey   = "bob-key-1"
+)
+
+// recordingSubmitter validates with the domain's own rules, records what it
+// accepted and answers with a fixed error when one is set.
+type recordingSubmitter struct {
+	mu   sync.Mutex
+	got  []smsgw.Message
+	fail error
+}
+
+func (s *recordingSubmitter) Submit(_ context.Context, m smsgw.Message) (smsgw.Accepted, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return smsgw.Accepted{}, s.fail
+	}
+	if err := m.Validate(); err != nil {
+		return smsgw.Accepted{}, err
+	}
+	s.got = append(s.got, m)
+	return smsgw.Accepted{ID: fmt.Sprintf("msg-%d", len(s.got)), Status: smsgw.StatusAccepted, Segments: 1, Encoding: "GSM7"}, nil
+}
+
+func (s *recordingSubmitter) setFail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = err
+}
+
+func (s *recordingSubmitter) received() []smsgw.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]smsgw.Message(nil), s.got...)
+}
+
+// recordReader serves message records from a map.
+type recordReader map[string]smsgw.MessageRecord
+
+func (r recordReader) GetMessage(_ context.Context, id string) (smsgw.MessageRecord, error) {
+	rec, ok := r[id]
+	if !ok {
+		return smsgw.MessageRecord{}, smsgw.Errorf(smsgw.ENOTFOUND, "no message %s", id)
+	}
+	return rec, nil
+}
+
+// customerList finds customers by their hashed keys, as configuration does.
+type customerList []*smsgw.Customer
+
+func (l customerList) CustomerByAPIKey(key string) (*smsgw.Customer, bool) {
+	for _, c := range l {
+		if c.HasAPIKey(key) {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type testServer struct {
+	submitter *recordingSubmitter
+	baseURL   string
+	grpcAddr  string
+	logs      *syncBuffer
+	readyErr  error
+}
+
+var deliveredAt = time.Date(2026, 11, 26, 10, 0, 5, 0, time.UTC)
+
+// startServer runs a Server on loopback ports until the test ends, and
+// checks that it then stops cleanly.
+func startServer(t testing.TB, cfg Config, readyErr error) *testServer {
+	t.Helper()
+	ts := &testServer{submitter: &recordingSubmitter{}, logs: &syncBuffer{}, readyErr: readyErr}
+	accepted := deliveredAt.Add(-5 * time.Second)
+	reg := prometheus.NewRegistry()
+	srv, err := New(cfg, Deps{
+		Submitter: ts.submitter,
+		Messages: recordReader{
+			"alice-1": {ID: "alice-1", CustomerID: "alice", From: "Shop", To: "+61412345678", Status: smsgw.StatusDelivered,
+				ConnectorID: "telco-a", Segments: 2, Encoding: "UCS2", AcceptedAt: accepted, SentAt: &accepted, DoneAt: &deliveredAt},
+			"bob-1": {ID: "bob-1", CustomerID: "bob", From: "Bob", To: "+61400000000", Status: smsgw.StatusSent, AcceptedAt: accepted},
+		},
+		Customers: customerList{
+			{ID: "alice", APIKeyHashes: []string{smsgw.HashAPIKey(aliceKey)}},
+			{ID: "bob", APIKeyHashes: []string{smsgw.HashAPIKey(bobKey)}},
+		},
+		Ready:      func(context.Context) error { return ts.readyErr },
+		Logger:     slog.New(slog.NewJSONHandler(ts.logs, nil)),
+		Registerer: reg,
+		Gatherer:   reg,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	grpcLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.grpcAddr = grpcLn.Addr().String()
+	ts.baseURL = "http://" + httpLn.Addr().String()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, grpcLn, httpLn) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve returned %v after a requested stop", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return within 10s of its context ending")
+		}
+		if c, err := net.DialTimeout("tcp", ts.grpcAddr, time.Second); err == nil {
+			c.Close()
+			t.Error("gRPC listener still accepts after Serve returned")
+		}
+	})
+	return ts
+}
+
+// do sends a REST request and returns the status and decoded JSON body.
+func (ts *testServer) do(t testing.TB, method, path, key string, body io.Reader, header map[string]string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.baseURL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
+		out = map[string]any{"raw": string(raw)}
+	}
+	return resp.StatusCode, out
+}
+
+func (ts *testServer) grpcClient(t testing.TB) smsgwv1.MessageServiceClient {
+	t.Helper()
+	conn, err := grpc.NewClient(ts.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return smsgwv1.NewMessageServiceClient(conn)
+}
+
+// withKey returns a context carrying an API key and any more metadata pairs.
+func withKey(key string, kv ...string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), append([]string{"authorization", "Bearer " + key}, kv...)...)
+}
+
+const validBody = `{"from":"Shop","to":"+61412345678","text":"hello","callbackUrl":"https://example.com/cb","validitySeconds":3600}`
+
+func TestRESTSubmitAnswers202WithIDAndStatus(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("status %d, body %v; want 202", code, body)
+	}
+	if body["id"] != "msg-1" || body["status"] != "MESSAGE_STATUS_ACCEPTED" || body["encoding"] != "GSM7" || body["segments"] != float64(1) {
+		t.Errorf("body = %v", body)
+	}
+	got := ts.submitter.received()
+	if len(got) != 1 {
+		t.Fatalf("submitter got %d messages, want 1", len(got))
+	}
+	want := smsgw.Message{CustomerID: "alice", EntryPoint: smsgw.EntryREST, From: "Shop", To: "+61412345678", Text: "hello",
+		CallbackURL: "https://example.com/cb", Validity: time.Hour}
+	if got[0] != want {
+		t.Errorf("submitted %+v\nwant      %+v", got[0], want)
+	}
+}
+
+func TestRESTIdempotencyKeyHeaderReachesSubmitter(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), map[string]string{"Idempotency-Key": "order-42"})
+	if code != http.StatusAccepted {
+		t.Fatalf("status %d, body %v", code, body)
+	}
+	if got := ts.submitter.received(); len(got) != 1 || got[0].IdempotencyKey != "order-42" {
+		t.Fatalf("submitted %+v, want idempotency key order-42", got)
+	}
+
+	// The header and the body field must not contradict each other.
+	b := `{"from":"Shop","to":"+61412345678","text":"hi","idempotencyKey":"other"}`
+	code, body = ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(b), map[string]string{"Idempotency-Key": "order-42"})
+	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["message"]), "differ") {
+		t.Errorf("conflicting keys: status %d, body %v; want 400 naming the difference", code, body)
+	}
+}
+
+func TestGRPCSubmitWithMetadata(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	client := ts.grpcClient(t)
+	validity := int32(600)
+	resp, err := client.SubmitMessage(withKey(bobKey, "idempotency-key", "k-7"), &smsgwv1.SubmitMessageRequest{
+		From: "Bob", To: "0061 412 345 678", Text: "hi there", ValiditySeconds: &validity,
+	})
+	if err != nil {
+		t.Fatalf("SubmitMessage: %v", err)
+	}
+	if resp.GetId() != "msg-1" || resp.GetStatus() != smsgwv1.MessageStatus_MESSAGE_STATUS_ACCEPTED || resp.GetSegments() != 1 {
+		t.Errorf("response = %v", resp)
+	}
+	key := "k-8"
+	if _, err := client.SubmitMessage(withKey(bobKey), &smsgwv1.SubmitMessageRequest{From: "Bob", To: "+61412345678", Text: "x", IdempotencyKey: &key}); err != nil {
+		t.Fatalf("SubmitMessage with body key: %v", err)
+	}
+	got := ts.submitter.received()
+	if len(got) != 2 {
+		t.Fatalf("submitter got %d messages, want 2", len(got))
+	}
+	if got[0].CustomerID != "bob" || got[0].EntryPoint != smsgw.EntryGRPC || got[0].IdempotencyKey != "k-7" || got[0].Validity != 10*time.Minute {
+		t.Errorf("first submission %+v", got[0])
+	}
+	if got[1].IdempotencyKey != "k-8" || got[1].Validity != 0 {
+		t.Errorf("second submission %+v", got[1])
+	}
+}
+
+func TestUnauthenticatedIsRefused(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	for _, tc := range []struct{ name, auth string }{
+		{"no key", ""},
+		{"wrong key", "Bearer nope"},
+		{"wrong scheme", "Basic " + aliceKey},
+		{"empty bearer", "Bearer "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := map[string]string{}
+			if tc.auth != "" {
+				hdr["Authorization"] = tc.auth
+			}
+			code, body := ts.do(t, "POST", "/v1/messages", "", strings.NewReader(validBody), hdr)
+			if code != http.StatusUnauthorized || body["code"] != float64(codes.Unauthenticated) || body["message"] == "" {
+				t.Errorf("REST: status %d, body %v; want 401 with a message", code, body)
+			}
+			code, _ = ts.do(t, "GET", "/v1/messages/alice-1", "", nil, hdr)
+			if code != http.StatusUnauthorized {
+				t.Errorf("REST GET: status %d, want 401", code)
+			}
+		})
+	}
+	client := ts.grpcClient(t)
+	_, err := client.SubmitMessage(context.Background(), &smsgwv1.SubmitMessageRequest{From: "a", To: "+61412345678", Text: "x"})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC without key: %v, want Unauthenticated", err)
+	}
+	_, err = client.GetMessage(withKey("wrong"), &smsgwv1.GetMessageRequest{Id: "alice-1"})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC with a wrong key: %v, want Unauthenticated", err)
+	}
+	if n := len(ts.submitter.received()); n != 0 {
+		t.Errorf("submitter got %d messages from unauthenticated callers", n)
+	}
+}
+
+func TestRESTBadInputIs400WithReason(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	for _, tc := range []struct{ name, body, reason string }{
+		{"malformed JSON", `{"from":"Shop",`, "unexpected EOF"},
+		{"not an object", `[1,2]`, "proto"},
+		{"unknown field", `{"from":"Shop","to":"+61412345678","text":"hi","colour":"red"}`, `unknown field "colour"`},
+		{"missing fields", `{"from":"Shop"}`, "to is required; text is required"},
+		{"empty body", ``, "from is required"},
+		{"number not a number", `{"from":"Shop","to":"+61412345678","text":"hi","validitySeconds":"soon"}`, "validitySeconds"},
+		{"number out of range", `{"from":"Shop","to":"+61412345678","text":"hi","validitySeconds":99999999999}`, "validitySeconds"},
+		{"negative validity", `{"from":"Shop","to":"+61412345678","text":"hi","validitySeconds":-5}`, "validity must be between"},
+		{"bad destination", `{"from":"Shop","to":"12ab","text":"hi"}`, "not a valid international phone number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(tc.body), nil)
+			if code != http.StatusBadRequest {
+				t.Fatalf("status %d, body %v; want 400", code, body)
+			}
+			if body["code"] != float64(codes.InvalidArgument) || !strings.Contains(fmt.Sprint(body["message"]), tc.reason) {
+				t.Errorf("body %v; want InvalidArgument mentioning %q", body, tc.reason)
+			}
+			if _, ok := body["details"].([]any); !ok {
+				t.Errorf("body %v has no details array", body)
+			}
+		})
+	}
+	if n := len(ts.submitter.received()); n != 0 {
+		t.Errorf("submitter accepted %d bad messages", n)
+	}
+}
+
+func TestRESTOversizeBodyIs413(t *testing.T) {
+	ts := startServer(t, Config{MaxBodyBytes: 1024}, nil)
+	big := `{"from":"Shop","to":"+61412345678","text":"` + strings.Repeat("a", 2000) + `"}`
+	code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(big), nil)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(fmt.Sprint(body["message"]), "larger than 1024 bytes") {
+		t.Errorf("with Content-Length: status %d, body %v; want 413 with a reason", code, body)
+	}
+	// Without a Content-Length (chunked), the limit holds as the body is read.
+	code, body = ts.do(t, "POST", "/v1/messages", aliceKey, io.MultiReader(strings.NewReader(big)), nil)
+	if code != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked: status %d, body %v; want 413", code, body)
+	}
+	// Just under the limit still passes.
+	code, body = ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), nil)
+	if code != http.StatusAccepted {
+		t.Errorf("small body: status %d, body %v; want 202", code, body)
+	}
+}
+
+func TestGetMessageOnlyForItsCustomer(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	code, body := ts.do(t, "GET", "/v1/messages/alice-1", aliceKey, nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("own message: status %d, body %v", code, body)
+	}
+	want := map[string]any{
+		"id": "alice-1", "status": "MESSAGE_STATUS_DELIVERED", "from": "Shop", "to": "+61412345678", "connectorId": "telco-a",
+		"segments": float64(2), "encoding": "UCS2", "errorCode": "", "errorText": "",
+		"acceptedAt": "2026-11-26T10:00:00Z", "sentAt": "2026-11-26T10:00:00Z", "doneAt": "2026-11-26T10:00:05Z",
+	}
+	for k, v := range want {
+		if body[k] != v {
+			t.Errorf("%s = %v, want %v", k, body[k], v)
+		}
+	}
+
+	_, other := ts.do(t, "GET", "/v1/messages/bob-1", aliceKey, nil, nil)
+	code, _ = ts.do(t, "GET", "/v1/messages/bob-1", aliceKey, nil, nil)
+	if code != http.StatusNotFound {
+		t.Errorf("another customer's message: status %d, want 404", code)
+	}
+	code, absent := ts.do(t, "GET", "/v1/messages/nobody-1", aliceKey, nil, nil)
+	if code != http.StatusNotFound {
+		t.Errorf("unknown message: status %d, want 404", code)
+	}
+	if strings.ReplaceAll(fmt.Sprint(other), "bob-1", "X") != strings.ReplaceAll(fmt.Sprint(absent), "nobody-1", "X") {
+		t.Errorf("another's message answers %v, an absent one %v; they must not be told apart", other, absent)
+	}
+
+	client := ts.grpcClient(t)
+	if _, err := client.GetMessage(withKey(aliceKey), &smsgwv1.GetMessageRequest{Id: "bob-1"}); status.Code(err) != codes.NotFound {
+		t.Errorf("gRPC another's message: %v, want NotFound", err)
+	}
+	resp, err := client.GetMessage(withKey(bobKey), &smsgwv1.GetMessageRequest{Id: "bob-1"})
+	if err != nil || resp.GetMessage().GetStatus() != smsgwv1.MessageStatus_MESSAGE_STATUS_SENT || resp.GetMessage().GetDoneAt() != nil {
+		t.Errorf("gRPC own message: %v, %v", resp, err)
+	}
+}
+
+func TestDomainErrorsMapToHTTPStatus(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	for _, tc := range []struct {
+		err     error
+		code    int
+		message string
+	}{
+		{smsgw.Unavailable("workflow service", errors.New("dial tcp: refused")), http.StatusServiceUnavailable, "workflow service is unavailable"},
+		{smsgw.Errorf(smsgw.ETHROTTLED, "over 10 messages per second"), http.StatusTooManyRequests, "over 10 messages per second"},
+		{smsgw.Errorf(smsgw.ECONFLICT, "idempotency key reused with another message"), http.StatusConflict, "idempotency key reused with another message"},
+		{fmt.Errorf("boom: secret detail"), http.StatusInternalServerError, "internal error"},
+		{&smsgw.Error{Code: smsgw.EINTERNAL, Message: "store broke", Err: errors.New("secret detail")}, http.StatusInternalServerError, "internal error"},
+	} {
+		ts.submitter.setFail(tc.err)
+		code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), nil)
+		if code != tc.code || body["message"] != tc.message {
+			t.Errorf("%v: status %d, body %v; want %d %q", tc.err, code, body, tc.code, tc.message)
+		}
+		if strings.Contains(fmt.Sprint(body), "secret") {
+			t.Errorf("%v: the cause leaked to the client: %v", tc.err, body)
+		}
+	}
+	if !strings.Contains(ts.logs.String(), "secret detail") {
+		t.Error("the cause of an internal error was not logged")
+	}
+}
+
+func TestRESTAndGRPCShareInterceptors(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	if code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), nil); code != http.StatusAccepted {
+		t.Fatalf("REST submit: %d %v", code, body)
+	}
+	if _, err := ts.grpcClient(t).SubmitMessage(withKey(bobKey), &smsgwv1.SubmitMessageRequest{From: "Bob", To: "+61412345678", Text: "x"}); err != nil {
+		t.Fatalf("gRPC submit: %v", err)
+	}
+	ts.do(t, "POST", "/v1/messages", "", strings.NewReader(validBody), nil)
+
+	metrics := get(t, ts.baseURL+"/metrics", http.StatusOK)
+	for _, line := range []string{
+		`smsgw_api_requests_total{code="OK",method="smsgw.v1.MessageService/SubmitMessage"} 2`,
+		`smsgw_api_requests_total{code="Unauthenticated",method="smsgw.v1.MessageService/SubmitMessage"} 1`,
+		`smsgw_api_request_duration_seconds_count{method="smsgw.v1.MessageService/SubmitMessage"} 3`,
+	} {
+		if !strings.Contains(metrics, line+"\n") {
+			t.Errorf("/metrics lacks %s", line)
+		}
+	}
+
+	var entries []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(ts.logs.String()), "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(l), &e) == nil && e["msg"] == "api request" {
+			entries = append(entries, e)
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		seen[fmt.Sprintf("%v %v %v", e["entry"], e["customer"], e["code"])] = true
+		if _, ok := e["duration"]; !ok || e["method"] != "smsgw.v1.MessageService/SubmitMessage" {
+			t.Errorf("log entry %v lacks method or duration", e)
+		}
+	}
+	for _, want := range []string{"rest alice OK", "grpc bob OK", "rest  Unauthenticated"} {
+		if !seen[want] {
+			t.Errorf("no request log for %q; got %v", want, seen)
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	ts := startServer(t, Config{}, errors.New("temporal: connection refused"))
+	get(t, ts.baseURL+"/healthz", http.StatusOK)
+	if body := get(t, ts.baseURL+"/readyz", http.StatusServiceUnavailable); !strings.Contains(body, "temporal: connection refused") {
+		t.Errorf("/readyz body %q does not give the reason", body)
+	}
+
+	ready := startServer(t, Config{}, nil)
+	get(t, ready.baseURL+"/readyz", http.StatusOK)
+}
+
+func TestNewRefusesMissingDependencies(t *testing.T) {
+	if _, err := New(Config{}, Deps{Submitter: &recordingSubmitter{}}); err == nil {
+		t.Error("New without Messages and Customers succeeded")
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bearer abc": "abc", "bearer abc": "abc", "  Bearer   abc  ": "abc", "Bearer": "", "Bearer ": "", "Basic abc": "", "abc": "",
+	} {
+		got, ok := bearerToken(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("bearerToken(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+}
+
+func TestEveryStatusHasAProtoValue(t *testing.T) {
+	for _, s := range []smsgw.Status{smsgw.StatusAccepted, smsgw.StatusSent, smsgw.StatusDelivered, smsgw.StatusUndeliverable,
+		smsgw.StatusExpired, smsgw.StatusRejected, smsgw.StatusFailed} {
+		p := statusToProto(s)
+		if p == smsgwv1.MessageStatus_MESSAGE_STATUS_UNSPECIFIED || p.String() != "MESSAGE_STATUS_"+string(s) {
+			t.Errorf("status %s maps to %s", s, p)
+		}
+	}
+	if statusToProto("BOGUS") != smsgwv1.MessageStatus_MESSAGE_STATUS_UNSPECIFIED {
+		t.Error("an unknown status must map to UNSPECIFIED")
+	}
+}
+
+func get(t testing.TB, url string, wantCode int) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantCode {
+		t.Fatalf("GET %s: status %d, want %d; body %s", url, resp.StatusCode, wantCode, b)
+	}
+	return string(b)
+}
