@@ -1,0 +1,63 @@
+# smsgw: `make dev` runs the gateway with everything it needs on this machine;
+# `make test` runs every test against real servers. Both build their tools
+# from the Go module proxy at pinned versions, once, into bin/.
+
+GO               ?= go
+TEMPORAL_VERSION := v1.5.1
+FUZZTIME         ?= 5s
+BIN              := $(CURDIR)/bin
+
+include Makefile.generate
+
+.PHONY: dev test unit e2e fuzz vet build tools deploy-check bench clean
+
+## dev: run Temporal, the databases, the SMSC simulator and `smsgw all` (Ctrl-C stops all).
+##      UPSTREAM=host:port binds to an external SMSC instead of the simulator.
+dev: tools build
+	UPSTREAM="$(UPSTREAM)" ./scripts/dev.sh
+
+## test: vet, unit and end-to-end tests, and a short run of every fuzz target.
+test: tools vet
+	SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb $(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
+
+## unit: only the fast tests (no servers needed).
+unit:
+	$(GO) test -short ./...
+
+vet:
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o $(BIN)/smsgw ./cmd/smsgw
+
+## tools: the Temporal CLI and the dev databases, built once.
+tools: $(BIN)/temporal $(BIN)/devdb
+
+$(BIN)/temporal:
+	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+$(BIN)/devdb: dev/go.mod dev/go.sum $(wildcard dev/cmd/devdb/*.go)
+	cd dev && $(GO) build -o $(BIN)/devdb ./cmd/devdb
+
+## fuzz: run each fuzz target for FUZZTIME (go test allows one target per run).
+fuzz:
+	@set -e; for pkg in $$($(GO) list -f '{{if .TestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || \
+	      { echo "FAIL: $$pkg $$t (see testdata/fuzz for the failing input)"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+	  done; \
+	done
+
+## bench: Go benchmarks of the hot paths.
+bench:
+	SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb $(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+## deploy-check: lint and render the Helm chart, strict-decode the manifests, check Terraform, alerts and dashboard.
+deploy-check:
+	./scripts/deploy-check.sh
+
+clean:
+	rm -rf .data $(BIN)/smsgw

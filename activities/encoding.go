@@ -1,0 +1,58 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/smsgw/smsgw/segment"
+)
+
+// TextEncoder encodes and splits texts with the segment package: GSM 7-bit
+// when every character fits, UCS-2 otherwise, concatenated by UDH.
+type TextEncoder struct {
+	// Refs hands out concatenation reference numbers per connector and destination.
+	Refs segment.ReferenceAllocator
+	// Options gives a customer's encoding options; nil means the defaults.
+	Options func(customerID string) segment.Options
+}
+
+func (e TextEncoder) options(customerID string) segment.Options {
+	if e.Options == nil {
+		return segment.Options{}
+	}
+	return e.Options(customerID)
+}
+
+// Encode implements Encoder.
+func (e TextEncoder) Encode(text, customerID, connectorID, to string) (string, []Part, error) {
+	opt := e.options(customerID)
+	var ref uint16
+	if c, err := segment.Count(text, opt); err != nil {
+		return "", nil, err
+	} else if c.Segments > 1 {
+		if ref, err = e.Refs.Next(context.Background(), connectorID, to); err != nil {
+			return "", nil, fmt.Errorf("concatenation reference: %w", err)
+		}
+	}
+	plan, err := segment.Split(text, opt, ref)
+	if err != nil {
+		return "", nil, err
+	}
+	parts := make([]Part, len(plan.Parts))
+	for i, p := range plan.Parts {
+		parts[i] = Part{Seq: p.Seq, DataCoding: plan.DataCoding, ESMClass: p.ESMClass, ShortMessage: p.Payload}
+		if p.SAR != nil {
+			parts[i].SAR = &SAR{Ref: p.SAR.Ref, Total: p.SAR.Total, Seq: p.SAR.Seq}
+		}
+	}
+	return plan.Encoding.String(), parts, nil
+}
+
+// Count tells the encoding and number of parts a text will take.
+func (e TextEncoder) Count(text, customerID string) (string, int, error) {
+	c, err := segment.Count(text, e.options(customerID))
+	if err != nil {
+		return "", 0, err
+	}
+	return c.Encoding, c.Segments, nil
+}

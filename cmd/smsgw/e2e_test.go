@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/connectors/smpptest"
+	"github.com/smsgw/smsgw/internal/testenv"
+	"github.com/smsgw/smsgw/notify/webhook"
+	"github.com/smsgw/smsgw/store/mongostore"
+	"github.com/smsgw/smsgw/store/mysqlstore"
+)
+
+// The end-to-end tests run `smsgw all` against a real Temporal dev server,
+// FerretDB, MariaDB, SMSC simulators on TCP and an HTTP webhook receiver.
+
+// hookRecorder is a customer's webhook endpoint.
+type hookRecorder struct {
+	mu    sync.Mutex
+	got   map[string][]map[string]any
+	bad   []string
+	srv   *http.Server
+	url   string
+	fails int // answer 503 to this many posts first
+}
+
+func newHookRecorder(t *testing.T, secret string) *hookRecorder {
+	h := &hookRecorder{got: map[string][]map[string]any{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.url = "http://" + ln.Addr().String() + "/hook"
+	h.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.fails > 0 {
+			h.fails--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if err := webhook.Verify(secret, r.Header.Get(webhook.SignatureHeader), body, time.Now(), time.Minute); err != nil {
+			h.bad = append(h.bad, err.Error())
+		}
+		var n map[string]any
+		if err := json.Unmarshal(body, &n); err != nil {
+			h.bad = append(h.bad, err.Error())
+		}
+		id, _ := n["messageId"].(string)
+		h.got[id] = append(h.got[id], n)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = h.srv.Serve(ln) }()
+	t.Cleanup(func() { h.srv.Close() })
+	return h
+}
+
+func (h *hookRecorder) waitFor(t *testing.T, id string, timeout time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		got := h.got[id]
+		h.mu.Unlock()
+		if len(got) > 0 {
+			return got[0]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no webhook for %s within %s", id, timeout)
+	return nil
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startSim(t *testing.T, ctx context.Context, cfg smpptest.Config) (*smpptest.SMSC, string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := smpptest.New(cfg)
+	go func() { _ = sim.Serve(ctx, ln) }()
+	return sim, ln.Addr().String()
+}
+
+type gateway struct {
+	base     string
+	temporal string
+	mongoURI string
+	mongoDB  string
+	mysqlDSN string
+	hook     *hookRecorder
+	sim      *smpptest.SMSC
+	early    *smpptest.SMSC
+}
+
+// startGateway runs `smsgw all` with two connectors: "sim" (receipts after
+// the submit response, routes +61) and "early" (the receipt comes before the
+// submit response, routes +64).
+func startGateway(t *testing.T) *gateway {
+	if testing.Short() {
+		t.Skip("end-to-end test: needs the Temporal CLI, FerretDB and MariaDB")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &gateway{
+		temporal: testenv.TemporalAddress(t),
+		mongoURI: testenv.MongoURI(t),
+		mongoDB:  testenv.MongoDatabase(t),
+		mysqlDSN: testenv.MySQLDSN(t),
+		hook:     newHookRecorder(t, "acme-secret"),
+	}
+	var simAddr, earlyAddr string
+	g.sim, simAddr = startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw", ReceiptDelay: 50 * time.Millisecond,
+		Outcome: func(dest string) (string, string) {
+			if strings.HasSuffix(dest, "0000") {
+				return "UNDELIV", "001"
+			}
+			return "DELIVRD", "000"
+		}})
+	g.early, earlyAddr = startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw", ReceiptBeforeResp: true})
+
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := fmt.Sprintf(`
+customers:
+  - id: acme
+    apiKeys: ["plain:acme-key"]
+    webhook: {url: %q, secret: acme-secret}
+  - id: other
+    apiKeys: ["sha256:%s"]
+connectors:
+  - {id: sim, address: %q, systemId: gw, password: pw, windowSize: 10}
+  - {id: early, address: %q, systemId: gw, password: pw}
+routes:
+  - {name: australia, prefixes: ["+61"], connectors: [sim]}
+  - {name: new-zealand, prefixes: ["+64"], connectors: [early]}
+`, g.hook.url, smsgw.HashAPIKey("other-key"), simAddr, earlyAddr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
+	g.base = "http://" + httpAddr
+	done := make(chan int, 1)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	go func() {
+		done <- run(ctx, []string{"all",
+			"-config", cfgPath, "-temporal-address", g.temporal,
+			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
+			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-log-level", "warn",
+		}, func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("smsgw did not stop within 30s")
+		}
+		if t.Failed() {
+			logMu.Lock()
+			t.Logf("smsgw logs:\n%s", logs.String())
+			logMu.Unlock()
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(g.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("smsgw exited with %d:\n%s", code, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("smsgw not ready: %v\n%s", err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return g
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (g *gateway) do(t *testing.T, method, path, key, body string, header ...string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, g.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &out)
+	if out == nil {
+		out = map[string]any{"raw": string(raw)}
+	}
+	return resp.StatusCode, out
+}
+
+func statusName(v any) string {
+	return strings.TrimPrefix(fmt.Sprint(v), "MESSAGE_STATUS_")
+}
+
+func TestEndToEndRESTToWebhook(t *testing.T) {
+	g := startGateway(t)
+
+	code, acc := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+61412345678","text":"Hello {world} €","callbackUrl":""}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("submit: HTTP %d %v", code, acc)
+	}
+	id, _ := acc["id"].(string)
+	if id == "" || statusName(acc["status"]) != "ACCEPTED" {
+		t.Fatalf("submit answer %v", acc)
+	}
+
+	n := g.hook.waitFor(t, id, 30*time.Second)
+	if n["status"] != "DELIVERED" || n["seq"] == nil || n["occurredAt"] == nil {
+		t.Fatalf("webhook %v, want DELIVERED with seq and occurredAt", n)
+	}
+	g.hook.mu.Lock()
+	if len(g.hook.bad) > 0 {
+		t.Errorf("bad webhooks: %v", g.hook.bad)
+	}
+	g.hook.mu.Unlock()
+
+	// The API, the reporting row and the event store agree.
+	code, msg := g.do(t, "GET", "/v1/messages/"+id, "acme-key", "")
+	if code != 200 || statusName(msg["status"]) != "DELIVERED" || msg["to"] != "+61412345678" {
+		t.Fatalf("GET: HTTP %d %v", code, msg)
+	}
+	ctx := context.Background()
+	reports, err := mysqlstore.Open(ctx, g.mysqlDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reports.Close()
+	row, err := reports.GetMessage(ctx, id)
+	if err != nil || row.Status != smsgw.StatusDelivered || row.ConnectorID != "sim" || row.UpstreamID == "" || row.DoneAt == nil {
+		t.Fatalf("reporting row %+v, %v", row, err)
+	}
+	events, err := mongostore.Open(ctx, g.mongoURI, g.mongoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close(ctx)
+	evs, err := events.Events(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range evs {
+		types = append(types, e.Type)
+	}
+	want := []string{smsgw.EventAccepted, smsgw.EventRouted, smsgw.EventSent, smsgw.EventReceipt, smsgw.EventFinal, smsgw.EventNotified}
+	if strings.Join(types, ",") != strings.Join(want, ",") {
+		t.Fatalf("events %v, want %v", types, want)
+	}
+
+	// Upstream saw the message once, in GSM 7-bit, and with the upstream ID we recorded.
+	var seen int
+	for _, s := range g.sim.Submits() {
+		if s.DestAddr == "61412345678" {
+			seen++
+			if s.DataCoding != 0 || s.UpstreamID != row.UpstreamID {
+				t.Errorf("submit at the SMSC: %+v, row upstream id %s", s, row.UpstreamID)
+			}
+		}
+	}
+	if seen != 1 {
+		t.Fatalf("SMSC received the message %d times, want 1", seen)
+	}
+
+	// Support staff find it in Temporal by customer and status.
+	tc, err := client.Dial(client.Options{HostPort: g.temporal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	query := fmt.Sprintf(`CustomerId = "acme" AND MessageStatus = "DELIVERED" AND ConnectorId = "sim" AND WorkflowId = %q`, id)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err == nil && len(resp.GetExecutions()) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("visibility query %s found nothing: %v", query, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Another customer does not see it.
+	if code, _ := g.do(t, "GET", "/v1/messages/"+id, "other-key", ""); code != http.StatusNotFound {
+		t.Fatalf("other customer's GET: HTTP %d, want 404", code)
+	}
+}
+
+func TestEndToEndReceiptBeforeSubmitResponse(t *testing.T) {
+	g := startGateway(t)
+	g.hook.mu.Lock()
+	g.hook.fails = 2 // the customer's endpoint fails twice before it takes the receipt
+	g.hook.mu.Unlock()
+	code, acc := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+6421555123","text":"early bird"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("submit: HTTP %d %v", code, acc)
+	}
+	id := acc["id"].(string)
+	n := g.hook.waitFor(t, id, 30*time.Second)
+	if n["status"] != "DELIVERED" {
+		t.Fatalf("webhook %v, want DELIVERED", n)
+	}
+	time.Sleep(time.Second)
+	g.hook.mu.Lock()
+	defer g.hook.mu.Unlock()
+	if len(g.hook.got[id]) != 1 || g.hook.fails != 0 {
+		t.Fatalf("webhook taken %d times after %d refusals left, want once after both", len(g.hook.got[id]), g.hook.fails)
+	}
+}
+
+func TestEndToEndIdempotencyAndBadInput(t *testing.T) {
+	g := startGateway(t)
+	body := `{"from":"ACME","to":"+61412345001","text":"once only"}`
+	code1, a1 := g.do(t, "POST", "/v1/messages", "acme-key", body, "Idempotency-Key", "order-77")
+	code2, a2 := g.do(t, "POST", "/v1/messages", "acme-key", body, "Idempotency-Key", "order-77")
+	if code1 != 202 || code2 != 202 || a1["id"] != a2["id"] {
+		t.Fatalf("same key: %d %v / %d %v, want the same id twice", code1, a1, code2, a2)
+	}
+	g.hook.waitFor(t, a1["id"].(string), 30*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	var seen int
+	for _, s := range g.sim.Submits() {
+		if s.DestAddr == "61412345001" {
+			seen++
+		}
+	}
+	if seen != 1 {
+		t.Fatalf("idempotent submit reached the SMSC %d times, want 1", seen)
+	}
+
+	for _, c := range []struct {
+		key, body string
+		want      int
+		reason    string
+	}{
+		{"", body, 401, ""},
+		{"wrong", body, 401, ""},
+		{"acme-key", `{"from":`, 400, ""},
+		{"acme-key", `{"from":"ACME","to":"+61412345678"}`, 400, "text is required"},
+		{"acme-key", `{"from":"ACME","to":"12ab","text":"x"}`, 400, "not a valid international phone number"},
+		{"acme-key", `{"from":"ACME","to":"+61412345678","text":"` + strings.Repeat("x", 2000) + `"}`, 400, "at most"},
+		{"acme-key", `{"from":"ACME","to":"+4915112345678","text":"x"}`, 400, "no route"},
+	} {
+		code, out := g.do(t, "POST", "/v1/messages", c.key, c.body)
+		if code != c.want || !strings.Contains(fmt.Sprint(out["message"]), c.reason) {
+			t.Errorf("POST %.40s with key %q: HTTP %d %v, want %d with %q", c.body, c.key, code, out, c.want, c.reason)
+		}
+	}
+	if code, _ := g.do(t, "GET", "/v1/messages/does-not-exist", "acme-key", ""); code != 404 {
+		t.Errorf("unknown id: HTTP %d, want 404", code)
+	}
+}
+
+func TestEndToEndUndeliverable(t *testing.T) {
+	g := startGateway(t)
+	_, acc := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+61400000000","text":"to a dead phone"}`)
+	n := g.hook.waitFor(t, acc["id"].(string), 30*time.Second)
+	if n["status"] != "UNDELIVERABLE" || n["errorCode"] != "001" {
+		t.Fatalf("webhook %v, want UNDELIVERABLE with error 001", n)
+	}
+}

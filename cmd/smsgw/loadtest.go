@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// loadtest submits messages over REST with a callbackUrl pointing at its own
+// webhook receiver, then reports throughput, latency, and any message lost or
+// notified twice.
+func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	apiURL := fs.String("url", "http://127.0.0.1:8080", "gateway REST base URL")
+	key := fs.String("key", "demo-key", "API key")
+	n := fs.Int("n", 1000, "messages to submit")
+	rate := fs.Float64("rate", 0, "submissions per second (0: as fast as -concurrency allows)")
+	conc := fs.Int("concurrency", 32, "submissions in flight")
+	to := fs.String("to-prefix", "+6140", "destination prefix; each message appends its index as 7 digits")
+	text := fs.String("text", "load test message", "message text")
+	hookAddr := fs.String("webhook-addr", "127.0.0.1:0", "listen address of the webhook receiver")
+	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the last receipt")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, err := runLoad(ctx, loadSpec{
+		url: *apiURL, key: *key, n: *n, rate: *rate, concurrency: *conc,
+		to: *to, text: *text, hookAddr: *hookAddr, wait: *wait,
+	})
+	if err != nil {
+		return err
+	}
+	r.print(stdout)
+	if r.lost > 0 || r.duplicated > 0 || r.failed > 0 {
+		return fmt.Errorf("%d lost, %d duplicated, %d submissions failed", r.lost, r.duplicated, r.failed)
+	}
+	return nil
+}
+
+type loadSpec struct {
+	url, key, to, text, hookAddr string
+	n, concurrency               int
+	rate                         float64
+	wait                         time.Duration
+}
+
+type loadReport struct {
+	n, accepted, failed, delivered, otherFinal, lost, duplicated int
+	submitElapsed, deliverElapsed                                time.Duration
+	acceptLatency, endToEnd                                      []time.Duration
+	firstError                                                   string
+}
+
+func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
+	type outcome struct {
+		submitted time.Time
+		notified  int
+		status    string
+		at        time.Time
+	}
+	var mu sync.Mutex
+	byID := map[string]*outcome{}
+	early := map[string][]string{} // notifications that beat the submit response
+	var finals atomic.Int64
+
+	ln, err := net.Listen("tcp", spec.hookAddr)
+	if err != nil {
+		return nil, err
+	}
+	hook := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			MessageID string `json:"messageId"`
+			Status    string `json:"status"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		if o, ok := byID[body.MessageID]; ok {
+			o.notified++
+			o.status, o.at = body.Status, time.Now()
+		} else {
+			early[body.MessageID] = append(early[body.MessageID], body.Status)
+		}
+		mu.Unlock()
+		finals.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = hook.Serve(ln) }()
+	defer hook.Close()
+	callback := "http://" + ln.Addr().String() + "/hook"
+
+	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: spec.concurrency}}
+	rep := &loadReport{n: spec.n}
+	var lat []time.Duration
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range spec.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				body, _ := json.Marshal(map[string]string{
+					"from": "LOADTEST", "to": fmt.Sprintf("%s%07d", spec.to, i),
+					"text": spec.text, "callbackUrl": callback,
+				})
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, spec.url+"/v1/messages", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+spec.key)
+				req.Header.Set("Content-Type", "application/json")
+				t0 := time.Now()
+				resp, err := httpc.Do(req)
+				var acc struct {
+					ID string `json:"id"`
+				}
+				if err == nil {
+					if resp.StatusCode/100 != 2 {
+						msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+						err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+					} else {
+						err = json.NewDecoder(resp.Body).Decode(&acc)
+					}
+					resp.Body.Close()
+				}
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil || acc.ID == "" {
+					rep.failed++
+					if rep.firstError == "" && err != nil {
+						rep.firstError = err.Error()
+					}
+				} else {
+					rep.accepted++
+					lat = append(lat, d)
+					o := &outcome{submitted: t0}
+					if st, ok := early[acc.ID]; ok {
+						o.notified, o.status, o.at = len(st), st[len(st)-1], time.Now()
+						delete(early, acc.ID)
+					}
+					byID[acc.ID] = o
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	var tick *time.Ticker
+	if spec.rate > 0 {
+		tick = time.NewTicker(time.Duration(float64(time.Second) / spec.rate))
+		defer tick.Stop()
+	}
+feed:
+	for i := range spec.n {
+		if tick != nil {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	rep.submitElapsed = time.Since(start)
+
+	deadline := time.Now().Add(spec.wait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		mu.Lock()
+		done := true
+		for _, o := range byID {
+			if o.notified == 0 {
+				done = false
+				break
+			}
+		}
+		mu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // let late duplicates show
+	mu.Lock()
+	defer mu.Unlock()
+	var last time.Time
+	for _, o := range byID {
+		switch {
+		case o.notified == 0:
+			rep.lost++
+			continue
+		case o.notified > 1:
+			rep.duplicated++
+		}
+		if o.status == "DELIVERED" || o.status == "MESSAGE_STATUS_DELIVERED" {
+			rep.delivered++
+		} else {
+			rep.otherFinal++
+		}
+		rep.endToEnd = append(rep.endToEnd, o.at.Sub(o.submitted))
+		if o.at.After(last) {
+			last = o.at
+		}
+	}
+	if !last.IsZero() {
+		rep.deliverElapsed = last.Sub(start)
+	}
+	rep.acceptLatency = lat
+	if rep.accepted == 0 && rep.failed > 0 {
+		return rep, errors.New("no submission accepted: " + rep.firstError)
+	}
+	return rep, nil
+}
+
+func (r *loadReport) print(w io.Writer) {
+	perSec := func(n int, d time.Duration) float64 {
+		if d <= 0 {
+			return 0
+		}
+		return float64(n) / d.Seconds()
+	}
+	fmt.Fprintf(w, "submitted      %d (accepted %d, failed %d)\n", r.n, r.accepted, r.failed)
+	fmt.Fprintf(w, "accepted/s     %.1f over %s\n", perSec(r.accepted, r.submitElapsed), r.submitElapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "delivered/s    %.1f (%d DELIVERED, %d other final) over %s\n", perSec(r.delivered+r.otherFinal, r.deliverElapsed), r.delivered, r.otherFinal, r.deliverElapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "accept latency p50 %s  p99 %s\n", pct(r.acceptLatency, 50), pct(r.acceptLatency, 99))
+	fmt.Fprintf(w, "end to end     p50 %s  p99 %s (submit to webhook)\n", pct(r.endToEnd, 50), pct(r.endToEnd, 99))
+	fmt.Fprintf(w, "lost           %d\nduplicated     %d\n", r.lost, r.duplicated)
+	if r.firstError != "" {
+		fmt.Fprintf(w, "first error    %s\n", r.firstError)
+	}
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(0, min(len(s)-1, i-1))].Round(100 * time.Microsecond)
+}

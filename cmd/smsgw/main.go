@@ -1,0 +1,76 @@
+// Command smsgw is the SMS gateway. One binary, many roles:
+//
+//	smsgw api        gRPC and REST API (grpc-gateway), metrics, probes
+//	smsgw worker     Temporal workflows and the activities that need no bind
+//	smsgw connector  binds to upstream SMSCs; sends, receives receipts and MO
+//	smsgw all        every role in one process
+//	smsgw migrate    applies database migrations and registers search attributes
+//	smsgw smsc-sim   an SMSC simulator to develop and test against
+//	smsgw loadtest   submits messages over REST and measures the gateway
+//	smsgw webhook-sink   prints the webhooks it receives, checking signatures
+//	smsgw hash-key   prints the configuration form of an API key
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: smsgw <role> [flags]
+
+roles:
+  api        gRPC and REST API, metrics and probes
+  worker     Temporal workflows and activities
+  connector  binds to upstream SMSCs
+  all        every role in one process
+  migrate    apply database migrations, create indexes, register search attributes
+  smsc-sim   run an SMSC simulator
+  loadtest   submit messages over REST and report throughput and latency
+  hash-key   print the configuration form of an API key
+
+Run "smsgw <role> -h" for the flags of a role.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	role, rest := args[0], args[1:]
+	var err error
+	switch role {
+	case "api", "worker", "connector", "all":
+		err = serve(ctx, role, rest, getenv, stdout, stderr)
+	case "migrate":
+		err = migrate(ctx, rest, getenv, stderr)
+	case "smsc-sim":
+		err = smscSim(ctx, rest, stdout, stderr)
+	case "loadtest":
+		err = loadtest(ctx, rest, stdout, stderr)
+	case "webhook-sink":
+		err = webhookSink(ctx, rest, stdout, stderr)
+	case "hash-key":
+		err = hashKey(rest, stdout)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "smsgw: unknown role %q\n\n%s", role, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "smsgw %s: %v\n", role, err)
+		return 1
+	}
+	return 0
+}

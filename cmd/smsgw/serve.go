@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw/api"
+	"github.com/smsgw/smsgw/config"
+	"github.com/smsgw/smsgw/connectors/upstream"
+	"github.com/smsgw/smsgw/notify/webhook"
+	"github.com/smsgw/smsgw/segment"
+	"github.com/smsgw/smsgw/store/mongostore"
+	"github.com/smsgw/smsgw/store/mysqlstore"
+	"github.com/smsgw/smsgw/submit"
+	"github.com/smsgw/smsgw/worker"
+)
+
+// serve runs one role, or all of them, until ctx is done.
+func serve(ctx context.Context, role string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(role, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var s settings
+	s.register(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := s.logger(stderr).With("role", role)
+	runs := func(r string) bool { return role == "all" || role == r }
+
+	live, err := config.NewLive(s.configPath, logger)
+	if err != nil {
+		return err
+	}
+	go live.Watch(ctx, s.reloadInterval)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	tc, err := client.NewLazyClient(client.Options{
+		HostPort:  s.temporalAddress,
+		Namespace: s.temporalNamespace,
+		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
+	})
+	if err != nil {
+		return fmt.Errorf("temporal client: %w", err)
+	}
+	defer tc.Close()
+
+	events, err := openWithRetry(ctx, logger, "event store", func(ctx context.Context) (*mongostore.Store, error) {
+		return mongostore.Open(ctx, s.mongoURI, s.mongoDatabase, mongostore.WithLogger(logger))
+	})
+	if err != nil {
+		return err
+	}
+	defer events.Close(context.WithoutCancel(ctx))
+	reports, err := openWithRetry(ctx, logger, "reporting database", func(ctx context.Context) (*mysqlstore.Store, error) {
+		return mysqlstore.Open(ctx, s.mysqlDSN)
+	})
+	if err != nil {
+		return err
+	}
+	defer reports.Close()
+
+	health := submit.NewHealth(time.Second)
+	health.Add("event store", events.Ping)
+	health.Add("reporting database", reports.Ping)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	spawn := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	encoder := activities.TextEncoder{Refs: segment.NewMemoryAllocator(0)}
+	if runs("worker") {
+		if err := worker.RegisterSearchAttributes(ctx, tc, s.temporalNamespace); err != nil {
+			logger.Warn("search attributes not registered; register them with `smsgw migrate`", "err", err)
+		}
+		acts := &activities.Activities{
+			Config: live, Events: events, Reports: reports, Encoder: encoder,
+			Notifier: webhook.New(10*time.Second, reg), Logger: logger, Now: time.Now,
+		}
+		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers}.New()
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start message worker: %w", err)
+		}
+		defer w.Stop()
+		logger.Info("message worker started")
+	}
+
+	if runs("connector") {
+		matcher := upstream.NewMatcher(events, upstream.TemporalSignaler{Client: tc}, logger, reg)
+		spawn("rematcher", func(ctx context.Context) error { matcher.Rematch(ctx, 30*time.Second, 10*time.Second); return nil })
+		ids := s.connectorIDs()
+		if len(ids) == 0 {
+			for _, c := range live.Config().Connectors {
+				ids = append(ids, c.ID)
+			}
+		}
+		for _, id := range ids {
+			co, ok := live.Config().Connector(id)
+			if !ok {
+				return fmt.Errorf("connector %q is not in the configuration", id)
+			}
+			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Events: events, Logger: logger, Registry: reg}
+			spawn("connector "+id, c.Run)
+		}
+	}
+
+	ready := func(ctx context.Context) error { return health.Check(ctx) }
+	if runs("api") {
+		submitter := submit.New(submit.Options{
+			Temporal: tc, Config: live, Counter: encoder, Health: health,
+			EagerStart: runs("worker"), Logger: logger, Registerer: reg,
+		})
+		srv, err := api.New(api.Config{GRPCAddr: s.grpcAddr, HTTPAddr: s.httpAddr}, api.Deps{
+			Submitter:  submitter,
+			Messages:   &submit.Reader{Reports: reports, Temporal: tc},
+			Customers:  live,
+			Ready:      ready,
+			Logger:     logger,
+			Registerer: reg,
+			Gatherer:   reg,
+		})
+		if err != nil {
+			return err
+		}
+		grpcLn, err := net.Listen("tcp", s.grpcAddr)
+		if err != nil {
+			return err
+		}
+		httpLn, err := net.Listen("tcp", s.httpAddr)
+		if err != nil {
+			return err
+		}
+		logger.Info("API listening", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String())
+		spawn("api", func(ctx context.Context) error { return srv.Serve(ctx, grpcLn, httpLn) })
+	} else {
+		spawn("probes", func(ctx context.Context) error { return serveProbes(ctx, s.httpAddr, reg, ready) })
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errs:
+		logger.Error("stopping", "err", err)
+		return err
+	}
+	logger.Info("stopping: draining work in flight")
+	wg.Wait()
+	return nil
+}
+
+// serveProbes serves /metrics, /healthz and /readyz for roles without the API.
+func serveProbes(ctx context.Context, addr string, g prometheus.Gatherer, ready func(context.Context) error) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// openWithRetry opens a store, retrying for up to a minute so that a process
+// started together with its databases waits for them.
+func openWithRetry[T any](ctx context.Context, logger *slog.Logger, what string, open func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(time.Minute)
+	wait := 250 * time.Millisecond
+	for {
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		v, err := open(octx)
+		cancel()
+		if err == nil {
+			return v, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return v, fmt.Errorf("open %s: %w", what, err)
+		}
+		logger.Warn("waiting for "+what, "err", err)
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// settings are what every serving role reads from flags, with defaults from
+// SMSGW_* environment variables (the form a Kubernetes Deployment uses).
+type settings struct {
+	configPath        string
+	temporalAddress   string
+	temporalNamespace string
+	mongoURI          string
+	mongoDatabase     string
+	mysqlDSN          string
+	httpAddr          string
+	grpcAddr          string
+	connectors        string
+	logLevel          string
+	logFormat         string
+	pollers           int
+	reloadInterval    time.Duration
+}
+
+func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&s.configPath, "config", env("SMSGW_CONFIG", "config.yaml"), "configuration file (customers, connectors, routes); env SMSGW_CONFIG")
+	fs.StringVar(&s.temporalAddress, "temporal-address", env("SMSGW_TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port; env SMSGW_TEMPORAL_ADDRESS")
+	fs.StringVar(&s.temporalNamespace, "temporal-namespace", env("SMSGW_TEMPORAL_NAMESPACE", "default"), "Temporal namespace; env SMSGW_TEMPORAL_NAMESPACE")
+	fs.StringVar(&s.mongoURI, "mongodb-uri", env("SMSGW_MONGODB_URI", "mongodb://127.0.0.1:27017/"), "event store URI; env SMSGW_MONGODB_URI")
+	fs.StringVar(&s.mongoDatabase, "mongodb-database", env("SMSGW_MONGODB_DATABASE", "smsgw"), "event store database; env SMSGW_MONGODB_DATABASE")
+	fs.StringVar(&s.mysqlDSN, "mysql-dsn", env("SMSGW_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/smsgw?parseTime=true&loc=UTC"), "reporting database DSN (go-sql-driver form); env SMSGW_MYSQL_DSN")
+	fs.StringVar(&s.httpAddr, "http-addr", env("SMSGW_HTTP_ADDR", ":8080"), "HTTP listen address: REST (api role), metrics and probes; env SMSGW_HTTP_ADDR")
+	fs.StringVar(&s.grpcAddr, "grpc-addr", env("SMSGW_GRPC_ADDR", ":9090"), "gRPC listen address (api role); env SMSGW_GRPC_ADDR")
+	fs.StringVar(&s.connectors, "connectors", env("SMSGW_CONNECTORS", ""), "comma-separated connector IDs this process binds (default: all in the configuration); env SMSGW_CONNECTORS")
+	fs.StringVar(&s.logLevel, "log-level", env("SMSGW_LOG_LEVEL", "info"), "debug, info, warn or error; env SMSGW_LOG_LEVEL")
+	fs.StringVar(&s.logFormat, "log-format", env("SMSGW_LOG_FORMAT", "json"), "json or text; env SMSGW_LOG_FORMAT")
+	fs.IntVar(&s.pollers, "pollers", 8, "Temporal task pollers per kind (worker role)")
+	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+}
+
+func (s *settings) logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(s.logLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if s.logFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func (s *settings) connectorIDs() []string {
+	var ids []string
+	for _, id := range strings.Split(s.connectors, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}

@@ -1,0 +1,98 @@
+package smppclient
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are one connector's view of the shared upstream metric families.
+type metrics struct {
+	bound    prometheus.Gauge
+	window   prometheus.Gauge
+	latency  prometheus.Observer
+	submits  *prometheus.CounterVec // by command_status name, or "in_doubt"
+	receipts *prometheus.CounterVec // by result: ok, handler_error, invalid
+	mo       *prometheus.CounterVec // by result: ok, handler_error, invalid
+	binds    *prometheus.CounterVec // by result: ok, refused, error
+}
+
+// newMetrics registers the metric families on reg, or reuses the ones another
+// client of the same process registered there, and curries them with the
+// connector label.
+func newMetrics(reg prometheus.Registerer, connector string) (*metrics, error) {
+	label := []string{"connector"}
+	bound := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "smsgw_upstream_bound_sessions",
+		Help: "Binds to the upstream SMSC that are up now.",
+	}, label)
+	window := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "smsgw_upstream_window_in_use",
+		Help: "submit_sm sent and awaiting their submit_sm_resp.",
+	}, label)
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "smsgw_upstream_submit_duration_seconds",
+		Help:    "Time from sending submit_sm to its response.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, label)
+	submits := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smsgw_upstream_submits_total",
+		Help: "submit_sm by the command_status of their response (in_doubt: no response).",
+	}, []string{"connector", "status"})
+	receipts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smsgw_upstream_receipts_total",
+		Help: "Delivery receipts received, by result: ok (held), handler_error (SMSC told to retry), invalid.",
+	}, []string{"connector", "result"})
+	mo := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smsgw_upstream_mo_total",
+		Help: "Mobile-originated messages received, by result: ok (held), handler_error (SMSC told to retry), invalid.",
+	}, []string{"connector", "result"})
+	binds := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smsgw_upstream_bind_attempts_total",
+		Help: "Attempts to bind, by result: ok, refused (by the SMSC), error (network).",
+	}, []string{"connector", "result"})
+
+	var errs [7]error
+	bound, errs[0] = register(reg, bound)
+	window, errs[1] = register(reg, window)
+	latency, errs[2] = register(reg, latency)
+	submits, errs[3] = register(reg, submits)
+	receipts, errs[4] = register(reg, receipts)
+	mo, errs[5] = register(reg, mo)
+	binds, errs[6] = register(reg, binds)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
+	}
+	l := prometheus.Labels{"connector": connector}
+	return &metrics{
+		bound:    bound.With(l),
+		window:   window.With(l),
+		latency:  latency.With(l),
+		submits:  submits.MustCurryWith(l),
+		receipts: receipts.MustCurryWith(l),
+		mo:       mo.MustCurryWith(l),
+		binds:    binds.MustCurryWith(l),
+	}, nil
+}
+
+// register registers c on reg, or returns the collector of the same
+// description registered there before. A nil reg registers nothing.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	if reg == nil {
+		return c, nil
+	}
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		existing, ok := are.ExistingCollector.(T)
+		if !ok {
+			return c, fmt.Errorf("registering metrics: %w", err)
+		}
+		return existing, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("registering metrics: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,197 @@
+// Package upstream runs the gateway's side of the binds to upstream SMSCs: the
+// send activity that submits a message's parts, and the matching of delivery
+// receipts to messages through the correlation store, free of races.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/workflows"
+)
+
+// Correlations is the shared store of upstream ID → message, and of receipts
+// that arrived before their correlation was written.
+type Correlations interface {
+	PutCorrelation(ctx context.Context, c smsgw.Correlation) error
+	LookupCorrelation(ctx context.Context, connectorID, upstreamID string) (smsgw.Correlation, bool, error)
+	ParkReceipt(ctx context.Context, r smsgw.Receipt) error
+	ParkedReceipts(ctx context.Context, connectorID, upstreamID string) ([]smsgw.Receipt, error)
+	DeleteParked(ctx context.Context, r smsgw.Receipt) error
+	ListParked(ctx context.Context, olderThan time.Time, limit int) ([]smsgw.Receipt, error)
+	CountParked(ctx context.Context) (int64, error)
+}
+
+// Signaler hands a matched receipt to its message's workflow.
+type Signaler interface {
+	SignalReceipt(ctx context.Context, messageID string, s workflows.ReceiptSignal) error
+}
+
+// TemporalSignaler signals message workflows through a Temporal client. A
+// receipt for a message whose workflow has ended is a late duplicate and is
+// not an error.
+type TemporalSignaler struct{ Client client.Client }
+
+// SignalReceipt implements Signaler.
+func (t TemporalSignaler) SignalReceipt(ctx context.Context, messageID string, s workflows.ReceiptSignal) error {
+	err := t.Client.SignalWorkflow(ctx, messageID, "", workflows.SignalReceipt, s)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("signal receipt to %s: %w", messageID, err)
+	}
+	return nil
+}
+
+// Matcher ties receipts to messages. The send side writes the correlation and
+// then looks for parked receipts; the receipt side looks up the correlation,
+// parks the receipt when there is none, and looks again. Every write is
+// acknowledged before the read that follows it, so whichever side comes second
+// sees the other and delivers the signal; when both do, the workflow ignores
+// the duplicate.
+type Matcher struct {
+	store   Correlations
+	signal  Signaler
+	logger  *slog.Logger
+	now     func() time.Time
+	results *prometheus.CounterVec
+	parked  prometheus.Gauge
+}
+
+// NewMatcher returns a Matcher whose metrics are registered on reg.
+func NewMatcher(store Correlations, signal Signaler, logger *slog.Logger, reg prometheus.Registerer) *Matcher {
+	m := &Matcher{
+		store:  store,
+		signal: signal,
+		logger: logger,
+		now:    time.Now,
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsgw_receipts_total",
+			Help: "Delivery receipts from upstream by connector and result: matched at once, parked (no correlation yet) or rematched later.",
+		}, []string{"connector", "result"}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "smsgw_receipts_unmatched",
+			Help: "Receipts parked without a matching message.",
+		}),
+	}
+	reg.MustRegister(m.results, m.parked)
+	return m
+}
+
+// Correlate records upstream ID → message after a successful submit_sm_resp
+// and delivers any receipt that arrived first.
+func (m *Matcher) Correlate(ctx context.Context, c smsgw.Correlation) error {
+	if err := m.store.PutCorrelation(ctx, c); err != nil {
+		return fmt.Errorf("record correlation %s/%s: %w", c.ConnectorID, c.UpstreamID, err)
+	}
+	early, err := m.store.ParkedReceipts(ctx, c.ConnectorID, c.UpstreamID)
+	if err != nil {
+		return fmt.Errorf("look for early receipts of %s/%s: %w", c.ConnectorID, c.UpstreamID, err)
+	}
+	for _, r := range early {
+		if err := m.deliver(ctx, c, r); err != nil {
+			return err
+		}
+		m.results.WithLabelValues(c.ConnectorID, "rematched").Inc()
+	}
+	return nil
+}
+
+// HandleReceipt matches a receipt and signals its message, or parks it. It
+// returns nil only once the receipt is durably held (signalled or parked), so
+// the caller may then acknowledge it upstream.
+func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
+	c, ok, err := m.store.LookupCorrelation(ctx, r.ConnectorID, r.UpstreamID)
+	if err != nil {
+		return fmt.Errorf("look up receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
+	}
+	if ok {
+		if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil {
+			return err
+		}
+		m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
+		return nil
+	}
+	if err := m.store.ParkReceipt(ctx, r); err != nil {
+		return fmt.Errorf("park receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
+	}
+	c, ok, err = m.store.LookupCorrelation(ctx, r.ConnectorID, r.UpstreamID)
+	if err != nil {
+		return nil // parked: durable; the rematcher or the send side will deliver it
+	}
+	if !ok {
+		m.results.WithLabelValues(r.ConnectorID, "parked").Inc()
+		m.logger.Info("receipt parked until its message is known", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "stat", r.Stat)
+		return nil
+	}
+	if err := m.deliver(ctx, c, r); err != nil {
+		m.logger.Warn("parked receipt not yet delivered", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "err", err)
+		return nil
+	}
+	m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
+	return nil
+}
+
+func (m *Matcher) deliver(ctx context.Context, c smsgw.Correlation, r smsgw.Receipt) error {
+	if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil {
+		return err
+	}
+	if err := m.store.DeleteParked(ctx, r); err != nil {
+		return fmt.Errorf("unpark receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
+	}
+	return nil
+}
+
+// Rematch tries parked receipts older than minAge again, every interval,
+// until ctx is done. It also keeps the unmatched gauge current.
+func (m *Matcher) Rematch(ctx context.Context, interval, minAge time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := m.RematchOnce(ctx, minAge); err != nil && ctx.Err() == nil {
+			m.logger.Warn("rematching parked receipts", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RematchOnce makes one pass over parked receipts older than minAge.
+func (m *Matcher) RematchOnce(ctx context.Context, minAge time.Duration) error {
+	parked, err := m.store.ListParked(ctx, m.now().Add(-minAge), 500)
+	if err != nil {
+		return err
+	}
+	for _, r := range parked {
+		c, ok, err := m.store.LookupCorrelation(ctx, r.ConnectorID, r.UpstreamID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if err := m.deliver(ctx, c, r); err != nil {
+			return err
+		}
+		m.results.WithLabelValues(r.ConnectorID, "rematched").Inc()
+	}
+	n, err := m.store.CountParked(ctx)
+	if err != nil {
+		return err
+	}
+	m.parked.Set(float64(n))
+	return nil
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+)
+
+// start runs devdb in the test process on free ports and returns the lines
+// it printed. Closing stdin (at cleanup) stops it.
+func start(t *testing.T, args ...string) map[string]string {
+	t.Helper()
+	stdinR, stdinW := io.Pipe()
+	stdoutR, stdoutW := io.Pipe()
+	var stderr strings.Builder
+	var mu sync.Mutex
+	done := make(chan int, 1)
+	go func() {
+		code := run(append([]string{"-exit-on-eof"}, args...), stdinR, stdoutW, lockedWriter{&mu, &stderr})
+		stdoutW.Close()
+		done <- code
+	}()
+	t.Cleanup(func() {
+		stdinW.Close()
+		select {
+		case code := <-done:
+			if code != 0 {
+				mu.Lock()
+				t.Errorf("devdb exited with %d\n%s", code, stderr.String())
+				mu.Unlock()
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("devdb did not stop when stdin closed")
+		}
+	})
+	lines := map[string]string{}
+	sc := bufio.NewScanner(stdoutR)
+	want := 0
+	for _, a := range args {
+		if strings.HasPrefix(a, "127.0.0.1:") {
+			want++
+		}
+	}
+	for len(lines) < want && sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		lines[k] = v
+	}
+	go io.Copy(io.Discard, stdoutR) //nolint:errcheck
+	if len(lines) < want {
+		t.Fatalf("devdb printed %v", lines)
+	}
+	return lines
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestServesBothProtocols(t *testing.T) {
+	lines := start(t, "-mongo-addr", "127.0.0.1:0", "-mysql-addr", "127.0.0.1:0", "-data", t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	uri := lines["MONGODB_URI"]
+	if !strings.HasPrefix(uri, "mongodb://127.0.0.1:") {
+		t.Fatalf("MONGODB_URI=%q", uri)
+	}
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	coll := client.Database("devdbtest").Collection("c")
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}, {Key: "n", Value: 1}}); err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	if n, err := coll.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Fatalf("count = %d, %v", n, err)
+	}
+
+	dsn := lines["MYSQL_DSN"]
+	if !strings.HasPrefix(dsn, "root@tcp(127.0.0.1:") || !strings.HasSuffix(dsn, "/smsgw?parseTime=true&loc=UTC") {
+		t.Fatalf("MYSQL_DSN=%q", dsn)
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var now time.Time
+	if err := db.QueryRowContext(ctx, "SELECT NOW(6)").Scan(&now); err != nil {
+		t.Fatalf("select: %v", err)
+	}
+}
+
+// TestConcurrentWritersLoseNothing is why serialHandler exists: without it
+// the in-memory engine drops concurrent updates.
+func TestConcurrentWritersLoseNothing(t *testing.T) {
+	lines := start(t, "-mongo-addr", "", "-mysql-addr", "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	db, err := sql.Open("mysql", lines["MYSQL_DSN"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(8)
+	if _, err := db.ExecContext(ctx, "CREATE TABLE counters (id INT PRIMARY KEY, n INT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO counters VALUES (1, 0), (2, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds = 8, 15
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*rounds)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				if _, err := db.ExecContext(ctx, "UPDATE counters SET n = n + 1 WHERE id = 1"); err != nil {
+					errs <- err
+				}
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				var n int
+				if err := tx.QueryRowContext(ctx, "SELECT n FROM counters WHERE id = 2").Scan(&n); err != nil {
+					errs <- err
+				}
+				if _, err := tx.ExecContext(ctx, "UPDATE counters SET n = ? WHERE id = 2", n+1); err != nil {
+					errs <- err
+				}
+				if err := tx.Commit(); err != nil {
+					errs <- fmt.Errorf("worker %d: %w", w, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for id := 1; id <= 2; id++ {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT n FROM counters WHERE id = ?", id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != workers*rounds {
+			t.Errorf("counter %d = %d, want %d", id, n, workers*rounds)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-mongo-addr", "", "-mysql-addr", ""},
+		{"-mysql-db", ""},
+		{"extra"},
+		{"-nope"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) accepted bad flags", args)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for q, want := range map[string]statementKind{
+		"START TRANSACTION":           begin,
+		"begin":                       begin,
+		"COMMIT":                      end,
+		"rollback":                    end,
+		"ROLLBACK TO SAVEPOINT a":     plain,
+		"SELECT GET_LOCK(?, ?)":       namedLock,
+		"select release_lock('x')":    namedLock,
+		"UPDATE t SET begin_at = 1":   plain,
+		"  INSERT INTO t VALUES (1) ": plain,
+	} {
+		if got := classify(q); got != want {
+			t.Errorf("classify(%q) = %d, want %d", q, got, want)
+		}
+	}
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs the whole gateway on this machine: a Temporal dev server (UI on :8233),
+# an embedded MongoDB-wire and MySQL-wire server (unless SMSGW_MONGODB_URI /
+# SMSGW_MYSQL_DSN point at real ones), the SMSC simulator (unless UPSTREAM is
+# set), a webhook sink that prints receipts, and `smsgw all`. Ctrl-C stops all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$PWD/bin
+DATA=$PWD/.data
+mkdir -p "$DATA"
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo; echo "stopping..."
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -INT "${pids[i]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+wait_port() { # host port name
+  for _ in $(seq 1 150); do
+    if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "$3 did not come up on $1:$2" >&2; exit 1
+}
+
+sa_flags=()
+for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword; do
+  sa_flags+=(--search-attribute "$sa")
+done
+"$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \
+  --db-filename "$DATA/temporal.db" --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
+  --log-level warn "${sa_flags[@]}" >"$DATA/temporal.log" 2>&1 &
+pids+=($!)
+
+mongo_addr=127.0.0.1:27017; mysql_addr=127.0.0.1:3307
+[ -n "${SMSGW_MONGODB_URI:-}" ] && mongo_addr=""
+[ -n "${SMSGW_MYSQL_DSN:-}" ] && mysql_addr=""
+if [ -n "$mongo_addr$mysql_addr" ]; then
+  "$BIN/devdb" -mongo-addr "$mongo_addr" -mysql-addr "$mysql_addr" -data "$DATA/ferretdb" >"$DATA/devdb.out" 2>"$DATA/devdb.log" &
+  pids+=($!)
+  [ -n "$mongo_addr" ] && wait_port 127.0.0.1 27017 "MongoDB-wire server"
+  [ -n "$mysql_addr" ] && wait_port 127.0.0.1 3307 "MySQL-wire server"
+fi
+export SMSGW_MONGODB_URI=${SMSGW_MONGODB_URI:-mongodb://127.0.0.1:27017/}
+export SMSGW_MYSQL_DSN=${SMSGW_MYSQL_DSN:-root@tcp(127.0.0.1:3307)/smsgw?parseTime=true&loc=UTC}
+
+upstream=${UPSTREAM:-}
+if [ -z "$upstream" ]; then
+  upstream=127.0.0.1:2776
+  "$BIN/smsgw" smsc-sim -addr "$upstream" -receipt-delay 500ms >"$DATA/smsc-sim.log" 2>&1 &
+  pids+=($!)
+fi
+
+"$BIN/smsgw" webhook-sink -addr 127.0.0.1:8099 -secret demo-webhook-secret &
+pids+=($!)
+
+sed "s|@UPSTREAM@|$upstream|" scripts/dev-config.yaml >"$DATA/config.yaml"
+wait_port 127.0.0.1 7233 "Temporal"
+"$BIN/smsgw" all -config "$DATA/config.yaml" -http-addr 127.0.0.1:8080 -grpc-addr 127.0.0.1:9090 \
+  -log-format text >"$DATA/smsgw.log" 2>&1 &
+pids+=($!)
+wait_port 127.0.0.1 8080 "smsgw"
+
+cat <<MSG
+
+smsgw is running (logs in .data/*.log; Ctrl-C stops everything)
+  REST        http://127.0.0.1:8080   (API key: demo-key)
+  gRPC        127.0.0.1:9090
+  metrics     http://127.0.0.1:8080/metrics
+  Temporal UI http://127.0.0.1:8233   (search: CustomerId = "demo")
+  upstream    $upstream $( [ -z "${UPSTREAM:-}" ] && echo "(SMSC simulator, receipts after 500ms)")
+  webhooks    printed below by the webhook sink at http://127.0.0.1:8099
+  SMPP login  demo / demo1234 (for the SMPP entry point)
+
+Try:
+  curl -s -X POST http://127.0.0.1:8080/v1/messages -H 'Authorization: Bearer demo-key' \\
+    -d '{"from":"DEMO","to":"+61412345678","text":"Hello from smsgw"}'
+
+MSG
+wait -n "${pids[@]}"

@@ -1,0 +1,455 @@
+// Package mongostore is the event store: each message's append-only history,
+// the correlations from upstream message IDs back to our messages, and the
+// delivery receipts that arrived before their correlation.
+//
+// It works on MongoDB and on FerretDB v1 alike, so it uses neither
+// transactions nor change streams. Every write is acknowledged with a
+// majority write concern before the call returns, which is what makes the
+// receipt race safe (see ParkReceipt).
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+
+	"github.com/smsgw/smsgw"
+)
+
+// Collection names.
+const (
+	EventsCollection       = "events"
+	CorrelationsCollection = "correlations"
+	ParkedCollection       = "unmatched_receipts"
+)
+
+// DefaultCorrelationTTL is how long a correlation is kept when no
+// WithCorrelationTTL option is given: far longer than any message validity.
+const DefaultCorrelationTTL = 14 * 24 * time.Hour
+
+// MongoDB error codes the store reacts to.
+const (
+	codeNotImplemented        = 238 // FerretDB: index option not implemented (TTL)
+	codeIndexOptionsConflict  = 85  // same key, other options (a changed TTL)
+	codeIndexKeySpecsConflict = 86
+)
+
+// what names the event store in Unavailable errors.
+const what = "event store"
+
+// Store is the event store. It is safe for concurrent use.
+type Store struct {
+	client       *mongo.Client
+	db           *mongo.Database
+	events       *mongo.Collection
+	correlations *mongo.Collection
+	parked       *mongo.Collection
+	ttl          time.Duration
+	serverTTL    bool
+	log          *slog.Logger
+	now          func() time.Time
+}
+
+// Option changes how Open sets up the store.
+type Option func(*Store)
+
+// WithCorrelationTTL sets how long correlations are kept (DefaultCorrelationTTL
+// when not given).
+func WithCorrelationTTL(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.ttl = d
+		}
+	}
+}
+
+// WithLogger sets the logger (slog.Default when not given).
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// WithClock sets the clock used for times the store fills in itself.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) {
+		if now != nil {
+			s.now = now
+		}
+	}
+}
+
+// Open connects to the server at uri, pings it and creates the indexes the
+// store needs in database. A server that cannot be reached gives an error
+// with code smsgw.EUNAVAILABLE.
+func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, error) {
+	if database == "" {
+		return nil, errors.New("mongostore: database name is empty")
+	}
+	s := &Store{ttl: DefaultCorrelationTTL, log: slog.Default(), now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	copts := options.Client().
+		ApplyURI(uri).
+		SetWriteConcern(writeconcern.Majority()).
+		SetReadPreference(readpref.Primary()).
+		SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true})
+	if err := copts.Validate(); err != nil {
+		return nil, fmt.Errorf("mongostore: uri: %w", err)
+	}
+	client, err := mongo.Connect(copts)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: connect: %w", wrap(err))
+	}
+	s.client = client
+	s.db = client.Database(database)
+	s.events = s.db.Collection(EventsCollection)
+	s.correlations = s.db.Collection(CorrelationsCollection)
+	s.parked = s.db.Collection(ParkedCollection)
+	if err := s.Ping(ctx); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if err := s.createIndexes(ctx); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close disconnects from the server.
+func (s *Store) Close(ctx context.Context) error {
+	if err := s.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("mongostore: close: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the primary answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+		return fmt.Errorf("mongostore: ping: %w", wrap(err))
+	}
+	return nil
+}
+
+// ServerTTL reports whether the server removes expired correlations itself
+// (a TTL index). FerretDB v1 does not; call ExpireCorrelations periodically
+// there.
+func (s *Store) ServerTTL() bool { return s.serverTTL }
+
+func (s *Store) createIndexes(ctx context.Context) error {
+	indexes := []struct {
+		coll *mongo.Collection
+		name string
+		keys bson.D
+	}{
+		{s.events, "messageId_seq", bson.D{{Key: "messageId", Value: 1}, {Key: "seq", Value: 1}}},
+		{s.events, "customerId_at", bson.D{{Key: "customerId", Value: 1}, {Key: "at", Value: 1}}},
+		{s.parked, "connectorId_upstreamId", bson.D{{Key: "connectorId", Value: 1}, {Key: "upstreamId", Value: 1}}},
+		{s.parked, "parkedAt", bson.D{{Key: "parkedAt", Value: 1}}},
+	}
+	// One index per command: FerretDB v1 fails a createIndexes that lists
+	// several indexes when some of them already exist.
+	for _, ix := range indexes {
+		_, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)})
+		if err != nil {
+			return fmt.Errorf("mongostore: create index %s on %s: %w", ix.name, ix.coll.Name(), wrap(err))
+		}
+	}
+	return s.createTTLIndex(ctx)
+}
+
+// createTTLIndex puts a TTL index on correlations.createdAt, or adjusts the
+// one already there when the TTL has changed. Where the server has no TTL
+// indexes (FerretDB v1) it makes a plain index instead, so that
+// ExpireCorrelations stays cheap.
+func (s *Store) createTTLIndex(ctx context.Context) error {
+	secs := int32(s.ttl / time.Second)
+	_, err := s.correlations.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "createdAt", Value: 1}},
+		Options: options.Index().SetName("createdAt_ttl").SetExpireAfterSeconds(secs),
+	})
+	var ce mongo.CommandError
+	switch {
+	case err == nil:
+		s.serverTTL = true
+		return nil
+	case errors.As(err, &ce) && (ce.Code == codeIndexOptionsConflict || ce.Code == codeIndexKeySpecsConflict):
+		res := s.db.RunCommand(ctx, bson.D{
+			{Key: "collMod", Value: CorrelationsCollection},
+			{Key: "index", Value: bson.D{{Key: "name", Value: "createdAt_ttl"}, {Key: "expireAfterSeconds", Value: secs}}},
+		})
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("mongostore: change the correlation TTL: %w", wrap(err))
+		}
+		s.serverTTL = true
+		return nil
+	case errors.As(err, &ce) && ce.Code == codeNotImplemented:
+		s.log.Info("the server has no TTL indexes; expired correlations are removed by ExpireCorrelations", "ttl", s.ttl)
+		_, err = s.correlations.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: "createdAt", Value: 1}},
+			Options: options.Index().SetName("createdAt"),
+		})
+		if err != nil {
+			return fmt.Errorf("mongostore: create index on %s: %w", CorrelationsCollection, wrap(err))
+		}
+		return nil
+	default:
+		return fmt.Errorf("mongostore: create TTL index on %s: %w", CorrelationsCollection, wrap(err))
+	}
+}
+
+// AppendEvents records events. It is idempotent: an event whose ID is
+// already stored is skipped, so an activity retry never writes twice. Times
+// are kept to the millisecond.
+func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	docs := make([]any, len(events))
+	for i, e := range events {
+		if e.ID == "" || e.MessageID == "" {
+			return smsgw.Errorf(smsgw.EINVALID, "event %d has no ID or message ID", i)
+		}
+		docs[i] = e
+	}
+	_, err := s.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err != nil && !onlyDuplicates(err) {
+		return fmt.Errorf("mongostore: append %d events: %w", len(events), wrap(err))
+	}
+	return nil
+}
+
+// Events returns a message's events in sequence order (ties by ID).
+func (s *Store) Events(ctx context.Context, messageID string) ([]smsgw.Event, error) {
+	cur, err := s.events.Find(ctx, bson.D{{Key: "messageId", Value: messageID}},
+		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}, {Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: events of %s: %w", messageID, wrap(err))
+	}
+	events := []smsgw.Event{}
+	if err := cur.All(ctx, &events); err != nil {
+		return nil, fmt.Errorf("mongostore: events of %s: %w", messageID, wrap(err))
+	}
+	return events, nil
+}
+
+// correlationDoc is a correlation as stored.
+type correlationDoc struct {
+	ID          string    `bson:"_id"`
+	ConnectorID string    `bson:"connectorId"`
+	UpstreamID  string    `bson:"upstreamId"`
+	MessageID   string    `bson:"messageId"`
+	Segment     int       `bson:"segment"`
+	CreatedAt   time.Time `bson:"createdAt"`
+}
+
+func correlationKey(connectorID, upstreamID string) string { return connectorID + ":" + upstreamID }
+
+// PutCorrelation records which message and segment an upstream ID belongs
+// to. Writing the same correlation again changes nothing; an upstream ID the
+// SMSC has reused points to the newest message. CreatedAt defaults to now.
+// The write is acknowledged before PutCorrelation returns, so a receipt
+// parked after this call finds it, and a receipt parked before it is
+// returned by ParkedReceipts.
+func (s *Store) PutCorrelation(ctx context.Context, c smsgw.Correlation) error {
+	if c.ConnectorID == "" || c.UpstreamID == "" || c.MessageID == "" {
+		return smsgw.Errorf(smsgw.EINVALID, "correlation needs a connector, an upstream ID and a message ID")
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = s.now()
+	}
+	id := correlationKey(c.ConnectorID, c.UpstreamID)
+	doc := correlationDoc{ID: id, ConnectorID: c.ConnectorID, UpstreamID: c.UpstreamID, MessageID: c.MessageID, Segment: c.Segment, CreatedAt: c.CreatedAt.UTC()}
+	_, err := s.correlations.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+	if err != nil && !mongo.IsDuplicateKeyError(err) { // two upserts racing on a new _id: the other one won
+		return fmt.Errorf("mongostore: put correlation %s: %w", id, wrap(err))
+	}
+	return nil
+}
+
+// LookupCorrelation finds the message an upstream ID belongs to. ok is false
+// when there is none.
+func (s *Store) LookupCorrelation(ctx context.Context, connectorID, upstreamID string) (c smsgw.Correlation, ok bool, err error) {
+	id := correlationKey(connectorID, upstreamID)
+	var doc correlationDoc
+	err = s.correlations.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return smsgw.Correlation{}, false, nil
+	}
+	if err != nil {
+		return smsgw.Correlation{}, false, fmt.Errorf("mongostore: look up correlation %s: %w", id, wrap(err))
+	}
+	return smsgw.Correlation{
+		ConnectorID: doc.ConnectorID,
+		UpstreamID:  doc.UpstreamID,
+		MessageID:   doc.MessageID,
+		Segment:     doc.Segment,
+		CreatedAt:   doc.CreatedAt,
+	}, true, nil
+}
+
+// ExpireCorrelations deletes correlations created more than the TTL before
+// now and returns how many it deleted. Servers with TTL indexes do this
+// themselves (see ServerTTL); calling it there is harmless.
+func (s *Store) ExpireCorrelations(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.correlations.DeleteMany(ctx, bson.D{{Key: "createdAt", Value: bson.D{{Key: "$lt", Value: now.Add(-s.ttl).UTC()}}}})
+	if err != nil {
+		return 0, fmt.Errorf("mongostore: expire correlations: %w", wrap(err))
+	}
+	return res.DeletedCount, nil
+}
+
+// parkedDoc is a parked receipt as stored.
+type parkedDoc struct {
+	ID          string    `bson:"_id"`
+	ConnectorID string    `bson:"connectorId"`
+	UpstreamID  string    `bson:"upstreamId"`
+	Stat        string    `bson:"stat"`
+	Err         string    `bson:"err,omitempty"`
+	DoneAt      time.Time `bson:"doneAt,omitempty"`
+	ReceivedAt  time.Time `bson:"receivedAt"`
+	ParkedAt    time.Time `bson:"parkedAt"`
+}
+
+func (d parkedDoc) receipt() smsgw.Receipt {
+	return smsgw.Receipt{ConnectorID: d.ConnectorID, UpstreamID: d.UpstreamID, Stat: d.Stat, Err: d.Err, DoneAt: d.DoneAt, ReceivedAt: d.ReceivedAt}
+}
+
+func parkedKey(r smsgw.Receipt) string { return r.ConnectorID + ":" + r.UpstreamID + ":" + r.Stat }
+
+// ParkReceipt keeps a receipt that matched no correlation, until
+// re-matching finds its message. The same receipt parked twice is kept once;
+// receipts with different states for one upstream ID (ENROUTE, then DELIVRD)
+// are kept apart.
+//
+// The race with the send side is closed by ordering: the send side calls
+// PutCorrelation and then ParkedReceipts; the receipt side calls ParkReceipt
+// and then LookupCorrelation. Both writes are acknowledged before the reads
+// run, so at least one side sees the other.
+func (s *Store) ParkReceipt(ctx context.Context, r smsgw.Receipt) error {
+	if r.ConnectorID == "" || r.UpstreamID == "" {
+		return smsgw.Errorf(smsgw.EINVALID, "receipt needs a connector and an upstream ID")
+	}
+	now := s.now().UTC()
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = now
+	}
+	doc := parkedDoc{
+		ID: parkedKey(r), ConnectorID: r.ConnectorID, UpstreamID: r.UpstreamID, Stat: r.Stat, Err: r.Err,
+		DoneAt: r.DoneAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(), ParkedAt: now,
+	}
+	_, err := s.parked.InsertOne(ctx, doc)
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("mongostore: park receipt %s: %w", doc.ID, wrap(err))
+	}
+	return nil
+}
+
+// ParkedReceipts returns the receipts parked for an upstream ID, in the
+// order they were received.
+func (s *Store) ParkedReceipts(ctx context.Context, connectorID, upstreamID string) ([]smsgw.Receipt, error) {
+	return s.findParked(ctx,
+		bson.D{{Key: "connectorId", Value: connectorID}, {Key: "upstreamId", Value: upstreamID}},
+		bson.D{{Key: "receivedAt", Value: 1}, {Key: "parkedAt", Value: 1}, {Key: "_id", Value: 1}}, 0)
+}
+
+// DeleteParked removes a parked receipt, once its message has it. Deleting
+// one that is not there is not an error.
+func (s *Store) DeleteParked(ctx context.Context, r smsgw.Receipt) error {
+	id := parkedKey(r)
+	if _, err := s.parked.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return fmt.Errorf("mongostore: delete parked receipt %s: %w", id, wrap(err))
+	}
+	return nil
+}
+
+// ListParked returns up to limit receipts parked before olderThan, oldest
+// first, for re-matching and for operators. A limit of 0 or less means 100.
+func (s *Store) ListParked(ctx context.Context, olderThan time.Time, limit int) ([]smsgw.Receipt, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	return s.findParked(ctx,
+		bson.D{{Key: "parkedAt", Value: bson.D{{Key: "$lt", Value: olderThan.UTC()}}}},
+		bson.D{{Key: "parkedAt", Value: 1}, {Key: "_id", Value: 1}}, limit)
+}
+
+// CountParked returns how many receipts are parked.
+func (s *Store) CountParked(ctx context.Context) (int64, error) {
+	n, err := s.parked.CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return 0, fmt.Errorf("mongostore: count parked receipts: %w", wrap(err))
+	}
+	return n, nil
+}
+
+func (s *Store) findParked(ctx context.Context, filter, sort bson.D, limit int) ([]smsgw.Receipt, error) {
+	fo := options.Find().SetSort(sort)
+	if limit > 0 {
+		fo.SetLimit(int64(limit))
+	}
+	cur, err := s.parked.Find(ctx, filter, fo)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: find parked receipts: %w", wrap(err))
+	}
+	var docs []parkedDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongostore: find parked receipts: %w", wrap(err))
+	}
+	out := make([]smsgw.Receipt, len(docs))
+	for i, d := range docs {
+		out[i] = d.receipt()
+	}
+	return out, nil
+}
+
+// onlyDuplicates reports whether err from an unordered insert holds nothing
+// but duplicate key errors: every new document was written.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) {
+		if bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+			return false
+		}
+		for _, we := range bwe.WriteErrors {
+			if we.Code != 11000 && we.Code != 11001 {
+				return false
+			}
+		}
+		return true
+	}
+	return mongo.IsDuplicateKeyError(err)
+}
+
+// wrap marks errors that mean the server cannot be reached, so that callers
+// answer "try again later" instead of failing the request.
+func wrap(err error) error {
+	if unreachable(err) {
+		return smsgw.Unavailable(what, err)
+	}
+	return err
+}
+
+func unreachable(err error) bool {
+	var sse topology.ServerSelectionError
+	var ce topology.ConnectionError
+	return mongo.IsNetworkError(err) ||
+		mongo.IsTimeout(err) ||
+		errors.Is(err, mongo.ErrClientDisconnected) ||
+		errors.As(err, &sse) ||
+		errors.As(err, &ce)
+}

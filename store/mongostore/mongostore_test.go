@@ -1,0 +1,391 @@
+package mongostore_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/internal/testenv"
+	"github.com/smsgw/smsgw/store/mongostore"
+)
+
+// open returns a store on a database of its own, on a real server.
+func open(t *testing.T, opts ...mongostore.Option) (*mongostore.Store, string, string) {
+	t.Helper()
+	uri, db := testenv.MongoURI(t), testenv.MongoDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts = append([]mongostore.Option{mongostore.WithLogger(quiet)}, opts...)
+	s, err := mongostore.Open(ctx, uri, db, opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, uri, db
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+func TestAppendEventsIsIdempotent(t *testing.T) {
+	t.Parallel()
+	s, _, _ := open(t)
+	c := ctx(t)
+	accepted := smsgw.NewEvent("m1", "c1", 1, smsgw.EventAccepted, "accept", t0, map[string]any{"to": "+61412345678"})
+	routed := smsgw.NewEvent("m1", "c1", 2, smsgw.EventRouted, "route", t0.Add(time.Second), nil)
+	if err := s.AppendEvents(c, accepted, routed); err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+	// A retry writes the same events again, one of them changed, plus a new one.
+	changed := accepted
+	changed.Data = map[string]any{"to": "changed"}
+	sent := smsgw.NewEvent("m1", "c1", 3, smsgw.EventSent, "send", t0.Add(2*time.Second), nil)
+	if err := s.AppendEvents(c, changed, routed, sent); err != nil {
+		t.Fatalf("AppendEvents again: %v", err)
+	}
+	if err := s.AppendEvents(c, accepted); err != nil {
+		t.Fatalf("AppendEvents of one duplicate: %v", err)
+	}
+	got, err := s.Events(c, "m1")
+	if err != nil {
+		t.Fatalf("Events: %v", err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %d events, want 3: %+v", len(got), got)
+	}
+	for i, want := range []string{"m1:accept", "m1:route", "m1:send"} {
+		if got[i].ID != want {
+			t.Errorf("event %d is %s, want %s", i, got[i].ID, want)
+		}
+	}
+	if got[0].Data["to"] != "+61412345678" {
+		t.Errorf("the first write must win, got data %v", got[0].Data)
+	}
+}
+
+func TestEventsAreInSequenceOrder(t *testing.T) {
+	t.Parallel()
+	s, _, _ := open(t)
+	c := ctx(t)
+	var events []smsgw.Event
+	for _, seq := range []int{5, 1, 4, 2, 3} {
+		events = append(events, smsgw.NewEvent("m2", "c1", seq, smsgw.EventReceipt, fmt.Sprintf("step%d", seq), t0.Add(time.Duration(seq)*time.Millisecond), nil))
+	}
+	// Events of another message must not show up.
+	events = append(events, smsgw.NewEvent("m3", "c1", 0, smsgw.EventAccepted, "accept", t0, nil))
+	for _, e := range events { // one at a time, so insertion order differs from seq order
+		if err := s.AppendEvents(c, e); err != nil {
+			t.Fatalf("AppendEvents: %v", err)
+		}
+	}
+	got, err := s.Events(c, "m2")
+	if err != nil {
+		t.Fatalf("Events: %v", err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("got %d events, want 5", len(got))
+	}
+	for i, e := range got {
+		if e.Seq != i+1 || e.MessageID != "m2" || e.CustomerID != "c1" {
+			t.Errorf("event %d: %+v", i, e)
+		}
+		if want := t0.Add(time.Duration(e.Seq) * time.Millisecond); !e.At.Equal(want) {
+			t.Errorf("event %d at %v, want %v", i, e.At, want)
+		}
+	}
+	none, err := s.Events(c, "nope")
+	if err != nil || len(none) != 0 {
+		t.Errorf("Events of an unknown message = %v, %v; want none", none, err)
+	}
+}
+
+func TestEventDataRoundTrips(t *testing.T) {
+	t.Parallel()
+	s, _, _ := open(t)
+	c := ctx(t)
+	e := smsgw.NewEvent("m4", "c1", 1, smsgw.EventSent, "send", t0, map[string]any{
+		"connector": "up1", "segments": 2, "route": map[string]any{"prefix": "+61", "weight": 10},
+	})
+	if err := s.AppendEvents(c, e); err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+	got, err := s.Events(c, "m4")
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Events = %v, %v", got, err)
+	}
+	d := got[0].Data
+	if d["connector"] != "up1" || fmt.Sprint(d["segments"]) != "2" {
+		t.Errorf("data = %#v", d)
+	}
+	route, ok := d["route"].(map[string]any)
+	if !ok || route["prefix"] != "+61" {
+		t.Errorf("nested data = %#v, want a map with prefix +61", d["route"])
+	}
+}
+
+func TestAppendEventsRejectsEventsWithoutIDs(t *testing.T) {
+	t.Parallel()
+	s, _, _ := open(t)
+	err := s.AppendEvents(ctx(t), smsgw.Event{MessageID: "m"})
+	if smsgw.ErrorCode(err) != smsgw.EINVALID {
+		t.Fatalf("AppendEvents without an ID = %v, want code %s", err, smsgw.EINVALID)
+	}
+}
+
+func TestCorrelations(t *testing.T) {
+	t.Parallel()
+	s, _, _ := open(t)
+	c := ctx(t)
+	if _, ok, err := s.LookupCorrelation(c, "up1", "abc"); err != nil || ok {
+		t.Fatalf("lookup before put = %v, %v; want not found", ok, err)
+	}
+	corr := smsgw.Correlation{ConnectorID: "up1", UpstreamID: "abc", MessageID: "m1", Segment: 2, CreatedAt: t0}
+	for range 2 { // idempotent
+		if err := s.PutCorrelation(c, corr); err != nil {
+			t.Fatalf("PutCorrelation: %v", err)
+		}
+	}
+	got, ok, err := s.LookupCorrelation(c, "up1", "abc")
+	if err != nil || !ok {
+		t.Fatalf("lookup = %v, %v", ok, err)
+	}
+	if got.MessageID != "m1" || got.Segment != 2 || got.ConnectorID != "up1" || got.UpstreamID != "abc" || !got.CreatedAt.Equal(t0) {
+		t.Errorf("lookup = %+v", got)
+	}
+	// The same upstream ID on another connector is another correlation.
+	if _, ok, _ := s.LookupCorrelation(c, "up2", "abc"); ok {
+		t.Error("a correlation of up1 was found under up2")
+	}
+	// An upstream ID the SMSC reuses points to the newest message.
+	if err := s.PutCorrelation(c, smsgw.Correlation{ConnectorID: "up1", UpstreamID: "abc", MessageID: "m9", Segment: 1}); err != nil {
+		t.Fatalf("PutCorrelation: %v", err)
+	}
+	if got, _, _ := s.LookupCorrelation(c, "up1", "abc"); got.MessageID != "m9" || got.CreatedAt.IsZero() {
+		t.Errorf("after reuse lookup = %+v, want m9 with a creation time", got)
+	}
+	if err := s.PutCorrelation(c, smsgw.Correlation{ConnectorID: "up1"}); smsgw.ErrorCode(err) != smsgw.EINVALID {
+		t.Errorf("PutCorrelation of an empty correlation = %v, want %s", err, smsgw.EINVALID)
+	}
+}
+
+func TestExpireCorrelations(t *testing.T) {
+	t.Parallel()
+	s, _, _ := open(t, mongostore.WithCorrelationTTL(time.Hour))
+	c := ctx(t)
+	now := time.Now()
+	old := smsgw.Correlation{ConnectorID: "up1", UpstreamID: "old", MessageID: "m1", CreatedAt: now.Add(-2 * time.Hour)}
+	fresh := smsgw.Correlation{ConnectorID: "up1", UpstreamID: "new", MessageID: "m2", CreatedAt: now.Add(-time.Minute)}
+	for _, corr := range []smsgw.Correlation{old, fresh} {
+		if err := s.PutCorrelation(c, corr); err != nil {
+			t.Fatalf("PutCorrelation: %v", err)
+		}
+	}
+	n, err := s.ExpireCorrelations(c, now)
+	if err != nil {
+		t.Fatalf("ExpireCorrelations: %v", err)
+	}
+	// A server with TTL indexes may already have removed it itself.
+	if n != 1 && !(s.ServerTTL() && n == 0) {
+		t.Errorf("expired %d, want 1", n)
+	}
+	if _, ok, _ := s.LookupCorrelation(c, "up1", "old"); ok {
+		t.Error("an expired correlation is still there")
+	}
+	if _, ok, _ := s.LookupCorrelation(c, "up1", "new"); !ok {
+		t.Error("a fresh correlation was removed")
+	}
+}
+
+func TestParkedReceipts(t *testing.T) {
+	t.Parallel()
+	s, _, _ := open(t)
+	c := ctx(t)
+	enroute := smsgw.Receipt{ConnectorID: "up1", UpstreamID: "abc", Stat: "ENROUTE", ReceivedAt: t0}
+	delivered := smsgw.Receipt{ConnectorID: "up1", UpstreamID: "abc", Stat: "DELIVRD", Err: "000", DoneAt: t0.Add(time.Minute), ReceivedAt: t0.Add(time.Minute)}
+	other := smsgw.Receipt{ConnectorID: "up2", UpstreamID: "abc", Stat: "DELIVRD", ReceivedAt: t0}
+	for _, r := range []smsgw.Receipt{enroute, delivered, delivered, other} {
+		if err := s.ParkReceipt(c, r); err != nil {
+			t.Fatalf("ParkReceipt: %v", err)
+		}
+	}
+	got, err := s.ParkedReceipts(c, "up1", "abc")
+	if err != nil {
+		t.Fatalf("ParkedReceipts: %v", err)
+	}
+	if len(got) != 2 || got[0] != enroute || !got[1].DoneAt.Equal(delivered.DoneAt) || got[1].Err != "000" || got[1].Stat != "DELIVRD" {
+		t.Fatalf("ParkedReceipts = %+v, want ENROUTE then DELIVRD", got)
+	}
+	if n, err := s.CountParked(c); err != nil || n != 3 {
+		t.Errorf("CountParked = %d, %v; want 3", n, err)
+	}
+	if l, err := s.ListParked(c, time.Now().Add(time.Minute), 2); err != nil || len(l) != 2 {
+		t.Errorf("ListParked(limit 2) = %v, %v", l, err)
+	}
+	if l, err := s.ListParked(c, time.Now().Add(-time.Hour), 10); err != nil || len(l) != 0 {
+		t.Errorf("ListParked(older than an hour ago) = %v, %v; want none", l, err)
+	}
+	if err := s.DeleteParked(c, enroute); err != nil {
+		t.Fatalf("DeleteParked: %v", err)
+	}
+	if err := s.DeleteParked(c, enroute); err != nil {
+		t.Fatalf("DeleteParked twice: %v", err)
+	}
+	got, _ = s.ParkedReceipts(c, "up1", "abc")
+	if len(got) != 1 || got[0].Stat != "DELIVRD" {
+		t.Errorf("after delete = %+v, want only DELIVRD", got)
+	}
+	if n, _ := s.CountParked(c); n != 2 {
+		t.Errorf("CountParked after delete = %d, want 2", n)
+	}
+}
+
+// TestReceiptRace checks the rule the receipt matcher relies on: the send
+// side writes the correlation and then reads parked receipts; the receipt
+// side parks and then looks up the correlation. Whatever the interleaving,
+// at least one side sees the other.
+func TestReceiptRace(t *testing.T) {
+	t.Parallel()
+	s, uri, db := open(t)
+	// The sides use separate clients, as separate processes would.
+	other, err := mongostore.Open(ctx(t), uri, db, mongostore.WithLogger(quiet))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer other.Close(context.Background())
+	c := ctx(t)
+
+	const rounds = 60
+	var wg sync.WaitGroup
+	errs := make(chan error, rounds)
+	sem := make(chan struct{}, 8)
+	for i := range rounds {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			id := fmt.Sprintf("race%d", i)
+			corr := smsgw.Correlation{ConnectorID: "up1", UpstreamID: id, MessageID: "m" + id, Segment: 1}
+			rcpt := smsgw.Receipt{ConnectorID: "up1", UpstreamID: id, Stat: "DELIVRD"}
+			start := make(chan struct{})
+			var sawReceipt, sawCorrelation bool
+			var sendErr, recvErr error
+			var side sync.WaitGroup
+			side.Add(2)
+			sendSide := func() {
+				defer side.Done()
+				<-start
+				if sendErr = s.PutCorrelation(c, corr); sendErr != nil {
+					return
+				}
+				var parked []smsgw.Receipt
+				parked, sendErr = s.ParkedReceipts(c, "up1", id)
+				sawReceipt = len(parked) > 0
+			}
+			receiptSide := func() {
+				defer side.Done()
+				<-start
+				if recvErr = other.ParkReceipt(c, rcpt); recvErr != nil {
+					return
+				}
+				_, sawCorrelation, recvErr = other.LookupCorrelation(c, "up1", id)
+			}
+			if i%2 == 0 { // start the two sides in both orders
+				go sendSide()
+				go receiptSide()
+			} else {
+				go receiptSide()
+				go sendSide()
+			}
+			close(start)
+			side.Wait()
+			switch {
+			case sendErr != nil || recvErr != nil:
+				errs <- fmt.Errorf("%s: send side %v, receipt side %v", id, sendErr, recvErr)
+			case !sawReceipt && !sawCorrelation:
+				errs <- fmt.Errorf("%s: neither side saw the other", id)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestOpenTwiceAndChangeTTL(t *testing.T) {
+	t.Parallel()
+	_, uri, db := open(t)
+	s2, err := mongostore.Open(ctx(t), uri, db, mongostore.WithLogger(quiet), mongostore.WithCorrelationTTL(48*time.Hour))
+	if err != nil {
+		t.Fatalf("second Open with another TTL: %v", err)
+	}
+	s2.Close(context.Background())
+}
+
+func TestUnreachableServerIsUnavailable(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = mongostore.Open(c, "mongodb://"+addr+"/?serverSelectionTimeoutMS=300&connectTimeoutMS=300", "x")
+	if err == nil {
+		t.Fatal("Open of a closed port succeeded")
+	}
+	if smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
+		t.Errorf("Open of a closed port = %v, want code %s", err, smsgw.EUNAVAILABLE)
+	}
+}
+
+func TestOperationsOnAStoppedServerAreUnavailable(t *testing.T) {
+	t.Parallel()
+	dev := testenv.StartDevDB(t, "-mysql-addr", "", "-mongo-addr", "127.0.0.1:0", "-data", t.TempDir())
+	s, err := mongostore.Open(ctx(t), dev.MongoURI+"?serverSelectionTimeoutMS=500", testenv.MongoDatabase(t), mongostore.WithLogger(quiet))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close(context.Background())
+	if err := s.Ping(ctx(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	dev.Stop()
+	_, _, err = s.LookupCorrelation(ctx(t), "up1", "x")
+	if smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
+		t.Errorf("lookup on a stopped server = %v, want code %s", err, smsgw.EUNAVAILABLE)
+	}
+}
+
+func TestOpenRejectsABadURI(t *testing.T) {
+	t.Parallel()
+	for _, uri := range []string{"", "http://x", "mongodb://127.0.0.1:1/?w=notanumber&wtimeoutMS=x"} {
+		_, err := mongostore.Open(ctx(t), uri, "db")
+		if err == nil || smsgw.ErrorCode(err) == smsgw.EUNAVAILABLE {
+			t.Errorf("Open(%q) = %v, want a configuration error", uri, err)
+		}
+	}
+	if _, err := mongostore.Open(ctx(t), "mongodb://127.0.0.1:1/", ""); err == nil {
+		t.Error("Open without a database name succeeded")
+	}
+}

@@ -1,0 +1,460 @@
+// Package mysqlstore is the reporting database: one row per message, kept
+// up to date as the message moves, and daily counts of final statuses per
+// customer and connector. Reports and exports read from here, never from
+// Temporal.
+//
+// It runs on MySQL 8, MariaDB 10.11 and go-mysql-server. The schema lives in
+// migrations/ and is applied by Open.
+//
+// The DSN is go-sql-driver's form, and must name a database:
+//
+//	user:password@tcp(host:3306)/smsgw?parseTime=true&loc=UTC
+//
+// parseTime=true and loc=UTC are set by Open whatever the DSN says: every
+// time is stored as UTC in DATETIME(6) columns.
+package mysqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/smsgw/smsgw"
+)
+
+// what names the reporting database in Unavailable errors.
+const what = "reporting database"
+
+// Limits of ListMessages.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// Column sizes the store enforces before writing (see migrations/).
+const (
+	maxErrorText = 512
+)
+
+// Store is the reporting database. It is safe for concurrent use.
+type Store struct {
+	db *sql.DB
+}
+
+// Open connects to the database in dsn, pings it and applies the schema
+// migrations it has not seen. Two processes may open the same database at
+// once. A server that cannot be reached gives an error with code
+// smsgw.EUNAVAILABLE.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mysqlstore: dsn: %w", err)
+	}
+	if cfg.DBName == "" {
+		return nil, errors.New("mysqlstore: dsn names no database (user@tcp(host:port)/database)")
+	}
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	cfg.ClientFoundRows = false
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysqlstore: dsn: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxLifetime(5 * time.Minute)
+	db.SetConnMaxIdleTime(time.Minute)
+	s := &Store{db: db}
+	if err := s.Ping(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mysqlstore: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("mysqlstore: ping: %w", wrap(err))
+	}
+	return nil
+}
+
+// ahead is true when the incoming row is not behind the stored one: a
+// higher status, or the same status again (a retry, or a richer update).
+const ahead = `(VALUES(status_rank) > status_rank OR VALUES(status) = status)`
+
+// upsertSQL inserts a message or merges an update into it in one statement,
+// so concurrent retries are safe. MySQL assigns left to right and later
+// expressions see earlier assignments, so status and status_rank come last.
+var upsertSQL = `INSERT INTO messages (id, customer_id, entry_point, src, dst, status, status_rank,
+	connector_id, upstream_id, segments, encoding, error_code, error_text,
+	accepted_at, sent_at, done_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON DUPLICATE KEY UPDATE
+	customer_id  = IF(customer_id = '', VALUES(customer_id), customer_id),
+	entry_point  = IF(entry_point = '', VALUES(entry_point), entry_point),
+	src          = IF(src = '', VALUES(src), src),
+	dst          = IF(dst = '', VALUES(dst), dst),
+	accepted_at  = COALESCE(accepted_at, VALUES(accepted_at)),
+	connector_id = IF(VALUES(connector_id) <> '' AND (connector_id = '' OR ` + ahead + `), VALUES(connector_id), connector_id),
+	upstream_id  = IF(VALUES(upstream_id) <> '' AND (upstream_id = '' OR ` + ahead + `), VALUES(upstream_id), upstream_id),
+	segments     = IF(VALUES(segments) > 0 AND (segments = 0 OR ` + ahead + `), VALUES(segments), segments),
+	encoding     = IF(VALUES(encoding) <> '' AND (encoding = '' OR ` + ahead + `), VALUES(encoding), encoding),
+	error_code   = IF(VALUES(error_code) <> '' AND (error_code = '' OR ` + ahead + `), VALUES(error_code), error_code),
+	error_text   = IF(VALUES(error_text) <> '' AND (error_text = '' OR ` + ahead + `), VALUES(error_text), error_text),
+	sent_at      = COALESCE(sent_at, VALUES(sent_at)),
+	done_at      = COALESCE(done_at, VALUES(done_at)),
+	updated_at   = GREATEST(updated_at, VALUES(updated_at)),
+	status       = IF(VALUES(status_rank) > status_rank, VALUES(status), status),
+	status_rank  = GREATEST(status_rank, VALUES(status_rank))`
+
+// UpsertMessage inserts a message's row or merges r into it. It is
+// idempotent and never moves a message backwards:
+//   - the status changes only to a higher rank (SENT after DELIVERED keeps
+//     DELIVERED; the first final status wins);
+//   - the first non-null sent and done times are kept;
+//   - customer, entry point, addresses and acceptance time fill in when empty;
+//   - connector, upstream ID, segments, encoding and error fill in when given,
+//     unless r is behind the stored status.
+//
+// A message with a final status is counted once in daily_stats, however
+// often UpsertMessage is retried or called concurrently, and in whatever
+// order the updates land: when a late update fills in the customer, the
+// connector or the acceptance day, the count moves with it.
+func (s *Store) UpsertMessage(ctx context.Context, r smsgw.MessageRecord) error {
+	if r.ID == "" {
+		return smsgw.Errorf(smsgw.EINVALID, "message record has no ID")
+	}
+	if !r.Status.Valid() {
+		return smsgw.Errorf(smsgw.EINVALID, "message record %s has unknown status %q", r.ID, r.Status)
+	}
+	if r.UpdatedAt.IsZero() {
+		r.UpdatedAt = time.Now()
+	}
+	args := []any{
+		r.ID, r.CustomerID, string(r.EntryPoint), r.From, r.To, string(r.Status), r.Status.Rank(),
+		r.ConnectorID, r.UpstreamID, r.Segments, r.Encoding, r.ErrorCode, truncate(r.ErrorText, maxErrorText),
+		nullTime(&r.AcceptedAt), nullTime(r.SentAt), nullTime(r.DoneAt), r.UpdatedAt.UTC(),
+	}
+	return s.withRetry(ctx, func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+		if _, err := tx.ExecContext(ctx, upsertSQL, args...); err != nil {
+			return err
+		}
+		if err := count(ctx, tx, r.ID); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}, "upsert message "+r.ID)
+}
+
+// statKey is the daily_stats row a message is counted under.
+type statKey struct {
+	day       string // YYYY-MM-DD, UTC
+	customer  string
+	connector string
+	status    string
+}
+
+// count keeps daily_stats in step with a message's row, in the transaction
+// that has just upserted (and so locked) the row: a final row not yet
+// counted is counted, and a counted row whose key has changed since is moved
+// to its new key. A failure rolls back with the upsert, for the retry.
+func count(ctx context.Context, tx *sql.Tx, id string) error {
+	var rank int
+	var now statKey
+	var accepted, done, countedDay sql.NullTime
+	var updated time.Time
+	var counted statKey
+	err := tx.QueryRowContext(ctx, `SELECT status_rank, customer_id, connector_id, status, accepted_at, done_at, updated_at,
+		counted_status, counted_day, counted_customer, counted_connector
+		FROM messages WHERE id = ? FOR UPDATE`, id).
+		Scan(&rank, &now.customer, &now.connector, &now.status, &accepted, &done, &updated,
+			&counted.status, &countedDay, &counted.customer, &counted.connector)
+	if err != nil {
+		return err
+	}
+	if !smsgw.Status(now.status).Final() {
+		return nil
+	}
+	day := updated
+	switch {
+	case accepted.Valid:
+		day = accepted.Time
+	case done.Valid:
+		day = done.Time
+	}
+	now.day = day.UTC().Format(time.DateOnly)
+	if countedDay.Valid {
+		counted.day = countedDay.Time.UTC().Format(time.DateOnly)
+	}
+	if counted == now {
+		return nil
+	}
+	if counted.status != "" {
+		if _, err := tx.ExecContext(ctx,
+			"UPDATE daily_stats SET `count` = `count` - 1 WHERE day = ? AND customer_id = ? AND connector_id = ? AND status = ? AND `count` > 0",
+			counted.day, counted.customer, counted.connector, counted.status); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx,
+		"INSERT INTO daily_stats (day, customer_id, connector_id, status, `count`) VALUES (?, ?, ?, ?, 1) "+
+			"ON DUPLICATE KEY UPDATE `count` = `count` + 1",
+		now.day, now.customer, now.connector, now.status); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx,
+		"UPDATE messages SET counted_status = ?, counted_day = ?, counted_customer = ?, counted_connector = ? WHERE id = ?",
+		now.status, now.day, now.customer, now.connector, id)
+	return err
+}
+
+// withRetry runs f, again when the server broke a deadlock or a lock wait
+// (concurrent upserts of one new row can do that on InnoDB).
+func (s *Store) withRetry(ctx context.Context, f func() error, op string) error {
+	const attempts = 5
+	var err error
+	for i := range attempts {
+		err = f()
+		if err == nil || !retryable(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("mysqlstore: %s: %w", op, ctx.Err())
+		case <-time.After(time.Duration(i+1) * 5 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mysqlstore: %s: %w", op, wrap(err))
+	}
+	return nil
+}
+
+// columns is the select list that scanRecord reads.
+const columns = `id, customer_id, entry_point, src, dst, status, connector_id, upstream_id, segments, encoding,
+	error_code, error_text, accepted_at, sent_at, done_at, updated_at`
+
+// GetMessage returns a message's row, or an error with code smsgw.ENOTFOUND.
+func (s *Store) GetMessage(ctx context.Context, id string) (smsgw.MessageRecord, error) {
+	row := s.db.QueryRowContext(ctx, "SELECT "+columns+" FROM messages WHERE id = ?", id)
+	r, err := scanRecord(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return smsgw.MessageRecord{}, smsgw.Errorf(smsgw.ENOTFOUND, "message %s not found", id)
+	}
+	if err != nil {
+		return smsgw.MessageRecord{}, fmt.Errorf("mysqlstore: get message %s: %w", id, wrap(err))
+	}
+	return r, nil
+}
+
+// Filter selects messages for ListMessages. Empty fields match everything.
+type Filter struct {
+	CustomerID string
+	To         string       // destination, E.164 with '+'
+	Status     smsgw.Status // current status
+	Since      time.Time    // accepted at or after
+	Until      time.Time    // accepted before
+	Limit      int          // DefaultListLimit when 0, at most MaxListLimit
+}
+
+// ListMessages returns the messages that match f, newest accepted first.
+func (s *Store) ListMessages(ctx context.Context, f Filter) ([]smsgw.MessageRecord, error) {
+	if f.Limit < 0 {
+		return nil, smsgw.Errorf(smsgw.EINVALID, "limit must not be negative")
+	}
+	if f.Limit == 0 {
+		f.Limit = DefaultListLimit
+	}
+	f.Limit = min(f.Limit, MaxListLimit)
+	var where []string
+	var args []any
+	if f.CustomerID != "" {
+		where, args = append(where, "customer_id = ?"), append(args, f.CustomerID)
+	}
+	if f.To != "" {
+		where, args = append(where, "dst = ?"), append(args, f.To)
+	}
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, string(f.Status))
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "accepted_at >= ?"), append(args, f.Since.UTC())
+	}
+	if !f.Until.IsZero() {
+		where, args = append(where, "accepted_at < ?"), append(args, f.Until.UTC())
+	}
+	q := "SELECT " + columns + " FROM messages"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY accepted_at DESC, id DESC LIMIT ?"
+	args = append(args, f.Limit)
+
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("mysqlstore: list messages: %w", wrap(err))
+	}
+	defer rows.Close()
+	out := []smsgw.MessageRecord{}
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("mysqlstore: list messages: %w", wrap(err))
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mysqlstore: list messages: %w", wrap(err))
+	}
+	return out, nil
+}
+
+// DailyStat is one row of daily_stats.
+type DailyStat struct {
+	Day         time.Time // midnight UTC of the day the messages were accepted
+	CustomerID  string
+	ConnectorID string
+	Status      smsgw.Status
+	Count       int64
+}
+
+// DailyStats returns the daily counts of final statuses for days in
+// [since, until), for one customer or for all when customerID is empty.
+func (s *Store) DailyStats(ctx context.Context, customerID string, since, until time.Time) ([]DailyStat, error) {
+	q := "SELECT day, customer_id, connector_id, status, `count` FROM daily_stats WHERE day >= ? AND day < ? AND `count` > 0"
+	args := []any{since.UTC().Format(time.DateOnly), until.UTC().Format(time.DateOnly)}
+	if customerID != "" {
+		q += " AND customer_id = ?"
+		args = append(args, customerID)
+	}
+	q += " ORDER BY day, customer_id, connector_id, status"
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("mysqlstore: daily stats: %w", wrap(err))
+	}
+	defer rows.Close()
+	out := []DailyStat{}
+	for rows.Next() {
+		var d DailyStat
+		var status string
+		if err := rows.Scan(&d.Day, &d.CustomerID, &d.ConnectorID, &status, &d.Count); err != nil {
+			return nil, fmt.Errorf("mysqlstore: daily stats: %w", wrap(err))
+		}
+		d.Status = smsgw.Status(status)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mysqlstore: daily stats: %w", wrap(err))
+	}
+	return out, nil
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRecord(sc scanner) (smsgw.MessageRecord, error) {
+	var r smsgw.MessageRecord
+	var entry, status string
+	var accepted, sent, done sql.NullTime
+	err := sc.Scan(&r.ID, &r.CustomerID, &entry, &r.From, &r.To, &status, &r.ConnectorID, &r.UpstreamID,
+		&r.Segments, &r.Encoding, &r.ErrorCode, &r.ErrorText, &accepted, &sent, &done, &r.UpdatedAt)
+	if err != nil {
+		return smsgw.MessageRecord{}, err
+	}
+	r.EntryPoint = smsgw.EntryPoint(entry)
+	r.Status = smsgw.Status(status)
+	if accepted.Valid {
+		r.AcceptedAt = accepted.Time
+	}
+	if sent.Valid {
+		t := sent.Time
+		r.SentAt = &t
+	}
+	if done.Valid {
+		t := done.Time
+		r.DoneAt = &t
+	}
+	return r, nil
+}
+
+// nullTime is NULL for a nil or zero time, else the time in UTC.
+func nullTime(t *time.Time) sql.NullTime {
+	if t == nil || t.IsZero() {
+		return sql.NullTime{}
+	}
+	return sql.NullTime{Time: t.UTC(), Valid: true}
+}
+
+// truncate cuts s to at most n characters.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
+}
+
+// MySQL error numbers the store reacts to.
+const (
+	erLockWaitTimeout    = 1205
+	erLockDeadlock       = 1213
+	erConCountError      = 1040 // too many connections
+	erServerShutdown     = 1053
+	erClientInteraction  = 1927 // MariaDB: connection was killed
+	erServerGoingAway    = 2006 // "server has gone away" as some proxies send it
+	erServerLostDuringQy = 2013
+)
+
+func retryable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == erLockDeadlock || me.Number == erLockWaitTimeout)
+}
+
+// wrap marks errors that mean the server cannot be reached, so that callers
+// answer "try again later" instead of failing the request.
+func wrap(err error) error {
+	if unreachable(err) {
+		return smsgw.Unavailable(what, err)
+	}
+	return err
+}
+
+func unreachable(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case erConCountError, erServerShutdown, erClientInteraction, erServerGoingAway, erServerLostDuringQy:
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &ne)
+}

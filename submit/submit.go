@@ -1,0 +1,215 @@
+// Package submit accepts messages from every entry point: it validates them,
+// applies idempotency keys and starts their workflows, and answers only once a
+// message is durable in Temporal.
+package submit
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/config"
+	"github.com/smsgw/smsgw/routing"
+	"github.com/smsgw/smsgw/workflows"
+)
+
+// Counter tells how a text will be encoded and into how many parts.
+type Counter interface {
+	Count(text, customerID string) (encoding string, segments int, err error)
+}
+
+// Service is the gateway's smsgw.Submitter.
+type Service struct {
+	temporal   client.Client
+	config     *config.Live
+	counter    Counter
+	health     *Health
+	eagerStart bool
+	now        func() time.Time
+	logger     *slog.Logger
+	results    *prometheus.CounterVec
+}
+
+// Options configure a Service.
+type Options struct {
+	Temporal client.Client
+	Config   *config.Live
+	Counter  Counter
+	Health   *Health // nil: no check before accepting
+	// EagerStart asks Temporal to hand the first workflow task straight to a
+	// worker in this process; set it when this process also runs the worker.
+	EagerStart bool
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// New returns a Service.
+func New(o Options) *Service {
+	s := &Service{
+		temporal: o.Temporal, config: o.Config, counter: o.Counter, health: o.Health,
+		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger,
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsgw_submissions_total",
+			Help: "Submissions by entry point and result (accepted, duplicate, invalid, unavailable, error).",
+		}, []string{"entry_point", "result"}),
+	}
+	o.Registerer.MustRegister(s.results)
+	return s
+}
+
+// Submit implements smsgw.Submitter.
+func (s *Service) Submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, error) {
+	acc, err := s.submit(ctx, m)
+	result := "accepted"
+	switch {
+	case err != nil && smsgw.ErrorCode(err) == smsgw.EINVALID:
+		result = "invalid"
+	case err != nil && smsgw.ErrorCode(err) == smsgw.EUNAVAILABLE:
+		result = "unavailable"
+	case err != nil:
+		result = "error"
+	case acc.Existing:
+		result = "duplicate"
+	}
+	s.results.WithLabelValues(string(m.EntryPoint), result).Inc()
+	return acc, err
+}
+
+func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, error) {
+	customer, ok := s.config.Customer(m.CustomerID)
+	if !ok {
+		return smsgw.Accepted{}, smsgw.Errorf(smsgw.EUNAUTHORIZED, "unknown customer")
+	}
+	if err := m.Validate(); err != nil {
+		return smsgw.Accepted{}, err
+	}
+	m.To, _ = smsgw.NormalizeMSISDN(m.To)
+	if m.Validity == 0 {
+		m.Validity = smsgw.DefaultValidity
+		if cv := s.customerValidity(customer.ID); cv > 0 {
+			m.Validity = cv
+		}
+	}
+	if _, err := routing.Match(s.config.Config(), m.To); err != nil {
+		return smsgw.Accepted{}, err
+	}
+	encoding, segments, err := s.counter.Count(m.Text, m.CustomerID)
+	if err != nil {
+		return smsgw.Accepted{}, smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
+	}
+	if s.health != nil {
+		if err := s.health.Check(ctx); err != nil {
+			return smsgw.Accepted{}, err
+		}
+	}
+
+	m.AcceptedAt = s.now().UTC()
+	if m.IdempotencyKey != "" {
+		m.ID = idempotentID(m.CustomerID, m.IdempotencyKey)
+	} else {
+		m.ID = newID(m.AcceptedAt)
+	}
+	acc := smsgw.Accepted{ID: m.ID, Status: smsgw.StatusAccepted, Segments: segments, Encoding: encoding}
+	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    m.ID,
+		TaskQueue:             workflows.TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		// An ID seen before (a repeated idempotency key) answers with the first message.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    workflows.StartAttributes(m),
+		EnableEagerStart:                         s.eagerStart,
+		StaticSummary:                            "message from " + m.CustomerID + " via " + string(m.EntryPoint),
+	}, workflows.MessageWorkflow, workflows.MessageInput{Message: m})
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &already):
+		acc.Existing = true
+		return acc, nil
+	case err != nil:
+		s.logger.Error("message not accepted: workflow start failed", "customer", m.CustomerID, "err", err)
+		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
+	}
+	return acc, nil
+}
+
+func (s *Service) customerValidity(id string) time.Duration {
+	for _, c := range s.config.Config().Customers {
+		if c.ID == id {
+			return c.Validity
+		}
+	}
+	return 0
+}
+
+// newID returns a time-ordered message ID: 48 bits of milliseconds and 80
+// random bits, in 32 hex digits.
+func newID(t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	_, _ = rand.Read(b[6:])
+	return hex.EncodeToString(b[:])
+}
+
+// idempotentID derives a message ID from a customer's idempotency key, so the
+// same key from the same customer always names the same message.
+func idempotentID(customerID, key string) string {
+	h := sha256.Sum256([]byte(customerID + "\x00" + key))
+	return hex.EncodeToString(h[:16])
+}
+
+// Health checks the stores a message will need before it is accepted, so the
+// API answers 503 instead of accepting what it cannot keep. Results are cached
+// for a short time to keep the check off the hot path.
+type Health struct {
+	checks map[string]func(context.Context) error
+	names  []string
+	ttl    time.Duration
+
+	mu      sync.Mutex
+	checked time.Time
+	last    error
+}
+
+// NewHealth returns a Health over named checks (for example "event store").
+func NewHealth(ttl time.Duration) *Health {
+	return &Health{checks: map[string]func(context.Context) error{}, ttl: ttl}
+}
+
+// Add registers a named check.
+func (h *Health) Add(name string, check func(context.Context) error) {
+	h.checks[name] = check
+	h.names = append(h.names, name)
+}
+
+// Check returns an EUNAVAILABLE error naming the first failing dependency.
+func (h *Health) Check(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if time.Since(h.checked) < h.ttl {
+		return h.last
+	}
+	h.last = nil
+	for _, name := range h.names {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := h.checks[name](cctx)
+		cancel()
+		if err != nil {
+			h.last = smsgw.Unavailable(name, err)
+			break
+		}
+	}
+	h.checked = time.Now()
+	return h.last
+}
