@@ -167,6 +167,8 @@ type MO struct {
 
 // Handler takes what the SMSC delivers. The client calls it from several
 // goroutines at once, with a context that ends after Config.HandlerTimeout.
+// An SMSC may deliver the same receipt or MO again (an answer can be lost
+// with the connection), so handling must be idempotent.
 type Handler interface {
 	// HandleReceipt is called for each delivery receipt (deliver_sm or data_sm
 	// whose esm_class says receipt). Return nil only once the receipt is durably

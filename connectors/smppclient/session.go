@@ -312,11 +312,13 @@ func (s *session) readLoop() {
 
 // submit sends a submit_sm within the window and returns the raw message_id.
 func (s *session) submit(ctx context.Context, req *pdu.SubmitSM) (string, error) {
+	// Counted before the check, so a drain that starts now either sees this
+	// submit and waits for it, or this submit sees the drain.
+	s.submits.add()
+	defer s.submits.done()
 	if s.draining.Load() {
 		return "", fmt.Errorf("%w: connector %q is unbinding", ErrNotBound, s.c.cfg.ID)
 	}
-	s.submits.add()
-	defer s.submits.done()
 
 	select {
 	case s.window <- struct{}{}:

@@ -379,7 +379,7 @@ func TestOperationsOnAStoppedServerAreUnavailable(t *testing.T) {
 
 func TestOpenRejectsABadURI(t *testing.T) {
 	t.Parallel()
-	for _, uri := range []string{"", "http://x", "mongodb://127.0.0.1:1/?w=notanumber&wtimeoutMS=x"} {
+	for _, uri := range []string{"", "http://x", "mongodb://127.0.0.1:1/?connectTimeoutMS=abc"} {
 		_, err := mongostore.Open(ctx(t), uri, "db")
 		if err == nil || smsgw.ErrorCode(err) == smsgw.EUNAVAILABLE {
 			t.Errorf("Open(%q) = %v, want a configuration error", uri, err)

@@ -39,10 +39,26 @@ const (
 	MaxListLimit     = 1000
 )
 
-// Column sizes the store enforces before writing (see migrations/).
-const (
-	maxErrorText = 512
-)
+// maxErrorText is the size of messages.error_text; longer texts are cut.
+const maxErrorText = 512
+
+// checkSizes refuses a record whose fields do not fit their columns (see
+// migrations/), instead of letting the server fail the statement.
+func checkSizes(r smsgw.MessageRecord) error {
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{
+		{"id", r.ID, 64}, {"customer", r.CustomerID, 64}, {"entry point", string(r.EntryPoint), 16},
+		{"from", r.From, 32}, {"to", r.To, 32}, {"connector", r.ConnectorID, 64},
+		{"upstream ID", r.UpstreamID, 128}, {"encoding", r.Encoding, 16}, {"error code", r.ErrorCode, 64},
+	} {
+		if utf8.RuneCountInString(f.value) > f.max {
+			return smsgw.Errorf(smsgw.EINVALID, "message record %.64s: %s is longer than %d characters", r.ID, f.name, f.max)
+		}
+	}
+	return nil
+}
 
 // Store is the reporting database. It is safe for concurrent use.
 type Store struct {
@@ -105,7 +121,7 @@ const ahead = `(VALUES(status_rank) > status_rank OR VALUES(status) = status)`
 // upsertSQL inserts a message or merges an update into it in one statement,
 // so concurrent retries are safe. MySQL assigns left to right and later
 // expressions see earlier assignments, so status and status_rank come last.
-var upsertSQL = `INSERT INTO messages (id, customer_id, entry_point, src, dst, status, status_rank,
+const upsertSQL = `INSERT INTO messages (id, customer_id, entry_point, src, dst, status, status_rank,
 	connector_id, upstream_id, segments, encoding, error_code, error_text,
 	accepted_at, sent_at, done_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -147,6 +163,9 @@ func (s *Store) UpsertMessage(ctx context.Context, r smsgw.MessageRecord) error 
 	if !r.Status.Valid() {
 		return smsgw.Errorf(smsgw.EINVALID, "message record %s has unknown status %q", r.ID, r.Status)
 	}
+	if err := checkSizes(r); err != nil {
+		return err
+	}
 	if r.UpdatedAt.IsZero() {
 		r.UpdatedAt = time.Now()
 	}
@@ -164,7 +183,7 @@ func (s *Store) UpsertMessage(ctx context.Context, r smsgw.MessageRecord) error 
 		if _, err := tx.ExecContext(ctx, upsertSQL, args...); err != nil {
 			return err
 		}
-		if err := count(ctx, tx, r.ID); err != nil {
+		if err := countFinal(ctx, tx, r.ID); err != nil {
 			return err
 		}
 		return tx.Commit()
@@ -179,11 +198,11 @@ type statKey struct {
 	status    string
 }
 
-// count keeps daily_stats in step with a message's row, in the transaction
+// countFinal keeps daily_stats in step with a message's row, in the transaction
 // that has just upserted (and so locked) the row: a final row not yet
 // counted is counted, and a counted row whose key has changed since is moved
 // to its new key. A failure rolls back with the upsert, for the retry.
-func count(ctx context.Context, tx *sql.Tx, id string) error {
+func countFinal(ctx context.Context, tx *sql.Tx, id string) error {
 	var rank int
 	var now statKey
 	var accepted, done, countedDay sql.NullTime

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,9 +151,11 @@ func TestUpsertFillsInOutOfOrder(t *testing.T) {
 func TestUpsertRejectsBadRecords(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
-	for _, r := range []smsgw.MessageRecord{{Status: smsgw.StatusSent}, {ID: "m1", Status: "LOST"}} {
+	long := sent("m1", "upA", t0)
+	long.UpstreamID = strings.Repeat("9", 129)
+	for _, r := range []smsgw.MessageRecord{{Status: smsgw.StatusSent}, {ID: "m1", Status: "LOST"}, long} {
 		if err := s.UpsertMessage(ctx(t), r); smsgw.ErrorCode(err) != smsgw.EINVALID {
-			t.Errorf("UpsertMessage(%+v) = %v, want %s", r, err, smsgw.EINVALID)
+			t.Errorf("UpsertMessage(%.80v) = %v, want %s", r, err, smsgw.EINVALID)
 		}
 	}
 }
@@ -397,5 +400,34 @@ func TestUnreachableServerIsUnavailable(t *testing.T) {
 	_, err = mysqlstore.Open(ctx(t), "root@tcp("+addr+")/smsgw?timeout=1s")
 	if smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
 		t.Fatalf("Open of a closed port = %v, want %s", err, smsgw.EUNAVAILABLE)
+	}
+}
+
+func TestLongErrorTextIsCut(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	r := final("m1", smsgw.StatusFailed, t0)
+	r.ErrorText = strings.Repeat("é", 600)
+	upsert(t, s, r)
+	if got := get(t, s, "m1"); got.ErrorText != strings.Repeat("é", 512) {
+		t.Errorf("error text has %d characters, want 512", len([]rune(got.ErrorText)))
+	}
+}
+
+func TestStoppedServerIsUnavailable(t *testing.T) {
+	t.Parallel()
+	dev := testenv.StartDevDB(t, "-mongo-addr", "", "-mysql-addr", "127.0.0.1:0")
+	s, err := mysqlstore.Open(ctx(t), dev.MySQLDSN)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	upsert(t, s, accepted("m1"))
+	dev.Stop()
+	if _, err := s.GetMessage(ctx(t), "m1"); smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
+		t.Errorf("GetMessage on a stopped server = %v, want %s", err, smsgw.EUNAVAILABLE)
+	}
+	if err := s.UpsertMessage(ctx(t), accepted("m2")); smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
+		t.Errorf("UpsertMessage on a stopped server = %v, want %s", err, smsgw.EUNAVAILABLE)
 	}
 }

@@ -14,7 +14,7 @@
 //
 // Usage:
 //
-//	devdb [-mongo-addr 127.0.0.1:27017] [-mysql-addr 127.0.0.1:3306] [-data .data/ferretdb] [-mysql-db smsgw] [-exit-on-eof]
+//	devdb [-mongo-addr 127.0.0.1:27017] [-mysql-addr 127.0.0.1:3306] [-data .data/ferretdb] [-mysql-db smsgw] [-exit-on-eof] [-v]
 package main
 
 import (

@@ -1,0 +1,6 @@
+// Package interop tests the gateway's SMPP code against a third-party SMPP
+// implementation, node-smpp (npm package smpp@0.5.1): the upstream client
+// binds to a node-smpp SMSC (smsc.js), and a node-smpp ESME (esme.js) binds
+// to the SMSC simulator. The tests need Node.js; they install the npm package
+// from package-lock.json on first run and skip when node is not installed.
+package interop
