@@ -24,6 +24,9 @@ const (
 	EventReceipt   = "receipt"
 	EventFinal     = "final"
 	EventNotified  = "notified"
+	// EventNotifyFailed is a notification refused by the customer's endpoint
+	// or not delivered within its retry period; it can be redelivered.
+	EventNotifyFailed = "notify_failed"
 )
 
 // NewEvent returns an event whose ID is derived from the message and step.

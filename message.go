@@ -79,6 +79,9 @@ type Message struct {
 	IdempotencyKey string        `json:"idempotencyKey,omitempty"`
 	Validity       time.Duration `json:"validity"`
 	AcceptedAt     time.Time     `json:"acceptedAt"`
+	// ReceiptRequested is set for SMPP submissions with registered_delivery:
+	// the customer wants a deliver_sm receipt on its binds.
+	ReceiptRequested bool `json:"receiptRequested,omitempty"`
 }
 
 // Validate checks what a customer sent. It returns an *Error with code EINVALID.

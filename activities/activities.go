@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -29,22 +30,23 @@ type Encoder interface {
 	Encode(text, customerID, connectorID, to string) (encoding string, parts []Part, err error)
 }
 
-// Notifier delivers a notification to an HTTP endpoint. It returns an error
-// wrapping ErrRefused when retrying cannot help (the endpoint answered 4xx).
-type Notifier interface {
-	Notify(ctx context.Context, url, secret string, n Notification) error
+// Channel delivers to customers through one means (webhook, SMPP, email).
+// It returns an error wrapping ErrRefused when retrying cannot help.
+type Channel interface {
+	Deliver(ctx context.Context, d Delivery) error
 }
 
-// ErrRefused marks a notification the receiver refused for good.
+// ErrRefused marks a delivery the receiver refused for good.
 var ErrRefused = errors.New("refused by the receiver")
 
 // Activities are the steps of a message's life that need no SMPP bind.
 type Activities struct {
-	Config   *config.Live
-	Events   EventStore
-	Reports  ReportStore
-	Encoder  Encoder
-	Notifier Notifier
+	Config  *config.Live
+	Events  EventStore
+	Reports ReportStore
+	Encoder Encoder
+	// Channels by name: ChannelWebhook, ChannelSMPP, ChannelEmail.
+	Channels map[string]Channel
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -52,13 +54,14 @@ type Activities struct {
 // Prepare routes and encodes a message and records its acceptance.
 func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, error) {
 	m := in.Message
+	plan := a.notifyPlan(m)
 	decision, err := routing.Match(a.Config.Config(), m.To)
 	if err != nil {
-		return PrepareResult{}, temporal.NewNonRetryableApplicationError(smsgw.ErrorMessage(err), ErrTypeNoRoute, err)
+		return PrepareResult{}, temporal.NewNonRetryableApplicationError(smsgw.ErrorMessage(err), ErrTypeNoRoute, err, plan)
 	}
 	encoding, parts, err := a.Encoder.Encode(m.Text, m.CustomerID, decision.Connectors[0], m.To)
 	if err != nil {
-		return PrepareResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+		return PrepareResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err, plan)
 	}
 	events := []smsgw.Event{
 		smsgw.NewEvent(m.ID, m.CustomerID, in.Seq, smsgw.EventAccepted, "accepted", m.AcceptedAt, map[string]any{
@@ -85,7 +88,42 @@ func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResul
 	if err := a.Record(ctx, RecordInput{Events: events, Row: row}); err != nil {
 		return PrepareResult{}, err
 	}
-	return PrepareResult{Route: decision, Encoding: encoding, Parts: parts}, nil
+	return PrepareResult{Route: decision, Encoding: encoding, Parts: parts, Notify: plan}, nil
+}
+
+// DefaultNotifyRetry is how long a notification is retried by default.
+const DefaultNotifyRetry = 24 * time.Hour
+
+// notifyPlan decides who hears about a message: the channels the customer
+// chose, or by default the webhook (when there is one) and, for messages
+// submitted over SMPP that asked for a receipt, the customer's binds.
+func (a *Activities) notifyPlan(m smsgw.Message) NotifyPlan {
+	plan := NotifyPlan{RetryFor: DefaultNotifyRetry}
+	var cfg config.Notify
+	webhook := m.CallbackURL != ""
+	for _, c := range a.Config.Config().Customers {
+		if c.ID == m.CustomerID {
+			cfg = c.Notify
+			webhook = webhook || c.Webhook.URL != ""
+		}
+	}
+	if cfg.RetryFor > 0 {
+		plan.RetryFor = cfg.RetryFor
+	}
+	plan.AllStatuses = cfg.Statuses == "all"
+	plan.Channels = cfg.Channels
+	if len(plan.Channels) == 0 {
+		if webhook {
+			plan.Channels = append(plan.Channels, ChannelWebhook)
+		}
+		if m.EntryPoint == smsgw.EntrySMPP && m.ReceiptRequested {
+			plan.Channels = append(plan.Channels, ChannelSMPP)
+		}
+	}
+	if m.CallbackURL != "" && !slices.Contains(plan.Channels, ChannelWebhook) {
+		plan.Channels = append(plan.Channels, ChannelWebhook)
+	}
+	return plan
 }
 
 // Record appends events and moves the reporting row forward. Both writes are
@@ -104,33 +142,37 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	return nil
 }
 
-// Notify posts a notification to the message's callback URL, or else to the
-// customer's webhook, and records that it was delivered. A customer with no
-// endpoint is not notified.
-func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
-	n := in.Notification
-	customer, ok := a.Config.Customer(in.CustomerID)
+// Notify delivers to a customer on one channel and records that it did.
+func (a *Activities) Notify(ctx context.Context, d Delivery) error {
+	ch, ok := a.Channels[d.Channel]
 	if !ok {
-		return temporal.NewNonRetryableApplicationError("customer "+in.CustomerID+" no longer exists", ErrTypeWebhookRefused, nil)
+		return temporal.NewNonRetryableApplicationError("no channel "+d.Channel+" in this gateway", ErrTypeWebhookRefused, nil)
 	}
-	url := in.CallbackURL
-	if url == "" {
-		url = customer.WebhookURL
-	}
-	if url == "" {
-		return nil
-	}
-	if err := a.Notifier.Notify(ctx, url, customer.WebhookSecret, n); err != nil {
+	if err := ch.Deliver(ctx, d); err != nil {
 		if errors.Is(err, ErrRefused) {
 			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRefused, err)
 		}
-		return fmt.Errorf("notify %s: %w", n.MessageID, err)
+		return fmt.Errorf("notify %s over %s: %w", d.CustomerID, d.Channel, err)
 	}
-	ev := smsgw.NewEvent(n.MessageID, in.CustomerID, n.Seq, smsgw.EventNotified, "notified-"+string(n.Status), a.Now().UTC(),
-		map[string]any{"channel": "webhook", "status": string(n.Status)})
+	id, what := d.Subject()
+	seq := 0
+	if d.Notification != nil {
+		seq = d.Notification.Seq
+	}
+	ev := smsgw.NewEvent(id, d.CustomerID, seq, smsgw.EventNotified, "notified-"+d.Channel+"-"+what, a.Now().UTC(),
+		map[string]any{"channel": d.Channel, "subject": what})
 	if err := a.Events.AppendEvents(ctx, ev); err != nil {
-		// The customer has it; a retry would post it again. Log and move on.
-		a.Logger.Warn("notification delivered but not recorded", "message", n.MessageID, "err", err)
+		// The customer has it; a retry would deliver it again. Log and move on.
+		a.Logger.Warn("notification delivered but not recorded", "subject", id, "err", err)
 	}
 	return nil
+}
+
+// NotifyFailed records a delivery that was refused or ran out of retries, so
+// operators can list and redeliver it.
+func (a *Activities) NotifyFailed(ctx context.Context, d Delivery, reason string) error {
+	id, what := d.Subject()
+	ev := smsgw.NewEvent(id, d.CustomerID, 0, smsgw.EventNotifyFailed, "notify-failed-"+d.Channel+"-"+what, a.Now().UTC(),
+		map[string]any{"channel": d.Channel, "subject": what, "reason": reason, "delivery": d})
+	return a.Events.AppendEvents(ctx, ev)
 }

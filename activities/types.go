@@ -48,11 +48,29 @@ type PrepareInput struct {
 	Seq     int           `json:"seq"` // event sequence number of the first event
 }
 
-// PrepareResult is the route and the encoded parts of a message.
+// PrepareResult is the route and the encoded parts of a message, and who
+// hears about it.
 type PrepareResult struct {
 	Route    routing.Decision `json:"route"`
 	Encoding string           `json:"encoding"`
 	Parts    []Part           `json:"parts"`
+	Notify   NotifyPlan       `json:"notify"`
+}
+
+// Notification channels.
+const (
+	ChannelWebhook = "webhook"
+	ChannelSMPP    = "smpp"
+	ChannelEmail   = "email"
+)
+
+// NotifyPlan is decided once per message, when it is accepted, so the
+// workflow never reads configuration: the channels to notify, in order, and
+// whether intermediate statuses are notified too.
+type NotifyPlan struct {
+	Channels    []string      `json:"channels"`
+	AllStatuses bool          `json:"allStatuses,omitempty"`
+	RetryFor    time.Duration `json:"retryFor"`
 }
 
 // SendInput is the input of the send activity.
@@ -84,20 +102,59 @@ type RecordInput struct {
 	Row    smsgw.MessageRecord `json:"row"`
 }
 
-// Notification is what a customer's webhook receives about a message.
+// Notification is what a customer hears about a message's status.
 type Notification struct {
 	MessageID  string       `json:"messageId"`
 	Status     smsgw.Status `json:"status"`
 	Seq        int          `json:"seq"`
 	OccurredAt time.Time    `json:"occurredAt"`
-	ErrorCode  string       `json:"errorCode,omitempty"`
-	ErrorText  string       `json:"errorText,omitempty"`
-	Parts      int          `json:"parts,omitempty"`
+	// Stat is the upstream receipt state for intermediate notifications
+	// (ENROUTE, ACCEPTD) and for final ones that came from a receipt.
+	Stat        string    `json:"stat,omitempty"`
+	ErrorCode   string    `json:"errorCode,omitempty"`
+	ErrorText   string    `json:"errorText,omitempty"`
+	Parts       int       `json:"parts,omitempty"`
+	From        string    `json:"from,omitempty"`
+	To          string    `json:"to,omitempty"`
+	SubmittedAt time.Time `json:"submittedAt"`
 }
 
-// NotifyInput is the input of Activities.Notify.
-type NotifyInput struct {
-	CustomerID   string       `json:"customerId"`
-	CallbackURL  string       `json:"callbackUrl,omitempty"` // overrides the customer's webhook
-	Notification Notification `json:"notification"`
+// InboundMessage is a mobile-originated message for a customer.
+type InboundMessage struct {
+	ID         string    `json:"id"`
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	Text       string    `json:"text"`
+	Encoding   string    `json:"encoding"`
+	Parts      int       `json:"parts"`
+	Partial    bool      `json:"partial,omitempty"` // some parts never arrived
+	Keyword    string    `json:"keyword,omitempty"`
+	Connector  string    `json:"connector,omitempty"`
+	ReceivedAt time.Time `json:"receivedAt"`
+}
+
+// Delivery is one thing to tell a customer on one channel: a message's
+// status, or an inbound message.
+type Delivery struct {
+	Channel      string          `json:"channel"`
+	CustomerID   string          `json:"customerId"`
+	CallbackURL  string          `json:"callbackUrl,omitempty"` // overrides the customer's webhook
+	Notification *Notification   `json:"notification,omitempty"`
+	Inbound      *InboundMessage `json:"inbound,omitempty"`
+}
+
+// Subject names what a delivery is about, for event IDs and logs.
+func (d Delivery) Subject() (id, what string) {
+	if d.Inbound != nil {
+		return d.Inbound.ID, "inbound"
+	}
+	if d.Notification != nil {
+		n := d.Notification
+		what = string(n.Status)
+		if n.Stat != "" {
+			what += "-" + n.Stat
+		}
+		return n.MessageID, what
+	}
+	return "", ""
 }

@@ -23,6 +23,10 @@ type Config struct {
 	Customers  []Customer  `yaml:"customers"`
 	Connectors []Connector `yaml:"connectors"`
 	Routes     []Route     `yaml:"routes"`
+	// SMTP is the relay that email notifications go out through.
+	SMTP SMTPRelay `yaml:"smtp"`
+	// Email is the email-to-SMS entry point.
+	Email EmailGateway `yaml:"email"`
 }
 
 // Customer is an account allowed to submit messages.
@@ -36,6 +40,22 @@ type Customer struct {
 	SMPP    SMPP     `yaml:"smpp"`
 	// Validity is the default validity period of this customer's messages.
 	Validity time.Duration `yaml:"validity"`
+	// Group names a set of customers that routes can match together.
+	Group string `yaml:"group"`
+	// TPS caps this customer's submissions per second across entry points (0: no cap).
+	TPS float64 `yaml:"tps"`
+	// AllowedSenders, when set, lists the source addresses (exact, or a
+	// regular expression between slashes) the customer may send from.
+	AllowedSenders []string `yaml:"allowedSenders"`
+	// Notify says which status changes reach the customer and how.
+	Notify Notify `yaml:"notify"`
+	// Encoding overrides how the customer's texts are encoded.
+	Encoding Encoding `yaml:"encoding"`
+	// Numbers are the virtual numbers and short codes the customer owns:
+	// mobile-originated messages to them are delivered to the customer.
+	Numbers []Number `yaml:"numbers"`
+	// EmailIngress identifies the customer for email-to-SMS.
+	EmailIngress EmailIngress `yaml:"emailIngress"`
 
 	line int
 }
@@ -46,10 +66,75 @@ type Webhook struct {
 	Secret string `yaml:"secret"`
 }
 
-// SMPP holds a customer's SMPP credentials toward our SMSC.
+// SMPP holds a customer's SMPP access to our SMSC.
 type SMPP struct {
 	SystemID string `yaml:"systemId"`
+	// Password is hashed: "bcrypt:<hash>" (see `smsgw hash-password`), or,
+	// for development only, "plain:<password>".
 	Password string `yaml:"password"`
+	// MaxBinds caps the customer's concurrent binds (0: 10).
+	MaxBinds int `yaml:"maxBinds"`
+	// AllowedIPs, when set, lists the addresses or CIDRs binds may come from.
+	AllowedIPs []string `yaml:"allowedIps"`
+}
+
+// Notify is a customer's notification preferences.
+type Notify struct {
+	// Channels are "webhook", "smpp" and "email". Empty means webhook when
+	// a webhook URL is configured, plus smpp for messages submitted over SMPP
+	// with a receipt requested.
+	Channels []string `yaml:"channels"`
+	// Statuses is "final" (the default: only the final status) or "all"
+	// (also SENT and intermediate receipts such as ENROUTE and ACCEPTD).
+	Statuses string `yaml:"statuses"`
+	// Email lists the recipients of email notifications.
+	Email []string `yaml:"email"`
+	// RetryFor is how long a notification is retried (default 24h).
+	RetryFor time.Duration `yaml:"retryFor"`
+}
+
+// Encoding is a customer's text encoding options.
+type Encoding struct {
+	// Force is "", "GSM7" or "UCS2" (also "LATIN1", "IA5").
+	Force string `yaml:"force"`
+	// Transliterate maps look-alikes (smart quotes, dashes) into GSM 7-bit.
+	Transliterate bool `yaml:"transliterate"`
+	// MaxSegments caps a message's parts (default 10).
+	MaxSegments int `yaml:"maxSegments"`
+}
+
+// Number is a virtual number or short code a customer owns, optionally only
+// for messages whose first word is Keyword.
+type Number struct {
+	Number  string `yaml:"number"`
+	Keyword string `yaml:"keyword"`
+}
+
+// EmailIngress identifies a customer sending email: by SMTP AUTH with
+// Username/Password ("bcrypt:…" or "plain:…"), or by an allowed sender address.
+type EmailIngress struct {
+	Username       string   `yaml:"username"`
+	Password       string   `yaml:"password"`
+	AllowedSenders []string `yaml:"allowedSenders"`
+	// PrependSubject puts the subject before the body text.
+	PrependSubject bool `yaml:"prependSubject"`
+}
+
+// SMTPRelay is where email notifications are sent through.
+type SMTPRelay struct {
+	Address  string `yaml:"address"` // host:port
+	From     string `yaml:"from"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	StartTLS bool   `yaml:"startTls"`
+}
+
+// EmailGateway is the email-to-SMS entry point's configuration.
+type EmailGateway struct {
+	// Domains are the recipient domains: mail to <msisdn>@<domain> becomes an SMS.
+	Domains []string `yaml:"domains"`
+	// MaxSize is the largest message accepted, in bytes (default 64 KiB).
+	MaxSize int `yaml:"maxSize"`
 }
 
 // Connector is an upstream SMSC we bind to.
@@ -256,6 +341,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validateSMPP()...)
+	errs = append(errs, c.validateNotify()...)
+	errs = append(errs, c.validateEmail()...)
 	return errors.Join(errs...)
 }
 

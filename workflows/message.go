@@ -61,10 +61,15 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		code := "PREPARE_FAILED"
 		if errors.As(err, &appErr) {
 			code = appErr.Type()
+			var plan activities.NotifyPlan
+			if appErr.HasDetails() && appErr.Details(&plan) == nil {
+				life.notify = startNotifier(ctx, life, plan)
+			}
 		}
 		return life.end(ctx, recordCtx, smsgw.StatusRejected, code, rootMessage(err))
 	}
 	life.encoding, life.segments = prep.Encoding, len(prep.Parts)
+	life.notify = startNotifier(ctx, life, prep.Notify)
 
 	// 2. Send, on the task queue of the connector that holds the bind.
 	connector := prep.Route.Connectors[0]
@@ -113,6 +118,9 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	}).Get(ctx, nil); err != nil {
 		return MessageResult{}, err
 	}
+	if prep.Notify.AllStatuses {
+		life.notify.send(life.notification(ctx, smsgw.StatusSent, "", "", ""))
+	}
 
 	status, code := life.awaitReceipts(ctx, receipts)
 	return life.end(ctx, recordCtx, status, code, "")
@@ -130,6 +138,7 @@ type messageLife struct {
 	sentAt      time.Time
 	receipts    []ReceiptSignal
 	pending     []smsgw.Event // events not yet recorded
+	notify      *notifier
 }
 
 func (l *messageLife) nextSeq() int {
@@ -201,6 +210,8 @@ func (l *messageLife) awaitReceipts(ctx workflow.Context, receipts workflow.Rece
 				parts[i] = st
 				errs[i] = s.Receipt.Err
 				remaining--
+			} else if l.notify.allStatuses {
+				l.notify.send(l.notification(ctx, smsgw.StatusSent, s.Receipt.Stat, "", ""))
 			}
 		})
 		sel.AddFuture(timer, func(workflow.Future) { expired = true })
@@ -263,35 +274,37 @@ func (l *messageLife) end(ctx, recordCtx workflow.Context, status smsgw.Status, 
 	}
 	l.pending = nil
 
-	notifyCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		ScheduleToCloseTimeout: notifyRetryPeriod,
-		StartToCloseTimeout:    30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        10 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeWebhookRefused},
-		},
-	})
-	err := workflow.ExecuteLocalActivity(notifyCtx, a.Notify, activities.NotifyInput{
-		CustomerID:  l.msg.CustomerID,
-		CallbackURL: l.msg.CallbackURL,
-		Notification: activities.Notification{
-			MessageID:  l.msg.ID,
-			Status:     status,
-			Seq:        l.nextSeq(),
-			OccurredAt: now,
-			ErrorCode:  code,
-			ErrorText:  text,
-			Parts:      l.segments,
-		},
-	}).Get(ctx, nil)
-	if err != nil {
-		// The message's status stands; the failed notification is in the
-		// history and the event store for redelivery.
-		workflow.GetLogger(ctx).Warn("notification not delivered", "err", err)
+	if l.notify == nil {
+		l.notify = startNotifier(ctx, l, activities.NotifyPlan{})
 	}
+	l.notify.send(l.notification(ctx, status, l.lastStat(), code, text))
+	l.notify.finish(ctx)
 	return MessageResult{Status: status, ErrorCode: code, ErrorText: text}, nil
+}
+
+// notification describes the message's status now.
+func (l *messageLife) notification(ctx workflow.Context, status smsgw.Status, stat, code, text string) activities.Notification {
+	return activities.Notification{
+		MessageID:   l.msg.ID,
+		Status:      status,
+		Seq:         l.nextSeq(),
+		OccurredAt:  workflow.Now(ctx).UTC(),
+		Stat:        stat,
+		ErrorCode:   code,
+		ErrorText:   text,
+		Parts:       l.segments,
+		From:        l.msg.From,
+		To:          l.msg.To,
+		SubmittedAt: l.msg.AcceptedAt,
+	}
+}
+
+// lastStat is the state word of the last receipt, if any.
+func (l *messageLife) lastStat() string {
+	if len(l.receipts) == 0 {
+		return ""
+	}
+	return l.receipts[len(l.receipts)-1].Receipt.Stat
 }
 
 // sendFailureStatus maps a failed send to the message's final status and error code.

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,10 +57,10 @@ type memNotifier struct {
 	sent []activities.Notification
 }
 
-func (m *memNotifier) Notify(_ context.Context, _, _ string, n activities.Notification) error {
+func (m *memNotifier) Deliver(_ context.Context, d activities.Delivery) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sent = append(m.sent, n)
+	m.sent = append(m.sent, *d.Notification)
 	return nil
 }
 
@@ -77,18 +78,24 @@ type harness struct {
 	msg      smsgw.Message
 }
 
-func newHarness(t *testing.T, send func(context.Context, activities.SendInput) (activities.SendResult, error)) *harness {
-	t.Helper()
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestWorkflowEnvironment()
-	cfg, err := config.Parse([]byte(`
+const testConfig = `
 customers:
   - {id: acme, apiKeys: ["plain:k"], webhook: {url: "http://127.0.0.1:1/hook", secret: s}}
 connectors:
   - {id: sim, address: "127.0.0.1:2776"}
 routes:
   - {name: all, prefixes: ["+"], connectors: [sim]}
-`), func(string) (string, bool) { return "", false })
+`
+
+func newHarness(t *testing.T, send func(context.Context, activities.SendInput) (activities.SendResult, error)) *harness {
+	return newHarnessWith(t, testConfig, send)
+}
+
+func newHarnessWith(t *testing.T, yaml string, send func(context.Context, activities.SendInput) (activities.SendResult, error)) *harness {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +112,7 @@ routes:
 	}
 	env.RegisterActivity(&activities.Activities{
 		Config: config.Static(cfg), Events: h.events, Reports: h.reports, Encoder: oneGSMPart{},
-		Notifier: h.notifier, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+		Channels: map[string]activities.Channel{activities.ChannelWebhook: h.notifier}, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	})
 	env.RegisterActivityWithOptions(send, activity.RegisterOptions{Name: activities.SendName})
 	return h
@@ -147,8 +154,8 @@ func (h *harness) assertFinal(t *testing.T, res MessageResult, want smsgw.Status
 	if got := h.reports.rows[h.msg.ID].Status; got != want {
 		t.Errorf("reporting row status = %s, want %s", got, want)
 	}
-	if len(h.notifier.sent) != 1 || h.notifier.sent[0].Status != want {
-		t.Errorf("notifications = %+v, want one %s", h.notifier.sent, want)
+	if n := len(h.notifier.sent); n == 0 || h.notifier.sent[n-1].Status != want {
+		t.Errorf("notifications = %+v, want the last to be %s", h.notifier.sent, want)
 	}
 	if _, ok := h.events.events[h.msg.ID+":final"]; !ok {
 		t.Errorf("no final event recorded")
@@ -160,7 +167,7 @@ func TestHappyPath(t *testing.T) {
 	h.signalAt(time.Minute, "DELIVRD", "abc")
 	res := h.run(t)
 	h.assertFinal(t, res, smsgw.StatusDelivered)
-	for _, step := range []string{"accepted", "routed", "sent", "receipt-1-DELIVRD", "final", "notified-DELIVERED"} {
+	for _, step := range []string{"accepted", "routed", "sent", "receipt-1-DELIVRD", "final", "notified-webhook-DELIVERED-DELIVRD"} {
 		if _, ok := h.events.events["m1:"+step]; !ok {
 			t.Errorf("event %q missing", step)
 		}
@@ -252,4 +259,35 @@ func TestMultipartNeedsEveryPart(t *testing.T) {
 	h.signalAt(time.Second, "DELIVRD", "p1")
 	h.signalAt(2*time.Second, "UNDELIV", "p2")
 	h.assertFinal(t, h.run(t), smsgw.StatusUndeliverable)
+}
+
+func TestIntermediateStatusesNotifiedInOrder(t *testing.T) {
+	h := newHarnessWith(t, strings.Replace(testConfig, "secret: s}", "secret: s}, notify: {statuses: all}", 1), sentOK("abc"))
+	h.signalAt(time.Second, "ACCEPTD", "abc")
+	h.signalAt(2*time.Second, "ENROUTE", "abc")
+	h.signalAt(3*time.Second, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	var got []string
+	lastSeq := 0
+	for _, n := range h.notifier.sent {
+		got = append(got, string(n.Status)+"/"+n.Stat)
+		if n.Seq <= lastSeq {
+			t.Errorf("seq %d after %d", n.Seq, lastSeq)
+		}
+		lastSeq = n.Seq
+	}
+	want := "SENT/,SENT/ACCEPTD,SENT/ENROUTE,DELIVERED/DELIVRD"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("notifications %v, want %s", got, want)
+	}
+}
+
+func TestFinalOnlyByDefault(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	h.signalAt(time.Second, "ENROUTE", "abc")
+	h.signalAt(2*time.Second, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if len(h.notifier.sent) != 1 {
+		t.Fatalf("notifications %+v, want only the final one", h.notifier.sent)
+	}
 }

@@ -99,7 +99,10 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		}
 		acts := &activities.Activities{
 			Config: live, Events: events, Reports: reports, Encoder: encoder,
-			Notifier: webhook.New(10*time.Second, reg), Logger: logger, Now: time.Now,
+			Channels: map[string]activities.Channel{
+				activities.ChannelWebhook: webhook.New(live, 10*time.Second, reg),
+			},
+			Logger: logger, Now: time.Now,
 		}
 		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers}.New()
 		if err := w.Start(); err != nil {

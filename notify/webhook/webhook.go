@@ -18,23 +18,34 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 )
 
 // SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of t.body>".
 const SignatureHeader = "X-Smsgw-Signature"
 
-// Sender posts JSON notifications.
+// EventHeader says what a webhook is about: "status" or "inbound".
+const EventHeader = "X-Smsgw-Event"
+
+// Customers finds a customer's webhook URL and secret.
+type Customers interface {
+	Customer(id string) (*smsgw.Customer, bool)
+}
+
+// Sender posts JSON notifications. It is the gateway's webhook channel.
 type Sender struct {
-	client   *http.Client
-	now      func() time.Time
-	attempts *prometheus.CounterVec
+	customers Customers
+	client    *http.Client
+	now       func() time.Time
+	attempts  *prometheus.CounterVec
 }
 
 // New returns a Sender with the given per-attempt timeout.
-func New(timeout time.Duration, reg prometheus.Registerer) *Sender {
+func New(customers Customers, timeout time.Duration, reg prometheus.Registerer) *Sender {
 	s := &Sender{
-		client: &http.Client{Timeout: timeout},
+		customers: customers,
+		client:    &http.Client{Timeout: timeout},
 		now:    time.Now,
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_webhook_attempts_total",
@@ -45,13 +56,37 @@ func New(timeout time.Duration, reg prometheus.Registerer) *Sender {
 	return s
 }
 
-// Notify posts n to url. Network errors, 5xx and 429 are returned as plain
-// errors (retry later); other non-2xx answers wrap activities.ErrRefused.
-func (s *Sender) Notify(ctx context.Context, url, secret string, n activities.Notification) error {
-	body, err := json.Marshal(n)
+// Deliver implements activities.Channel: it posts a status notification or
+// an inbound message to the delivery's callback URL, or else the customer's
+// webhook.
+func (s *Sender) Deliver(ctx context.Context, d activities.Delivery) error {
+	c, ok := s.customers.Customer(d.CustomerID)
+	if !ok {
+		return fmt.Errorf("customer %q: %w", d.CustomerID, activities.ErrRefused)
+	}
+	url := d.CallbackURL
+	if url == "" {
+		url = c.WebhookURL
+	}
+	if url == "" {
+		return fmt.Errorf("customer %q has no webhook: %w", d.CustomerID, activities.ErrRefused)
+	}
+	var payload any = d.Notification
+	event := "status"
+	if d.Inbound != nil {
+		payload, event = d.Inbound, "inbound"
+	}
+	body, err := json.Marshal(payload)
 	if err != nil {
 		return fmt.Errorf("encode notification: %w", err)
 	}
+	return s.Post(ctx, url, c.WebhookSecret, event, body)
+}
+
+// Post sends body to url, signed with secret. Network errors, 5xx and 429
+// are returned as plain errors (retry later); other non-2xx answers wrap
+// activities.ErrRefused.
+func (s *Sender) Post(ctx context.Context, url, secret, event string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		s.attempts.WithLabelValues("failed").Inc()
@@ -59,6 +94,7 @@ func (s *Sender) Notify(ctx context.Context, url, secret string, n activities.No
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "smsgw-webhook/1")
+	req.Header.Set(EventHeader, event)
 	if secret != "" {
 		req.Header.Set(SignatureHeader, Sign(secret, s.now(), body))
 	}

@@ -25,10 +25,12 @@ func TestNotifySignsAndClassifies(t *testing.T) {
 		w.WriteHeader(status)
 	}))
 	defer srv.Close()
-	s := New(time.Second, prometheus.NewRegistry())
-	n := activities.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 5, OccurredAt: time.Now()}
+	customers := customerMap{"acme": {ID: "acme", WebhookURL: srv.URL, WebhookSecret: "secret"}}
+	s := New(customers, time.Second, prometheus.NewRegistry())
+	d := activities.Delivery{Channel: "webhook", CustomerID: "acme",
+		Notification: &activities.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 5, OccurredAt: time.Now()}}
 
-	if err := s.Notify(context.Background(), srv.URL, "secret", n); err != nil {
+	if err := s.Deliver(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
 	if err := Verify("secret", gotSig, gotBody, time.Now(), time.Minute); err != nil {
@@ -46,13 +48,20 @@ func TestNotifySignsAndClassifies(t *testing.T) {
 		refused bool
 	}{{500, false}, {503, false}, {429, false}, {400, true}, {404, true}} {
 		status = c.code
-		err := s.Notify(context.Background(), srv.URL, "secret", n)
+		err := s.Deliver(context.Background(), d)
 		if err == nil || errors.Is(err, activities.ErrRefused) != c.refused {
 			t.Errorf("HTTP %d: err = %v, refused want %v", c.code, err, c.refused)
 		}
 	}
 	srv.Close()
-	if err := s.Notify(context.Background(), srv.URL, "secret", n); err == nil || errors.Is(err, activities.ErrRefused) {
+	if err := s.Deliver(context.Background(), d); err == nil || errors.Is(err, activities.ErrRefused) {
 		t.Errorf("closed server: err = %v, want a retryable error", err)
 	}
+}
+
+type customerMap map[string]*smsgw.Customer
+
+func (m customerMap) Customer(id string) (*smsgw.Customer, bool) {
+	c, ok := m[id]
+	return c, ok
 }

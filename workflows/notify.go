@@ -1,0 +1,97 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/smsgw/smsgw/activities"
+)
+
+// notifier delivers a message's notifications on each of its channels, in
+// order: a later status never overtakes an earlier one on the same channel,
+// and nothing follows the final status. Each channel has its own coroutine,
+// so an endpoint that is down holds back only itself.
+type notifier struct {
+	allStatuses bool
+	queues      []*notifyQueue
+}
+
+type notifyQueue struct {
+	channel string
+	items   []activities.Notification
+	closed  bool
+	done    bool
+}
+
+func startNotifier(ctx workflow.Context, l *messageLife, plan activities.NotifyPlan) *notifier {
+	n := &notifier{allStatuses: plan.AllStatuses}
+	retryFor := plan.RetryFor
+	if retryFor <= 0 {
+		retryFor = activities.DefaultNotifyRetry
+	}
+	notifyCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: retryFor,
+		StartToCloseTimeout:    30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeWebhookRefused},
+		},
+	})
+	recordCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: recordTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+	})
+	var a *activities.Activities
+	for _, ch := range plan.Channels {
+		q := &notifyQueue{channel: ch}
+		n.queues = append(n.queues, q)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer func() { q.done = true }()
+			for {
+				if err := workflow.Await(ctx, func() bool { return len(q.items) > 0 || q.closed }); err != nil {
+					return
+				}
+				if len(q.items) == 0 {
+					return
+				}
+				note := q.items[0]
+				q.items = q.items[1:]
+				d := activities.Delivery{Channel: q.channel, CustomerID: l.msg.CustomerID, CallbackURL: l.msg.CallbackURL, Notification: &note}
+				if q.channel != activities.ChannelWebhook {
+					d.CallbackURL = ""
+				}
+				if err := workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, nil); err != nil {
+					// Refused, or out of retries: keep it for redelivery and go on.
+					_ = workflow.ExecuteLocalActivity(recordCtx, a.NotifyFailed, d, rootMessage(err)).Get(ctx, nil)
+				}
+			}
+		})
+	}
+	return n
+}
+
+// send queues a notification on every channel.
+func (n *notifier) send(note activities.Notification) {
+	for _, q := range n.queues {
+		q.items = append(q.items, note)
+	}
+}
+
+// finish waits until every queued notification was delivered or given up.
+func (n *notifier) finish(ctx workflow.Context) {
+	for _, q := range n.queues {
+		q.closed = true
+	}
+	_ = workflow.Await(ctx, func() bool {
+		for _, q := range n.queues {
+			if !q.done {
+				return false
+			}
+		}
+		return true
+	})
+}
