@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/api"
 	"github.com/smsgw/smsgw/config"
@@ -80,6 +81,12 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	health.Add("event store", events.Ping)
 	health.Add("reporting database", reports.Ping)
 
+	encoder := activities.TextEncoder{Refs: segment.NewMemoryAllocator(0)}
+	submitter := submit.New(submit.Options{
+		Temporal: tc, Config: live, Counter: encoder, Health: health,
+		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
+	})
+
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	spawn := func(name string, f func(context.Context) error) {
@@ -92,17 +99,23 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		}()
 	}
 
-	encoder := activities.TextEncoder{Refs: segment.NewMemoryAllocator(0)}
+	// Everything a role needs, for the roles wired in their own files.
+	a := &app{
+		settings: s, logger: logger, config: live, registry: reg, temporal: tc,
+		events: events, reports: reports, submitter: submitter, spawn: spawn,
+		channels: map[string]activities.Channel{
+			activities.ChannelWebhook: webhook.New(live, 10*time.Second, reg),
+		},
+	}
+	_ = a
+
 	if runs("worker") {
 		if err := worker.RegisterSearchAttributes(ctx, tc, s.temporalNamespace); err != nil {
 			logger.Warn("search attributes not registered; register them with `smsgw migrate`", "err", err)
 		}
 		acts := &activities.Activities{
 			Config: live, Events: events, Reports: reports, Encoder: encoder,
-			Channels: map[string]activities.Channel{
-				activities.ChannelWebhook: webhook.New(live, 10*time.Second, reg),
-			},
-			Logger: logger, Now: time.Now,
+			Channels: a.channels, Logger: logger, Now: time.Now,
 		}
 		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers}.New()
 		if err := w.Start(); err != nil {
@@ -133,10 +146,6 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 
 	ready := func(ctx context.Context) error { return health.Check(ctx) }
 	if runs("api") {
-		submitter := submit.New(submit.Options{
-			Temporal: tc, Config: live, Counter: encoder, Health: health,
-			EagerStart: runs("worker"), Logger: logger, Registerer: reg,
-		})
 		srv, err := api.New(api.Config{GRPCAddr: s.grpcAddr, HTTPAddr: s.httpAddr}, api.Deps{
 			Submitter:  submitter,
 			Messages:   &submit.Reader{Reports: reports, Temporal: tc},
@@ -172,6 +181,22 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	logger.Info("stopping: draining work in flight")
 	wg.Wait()
 	return nil
+}
+
+// app is what every role is built from.
+type app struct {
+	settings  settings
+	logger    *slog.Logger
+	config    *config.Live
+	registry  *prometheus.Registry
+	temporal  client.Client
+	events    *mongostore.Store
+	reports   *mysqlstore.Store
+	submitter smsgw.Submitter
+	// channels deliver notifications; roles add theirs before the worker starts.
+	channels map[string]activities.Channel
+	// spawn runs a long-lived part of the role until ctx is done.
+	spawn func(name string, f func(context.Context) error)
 }
 
 // serveProbes serves /metrics, /healthz and /readyz for roles without the API.
