@@ -21,6 +21,7 @@ const (
 	EventRouted    = "routed"
 	EventSent      = "sent"
 	EventSendError = "send_error"
+	EventRerouted  = "rerouted"
 	EventReceipt   = "receipt"
 	EventFinal     = "final"
 	EventNotified  = "notified"

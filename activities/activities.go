@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -41,10 +42,14 @@ var ErrRefused = errors.New("refused by the receiver")
 
 // Activities are the steps of a message's life that need no SMPP bind.
 type Activities struct {
-	Config  *config.Live
-	Events  EventStore
-	Reports ReportStore
-	Encoder Encoder
+	Config *config.Live
+	Routes *routing.Cache
+	// FailoverAfter is how long a send waits for a bound connector before
+	// the next of the route is tried (default DefaultFailoverAfter).
+	FailoverAfter time.Duration
+	Events        EventStore
+	Reports       ReportStore
+	Encoder       Encoder
 	// Channels by name: ChannelWebhook, ChannelSMPP, ChannelEmail.
 	Channels map[string]Channel
 	Logger   *slog.Logger
@@ -55,7 +60,9 @@ type Activities struct {
 func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, error) {
 	m := in.Message
 	plan := a.notifyPlan(m)
-	decision, err := routing.Match(a.Config.Config(), m.To)
+	decision, err := a.Routes.Match(routing.Request{
+		MessageID: m.ID, CustomerID: m.CustomerID, From: m.From, To: m.To, At: a.Now(),
+	})
 	if err != nil {
 		return PrepareResult{}, temporal.NewNonRetryableApplicationError(smsgw.ErrorMessage(err), ErrTypeNoRoute, err, plan)
 	}
@@ -88,7 +95,36 @@ func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResul
 	if err := a.Record(ctx, RecordInput{Events: events, Row: row}); err != nil {
 		return PrepareResult{}, err
 	}
-	return PrepareResult{Route: decision, Encoding: encoding, Parts: parts, Notify: plan}, nil
+	failoverAfter := a.FailoverAfter
+	if failoverAfter <= 0 {
+		failoverAfter = DefaultFailoverAfter
+	}
+	return PrepareResult{
+		Route: decision, Targets: a.targets(decision), FailoverAfter: failoverAfter,
+		Encoding: encoding, Parts: parts, Notify: plan,
+	}, nil
+}
+
+// DefaultFailoverAfter is how long a message waits for a bound connector
+// before it moves to the next one of its route.
+const DefaultFailoverAfter = 30 * time.Second
+
+// targets describes the decision's connectors for the workflow.
+func (a *Activities) targets(d routing.Decision) []Target {
+	cfg := a.Config.Config()
+	out := make([]Target, 0, len(d.Connectors))
+	for _, id := range d.Connectors {
+		t := Target{ID: id}
+		if c, ok := cfg.Connector(id); ok {
+			for _, e := range c.RerouteErrors {
+				if code, ok := strings.CutPrefix(strings.ToLower(e), "err:"); ok {
+					t.RerouteReceiptErrs = append(t.RerouteReceiptErrs, code)
+				}
+			}
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // DefaultNotifyRetry is how long a notification is retried by default.

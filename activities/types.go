@@ -24,6 +24,7 @@ const (
 	ErrTypeNotBound       = "NotBound"       // the connector holds no bind right now
 	ErrTypeInDoubt        = "InDoubt"        // no submit_sm_resp: upstream may or may not have it
 	ErrTypeWebhookRefused = "WebhookRefused" // the customer's endpoint answered 4xx
+	ErrTypeReroute        = "Reroute"        // upstream answered one of the connector's re-route errors
 )
 
 // Part is one submit_sm of a message, already encoded.
@@ -51,10 +52,24 @@ type PrepareInput struct {
 // PrepareResult is the route and the encoded parts of a message, and who
 // hears about it.
 type PrepareResult struct {
-	Route    routing.Decision `json:"route"`
-	Encoding string           `json:"encoding"`
-	Parts    []Part           `json:"parts"`
-	Notify   NotifyPlan       `json:"notify"`
+	Route routing.Decision `json:"route"`
+	// Targets are the route's connectors in the order to try them.
+	Targets []Target `json:"targets"`
+	// FailoverAfter is how long a send waits for a bound connector before
+	// the next one is tried.
+	FailoverAfter time.Duration `json:"failoverAfter"`
+	Encoding      string        `json:"encoding"`
+	Parts         []Part        `json:"parts"`
+	Notify        NotifyPlan    `json:"notify"`
+}
+
+// Target is a connector a message may go through, with what the workflow
+// needs to know of it.
+type Target struct {
+	ID string `json:"id"`
+	// RerouteReceiptErrs are receipt error codes ("034") after which the
+	// message is sent again through the next connector.
+	RerouteReceiptErrs []string `json:"rerouteReceiptErrs,omitempty"`
 }
 
 // Notification channels.

@@ -137,34 +137,62 @@ type EmailGateway struct {
 	MaxSize int `yaml:"maxSize"`
 }
 
-// Connector is an upstream SMSC we bind to.
-type Connector struct {
-	ID              string        `yaml:"id"`
-	Address         string        `yaml:"address"` // host:port
-	SystemID        string        `yaml:"systemId"`
-	Password        string        `yaml:"password"`
-	SystemType      string        `yaml:"systemType"`
-	WindowSize      int           `yaml:"windowSize"`
-	TPS             float64       `yaml:"tps"`
-	EnquireLink     time.Duration `yaml:"enquireLink"`
-	ResponseTimeout time.Duration `yaml:"responseTimeout"`
-	ReceiptIDFormat string        `yaml:"receiptIdFormat"` // "", "hex" or "decimal"
-	// InDoubt says what to do when submit_sm got no response: "fail" (the
-	// default: never risk sending twice) or "resubmit".
-	InDoubt string `yaml:"inDoubt"`
-
-	line int
-}
-
-// Route sends messages whose destination starts with one of Prefixes to the
-// first of Connectors. The longest matching prefix wins.
+// Route is one rule of the route table. A message matches a rule when its
+// destination starts with one of Prefixes and every other condition given
+// holds; of the matching rules the one with the longest prefix wins, and of
+// equally long ones the first in the file.
 type Route struct {
-	Name       string   `yaml:"name"`
-	Prefixes   []string `yaml:"prefixes"`
-	Connectors []string `yaml:"connectors"`
+	Name     string   `yaml:"name"`
+	Prefixes []string `yaml:"prefixes"`
+	// Customers and Groups, when set, limit the rule to those customers.
+	Customers []string `yaml:"customers"`
+	Groups    []string `yaml:"groups"`
+	// Source, when set, is a regular expression the source address must match.
+	Source string `yaml:"source"`
+	// TimeWindow, when set, limits the rule to certain days and hours.
+	TimeWindow *TimeWindow `yaml:"timeWindow"`
+	// Connectors are tried in order: the first for the message, the next
+	// when it is not bound, its retries are exhausted or it answers with one
+	// of its re-route errors. Consecutive entries with a weight share the
+	// load among themselves by weight.
+	Connectors []RouteTarget `yaml:"connectors"`
 
 	line int
 }
+
+// RouteTarget is a connector in a route, written as its ID or as {id, weight}.
+type RouteTarget struct {
+	ID     string `yaml:"id"`
+	Weight int    `yaml:"weight"`
+}
+
+// UnmarshalYAML accepts a plain connector ID as well as a mapping.
+func (t *RouteTarget) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		t.ID = n.Value
+		return nil
+	}
+	type plain RouteTarget
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*t = RouteTarget(p)
+	return nil
+}
+
+// TimeWindow is a weekly window in a time zone: Days (mon…sun, empty for
+// every day) between From and To ("08:00", "20:00"; To before From crosses
+// midnight).
+type TimeWindow struct {
+	Timezone string   `yaml:"timezone"`
+	Days     []string `yaml:"days"`
+	From     string   `yaml:"from"`
+	To       string   `yaml:"to"`
+}
+
+// Line is where the route was defined in its file (0 if not from a file).
+func (r Route) Line() int { return r.line }
 
 // Load reads and validates a configuration file.
 func Load(path string) (*Config, error) {
@@ -286,61 +314,12 @@ func (c *Config) Validate() error {
 	}
 
 	connectors := map[string]bool{}
-	for i, co := range c.Connectors {
-		switch {
-		case co.ID == "":
-			bad(co.line, "connectors[%d]: id is required", i)
-		case connectors[co.ID]:
-			bad(co.line, "connectors[%d]: duplicate id %q", i, co.ID)
-		case !validName(co.ID):
-			bad(co.line, "connector %q: id may hold only letters, digits, '-' and '_'", co.ID)
-		}
+	for _, co := range c.Connectors {
 		connectors[co.ID] = true
-		if !strings.Contains(co.Address, ":") {
-			bad(co.line, "connector %q: address must be host:port", co.ID)
-		}
-		if co.WindowSize < 0 || co.TPS < 0 {
-			bad(co.line, "connector %q: windowSize and tps must not be negative", co.ID)
-		}
-		switch co.ReceiptIDFormat {
-		case "", "hex", "decimal":
-		default:
-			bad(co.line, "connector %q: receiptIdFormat must be hex or decimal", co.ID)
-		}
-		switch co.InDoubt {
-		case "", "fail", "resubmit":
-		default:
-			bad(co.line, "connector %q: inDoubt must be fail or resubmit", co.ID)
-		}
 	}
+	errs = append(errs, c.validateConnectors()...)
 
-	prefixes := map[string]string{}
-	for i, r := range c.Routes {
-		name := r.Name
-		if name == "" {
-			name = fmt.Sprintf("routes[%d]", i)
-		}
-		if len(r.Prefixes) == 0 {
-			bad(r.line, "route %s: at least one prefix is required (use \"+\" for every destination)", name)
-		}
-		for _, p := range r.Prefixes {
-			if !validPrefix(p) {
-				bad(r.line, "route %s: prefix %q must be '+' followed by digits", name, p)
-			}
-			if other, dup := prefixes[p]; dup {
-				bad(r.line, "route %s: prefix %q is already routed by %s, so this rule is unreachable for it", name, p, other)
-			}
-			prefixes[p] = name
-		}
-		if len(r.Connectors) == 0 {
-			bad(r.line, "route %s: at least one connector is required", name)
-		}
-		for _, id := range r.Connectors {
-			if !connectors[id] {
-				bad(r.line, "route %s: unknown connector %q", name, id)
-			}
-		}
-	}
+	errs = append(errs, c.validateRoutes(connectors, customers)...)
 	errs = append(errs, c.validateSMPP()...)
 	errs = append(errs, c.validateNotify()...)
 	errs = append(errs, c.validateEmail()...)
@@ -354,6 +333,84 @@ func validName(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// validateRoutes checks each rule and that no rule is unreachable: a later
+// rule whose prefix is already taken by an earlier rule with no conditions
+// can never match.
+func (c *Config) validateRoutes(connectors, customers map[string]bool) []error {
+	var errs []error
+	bad := func(line int, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("line %d: "+format, append([]any{line}, args...)...))
+	}
+	groups := map[string]bool{}
+	for _, cu := range c.Customers {
+		if cu.Group != "" {
+			groups[cu.Group] = true
+		}
+	}
+	unconditional := map[string]string{} // prefix → the rule that always takes it
+	for i, r := range c.Routes {
+		name := r.Name
+		if name == "" {
+			name = fmt.Sprintf("routes[%d]", i)
+		}
+		if len(r.Prefixes) == 0 {
+			bad(r.line, "route %s: at least one prefix is required (use \"+\" for every destination)", name)
+		}
+		conditional := len(r.Customers) > 0 || len(r.Groups) > 0 || r.Source != "" || r.TimeWindow != nil
+		seen := map[string]bool{}
+		for _, p := range r.Prefixes {
+			if !validPrefix(p) {
+				bad(r.line, "route %s: prefix %q must be '+' followed by digits", name, p)
+			}
+			if seen[p] {
+				bad(r.line, "route %s: prefix %q is listed twice", name, p)
+			}
+			seen[p] = true
+			if other, taken := unconditional[p]; taken {
+				bad(r.line, "route %s: prefix %q is already routed by %s, so this rule is unreachable for it", name, p, other)
+			} else if !conditional {
+				unconditional[p] = name
+			}
+		}
+		for _, id := range r.Customers {
+			if !customers[id] {
+				bad(r.line, "route %s: unknown customer %q", name, id)
+			}
+		}
+		for _, g := range r.Groups {
+			if !groups[g] {
+				bad(r.line, "route %s: no customer is in group %q", name, g)
+			}
+		}
+		if r.Source != "" {
+			if _, err := regexp.Compile(r.Source); err != nil {
+				bad(r.line, "route %s: source %q is not a valid regular expression: %v", name, r.Source, err)
+			}
+		}
+		if w := r.TimeWindow; w != nil {
+			if _, err := w.Compile(); err != nil {
+				bad(r.line, "route %s: timeWindow: %v", name, err)
+			}
+		}
+		if len(r.Connectors) == 0 {
+			bad(r.line, "route %s: at least one connector is required", name)
+		}
+		used := map[string]bool{}
+		for _, t := range r.Connectors {
+			switch {
+			case !connectors[t.ID]:
+				bad(r.line, "route %s: unknown connector %q", name, t.ID)
+			case used[t.ID]:
+				bad(r.line, "route %s: connector %q is listed twice", name, t.ID)
+			case t.Weight < 0:
+				bad(r.line, "route %s: connector %q has a negative weight", name, t.ID)
+			}
+			used[t.ID] = true
+		}
+	}
+	return errs
 }
 
 func validPrefix(p string) bool {
@@ -391,14 +448,4 @@ func (c *Config) DomainCustomers() []*smsgw.Customer {
 		out = append(out, d)
 	}
 	return out
-}
-
-// Connector returns the connector with the given ID.
-func (c *Config) Connector(id string) (Connector, bool) {
-	for _, co := range c.Connectors {
-		if co.ID == id {
-			return co, true
-		}
-	}
-	return Connector{}, false
 }

@@ -34,6 +34,7 @@ type Counter interface {
 type Service struct {
 	temporal   client.Client
 	config     *config.Live
+	routes     *routing.Cache
 	counter    Counter
 	health     *Health
 	eagerStart bool
@@ -58,7 +59,7 @@ type Options struct {
 // New returns a Service.
 func New(o Options) *Service {
 	s := &Service{
-		temporal: o.Temporal, config: o.Config, counter: o.Counter, health: o.Health,
+		temporal: o.Temporal, config: o.Config, routes: routing.NewCache(o.Config), counter: o.Counter, health: o.Health,
 		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
@@ -102,7 +103,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 			m.Validity = cv
 		}
 	}
-	if _, err := routing.Match(s.config.Config(), m.To); err != nil {
+	if _, err := s.routes.Match(routing.Request{CustomerID: m.CustomerID, From: m.From, To: m.To, At: s.now()}); err != nil {
 		return smsgw.Accepted{}, err
 	}
 	encoding, segments, err := s.counter.Count(m.Text, m.CustomerID)

@@ -2,9 +2,11 @@ package workflows
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -71,59 +73,124 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	life.encoding, life.segments = prep.Encoding, len(prep.Parts)
 	life.notify = startNotifier(ctx, life, prep.Notify)
 
-	// 2. Send, on the task queue of the connector that holds the bind.
-	connector := prep.Route.Connectors[0]
-	life.connector = connector
+	// 2. Send through the route's connectors in order, failing over to the
+	// next when one is not bound, runs out of retries, or answers (in its
+	// submit response or its receipt) with one of its re-route errors.
+	// 3. Record SENT, then wait for the receipts.
+	for attempt := 0; ; attempt++ {
+		target := prep.Targets[attempt]
+		last := attempt+1 == len(prep.Targets)
+		sent, err := life.send(ctx, target, prep)
+		if err != nil {
+			if reason, ok := failoverReason(err); ok && !last {
+				life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, reason)
+				continue
+			}
+			status, code := sendFailureStatus(err)
+			return life.end(ctx, recordCtx, status, code, rootMessage(err))
+		}
+
+		life.status = smsgw.StatusSent
+		life.upstreamIDs = sent.UpstreamIDs
+		life.sentAt = sent.SentAt
+		if err := workflow.UpsertTypedSearchAttributes(ctx,
+			SearchMessageStatus.ValueSet(string(smsgw.StatusSent)),
+			SearchConnectorID.ValueSet(target.ID),
+			SearchUpstreamMessageID.ValueSet(sent.UpstreamIDs),
+		); err != nil {
+			return MessageResult{}, err
+		}
+		sentEvent := life.event(ctx, smsgw.EventSent, "sent-"+target.ID, map[string]any{"connector": target.ID, "upstreamIds": sent.UpstreamIDs})
+		if err := workflow.ExecuteLocalActivity(recordCtx, a.Record, activities.RecordInput{
+			Events: append(life.takePending(), sentEvent),
+			Row:    life.row(ctx),
+		}).Get(ctx, nil); err != nil {
+			return MessageResult{}, err
+		}
+		if prep.Notify.AllStatuses {
+			life.notify.send(life.notification(ctx, smsgw.StatusSent, "", "", ""))
+		}
+
+		status, code := life.awaitReceipts(ctx, receipts)
+		if status != smsgw.StatusDelivered && status != smsgw.StatusExpired && !last && slices.Contains(target.RerouteReceiptErrs, code) {
+			life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, "receipt "+string(status)+" err:"+code)
+			continue
+		}
+		return life.end(ctx, recordCtx, status, code, "")
+	}
+}
+
+// send submits the message's parts through one connector, on the task
+// queue that only its bound processes poll.
+func (l *messageLife) send(ctx workflow.Context, target activities.Target, prep activities.PrepareResult) (activities.SendResult, error) {
+	l.connector = target.ID
+	remaining := l.msg.AcceptedAt.Add(l.msg.Validity).Sub(workflow.Now(ctx))
+	if remaining < time.Second {
+		remaining = time.Second
+	}
 	sendCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              SendTaskQueue(connector),
-		ScheduleToCloseTimeout: m.Validity,
+		TaskQueue:              SendTaskQueue(target.ID),
+		ScheduleToCloseTimeout: remaining,
+		// No bound connector process picks the task up in this time: the
+		// connector is down, so the next one in the route gets the message.
+		ScheduleToStartTimeout: prep.FailoverAfter,
 		StartToCloseTimeout:    sendAttemptTime,
+		HeartbeatTimeout:       sendAttemptTime / 2,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
-			MaximumAttempts:        sendMaxAttempts,
-			NonRetryableErrorTypes: []string{activities.ErrTypeSubmitRejected, activities.ErrTypeInDoubt, activities.ErrTypeInvalid},
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    sendMaxAttempts,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeSubmitRejected, activities.ErrTypeInDoubt, activities.ErrTypeInvalid, activities.ErrTypeReroute,
+			},
 		},
 	})
 	var sent activities.SendResult
-	err = workflow.ExecuteActivity(sendCtx, activities.SendName, activities.SendInput{
-		MessageID:   m.ID,
-		ConnectorID: connector,
-		From:        m.From,
-		To:          m.To,
-		Validity:    m.Validity,
+	err := workflow.ExecuteActivity(sendCtx, activities.SendName, activities.SendInput{
+		MessageID:   l.msg.ID,
+		ConnectorID: target.ID,
+		From:        l.msg.From,
+		To:          l.msg.To,
+		Validity:    l.msg.Validity,
 		Parts:       prep.Parts,
 	}).Get(ctx, &sent)
-	if err != nil {
-		status, code := sendFailureStatus(err)
-		return life.end(ctx, recordCtx, status, code, rootMessage(err))
-	}
+	return sent, err
+}
 
-	// 3. Record SENT, then wait for the receipts.
-	life.status = smsgw.StatusSent
-	life.upstreamIDs = sent.UpstreamIDs
-	life.sentAt = sent.SentAt
-	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		SearchMessageStatus.ValueSet(string(smsgw.StatusSent)),
-		SearchConnectorID.ValueSet(connector),
-		SearchUpstreamMessageID.ValueSet(sent.UpstreamIDs),
-	); err != nil {
-		return MessageResult{}, err
-	}
-	sentEvent := life.event(ctx, smsgw.EventSent, "sent", map[string]any{"connector": connector, "upstreamIds": sent.UpstreamIDs})
-	if err := workflow.ExecuteLocalActivity(recordCtx, a.Record, activities.RecordInput{
-		Events: []smsgw.Event{sentEvent},
-		Row:    life.row(ctx),
-	}).Get(ctx, nil); err != nil {
-		return MessageResult{}, err
-	}
-	if prep.Notify.AllStatuses {
-		life.notify.send(life.notification(ctx, smsgw.StatusSent, "", "", ""))
-	}
+// reroute notes in the history and the event store why the message moves to
+// another connector; it keeps its ID.
+func (l *messageLife) reroute(ctx workflow.Context, from, to, reason string) {
+	workflow.GetLogger(ctx).Info("re-routing", "from", from, "to", to, "reason", reason)
+	l.pending = append(l.pending, l.event(ctx, smsgw.EventRerouted, "rerouted-"+from, map[string]any{
+		"from": from, "to": to, "reason": reason,
+	}))
+	l.upstreamIDs, l.sentAt = nil, time.Time{}
+}
 
-	status, code := life.awaitReceipts(ctx, receipts)
-	return life.end(ctx, recordCtx, status, code, "")
+func (l *messageLife) takePending() []smsgw.Event {
+	p := l.pending
+	l.pending = nil
+	return p
+}
+
+// failoverReason tells whether a failed send should move to the next
+// connector, and why.
+func failoverReason(err error) (string, bool) {
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) && timeoutErr.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
+		return "connector not bound", true
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		switch appErr.Type() {
+		case activities.ErrTypeReroute:
+			return "re-route error: " + appErr.Message(), true
+		case activities.ErrTypeSubmitRetry, activities.ErrTypeNotBound:
+			return "retries exhausted: " + appErr.Message(), true
+		}
+	}
+	return "", false
 }
 
 // messageLife is the state of one message as its workflow moves it along.
@@ -230,11 +297,11 @@ func (l *messageLife) awaitReceipts(ctx workflow.Context, receipts workflow.Rece
 
 // partOf finds the part a receipt belongs to: by segment, else by upstream ID.
 func (l *messageLife) partOf(s ReceiptSignal) int {
-	if s.Segment >= 1 && s.Segment <= len(l.upstreamIDs) {
-		return s.Segment - 1
+	if s.Receipt.ConnectorID != "" && s.Receipt.ConnectorID != l.connector {
+		return -1 // a late receipt from a connector the message has left
 	}
 	for i, id := range l.upstreamIDs {
-		if id == s.Receipt.UpstreamID {
+		if id == s.Receipt.UpstreamID && (s.Segment == 0 || s.Segment == i+1) {
 			return i
 		}
 	}
@@ -267,12 +334,11 @@ func (l *messageLife) end(ctx, recordCtx workflow.Context, status smsgw.Status, 
 	row.DoneAt = &now
 	row.ErrorCode, row.ErrorText = code, text
 	if err := workflow.ExecuteLocalActivity(recordCtx, a.Record, activities.RecordInput{
-		Events: append(l.pending, final),
+		Events: append(l.takePending(), final),
 		Row:    row,
 	}).Get(ctx, nil); err != nil {
 		return MessageResult{}, err
 	}
-	l.pending = nil
 
 	if l.notify == nil {
 		l.notify = startNotifier(ctx, l, activities.NotifyPlan{})

@@ -15,6 +15,7 @@ import (
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
+	"github.com/smsgw/smsgw/routing"
 )
 
 // These tests run the workflow in Temporal's test environment (virtual time)
@@ -111,7 +112,7 @@ func newHarnessWith(t *testing.T, yaml string, send func(context.Context, activi
 		},
 	}
 	env.RegisterActivity(&activities.Activities{
-		Config: config.Static(cfg), Events: h.events, Reports: h.reports, Encoder: oneGSMPart{},
+		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: oneGSMPart{},
 		Channels: map[string]activities.Channel{activities.ChannelWebhook: h.notifier}, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	})
 	env.RegisterActivityWithOptions(send, activity.RegisterOptions{Name: activities.SendName})
@@ -167,7 +168,7 @@ func TestHappyPath(t *testing.T) {
 	h.signalAt(time.Minute, "DELIVRD", "abc")
 	res := h.run(t)
 	h.assertFinal(t, res, smsgw.StatusDelivered)
-	for _, step := range []string{"accepted", "routed", "sent", "receipt-1-DELIVRD", "final", "notified-webhook-DELIVERED-DELIVRD"} {
+	for _, step := range []string{"accepted", "routed", "sent-sim", "receipt-1-DELIVRD", "final", "notified-webhook-DELIVERED-DELIVRD"} {
 		if _, ok := h.events.events["m1:"+step]; !ok {
 			t.Errorf("event %q missing", step)
 		}
@@ -290,4 +291,85 @@ func TestFinalOnlyByDefault(t *testing.T) {
 	if len(h.notifier.sent) != 1 {
 		t.Fatalf("notifications %+v, want only the final one", h.notifier.sent)
 	}
+}
+
+const twoConnectors = `
+customers:
+  - {id: acme, apiKeys: ["plain:k"], webhook: {url: "http://127.0.0.1:1/hook", secret: s}}
+connectors:
+  - {id: a, address: "127.0.0.1:1", rerouteErrors: ["err:034"]}
+  - {id: b, address: "127.0.0.1:2"}
+routes:
+  - {name: all, prefixes: ["+"], connectors: [a, b]}
+`
+
+func TestFailoverWhenRetriesRunOut(t *testing.T) {
+	calls := map[string]int{}
+	h := newHarnessWith(t, twoConnectors, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		calls[in.ConnectorID]++
+		if in.ConnectorID == "a" {
+			return activities.SendResult{}, temporal.NewApplicationError("system error", activities.ErrTypeSubmitRetry)
+		}
+		return activities.SendResult{UpstreamIDs: []string{"b1"}, SentAt: time.Now()}, nil
+	})
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "b", UpstreamID: "b1", Stat: "DELIVRD"}})
+	}, 30*time.Minute)
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if calls["a"] != sendMaxAttempts || calls["b"] != 1 {
+		t.Fatalf("calls %v, want %d on a then 1 on b", calls, sendMaxAttempts)
+	}
+	if _, ok := h.events.events["m1:rerouted-a"]; !ok {
+		t.Fatal("no rerouted event")
+	}
+	if h.reports.rows["m1"].ConnectorID != "b" {
+		t.Fatalf("row connector %q, want b", h.reports.rows["m1"].ConnectorID)
+	}
+}
+
+func TestFailoverOnRerouteStatus(t *testing.T) {
+	calls := map[string]int{}
+	h := newHarnessWith(t, twoConnectors, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		calls[in.ConnectorID]++
+		if in.ConnectorID == "a" {
+			return activities.SendResult{}, temporal.NewNonRetryableApplicationError("ESME_RINVDSTADR", activities.ErrTypeReroute, nil)
+		}
+		return activities.SendResult{UpstreamIDs: []string{"b1"}, SentAt: time.Now()}, nil
+	})
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "b", UpstreamID: "b1", Stat: "DELIVRD"}})
+	}, time.Minute)
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if calls["a"] != 1 || calls["b"] != 1 {
+		t.Fatalf("calls %v, want one each", calls)
+	}
+}
+
+func TestFailoverOnRerouteReceiptKeepsID(t *testing.T) {
+	h := newHarnessWith(t, twoConnectors, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		return activities.SendResult{UpstreamIDs: []string{in.ConnectorID + "1"}, SentAt: time.Now()}, nil
+	})
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "a", UpstreamID: "a1", Stat: "UNDELIV", Err: "034"}})
+	}, time.Minute)
+	h.env.RegisterDelayedCallback(func() {
+		// A late duplicate from the first connector must not end the message.
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "a", UpstreamID: "a1", Stat: "UNDELIV", Err: "034"}, Segment: 1})
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "b", UpstreamID: "b1", Stat: "DELIVRD"}, Segment: 1})
+	}, 2*time.Minute)
+	res := h.run(t)
+	h.assertFinal(t, res, smsgw.StatusDelivered)
+	if h.reports.rows["m1"].UpstreamID != "b1" {
+		t.Fatalf("row %+v", h.reports.rows["m1"])
+	}
+}
+
+func TestUndeliverableWithoutRerouteCodeStays(t *testing.T) {
+	h := newHarnessWith(t, twoConnectors, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		return activities.SendResult{UpstreamIDs: []string{in.ConnectorID + "1"}, SentAt: time.Now()}, nil
+	})
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "a", UpstreamID: "a1", Stat: "UNDELIV", Err: "001"}})
+	}, time.Minute)
+	h.assertFinal(t, h.run(t), smsgw.StatusUndeliverable)
 }

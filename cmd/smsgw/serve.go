@@ -24,6 +24,7 @@ import (
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/upstream"
 	"github.com/smsgw/smsgw/notify/webhook"
+	"github.com/smsgw/smsgw/routing"
 	"github.com/smsgw/smsgw/segment"
 	"github.com/smsgw/smsgw/store/mongostore"
 	"github.com/smsgw/smsgw/store/mysqlstore"
@@ -114,7 +115,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			logger.Warn("search attributes not registered; register them with `smsgw migrate`", "err", err)
 		}
 		acts := &activities.Activities{
-			Config: live, Events: events, Reports: reports, Encoder: encoder,
+			Config: live, Routes: routing.NewCache(live), FailoverAfter: s.failoverAfter, Events: events, Reports: reports, Encoder: encoder,
 			Channels: a.channels, Logger: logger, Now: time.Now,
 		}
 		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers}.New()

@@ -24,6 +24,7 @@ type settings struct {
 	logFormat         string
 	pollers           int
 	reloadInterval    time.Duration
+	failoverAfter     time.Duration
 }
 
 func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -45,6 +46,7 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.logLevel, "log-level", env("SMSGW_LOG_LEVEL", "info"), "debug, info, warn or error; env SMSGW_LOG_LEVEL")
 	fs.StringVar(&s.logFormat, "log-format", env("SMSGW_LOG_FORMAT", "json"), "json or text; env SMSGW_LOG_FORMAT")
 	fs.IntVar(&s.pollers, "pollers", 8, "Temporal task pollers per kind (worker role)")
+	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
 }
 
