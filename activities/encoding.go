@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/segment"
 )
 
@@ -55,4 +56,28 @@ func (e TextEncoder) Count(text, customerID string) (string, int, error) {
 		return "", 0, err
 	}
 	return c.Encoding, c.Segments, nil
+}
+
+// CountText implements api.Counter.
+func (e TextEncoder) CountText(customerID, text string) (segment.Counts, error) {
+	return segment.Count(text, e.options(customerID))
+}
+
+// CustomerOptions reads a customer's encoding options from the configuration
+// in force: a forced encoding, transliteration, the segment limit.
+func CustomerOptions(live *config.Live) func(customerID string) segment.Options {
+	return func(customerID string) segment.Options {
+		var opt segment.Options
+		for _, c := range live.Config().Customers {
+			if c.ID != customerID {
+				continue
+			}
+			if enc, err := segment.ParseEncoding(c.Encoding.Force); err == nil {
+				opt.Force = enc
+			}
+			opt.Transliterate = c.Encoding.Transliterate
+			opt.MaxSegments = c.Encoding.MaxSegments
+		}
+		return opt
+	}
 }

@@ -3,12 +3,17 @@ package api
 import (
 	"context"
 	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	smsgw "github.com/smsgw/smsgw"
 	smsgwv1 "github.com/smsgw/smsgw/proto/smsgw/v1"
+	"github.com/smsgw/smsgw/segment"
 )
 
 // maxIDLength bounds a message ID in a request before it reaches a store.
@@ -21,6 +26,40 @@ type messageService struct {
 	smsgwv1.UnimplementedMessageServiceServer
 	submitter smsgw.Submitter
 	messages  smsgw.MessageReader
+	counter   Counter
+}
+
+// Counter tells how a customer's text would be encoded and split.
+type Counter interface {
+	CountText(customerID, text string) (segment.Counts, error)
+}
+
+func (s *messageService) CountMessage(ctx context.Context, req *smsgwv1.CountMessageRequest) (*smsgwv1.CountMessageResponse, error) {
+	cust, ok := CustomerFromContext(ctx)
+	if !ok {
+		return nil, smsgw.Errorf(smsgw.EUNAUTHORIZED, "not authenticated")
+	}
+	if s.counter == nil {
+		return nil, status.Error(codes.Unimplemented, "counting is not available")
+	}
+	if req.GetText() == "" {
+		return nil, smsgw.Errorf(smsgw.EINVALID, "text is required")
+	}
+	if n := utf8.RuneCountInString(req.GetText()); n > smsgw.MaxTextRunes {
+		return nil, smsgw.Errorf(smsgw.EINVALID, "text has %d characters, at most %d are allowed", n, smsgw.MaxTextRunes)
+	}
+	c, err := s.counter.CountText(cust.ID, req.GetText())
+	if err != nil {
+		return nil, smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
+	}
+	return &smsgwv1.CountMessageResponse{
+		Encoding:        c.Encoding,
+		Segments:        int32(c.Segments),
+		Characters:      int32(c.Characters),
+		UnitsUsed:       int32(c.UnitsUsed),
+		UnitsPerSegment: int32(c.UnitsPerSegment),
+		Remaining:       int32(c.Remaining),
+	}, nil
 }
 
 func (s *messageService) SubmitMessage(ctx context.Context, req *smsgwv1.SubmitMessageRequest) (*smsgwv1.SubmitMessageResponse, error) {

@@ -54,6 +54,7 @@ type Deps struct {
 	Submitter  smsgw.Submitter
 	Messages   smsgw.MessageReader
 	Customers  Customers
+	Counter    Counter                         // nil: CountMessage answers Unimplemented
 	Ready      func(ctx context.Context) error // /readyz: nil error = ready
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -113,7 +114,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		grpc.ChainStreamInterceptor(chain.stream),
 		grpc.MaxRecvMsgSize(int(cfg.MaxBodyBytes)),
 	)
-	smsgwv1.RegisterMessageServiceServer(s.grpc, &messageService{submitter: d.Submitter, messages: d.Messages})
+	smsgwv1.RegisterMessageServiceServer(s.grpc, &messageService{submitter: d.Submitter, messages: d.Messages, counter: d.Counter})
 
 	// The gateway dials the same grpc.Server through an in-memory listener;
 	// NewClient connects lazily, on the first REST request.

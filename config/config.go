@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/segment"
 )
 
 // Config is the whole configuration file.
@@ -307,6 +308,9 @@ func (c *Config) Validate() error {
 			if len(cu.SMPP.SystemID) > 15 {
 				bad(cu.line, "customer %q: smpp.systemId is longer than 15 characters", cu.ID)
 			}
+		}
+		if _, err := segment.ParseEncoding(cu.Encoding.Force); err != nil || cu.Encoding.MaxSegments < 0 || cu.Encoding.MaxSegments > segment.MaxSegmentsLimit {
+			bad(cu.line, "customer %q: encoding.force must be GSM7, UCS2, LATIN1 or IA5, and maxSegments between 0 and %d", cu.ID, segment.MaxSegmentsLimit)
 		}
 		if cu.Validity < 0 || cu.Validity > smsgw.MaxValidity {
 			bad(cu.line, "customer %q: validity must be between 0 and %s", cu.ID, smsgw.MaxValidity)

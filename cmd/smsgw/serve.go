@@ -82,7 +82,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	health.Add("event store", events.Ping)
 	health.Add("reporting database", reports.Ping)
 
-	encoder := activities.TextEncoder{Refs: segment.NewMemoryAllocator(0)}
+	encoder := activities.TextEncoder{Refs: segment.NewMemoryAllocator(0), Options: activities.CustomerOptions(live)}
 	submitter := submit.New(submit.Options{
 		Temporal: tc, Config: live, Counter: encoder, Health: health,
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
@@ -151,6 +151,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Submitter:  submitter,
 			Messages:   &submit.Reader{Reports: reports, Temporal: tc},
 			Customers:  live,
+			Counter:    encoder,
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,

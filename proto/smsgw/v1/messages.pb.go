@@ -198,6 +198,143 @@ func (x *SubmitMessageRequest) GetIdempotencyKey() string {
 }
 
 // SubmitMessageResponse identifies the accepted message.
+type CountMessageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The text to count, UTF-8.
+	Text          string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountMessageRequest) Reset() {
+	*x = CountMessageRequest{}
+	mi := &file_smsgw_v1_messages_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountMessageRequest) ProtoMessage() {}
+
+func (x *CountMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_messages_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountMessageRequest.ProtoReflect.Descriptor instead.
+func (*CountMessageRequest) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CountMessageRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+type CountMessageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// GSM7 when every character is in the GSM 03.38 alphabet, else UCS2 (or
+	// the encoding the customer's account forces).
+	Encoding string `protobuf:"bytes,1,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	// Number of SMS parts (submit_sm PDUs) the text takes.
+	Segments int32 `protobuf:"varint,2,opt,name=segments,proto3" json:"segments,omitempty"`
+	// Characters in the text as given.
+	Characters int32 `protobuf:"varint,3,opt,name=characters,proto3" json:"characters,omitempty"`
+	// Length in units of the encoding: septets (GSM7, extension characters
+	// count two), octets, or UTF-16 code units (UCS2).
+	UnitsUsed int32 `protobuf:"varint,4,opt,name=units_used,json=unitsUsed,proto3" json:"units_used,omitempty"`
+	// Capacity of each part in those units (160/153, 140/134, 70/67).
+	UnitsPerSegment int32 `protobuf:"varint,5,opt,name=units_per_segment,json=unitsPerSegment,proto3" json:"units_per_segment,omitempty"`
+	// Units still free in the last part.
+	Remaining     int32 `protobuf:"varint,6,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountMessageResponse) Reset() {
+	*x = CountMessageResponse{}
+	mi := &file_smsgw_v1_messages_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountMessageResponse) ProtoMessage() {}
+
+func (x *CountMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_messages_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountMessageResponse.ProtoReflect.Descriptor instead.
+func (*CountMessageResponse) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CountMessageResponse) GetEncoding() string {
+	if x != nil {
+		return x.Encoding
+	}
+	return ""
+}
+
+func (x *CountMessageResponse) GetSegments() int32 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *CountMessageResponse) GetCharacters() int32 {
+	if x != nil {
+		return x.Characters
+	}
+	return 0
+}
+
+func (x *CountMessageResponse) GetUnitsUsed() int32 {
+	if x != nil {
+		return x.UnitsUsed
+	}
+	return 0
+}
+
+func (x *CountMessageResponse) GetUnitsPerSegment() int32 {
+	if x != nil {
+		return x.UnitsPerSegment
+	}
+	return 0
+}
+
+func (x *CountMessageResponse) GetRemaining() int32 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
 type SubmitMessageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The message ID, to follow the message with GetMessage.
@@ -214,7 +351,7 @@ type SubmitMessageResponse struct {
 
 func (x *SubmitMessageResponse) Reset() {
 	*x = SubmitMessageResponse{}
-	mi := &file_smsgw_v1_messages_proto_msgTypes[1]
+	mi := &file_smsgw_v1_messages_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -226,7 +363,7 @@ func (x *SubmitMessageResponse) String() string {
 func (*SubmitMessageResponse) ProtoMessage() {}
 
 func (x *SubmitMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_messages_proto_msgTypes[1]
+	mi := &file_smsgw_v1_messages_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -239,7 +376,7 @@ func (x *SubmitMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitMessageResponse.ProtoReflect.Descriptor instead.
 func (*SubmitMessageResponse) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{1}
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SubmitMessageResponse) GetId() string {
@@ -281,7 +418,7 @@ type GetMessageRequest struct {
 
 func (x *GetMessageRequest) Reset() {
 	*x = GetMessageRequest{}
-	mi := &file_smsgw_v1_messages_proto_msgTypes[2]
+	mi := &file_smsgw_v1_messages_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +430,7 @@ func (x *GetMessageRequest) String() string {
 func (*GetMessageRequest) ProtoMessage() {}
 
 func (x *GetMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_messages_proto_msgTypes[2]
+	mi := &file_smsgw_v1_messages_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +443,7 @@ func (x *GetMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessageRequest.ProtoReflect.Descriptor instead.
 func (*GetMessageRequest) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{2}
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetMessageRequest) GetId() string {
@@ -328,7 +465,7 @@ type GetMessageResponse struct {
 
 func (x *GetMessageResponse) Reset() {
 	*x = GetMessageResponse{}
-	mi := &file_smsgw_v1_messages_proto_msgTypes[3]
+	mi := &file_smsgw_v1_messages_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -340,7 +477,7 @@ func (x *GetMessageResponse) String() string {
 func (*GetMessageResponse) ProtoMessage() {}
 
 func (x *GetMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_messages_proto_msgTypes[3]
+	mi := &file_smsgw_v1_messages_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -353,7 +490,7 @@ func (x *GetMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessageResponse.ProtoReflect.Descriptor instead.
 func (*GetMessageResponse) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{3}
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetMessageResponse) GetMessage() *Message {
@@ -396,7 +533,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_smsgw_v1_messages_proto_msgTypes[4]
+	mi := &file_smsgw_v1_messages_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -408,7 +545,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_messages_proto_msgTypes[4]
+	mi := &file_smsgw_v1_messages_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -421,7 +558,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{4}
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Message) GetId() string {
@@ -521,7 +658,19 @@ const file_smsgw_v1_messages_proto_rawDesc = "" +
 	"\x10validity_seconds\x18\x05 \x01(\x05H\x00R\x0fvaliditySeconds\x88\x01\x01\x12,\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tH\x01R\x0eidempotencyKey\x88\x01\x01B\x13\n" +
 	"\x11_validity_secondsB\x12\n" +
-	"\x10_idempotency_key\"\x90\x01\n" +
+	"\x10_idempotency_key\")\n" +
+	"\x13CountMessageRequest\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\"\xd7\x01\n" +
+	"\x14CountMessageResponse\x12\x1a\n" +
+	"\bencoding\x18\x01 \x01(\tR\bencoding\x12\x1a\n" +
+	"\bsegments\x18\x02 \x01(\x05R\bsegments\x12\x1e\n" +
+	"\n" +
+	"characters\x18\x03 \x01(\x05R\n" +
+	"characters\x12\x1d\n" +
+	"\n" +
+	"units_used\x18\x04 \x01(\x05R\tunitsUsed\x12*\n" +
+	"\x11units_per_segment\x18\x05 \x01(\x05R\x0funitsPerSegment\x12\x1c\n" +
+	"\tremaining\x18\x06 \x01(\x05R\tremaining\"\x90\x01\n" +
 	"\x15SubmitMessageResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x17.smsgw.v1.MessageStatusR\x06status\x12\x1a\n" +
@@ -556,9 +705,10 @@ const file_smsgw_v1_messages_proto_rawDesc = "" +
 	"\x1cMESSAGE_STATUS_UNDELIVERABLE\x10\x04\x12\x1a\n" +
 	"\x16MESSAGE_STATUS_EXPIRED\x10\x05\x12\x1b\n" +
 	"\x17MESSAGE_STATUS_REJECTED\x10\x06\x12\x19\n" +
-	"\x15MESSAGE_STATUS_FAILED\x10\a2\xe8\x01\n" +
+	"\x15MESSAGE_STATUS_FAILED\x10\a2\xd6\x02\n" +
 	"\x0eMessageService\x12i\n" +
-	"\rSubmitMessage\x12\x1e.smsgw.v1.SubmitMessageRequest\x1a\x1f.smsgw.v1.SubmitMessageResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/messages\x12k\n" +
+	"\rSubmitMessage\x12\x1e.smsgw.v1.SubmitMessageRequest\x1a\x1f.smsgw.v1.SubmitMessageResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/messages\x12l\n" +
+	"\fCountMessage\x12\x1d.smsgw.v1.CountMessageRequest\x1a\x1e.smsgw.v1.CountMessageResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/messages:count\x12k\n" +
 	"\n" +
 	"GetMessage\x12\x1b.smsgw.v1.GetMessageRequest\x1a\x1c.smsgw.v1.GetMessageResponse\"\"\x82\xd3\xe4\x93\x02\x1cb\amessage\x12\x11/v1/messages/{id}B/Z-github.com/smsgw/smsgw/proto/smsgw/v1;smsgwv1b\x06proto3"
 
@@ -575,29 +725,33 @@ func file_smsgw_v1_messages_proto_rawDescGZIP() []byte {
 }
 
 var file_smsgw_v1_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_smsgw_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_smsgw_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_smsgw_v1_messages_proto_goTypes = []any{
 	(MessageStatus)(0),            // 0: smsgw.v1.MessageStatus
 	(*SubmitMessageRequest)(nil),  // 1: smsgw.v1.SubmitMessageRequest
-	(*SubmitMessageResponse)(nil), // 2: smsgw.v1.SubmitMessageResponse
-	(*GetMessageRequest)(nil),     // 3: smsgw.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),    // 4: smsgw.v1.GetMessageResponse
-	(*Message)(nil),               // 5: smsgw.v1.Message
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*CountMessageRequest)(nil),   // 2: smsgw.v1.CountMessageRequest
+	(*CountMessageResponse)(nil),  // 3: smsgw.v1.CountMessageResponse
+	(*SubmitMessageResponse)(nil), // 4: smsgw.v1.SubmitMessageResponse
+	(*GetMessageRequest)(nil),     // 5: smsgw.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),    // 6: smsgw.v1.GetMessageResponse
+	(*Message)(nil),               // 7: smsgw.v1.Message
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_smsgw_v1_messages_proto_depIdxs = []int32{
 	0, // 0: smsgw.v1.SubmitMessageResponse.status:type_name -> smsgw.v1.MessageStatus
-	5, // 1: smsgw.v1.GetMessageResponse.message:type_name -> smsgw.v1.Message
+	7, // 1: smsgw.v1.GetMessageResponse.message:type_name -> smsgw.v1.Message
 	0, // 2: smsgw.v1.Message.status:type_name -> smsgw.v1.MessageStatus
-	6, // 3: smsgw.v1.Message.accepted_at:type_name -> google.protobuf.Timestamp
-	6, // 4: smsgw.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	6, // 5: smsgw.v1.Message.done_at:type_name -> google.protobuf.Timestamp
+	8, // 3: smsgw.v1.Message.accepted_at:type_name -> google.protobuf.Timestamp
+	8, // 4: smsgw.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	8, // 5: smsgw.v1.Message.done_at:type_name -> google.protobuf.Timestamp
 	1, // 6: smsgw.v1.MessageService.SubmitMessage:input_type -> smsgw.v1.SubmitMessageRequest
-	3, // 7: smsgw.v1.MessageService.GetMessage:input_type -> smsgw.v1.GetMessageRequest
-	2, // 8: smsgw.v1.MessageService.SubmitMessage:output_type -> smsgw.v1.SubmitMessageResponse
-	4, // 9: smsgw.v1.MessageService.GetMessage:output_type -> smsgw.v1.GetMessageResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
+	2, // 7: smsgw.v1.MessageService.CountMessage:input_type -> smsgw.v1.CountMessageRequest
+	5, // 8: smsgw.v1.MessageService.GetMessage:input_type -> smsgw.v1.GetMessageRequest
+	4, // 9: smsgw.v1.MessageService.SubmitMessage:output_type -> smsgw.v1.SubmitMessageResponse
+	3, // 10: smsgw.v1.MessageService.CountMessage:output_type -> smsgw.v1.CountMessageResponse
+	6, // 11: smsgw.v1.MessageService.GetMessage:output_type -> smsgw.v1.GetMessageResponse
+	9, // [9:12] is the sub-list for method output_type
+	6, // [6:9] is the sub-list for method input_type
 	6, // [6:6] is the sub-list for extension type_name
 	6, // [6:6] is the sub-list for extension extendee
 	0, // [0:6] is the sub-list for field type_name
@@ -615,7 +769,7 @@ func file_smsgw_v1_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_smsgw_v1_messages_proto_rawDesc), len(file_smsgw_v1_messages_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	MessageService_SubmitMessage_FullMethodName = "/smsgw.v1.MessageService/SubmitMessage"
+	MessageService_CountMessage_FullMethodName  = "/smsgw.v1.MessageService/CountMessage"
 	MessageService_GetMessage_FullMethodName    = "/smsgw.v1.MessageService/GetMessage"
 )
 
@@ -43,6 +44,10 @@ type MessageServiceClient interface {
 	SubmitMessage(ctx context.Context, in *SubmitMessageRequest, opts ...grpc.CallOption) (*SubmitMessageResponse, error)
 	// GetMessage returns a message's current state. A message of another
 	// customer is reported as not found.
+	// CountMessage tells how a text would be encoded and into how many parts
+	// it would be split, without sending anything. The same rules apply when
+	// the message is submitted.
+	CountMessage(ctx context.Context, in *CountMessageRequest, opts ...grpc.CallOption) (*CountMessageResponse, error)
 	GetMessage(ctx context.Context, in *GetMessageRequest, opts ...grpc.CallOption) (*GetMessageResponse, error)
 }
 
@@ -58,6 +63,16 @@ func (c *messageServiceClient) SubmitMessage(ctx context.Context, in *SubmitMess
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SubmitMessageResponse)
 	err := c.cc.Invoke(ctx, MessageService_SubmitMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messageServiceClient) CountMessage(ctx context.Context, in *CountMessageRequest, opts ...grpc.CallOption) (*CountMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountMessageResponse)
+	err := c.cc.Invoke(ctx, MessageService_CountMessage_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +105,10 @@ type MessageServiceServer interface {
 	SubmitMessage(context.Context, *SubmitMessageRequest) (*SubmitMessageResponse, error)
 	// GetMessage returns a message's current state. A message of another
 	// customer is reported as not found.
+	// CountMessage tells how a text would be encoded and into how many parts
+	// it would be split, without sending anything. The same rules apply when
+	// the message is submitted.
+	CountMessage(context.Context, *CountMessageRequest) (*CountMessageResponse, error)
 	GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error)
 	mustEmbedUnimplementedMessageServiceServer()
 }
@@ -103,6 +122,9 @@ type UnimplementedMessageServiceServer struct{}
 
 func (UnimplementedMessageServiceServer) SubmitMessage(context.Context, *SubmitMessageRequest) (*SubmitMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitMessage not implemented")
+}
+func (UnimplementedMessageServiceServer) CountMessage(context.Context, *CountMessageRequest) (*CountMessageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CountMessage not implemented")
 }
 func (UnimplementedMessageServiceServer) GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMessage not implemented")
@@ -146,6 +168,24 @@ func _MessageService_SubmitMessage_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MessageService_CountMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessageServiceServer).CountMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessageService_CountMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessageServiceServer).CountMessage(ctx, req.(*CountMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _MessageService_GetMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetMessageRequest)
 	if err := dec(in); err != nil {
@@ -174,6 +214,10 @@ var MessageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitMessage",
 			Handler:    _MessageService_SubmitMessage_Handler,
+		},
+		{
+			MethodName: "CountMessage",
+			Handler:    _MessageService_CountMessage_Handler,
 		},
 		{
 			MethodName: "GetMessage",
