@@ -3,11 +3,13 @@ package testenv
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 )
@@ -39,7 +41,7 @@ func TemporalAddress(t testing.TB) string {
 			temporal.NewSearchAttributeKeyKeywordList("UpstreamMessageId").ValueSet(nil),
 			temporal.NewSearchAttributeKeyKeyword("EntryPoint").ValueSet(""),
 		),
-		ClientOptions: &client.Options{Namespace: "default"},
+		ClientOptions: &client.Options{Namespace: "default", Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))},
 		Stdout:        io.Discard,
 		Stderr:        io.Discard,
 	})

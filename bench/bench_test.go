@@ -1,0 +1,217 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw/config"
+	"github.com/smsgw/smsgw/internal/testenv"
+	"github.com/smsgw/smsgw/routing"
+	"github.com/smsgw/smsgw/segment"
+	"github.com/smsgw/smsgw/workflows"
+)
+
+const inFlight = 64
+
+// floorWorkflow has the shape of a message's happy path and nothing else: a
+// local activity, an activity, a signal awaited with a timer, a local activity.
+func floorWorkflow(ctx workflow.Context, id string) error {
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	if err := workflow.ExecuteLocalActivity(lctx, noop, id).Get(ctx, nil); err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(actx, "FloorSend", id).Get(ctx, nil); err != nil {
+		return err
+	}
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(workflow.GetSignalChannel(ctx, "receipt"), func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+	tctx, cancel := workflow.WithCancel(ctx)
+	sel.AddFuture(workflow.NewTimer(tctx, time.Hour), func(workflow.Future) {})
+	sel.Select(ctx)
+	cancel()
+	return workflow.ExecuteLocalActivity(lctx, noop, id).Get(ctx, nil)
+}
+
+func noop(context.Context, string) error { return nil }
+
+// signalLater plays the SMSC: the receipt arrives shortly after the send.
+type signalLater struct {
+	c       client.Client
+	signal  string
+	payload func(id string) any
+}
+
+func (s signalLater) after(id string) {
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		_ = s.c.SignalWorkflow(context.Background(), id, "", s.signal, s.payload(id))
+	}()
+}
+
+func startServer(b *testing.B) client.Client {
+	addr := testenv.TemporalAddress(b)
+	c, err := client.Dial(client.Options{HostPort: addr, Logger: quiet{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	return c
+}
+
+func newWorker(c client.Client, queue string) worker.Worker {
+	return worker.New(c, queue, worker.Options{
+		MaxConcurrentWorkflowTaskPollers: 8,
+		MaxConcurrentActivityTaskPollers: 8,
+	})
+}
+
+// run starts b.N workflows with inFlight at a time and waits for each.
+func run(b *testing.B, c client.Client, queue string, start func(ctx context.Context, id string) (client.WorkflowRun, error)) {
+	b.Helper()
+	ctx := context.Background()
+	ids := make(chan int)
+	var wg sync.WaitGroup
+	var failures int
+	var mu sync.Mutex
+	b.ResetTimer()
+	t0 := time.Now()
+	for range inFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ids {
+				run, err := start(ctx, fmt.Sprintf("%s-%d-%d", queue, b.N, i))
+				if err == nil {
+					err = run.Get(ctx, nil)
+				}
+				if err != nil {
+					mu.Lock()
+					failures++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range b.N {
+		ids <- i
+	}
+	close(ids)
+	wg.Wait()
+	elapsed := time.Since(t0)
+	b.StopTimer()
+	if failures > 0 {
+		b.Fatalf("%d workflows failed", failures)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "workflows/s")
+	events, tasks := historyShape(b, c, fmt.Sprintf("%s-%d-%d", queue, b.N, 0))
+	b.ReportMetric(float64(events), "events/msg")
+	b.ReportMetric(float64(tasks), "wftasks/msg")
+}
+
+func historyShape(b *testing.B, c client.Client, id string) (events, tasks int) {
+	it := c.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		events++
+		if e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			tasks++
+		}
+	}
+	return events, tasks
+}
+
+// BenchmarkFloor is the bare workflow of a message's shape.
+func BenchmarkFloor(b *testing.B) {
+	c := startServer(b)
+	const queue = "floor"
+	sig := signalLater{c: c, signal: "receipt", payload: func(string) any { return nil }}
+	w := newWorker(c, queue)
+	w.RegisterWorkflow(floorWorkflow)
+	w.RegisterActivityWithOptions(noop, activity.RegisterOptions{Name: "noop"})
+	w.RegisterActivityWithOptions(func(ctx context.Context, id string) error {
+		sig.after(activity.GetInfo(ctx).WorkflowExecution.ID)
+		return nil
+	}, activity.RegisterOptions{Name: "FloorSend"})
+	if err := w.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+	run(b, c, queue, func(ctx context.Context, id string) (client.WorkflowRun, error) {
+		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, floorWorkflow, id)
+	})
+}
+
+// BenchmarkMessageWorkflow is the gateway's MessageWorkflow with its real
+// activities over in-memory stores; the send activity answers at once and the
+// receipt is signalled 5 ms later, as a fast SMSC would.
+func BenchmarkMessageWorkflow(b *testing.B) {
+	c := startServer(b)
+	cfg, err := config.Parse([]byte(`
+customers: [{id: bench, apiKeys: ["plain:k"]}]
+connectors: [{id: sim, address: "127.0.0.1:1"}]
+routes: [{name: all, prefixes: ["+"], connectors: [sim]}]
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		b.Fatal(err)
+	}
+	live := config.Static(cfg)
+	sig := signalLater{c: c, signal: workflows.SignalReceipt, payload: func(id string) any {
+		return workflows.ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "sim", UpstreamID: "u-" + id, Stat: "DELIVRD"}, Segment: 1}
+	}}
+	w := newWorker(c, workflows.TaskQueue)
+	w.RegisterWorkflow(workflows.MessageWorkflow)
+	w.RegisterActivity(&activities.Activities{
+		Config: live, Routes: routing.NewCache(live), Events: discard{}, Reports: discard{},
+		Encoder: activities.TextEncoder{Refs: segment.NewMemoryAllocator(0)}, Channels: map[string]activities.Channel{},
+		Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+	})
+	if err := w.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+	send := newWorker(c, workflows.SendTaskQueue("sim"))
+	send.RegisterActivityWithOptions(func(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
+		sig.after(in.MessageID)
+		return activities.SendResult{UpstreamIDs: []string{"u-" + in.MessageID}, SentAt: time.Now()}, nil
+	}, activity.RegisterOptions{Name: activities.SendName})
+	if err := send.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer send.Stop()
+	run(b, c, workflows.TaskQueue, func(ctx context.Context, id string) (client.WorkflowRun, error) {
+		m := smsgw.Message{ID: id, CustomerID: "bench", EntryPoint: smsgw.EntryREST, From: "BENCH", To: "+61412345678",
+			Text: "benchmark", Validity: time.Hour, AcceptedAt: time.Now()}
+		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: id, TaskQueue: workflows.TaskQueue, TypedSearchAttributes: workflows.StartAttributes(m),
+		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m})
+	})
+}
+
+type discard struct{}
+
+func (discard) AppendEvents(context.Context, ...smsgw.Event) error       { return nil }
+func (discard) UpsertMessage(context.Context, smsgw.MessageRecord) error { return nil }
+
+// quiet drops the SDK's logs.
+type quiet struct{}
+
+func (quiet) Debug(string, ...any) {}
+func (quiet) Info(string, ...any)  {}
+func (quiet) Warn(string, ...any)  {}
+func (quiet) Error(string, ...any) {}
