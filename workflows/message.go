@@ -80,7 +80,7 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	for attempt := 0; ; attempt++ {
 		target := prep.Targets[attempt]
 		last := attempt+1 == len(prep.Targets)
-		sent, err := life.send(ctx, target, prep)
+		sent, err := life.send(ctx, target, prep, last)
 		if err != nil {
 			if reason, ok := failoverReason(err); ok && !last {
 				life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, reason)
@@ -122,18 +122,23 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 
 // send submits the message's parts through one connector, on the task
 // queue that only its bound processes poll.
-func (l *messageLife) send(ctx workflow.Context, target activities.Target, prep activities.PrepareResult) (activities.SendResult, error) {
+func (l *messageLife) send(ctx workflow.Context, target activities.Target, prep activities.PrepareResult, last bool) (activities.SendResult, error) {
 	l.connector = target.ID
 	remaining := l.msg.AcceptedAt.Add(l.msg.Validity).Sub(workflow.Now(ctx))
 	if remaining < time.Second {
 		remaining = time.Second
 	}
+	// When no bound connector process picks the task up in FailoverAfter,
+	// the connector is down and the next one of the route gets the message.
+	// The last one has no next: the message waits for it until validity ends.
+	scheduleToStart := prep.FailoverAfter
+	if last {
+		scheduleToStart = 0
+	}
 	sendCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              SendTaskQueue(target.ID),
 		ScheduleToCloseTimeout: remaining,
-		// No bound connector process picks the task up in this time: the
-		// connector is down, so the next one in the route gets the message.
-		ScheduleToStartTimeout: prep.FailoverAfter,
+		ScheduleToStartTimeout: scheduleToStart,
 		StartToCloseTimeout:    sendAttemptTime,
 		HeartbeatTimeout:       sendAttemptTime / 2,
 		RetryPolicy: &temporal.RetryPolicy{

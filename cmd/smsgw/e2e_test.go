@@ -115,6 +115,8 @@ type gateway struct {
 	hook     *hookRecorder
 	sim      *smpptest.SMSC
 	early    *smpptest.SMSC
+	// primary and backup serve +44, in that order, for failover tests.
+	primary, backup *smpptest.SMSC
 }
 
 // startGateway runs `smsgw all` with two connectors: "sim" (receipts after
@@ -141,6 +143,10 @@ func startGateway(t *testing.T) *gateway {
 			return "DELIVRD", "000"
 		}})
 	g.early, earlyAddr = startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw", ReceiptBeforeResp: true})
+	var primaryAddr, backupAddr string
+	g.primary, primaryAddr = startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw", ReceiptDelay: 2 * time.Second,
+		ReceiptAttempts: 60, ReceiptRetryInterval: 500 * time.Millisecond})
+	g.backup, backupAddr = startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw"})
 
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	cfg := fmt.Sprintf(`
@@ -153,10 +159,13 @@ customers:
 connectors:
   - {id: sim, address: %q, systemId: gw, password: pw, windowSize: 10}
   - {id: early, address: %q, systemId: gw, password: pw}
+  - {id: primary, address: %q, systemId: gw, password: pw, rebindMin: 200ms, rebindMax: 500ms}
+  - {id: backup, address: %q, systemId: gw, password: pw}
 routes:
   - {name: australia, prefixes: ["+61"], connectors: [sim]}
   - {name: new-zealand, prefixes: ["+64"], connectors: [early]}
-`, g.hook.url, smsgw.HashAPIKey("other-key"), simAddr, earlyAddr)
+  - {name: united-kingdom, prefixes: ["+44"], connectors: [primary, backup]}
+`, g.hook.url, smsgw.HashAPIKey("other-key"), simAddr, earlyAddr, primaryAddr, backupAddr)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +178,7 @@ routes:
 		done <- run(ctx, []string{"all",
 			"-config", cfgPath, "-temporal-address", g.temporal,
 			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
-			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-log-level", "warn",
+			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-log-level", "warn", "-failover-after", "2s",
 		}, func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
 	t.Cleanup(func() {
