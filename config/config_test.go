@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,20 @@ func TestAPIKeys(t *testing.T) {
 	}
 	if _, ok := l.CustomerByAPIKey("other"); ok {
 		t.Fatal("wrong key accepted")
+	}
+}
+
+func TestTwoCarrierExample(t *testing.T) {
+	env := func(k string) (string, bool) { return "s3cr3t", true }
+	raw, err := os.ReadFile("testdata/two-carriers.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(raw, env)
+	if err != nil {
+		t.Fatalf("the documented example must load: %v", err)
+	}
+	if len(cfg.Connectors) != 3 || len(cfg.Routes) != 5 {
+		t.Fatalf("got %d connectors and %d routes", len(cfg.Connectors), len(cfg.Routes))
 	}
 }
