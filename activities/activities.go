@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/smsgw/smsgw"
@@ -50,6 +52,9 @@ type Activities struct {
 	Events        EventStore
 	Reports       ReportStore
 	Encoder       Encoder
+	// Reroutes, when set, counts messages moved to another connector by
+	// connector and kind (labels "connector", "kind").
+	Reroutes *prometheus.CounterVec
 	// Channels by name: ChannelWebhook, ChannelSMPP, ChannelEmail.
 	Channels map[string]Channel
 	Logger   *slog.Logger
@@ -127,6 +132,16 @@ func (a *Activities) targets(d routing.Decision) []Target {
 	return out
 }
 
+// NewReroutesCounter returns the counter for Activities.Reroutes, registered on reg.
+func NewReroutesCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smsgw_reroutes_total",
+		Help: "Messages moved from a connector to the next of their route, by connector and reason (not_bound, retries_exhausted, reroute_error, receipt_error).",
+	}, []string{"connector", "kind"})
+	reg.MustRegister(c)
+	return c
+}
+
 // DefaultNotifyRetry is how long a notification is retried by default.
 const DefaultNotifyRetry = 24 * time.Hour
 
@@ -168,6 +183,13 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	if len(in.Events) > 0 {
 		if err := a.Events.AppendEvents(ctx, in.Events...); err != nil {
 			return fmt.Errorf("record events of %s: %w", in.Row.ID, err)
+		}
+	}
+	for _, e := range in.Events {
+		if e.Type == smsgw.EventRerouted && a.Reroutes != nil && activity.GetInfo(ctx).Attempt == 1 {
+			from, _ := e.Data["from"].(string)
+			kind, _ := e.Data["kind"].(string)
+			a.Reroutes.WithLabelValues(from, kind).Inc()
 		}
 	}
 	if in.Row.ID != "" {

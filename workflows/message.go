@@ -82,8 +82,8 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		last := attempt+1 == len(prep.Targets)
 		sent, err := life.send(ctx, target, prep, last)
 		if err != nil {
-			if reason, ok := failoverReason(err); ok && !last {
-				life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, reason)
+			if kind, reason, ok := failoverReason(err); ok && !last {
+				life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, kind, reason)
 				continue
 			}
 			status, code := sendFailureStatus(err)
@@ -113,7 +113,7 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 
 		status, code := life.awaitReceipts(ctx, receipts)
 		if status != smsgw.StatusDelivered && status != smsgw.StatusExpired && !last && slices.Contains(target.RerouteReceiptErrs, code) {
-			life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, "receipt "+string(status)+" err:"+code)
+			life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, "receipt_error", "receipt "+string(status)+" err:"+code)
 			continue
 		}
 		return life.end(ctx, recordCtx, status, code, "")
@@ -165,10 +165,10 @@ func (l *messageLife) send(ctx workflow.Context, target activities.Target, prep 
 
 // reroute notes in the history and the event store why the message moves to
 // another connector; it keeps its ID.
-func (l *messageLife) reroute(ctx workflow.Context, from, to, reason string) {
+func (l *messageLife) reroute(ctx workflow.Context, from, to, kind, reason string) {
 	workflow.GetLogger(ctx).Info("re-routing", "from", from, "to", to, "reason", reason)
 	l.pending = append(l.pending, l.event(ctx, smsgw.EventRerouted, "rerouted-"+from, map[string]any{
-		"from": from, "to": to, "reason": reason,
+		"from": from, "to": to, "kind": kind, "reason": reason,
 	}))
 	l.upstreamIDs, l.sentAt = nil, time.Time{}
 }
@@ -180,22 +180,22 @@ func (l *messageLife) takePending() []smsgw.Event {
 }
 
 // failoverReason tells whether a failed send should move to the next
-// connector, and why.
-func failoverReason(err error) (string, bool) {
+// connector, and why: a kind for metrics and a reason for people.
+func failoverReason(err error) (kind, reason string, ok bool) {
 	var timeoutErr *temporal.TimeoutError
 	if errors.As(err, &timeoutErr) && timeoutErr.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
-		return "connector not bound", true
+		return "not_bound", "connector not bound", true
 	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		switch appErr.Type() {
 		case activities.ErrTypeReroute:
-			return "re-route error: " + appErr.Message(), true
+			return "reroute_error", "re-route error: " + appErr.Message(), true
 		case activities.ErrTypeSubmitRetry, activities.ErrTypeNotBound:
-			return "retries exhausted: " + appErr.Message(), true
+			return "retries_exhausted", "retries exhausted: " + appErr.Message(), true
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 // messageLife is the state of one message as its workflow moves it along.

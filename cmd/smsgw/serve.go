@@ -115,7 +115,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			logger.Warn("search attributes not registered; register them with `smsgw migrate`", "err", err)
 		}
 		acts := &activities.Activities{
-			Config: live, Routes: routing.NewCache(live), FailoverAfter: s.failoverAfter, Events: events, Reports: reports, Encoder: encoder,
+			Config: live, Routes: routing.NewCache(live), FailoverAfter: s.failoverAfter, Reroutes: activities.NewReroutesCounter(reg), Events: events, Reports: reports, Encoder: encoder,
 			Channels: a.channels, Logger: logger, Now: time.Now,
 		}
 		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers}.New()

@@ -36,6 +36,7 @@ type metric struct {
 // instead of silently emptying a panel or muting an alert.
 var knownMetrics = map[string]metric{
 	"smsgw_submissions_total":                          {kind: counter, labels: []string{"entry_point", "result"}, values: map[string][]string{"entry_point": {"rest", "grpc", "smpp", "email"}}, required: true},
+	"smsgw_reroutes_total":                             {kind: counter, labels: []string{"connector", "kind"}, values: map[string][]string{"kind": {"not_bound", "retries_exhausted", "reroute_error", "receipt_error"}}},
 	"smsgw_api_requests_total":                         {kind: counter, labels: []string{"method", "code"}},
 	"smsgw_api_request_duration_seconds":               {kind: histogram, labels: []string{"method", "code"}, required: true},
 	"smsgw_upstream_submits_total":                     {kind: counter, labels: []string{"connector", "status"}},
@@ -43,7 +44,10 @@ var knownMetrics = map[string]metric{
 	"smsgw_connector_bound_sessions":                   {kind: gauge, labels: []string{"connector"}, required: true},
 	"smsgw_connector_window_in_use":                    {kind: gauge, labels: []string{"connector"}, required: true},
 	"smsgw_connector_tps_limit":                        {kind: gauge, labels: []string{"connector"}},
-	"smsgw_receipts_total":                             {kind: counter, labels: []string{"connector", "result"}, values: map[string][]string{"result": {"matched", "parked", "duplicate"}}, required: true},
+	"smsgw_upstream_bind_attempts_total":               {kind: counter, labels: []string{"connector", "result"}, values: map[string][]string{"result": {"ok", "refused", "error"}}},
+	"smsgw_upstream_receipts_total":                    {kind: counter, labels: []string{"connector", "result"}, values: map[string][]string{"result": {"ok", "handler_error", "invalid"}}},
+	"smsgw_upstream_mo_total":                          {kind: counter, labels: []string{"connector", "result"}, values: map[string][]string{"result": {"ok", "handler_error", "invalid"}}},
+	"smsgw_receipts_total":                             {kind: counter, labels: []string{"connector", "result"}, values: map[string][]string{"result": {"matched", "parked", "rematched", "duplicate"}}, required: true},
 	"smsgw_receipts_unmatched":                         {kind: gauge, required: true},
 	"smsgw_webhook_attempts_total":                     {kind: counter, labels: []string{"result"}, values: map[string][]string{"result": {"ok", "retry", "failed"}}, required: true},
 	"smsgw_workflows_running":                          {kind: gauge},

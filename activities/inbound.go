@@ -1,0 +1,305 @@
+package activities
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/config"
+)
+
+// Event types of an inbound message's life.
+const (
+	EventInboundReceived = "inbound_received" // stored, and routed to a customer or not
+	EventInboundDone     = "inbound_done"     // every channel delivered it or gave up
+)
+
+// Statuses of an inbound message, as stored and listed.
+const (
+	InboundRouted    = "routed"    // owned by a customer, being delivered
+	InboundUnrouted  = "unrouted"  // no customer owns the number: kept for the operator
+	InboundDelivered = "delivered" // every channel of the customer has it
+	InboundFailed    = "failed"    // a channel refused it or ran out of retries (see notify_failed)
+)
+
+// InboundRecord is an inbound message as stored for listing.
+type InboundRecord struct {
+	InboundMessage
+	CustomerID string    `json:"customerId"` // "" when unrouted
+	Status     string    `json:"status"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+// InboundQuery selects inbound messages to list, newest first.
+type InboundQuery struct {
+	// CustomerID is the owner; "" lists the unrouted messages.
+	CustomerID string
+	// Since, when set, leaves out messages received before it.
+	Since time.Time
+	// PageSize caps the answer (default 50, at most 500).
+	PageSize int
+	// PageToken continues an earlier listing (its NextPageToken).
+	PageToken string
+}
+
+// InboundPage is one page of inbound messages.
+type InboundPage struct {
+	Messages      []InboundRecord
+	NextPageToken string // "" on the last page
+}
+
+// FailedNotification is a delivery that was refused or ran out of retries,
+// as recorded by NotifyFailed, with what became of it since.
+type FailedNotification struct {
+	// ID names it in the API: an opaque, URL-safe form of the event ID.
+	ID       string    `json:"id"`
+	EventID  string    `json:"eventId"`
+	Subject  string    `json:"subject"` // the message or inbound message ID
+	What     string    `json:"what"`    // the status notified, or "inbound"
+	Channel  string    `json:"channel"`
+	Reason   string    `json:"reason"`
+	FailedAt time.Time `json:"failedAt"`
+	Delivery Delivery  `json:"delivery"`
+	// DeliveredAt is set once a redelivery succeeded.
+	DeliveredAt *time.Time `json:"deliveredAt,omitempty"`
+}
+
+// InboundStore keeps inbound messages. PutInbound is idempotent: a message
+// stored before is returned as it was stored, with created false.
+type InboundStore interface {
+	PutInbound(ctx context.Context, r InboundRecord) (stored InboundRecord, created bool, err error)
+	SetInboundStatus(ctx context.Context, id, status string, at time.Time) error
+}
+
+// InboundRoute is who owns an inbound message and how they hear about it.
+type InboundRoute struct {
+	CustomerID string     `json:"customerId"` // "" when unrouted
+	Keyword    string     `json:"keyword,omitempty"`
+	Plan       NotifyPlan `json:"plan"`
+}
+
+// FinishInboundInput is the outcome of an inbound message's deliveries.
+type FinishInboundInput struct {
+	ID         string    `json:"id"`
+	CustomerID string    `json:"customerId"`
+	Status     string    `json:"status"`
+	Failed     []string  `json:"failed,omitempty"` // channels that gave up
+	At         time.Time `json:"at"`
+}
+
+// Inbound holds the activities of mobile-originated messages. Register it
+// on the message worker beside Activities (their method names differ).
+type Inbound struct {
+	config *config.Live
+	store  InboundStore
+	events EventStore
+	logger *slog.Logger
+	now    func() time.Time
+	mo     *prometheus.CounterVec
+}
+
+// NewInbound returns the inbound activities and registers the
+// smsgw_mo_total counter on reg.
+func NewInbound(cfg *config.Live, store InboundStore, events EventStore, logger *slog.Logger, reg prometheus.Registerer) (*Inbound, error) {
+	mo, err := registerCounter(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smsgw_mo_total",
+		Help: "Mobile-originated messages received, by result: routed (a customer owns the number) or unrouted (kept for the operator).",
+	}, []string{"result"}))
+	if err != nil {
+		return nil, err
+	}
+	return &Inbound{config: cfg, store: store, events: events, logger: logger, now: time.Now, mo: mo}, nil
+}
+
+// ReceiveInbound stores an inbound message, routes it to the customer that
+// owns its destination number (and keyword), and says how that customer
+// hears about it. A message no one owns is stored as unrouted, never
+// dropped. Retries store and count nothing twice.
+func (a *Inbound) ReceiveInbound(ctx context.Context, msg InboundMessage) (InboundRoute, error) {
+	cfg := a.config.Config()
+	customerID, keyword, _ := RouteInbound(cfg, msg.To, msg.Text)
+	msg.Keyword = keyword
+	status := InboundRouted
+	if customerID == "" {
+		status = InboundUnrouted
+	}
+	stored, created, err := a.store.PutInbound(ctx, InboundRecord{
+		InboundMessage: msg, CustomerID: customerID, Status: status, UpdatedAt: a.now().UTC(),
+	})
+	if err != nil {
+		return InboundRoute{}, fmt.Errorf("store inbound %s: %w", msg.ID, err)
+	}
+	if created {
+		a.mo.WithLabelValues(map[bool]string{true: "routed", false: "unrouted"}[stored.CustomerID != ""]).Inc()
+	}
+	ev := smsgw.NewEvent(msg.ID, stored.CustomerID, 1, EventInboundReceived, "inbound-received", msg.ReceivedAt, map[string]any{
+		"connector": msg.Connector, "encoding": msg.Encoding, "parts": msg.Parts, "partial": msg.Partial,
+		"keyword": stored.Keyword, "routed": stored.CustomerID != "",
+	})
+	if err := a.events.AppendEvents(ctx, ev); err != nil {
+		return InboundRoute{}, fmt.Errorf("record inbound %s: %w", msg.ID, err)
+	}
+	route := InboundRoute{CustomerID: stored.CustomerID, Keyword: stored.Keyword}
+	if stored.CustomerID == "" {
+		a.logger.Warn("inbound message for a number no customer owns; kept as unrouted", "id", msg.ID, "connector", msg.Connector)
+		return route, nil
+	}
+	for _, cu := range cfg.Customers {
+		if cu.ID == stored.CustomerID {
+			route.Plan = InboundPlan(cu)
+		}
+	}
+	return route, nil
+}
+
+// FinishInbound records how the deliveries of an inbound message ended.
+func (a *Inbound) FinishInbound(ctx context.Context, in FinishInboundInput) error {
+	if err := a.store.SetInboundStatus(ctx, in.ID, in.Status, in.At); err != nil {
+		return fmt.Errorf("inbound %s status: %w", in.ID, err)
+	}
+	ev := smsgw.NewEvent(in.ID, in.CustomerID, 2, EventInboundDone, "inbound-done", in.At, map[string]any{
+		"status": in.Status, "failedChannels": in.Failed,
+	})
+	if err := a.events.AppendEvents(ctx, ev); err != nil {
+		return fmt.Errorf("record inbound %s: %w", in.ID, err)
+	}
+	return nil
+}
+
+// InboundPlan is how a customer hears about its inbound messages: the
+// channels of notify.channels, or else its webhook when it has one.
+func InboundPlan(cu config.Customer) NotifyPlan {
+	plan := NotifyPlan{Channels: cu.Notify.Channels, RetryFor: DefaultNotifyRetry}
+	if cu.Notify.RetryFor > 0 {
+		plan.RetryFor = cu.Notify.RetryFor
+	}
+	if len(plan.Channels) == 0 && cu.Webhook.URL != "" {
+		plan.Channels = []string{ChannelWebhook}
+	}
+	return plan
+}
+
+// RouteInbound finds the customer that owns an inbound message: the
+// destination must equal one of a customer's numbers (compared as digits,
+// see config.InboundNumber). A number entry with a keyword matches only
+// texts whose first word is that keyword (case-insensitive), and wins over
+// an entry for the same number without one. ok is false when no one owns it.
+func RouteInbound(cfg *config.Config, to, text string) (customerID, keyword string, ok bool) {
+	digits, valid := config.InboundNumber(to)
+	if !valid {
+		return "", "", false
+	}
+	first := firstWord(text)
+	fallback := ""
+	for _, cu := range cfg.Customers {
+		for _, n := range cu.Numbers {
+			if d, _ := config.InboundNumber(n.Number); d != digits {
+				continue
+			}
+			switch {
+			case n.Keyword == "":
+				if fallback == "" {
+					fallback = cu.ID
+				}
+			case first != "" && strings.EqualFold(n.Keyword, first):
+				return cu.ID, n.Keyword, true
+			}
+		}
+	}
+	return fallback, "", fallback != ""
+}
+
+// firstWord is the text's first word without the punctuation people type
+// after a keyword ("STOP.", "Pizza!").
+func firstWord(text string) string {
+	f := strings.Fields(text)
+	if len(f) == 0 {
+		return ""
+	}
+	return strings.TrimRight(f[0], ".,;:!?")
+}
+
+// NotificationMetrics counts deliveries per channel and outcome.
+type NotificationMetrics struct {
+	total *prometheus.CounterVec
+}
+
+// NewNotificationMetrics registers smsgw_notifications_total on reg.
+func NewNotificationMetrics(reg prometheus.Registerer) (*NotificationMetrics, error) {
+	total, err := registerCounter(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smsgw_notifications_total",
+		Help: "Notification delivery attempts by channel and result: ok, retry (will be tried again) or refused (given up for good).",
+	}, []string{"channel", "result"}))
+	if err != nil {
+		return nil, err
+	}
+	return &NotificationMetrics{total: total}, nil
+}
+
+// Wrap returns channels that count each delivery attempt. Pass the result
+// as Activities.Channels once every role has added its channels.
+func (m *NotificationMetrics) Wrap(channels map[string]Channel) map[string]Channel {
+	out := make(map[string]Channel, len(channels))
+	for name, ch := range channels {
+		out[name] = countedChannel{name: name, next: ch, total: m.total}
+	}
+	return out
+}
+
+type countedChannel struct {
+	name  string
+	next  Channel
+	total *prometheus.CounterVec
+}
+
+func (c countedChannel) Deliver(ctx context.Context, d Delivery) error {
+	err := c.next.Deliver(ctx, d)
+	result := "ok"
+	switch {
+	case errors.Is(err, ErrRefused):
+		result = "refused"
+	case err != nil:
+		result = "retry"
+	}
+	c.total.WithLabelValues(c.name, result).Inc()
+	return err
+}
+
+// registerCounter registers c, or returns the counter already registered
+// under its name, so that several workers in one process share it.
+func registerCounter(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing, nil
+			}
+		}
+		return nil, fmt.Errorf("register %T: %w", c, err)
+	}
+	return c, nil
+}
+
+// FailedNotificationID is the API's name for the notify_failed event with
+// eventID: URL-safe, with no ':' to clash with custom REST verbs.
+func FailedNotificationID(eventID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(eventID))
+}
+
+// ParseFailedNotificationID returns the event ID named by id. It returns an
+// *smsgw.Error with code ENOTFOUND for an id it did not make.
+func ParseFailedNotificationID(id string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil || len(b) == 0 || !utf8.Valid(b) {
+		return "", smsgw.Errorf(smsgw.ENOTFOUND, "failed notification %q not found", id)
+	}
+	return string(b), nil
+}
