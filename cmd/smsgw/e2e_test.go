@@ -122,14 +122,21 @@ type gateway struct {
 // startGateway runs `smsgw all` with two connectors: "sim" (receipts after
 // the submit response, routes +61) and "early" (the receipt comes before the
 // submit response, routes +64).
-func startGateway(t *testing.T) *gateway {
+func startGateway(t *testing.T) *gateway { return startGatewayWith(t, "") }
+
+// startGatewayWith runs the gateway against the event store at mongoURI, or
+// a fresh one when it is empty.
+func startGatewayWith(t *testing.T, mongoURI string) *gateway {
 	if testing.Short() {
 		t.Skip("end-to-end test: needs the Temporal CLI, FerretDB and MariaDB")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if mongoURI == "" {
+		mongoURI = testenv.MongoURI(t)
+	}
 	g := &gateway{
 		temporal: testenv.TemporalAddress(t),
-		mongoURI: testenv.MongoURI(t),
+		mongoURI: mongoURI,
 		mongoDB:  testenv.MongoDatabase(t),
 		mysqlDSN: testenv.MySQLDSN(t),
 		hook:     newHookRecorder(t, "acme-secret"),
