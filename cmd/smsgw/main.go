@@ -61,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = webhookSink(ctx, rest, stdout, stderr)
 	case "hash-key":
 		err = hashKey(rest, stdout)
+	case "check-config":
+		err = checkConfig(rest, getenv, stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

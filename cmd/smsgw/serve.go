@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
@@ -53,11 +52,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	tc, err := client.NewLazyClient(client.Options{
-		HostPort:  s.temporalAddress,
-		Namespace: s.temporalNamespace,
-		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
-	})
+	topts, err := s.temporalOptions(logger)
+	if err != nil {
+		return err
+	}
+	tc, err := client.NewLazyClient(topts)
 	if err != nil {
 		return fmt.Errorf("temporal client: %w", err)
 	}

@@ -1,11 +1,18 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 )
 
 // settings are what every serving role reads from flags, with defaults from
@@ -14,6 +21,9 @@ type settings struct {
 	configPath        string
 	temporalAddress   string
 	temporalNamespace string
+	temporalTLSCert   string
+	temporalTLSKey    string
+	temporalTLSCA     string
 	mongoURI          string
 	mongoDatabase     string
 	mysqlDSN          string
@@ -37,6 +47,9 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.configPath, "config", env("SMSGW_CONFIG", "config.yaml"), "configuration file (customers, connectors, routes); env SMSGW_CONFIG")
 	fs.StringVar(&s.temporalAddress, "temporal-address", env("SMSGW_TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port; env SMSGW_TEMPORAL_ADDRESS")
 	fs.StringVar(&s.temporalNamespace, "temporal-namespace", env("SMSGW_TEMPORAL_NAMESPACE", "default"), "Temporal namespace; env SMSGW_TEMPORAL_NAMESPACE")
+	fs.StringVar(&s.temporalTLSCert, "temporal-tls-cert", env("SMSGW_TEMPORAL_TLS_CERT", ""), "client certificate (PEM file) for mTLS to Temporal; env SMSGW_TEMPORAL_TLS_CERT")
+	fs.StringVar(&s.temporalTLSKey, "temporal-tls-key", env("SMSGW_TEMPORAL_TLS_KEY", ""), "client key (PEM file) for mTLS to Temporal; env SMSGW_TEMPORAL_TLS_KEY")
+	fs.StringVar(&s.temporalTLSCA, "temporal-tls-ca", env("SMSGW_TEMPORAL_TLS_CA", ""), "CA certificates (PEM file) to trust for Temporal; env SMSGW_TEMPORAL_TLS_CA")
 	fs.StringVar(&s.mongoURI, "mongodb-uri", env("SMSGW_MONGODB_URI", "mongodb://127.0.0.1:27017/"), "event store URI; env SMSGW_MONGODB_URI")
 	fs.StringVar(&s.mongoDatabase, "mongodb-database", env("SMSGW_MONGODB_DATABASE", "smsgw"), "event store database; env SMSGW_MONGODB_DATABASE")
 	fs.StringVar(&s.mysqlDSN, "mysql-dsn", env("SMSGW_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/smsgw?parseTime=true&loc=UTC"), "reporting database DSN (go-sql-driver form); env SMSGW_MYSQL_DSN")
@@ -68,4 +81,38 @@ func (s *settings) connectorIDs() []string {
 		}
 	}
 	return ids
+}
+
+// temporalOptions are the Temporal client options: address, namespace, and
+// TLS when a certificate or CA is given (Temporal Cloud uses mTLS).
+func (s *settings) temporalOptions(logger *slog.Logger) (client.Options, error) {
+	o := client.Options{
+		HostPort:  s.temporalAddress,
+		Namespace: s.temporalNamespace,
+		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
+	}
+	if s.temporalTLSCert == "" && s.temporalTLSKey == "" && s.temporalTLSCA == "" {
+		return o, nil
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.temporalTLSCert != "" || s.temporalTLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(s.temporalTLSCert, s.temporalTLSKey)
+		if err != nil {
+			return o, fmt.Errorf("temporal TLS client certificate: %w", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{cert}
+	}
+	if s.temporalTLSCA != "" {
+		pem, err := os.ReadFile(s.temporalTLSCA)
+		if err != nil {
+			return o, fmt.Errorf("temporal TLS CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return o, fmt.Errorf("temporal TLS CA %s holds no PEM certificate", s.temporalTLSCA)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	o.ConnectionOptions.TLS = tlsCfg
+	return o, nil
 }
