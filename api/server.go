@@ -59,6 +59,8 @@ type Deps struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer // served on /metrics
+	// Inbound, when set, adds InboundService and NotificationService.
+	Inbound *InboundDeps
 }
 
 // Server serves the gRPC API, its REST mapping and the operational endpoints.
@@ -115,6 +117,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		grpc.MaxRecvMsgSize(int(cfg.MaxBodyBytes)),
 	)
 	smsgwv1.RegisterMessageServiceServer(s.grpc, &messageService{submitter: d.Submitter, messages: d.Messages, counter: d.Counter})
+	if err := registerInbound(s.grpc, d.Inbound); err != nil {
+		return nil, err
+	}
 
 	// The gateway dials the same grpc.Server through an in-memory listener;
 	// NewClient connects lazily, on the first REST request.
@@ -129,6 +134,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	gw, err := newGateway(context.Background(), smsgwv1.NewMessageServiceClient(s.gwConn))
 	if err != nil {
+		return nil, err
+	}
+	if err := registerInboundGateway(context.Background(), gw, s.gwConn, d.Inbound); err != nil {
 		return nil, err
 	}
 	s.http = newHTTPHandler(gw, cfg.MaxBodyBytes, d.Ready, d.Gatherer, d.Logger)

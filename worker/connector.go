@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
@@ -22,7 +20,8 @@ import (
 )
 
 // Connector holds the binds of one upstream connector and serves its send
-// task queue while, and only while, it is bound.
+// task queue while, and only while, at least one session that can submit is
+// bound.
 type Connector struct {
 	Config   config.Connector
 	Temporal client.Client
@@ -32,93 +31,195 @@ type Connector struct {
 	Registry prometheus.Registerer
 }
 
-// Run binds, serves and rebinds until ctx is done; then it stops taking work,
-// lets the activities in flight finish, and unbinds.
-func (c *Connector) Run(ctx context.Context) error {
-	co := c.Config
-	logger := c.Logger.With("connector", co.ID)
-	bind, err := smppclient.New(smppclient.Config{
+// ClientConfig turns a connector's configuration into the SMPP client's.
+func ClientConfig(co config.Connector) (smppclient.Config, error) {
+	tlsConfig, err := co.TLSConfig()
+	if err != nil {
+		return smppclient.Config{}, err
+	}
+	return smppclient.Config{
 		ID:              co.ID,
 		Addr:            co.Address,
 		SystemID:        co.SystemID,
 		Password:        co.Password,
 		SystemType:      co.SystemType,
+		BindMode:        co.BindMode, // config and smppclient name the modes alike
+		Binds:           co.Binds,
+		TLS:             tlsConfig,
+		TPS:             co.TPS,
 		WindowSize:      co.WindowSize,
 		EnquireLink:     co.EnquireLink,
 		ResponseTimeout: co.ResponseTimeout,
+		RebindMin:       co.RebindMin,
+		RebindMax:       co.RebindMax,
 		ReceiptIDFormat: co.ReceiptIDFormat,
-	}, receiptHandler{c.Matcher, c.Events, logger}, logger, c.Registry)
+		SubmitIDFormat:  co.SubmitIDFormat,
+	}, nil
+}
+
+// Run binds, serves and rebinds until ctx is done. Then it stops taking
+// work, lets the sends in flight finish (each submit_sm in a window gets its
+// response), unbinds every session and returns.
+func (c *Connector) Run(ctx context.Context) error {
+	co := c.Config
+	logger := c.Logger.With("connector", co.ID)
+	cc, err := ClientConfig(co)
+	if err != nil {
+		return fmt.Errorf("connector %s: %w", co.ID, err)
+	}
+	bind, err := smppclient.New(cc, receiptHandler{c.Matcher, c.Events, logger, c.Temporal}, logger, c.Registry)
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}
 	sender := &upstream.Sender{
-		ConnectorID: co.ID,
-		Bind:        bind,
-		Matcher:     c.Matcher,
-		Resubmit:    co.InDoubt == "resubmit",
-		Logger:      logger,
-		Now:         time.Now,
+		Connector: co,
+		Bind:      bind,
+		Matcher:   c.Matcher,
+		Logger:    logger,
+		Now:       time.Now,
 	}
 
+	// The binds outlive ctx: they unbind only after the last send in flight
+	// has its response.
 	bindCtx, stopBind := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBind()
 	bindDone := make(chan error, 1)
 	go func() { bindDone <- bind.Run(bindCtx) }()
 
-	// Poll the send task queue only while bound: unbound, the work waits in
-	// Temporal (or goes to another replica that is bound).
-	for ctx.Err() == nil {
-		if err := bind.WaitBound(ctx); err != nil {
-			break
-		}
-		w := worker.New(c.Temporal, workflows.SendTaskQueue(co.ID), worker.Options{
-			MaxConcurrentActivityExecutionSize: max(co.WindowSize, 1) * 2,
-			TaskQueueActivitiesPerSecond:       co.TPS,
-			WorkerStopTimeout:                  20 * time.Second,
-		})
-		w.RegisterActivityWithOptions(sender.Send, activity.RegisterOptions{Name: activities.SendName})
-		if err := w.Start(); err != nil {
-			stopBind()
-			return fmt.Errorf("connector %s: start worker: %w", co.ID, err)
-		}
-		logger.Info("bound; taking work", "task_queue", workflows.SendTaskQueue(co.ID))
-		for ctx.Err() == nil && bind.Bound() {
+	window := co.WindowSize
+	if window == 0 {
+		window = 10 // the SMPP client's default
+	}
+	// Poll the send task queue only while bound: each poll waits for a slot,
+	// and slots are handed out only while a session that can submit is
+	// bound. Unbound, the work waits in Temporal (or goes to a replica that
+	// is bound, or, after the route's failover time, to the next connector).
+	// The worker is not stopped when the bind drops: stopping cancels the
+	// polls in flight, and a task the server hands to a cancelled poll is
+	// lost until its heartbeat timeout. A poll already waiting when the
+	// bind drops may still take one send, which fails at once as not bound
+	// and goes back to the queue.
+	slots := &boundSlots{bind: bind, free: make(chan struct{}, 2*window*max(co.Binds, 1))}
+	unused, err := worker.NewFixedSizeSlotSupplier(1) // the worker runs no workflows and no local activities
+	if err != nil {
+		stopBind()
+		<-bindDone
+		return fmt.Errorf("connector %s: %w", co.ID, err)
+	}
+	tuner, err := worker.NewCompositeTuner(worker.CompositeTunerOptions{
+		WorkflowSlotSupplier:      unused,
+		ActivitySlotSupplier:      slots,
+		LocalActivitySlotSupplier: unused,
+		NexusSlotSupplier:         unused,
+	})
+	if err != nil {
+		stopBind()
+		<-bindDone
+		return fmt.Errorf("connector %s: %w", co.ID, err)
+	}
+	w := worker.New(c.Temporal, workflows.SendTaskQueue(co.ID), worker.Options{
+		Tuner:                            tuner,
+		MaxConcurrentActivityTaskPollers: 4,
+		TaskQueueActivitiesPerSecond:     co.TPS,
+		WorkerStopTimeout:                max(20*time.Second, 2*co.ResponseTimeout),
+	})
+	w.RegisterActivityWithOptions(sender.Send, activity.RegisterOptions{Name: activities.SendName})
+	if err := w.Start(); err != nil {
+		stopBind()
+		<-bindDone
+		return fmt.Errorf("connector %s: start worker: %w", co.ID, err)
+	}
+	go func() {
+		for ctx.Err() == nil {
+			if bind.WaitBound(ctx) != nil {
+				return
+			}
+			logger.Info("bound; taking work", "task_queue", workflows.SendTaskQueue(co.ID), "sessions", bind.BoundSessions())
 			select {
 			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
+				return
+			case <-bind.Lost():
+				logger.Warn("unbound; taking no work until a bind is back")
 			}
 		}
-		w.Stop() // waits for the sends in flight
-		if ctx.Err() == nil {
-			logger.Warn("unbound; stopped taking work until the bind is back")
-		}
-	}
-	stopBind() // unbind after the last send has its response
+	}()
+	<-ctx.Done()
+	w.Stop() // stops polling, then waits for the sends in flight
+	logger.Info("stopping: work in flight done; unbinding")
+	stopBind() // each session drains its window, then unbinds
 	return <-bindDone
 }
 
-// receiptHandler passes receipts to the matcher and keeps MO in the event
-// store, acknowledged upstream only once it is stored.
+// boundSlots hands out the activity slots of a connector's worker, as many
+// as its windows hold twice over, and only while the connector is bound.
+// The worker polls for a task only with a slot in hand.
+type boundSlots struct {
+	bind *smppclient.Client
+	free chan struct{} // one token per slot in use
+}
+
+// ReserveSlot implements worker.SlotSupplier: it waits for a bind and a free slot.
+func (s *boundSlots) ReserveSlot(ctx context.Context, _ worker.SlotReservationInfo) (*worker.SlotPermit, error) {
+	for {
+		if err := s.bind.WaitBound(ctx); err != nil {
+			return nil, ctx.Err()
+		}
+		lost := s.bind.Lost()
+		select {
+		case s.free <- struct{}{}:
+			if s.bind.Bound() {
+				return &worker.SlotPermit{}, nil
+			}
+			<-s.free // the bind dropped meanwhile
+		case <-lost:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// TryReserveSlot implements worker.SlotSupplier. It is asked only for eager
+// tasks, which a connector does not take.
+func (s *boundSlots) TryReserveSlot(worker.SlotReservationInfo) *worker.SlotPermit { return nil }
+
+// MarkSlotUsed implements worker.SlotSupplier.
+func (s *boundSlots) MarkSlotUsed(worker.SlotMarkUsedInfo) {}
+
+// ReleaseSlot implements worker.SlotSupplier.
+func (s *boundSlots) ReleaseSlot(worker.SlotReleaseInfo) { <-s.free }
+
+// MaxSlots implements worker.SlotSupplier.
+func (s *boundSlots) MaxSlots() int { return cap(s.free) }
+
+// receiptHandler passes receipts to the matcher and MO to their inbound
+// workflows, each acknowledged upstream only once it is durably held.
 type receiptHandler struct {
-	matcher *upstream.Matcher
-	events  activities.EventStore
-	logger  *slog.Logger
+	matcher  *upstream.Matcher
+	events   activities.EventStore
+	logger   *slog.Logger
+	temporal client.Client // starts inbound workflows
 }
 
 func (h receiptHandler) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 	return h.matcher.HandleReceipt(ctx, r)
 }
 
+// HandleMO starts the workflow of a mobile-originated message (or signals a
+// part to its reassembly) and returns once Temporal holds it, so
+// deliver_sm_resp goes upstream only then. A deliver_sm delivered again
+// within the dedup window is acknowledged without a second message.
 func (h receiptHandler) HandleMO(ctx context.Context, mo smppclient.MO) error {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%x|%d", mo.ConnectorID, mo.From, mo.To, mo.ShortMessage, mo.ReceivedAt.UnixNano()))
-	id := "mo-" + hex.EncodeToString(sum[:12])
-	h.logger.Info("MO received", "connector", mo.ConnectorID, "id", id)
-	return h.events.AppendEvents(ctx, smsgw.Event{
-		ID: id + ":received", MessageID: id, Seq: 1, Type: "mo_received", At: mo.ReceivedAt.UTC(),
-		Data: map[string]any{
-			"connector": mo.ConnectorID, "from": mo.From, "to": mo.To,
-			"dataCoding": int(mo.DataCoding), "esmClass": int(mo.ESMClass), "shortMessage": hex.EncodeToString(mo.ShortMessage),
-		},
-	})
+	in := workflows.MO{
+		ConnectorID: mo.ConnectorID, From: mo.From, To: mo.To, DataCoding: mo.DataCoding, ESMClass: mo.ESMClass,
+		ShortMessage: mo.ShortMessage, ReceivedAt: mo.ReceivedAt,
+	}
+	if mo.SAR != nil {
+		in.SAR = &activities.SAR{Ref: mo.SAR.Ref, Total: mo.SAR.Total, Seq: mo.SAR.Seq}
+	}
+	id, duplicate, err := workflows.StartInbound(ctx, h.temporal, in)
+	if err != nil {
+		return fmt.Errorf("inbound message not taken: %w", err)
+	}
+	h.logger.Info("MO received", "connector", mo.ConnectorID, "id", id, "duplicate", duplicate)
+	return nil
 }
-

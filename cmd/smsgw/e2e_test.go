@@ -115,6 +115,8 @@ type gateway struct {
 	hook     *hookRecorder
 	sim      *smpptest.SMSC
 	early    *smpptest.SMSC
+	smtp     string // the email-to-SMS SMTP listener
+	smpp     string // the customers' SMSC
 	// primary and backup serve +44, in that order, for failover tests.
 	primary, backup *smpptest.SMSC
 }
@@ -125,8 +127,8 @@ type gateway struct {
 func startGateway(t *testing.T) *gateway { return startGatewayWith(t, "") }
 
 // startGatewayWith runs the gateway against the event store at mongoURI, or
-// a fresh one when it is empty.
-func startGatewayWith(t *testing.T, mongoURI string) *gateway {
+// a fresh one when it is empty, with extras added to its configuration.
+func startGatewayWith(t *testing.T, mongoURI string, extras ...gatewayExtras) *gateway {
 	if testing.Short() {
 		t.Skip("end-to-end test: needs the Temporal CLI, FerretDB and MariaDB")
 	}
@@ -155,6 +157,10 @@ func startGatewayWith(t *testing.T, mongoURI string) *gateway {
 		ReceiptAttempts: 60, ReceiptRetryInterval: 500 * time.Millisecond})
 	g.backup, backupAddr = startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw"})
 
+	var extra gatewayExtras
+	if len(extras) > 0 {
+		extra = extras[0]
+	}
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	cfg := fmt.Sprintf(`
 customers:
@@ -163,7 +169,7 @@ customers:
     webhook: {url: %q, secret: acme-secret}
   - id: other
     apiKeys: ["sha256:%s"]
-connectors:
+%sconnectors:
   - {id: sim, address: %q, systemId: gw, password: pw, windowSize: 10}
   - {id: early, address: %q, systemId: gw, password: pw}
   - {id: primary, address: %q, systemId: gw, password: pw, rebindMin: 200ms, rebindMax: 500ms}
@@ -172,11 +178,13 @@ routes:
   - {name: australia, prefixes: ["+61"], connectors: [sim]}
   - {name: new-zealand, prefixes: ["+64"], connectors: [early]}
   - {name: united-kingdom, prefixes: ["+44"], connectors: [primary, backup]}
-`, g.hook.url, smsgw.HashAPIKey("other-key"), simAddr, earlyAddr, primaryAddr, backupAddr)
+%s`, g.hook.url, smsgw.HashAPIKey("other-key"), extra.customers, simAddr, earlyAddr, primaryAddr, backupAddr, extra.sections)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
+	httpAddr, grpcAddr, smtpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	g.smtp = smtpAddr
+	g.smpp = freeAddr(t)
 	g.base = "http://" + httpAddr
 	done := make(chan int, 1)
 	var logs bytes.Buffer
@@ -185,7 +193,7 @@ routes:
 		done <- run(ctx, []string{"all",
 			"-config", cfgPath, "-temporal-address", g.temporal,
 			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
-			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-log-level", "warn", "-failover-after", "2s",
+			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-smtp-addr", smtpAddr, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
 		}, func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
 	t.Cleanup(func() {

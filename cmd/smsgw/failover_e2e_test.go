@@ -52,7 +52,11 @@ func TestEndToEndFailover(t *testing.T) {
 	// Take the primary down before its receipts (2 s after each submit) go out.
 	g.primary.Stop()
 	second := submit(100, 10)
-	time.Sleep(4 * time.Second) // the second batch fails over to the backup after 2 s
+	// The second batch fails over to the backup once no bound primary has
+	// taken it for 2 s; the primary comes back after that.
+	if err := g.backup.WaitSubmits(ctx, 10); err != nil {
+		t.Fatalf("backup got %d submits: %v", len(g.backup.Submits()), err)
+	}
 	if err := g.primary.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,16 @@
 //	smsgw api        gRPC and REST API (grpc-gateway), metrics, probes
 //	smsgw worker     Temporal workflows and the activities that need no bind
 //	smsgw connector  binds to upstream SMSCs; sends, receives receipts and MO
+//	smsgw email      SMTP ingress: mail to <msisdn>@<domain> becomes an SMS
+//	smsgw smpp       the customers' SMSC: SMPP binds, submit_sm in, deliver_sm out
 //	smsgw all        every role in one process
 //	smsgw migrate    applies database migrations and registers search attributes
 //	smsgw smsc-sim   an SMSC simulator to develop and test against
 //	smsgw loadtest   submits messages over REST and measures the gateway
 //	smsgw webhook-sink   prints the webhooks it receives, checking signatures
 //	smsgw hash-key   prints the configuration form of an API key
+//	smsgw hash-password  prints the configuration form of an SMPP or SMTP password
+//	smsgw inbound    lists inbound messages, such as those no customer owns
 package main
 
 import (
@@ -32,11 +36,15 @@ roles:
   api        gRPC and REST API, metrics and probes
   worker     Temporal workflows and activities
   connector  binds to upstream SMSCs
+  email      SMTP ingress: mail to <msisdn>@<domain> becomes an SMS
+  smpp       the customers' SMSC: SMPP 3.4 binds on :2775 (TLS :3550)
   all        every role in one process
   migrate    apply database migrations, create indexes, register search attributes
   smsc-sim   run an SMSC simulator
   loadtest   submit messages over REST and report throughput and latency
   hash-key   print the configuration form of an API key
+  hash-password  print the configuration form of a password (bcrypt)
+  inbound    list inbound messages (-unrouted: those no customer owns)
 
 Run "smsgw <role> -h" for the flags of a role.
 `
@@ -49,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	role, rest := args[0], args[1:]
 	var err error
 	switch role {
-	case "api", "worker", "connector", "all":
+	case "api", "worker", "connector", "all", "email", "smpp":
 		err = serve(ctx, role, rest, getenv, stdout, stderr)
 	case "migrate":
 		err = migrate(ctx, rest, getenv, stderr)
@@ -61,6 +69,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = webhookSink(ctx, rest, stdout, stderr)
 	case "hash-key":
 		err = hashKey(rest, stdout)
+	case "hash-password":
+		err = hashPassword(rest, os.Stdin, stdout)
+	case "inbound":
+		err = inboundList(ctx, rest, getenv, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, getenv, stdout)
 	case "-h", "-help", "--help", "help":

@@ -107,7 +107,12 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			activities.ChannelWebhook: webhook.New(live, 10*time.Second, reg),
 		},
 	}
-	_ = a
+	if err := a.wireInbound(ctx); err != nil {
+		return err
+	}
+	if err := a.wireSMPP(ctx, runs("smpp")); err != nil {
+		return err
+	}
 
 	if runs("worker") {
 		if err := worker.RegisterSearchAttributes(ctx, tc, s.temporalNamespace); err != nil {
@@ -118,6 +123,9 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Channels: a.channels, Logger: logger, Now: time.Now,
 		}
 		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers}.New()
+		if err := a.registerInbound(w); err != nil {
+			return err
+		}
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start message worker: %w", err)
 		}
@@ -144,6 +152,12 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		}
 	}
 
+	if runs("email") {
+		if err := a.startEmail(); err != nil {
+			return err
+		}
+	}
+
 	ready := func(ctx context.Context) error { return health.Check(ctx) }
 	if runs("api") {
 		srv, err := api.New(api.Config{GRPCAddr: s.grpcAddr, HTTPAddr: s.httpAddr}, api.Deps{
@@ -151,6 +165,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Messages:   &submit.Reader{Reports: reports, Temporal: tc},
 			Customers:  live,
 			Counter:    encoder,
+			Inbound:    a.inboundAPI(),
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,

@@ -29,6 +29,11 @@ type settings struct {
 	mysqlDSN          string
 	httpAddr          string
 	grpcAddr          string
+	smtpAddr          string
+	smppAddr          string
+	smppTLSAddr       string
+	smppTLSCert       string
+	smppTLSKey        string
 	connectors        string
 	logLevel          string
 	logFormat         string
@@ -55,6 +60,11 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.mysqlDSN, "mysql-dsn", env("SMSGW_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/smsgw?parseTime=true&loc=UTC"), "reporting database DSN (go-sql-driver form); env SMSGW_MYSQL_DSN")
 	fs.StringVar(&s.httpAddr, "http-addr", env("SMSGW_HTTP_ADDR", ":8080"), "HTTP listen address: REST (api role), metrics and probes; env SMSGW_HTTP_ADDR")
 	fs.StringVar(&s.grpcAddr, "grpc-addr", env("SMSGW_GRPC_ADDR", ":9090"), "gRPC listen address (api role); env SMSGW_GRPC_ADDR")
+	fs.StringVar(&s.smtpAddr, "smtp-addr", env("SMSGW_SMTP_ADDR", ":2525"), "SMTP listen address of email to SMS (email role); env SMSGW_SMTP_ADDR")
+	fs.StringVar(&s.smppAddr, "smpp-addr", env("SMSGW_SMPP_ADDR", ":2775"), "SMPP listen address (smpp role); env SMSGW_SMPP_ADDR")
+	fs.StringVar(&s.smppTLSAddr, "smpp-tls-addr", env("SMSGW_SMPP_TLS_ADDR", ":3550"), "SMPP over TLS listen address, used when -smpp-tls-cert and -smpp-tls-key are set; env SMSGW_SMPP_TLS_ADDR")
+	fs.StringVar(&s.smppTLSCert, "smpp-tls-cert", env("SMSGW_SMPP_TLS_CERT", ""), "PEM certificate (chain) of SMPP over TLS, read again when it changes; env SMSGW_SMPP_TLS_CERT")
+	fs.StringVar(&s.smppTLSKey, "smpp-tls-key", env("SMSGW_SMPP_TLS_KEY", ""), "PEM private key of SMPP over TLS; env SMSGW_SMPP_TLS_KEY")
 	fs.StringVar(&s.connectors, "connectors", env("SMSGW_CONNECTORS", ""), "comma-separated connector IDs this process binds (default: all in the configuration); env SMSGW_CONNECTORS")
 	fs.StringVar(&s.logLevel, "log-level", env("SMSGW_LOG_LEVEL", "info"), "debug, info, warn or error; env SMSGW_LOG_LEVEL")
 	fs.StringVar(&s.logFormat, "log-format", env("SMSGW_LOG_FORMAT", "json"), "json or text; env SMSGW_LOG_FORMAT")

@@ -1,9 +1,12 @@
-// Package smppclient holds one bind to an upstream SMSC: it sends submit_sm
-// within a window, keeps the bind alive with enquire_link, rebinds with
-// backoff, and hands delivery receipts and mobile-originated messages to a
-// Handler before acknowledging them.
+// Package smppclient holds the binds of one connector to an upstream SMSC:
+// it keeps one or more sessions bound (transceivers, transmitters, receivers
+// or transmitter+receiver pairs, over TCP or TLS), sends submit_sm over the
+// bound sessions within each one's window and within the connector's TPS,
+// keeps every bind alive with enquire_link, rebinds with backoff, and hands
+// delivery receipts and mobile-originated messages to a Handler before
+// acknowledging them, whichever session they arrive on.
 //
-// The session is our own, built on gosmpp's pdu package: every call takes a
+// Each session is our own, built on gosmpp's pdu package: every call takes a
 // context, sequence numbers and the send window belong to the session, and
 // each Submit waits for its own submit_sm_resp. The bind and the PDUs on the
 // wire are gosmpp's, so any SMSC that accepts gosmpp accepts this client.
@@ -11,16 +14,20 @@ package smppclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/linxGnu/gosmpp/pdu"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
@@ -32,19 +39,34 @@ const (
 	Transceiver = "transceiver"
 	Transmitter = "transmitter"
 	Receiver    = "receiver"
+	// TransmitterReceiver holds a transmitter for submit_sm and a receiver
+	// for receipts and MO, as a pair, for SMSCs that offer no transceiver.
+	TransmitterReceiver = "transmitter+receiver"
 )
 
-// Config describes one bind to an upstream SMSC. Zero durations and sizes take
-// the defaults named on each field.
+// MaxBinds is the most sessions one client holds.
+const MaxBinds = 64
+
+// Config describes the binds of one connector to an upstream SMSC. Zero
+// durations and sizes take the defaults named on each field.
 type Config struct {
 	ID         string // connector ID, e.g. "sim"; labels metrics and receipts
 	Addr       string // host:port
 	SystemID   string
 	Password   string
 	SystemType string
-	BindMode   string // Transceiver (default), Transmitter or Receiver
+	// BindMode is Transceiver (default), Transmitter, Receiver or TransmitterReceiver.
+	BindMode string
+	// Binds is the number of sessions held at once (pairs, for
+	// TransmitterReceiver), each with its own window; default 1.
+	Binds int
+	// TLS, when set, wraps every connection in TLS with these settings.
+	TLS *tls.Config
+	// TPS caps the submit_sm this client sends per second, over all its
+	// sessions; 0 sends as fast as the windows allow.
+	TPS float64
 
-	WindowSize      int           // submit_sm awaiting their response at once; default 10
+	WindowSize      int           // submit_sm awaiting their response at once, per session; default 10
 	EnquireLink     time.Duration // interval between enquire_link; default 30s
 	ResponseTimeout time.Duration // wait for any response, and for the bind itself; default 10s
 	RebindMin       time.Duration // first wait before binding again; default 1s
@@ -64,6 +86,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.BindMode == "" {
 		c.BindMode = Transceiver
+	}
+	if c.Binds == 0 {
+		c.Binds = 1
 	}
 	if c.WindowSize == 0 {
 		c.WindowSize = 10
@@ -105,12 +130,15 @@ func (c Config) Validate() error {
 		problems = append(problems, errors.New("system_id, password and system_type may have at most 15, 8 and 12 characters"))
 	}
 	switch c.BindMode {
-	case Transceiver, Transmitter, Receiver:
+	case Transceiver, Transmitter, Receiver, TransmitterReceiver:
 	default:
-		problems = append(problems, fmt.Errorf("bind mode %q must be %s, %s or %s", c.BindMode, Transceiver, Transmitter, Receiver))
+		problems = append(problems, fmt.Errorf("bind mode %q must be %s, %s, %s or %s", c.BindMode, Transceiver, Transmitter, Receiver, TransmitterReceiver))
 	}
-	if c.WindowSize < 0 || c.EnquireLink < 0 || c.ResponseTimeout < 0 || c.RebindMin < 0 || c.HandlerTimeout < 0 {
-		problems = append(problems, errors.New("window size and durations must not be negative"))
+	if c.Binds < 0 || c.Binds > MaxBinds {
+		problems = append(problems, fmt.Errorf("binds %d must be between 1 and %d", c.Binds, MaxBinds))
+	}
+	if c.WindowSize < 0 || c.TPS < 0 || c.EnquireLink < 0 || c.ResponseTimeout < 0 || c.RebindMin < 0 || c.HandlerTimeout < 0 {
+		problems = append(problems, errors.New("window size, TPS and durations must not be negative"))
 	}
 	if c.RebindMax < c.RebindMin {
 		problems = append(problems, fmt.Errorf("rebind maximum %s is below the minimum %s", c.RebindMax, c.RebindMin))
@@ -218,18 +246,22 @@ func (e *BindError) Error() string {
 	return "smppclient: bind refused with " + smppstatus.Describe(e.Status)
 }
 
-// Client holds one bind to one SMSC. Create it with New and keep Run going;
-// Submit may be called from any goroutine.
+// Client holds the binds of one connector to one SMSC. Create it with New and
+// keep Run going; Submit may be called from any goroutine.
 type Client struct {
 	cfg     Config
 	handler Handler
 	log     *slog.Logger
 	metrics *metrics
+	limiter *rate.Limiter // nil without a TPS limit
 	running atomic.Bool
 
-	mu      sync.Mutex
-	sess    *session      // the bound session, nil while unbound
-	boundCh chan struct{} // closed while a session is bound
+	mu       sync.Mutex
+	sessions []*session    // bound sessions, in the order they bound
+	up       bool          // a session that can submit is bound (any session, for a receiver-only client)
+	boundCh  chan struct{} // closed while up
+	lostCh   chan struct{} // closed while not up
+	next     int           // where the next pick starts, so equal sessions take turns
 }
 
 // New checks cfg and returns a client that is not yet bound. A nil logger
@@ -249,52 +281,89 @@ func New(cfg Config, h Handler, logger *slog.Logger, reg prometheus.Registerer) 
 	if err != nil {
 		return nil, fmt.Errorf("smppclient %q: %w", cfg.ID, err)
 	}
-	return &Client{
+	m.tpsLimit.Set(cfg.TPS)
+	c := &Client{
 		cfg:     cfg,
 		handler: h,
 		log:     logger.With("connector", cfg.ID, "smsc", cfg.Addr),
 		metrics: m,
 		boundCh: make(chan struct{}),
-	}, nil
+		lostCh:  make(chan struct{}),
+	}
+	close(c.lostCh)
+	if cfg.TPS > 0 {
+		// A tenth of a second's worth at once: smooth enough for an SMSC that
+		// counts per second, without serialising a fast connector.
+		c.limiter = rate.NewLimiter(rate.Limit(cfg.TPS), max(1, int(math.Ceil(cfg.TPS/10))))
+	}
+	return c, nil
 }
 
-// Run binds, keeps the bind alive and binds again with backoff whenever it is
-// lost, until ctx ends. Then it stops taking submits, waits for the window to
-// empty and for receipts being handled, unbinds and returns nil. A refused
-// bind (wrong password, say) is logged and retried like any other failure.
+// slots returns the bind mode of each session the client keeps bound.
+func (c *Client) slots() []string {
+	var modes []string
+	for range c.cfg.Binds {
+		if c.cfg.BindMode == TransmitterReceiver {
+			modes = append(modes, Transmitter, Receiver)
+			continue
+		}
+		modes = append(modes, c.cfg.BindMode)
+	}
+	return modes
+}
+
+// Run keeps every session bound, binding again with backoff whenever one is
+// lost, until ctx ends. Then each session stops taking submits, waits for its
+// window to empty and for receipts being handled, and unbinds; Run returns
+// nil once all have. A refused bind (wrong password, say) is logged and
+// retried like any other failure.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("smppclient %q: Run is already running", c.cfg.ID)
 	}
 	defer c.running.Store(false)
 
+	var wg sync.WaitGroup
+	for i, mode := range c.slots() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.keepBound(ctx, i+1, mode)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// keepBound holds one session of the given mode until ctx ends.
+func (c *Client) keepBound(ctx context.Context, slot int, mode string) {
+	log := c.log.With("bind", slot, "mode", mode)
 	wait := c.cfg.RebindMin
 	for ctx.Err() == nil {
-		s, err := c.bind(ctx)
+		s, err := c.bind(ctx, mode, log)
 		if err != nil {
 			if ctx.Err() != nil {
-				break
+				return
 			}
 			c.metrics.binds.WithLabelValues(bindResult(err)).Inc()
-			c.log.Warn("bind failed", "err", err, "retry_in", wait)
+			log.Warn("bind failed", "err", err, "retry_in", wait)
 		} else {
 			c.metrics.binds.WithLabelValues("ok").Inc()
-			c.log.Info("bound", "mode", c.cfg.BindMode, "system_id", c.cfg.SystemID)
+			log.Info("bound", "system_id", c.cfg.SystemID, "tls", c.cfg.TLS != nil)
 			wait = c.cfg.RebindMin
-			c.setSession(s)
+			c.addSession(s)
 			err = s.serve(ctx)
-			c.clearSession(s)
+			c.removeSession(s)
 			if ctx.Err() != nil {
-				break
+				return
 			}
-			c.log.Warn("bind lost", "err", err, "rebind_in", wait)
+			log.Warn("bind lost", "err", err, "rebind_in", wait)
 		}
 		if !sleep(ctx, jitter(wait)) {
-			break
+			return
 		}
 		wait = min(2*wait, c.cfg.RebindMax)
 	}
-	return nil
 }
 
 func bindResult(err error) string {
@@ -305,14 +374,22 @@ func bindResult(err error) string {
 	return "error"
 }
 
-// Bound reports whether a bind is up now.
+// Bound reports whether a session that can submit is bound now and not
+// unbinding (for a receiver-only client: any such session).
 func (c *Client) Bound() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sess != nil
+	return c.up
 }
 
-// WaitBound waits until a bind is up, or ctx ends.
+// BoundSessions returns how many sessions are bound now, of every mode.
+func (c *Client) BoundSessions() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sessions)
+}
+
+// WaitBound waits until Bound is true, or ctx ends.
 func (c *Client) WaitBound(ctx context.Context) error {
 	c.mu.Lock()
 	ch := c.boundCh
@@ -325,35 +402,87 @@ func (c *Client) WaitBound(ctx context.Context) error {
 	}
 }
 
-func (c *Client) setSession(s *session) {
+// Lost returns a channel that is closed once Bound is false: at once when
+// it is false now, else when the last session that can submit is lost or
+// begins to unbind. Call it again after the client is bound again.
+func (c *Client) Lost() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sess = s
-	close(c.boundCh)
-	c.metrics.bound.Inc()
+	return c.lostCh
 }
 
-func (c *Client) clearSession(s *session) {
+// primary reports whether s counts for Bound.
+func (c *Client) primary(s *session) bool {
+	return (s.mode != Receiver || c.cfg.BindMode == Receiver) && !s.draining.Load()
+}
+
+func (c *Client) addSession(s *session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sess == s {
-		c.sess = nil
-		c.boundCh = make(chan struct{})
+	c.sessions = append(c.sessions, s)
+	c.metrics.bound.Inc()
+	c.updateBoundLocked()
+}
+
+func (c *Client) removeSession(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.sessions, s); i >= 0 {
+		c.sessions = slices.Delete(c.sessions, i, i+1)
 		c.metrics.bound.Dec()
 	}
+	c.updateBoundLocked()
 }
 
-func (c *Client) session() *session {
+// refreshBound recomputes Bound, after a session began to drain.
+func (c *Client) refreshBound() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sess
+	c.updateBoundLocked()
 }
 
-// Submit sends one submit_sm and waits for its response. It returns the
-// SMSC's message ID, normalised (see Config.SubmitIDFormat) so that it equals
-// the UpstreamID of the receipts for it. An SMSC that accepts a part without
-// giving an ID yields "" and no error: the part was accepted, but no receipt
-// can be matched to it.
+// updateBoundLocked opens or closes boundCh as the sessions change; c.mu is held.
+func (c *Client) updateBoundLocked() {
+	up := slices.ContainsFunc(c.sessions, c.primary)
+	switch {
+	case up && !c.up:
+		close(c.boundCh)
+		c.lostCh = make(chan struct{})
+	case !up && c.up:
+		c.boundCh = make(chan struct{})
+		close(c.lostCh)
+	}
+	c.up = up
+}
+
+// pick returns the bound session that can submit with the most room in its
+// window, skipping those in tried; nil when there is none.
+func (c *Client) pick(tried map[*session]bool) *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var best *session
+	n := len(c.sessions)
+	for k := range n {
+		s := c.sessions[(c.next+k)%n]
+		if s.mode == Receiver || tried[s] || s.draining.Load() || s.ended() {
+			continue
+		}
+		if best == nil || len(s.window) < len(best.window) {
+			best = s
+		}
+	}
+	c.next++
+	return best
+}
+
+// Submit sends one submit_sm over a bound session and waits for its
+// response. It returns the SMSC's message ID, normalised (see
+// Config.SubmitIDFormat) so that it equals the UpstreamID of the receipts for
+// it. An SMSC that accepts a part without giving an ID yields "" and no
+// error: the part was accepted, but no receipt can be matched to it.
+//
+// The session with the most room in its window takes the part; when it is
+// found unbinding before anything was written, the next one does.
 func (c *Client) Submit(ctx context.Context, p Part) (upstreamID string, err error) {
 	req, err := buildSubmit(p)
 	if err != nil {
@@ -362,15 +491,27 @@ func (c *Client) Submit(ctx context.Context, p Part) (upstreamID string, err err
 	if c.cfg.BindMode == Receiver {
 		return "", fmt.Errorf("%w: connector %q binds as receiver only", ErrNotBound, c.cfg.ID)
 	}
-	s := c.session()
-	if s == nil {
-		return "", fmt.Errorf("%w: connector %q", ErrNotBound, c.cfg.ID)
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return "", fmt.Errorf("smppclient %q: waiting for the TPS limit: %w", c.cfg.ID, err)
+		}
 	}
-	id, err := s.submit(ctx, req)
-	if err != nil {
-		return "", err
+	tried := map[*session]bool{}
+	for {
+		s := c.pick(tried)
+		if s == nil {
+			return "", fmt.Errorf("%w: connector %q", ErrNotBound, c.cfg.ID)
+		}
+		id, err := s.submit(ctx, req)
+		if errors.Is(err, errSessionEnding) {
+			tried[s] = true
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return smsgw.NormalizeUpstreamID(id, c.cfg.SubmitIDFormat), nil
 	}
-	return smsgw.NormalizeUpstreamID(id, c.cfg.SubmitIDFormat), nil
 }
 
 // buildSubmit turns a Part into a submit_sm, or explains why it cannot.

@@ -218,7 +218,7 @@ func TestSubmitAndReceipt(t *testing.T) {
 			if got := metricValue(t, reg, "smsgw_upstream_submits_total", "status", "ESME_ROK"); got != 1 {
 				t.Errorf("submits{ESME_ROK} = %v", got)
 			}
-			if got := metricValue(t, reg, "smsgw_upstream_bound_sessions", "", ""); got != 1 {
+			if got := metricValue(t, reg, "smsgw_connector_bound_sessions", "", ""); got != 1 {
 				t.Errorf("bound sessions = %v", got)
 			}
 		})

@@ -154,7 +154,7 @@ func TestWindowLimitsOutstandingSubmits(t *testing.T) {
 		}()
 	}
 	waitUntil(t, "two submit_sm", func() bool { return smsc.count(smppwire.SubmitSM) == 2 })
-	if got := metricValue(t, reg, "smsgw_upstream_window_in_use", "", ""); got != 2 {
+	if got := metricValue(t, reg, "smsgw_connector_window_in_use", "", ""); got != 2 {
 		t.Errorf("window in use = %v, want 2", got)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -168,7 +168,7 @@ func TestWindowLimitsOutstandingSubmits(t *testing.T) {
 			t.Errorf("Submit: %v, want ErrResponseTimeout", err)
 		}
 	}
-	if got := metricValue(t, reg, "smsgw_upstream_window_in_use", "", ""); got != 0 {
+	if got := metricValue(t, reg, "smsgw_connector_window_in_use", "", ""); got != 0 {
 		t.Errorf("window in use = %v after all responses, want 0", got)
 	}
 }

@@ -7,10 +7,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are one connector's view of the shared upstream metric families.
+// metrics are one connector's view of the shared connector and upstream
+// metric families. Their names are part of the contract in
+// deploy/check/metrics.go, which the dashboard and alert rules are checked
+// against.
 type metrics struct {
-	bound    prometheus.Gauge
-	window   prometheus.Gauge
+	bound    prometheus.Gauge // sessions bound, of every mode
+	window   prometheus.Gauge // submit_sm awaiting their response, over all sessions
+	tpsLimit prometheus.Gauge
 	latency  prometheus.Observer
 	submits  *prometheus.CounterVec // by command_status name, or "in_doubt"
 	receipts *prometheus.CounterVec // by result: ok, handler_error, invalid
@@ -24,12 +28,16 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, connector string) (*metrics, error) {
 	label := []string{"connector"}
 	bound := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "smsgw_upstream_bound_sessions",
-		Help: "Binds to the upstream SMSC that are up now.",
+		Name: "smsgw_connector_bound_sessions",
+		Help: "Sessions bound to the upstream SMSC now, of every bind mode.",
 	}, label)
 	window := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "smsgw_upstream_window_in_use",
-		Help: "submit_sm sent and awaiting their submit_sm_resp.",
+		Name: "smsgw_connector_window_in_use",
+		Help: "submit_sm sent and awaiting their submit_sm_resp, over all sessions.",
+	}, label)
+	tpsLimit := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "smsgw_connector_tps_limit",
+		Help: "The connector's configured submit rate per second (0: no limit).",
 	}, label)
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "smsgw_upstream_submit_duration_seconds",
@@ -53,7 +61,7 @@ func newMetrics(reg prometheus.Registerer, connector string) (*metrics, error) {
 		Help: "Attempts to bind, by result: ok, refused (by the SMSC), error (network).",
 	}, []string{"connector", "result"})
 
-	var errs [7]error
+	var errs [8]error
 	bound, errs[0] = register(reg, bound)
 	window, errs[1] = register(reg, window)
 	latency, errs[2] = register(reg, latency)
@@ -61,6 +69,7 @@ func newMetrics(reg prometheus.Registerer, connector string) (*metrics, error) {
 	receipts, errs[4] = register(reg, receipts)
 	mo, errs[5] = register(reg, mo)
 	binds, errs[6] = register(reg, binds)
+	tpsLimit, errs[7] = register(reg, tpsLimit)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -68,6 +77,7 @@ func newMetrics(reg prometheus.Registerer, connector string) (*metrics, error) {
 	return &metrics{
 		bound:    bound.With(l),
 		window:   window.With(l),
+		tpsLimit: tpsLimit.With(l),
 		latency:  latency.With(l),
 		submits:  submits.MustCurryWith(l),
 		receipts: receipts.MustCurryWith(l),

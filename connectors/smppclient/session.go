@@ -3,8 +3,10 @@ package smppclient
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -23,10 +25,16 @@ const maxConcurrentDeliveries = 32
 // errPeerUnbound ends a session the SMSC unbound.
 var errPeerUnbound = errors.New("the SMSC sent unbind")
 
+// errSessionEnding means a session was unbinding or lost before a submit_sm
+// was written to it: nothing was sent, so another session may take the part.
+var errSessionEnding = fmt.Errorf("%w: the session is ending", ErrNotBound)
+
 // session is one bound connection. Its sequence numbers and window are its
 // own; it ends when the connection does, and Run makes a new one.
 type session struct {
 	c    *Client
+	mode string // Transceiver, Transmitter or Receiver
+	log  *slog.Logger
 	conn net.Conn
 	r    *bufio.Reader
 	seq  atomic.Uint32 // last sequence number used
@@ -47,13 +55,29 @@ type session struct {
 	handlerCtx context.Context // outlives Run's context so a drain can finish handling
 }
 
-// bind dials the SMSC and binds. The bind is gosmpp's BindRequest with
-// sequence number 1; the session continues from 2.
-func (c *Client) bind(ctx context.Context) (*session, error) {
-	d := net.Dialer{Timeout: c.cfg.ResponseTimeout}
+// dial connects to the SMSC, over TLS when the client is configured for it.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	d := &net.Dialer{Timeout: c.cfg.ResponseTimeout}
+	if c.cfg.TLS != nil {
+		conn, err := (&tls.Dialer{NetDialer: d, Config: c.cfg.TLS}).DialContext(ctx, "tcp", c.cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("dialing %s with TLS: %w", c.cfg.Addr, err)
+		}
+		return conn, nil
+	}
 	conn, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", c.cfg.Addr, err)
+	}
+	return conn, nil
+}
+
+// bind dials the SMSC and binds in the given mode. The bind is gosmpp's
+// BindRequest with sequence number 1; the session continues from 2.
+func (c *Client) bind(ctx context.Context, mode string, log *slog.Logger) (*session, error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
 	}
 	// Until the bind is answered, ctx or the response timeout ends the wait.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
@@ -68,7 +92,7 @@ func (c *Client) bind(ctx context.Context) (*session, error) {
 	}
 
 	var req *pdu.BindRequest
-	switch c.cfg.BindMode {
+	switch mode {
 	case Transmitter:
 		req = pdu.NewBindRequest(pdu.Transmitter)
 	case Receiver:
@@ -78,7 +102,7 @@ func (c *Client) bind(ctx context.Context) (*session, error) {
 	}
 	req.SystemID, req.Password, req.SystemType = c.cfg.SystemID, c.cfg.Password, c.cfg.SystemType
 	if _, err := conn.Write(smppwire.Encode(req, 1)); err != nil {
-		return fail(fmt.Errorf("sending %s bind: %w", c.cfg.BindMode, err))
+		return fail(fmt.Errorf("sending %s bind: %w", mode, err))
 	}
 	r := bufio.NewReader(conn)
 	for {
@@ -105,6 +129,8 @@ func (c *Client) bind(ctx context.Context) (*session, error) {
 
 	s := &session{
 		c:          c,
+		mode:       mode,
+		log:        log,
 		conn:       conn,
 		r:          r,
 		pending:    make(map[uint32]chan smppwire.Frame),
@@ -138,33 +164,37 @@ func (s *session) serve(ctx context.Context) error {
 			case err != nil:
 				s.close(fmt.Errorf("enquire_link: %w", err))
 			case f.CommandID == smppwire.GenericNack:
-				s.c.log.Warn("the SMSC answered enquire_link with generic_nack", "status", smppstatus.Name(f.Status))
+				s.log.Warn("the SMSC answered enquire_link with generic_nack", "status", smppstatus.Name(f.Status))
 			}
 		}
 	}
 }
 
-// shutdown stops taking submits, waits for the window and the handlers to
-// finish, unbinds and closes the connection.
+// shutdown stops taking submits, waits for the window to drain (every
+// submit_sm written gets its response, or its response timeout) and for the
+// handlers to finish, unbinds and closes the connection.
 func (s *session) shutdown() {
 	s.draining.Store(true)
+	s.c.refreshBound()
 	timeout := s.c.cfg.ResponseTimeout
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	// Each submit_sm in the window ends by its own response timeout at the
+	// latest; the second more covers the ones just being written.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Second)
 	if err := s.submits.wait(ctx); err != nil {
-		s.c.log.Warn("unbinding with submit_sm still awaiting their response")
+		s.log.Warn("unbinding with submit_sm still awaiting their response")
 	}
 	cancel()
 	ctx, cancel = context.WithTimeout(context.Background(), s.c.cfg.HandlerTimeout)
 	if err := s.deliveries.wait(ctx); err != nil {
-		s.c.log.Warn("unbinding with receipts or MO still being handled")
+		s.log.Warn("unbinding with receipts or MO still being handled")
 	}
 	cancel()
 	ctx, cancel = context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if _, err := s.request(ctx, smppwire.HeaderOnly(smppwire.Unbind, 0, 0)); err != nil {
-		s.c.log.Warn("unbind was not answered", "err", err)
+		s.log.Warn("unbind was not answered", "err", err)
 	} else {
-		s.c.log.Info("unbound")
+		s.log.Info("unbound")
 	}
 	s.close(errors.New("unbound"))
 }
@@ -252,6 +282,16 @@ func (s *session) close(err error) {
 	_ = s.conn.Close()
 }
 
+// ended reports whether the connection has closed.
+func (s *session) ended() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *session) err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -276,7 +316,7 @@ func (s *session) readLoop() {
 			delete(s.pending, f.Seq)
 			s.mu.Unlock()
 			if ch == nil {
-				s.c.log.Debug("response to no waiting request, probably after its timeout",
+				s.log.Debug("response to no waiting request, probably after its timeout",
 					"command_id", fmt.Sprintf("0x%08X", f.CommandID), "seq", f.Seq, "status", smppstatus.Name(f.Status))
 				continue
 			}
@@ -291,7 +331,7 @@ func (s *session) readLoop() {
 			s.close(errPeerUnbound)
 			return
 		case smppwire.DeliverSM, smppwire.DataSM:
-			if s.c.cfg.BindMode == Transmitter {
+			if s.mode == Transmitter {
 				_ = s.write(smppwire.MessageIDResp(f.CommandID|smppwire.ResponseBit, smppstatus.ESME_RINVBNDSTS, f.Seq, ""))
 				continue
 			}
@@ -317,7 +357,7 @@ func (s *session) submit(ctx context.Context, req *pdu.SubmitSM) (string, error)
 	s.submits.add()
 	defer s.submits.done()
 	if s.draining.Load() {
-		return "", fmt.Errorf("%w: connector %q is unbinding", ErrNotBound, s.c.cfg.ID)
+		return "", errSessionEnding
 	}
 
 	select {
@@ -325,20 +365,24 @@ func (s *session) submit(ctx context.Context, req *pdu.SubmitSM) (string, error)
 	case <-ctx.Done():
 		return "", fmt.Errorf("smppclient: waiting for room in the window: %w", ctx.Err())
 	case <-s.done:
-		return "", fmt.Errorf("%w: connector %q lost its bind", ErrNotBound, s.c.cfg.ID)
+		return "", errSessionEnding
 	}
 	s.c.metrics.window.Inc()
 	defer func() {
 		<-s.window
 		s.c.metrics.window.Dec()
 	}()
+	if s.draining.Load() {
+		// The drain began while this part waited for room: it is not sent here.
+		return "", errSessionEnding
+	}
 
 	start := time.Now()
 	f, err := s.request(ctx, smppwire.Encode(req, 0))
 	if err != nil {
 		var ns errNotSent
 		if errors.As(err, &ns) {
-			return "", ns.err
+			return "", errSessionEnding
 		}
 		s.c.metrics.submits.WithLabelValues("in_doubt").Inc()
 		return "", err
@@ -360,11 +404,11 @@ func (s *session) submit(ctx context.Context, req *pdu.SubmitSM) (string, error)
 	if r.Err() != nil {
 		// Accepted, but the ID is unreadable: report the part as accepted
 		// without an ID rather than invite a duplicate.
-		s.c.log.Warn("unreadable message_id in submit_sm_resp", "err", r.Err(), "seq", f.Seq)
+		s.log.Warn("unreadable message_id in submit_sm_resp", "err", r.Err(), "seq", f.Seq)
 		id = ""
 	}
 	if id == "" {
-		s.c.log.Warn("submit_sm_resp without message_id; no receipt can be matched to this part", "seq", f.Seq)
+		s.log.Warn("submit_sm_resp without message_id; no receipt can be matched to this part", "seq", f.Seq)
 	}
 	return id, nil
 }

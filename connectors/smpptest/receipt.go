@@ -14,11 +14,12 @@ import (
 
 // receiptJob is a receipt owed for one accepted submit_sm.
 type receiptJob struct {
-	systemID string   // receipts go to a receiver of the submitting system_id
-	origin   *session // the submitting session, preferred while it can receive
-	sub      Submitted
-	stat     string
-	err      string
+	systemID  string   // receipts go to a receiver of the submitting system_id
+	origin    *session // the submitting session, preferred while it can receive (avoided with ReceiptOtherBind)
+	sub       Submitted
+	stat      string
+	err       string
+	duplicate bool // the second delivery of a receipt already taken
 }
 
 // pdu builds the receipt: a deliver_sm from the handset to the sender with
@@ -69,15 +70,21 @@ func receiptExcerpt(sub Submitted) string {
 // deliverReceipt offers a receipt from attempt first on, until the ESME
 // accepts it or the attempts are spent.
 func (s *SMSC) deliverReceipt(ctx context.Context, job receiptJob, first int) {
+	prefer, avoid := job.origin, (*session)(nil)
+	if s.cfg.ReceiptOtherBind {
+		prefer, avoid = nil, job.origin
+	}
 	for attempt := first; attempt <= s.cfg.ReceiptAttempts; attempt++ {
 		var status uint32
 		var err error
-		if sess := s.receiver(job.systemID, job.origin); sess == nil {
+		bind := 0
+		if sess := s.receiver(job.systemID, prefer, avoid); sess == nil {
 			err = ErrNoReceiver
 		} else {
+			bind = sess.id
 			status, err = sess.request(ctx, job.pdu())
 		}
-		if s.recordAttempt(job, attempt, status, err) || ctx.Err() != nil {
+		if s.recordAttempt(ctx, job, attempt, bind, status, err) || ctx.Err() != nil {
 			return
 		}
 		if attempt < s.cfg.ReceiptAttempts && !sleep(ctx, s.cfg.ReceiptRetryInterval) {
@@ -87,16 +94,28 @@ func (s *SMSC) deliverReceipt(ctx context.Context, job receiptJob, first int) {
 	s.log.Warn("receipt given up", "receipt_id", job.sub.ReceiptID, "attempts", s.cfg.ReceiptAttempts)
 }
 
-// recordAttempt notes one offer and reports whether the ESME took the receipt.
-func (s *SMSC) recordAttempt(job receiptJob, attempt int, status uint32, err error) bool {
+// recordAttempt notes one offer and reports whether the ESME took the
+// receipt. A receipt taken for the first time is delivered once more when
+// Config.DuplicateReceipts asks for it.
+func (s *SMSC) recordAttempt(ctx context.Context, job receiptJob, attempt, bind int, status uint32, err error) bool {
 	s.mu.Lock()
-	s.receipts = append(s.receipts, ReceiptAttempt{ReceiptID: job.sub.ReceiptID, Attempt: attempt, Status: status, Err: err})
+	s.receipts = append(s.receipts, ReceiptAttempt{
+		ReceiptID: job.sub.ReceiptID, Attempt: attempt, Bind: bind, Duplicate: job.duplicate, Status: status, Err: err,
+	})
 	s.notify()
 	s.mu.Unlock()
 	ok := err == nil && status == smppstatus.ESME_ROK
 	if !ok {
 		s.log.Info("receipt not taken", "receipt_id", job.sub.ReceiptID, "attempt", attempt,
 			"status", smppstatus.Name(status), "err", err)
+	}
+	if ok && s.cfg.DuplicateReceipts && !job.duplicate {
+		job.duplicate = true
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.deliverReceipt(ctx, job, 1)
+		}()
 	}
 	return ok
 }

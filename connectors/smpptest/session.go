@@ -25,6 +25,7 @@ const writeTimeout = 10 * time.Second
 // session is one ESME connection. One goroutine reads it; writes are serialized.
 type session struct {
 	smsc *SMSC
+	id   int // 1 for the simulator's first connection
 	conn net.Conn
 	seq  atomic.Uint32
 
@@ -42,6 +43,15 @@ type session struct {
 func (s *SMSC) serveConn(ctx context.Context, conn net.Conn) {
 	sess := &session{smsc: s, conn: conn, pending: make(map[uint32]chan uint32), done: make(chan struct{})}
 	s.mu.Lock()
+	if s.ln == nil {
+		// Accepted just before Stop: a stopped SMSC keeps no connection.
+		s.mu.Unlock()
+		_ = conn.Close()
+		close(sess.done)
+		return
+	}
+	s.connections++
+	sess.id = s.connections
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
@@ -89,6 +99,10 @@ func (sess *session) handle(ctx context.Context, f smppwire.Frame, log *slog.Log
 	case smppwire.EnquireLink:
 		return sess.write(smppwire.HeaderOnly(smppwire.EnquireLinkResp, 0, f.Seq)) == nil
 	case smppwire.Unbind:
+		sess.smsc.mu.Lock()
+		sess.smsc.unbinds++
+		sess.smsc.notify()
+		sess.smsc.mu.Unlock()
 		_ = sess.write(smppwire.HeaderOnly(smppwire.UnbindResp, 0, f.Seq))
 		return false
 	case smppwire.SubmitSM:
@@ -157,6 +171,7 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 
 	sub := Submitted{
 		SystemID:   systemID,
+		Bind:       sess.id,
 		SourceAddr: m.Source, SourceTON: m.SourceTON, SourceNPI: m.SourceNPI,
 		DestAddr: m.Dest, DestTON: m.DestTON, DestNPI: m.DestNPI,
 		DataCoding: m.DataCoding, ESMClass: m.ESMClass, RegisteredDelivery: m.RegisteredDelivery,
@@ -166,61 +181,120 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 		ReceivedAt:     time.Now().UTC(),
 	}
 	s.mu.Lock()
+	s.received++
+	n := s.received
 	s.perDest[m.Dest]++
-	n := s.perDest[m.Dest]
+	nDest := s.perDest[m.Dest]
+	drop := s.cfg.DropAfter > 0 && n >= s.cfg.DropAfter && !s.dropped
+	if drop {
+		s.dropped = true
+		s.submits = append(s.submits, sub)
+		s.notify()
+	}
 	s.mu.Unlock()
-	sub.Status = s.cfg.SubmitStatus(m.Dest, n)
+	if drop {
+		log.Info("dropping the connection with submit_sm unanswered", "submit_sm", n)
+		return false
+	}
+
+	if s.cfg.ThrottleEvery > 0 && n%s.cfg.ThrottleEvery == 0 {
+		sub.Status = smppstatus.ESME_RTHROTTLED
+	} else {
+		sub.Status = s.cfg.SubmitStatus(m.Dest, nDest)
+	}
+	var resp []byte
+	var job *receiptJob
 	if sub.Status == smppstatus.ESME_ROK {
 		sub.UpstreamID, sub.ReceiptID = s.newIDs()
+		resp = smppwire.MessageIDResp(smppwire.SubmitSMResp, 0, f.Seq, sub.UpstreamID)
+		stat, errCode := s.cfg.Outcome(m.Dest)
+		if want := m.RegisteredDelivery & 0x03; want == 1 || want == 2 && stat != "DELIVRD" {
+			job = &receiptJob{systemID: systemID, origin: sess, sub: sub, stat: stat, err: errCode}
+		}
+	} else {
+		// SMPP 3.4 §4.4.2: no body with a non-zero command_status.
+		resp = smppwire.HeaderOnly(smppwire.SubmitSMResp, sub.Status, f.Seq)
 	}
 	s.mu.Lock()
+	i := len(s.submits)
 	s.submits = append(s.submits, sub)
 	s.notify()
 	s.mu.Unlock()
 
-	if sub.Status != smppstatus.ESME_ROK {
-		// SMPP 3.4 §4.4.2: no body with a non-zero command_status.
-		return sess.write(smppwire.HeaderOnly(smppwire.SubmitSMResp, sub.Status, f.Seq)) == nil
-	}
-	resp := smppwire.MessageIDResp(smppwire.SubmitSMResp, 0, f.Seq, sub.UpstreamID)
-
-	stat, errCode := s.cfg.Outcome(m.Dest)
-	want := m.RegisteredDelivery & 0x03
-	if want != 1 && !(want == 2 && stat != "DELIVRD") {
-		return sess.write(resp) == nil
-	}
-	job := receiptJob{systemID: systemID, origin: sess, sub: sub, stat: stat, err: errCode}
-	if s.cfg.ReceiptBeforeResp {
-		// The receipt goes out first; its answer is awaited after the response.
-		wait, err := sess.start(job.pdu())
+	// respond writes the submit_sm_resp and notes that it went out: before
+	// writing, so that an ESME holding the response never sees it unanswered.
+	respond := func() bool {
+		s.mu.Lock()
+		s.submits[i].Answered = true
+		s.notify()
+		s.mu.Unlock()
 		if err := sess.write(resp); err != nil {
+			s.mu.Lock()
+			s.submits[i].Answered = false
+			s.mu.Unlock()
+			return false
+		}
+		return true
+	}
+	delay := s.cfg.RespDelay
+
+	if job != nil && s.cfg.ReceiptBeforeResp {
+		// The receipt goes out first; its answer is awaited after the response.
+		target := sess
+		if s.cfg.ReceiptOtherBind {
+			if other := s.receiver(systemID, nil, sess); other != nil {
+				target = other
+			}
+		}
+		wait, sendErr := target.start(job.pdu())
+		if delay == 0 && !respond() {
 			return false
 		}
 		s.bg.Add(1)
 		go func() {
 			defer s.bg.Done()
-			if err != nil {
-				s.deliverReceipt(ctx, job, 1)
+			if delay > 0 && !(sleep(ctx, delay) && respond()) {
+				return
+			}
+			if sendErr != nil {
+				s.deliverReceipt(ctx, *job, 1)
 				return
 			}
 			status, err := wait(ctx)
-			if s.recordAttempt(job, 1, status, err) {
+			if s.recordAttempt(ctx, *job, 1, target.id, status, err) {
 				return
 			}
 			if sleep(ctx, s.cfg.ReceiptRetryInterval) {
-				s.deliverReceipt(ctx, job, 2)
+				s.deliverReceipt(ctx, *job, 2)
 			}
 		}()
 		return true
 	}
-	if err := sess.write(resp); err != nil {
-		return false
+
+	// receipt delivers the receipt a while after the response went out.
+	receipt := func() {
+		if job != nil && sleep(ctx, s.cfg.ReceiptDelay) {
+			s.deliverReceipt(ctx, *job, 1)
+		}
+	}
+	if delay == 0 {
+		if !respond() {
+			return false
+		}
+		if job != nil {
+			s.bg.Add(1)
+			go func() {
+				defer s.bg.Done()
+				receipt()
+			}()
+		}
+		return true
 	}
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		if sleep(ctx, s.cfg.ReceiptDelay) {
-			s.deliverReceipt(ctx, job, 1)
+		if sleep(ctx, delay) && respond() {
+			receipt()
 		}
 	}()
 	return true

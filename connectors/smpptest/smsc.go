@@ -5,8 +5,11 @@
 //
 // It is built on gosmpp's pdu package and answers like a real SMSC would,
 // including some of their faults on demand: a receipt sent before the
-// submit_sm_resp, message IDs written in hex in one place and decimal in
-// another, throttling, and receipts delivered again when refused.
+// submit_sm_resp or on another bind, the same receipt delivered twice,
+// message IDs written in hex in one place and decimal in another, throttling,
+// slow responses, a connection dropped with submit_sm unanswered, receipts
+// delivered again when refused, and the whole SMSC going down and coming
+// back (Stop and Start).
 package smpptest
 
 import (
@@ -41,6 +44,24 @@ type Config struct {
 	// ReceiptBeforeResp sends the receipt before the submit_sm_resp, on the
 	// same connection, as some SMSCs do under load.
 	ReceiptBeforeResp bool
+	// ThrottleEvery answers every ThrottleEvery-th submit_sm the simulator
+	// receives with ESME_RTHROTTLED (before SubmitStatus is asked); 0 never.
+	ThrottleEvery int
+	// RespDelay holds each submit_sm_resp back this long. The simulator keeps
+	// reading meanwhile, so a window of submit_sm can await their responses.
+	RespDelay time.Duration
+	// DropAfter closes the connection that carries the DropAfter-th submit_sm
+	// without answering it or any submit_sm on it still awaiting a delayed
+	// response, as an SMSC that fails mid-window would. It happens once; 0
+	// never. The unanswered submit_sm are in Submits with Answered false and
+	// get no receipt.
+	DropAfter int
+	// ReceiptOtherBind delivers each receipt on another session of the same
+	// system_id than the one its submit_sm came on, when one can receive.
+	ReceiptOtherBind bool
+	// DuplicateReceipts delivers each receipt a second time once the ESME
+	// has accepted it, as SMSCs do when an answer is lost.
+	DuplicateReceipts bool
 	// IDFormat is the notation of message IDs in receipts (receipted_message_id
 	// and id: in the text). submit_sm_resp always gives the ID in upper-case
 	// hex with leading zeros, "00000A1F":
@@ -95,6 +116,7 @@ type SAR struct {
 // Submitted is one submit_sm the simulator received.
 type Submitted struct {
 	SystemID           string
+	Bind               int // number of the session it came on, 1 for the first connection
 	SourceAddr         string
 	SourceTON          byte
 	SourceNPI          byte
@@ -111,12 +133,17 @@ type Submitted struct {
 	UpstreamID         string // message_id in submit_sm_resp; "" when refused
 	ReceiptID          string // the ID its receipt carries (see Config.IDFormat)
 	ReceivedAt         time.Time
+	// Answered is true once its submit_sm_resp was written: false while the
+	// response is delayed, and for good when the connection was dropped first.
+	Answered bool
 }
 
 // ReceiptAttempt is one offer of a receipt to the ESME.
 type ReceiptAttempt struct {
 	ReceiptID string // the ID in the receipt
 	Attempt   int    // 1 for the first offer
+	Bind      int    // number of the session offered to; 0 when none could receive
+	Duplicate bool   // a second delivery of a receipt already accepted (Config.DuplicateReceipts)
 	Status    uint32 // command_status of the deliver_sm_resp
 	Err       error  // no receiver bound, no answer, or connection lost; nil when answered
 }
@@ -138,13 +165,22 @@ type SMSC struct {
 	nextID atomic.Uint64
 	bg     sync.WaitGroup // sessions and receipt deliveries
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-	submits  []Submitted
-	perDest  map[string]int
-	receipts []ReceiptAttempt
-	binds    int
-	changed  chan struct{} // closed and replaced whenever the lists above grow
+	mu          sync.Mutex
+	serving     bool
+	serveCtx    context.Context
+	ln          net.Listener  // nil while stopped
+	addr        string        // where Start listens again
+	started     chan struct{} // closed and replaced by Start
+	sessions    map[*session]struct{}
+	connections int // sessions ever opened; numbers them
+	submits     []Submitted
+	perDest     map[string]int
+	received    int // submit_sm received, for ThrottleEvery and DropAfter
+	dropped     bool
+	receipts    []ReceiptAttempt
+	binds       int
+	unbinds     int
+	changed     chan struct{} // closed and replaced whenever the counts above grow
 }
 
 // New returns a simulator with cfg's defaults filled in.
@@ -156,6 +192,7 @@ func New(cfg Config) *SMSC {
 		sessions: make(map[*session]struct{}),
 		perDest:  make(map[string]int),
 		changed:  make(chan struct{}),
+		started:  make(chan struct{}),
 	}
 	// IDs grow across restarts of a long-running simulator, so a stale
 	// correlation never meets a new message with the same ID.
@@ -174,25 +211,51 @@ func (s *SMSC) ListenAndServe(ctx context.Context, addr string) error {
 }
 
 // Serve accepts connections on ln until ctx ends, then closes ln and every
-// session and waits for them. It returns nil after ctx ends.
+// session and waits for them. It returns nil after ctx ends. While the
+// simulator is stopped (Stop) it waits for Start.
 func (s *SMSC) Serve(ctx context.Context, ln net.Listener) error {
-	s.log.Info("SMSC simulator listening", "addr", ln.Addr().String())
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
-	defer stop()
-	var err error
-	for {
-		var conn net.Conn
-		conn, err = ln.Accept()
-		if err != nil {
-			break
-		}
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			s.serveConn(ctx, conn)
-		}()
+	s.mu.Lock()
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("smpptest: Serve is already running")
 	}
-	_ = ln.Close()
+	s.serving, s.serveCtx, s.ln, s.addr = true, ctx, ln, ln.Addr().String()
+	s.mu.Unlock()
+	s.log.Info("SMSC simulator listening", "addr", s.addr)
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.ln != nil {
+			_ = s.ln.Close()
+		}
+	})
+	defer stop()
+
+	var err error
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		l, started := s.ln, s.started
+		s.mu.Unlock()
+		if l == nil { // stopped: wait for Start
+			select {
+			case <-started:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		err = s.accept(ctx, l)
+		s.mu.Lock()
+		replaced := s.ln != l
+		s.mu.Unlock()
+		if !replaced && ctx.Err() == nil {
+			break // the listener failed on its own
+		}
+	}
+	s.mu.Lock()
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	s.mu.Unlock()
 	if ctx.Err() == nil {
 		s.CloseSessions()
 		s.bg.Wait()
@@ -200,6 +263,70 @@ func (s *SMSC) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.bg.Wait()
 	return nil
+}
+
+// accept serves connections from ln until it fails or is closed.
+func (s *SMSC) accept(ctx context.Context, ln net.Listener) error {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.serveConn(ctx, conn)
+		}()
+	}
+}
+
+// Stop takes the simulator down as a failing SMSC or network would: the
+// listener closes, so new connections are refused, and every session is
+// dropped without unbind. Start brings it back on the same address.
+func (s *SMSC) Stop() {
+	s.mu.Lock()
+	ln := s.ln
+	s.ln = nil
+	for sess := range s.sessions {
+		_ = sess.conn.Close()
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	s.log.Info("SMSC simulator stopped")
+}
+
+// Start listens again on the address Serve was given, after Stop. It is
+// harmless while the simulator is up.
+func (s *SMSC) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !s.serving:
+		return errors.New("smpptest: Start before Serve")
+	case s.serveCtx.Err() != nil:
+		return fmt.Errorf("smpptest: Start after Serve ended: %w", s.serveCtx.Err())
+	case s.ln != nil:
+		return nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(s.serveCtx, "tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("smpptest: listening again on %s: %w", s.addr, err)
+	}
+	s.ln = ln
+	close(s.started)
+	s.started = make(chan struct{})
+	s.log.Info("SMSC simulator started again", "addr", s.addr)
+	return nil
+}
+
+// Addr returns the address the simulator listens on, once Serve has begun.
+func (s *SMSC) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
 }
 
 // CloseSessions drops every connection without unbinding, as a failing SMSC
@@ -210,6 +337,25 @@ func (s *SMSC) CloseSessions() {
 	for sess := range s.sessions {
 		_ = sess.conn.Close()
 	}
+}
+
+// Sessions returns how many connections are open now.
+func (s *SMSC) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Unbinds returns how many unbind requests the simulator has received.
+func (s *SMSC) Unbinds() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unbinds
+}
+
+// WaitUnbinds waits until at least n unbind requests have been received.
+func (s *SMSC) WaitUnbinds(ctx context.Context, n int) error {
+	return s.waitFor(ctx, func() bool { return s.unbinds >= n }, fmt.Sprintf("%d unbinds", n))
 }
 
 // Binds returns how many binds the simulator has accepted.
@@ -288,7 +434,7 @@ func (s *SMSC) newIDs() (respID, receiptID string) {
 // transceiver and waits for its deliver_sm_resp. It returns ErrNoReceiver
 // when none is bound and *StatusError when the ESME refuses the message.
 func (s *SMSC) InjectMO(ctx context.Context, from, to string, dataCoding byte, esmClass byte, sm []byte) error {
-	sess := s.receiver("", nil)
+	sess := s.receiver("", nil, nil)
 	if sess == nil {
 		return ErrNoReceiver
 	}
@@ -307,19 +453,25 @@ func (s *SMSC) InjectMO(ctx context.Context, from, to string, dataCoding byte, e
 }
 
 // receiver returns a bound session that can take a deliver_sm for systemID
-// ("" for any), preferring prefer while it is still bound.
-func (s *SMSC) receiver(systemID string, prefer *session) *session {
+// ("" for any), preferring prefer while it is still bound, and avoiding
+// avoid unless no other session can take it.
+func (s *SMSC) receiver(systemID string, prefer, avoid *session) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if prefer != nil {
+	if prefer != nil && prefer != avoid {
 		if _, ok := s.sessions[prefer]; ok && prefer.canReceive() {
 			return prefer
 		}
 	}
+	var fallback *session
 	for sess := range s.sessions {
-		if sess.canReceive() && (systemID == "" || sess.systemID() == systemID) {
+		if !sess.canReceive() || systemID != "" && sess.systemID() != systemID {
+			continue
+		}
+		if sess != avoid {
 			return sess
 		}
+		fallback = sess
 	}
-	return nil
+	return fallback
 }

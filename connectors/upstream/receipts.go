@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,22 @@ type Correlations interface {
 	ListParked(ctx context.Context, olderThan time.Time, limit int) ([]smsgw.Receipt, error)
 	CountParked(ctx context.Context) (int64, error)
 }
+
+// CorrelationExpirer is a correlation store that may need help to forget
+// old correlations: a server without TTL indexes (FerretDB) reports
+// ServerTTL false, and the rematcher then calls ExpireCorrelations hourly.
+type CorrelationExpirer interface {
+	ServerTTL() bool
+	ExpireCorrelations(ctx context.Context, now time.Time) (int64, error)
+}
+
+// ExpireInterval is how often Rematch expires correlations on a store
+// whose server does not.
+const ExpireInterval = time.Hour
+
+// recentReceipts is how many delivered receipts a Matcher remembers to
+// recognise an SMSC's duplicates without signalling the workflow again.
+const recentReceipts = 4096
 
 // Signaler hands a matched receipt to its message's workflow.
 type Signaler interface {
@@ -59,6 +76,12 @@ func (t TemporalSignaler) SignalReceipt(ctx context.Context, messageID string, s
 // acknowledged before the read that follows it, so whichever side comes second
 // sees the other and delivers the signal; when both do, the workflow ignores
 // the duplicate.
+//
+// A receipt this process already delivered (same connector, upstream ID and
+// state) is recognised as a duplicate and acknowledged without a second
+// signal: an SMSC repeats a receipt whenever an answer was lost, and each
+// signal costs the workflow history events. A duplicate that reaches
+// another replica is signalled, and the workflow ignores it.
 type Matcher struct {
 	store   Correlations
 	signal  Signaler
@@ -66,6 +89,7 @@ type Matcher struct {
 	now     func() time.Time
 	results *prometheus.CounterVec
 	parked  prometheus.Gauge
+	recent  recentSet
 }
 
 // NewMatcher returns a Matcher whose metrics are registered on reg.
@@ -77,7 +101,7 @@ func NewMatcher(store Correlations, signal Signaler, logger *slog.Logger, reg pr
 		now:    time.Now,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_receipts_total",
-			Help: "Delivery receipts from upstream by connector and result: matched at once, parked (no correlation yet) or rematched later.",
+			Help: "Delivery receipts from upstream by connector and result: matched at once, parked (no correlation yet), rematched later, or duplicate (already delivered).",
 		}, []string{"connector", "result"}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "smsgw_receipts_unmatched",
@@ -111,6 +135,11 @@ func (m *Matcher) Correlate(ctx context.Context, c smsgw.Correlation) error {
 // returns nil only once the receipt is durably held (signalled or parked), so
 // the caller may then acknowledge it upstream.
 func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
+	if m.recent.has(receiptKey(r)) {
+		m.results.WithLabelValues(r.ConnectorID, "duplicate").Inc()
+		m.logger.Debug("duplicate receipt acknowledged", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "stat", r.Stat)
+		return nil
+	}
 	c, ok, err := m.store.LookupCorrelation(ctx, r.ConnectorID, r.UpstreamID)
 	if err != nil {
 		return fmt.Errorf("look up receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
@@ -119,6 +148,7 @@ func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 		if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil {
 			return err
 		}
+		m.recent.add(receiptKey(r))
 		m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
 		return nil
 	}
@@ -146,6 +176,7 @@ func (m *Matcher) deliver(ctx context.Context, c smsgw.Correlation, r smsgw.Rece
 	if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil {
 		return err
 	}
+	m.recent.add(receiptKey(r))
 	if err := m.store.DeleteParked(ctx, r); err != nil {
 		return fmt.Errorf("unpark receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
 	}
@@ -153,13 +184,22 @@ func (m *Matcher) deliver(ctx context.Context, c smsgw.Correlation, r smsgw.Rece
 }
 
 // Rematch tries parked receipts older than minAge again, every interval,
-// until ctx is done. It also keeps the unmatched gauge current.
+// until ctx is done. It also keeps the unmatched gauge current and, when the
+// store's server does not expire correlations itself, expires them every
+// ExpireInterval (and on the first pass).
 func (m *Matcher) Rematch(ctx context.Context, interval, minAge time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var lastExpiry time.Time
 	for {
 		if err := m.RematchOnce(ctx, minAge); err != nil && ctx.Err() == nil {
 			m.logger.Warn("rematching parked receipts", "err", err)
+		}
+		if now := m.now(); lastExpiry.IsZero() || now.Sub(lastExpiry) >= ExpireInterval {
+			lastExpiry = now
+			if _, err := m.ExpireCorrelations(ctx); err != nil && ctx.Err() == nil {
+				m.logger.Warn("expiring correlations", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -194,4 +234,60 @@ func (m *Matcher) RematchOnce(ctx context.Context, minAge time.Duration) error {
 	}
 	m.parked.Set(float64(n))
 	return nil
+}
+
+// ExpireCorrelations removes correlations past their TTL when the store can
+// and its server does not do so itself, and returns how many went. Stores
+// with TTL indexes, and stores that are no CorrelationExpirer, are left alone.
+func (m *Matcher) ExpireCorrelations(ctx context.Context) (int64, error) {
+	e, ok := m.store.(CorrelationExpirer)
+	if !ok || e.ServerTTL() {
+		return 0, nil
+	}
+	n, err := e.ExpireCorrelations(ctx, m.now())
+	if err != nil {
+		return 0, fmt.Errorf("expire correlations: %w", err)
+	}
+	if n > 0 {
+		m.logger.Info("expired correlations removed", "count", n)
+	}
+	return n, nil
+}
+
+func receiptKey(r smsgw.Receipt) string {
+	return r.ConnectorID + "\x00" + r.UpstreamID + "\x00" + r.Stat
+}
+
+// recentSet remembers the last recentReceipts keys added, oldest forgotten first.
+type recentSet struct {
+	mu    sync.Mutex
+	keys  map[string]struct{}
+	order []string // a ring of the keys; once full, next is the oldest
+	next  int
+}
+
+func (s *recentSet) has(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.keys[k]
+	return ok
+}
+
+func (s *recentSet) add(k string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		s.keys = make(map[string]struct{}, recentReceipts)
+	}
+	if _, ok := s.keys[k]; ok {
+		return
+	}
+	if len(s.order) < recentReceipts {
+		s.order = append(s.order, k)
+	} else {
+		delete(s.keys, s.order[s.next])
+		s.order[s.next] = k
+		s.next = (s.next + 1) % recentReceipts
+	}
+	s.keys[k] = struct{}{}
 }

@@ -46,7 +46,7 @@ func New(customers Customers, timeout time.Duration, reg prometheus.Registerer) 
 	s := &Sender{
 		customers: customers,
 		client:    &http.Client{Timeout: timeout},
-		now:    time.Now,
+		now:       time.Now,
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_webhook_attempts_total",
 			Help: "Webhook delivery attempts by result: ok, retry (will be retried) or failed (refused for good).",

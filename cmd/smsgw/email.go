@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+
+	emailingress "github.com/smsgw/smsgw/connectors/email"
+)
+
+// startEmail runs the email role: the SMTP ingress on -smtp-addr, where
+// mail to <msisdn>@<configured domain> becomes an SMS through the Submitter.
+func (a *app) startEmail() error {
+	hostname, err := os.Hostname()
+	if err != nil {
+		hostname = "localhost"
+	}
+	srv, err := emailingress.New(a.config, a.submitter, emailingress.Options{Hostname: hostname},
+		a.logger.With("component", "email"), a.registry)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.settings.smtpAddr)
+	if err != nil {
+		return fmt.Errorf("email: listen: %w", err)
+	}
+	if len(a.config.Config().Email.Domains) == 0 {
+		a.logger.Warn("no email.domains configured: the SMTP ingress refuses every recipient")
+	}
+	a.logger.Info("SMTP ingress listening", "addr", ln.Addr().String())
+	a.spawn("email", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+	return nil
+}

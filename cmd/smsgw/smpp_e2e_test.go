@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppserver"
+	"github.com/smsgw/smsgw/connectors/smppserver/esme"
+	"github.com/smsgw/smsgw/store/mongostore"
+)
+
+// smppCustomer submits over SMPP and hears back over SMPP only.
+var smppCustomer = gatewayExtras{customers: `  - id: smppco
+    smpp: {systemId: smppco, password: "plain:smpp-pw"}
+`}
+
+func smppBind(t *testing.T, ctx context.Context, g *gateway, cmd uint32) *esme.Client {
+	t.Helper()
+	c, err := esme.Dial(ctx, g.smpp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	resp, err := c.Bind(ctx, cmd, "smppco", "smpp-pw")
+	if err != nil || resp.Status != 0 {
+		t.Fatalf("bind: %+v %v", resp.Header, err)
+	}
+	return c
+}
+
+func smppSubmit(t *testing.T, ctx context.Context, c *esme.Client, text string) string {
+	t.Helper()
+	status, id, err := c.Submit(ctx, smppwire.Message{
+		SourceTON: 5, Source: "SMPPCO", DestTON: 1, DestNPI: 1, Dest: "61412345678",
+		RegisteredDelivery: 1, ShortMessage: []byte(text),
+	})
+	if err != nil || status != 0 || len(id) != 32 {
+		t.Fatalf("submit_sm: status 0x%08X id %q %v", status, id, err)
+	}
+	return id
+}
+
+// waitReceipt returns the receipt for id and checks it says DELIVRD.
+func waitReceipt(t *testing.T, ctx context.Context, c *esme.Client, id string) {
+	t.Helper()
+	fr, err := c.WaitFor(ctx, func(f smppwire.Frame) bool {
+		m, err := esme.DecodeDeliver(f)
+		return err == nil && smppwire.TLVString(m.TLVs[smppwire.TagReceiptedMessageID]) == id
+	})
+	if err != nil {
+		t.Fatalf("no receipt for %s: %v", id, err)
+	}
+	m, _ := esme.DecodeDeliver(fr)
+	rt, err := smsgw.ParseReceiptText(string(m.ShortMessage))
+	if err != nil || rt.ID != id || rt.Stat != "DELIVRD" || m.ESMClass != smppwire.ESMClassSMSCReceipt ||
+		m.TLVs[smppwire.TagMessageState][0] != smppserver.StateDelivered || m.Dest != "SMPPCO" || m.Source != "61412345678" {
+		t.Fatalf("receipt %q %+v: %+v %v", m.ShortMessage, m, rt, err)
+	}
+}
+
+func TestEndToEndSMPPSubmitAndReceipt(t *testing.T) {
+	g := startGatewayWith(t, "", smppCustomer)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := smppBind(t, ctx, g, smppwire.BindTransceiver)
+	id := smppSubmit(t, ctx, c, "Hello over SMPP")
+	waitReceipt(t, ctx, c, id)
+
+	// query_sm agrees, and the SMSC got the text once.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q := append(smppwire.HeaderOnly(smppwire.QuerySM, 0, 0), id...)
+		q = append(q, 0, 5, 0)
+		q = append(q, "SMPPCO\x00"...)
+		q[3] = byte(len(q))
+		r, err := c.Call(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := r.Body()
+		if r.Status == 0 && len(body) >= 2 && body[len(body)-2] == smppserver.StateDelivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("query_sm answered %+v % x", r.Header, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var seen int
+	for _, s := range g.sim.Submits() {
+		if string(s.ShortMessage) == "Hello over SMPP" {
+			seen++
+		}
+	}
+	if seen != 1 {
+		t.Fatalf("the upstream SMSC got the message %d times", seen)
+	}
+	if err := c.Unbind(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEndToEndSMPPReceiptWaitsForABind(t *testing.T) {
+	g := startGatewayWith(t, "", smppCustomer)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tx := smppBind(t, ctx, g, smppwire.BindTransmitter)
+	id := smppSubmit(t, ctx, tx, "Receipt for later")
+	if err := tx.Unbind(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The receipt waits in the outbox while no receiver is bound.
+	events, err := mongostore.Open(ctx, g.mongoURI, g.mongoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close(context.Background())
+	outbox, err := events.Outbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		pending, err := outbox.Pending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pending["smppco"] == 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the receipt never reached the outbox")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	rx := smppBind(t, ctx, g, smppwire.BindReceiver)
+	waitReceipt(t, ctx, rx, id)
+	for {
+		pending, err := outbox.Pending(ctx)
+		if err == nil && pending["smppco"] == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the delivered receipt stays in the outbox: %v %v", pending, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := strings.Count(receiptIDs(rx), id); got != 1 {
+		t.Fatalf("receipt delivered %d times", got)
+	}
+}
+
+func receiptIDs(c *esme.Client) string {
+	var ids []string
+	for _, f := range c.Received() {
+		if m, err := esme.DecodeDeliver(f); err == nil {
+			ids = append(ids, smppwire.TLVString(m.TLVs[smppwire.TagReceiptedMessageID]))
+		}
+	}
+	return strings.Join(ids, ",")
+}

@@ -1,0 +1,318 @@
+package smppserver_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppserver"
+	"github.com/smsgw/smsgw/connectors/smppserver/esme"
+	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/internal/testenv"
+	"github.com/smsgw/smsgw/segment"
+	"github.com/smsgw/smsgw/store/mongostore"
+)
+
+var t0 = time.Date(2026, 11, 26, 14, 3, 58, 0, time.UTC)
+
+// TestReceiptPDU pins the receipt's bytes, field by field.
+func TestReceiptPDU(t *testing.T) {
+	n := activities.Notification{
+		MessageID: "0190abcdef", Status: smsgw.StatusDelivered, Seq: 4,
+		OccurredAt: t0, SubmittedAt: t0.Add(-2 * time.Minute), Stat: "DELIVRD", ErrorCode: "0",
+		From: "ACME", To: "+61412345678",
+	}
+	text := "id:0190abcdef sub:001 dlvrd:001 submit date:2611261401 done date:2611261403 stat:DELIVRD err:000 text:"
+	body := bytes.Join([][]byte{
+		{0},                               // service_type
+		{1, 1}, []byte("61412345678\x00"), // source: the handset
+		{5, 0}, []byte("ACME\x00"), // destination: the sender, alphanumeric
+		{0x04, 0, 0}, // esm_class receipt, protocol_id, priority_flag
+		{0}, {0},     // schedule_delivery_time, validity_period
+		{0, 0, 0, 0}, // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
+		{byte(len(text))}, []byte(text),
+		{0x00, 0x1E, 0x00, 0x0B}, []byte("0190abcdef\x00"), // receipted_message_id
+		{0x04, 0x27, 0x00, 0x01, 0x02}, // message_state DELIVERED
+	}, nil)
+	want := append([]byte{0, 0, 0, byte(16 + len(body)), 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0}, body...)
+	got := smppserver.ReceiptPDU(n)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("receipt PDU\n got %s\nwant %s", hex.EncodeToString(got), hex.EncodeToString(want))
+	}
+	// The gateway's own receipt parser reads it back.
+	m, err := smppwire.DecodeMessage(smppwire.DeliverSM, got[smppwire.HeaderLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := smsgw.ParseReceiptText(string(m.ShortMessage))
+	if err != nil || rt.ID != n.MessageID || rt.Stat != "DELIVRD" || !rt.DoneDate.Equal(t0.Truncate(time.Minute)) {
+		t.Fatalf("receipt text reads as %+v %v", rt, err)
+	}
+
+	for _, c := range []struct {
+		status smsgw.Status
+		stat   string
+		code   string
+		want   string
+	}{
+		{smsgw.StatusUndeliverable, "UNDELIV", "1", "stat:UNDELIV err:001"},
+		{smsgw.StatusUndeliverable, "DELETED", "", "stat:DELETED err:000"},
+		{smsgw.StatusExpired, "ENROUTE", "", "dlvrd:000 submit date:2611261401 done date:2611261403 stat:EXPIRED err:000"},
+		{smsgw.StatusRejected, "", "NoRoute", "stat:REJECTD err:000"},
+		{smsgw.StatusFailed, "", "", "stat:UNDELIV"},
+		{smsgw.StatusSent, "ACCEPTD", "", "stat:ACCEPTD"},
+		{smsgw.StatusSent, "", "", "stat:ENROUTE"},
+	} {
+		n := n
+		n.Status, n.Stat, n.ErrorCode = c.status, c.stat, c.code
+		m, _ := smppwire.DecodeMessage(smppwire.DeliverSM, smppserver.ReceiptPDU(n)[smppwire.HeaderLen:])
+		if !strings.Contains(string(m.ShortMessage), c.want) {
+			t.Errorf("%s/%s: %q lacks %q", c.status, c.stat, m.ShortMessage, c.want)
+		}
+	}
+}
+
+func TestMOPDUs(t *testing.T) {
+	short, err := smppserver.MOPDUs(activities.InboundMessage{ID: "in-1", From: "+61400000009", To: "12345", Text: "Hi €"})
+	if err != nil || len(short) != 1 {
+		t.Fatalf("MOPDUs: %d %v", len(short), err)
+	}
+	m, _ := smppwire.DecodeMessage(smppwire.DeliverSM, short[0][smppwire.HeaderLen:])
+	if m.Source != "61400000009" || m.SourceTON != 1 || m.Dest != "12345" || m.DestTON != 0 || m.ESMClass != 0 || m.DataCoding != 0 ||
+		!bytes.Equal(m.ShortMessage, []byte{'H', 'i', ' ', 0x1B, 0x65}) {
+		t.Fatalf("short MO %+v", m)
+	}
+	long := strings.Repeat("Привет ", 20) // UCS-2, 140 characters: three parts
+	parts, err := smppserver.MOPDUs(activities.InboundMessage{ID: "in-2", From: "+61400000009", To: "+61412345678", Text: long})
+	if err != nil || len(parts) != 3 {
+		t.Fatalf("long MO: %d parts, %v", len(parts), err)
+	}
+	var asm segment.Assembly
+	for _, p := range parts {
+		m, _ := smppwire.DecodeMessage(smppwire.DeliverSM, p[smppwire.HeaderLen:])
+		text, udh, err := segment.DecodePayload(m.DataCoding, m.ESMClass, m.ShortMessage)
+		if err != nil || udh == nil || udh.Concat == nil || m.DataCoding != 0x08 {
+			t.Fatalf("part %+v: %v", m, err)
+		}
+		if _, err := asm.Add(segment.IncomingPart{Ref: udh.Concat.Ref, Total: udh.Concat.Total, Seq: udh.Concat.Seq, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, partial := asm.Text(); partial || got != long {
+		t.Fatalf("reassembled %q", got)
+	}
+	again, _ := smppserver.MOPDUs(activities.InboundMessage{ID: "in-2", From: "+61400000009", To: "+61412345678", Text: long})
+	if !bytes.Equal(again[0], parts[0]) {
+		t.Fatal("building the same MO twice gave other bytes")
+	}
+}
+
+// outbox opens the outbox on a database of its own.
+func outbox(t testing.TB, uri string) (*mongostore.Outbox, string) {
+	t.Helper()
+	db := testenv.MongoDatabase(t)
+	ctx := ctxFor(t)
+	store, err := mongostore.Open(ctx, uri, db, mongostore.WithLogger(logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	ob, err := store.Outbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ob, db
+}
+
+func receipt(id string, seq int) activities.Delivery {
+	return activities.Delivery{Channel: activities.ChannelSMPP, CustomerID: "acme", Notification: &activities.Notification{
+		MessageID: id, Status: smsgw.StatusDelivered, Seq: seq, Stat: "DELIVRD",
+		OccurredAt: t0.Add(time.Duration(seq) * time.Second), SubmittedAt: t0, From: "ACME", To: "+61412345678",
+	}}
+}
+
+func receiptID(f smppwire.Frame) string {
+	m, err := esme.DecodeDeliver(f)
+	if err != nil {
+		return ""
+	}
+	return smppwire.TLVString(m.TLVs[smppwire.TagReceiptedMessageID])
+}
+
+func TestReceiptsReachTheReceiverOnce(t *testing.T) {
+	t.Parallel()
+	ob, _ := outbox(t, testenv.MongoURI(t))
+	cfg := testConfig(t)
+	f := start(t, smppserver.Config{PollInterval: 50 * time.Millisecond}, smppserver.Deps{Config: cfg, Outbox: ob})
+	ch := &smppserver.Channel{Outbox: ob, Config: cfg, Wake: f.srv.Wake}
+	ctx := ctxFor(t)
+
+	// A receipt written while the customer is not bound waits for its bind.
+	if err := ch.Deliver(ctx, receipt("early", 1)); err != nil {
+		t.Fatal(err)
+	}
+	// A transmitter gets nothing; a receiver gets it.
+	tx := f.bound(t, smppwire.BindTransmitter, "acme", "secret")
+	rx := f.bound(t, smppwire.BindReceiver, "acme", "secret")
+	fr, err := rx.WaitFor(ctx, func(fr smppwire.Frame) bool { return receiptID(fr) == "early" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := esme.DecodeDeliver(fr)
+	if m.ESMClass != smppwire.ESMClassSMSCReceipt || m.Dest != "ACME" || m.Source != "61412345678" || m.TLVs[smppwire.TagMessageState][0] != 2 {
+		t.Fatalf("receipt %+v", m)
+	}
+	// Written again by a retried activity: still delivered once.
+	if err := ch.Deliver(ctx, receipt("early", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Deliver(ctx, receipt("later", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rx.WaitFor(ctx, func(fr smppwire.Frame) bool { return receiptID(fr) == "later" }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool {
+		pending, err := ob.Pending(ctx)
+		return err == nil && pending["acme"] == 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	var early int
+	for _, fr := range rx.Received() {
+		if receiptID(fr) == "early" {
+			early++
+		}
+	}
+	if early != 1 || len(tx.Received()) != 0 {
+		t.Fatalf("receiver got the receipt %d times, transmitter got %d PDUs", early, len(tx.Received()))
+	}
+
+	// A customer with no SMPP access is refused for good.
+	err = ch.Deliver(ctx, activities.Delivery{CustomerID: "nobody", Notification: receipt("x", 1).Notification})
+	if err == nil || !strings.Contains(err.Error(), activities.ErrRefused.Error()) {
+		t.Fatalf("delivery to a customer without SMPP: %v", err)
+	}
+}
+
+func TestRefusedReceiptIsOfferedAgain(t *testing.T) {
+	t.Parallel()
+	ob, _ := outbox(t, testenv.MongoURI(t))
+	cfg := testConfig(t)
+	f := start(t, smppserver.Config{PollInterval: 50 * time.Millisecond}, smppserver.Deps{Config: cfg, Outbox: ob})
+	ch := &smppserver.Channel{Outbox: ob, Config: cfg, Wake: f.srv.Wake}
+	rx := f.bound(t, smppwire.BindTransceiver, "acme", "secret")
+	var mu sync.Mutex
+	answers := 0
+	rx.SetAnswer(func(smppwire.Frame) uint32 {
+		mu.Lock()
+		defer mu.Unlock()
+		answers++
+		if answers == 1 {
+			return smppstatus.ESME_RX_T_APPN
+		}
+		return 0
+	})
+	ctx := ctxFor(t)
+	if err := ch.Deliver(ctx, receipt("m1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool {
+		pending, err := ob.Pending(ctx)
+		return err == nil && pending["acme"] == 0
+	})
+	if got := f.metric(t, "smsgw_smpp_deliveries_total", "acme", "receipt", "refused"); got != 1 {
+		t.Errorf("refused deliveries %v, want 1", got)
+	}
+	if got := f.metric(t, "smsgw_smpp_deliveries_total", "acme", "receipt", "ok"); got != 1 {
+		t.Errorf("ok deliveries %v, want 1", got)
+	}
+}
+
+// Two replicas share one outbox; the customer is bound to both. Every
+// receipt reaches it exactly once.
+func TestTwoReplicasDeliverEachReceiptOnce(t *testing.T) {
+	t.Parallel()
+	uri := testenv.MongoURI(t)
+	ob, db := outbox(t, uri)
+	store2, err := mongostore.Open(ctxFor(t), uri, db, mongostore.WithLogger(logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store2.Close(context.Background()) })
+	ob2, err := store2.Outbox(ctxFor(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	a := start(t, smppserver.Config{ReplicaID: "a", PollInterval: 20 * time.Millisecond, DeliverWindow: 3}, smppserver.Deps{Config: cfg, Outbox: ob})
+	b := start(t, smppserver.Config{ReplicaID: "b", PollInterval: 20 * time.Millisecond, DeliverWindow: 3}, smppserver.Deps{Config: cfg, Outbox: ob2})
+	clients := []*esme.Client{
+		a.bound(t, smppwire.BindReceiver, "acme", "secret"),
+		b.bound(t, smppwire.BindReceiver, "acme", "secret"),
+		b.bound(t, smppwire.BindTransceiver, "acme", "secret"),
+	}
+	ch := &smppserver.Channel{Outbox: ob, Config: cfg}
+	const n = 30
+	ctx := ctxFor(t)
+	for i := range n {
+		if err := ch.Deliver(ctx, receipt(fmt.Sprintf("m%02d", i), i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, func() bool {
+		pending, err := ob.Pending(ctx)
+		return err == nil && pending["acme"] == 0
+	})
+	time.Sleep(300 * time.Millisecond)
+	seen := map[string]int{}
+	perClient := make([]int, len(clients))
+	for i, c := range clients {
+		for _, fr := range c.Received() {
+			if id := receiptID(fr); id != "" {
+				seen[id]++
+				perClient[i]++
+			}
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct receipts delivered, want %d", len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("receipt %s delivered %d times", id, k)
+		}
+	}
+	if perClient[0] == 0 || perClient[1]+perClient[2] == 0 {
+		t.Logf("receipts per client: %v (one replica took them all)", perClient)
+	}
+}
+
+func TestExpiredItemsAreDropped(t *testing.T) {
+	t.Parallel()
+	ob, _ := outbox(t, testenv.MongoURI(t))
+	cfg := testConfig(t)
+	now := time.Now()
+	f := start(t, smppserver.Config{}, smppserver.Deps{Config: cfg, Outbox: ob})
+	ch := &smppserver.Channel{Outbox: ob, Config: cfg, TTL: time.Minute, Now: func() time.Time { return now }}
+	d := receipt("old", 1)
+	d.Notification.OccurredAt = now.Add(-2 * time.Minute)
+	if err := ch.Deliver(ctxFor(t), d); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	done := make(chan struct{})
+	go func() { f.srv.Maintain(ctx, 20*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, func() bool { return f.metric(t, "smsgw_smpp_outbox_expired_total", "acme") == 1 })
+	if _, ok, _ := ob.Get(ctxFor(t), "receipt:old:1:DELIVERED-DELIVRD"); ok {
+		t.Fatal("expired item still in the outbox")
+	}
+}

@@ -1,0 +1,355 @@
+// Package smppserver is the customers' SMSC: an SMPP 3.4 server that
+// third-party ESMEs bind to as transmitter, receiver or transceiver.
+//
+// A submit_sm or data_sm becomes a smsgw.Message handed to the gateway's one
+// Submitter, and is answered only once the Submitter has made it durable, with
+// our message ID. Receipts and mobile-originated messages go back as
+// deliver_sm through an outbox in the event store: the smpp notification
+// channel (Channel) writes an item per deliver_sm, and every replica of the
+// server claims the items of the customers bound to it under a lease, so a
+// customer bound to several replicas gets each item once, and a customer
+// that is not bound gets it when it binds.
+//
+// docs/smpp.md describes the behaviour customers see.
+package smppserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/config"
+	"github.com/smsgw/smsgw/store/mongostore"
+)
+
+// Config tunes the server. Zero values take the defaults named.
+type Config struct {
+	// SystemID is the system_id in bind responses. Default "smsgw".
+	SystemID string
+	// ReplicaID names this replica as the owner of outbox leases. Default:
+	// the host name and a random suffix.
+	ReplicaID string
+	// Window is the most submissions one session may have outstanding;
+	// one more is answered ESME_RMSGQFUL. Default 100.
+	Window int
+	// DeliverWindow is the most deliver_sm one session has awaiting
+	// deliver_sm_resp. Default 10.
+	DeliverWindow int
+	// SubmitTimeout bounds one submission's wait for the workflow engine;
+	// past it the ESME gets ESME_RMSGQFUL and may try again. Default 10s.
+	SubmitTimeout time.Duration
+	// ResponseTimeout is the wait for deliver_sm_resp, enquire_link_resp
+	// and unbind_resp. Default 10s.
+	ResponseTimeout time.Duration
+	// EnquireLink is how long a session may be silent before the server
+	// sends enquire_link. Default 30s.
+	EnquireLink time.Duration
+	// MissedEnquireLinks is how many enquire_link intervals may pass without
+	// a PDU from the ESME before the session is closed. Default 3.
+	MissedEnquireLinks int
+	// BindTimeout closes a connection that has not bound by then. Default 30s.
+	BindTimeout time.Duration
+	// ConcatTimeout is how long the parts of a concatenated submission wait
+	// for the rest; then each is answered ESME_RSUBMITFAIL. Default 60s.
+	ConcatTimeout time.Duration
+	// DrainTimeout bounds the wait for outstanding work when the server
+	// stops. Default 10s.
+	DrainTimeout time.Duration
+	// PollInterval is how often a customer's outbox is looked at when
+	// nothing woke it. Default 1s.
+	PollInterval time.Duration
+	// Lease is how long a claimed outbox item is ours; it must exceed
+	// ResponseTimeout. Default 60s.
+	Lease time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.SystemID == "" {
+		c.SystemID = "smsgw"
+	}
+	if c.ReplicaID == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		c.ReplicaID = host + "-" + hex.EncodeToString(b[:])
+	}
+	if c.Window <= 0 {
+		c.Window = 100
+	}
+	if c.DeliverWindow <= 0 {
+		c.DeliverWindow = 10
+	}
+	if c.MissedEnquireLinks <= 0 {
+		c.MissedEnquireLinks = 3
+	}
+	def(&c.SubmitTimeout, 10*time.Second)
+	def(&c.ResponseTimeout, 10*time.Second)
+	def(&c.EnquireLink, 30*time.Second)
+	def(&c.BindTimeout, 30*time.Second)
+	def(&c.ConcatTimeout, 60*time.Second)
+	def(&c.DrainTimeout, 10*time.Second)
+	def(&c.PollInterval, time.Second)
+	def(&c.Lease, 60*time.Second)
+	if c.Lease <= c.ResponseTimeout {
+		c.Lease = 2 * c.ResponseTimeout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Outbox is where receipts and MO wait for a customer's receiver binds
+// (mongostore.Outbox).
+type Outbox interface {
+	Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration) (mongostore.OutboxItem, bool, error)
+	Ack(ctx context.Context, id, owner string) (bool, error)
+	Release(ctx context.Context, id, owner string, retryAt time.Time) error
+	Expire(ctx context.Context, now time.Time, limit int) ([]mongostore.OutboxItem, error)
+	Pending(ctx context.Context) (map[string]int64, error)
+}
+
+// Deps are what the server works with.
+type Deps struct {
+	Config    *config.Live
+	Submitter smsgw.Submitter
+	// Messages answers query_sm, cancel_sm and replace_sm; nil refuses them.
+	Messages smsgw.MessageReader
+	// Outbox holds what is owed to receivers; nil sends nothing.
+	Outbox     Outbox
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Server is the SMPP server. It is safe for concurrent use; one Server may
+// serve several listeners (plain TCP and TLS).
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	metrics *metrics
+	concat  *reassembler
+
+	mu          sync.Mutex
+	sessions    map[*session]struct{}
+	bound       map[string]map[*session]struct{} // by customer: every bound session
+	dispatchers map[string]*dispatcher           // by customer, while one of its sessions can receive
+	limiters    map[string]*rate.Limiter         // by customer
+	draining    bool                             // no new connections or binds
+	active      sync.WaitGroup
+}
+
+// New returns a server.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg.setDefaults()
+	if deps.Config == nil || deps.Submitter == nil {
+		return nil, errors.New("smppserver: Config and Submitter are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Registerer == nil {
+		deps.Registerer = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, deps: deps, log: deps.Logger.With("component", "smpp-server"), metrics: m,
+		sessions:    map[*session]struct{}{},
+		bound:       map[string]map[*session]struct{}{},
+		dispatchers: map[string]*dispatcher{},
+		limiters:    map[string]*rate.Limiter{},
+	}
+	s.concat = newReassembler(s, cfg.ConcatTimeout)
+	return s, nil
+}
+
+// ReplicaID is the name this server's outbox leases carry.
+func (s *Server) ReplicaID() string { return s.cfg.ReplicaID }
+
+// Serve accepts connections on ln until ctx ends, then drains: it stops
+// accepting binds, lets every session finish its outstanding work, unbinds
+// and closes them, and returns once they are gone (or DrainTimeout and
+// ResponseTimeout have passed).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	var tempDelay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				s.drain()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				time.Sleep(tempDelay)
+				continue
+			}
+			return fmt.Errorf("smppserver: accept: %w", err)
+		}
+		tempDelay = 0
+		go s.ServeConn(ctx, conn)
+	}
+}
+
+// ServeConn runs one connection until the ESME unbinds or leaves, sends
+// something that breaks the framing, or ctx ends (then the session drains).
+func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		_ = conn.Close()
+		return
+	}
+	s.active.Add(1)
+	sess := newSession(s, conn)
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	defer s.active.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			s.metrics.panics.Inc()
+			s.log.Error("session ended by a panic", "remote", sess.remote, "panic", r, "stack", string(debug.Stack()))
+			sess.close()
+		}
+		s.forget(sess)
+	}()
+	sess.run(ctx)
+}
+
+// drain stops new connections and waits for every session to finish.
+func (s *Server) drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.DrainTimeout + 2*s.cfg.ResponseTimeout):
+		s.log.Warn("sessions still open after the drain timeout; closing them")
+		s.mu.Lock()
+		for sess := range s.sessions {
+			sess.close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+}
+
+// Wake tells the dispatcher of a customer that its outbox has new items,
+// when it runs in this process. Other replicas find them by polling.
+func (s *Server) Wake(customerID string) {
+	s.mu.Lock()
+	d := s.dispatchers[customerID]
+	s.mu.Unlock()
+	if d != nil {
+		d.kick()
+	}
+}
+
+// Maintain drops expired outbox items and keeps the pending gauge current,
+// every interval, until ctx ends.
+func (s *Server) Maintain(ctx context.Context, interval time.Duration) {
+	if s.deps.Outbox == nil {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.maintainOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) maintainOnce(ctx context.Context) {
+	expired, err := s.deps.Outbox.Expire(ctx, s.cfg.Now(), 0)
+	for _, it := range expired {
+		s.metrics.expired.WithLabelValues(it.CustomerID).Inc()
+		s.log.Warn("outbox item expired before the customer bound a receiver",
+			"customer", it.CustomerID, "kind", it.Kind, "subject", it.Subject, "attempts", it.Attempts, "created_at", it.CreatedAt)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("outbox expiry failed", "err", err)
+	}
+	pending, err := s.deps.Outbox.Pending(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("outbox count failed", "err", err)
+		}
+		return
+	}
+	s.metrics.pending.Reset()
+	for customer, n := range pending {
+		s.metrics.pending.WithLabelValues(customer).Set(float64(n))
+	}
+}
+
+// forget removes a finished session from every registry.
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, sess)
+	customer, kind := sess.binding()
+	if kind == unbound {
+		return
+	}
+	if set := s.bound[customer]; set != nil {
+		if _, ok := set[sess]; ok {
+			delete(set, sess)
+			s.metrics.bound.WithLabelValues(customer, kind.String()).Dec()
+		}
+		if len(set) == 0 {
+			delete(s.bound, customer)
+		}
+	}
+	s.stopDispatcherIfIdle(customer)
+}
+
+// limiter returns the customer's token bucket, or nil when it has no cap.
+// A changed tps takes effect at the customer's next bind.
+func (s *Server) limiter(customerID string, tps float64) *rate.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.limiters[customerID]
+	if tps <= 0 {
+		delete(s.limiters, customerID)
+		return nil
+	}
+	burst := max(1, int(tps))
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(tps), burst)
+		s.limiters[customerID] = l
+	} else if l.Limit() != rate.Limit(tps) {
+		l.SetLimit(rate.Limit(tps))
+		l.SetBurst(burst)
+	}
+	return l
+}

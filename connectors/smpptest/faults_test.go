@@ -1,0 +1,207 @@
+package smpptest_test
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smpptest"
+)
+
+// Each fault mode, seen on the wire by a bare ESME.
+
+func TestThrottleEvery(t *testing.T) {
+	smsc, addr := startSMSC(t, smpptest.Config{ThrottleEvery: 3})
+	e := dial(t, addr)
+	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	var got []uint32
+	for range 6 {
+		seq := e.send(submitSM("61412345678", 0, "hi"))
+		f := e.read()
+		if f.CommandID != smppwire.SubmitSMResp || f.Seq != seq {
+			t.Fatalf("got %+v", f.Header)
+		}
+		got = append(got, f.Status)
+		if f.Status != 0 && len(f.Body()) != 0 {
+			t.Errorf("a refusal with a body of %d octets", len(f.Body()))
+		}
+	}
+	want := []uint32{0, 0, smppstatus.ESME_RTHROTTLED, 0, 0, smppstatus.ESME_RTHROTTLED}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("statuses %v, want %v", got, want)
+		}
+	}
+	if subs := smsc.Submits(); subs[2].Status != smppstatus.ESME_RTHROTTLED || subs[2].UpstreamID != "" || !subs[2].Answered {
+		t.Errorf("throttled submit recorded as %+v", subs[2])
+	}
+}
+
+func TestRespDelay(t *testing.T) {
+	smsc, addr := startSMSC(t, smpptest.Config{RespDelay: 200 * time.Millisecond})
+	e := dial(t, addr)
+	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	start := time.Now()
+	first := e.send(submitSM("61412345678", 0, "one"))
+	second := e.send(submitSM("61412345678", 0, "two"))
+	if err := smsc.WaitSubmits(ctxT(t), 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range smsc.Submits() {
+		if s.Answered {
+			t.Errorf("answered before the delay: %+v", s)
+		}
+	}
+	// Both wait at once: the reader went on while the first response was held.
+	a, b := e.read(), e.read()
+	if d := time.Since(start); d < 200*time.Millisecond || d > 390*time.Millisecond {
+		t.Errorf("responses after %s, want both after about 200ms", d)
+	}
+	if a.Seq+b.Seq != first+second || a.Status != 0 || b.Status != 0 {
+		t.Errorf("responses %+v %+v", a.Header, b.Header)
+	}
+}
+
+func TestDropAfter(t *testing.T) {
+	smsc, addr := startSMSC(t, smpptest.Config{DropAfter: 3, RespDelay: 300 * time.Millisecond})
+	e := dial(t, addr)
+	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	for range 3 {
+		e.send(submitSM("61412345678", 1, "in the window"))
+	}
+	e.expectClosed() // no response, no receipt: the connection just ends
+	if err := smsc.WaitSubmits(ctxT(t), 3); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond) // past the delay the responses would have had
+	for _, s := range smsc.Submits() {
+		if s.Answered {
+			t.Errorf("a submit_sm on the dropped connection was answered: %+v", s)
+		}
+	}
+	if n := len(smsc.ReceiptAttempts()); n != 0 {
+		t.Errorf("%d receipts offered for unanswered submits", n)
+	}
+
+	// Only once: the next connection is served.
+	again := dial(t, addr)
+	again.bind(smppwire.BindTransceiver, "smsgw", "")
+	again.send(submitSM("61412345678", 0, "after"))
+	if f := again.read(); f.CommandID != smppwire.SubmitSMResp || f.Status != 0 {
+		t.Fatalf("after the drop: %+v", f.Header)
+	}
+}
+
+func TestDuplicateReceipts(t *testing.T) {
+	smsc, addr := startSMSC(t, smpptest.Config{DuplicateReceipts: true})
+	e := dial(t, addr)
+	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	e.send(submitSM("61412345678", 1, "twice"))
+	var ids []string
+	for len(ids) < 2 {
+		f := e.read()
+		if f.CommandID != smppwire.DeliverSM {
+			continue
+		}
+		m, err := smppwire.DecodeMessage(smppwire.DeliverSM, f.Body())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, smppwire.TLVString(m.TLVs[smppwire.TagReceiptedMessageID]))
+		_, _ = e.conn.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, 0, f.Seq, ""))
+	}
+	if ids[0] != ids[1] || ids[0] == "" {
+		t.Errorf("receipts for %q", ids)
+	}
+	if err := smsc.WaitReceiptAttempts(ctxT(t), 2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	got := smsc.ReceiptAttempts()
+	if len(got) != 2 || got[0].Duplicate || !got[1].Duplicate || got[1].Attempt != 1 {
+		t.Errorf("attempts %+v, want the receipt and one duplicate", got)
+	}
+}
+
+func TestReceiptOtherBind(t *testing.T) {
+	smsc, addr := startSMSC(t, smpptest.Config{ReceiptOtherBind: true})
+	first := dial(t, addr)
+	first.bind(smppwire.BindTransceiver, "smsgw", "")
+	other := dial(t, addr)
+	other.bind(smppwire.BindTransceiver, "smsgw", "")
+	stranger := dial(t, addr)
+	stranger.bind(smppwire.BindReceiver, "someone-else", "")
+
+	first.send(submitSM("61412345678", 1, "hi"))
+	if f := first.read(); f.CommandID != smppwire.SubmitSMResp {
+		t.Fatalf("got %+v", f.Header)
+	}
+	f := other.read()
+	if f.CommandID != smppwire.DeliverSM {
+		t.Fatalf("the other bind got %+v, want the receipt", f.Header)
+	}
+	_, _ = other.conn.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, 0, f.Seq, ""))
+	if err := smsc.WaitReceiptAttempts(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	sub, att := smsc.Submits()[0], smsc.ReceiptAttempts()[0]
+	if sub.Bind != 1 || att.Bind != 2 || att.Status != 0 {
+		t.Errorf("submitted on bind %d, receipt on bind %d (%+v)", sub.Bind, att.Bind, att)
+	}
+}
+
+// With no other bind of the system_id, the receipt comes on the submitting one.
+func TestReceiptOtherBindFallsBack(t *testing.T) {
+	_, addr := startSMSC(t, smpptest.Config{ReceiptOtherBind: true})
+	e := dial(t, addr)
+	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	e.send(submitSM("61412345678", 1, "hi"))
+	e.read()
+	if f := e.read(); f.CommandID != smppwire.DeliverSM {
+		t.Fatalf("got %+v, want the receipt on the only bind", f.Header)
+	}
+}
+
+func TestStopAndStart(t *testing.T) {
+	smsc, addr := startSMSC(t, smpptest.Config{})
+	e := dial(t, addr)
+	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	if smsc.Sessions() != 1 || smsc.Addr() != addr {
+		t.Fatalf("%d sessions on %s", smsc.Sessions(), smsc.Addr())
+	}
+
+	smsc.Stop()
+	e.expectClosed()
+	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		conn.Close()
+		t.Fatal("a stopped simulator accepted a connection")
+	}
+	if err := smsc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := smsc.Start(); err != nil {
+		t.Errorf("Start while up: %v", err)
+	}
+	back := dial(t, addr)
+	if status := back.bind(smppwire.BindTransceiver, "smsgw", ""); status != 0 {
+		t.Fatalf("bind after Start: %s", smppstatus.Name(status))
+	}
+	back.send(smppwire.HeaderOnly(smppwire.Unbind, 0, 0))
+	if f := back.read(); f.CommandID != smppwire.UnbindResp {
+		t.Fatalf("got %+v", f.Header)
+	}
+	if err := smsc.WaitUnbinds(ctxT(t), 1); err != nil || smsc.Unbinds() != 1 {
+		t.Errorf("unbinds %d, %v", smsc.Unbinds(), err)
+	}
+	if smsc.Binds() != 2 {
+		t.Errorf("%d binds, want 2", smsc.Binds())
+	}
+}
+
+func TestStartBeforeServe(t *testing.T) {
+	if err := smpptest.New(smpptest.Config{}).Start(); err == nil {
+		t.Error("Start before Serve succeeded")
+	}
+}

@@ -1,0 +1,510 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw/config"
+	"github.com/smsgw/smsgw/connectors/smppclient"
+	"github.com/smsgw/smsgw/connectors/smpptest"
+	"github.com/smsgw/smsgw/internal/testenv"
+	"github.com/smsgw/smsgw/store/mongostore"
+	"github.com/smsgw/smsgw/workflows"
+)
+
+// These tests run the send activity and the receipt matcher against the SMSC
+// simulator, each fault mode in turn, with the correlations in a real
+// MongoDB-wire store (FerretDB from testenv). Only the Temporal signal is
+// recorded in memory; the connector's own tests (worker) signal real workflows.
+
+const wait = 10 * time.Second
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// signals records the receipts signalled to message workflows.
+type signals struct {
+	mu  sync.Mutex
+	got []workflows.ReceiptSignal
+	ids []string
+	ch  chan struct{}
+}
+
+func newSignals() *signals { return &signals{ch: make(chan struct{}, 100)} }
+
+func (s *signals) SignalReceipt(_ context.Context, messageID string, r workflows.ReceiptSignal) error {
+	s.mu.Lock()
+	s.got = append(s.got, r)
+	s.ids = append(s.ids, messageID)
+	s.mu.Unlock()
+	s.ch <- struct{}{}
+	return nil
+}
+
+// waitN waits for n signals in all and returns them.
+func (s *signals) waitN(t *testing.T, n int) ([]string, []workflows.ReceiptSignal) {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		s.mu.Lock()
+		if len(s.got) >= n {
+			ids, got := slices.Clone(s.ids), slices.Clone(s.got)
+			s.mu.Unlock()
+			return ids, got
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.ch:
+		case <-deadline:
+			t.Fatalf("%d receipts signalled, want %d", len(s.got), n)
+		}
+	}
+}
+
+func (s *signals) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.got)
+}
+
+// handler passes receipts to the matcher; MO have no place in these tests.
+type handler struct{ *Matcher }
+
+func (handler) HandleMO(context.Context, smppclient.MO) error { return errors.New("no MO expected") }
+
+// rig is one connector under test: simulator, client, matcher, sender.
+type rig struct {
+	smsc    *smpptest.SMSC
+	client  *smppclient.Client
+	signals *signals
+	matcher *Matcher
+	reg     *prometheus.Registry
+	sender  *Sender
+}
+
+func startSMSC(t *testing.T, cfg smpptest.Config) (*smpptest.SMSC, string) {
+	t.Helper()
+	if cfg.ReceiptDelay == 0 {
+		cfg.ReceiptDelay = 10 * time.Millisecond
+	}
+	cfg.ReceiptRetryInterval = 50 * time.Millisecond
+	cfg.Logger = testLogger(t).With("side", "smsc")
+	smsc := smpptest.New(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- smsc.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return smsc, ln.Addr().String()
+}
+
+// newRig starts a simulator and a connector configured by co (ID and
+// address filled in), bound before it returns.
+func newRig(t *testing.T, store Correlations, sim smpptest.Config, co config.Connector) *rig {
+	t.Helper()
+	smsc, addr := startSMSC(t, sim)
+	co.ID, co.Address = strings.ReplaceAll(t.Name(), "/", "-"), addr
+	if co.SystemID == "" {
+		co.SystemID = "smsgw"
+	}
+	r := &rig{smsc: smsc, signals: newSignals(), reg: prometheus.NewRegistry()}
+	r.matcher = NewMatcher(store, r.signals, testLogger(t), r.reg)
+	client, err := smppclient.New(smppclient.Config{
+		ID: co.ID, Addr: co.Address, SystemID: co.SystemID, Binds: co.Binds, WindowSize: co.WindowSize,
+		ResponseTimeout: 2 * time.Second, RebindMin: 20 * time.Millisecond, RebindMax: 100 * time.Millisecond,
+		ReceiptIDFormat: co.ReceiptIDFormat, SubmitIDFormat: co.SubmitIDFormat,
+	}, handler{r.matcher}, testLogger(t).With("side", "client"), r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.client = client
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- client.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := client.WaitBound(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	r.sender = &Sender{Connector: co, Bind: client, Matcher: r.matcher, Logger: testLogger(t), Now: time.Now}
+	return r
+}
+
+// send runs the send activity once, as Temporal would, with progress from
+// an earlier attempt when given; it returns the result and the progress
+// heartbeated by this attempt.
+func (r *rig) send(t *testing.T, in activities.SendInput, earlier *sendProgress) (activities.SendResult, sendProgress, error) {
+	t.Helper()
+	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(tlog.NewStructuredLogger(testLogger(t)))
+	env := ts.NewTestActivityEnvironment()
+	env.RegisterActivityWithOptions(r.sender.Send, activity.RegisterOptions{Name: activities.SendName})
+	if earlier != nil {
+		env.SetHeartbeatDetails(*earlier)
+	}
+	var mu sync.Mutex
+	var beat sendProgress
+	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, d converter.EncodedValues) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = d.Get(&beat)
+	})
+	val, err := env.ExecuteActivity(activities.SendName, in)
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		return activities.SendResult{}, beat, err
+	}
+	var res activities.SendResult
+	if err := val.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	return res, beat, nil
+}
+
+func message(id string, texts ...string) activities.SendInput {
+	in := activities.SendInput{MessageID: id, From: "ACME", To: "+61412345678", Validity: time.Hour}
+	for i, text := range texts {
+		in.Parts = append(in.Parts, activities.Part{Seq: i + 1, ShortMessage: []byte(text)})
+	}
+	return in
+}
+
+// appError returns the ApplicationError in err, failing the test when there is none.
+func appError(t *testing.T, err error) *temporal.ApplicationError {
+	t.Helper()
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) {
+		t.Fatalf("error %v is no ApplicationError", err)
+	}
+	return ae
+}
+
+func u8(v uint8) *uint8 { return &v }
+
+func TestUpstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a MongoDB-wire server (testenv starts FerretDB)")
+	}
+	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t), mongostore.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(context.Background()) })
+
+	t.Run("parts are correlated and their receipts matched", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{IDFormat: smsgw.UpstreamIDDecimal}, config.Connector{ReceiptIDFormat: smsgw.UpstreamIDDecimal})
+		res, beat, err := r.send(t, message("msg-parts", "first", "second"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Heartbeats reach the server throttled, so the last one seen may lag.
+		if len(res.UpstreamIDs) != 2 || res.SentAt.IsZero() || len(beat.UpstreamIDs) == 0 || !slices.Equal(beat.UpstreamIDs, res.UpstreamIDs[:len(beat.UpstreamIDs)]) {
+			t.Fatalf("result %+v, heartbeat %+v", res, beat)
+		}
+		ids, got := r.signals.waitN(t, 2)
+		for i, s := range got {
+			want := slices.Index(res.UpstreamIDs, s.Receipt.UpstreamID) + 1
+			if ids[i] != "msg-parts" || want == 0 || s.Segment != want || s.Receipt.Stat != "DELIVRD" {
+				t.Errorf("signal %d to %s: %+v", i, ids[i], s)
+			}
+		}
+		for _, s := range r.smsc.Submits() {
+			if s.SourceAddr != "ACME" || s.SourceTON != 5 || s.SourceNPI != 0 || s.DestAddr != "61412345678" || s.DestTON != 1 || s.DestNPI != 1 ||
+				s.RegisteredDelivery != 1 || s.ValidityPeriod != "000000010000000R" {
+				t.Errorf("submit_sm %+v", s)
+			}
+		}
+	})
+
+	t.Run("addressing and data_coding overrides", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{}, config.Connector{
+			SourceTON: u8(0), SourceNPI: u8(1), DestTON: u8(0), DestNPI: u8(9),
+			DataCoding: map[string]uint8{"UCS2": 0x18, "LATIN1": 0x00},
+		})
+		in := message("msg-overrides", "\x00h\x00i")
+		in.Parts[0].DataCoding = 0x08
+		if _, _, err := r.send(t, in, nil); err != nil {
+			t.Fatal(err)
+		}
+		s := r.smsc.Submits()[0]
+		if s.SourceTON != 0 || s.SourceNPI != 1 || s.DestTON != 0 || s.DestNPI != 9 || s.DataCoding != 0x18 || s.SourceAddr != "ACME" {
+			t.Errorf("submit_sm %+v", s)
+		}
+	})
+
+	t.Run("re-route error", func(t *testing.T) {
+		refuse := smpptest.Config{SubmitStatus: func(string, int) uint32 { return 0x0B }} // ESME_RINVDSTADR
+		r := newRig(t, store, refuse, config.Connector{RerouteErrors: []string{"ESME_RINVDSTADR", "err:034"}})
+		_, _, err := r.send(t, message("msg-reroute", "hi"), nil)
+		ae := appError(t, err)
+		var detail activities.SendFailure
+		if ae.Type() != "Reroute" || ae.Type() != activities.ErrTypeReroute || !ae.NonRetryable() || ae.Details(&detail) != nil ||
+			detail.CommandStatus != 0x0B || detail.StatusName != "ESME_RINVDSTADR" {
+			t.Errorf("error %v (type %s, non-retryable %v, detail %+v)", err, ae.Type(), ae.NonRetryable(), detail)
+		}
+
+		plain := newRig(t, store, refuse, config.Connector{})
+		_, _, err = plain.send(t, message("msg-rejected", "hi"), nil)
+		if ae := appError(t, err); ae.Type() != activities.ErrTypeSubmitRejected || !ae.NonRetryable() {
+			t.Errorf("without rerouteErrors: %v (type %s)", err, ae.Type())
+		}
+	})
+
+	t.Run("throttled is retried", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{ThrottleEvery: 2}, config.Connector{})
+		_, _, err := r.send(t, message("msg-throttled", "one", "two"), nil)
+		ae := appError(t, err)
+		if ae.Type() != activities.ErrTypeSubmitRetry || ae.NonRetryable() || !strings.Contains(ae.Message(), "ESME_RTHROTTLED") {
+			t.Fatalf("throttled: %v (type %s)", err, ae.Type())
+		}
+	})
+
+	t.Run("in doubt fails by default", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{DropAfter: 1}, config.Connector{})
+		_, _, err := r.send(t, message("msg-doubt", "hi"), nil)
+		ae := appError(t, err)
+		if ae.Type() != activities.ErrTypeInDoubt || !ae.NonRetryable() || !strings.Contains(ae.Message(), "inDoubt policy fail: not sent again") {
+			t.Errorf("in doubt: %v (type %s)", err, ae.Type())
+		}
+	})
+
+	// A message of three parts; the connection drops on the second. With
+	// inDoubt: resubmit the attempt is retried, and the retry sends the
+	// second part again and the third, never the first.
+	t.Run("an accepted part is never sent again", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{DropAfter: 2}, config.Connector{InDoubt: config.InDoubtResubmit})
+		in := message("msg-resume", "part one", "part two", "part three")
+		_, beat, err := r.send(t, in, nil)
+		ae := appError(t, err)
+		if ae.Type() != activities.ErrTypeSubmitRetry || ae.NonRetryable() || !strings.Contains(ae.Message(), "part 2 of 3") ||
+			!strings.Contains(ae.Message(), "inDoubt policy resubmit") {
+			t.Fatalf("first attempt: %v (type %s)", err, ae.Type())
+		}
+		if len(beat.UpstreamIDs) != 1 {
+			t.Fatalf("heartbeat after the first attempt: %+v, want part one's ID", beat)
+		}
+		if err := r.smsc.WaitBinds(ctxT(t), 2); err != nil { // bound again after the drop
+			t.Fatal(err)
+		}
+		if err := r.client.WaitBound(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		res, _, err := r.send(t, in, &beat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.UpstreamIDs) != 3 || res.UpstreamIDs[0] != beat.UpstreamIDs[0] {
+			t.Errorf("result %+v after progress %+v", res, beat)
+		}
+		count := map[string]int{}
+		for _, s := range r.smsc.Submits() {
+			count[string(s.ShortMessage)]++
+		}
+		if count["part one"] != 1 || count["part two"] != 2 || count["part three"] != 1 {
+			t.Errorf("submit_sm per part %v: part one must go exactly once", count)
+		}
+		if _, got := r.signals.waitN(t, 3); len(got) != 3 {
+			t.Errorf("receipts %+v", got)
+		}
+	})
+
+	t.Run("not bound", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{}, config.Connector{})
+		r.smsc.Stop()
+		deadline := time.Now().Add(wait)
+		for r.client.Bound() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		_, _, err := r.send(t, message("msg-unbound", "hi"), nil)
+		if ae := appError(t, err); ae.Type() != activities.ErrTypeNotBound || ae.NonRetryable() {
+			t.Errorf("unbound: %v (type %s)", err, ae.Type())
+		}
+	})
+
+	t.Run("duplicate receipts are signalled once", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{DuplicateReceipts: true}, config.Connector{})
+		if _, _, err := r.send(t, message("msg-dup", "hi"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.smsc.WaitReceiptAttempts(ctxT(t), 2); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range r.smsc.ReceiptAttempts() {
+			if a.Status != 0 || a.Err != nil {
+				t.Errorf("receipt attempt %+v: both deliveries are acknowledged", a)
+			}
+		}
+		if n := r.signals.count(); n != 1 {
+			t.Errorf("%d signals for one receipt delivered twice", n)
+		}
+		if got := counterValue(t, r.reg, "smsgw_receipts_total", "duplicate"); got != 1 {
+			t.Errorf("receipts{duplicate} = %v", got)
+		}
+	})
+
+	t.Run("receipt on another bind", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{ReceiptOtherBind: true}, config.Connector{Binds: 2})
+		deadline := time.Now().Add(wait)
+		for r.client.BoundSessions() < 2 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		res, _, err := r.send(t, message("msg-otherbind", "hi"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, got := r.signals.waitN(t, 1)
+		if ids[0] != "msg-otherbind" || got[0].Receipt.UpstreamID != res.UpstreamIDs[0] {
+			t.Errorf("signal %s %+v", ids[0], got[0])
+		}
+		if err := r.smsc.WaitReceiptAttempts(ctxT(t), 1); err != nil {
+			t.Fatal(err)
+		}
+		if sub, att := r.smsc.Submits()[0], r.smsc.ReceiptAttempts()[0]; sub.Bind == att.Bind {
+			t.Errorf("receipt came on the submitting bind %d", sub.Bind)
+		}
+	})
+
+	t.Run("receipt before the submit response", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{ReceiptBeforeResp: true, IDFormat: smsgw.UpstreamIDHex}, config.Connector{ReceiptIDFormat: smsgw.UpstreamIDHex})
+		res, _, err := r.send(t, message("msg-early", "hi"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, got := r.signals.waitN(t, 1)
+		if ids[0] != "msg-early" || got[0].Receipt.UpstreamID != res.UpstreamIDs[0] {
+			t.Errorf("signal %s %+v", ids[0], got[0])
+		}
+	})
+}
+
+// Expired correlations go when the server cannot expire them itself.
+func TestExpireCorrelations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a MongoDB-wire server (testenv starts FerretDB)")
+	}
+	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t), mongostore.WithCorrelationTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	if store.ServerTTL() {
+		t.Skip("this server expires correlations itself (TTL index)")
+	}
+	ctx := ctxT(t)
+	old := smsgw.Correlation{ConnectorID: "c", UpstreamID: "old", MessageID: "m1", Segment: 1, CreatedAt: time.Now().Add(-2 * time.Hour)}
+	fresh := smsgw.Correlation{ConnectorID: "c", UpstreamID: "fresh", MessageID: "m2", Segment: 1, CreatedAt: time.Now()}
+	for _, c := range []smsgw.Correlation{old, fresh} {
+		if err := store.PutCorrelation(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := NewMatcher(store, newSignals(), testLogger(t), prometheus.NewRegistry())
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { m.Rematch(rctx, time.Hour, 0); close(done) }() // the first pass expires
+	deadline := time.Now().Add(wait)
+	for {
+		_, ok, err := store.LookupCorrelation(ctx, "c", "old")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the expired correlation is still there")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	<-done
+	if _, ok, err := store.LookupCorrelation(ctx, "c", "fresh"); err != nil || !ok {
+		t.Errorf("the fresh correlation went too: %v, %v", ok, err)
+	}
+	if n, err := m.ExpireCorrelations(ctx); err != nil || n != 0 {
+		t.Errorf("ExpireCorrelations again = %d, %v", n, err)
+	}
+}
+
+// serverTTL is a store whose server expires correlations itself.
+type serverTTL struct {
+	Correlations
+	called bool
+}
+
+func (s *serverTTL) ServerTTL() bool { return true }
+func (s *serverTTL) ExpireCorrelations(context.Context, time.Time) (int64, error) {
+	s.called = true
+	return 0, nil
+}
+
+func TestExpireLeavesServerTTLAlone(t *testing.T) {
+	s := &serverTTL{}
+	m := NewMatcher(s, newSignals(), testLogger(t), prometheus.NewRegistry())
+	if _, err := m.ExpireCorrelations(context.Background()); err != nil || s.called {
+		t.Errorf("ExpireCorrelations called the store of a server with TTL indexes (%v)", err)
+	}
+}
+
+func TestRecentSetForgetsTheOldest(t *testing.T) {
+	var s recentSet
+	for i := range recentReceipts + 10 {
+		s.add(fmt.Sprint(i))
+	}
+	if s.has("0") || s.has("9") || !s.has("10") || !s.has(fmt.Sprint(recentReceipts+9)) || len(s.keys) != recentReceipts {
+		t.Errorf("after %d adds: %d keys", recentReceipts+10, len(s.keys))
+	}
+}
+
+// counterValue returns the value of a counter whose result label is result.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

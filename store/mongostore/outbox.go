@@ -1,0 +1,294 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/smsgw/smsgw"
+)
+
+// OutboxCollection holds what is owed to customers' SMPP binds: delivery
+// receipts and mobile-originated messages, one document per deliver_sm.
+const OutboxCollection = "smpp_outbox"
+
+// Outbox item kinds.
+const (
+	OutboxReceipt = "receipt"
+	OutboxMO      = "mo"
+)
+
+// OutboxItem is one deliver_sm owed to a customer. It is written once (its
+// ID is derived from what it delivers, so a retried write changes nothing),
+// claimed by one SMPP server replica at a time under a lease, and deleted
+// when the customer has answered deliver_sm_resp OK.
+type OutboxItem struct {
+	ID         string `bson:"_id"`
+	CustomerID string `bson:"customerId"`
+	SystemID   string `bson:"systemId"`
+	Kind       string `bson:"kind"`    // OutboxReceipt or OutboxMO
+	Subject    string `bson:"subject"` // the message ID of a receipt, the inbound ID of an MO
+	// PDU is the whole deliver_sm, its sequence number left 0: the sending
+	// session sets its own.
+	PDU       []byte    `bson:"pdu"`
+	CreatedAt time.Time `bson:"createdAt"`
+	ExpiresAt time.Time `bson:"expiresAt"`
+	// LeaseOwner is the replica sending the item now, "" when none.
+	LeaseOwner string `bson:"leaseOwner"`
+	// LeaseUntil is when the lease ends; a free item waiting for a retry has
+	// LeaseUntil in the future and no owner. Never null, so one range
+	// condition finds every claimable item.
+	LeaseUntil time.Time `bson:"leaseUntil"`
+	Attempts   int       `bson:"attempts"`
+}
+
+// OutboxLeasesCollection records who claimed which attempt of an item.
+const OutboxLeasesCollection = "smpp_outbox_leases"
+
+// Outbox is the smpp_outbox collection. It needs neither transactions nor
+// change streams, and does not rely on findOneAndUpdate being atomic
+// (FerretDB v1's is not): a replica claims attempt n of an item by
+// inserting the lease document "<item ID>:<n>", and an insert on a unique
+// _id succeeds for exactly one replica on every server.
+type Outbox struct {
+	coll   *mongo.Collection
+	leases *mongo.Collection
+	now    func() time.Time
+}
+
+// leaseDoc is one claimed attempt of an outbox item.
+type leaseDoc struct {
+	ID     string    `bson:"_id"` // <item ID>:<attempt>
+	ItemID string    `bson:"itemId"`
+	Owner  string    `bson:"owner"`
+	Until  time.Time `bson:"until"`
+}
+
+// Outbox returns the outbox, creating its indexes.
+func (s *Store) Outbox(ctx context.Context) (*Outbox, error) {
+	o := &Outbox{coll: s.db.Collection(OutboxCollection), leases: s.db.Collection(OutboxLeasesCollection), now: s.now}
+	indexes := []struct {
+		coll *mongo.Collection
+		name string
+		keys bson.D
+	}{
+		{o.coll, "customerId_createdAt", bson.D{{Key: "customerId", Value: 1}, {Key: "createdAt", Value: 1}}},
+		{o.coll, "expiresAt", bson.D{{Key: "expiresAt", Value: 1}}},
+		{o.leases, "itemId", bson.D{{Key: "itemId", Value: 1}}},
+	}
+	for _, ix := range indexes {
+		_, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)})
+		if err != nil {
+			return nil, fmt.Errorf("mongostore: create index %s on %s: %w", ix.name, ix.coll.Name(), wrap(err))
+		}
+	}
+	return o, nil
+}
+
+// Put writes items. An item whose ID is already stored is left as it is, so
+// a retried write neither duplicates nor resets one being sent.
+func (o *Outbox) Put(ctx context.Context, items ...OutboxItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	docs := make([]any, len(items))
+	for i, it := range items {
+		if it.ID == "" || it.CustomerID == "" || len(it.PDU) == 0 {
+			return smsgw.Errorf(smsgw.EINVALID, "outbox item %d has no ID, customer or PDU", i)
+		}
+		if it.CreatedAt.IsZero() {
+			it.CreatedAt = o.now()
+		}
+		it.CreatedAt, it.ExpiresAt, it.LeaseUntil = it.CreatedAt.UTC(), it.ExpiresAt.UTC(), time.Unix(0, 0).UTC()
+		it.LeaseOwner, it.Attempts = "", 0
+		docs[i] = it
+	}
+	_, err := o.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err != nil && !onlyDuplicates(err) {
+		return fmt.Errorf("mongostore: put %d outbox items: %w", len(items), wrap(err))
+	}
+	return nil
+}
+
+// claimBatch is how many candidates one Claim looks at.
+const claimBatch = 8
+
+// Claim takes the oldest item of a customer that is neither expired, nor
+// leased, nor waiting for a retry, and leases it to owner until now+lease.
+// ok is false when there is none.
+func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration) (it OutboxItem, ok bool, err error) {
+	now = now.UTC()
+	filter := bson.D{
+		{Key: "customerId", Value: customerID},
+		{Key: "expiresAt", Value: bson.D{{Key: "$gt", Value: now}}},
+		{Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}},
+	}
+	cur, err := o.coll.Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}).
+		SetLimit(claimBatch))
+	if err != nil {
+		return OutboxItem{}, false, fmt.Errorf("mongostore: find outbox items of %s: %w", customerID, wrap(err))
+	}
+	var candidates []OutboxItem
+	if err := cur.All(ctx, &candidates); err != nil {
+		return OutboxItem{}, false, fmt.Errorf("mongostore: find outbox items of %s: %w", customerID, wrap(err))
+	}
+	for _, c := range candidates {
+		attempt, won, err := o.takeLease(ctx, c, owner, now, lease)
+		if err != nil {
+			return OutboxItem{}, false, err
+		}
+		if !won {
+			continue
+		}
+		c.LeaseOwner, c.LeaseUntil, c.Attempts = owner, now.Add(lease), attempt
+		res, err := o.coll.UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: c.ID}, {Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}}},
+			bson.D{{Key: "$set", Value: bson.D{
+				{Key: "leaseOwner", Value: owner}, {Key: "leaseUntil", Value: c.LeaseUntil}, {Key: "attempts", Value: attempt},
+			}}})
+		if err != nil {
+			return OutboxItem{}, false, fmt.Errorf("mongostore: lease outbox item %s: %w", c.ID, wrap(err))
+		}
+		if res.MatchedCount == 0 {
+			// The candidate was read before another replica delivered it (and
+			// dropped its leases) or released it for a later retry: not ours.
+			_, _ = o.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: leaseID(c.ID, attempt)}})
+			continue
+		}
+		return c, true, nil
+	}
+	return OutboxItem{}, false, nil
+}
+
+// takeLease claims the next attempt of an item by inserting its lease
+// document. An attempt already taken whose lease has run out (its owner
+// stopped before marking the item) is skipped for the one after it.
+func (o *Outbox) takeLease(ctx context.Context, it OutboxItem, owner string, now time.Time, lease time.Duration) (attempt int, won bool, err error) {
+	attempt = it.Attempts + 1
+	for range 4 {
+		doc := leaseDoc{ID: leaseID(it.ID, attempt), ItemID: it.ID, Owner: owner, Until: now.Add(lease)}
+		_, err := o.leases.InsertOne(ctx, doc)
+		if err == nil {
+			return attempt, true, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return 0, false, fmt.Errorf("mongostore: lease outbox item %s: %w", it.ID, wrap(err))
+		}
+		var held leaseDoc
+		if err := o.leases.FindOne(ctx, bson.D{{Key: "_id", Value: doc.ID}}).Decode(&held); err != nil {
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				return 0, false, nil // acked and cleaned up meanwhile
+			}
+			return 0, false, fmt.Errorf("mongostore: read lease %s: %w", doc.ID, wrap(err))
+		}
+		if held.Until.After(now) {
+			return 0, false, nil // another replica holds this attempt
+		}
+		attempt++
+	}
+	return 0, false, nil
+}
+
+func leaseID(itemID string, attempt int) string { return fmt.Sprintf("%s:%d", itemID, attempt) }
+
+// Ack deletes an item its owner has delivered. An item whose lease another
+// replica has taken since is left alone; done reports whether it was deleted.
+func (o *Outbox) Ack(ctx context.Context, id, owner string) (done bool, err error) {
+	res, err := o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "leaseOwner", Value: owner}})
+	if err != nil {
+		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, wrap(err))
+	}
+	if res.DeletedCount == 1 {
+		o.dropLeases(ctx, id)
+	}
+	return res.DeletedCount == 1, nil
+}
+
+// dropLeases removes the lease documents of an item that is gone. Leftovers
+// are harmless, so a failure is not reported.
+func (o *Outbox) dropLeases(ctx context.Context, id string) {
+	_, _ = o.leases.DeleteMany(ctx, bson.D{{Key: "itemId", Value: id}})
+}
+
+// Release gives an item back, to be claimed again from retryAt on.
+func (o *Outbox) Release(ctx context.Context, id, owner string, retryAt time.Time) error {
+	_, err := o.coll.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "leaseOwner", Value: owner}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "leaseOwner", Value: ""}, {Key: "leaseUntil", Value: retryAt.UTC()}}}})
+	if err != nil {
+		return fmt.Errorf("mongostore: release outbox item %s: %w", id, wrap(err))
+	}
+	return nil
+}
+
+// Expire deletes the items whose validity ended before now and returns them,
+// so the caller can log what was never delivered. At most limit are removed
+// per call (0: 1000).
+func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	filter := bson.D{{Key: "expiresAt", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}}
+	cur, err := o.coll.Find(ctx, filter, options.Find().SetLimit(int64(limit)).SetProjection(bson.D{{Key: "pdu", Value: 0}}))
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: find expired outbox items: %w", wrap(err))
+	}
+	var items []OutboxItem
+	if err := cur.All(ctx, &items); err != nil {
+		return nil, fmt.Errorf("mongostore: find expired outbox items: %w", wrap(err))
+	}
+	expired := items[:0]
+	for _, it := range items {
+		// Deleted one by one, each still expired, so an item being sent
+		// right now is not lost to a concurrent claim and ack.
+		res, err := o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: it.ID}, {Key: "expiresAt", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}})
+		if err != nil {
+			return expired, fmt.Errorf("mongostore: delete expired outbox item %s: %w", it.ID, wrap(err))
+		}
+		if res.DeletedCount == 1 {
+			o.dropLeases(ctx, it.ID)
+			expired = append(expired, it)
+		}
+	}
+	return expired, nil
+}
+
+// Pending counts the items not yet delivered, by customer.
+func (o *Outbox) Pending(ctx context.Context) (map[string]int64, error) {
+	cur, err := o.coll.Aggregate(ctx, mongo.Pipeline{
+		bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$customerId"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: count outbox items: %w", wrap(err))
+	}
+	var rows []struct {
+		Customer string `bson:"_id"`
+		N        int64  `bson:"n"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("mongostore: count outbox items: %w", wrap(err))
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Customer] = r.N
+	}
+	return out, nil
+}
+
+// Get returns one item; ok is false when there is none.
+func (o *Outbox) Get(ctx context.Context, id string) (it OutboxItem, ok bool, err error) {
+	err = o.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&it)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return OutboxItem{}, false, nil
+	case err != nil:
+		return OutboxItem{}, false, fmt.Errorf("mongostore: get outbox item %s: %w", id, wrap(err))
+	}
+	return it, true, nil
+}
