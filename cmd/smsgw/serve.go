@@ -118,9 +118,21 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		if err := worker.RegisterSearchAttributes(ctx, tc, s.temporalNamespace); err != nil {
 			logger.Warn("search attributes not registered; register them with `smsgw migrate`", "err", err)
 		}
+		notifications, err := activities.NewNotificationMetrics(reg)
+		if err != nil {
+			return err
+		}
 		acts := &activities.Activities{
-			Config: live, Routes: routing.NewCache(live), FailoverAfter: s.failoverAfter, Reroutes: activities.NewReroutesCounter(reg), Events: events, Reports: reports, Encoder: encoder,
-			Channels: a.channels, Logger: logger, Now: time.Now,
+			Config:        live,
+			Routes:        routing.NewCache(live),
+			FailoverAfter: s.failoverAfter,
+			Reroutes:      activities.NewReroutesCounter(reg),
+			Events:        events,
+			Reports:       reports,
+			Encoder:       encoder,
+			Channels:      notifications.Wrap(a.channels),
+			Logger:        logger,
+			Now:           time.Now,
 		}
 		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers}.New()
 		if err := a.registerInbound(w); err != nil {
