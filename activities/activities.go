@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,11 +120,7 @@ func (a *Activities) targets(d routing.Decision) []Target {
 	for _, id := range d.Connectors {
 		t := Target{ID: id}
 		if c, ok := cfg.Connector(id); ok {
-			for _, e := range c.RerouteErrors {
-				if code, ok := strings.CutPrefix(strings.ToLower(e), "err:"); ok {
-					t.RerouteReceiptErrs = append(t.RerouteReceiptErrs, code)
-				}
-			}
+			t.RerouteReceiptErrs = c.RerouteReceiptErrs()
 		}
 		out = append(out, t)
 	}

@@ -229,23 +229,43 @@ func TestConnector(t *testing.T) {
 
 		smsc.Stop()
 		waitUntil(t, "the connector to see the SMSC gone", func() bool { return gauge(t, reg, "smsgw_connector_bound_sessions") == 0 })
-		time.Sleep(300 * time.Millisecond) // the worker stops polling
-		run := e.start(t, co.ID, "while-down", "hello again")
-		time.Sleep(time.Second)
-		desc, err := e.temporal.DescribeWorkflowExecution(context.Background(), run.GetID(), "")
-		if err != nil {
-			t.Fatal(err)
+		time.Sleep(300 * time.Millisecond) // no slot, so no new poll, from now on
+		var runs []client.WorkflowRun
+		for i := range 3 {
+			runs = append(runs, e.start(t, co.ID, fmt.Sprintf("while-down-%d", i), "hello again"))
 		}
-		pending := desc.GetPendingActivities()
-		if len(pending) != 1 || pending[0].GetState() != enumspb.PENDING_ACTIVITY_STATE_SCHEDULED || pending[0].GetAttempt() != 1 || pending[0].GetLastFailure() != nil {
-			t.Fatalf("while unbound the send is %v; want it scheduled and never started", pending)
+		time.Sleep(1500 * time.Millisecond)
+		// A poll already waiting when the bind dropped may take one send,
+		// which fails as not bound; no new poll starts while unbound. A
+		// connector that kept polling would retry each send every 50-500ms.
+		failed := 0
+		for _, run := range runs {
+			desc, err := e.temporal.DescribeWorkflowExecution(context.Background(), run.GetID(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pending := desc.GetPendingActivities()
+			if len(pending) != 1 || pending[0].GetState() != enumspb.PENDING_ACTIVITY_STATE_SCHEDULED {
+				t.Fatalf("while unbound the send is %v; want it waiting in the queue", pending)
+			}
+			failed += int(pending[0].GetAttempt()) - 1
+			if f := pending[0].GetLastFailure(); f != nil && f.GetApplicationFailureInfo().GetType() != activities.ErrTypeNotBound {
+				t.Errorf("a send failed while unbound with %v", f)
+			}
+		}
+		if failed > 4 { // MaxConcurrentActivityTaskPollers
+			t.Errorf("%d attempts failed while unbound: the connector kept polling", failed)
+		}
+		if n := len(smsc.Submits()); n != 1 {
+			t.Errorf("the SMSC has %d submit_sm, want only the first message's", n)
 		}
 		if err := smsc.Start(); err != nil {
 			t.Fatal(err)
 		}
-		got := result(t, run)
-		if len(got.Receipts) != 1 {
-			t.Errorf("after the SMSC came back: %+v", got)
+		for _, run := range runs {
+			if got := result(t, run); len(got.Receipts) != 1 {
+				t.Errorf("after the SMSC came back: %+v", got)
+			}
 		}
 		if err := stop(); err != nil {
 			t.Errorf("Run: %v", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw/config"
 )
 
 // Retry and timeout settings of a message's steps.
@@ -112,7 +113,7 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		}
 
 		status, code := life.awaitReceipts(ctx, receipts)
-		if status != smsgw.StatusDelivered && status != smsgw.StatusExpired && !last && slices.Contains(target.RerouteReceiptErrs, code) {
+		if status != smsgw.StatusDelivered && status != smsgw.StatusExpired && !last && slices.Contains(target.RerouteReceiptErrs, config.NormalizeReceiptErr(code)) {
 			life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, "receipt_error", "receipt "+string(status)+" err:"+code)
 			continue
 		}

@@ -491,6 +491,9 @@ func (c *Client) Submit(ctx context.Context, p Part) (upstreamID string, err err
 	if c.cfg.BindMode == Receiver {
 		return "", fmt.Errorf("%w: connector %q binds as receiver only", ErrNotBound, c.cfg.ID)
 	}
+	if !c.Bound() {
+		return "", fmt.Errorf("%w: connector %q", ErrNotBound, c.cfg.ID)
+	}
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return "", fmt.Errorf("smppclient %q: waiting for the TPS limit: %w", c.cfg.ID, err)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/store/mongostore"
@@ -96,4 +97,16 @@ func (c *Channel) items(d activities.Delivery, systemID string) ([]mongostore.Ou
 		return items, nil
 	}
 	return nil, fmt.Errorf("delivery to %s carries nothing", d.CustomerID)
+}
+
+// DefaultOutboxTTL is how long a receipt or MO waits for a receiver bind
+// when the Channel sets none.
+const DefaultOutboxTTL = smsgw.DefaultValidity
+
+// nonZero returns t, or now when t is zero.
+func nonZero(t time.Time, now func() time.Time) time.Time {
+	if t.IsZero() {
+		return now()
+	}
+	return t
 }

@@ -111,10 +111,3 @@ func (r *reassembler) expire(key concatKey, c *concatMessage) {
 		w(smppstatus.ESME_RSUBMITFAIL, "", reason)
 	}
 }
-
-// size returns how many messages are being gathered.
-func (r *reassembler) size() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.pending)
-}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
-	"time"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
@@ -117,16 +116,4 @@ func MOPDUs(in activities.InboundMessage) ([][]byte, error) {
 		pdus[i] = EncodeMessage(smppwire.DeliverSM, 0, m)
 	}
 	return pdus, nil
-}
-
-// DefaultOutboxTTL is how long a receipt or MO waits for a receiver bind
-// when the Channel sets none.
-const DefaultOutboxTTL = smsgw.DefaultValidity
-
-// nonZero returns t, or now when t is zero.
-func nonZero(t time.Time, now func() time.Time) time.Time {
-	if t.IsZero() {
-		return now()
-	}
-	return t
 }

@@ -99,7 +99,12 @@ func (d *dispatcher) run(ctx context.Context) {
 			}
 			continue
 		}
-		it, ok, err := s.deps.Outbox.Claim(ctx, d.customerID, s.cfg.ReplicaID, s.cfg.Now(), s.cfg.Lease)
+		// Not cancelled with ctx: a claim cut short could leave the item
+		// leased to us, unsent, for a whole lease. A claimed item whose
+		// session has gone is released by deliver's callback.
+		claimCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		it, ok, err := s.deps.Outbox.Claim(claimCtx, d.customerID, s.cfg.ReplicaID, s.cfg.Now(), s.cfg.Lease)
+		cancel()
 		if err != nil || !ok {
 			sess.returnDeliverSlot()
 			if err != nil && ctx.Err() == nil {
@@ -110,9 +115,14 @@ func (d *dispatcher) run(ctx context.Context) {
 			}
 			continue
 		}
+		s.settling.Add(1)
 		sess.deliver(it, func(status uint32, err error) {
-			d.settle(it, status, err)
-			d.kick()
+			// Off the session's read loop: settling waits for the store.
+			go func() {
+				defer s.settling.Done()
+				d.settle(it, status, err)
+				d.kick()
+			}()
 		})
 	}
 }

@@ -154,7 +154,8 @@ type Server struct {
 	dispatchers map[string]*dispatcher           // by customer, while one of its sessions can receive
 	limiters    map[string]*rate.Limiter         // by customer
 	draining    bool                             // no new connections or binds
-	active      sync.WaitGroup
+	active      sync.WaitGroup                   // sessions
+	settling    sync.WaitGroup                   // outbox updates after a deliver_sm's outcome
 }
 
 // New returns a server.
@@ -246,7 +247,7 @@ func (s *Server) drain() {
 	s.draining = true
 	s.mu.Unlock()
 	done := make(chan struct{})
-	go func() { s.active.Wait(); close(done) }()
+	go func() { s.active.Wait(); s.settling.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(s.cfg.DrainTimeout + 2*s.cfg.ResponseTimeout):

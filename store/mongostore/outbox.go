@@ -23,10 +23,18 @@ const (
 	OutboxMO      = "mo"
 )
 
+// Outbox item states.
+const (
+	OutboxPending = "pending" // waiting for, or being sent to, a receiver bind
+	OutboxSent    = "sent"    // the customer answered deliver_sm_resp OK
+)
+
 // OutboxItem is one deliver_sm owed to a customer. It is written once (its
 // ID is derived from what it delivers, so a retried write changes nothing),
-// claimed by one SMPP server replica at a time under a lease, and deleted
-// when the customer has answered deliver_sm_resp OK.
+// claimed by one SMPP server replica at a time under a lease, and marked
+// sent when the customer has answered deliver_sm_resp OK. Sent items stay
+// until they expire, so a write retried after delivery does not deliver
+// again.
 type OutboxItem struct {
 	ID         string `bson:"_id"`
 	CustomerID string `bson:"customerId"`
@@ -38,6 +46,8 @@ type OutboxItem struct {
 	PDU       []byte    `bson:"pdu"`
 	CreatedAt time.Time `bson:"createdAt"`
 	ExpiresAt time.Time `bson:"expiresAt"`
+	State     string    `bson:"state"` // OutboxPending or OutboxSent
+	SentAt    time.Time `bson:"sentAt,omitempty"`
 	// LeaseOwner is the replica sending the item now, "" when none.
 	LeaseOwner string `bson:"leaseOwner"`
 	// LeaseUntil is when the lease ends; a free item waiting for a retry has
@@ -105,7 +115,7 @@ func (o *Outbox) Put(ctx context.Context, items ...OutboxItem) error {
 			it.CreatedAt = o.now()
 		}
 		it.CreatedAt, it.ExpiresAt, it.LeaseUntil = it.CreatedAt.UTC(), it.ExpiresAt.UTC(), time.Unix(0, 0).UTC()
-		it.LeaseOwner, it.Attempts = "", 0
+		it.LeaseOwner, it.Attempts, it.State, it.SentAt = "", 0, OutboxPending, time.Time{}
 		docs[i] = it
 	}
 	_, err := o.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
@@ -125,6 +135,7 @@ func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.T
 	now = now.UTC()
 	filter := bson.D{
 		{Key: "customerId", Value: customerID},
+		{Key: "state", Value: OutboxPending},
 		{Key: "expiresAt", Value: bson.D{{Key: "$gt", Value: now}}},
 		{Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}},
 	}
@@ -148,7 +159,7 @@ func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.T
 		}
 		c.LeaseOwner, c.LeaseUntil, c.Attempts = owner, now.Add(lease), attempt
 		res, err := o.coll.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: c.ID}, {Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}}},
+			bson.D{{Key: "_id", Value: c.ID}, {Key: "state", Value: OutboxPending}, {Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}}},
 			bson.D{{Key: "$set", Value: bson.D{
 				{Key: "leaseOwner", Value: owner}, {Key: "leaseUntil", Value: c.LeaseUntil}, {Key: "attempts", Value: attempt},
 			}}})
@@ -157,7 +168,7 @@ func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.T
 		}
 		if res.MatchedCount == 0 {
 			// The candidate was read before another replica delivered it (and
-			// dropped its leases) or released it for a later retry: not ours.
+			// dropped its leases), or released it for a later retry: not ours.
 			_, _ = o.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: leaseID(c.ID, attempt)}})
 			continue
 		}
@@ -197,17 +208,22 @@ func (o *Outbox) takeLease(ctx context.Context, it OutboxItem, owner string, now
 
 func leaseID(itemID string, attempt int) string { return fmt.Sprintf("%s:%d", itemID, attempt) }
 
-// Ack deletes an item its owner has delivered. An item whose lease another
-// replica has taken since is left alone; done reports whether it was deleted.
+// Ack marks an item its owner has delivered as sent. An item whose lease
+// another replica has taken since is left alone; done reports whether it
+// was marked.
 func (o *Outbox) Ack(ctx context.Context, id, owner string) (done bool, err error) {
-	res, err := o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "leaseOwner", Value: owner}})
+	res, err := o.coll.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "leaseOwner", Value: owner}, {Key: "state", Value: OutboxPending}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "state", Value: OutboxSent}, {Key: "sentAt", Value: o.now().UTC()}, {Key: "leaseOwner", Value: ""},
+		}}})
 	if err != nil {
 		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, wrap(err))
 	}
-	if res.DeletedCount == 1 {
+	if res.MatchedCount == 1 {
 		o.dropLeases(ctx, id)
 	}
-	return res.DeletedCount == 1, nil
+	return res.MatchedCount == 1, nil
 }
 
 // dropLeases removes the lease documents of an item that is gone. Leftovers
@@ -227,9 +243,9 @@ func (o *Outbox) Release(ctx context.Context, id, owner string, retryAt time.Tim
 	return nil
 }
 
-// Expire deletes the items whose validity ended before now and returns them,
-// so the caller can log what was never delivered. At most limit are removed
-// per call (0: 1000).
+// Expire deletes the items whose validity ended before now, and returns
+// those never delivered, so the caller can log them. At most limit are
+// removed per call (0: 1000).
 func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
 	if limit <= 0 {
 		limit = 1000
@@ -253,7 +269,9 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]Outbox
 		}
 		if res.DeletedCount == 1 {
 			o.dropLeases(ctx, it.ID)
-			expired = append(expired, it)
+			if it.State != OutboxSent {
+				expired = append(expired, it)
+			}
 		}
 	}
 	return expired, nil
@@ -262,6 +280,7 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]Outbox
 // Pending counts the items not yet delivered, by customer.
 func (o *Outbox) Pending(ctx context.Context) (map[string]int64, error) {
 	cur, err := o.coll.Aggregate(ctx, mongo.Pipeline{
+		bson.D{{Key: "$match", Value: bson.D{{Key: "state", Value: OutboxPending}}}},
 		bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$customerId"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
 	})
 	if err != nil {

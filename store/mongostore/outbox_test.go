@@ -59,6 +59,16 @@ func TestOutboxPutIsIdempotentAndClaimsOldestFirst(t *testing.T) {
 	if done, err := ob.Ack(c, "a", "r2"); err != nil || !done {
 		t.Fatalf("ack by the owner: %v %v", done, err)
 	}
+	// A sent item is kept, so writing it again does not deliver it again.
+	if err := ob.Put(c, outboxItem("a", "acme", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if it, ok, err := ob.Get(c, "a"); err != nil || !ok || it.State != mongostore.OutboxSent || it.SentAt.IsZero() {
+		t.Fatalf("sent item after a second Put: %+v %v %v", it, ok, err)
+	}
+	if it, ok, err := ob.Claim(c, "acme", "r2", t0.Add(90*time.Second), time.Minute); err != nil || ok { // b is still leased
+		t.Fatalf("claimed a sent item: %+v %v", it, err)
+	}
 	pending, err := ob.Pending(c)
 	if err != nil || pending["acme"] != 1 || pending["other"] != 1 {
 		t.Fatalf("Pending: %v %v", pending, err)
@@ -100,6 +110,23 @@ func TestOutboxReleaseRetriesLaterAndExpiryRemoves(t *testing.T) {
 	}
 	if _, ok, _ := ob.Get(c, "a"); ok {
 		t.Fatal("expired item still stored")
+	}
+	// Sent items go at the end of their validity too, without being reported.
+	if err := ob.Put(c, outboxItem("s", "acme", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := ob.Claim(c, "acme", "r1", t0.Add(time.Second), time.Minute); !ok {
+		t.Fatal("no claim of s")
+	}
+	if done, err := ob.Ack(c, "s", "r1"); !done || err != nil {
+		t.Fatalf("Ack: %v %v", done, err)
+	}
+	expired, err = ob.Expire(c, late, 0)
+	if err != nil || len(expired) != 0 {
+		t.Fatalf("Expire of a sent item reported %+v %v", expired, err)
+	}
+	if _, ok, _ := ob.Get(c, "s"); ok {
+		t.Fatal("expired sent item still stored")
 	}
 }
 
