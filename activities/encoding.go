@@ -15,6 +15,9 @@ type TextEncoder struct {
 	Refs segment.ReferenceAllocator
 	// Options gives a customer's encoding options; nil means the defaults.
 	Options func(customerID string) segment.Options
+	// Concat gives how a connector ties parts together; nil means UDH with
+	// an 8-bit reference.
+	Concat func(connectorID string) segment.ConcatMode
 }
 
 func (e TextEncoder) options(customerID string) segment.Options {
@@ -27,6 +30,9 @@ func (e TextEncoder) options(customerID string) segment.Options {
 // Encode implements Encoder.
 func (e TextEncoder) Encode(text, customerID, connectorID, to string) (string, []Part, error) {
 	opt := e.options(customerID)
+	if e.Concat != nil {
+		opt.Concat = e.Concat(connectorID)
+	}
 	var ref uint16
 	if c, err := segment.Count(text, opt); err != nil {
 		return "", nil, err
@@ -79,5 +85,18 @@ func CustomerOptions(live *config.Live) func(customerID string) segment.Options 
 			opt.MaxSegments = c.Encoding.MaxSegments
 		}
 		return opt
+	}
+}
+
+// ConnectorConcat reads a connector's concatenation mode from the
+// configuration in force.
+func ConnectorConcat(live *config.Live) func(connectorID string) segment.ConcatMode {
+	return func(connectorID string) segment.ConcatMode {
+		co, ok := live.Config().Connector(connectorID)
+		if !ok {
+			return segment.ConcatUDH8
+		}
+		m, _ := segment.ParseConcatMode(co.Concat)
+		return m
 	}
 }

@@ -85,6 +85,10 @@ type Connector struct {
 	// DataCoding maps an encoding (GSM7, IA5, LATIN1, BINARY8, UCS2) to the
 	// data_coding value this SMSC wants for it, replacing the standard one.
 	DataCoding map[string]uint8 `yaml:"dataCoding"`
+	// Concat is how the parts of a long message are tied together for this
+	// SMSC: "udh8" (the default: a UDH with an 8-bit reference), "udh16" or
+	// "sar" (the sar_* TLVs instead of a UDH).
+	Concat string `yaml:"concat"`
 
 	// ReceiptIDFormat is the notation of IDs in receipts: "", "hex" or "decimal".
 	ReceiptIDFormat string `yaml:"receiptIdFormat"`
@@ -216,6 +220,9 @@ func (co Connector) problems() []string {
 		}
 	}
 
+	if _, err := segment.ParseConcatMode(co.Concat); err != nil {
+		bad("concat must be udh8, udh16 or sar, got %q", co.Concat)
+	}
 	for field, f := range map[string]string{"receiptIdFormat": co.ReceiptIDFormat, "submitIdFormat": co.SubmitIDFormat} {
 		if smsgw.CheckUpstreamIDFormat(f) != nil {
 			bad("%s must be hex or decimal, got %q", field, f)

@@ -171,7 +171,7 @@ customers:
     apiKeys: ["sha256:%s"]
 %sconnectors:
   - {id: sim, address: %q, systemId: gw, password: pw, windowSize: 10}
-  - {id: early, address: %q, systemId: gw, password: pw}
+  - {id: early, address: %q, systemId: gw, password: pw, concat: sar}
   - {id: primary, address: %q, systemId: gw, password: pw, rebindMin: 200ms, rebindMax: 500ms}
   - {id: backup, address: %q, systemId: gw, password: pw}
 routes:

@@ -107,6 +107,34 @@ func TestEndToEndLongMessagesAndEmoji(t *testing.T) {
 		t.Fatalf("%d septets counted as %d parts, want %d", septets, wantParts, want)
 	}
 
+	// The "early" connector (+64) wants SAR TLVs instead of a UDH.
+	code, acc := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+6421444555","text":`+jsonString(long)+`}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("submit: HTTP %d %v", code, acc)
+	}
+	g.hook.waitFor(t, acc["id"].(string), 30*time.Second)
+	var joined strings.Builder
+	var ref uint16
+	seq := 0
+	for _, s := range g.early.Submits() {
+		if s.DestAddr != "6421444555" {
+			continue
+		}
+		seq++
+		if s.SAR == nil || s.ESMClass&0x40 != 0 || int(s.SAR.Seq) != seq || int(s.SAR.Total) != wantParts || (seq > 1 && s.SAR.Ref != ref) {
+			t.Fatalf("part %d at the SAR SMSC: esm_class %#x, SAR %+v", seq, s.ESMClass, s.SAR)
+		}
+		ref = s.SAR.Ref
+		txt, _, err := segment.DecodePayload(s.DataCoding, s.ESMClass, s.ShortMessage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined.WriteString(txt)
+	}
+	if seq != wantParts || joined.String() != long {
+		t.Fatalf("SAR parts: %d, text %q", seq, joined.String())
+	}
+
 	// Text the encoder cannot carry is refused with a reason, not mangled.
 	code, out := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+61433333333","text":"`+strings.Repeat("€", 1000)+`"}`)
 	if code != http.StatusBadRequest || !strings.Contains(out["message"].(string), "segments") {

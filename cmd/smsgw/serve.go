@@ -81,7 +81,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	health.Add("event store", events.Ping)
 	health.Add("reporting database", reports.Ping)
 
-	encoder := activities.TextEncoder{Refs: segment.NewMemoryAllocator(0), Options: activities.CustomerOptions(live)}
+	encoder := activities.TextEncoder{
+		Refs:    segment.NewMemoryAllocator(0),
+		Options: activities.CustomerOptions(live),
+		Concat:  activities.ConnectorConcat(live),
+	}
 	submitter := submit.New(submit.Options{
 		Temporal: tc, Config: live, Counter: encoder, Health: health,
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
