@@ -79,6 +79,9 @@ type Message struct {
 	IdempotencyKey string        `json:"idempotencyKey,omitempty"`
 	Validity       time.Duration `json:"validity"`
 	AcceptedAt     time.Time     `json:"acceptedAt"`
+	// ScheduleAt, when set, is when the message may be sent upstream at the
+	// earliest (SMPP schedule_delivery_time). It must fall within validity.
+	ScheduleAt time.Time `json:"scheduleAt,omitzero"`
 	// ReceiptRequested is set for SMPP submissions with registered_delivery:
 	// the customer wants a deliver_sm receipt on its binds.
 	ReceiptRequested bool `json:"receiptRequested,omitempty"`

@@ -117,6 +117,10 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	}
 
 	m.AcceptedAt = s.now().UTC()
+	if !m.ScheduleAt.IsZero() && !m.ScheduleAt.Before(m.AcceptedAt.Add(m.Validity)) {
+		return smsgw.Accepted{}, smsgw.Errorf(smsgw.EINVALID, "scheduled delivery %s is not before the end of validity %s",
+			m.ScheduleAt.UTC().Format(time.RFC3339), m.AcceptedAt.Add(m.Validity).Format(time.RFC3339))
+	}
 	if m.IdempotencyKey != "" {
 		m.ID = idempotentID(m.CustomerID, m.IdempotencyKey)
 	} else {

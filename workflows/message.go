@@ -74,6 +74,13 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	life.encoding, life.segments = prep.Encoding, len(prep.Parts)
 	life.notify = startNotifier(ctx, life, prep.Notify)
 
+	// A scheduled message waits, durably, until it may go.
+	if wait := m.ScheduleAt.Sub(workflow.Now(ctx)); !m.ScheduleAt.IsZero() && wait > 0 {
+		if err := workflow.Sleep(ctx, wait); err != nil {
+			return MessageResult{}, err
+		}
+	}
+
 	// 2. Send through the route's connectors in order, failing over to the
 	// next when one is not bound, runs out of retries, or answers (in its
 	// submit response or its receipt) with one of its re-route errors.

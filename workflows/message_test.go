@@ -373,3 +373,22 @@ func TestUndeliverableWithoutRerouteCodeStays(t *testing.T) {
 	}, time.Minute)
 	h.assertFinal(t, h.run(t), smsgw.StatusUndeliverable)
 }
+
+func TestScheduledMessageWaitsUntilItsTime(t *testing.T) {
+	var sentAt time.Time
+	var h *harness
+	h = newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {
+		sentAt = h.env.Now()
+		return activities.SendResult{UpstreamIDs: []string{"abc"}, SentAt: time.Now()}, nil
+	})
+	h.msg.Validity = 3 * time.Hour
+	h.msg.ScheduleAt = h.msg.AcceptedAt.Add(time.Hour)
+	h.signalAt(90*time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if sentAt.Before(h.msg.ScheduleAt) {
+		t.Fatalf("sent at %s, before its schedule %s", sentAt, h.msg.ScheduleAt)
+	}
+	if h.reports.rows["m1"].Status != smsgw.StatusDelivered {
+		t.Fatal("row not final")
+	}
+}

@@ -181,6 +181,21 @@ func TestSubmitIsAnsweredOnlyOnceAccepted(t *testing.T) {
 	if got := sub.messages()[1]; got.From != "+61400000001" || got.ReceiptRequested || got.Validity != 0 {
 		t.Fatalf("second message %+v", got)
 	}
+
+	// schedule_delivery_time in the relative form: sent no earlier than in two hours.
+	m = text("later")
+	m.ValidityPeriod, m.ScheduleDelivery = "000001000000000R", "000000020000000R"
+	before := time.Now()
+	select {
+	case <-sub.entered: // the second submit's signal, so the third can give its own
+	default:
+	}
+	if status, _, err := cl.Submit(ctxFor(t), m); err != nil || status != 0 {
+		t.Fatalf("scheduled submit: %d %v", status, err)
+	}
+	if at := sub.messages()[2].ScheduleAt; at.Before(before.Add(2*time.Hour-time.Second)) || at.After(time.Now().Add(2*time.Hour+time.Second)) {
+		t.Fatalf("scheduled at %s, want two hours from now", at)
+	}
 }
 
 func TestDataSM(t *testing.T) {
@@ -254,7 +269,9 @@ func TestSubmitRefusals(t *testing.T) {
 		}), smppstatus.ESME_RINVMSGLEN},
 		{"validity in the past", with(func(m *smppwire.Message) { m.ValidityPeriod = "200101000000000+" }), smppstatus.ESME_RINVEXPIRY},
 		{"unreadable validity", with(func(m *smppwire.Message) { m.ValidityPeriod = "tomorrow" }), smppstatus.ESME_RINVEXPIRY},
-		{"scheduled delivery", with(func(m *smppwire.Message) { m.ScheduleDelivery = "000001000000000R" }), smppstatus.ESME_RINVSCHED},
+		{"scheduled after validity", with(func(m *smppwire.Message) {
+			m.ValidityPeriod, m.ScheduleDelivery = "000000010000000R", "000001000000000R"
+		}), smppstatus.ESME_RINVSCHED},
 		{"unreadable schedule", with(func(m *smppwire.Message) { m.ScheduleDelivery = "soon" }), smppstatus.ESME_RINVSCHED},
 		{"half a SAR", with(func(m *smppwire.Message) { m.TLVs = map[uint16][]byte{smppwire.TagSarMsgRefNum: {0, 1}} }), smppstatus.ESME_RINVOPTPARAMVAL},
 		{"workflow engine down", with(func(m *smppwire.Message) { m.ShortMessage = []byte("down") }), smppstatus.ESME_RSYSERR},

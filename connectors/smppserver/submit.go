@@ -230,6 +230,7 @@ func parseSubmission(customerID string, cmd uint32, m smppwire.Message, now time
 	}
 
 	var validity time.Duration
+	var schedule time.Time
 	switch cmd {
 	case smppwire.SubmitSM:
 		validity, err = Validity(m.ValidityPeriod, now, smsgw.MaxValidity)
@@ -241,7 +242,10 @@ func parseSubmission(customerID string, cmd uint32, m smppwire.Message, now time
 		case err != nil:
 			return submission{}, refuse(smppstatus.ESME_RINVSCHED, "schedule_delivery_time: %v", err)
 		case at.After(now.Add(scheduleTolerance)):
-			return submission{}, refuse(smppstatus.ESME_RINVSCHED, "schedule_delivery_time %q: scheduled delivery is not supported", m.ScheduleDelivery)
+			if validity > 0 && !at.Before(now.Add(validity)) {
+				return submission{}, refuse(smppstatus.ESME_RINVSCHED, "schedule_delivery_time %q is not before the end of validity", m.ScheduleDelivery)
+			}
+			schedule = at
 		}
 	case smppwire.DataSM:
 		if ttl, ok := m.TLVs[tagQOSTimeToLive]; ok {
@@ -259,6 +263,7 @@ func parseSubmission(customerID string, cmd uint32, m smppwire.Message, now time
 		To:               to,
 		Text:             text,
 		Validity:         validity,
+		ScheduleAt:       schedule,
 		ReceiptRequested: m.RegisteredDelivery&0x03 != 0,
 	}
 	return submission{msg: msg, part: part}, nil
