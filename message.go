@@ -21,12 +21,13 @@ const (
 	StatusExpired       Status = "EXPIRED"       // receipt EXPIRED, or no receipt by the end of validity
 	StatusRejected      Status = "REJECTED"      // receipt REJECTD, or a permanent submit error upstream
 	StatusFailed        Status = "FAILED"        // we could not hand it upstream (no route, retries exhausted)
+	StatusCancelled     Status = "CANCELLED"     // the customer cancelled it before it was sent (SMPP cancel_sm)
 )
 
 // Final reports whether no later status can follow.
 func (s Status) Final() bool {
 	switch s {
-	case StatusDelivered, StatusUndeliverable, StatusExpired, StatusRejected, StatusFailed:
+	case StatusDelivered, StatusUndeliverable, StatusExpired, StatusRejected, StatusFailed, StatusCancelled:
 		return true
 	}
 	return false

@@ -21,6 +21,13 @@ type Submitter interface {
 	Submit(ctx context.Context, m Message) (Accepted, error)
 }
 
+// Canceller withdraws a message that has not been sent upstream yet. It
+// returns an *Error with code ECONFLICT when the message is already on its
+// way or final, and ENOTFOUND when the customer has no such message.
+type Canceller interface {
+	Cancel(ctx context.Context, customerID, messageID string) error
+}
+
 // MessageReader reads a message's current state. It returns an *Error with
 // code ENOTFOUND when there is no such message.
 type MessageReader interface {

@@ -170,6 +170,7 @@ var statusProtos = map[smsgw.Status]smsgwv1.MessageStatus{
 	smsgw.StatusExpired:       smsgwv1.MessageStatus_MESSAGE_STATUS_EXPIRED,
 	smsgw.StatusRejected:      smsgwv1.MessageStatus_MESSAGE_STATUS_REJECTED,
 	smsgw.StatusFailed:        smsgwv1.MessageStatus_MESSAGE_STATUS_FAILED,
+	smsgw.StatusCancelled:     smsgwv1.MessageStatus_MESSAGE_STATUS_CANCELLED,
 }
 
 // statusToProto maps a domain status; an unknown one is UNSPECIFIED.

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/config"
@@ -34,6 +36,7 @@ type Counter interface {
 type Service struct {
 	temporal   client.Client
 	config     *config.Live
+	messages   smsgw.MessageReader
 	routes     *routing.Cache
 	counter    Counter
 	health     *Health
@@ -48,6 +51,8 @@ type Options struct {
 	Temporal client.Client
 	Config   *config.Live
 	Counter  Counter
+	// Messages finds a message's owner before it is cancelled.
+	Messages smsgw.MessageReader
 	Health   *Health // nil: no check before accepting
 	// EagerStart asks Temporal to hand the first workflow task straight to a
 	// worker in this process; set it when this process also runs the worker.
@@ -59,7 +64,7 @@ type Options struct {
 // New returns a Service.
 func New(o Options) *Service {
 	s := &Service{
-		temporal: o.Temporal, config: o.Config, routes: routing.NewCache(o.Config), counter: o.Counter, health: o.Health,
+		temporal: o.Temporal, config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, health: o.Health,
 		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
@@ -217,4 +222,38 @@ func (h *Health) Check(ctx context.Context) error {
 	}
 	h.checked = time.Now()
 	return h.last
+}
+
+// Cancel implements smsgw.Canceller: it asks the message's workflow to
+// withdraw it, which the workflow refuses once the message is on its way.
+func (s *Service) Cancel(ctx context.Context, customerID, messageID string) error {
+	if s.messages == nil {
+		return smsgw.Errorf(smsgw.EINTERNAL, "cancelling is not configured")
+	}
+	rec, err := s.messages.GetMessage(ctx, messageID)
+	if err != nil {
+		return err
+	}
+	if rec.CustomerID != customerID {
+		return smsgw.Errorf(smsgw.ENOTFOUND, "no message %s", messageID)
+	}
+	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   messageID,
+		UpdateName:   workflows.UpdateCancel,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	var appErr *temporal.ApplicationError
+	var notFound *serviceerror.NotFound
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrCannotCancel:
+		return smsgw.Errorf(smsgw.ECONFLICT, "%s", appErr.Message())
+	case errors.As(err, &notFound), strings.Contains(err.Error(), "already completed"):
+		return smsgw.Errorf(smsgw.ECONFLICT, "the message is already final (%s)", rec.Status)
+	}
+	return smsgw.Unavailable("workflow engine", err)
 }

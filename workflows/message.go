@@ -42,6 +42,17 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		return MessageResult{}, err
 	}
 	receipts := workflow.GetSignalChannel(ctx, SignalReceipt)
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel, func(workflow.Context) error {
+		life.cancelled = true
+		return nil
+	}, workflow.UpdateHandlerOptions{Validator: func() error {
+		if life.sending || life.status.Final() {
+			return temporal.NewApplicationError("the message is already "+life.stage(), ErrCannotCancel)
+		}
+		return nil
+	}}); err != nil {
+		return MessageResult{}, err
+	}
 
 	// Store writes retry until the stores are back: a message in flight is never given up
 	// because a database was down for a while.
@@ -74,12 +85,16 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	life.encoding, life.segments = prep.Encoding, len(prep.Parts)
 	life.notify = startNotifier(ctx, life, prep.Notify)
 
-	// A scheduled message waits, durably, until it may go.
+	// A scheduled message waits, durably, until it may go or is cancelled.
 	if wait := m.ScheduleAt.Sub(workflow.Now(ctx)); !m.ScheduleAt.IsZero() && wait > 0 {
-		if err := workflow.Sleep(ctx, wait); err != nil {
+		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return life.cancelled }); err != nil {
 			return MessageResult{}, err
 		}
 	}
+	if life.cancelled {
+		return life.end(ctx, recordCtx, smsgw.StatusCancelled, "CANCELLED", "cancelled by the customer before it was sent")
+	}
+	life.sending = true
 
 	// 2. Send through the route's connectors in order, failing over to the
 	// next when one is not bound, runs out of retries, or answers (in its
@@ -219,6 +234,19 @@ type messageLife struct {
 	receipts    []ReceiptSignal
 	pending     []smsgw.Event // events not yet recorded
 	notify      *notifier
+	cancelled   bool // the customer withdrew it (UpdateCancel)
+	sending     bool // handed to a connector: too late to cancel
+}
+
+// ErrCannotCancel is the error type of a refused UpdateCancel.
+const ErrCannotCancel = "CannotCancel"
+
+// stage names where the message is, for refusals.
+func (l *messageLife) stage() string {
+	if l.status.Final() {
+		return "final (" + string(l.status) + ")"
+	}
+	return "being sent upstream"
 }
 
 func (l *messageLife) nextSeq() int {

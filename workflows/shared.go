@@ -23,6 +23,10 @@ const SignalReceipt = "receipt"
 // QueryStatus answers a message's current status (smsgw.Status).
 const QueryStatus = "status"
 
+// UpdateCancel withdraws a message not yet sent upstream. It is refused once
+// the message is on its way.
+const UpdateCancel = "cancel"
+
 // Search attributes set on every message workflow, so support staff can find
 // messages in the Temporal UI. No phone number or text ever goes here: search
 // attributes are stored unencrypted.

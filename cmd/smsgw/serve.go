@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
-	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/api"
 	"github.com/smsgw/smsgw/config"
@@ -88,6 +87,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 	submitter := submit.New(submit.Options{
 		Temporal: tc, Config: live, Counter: encoder, Health: health,
+		Messages:   &submit.Reader{Reports: reports, Temporal: tc},
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
 
@@ -224,7 +224,7 @@ type app struct {
 	temporal  client.Client
 	events    *mongostore.Store
 	reports   *mysqlstore.Store
-	submitter smsgw.Submitter
+	submitter *submit.Service
 	// channels deliver notifications; roles add theirs before the worker starts.
 	channels map[string]activities.Channel
 	// spawn runs a long-lived part of the role until ctx is done.

@@ -33,6 +33,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 	srv, err := smppserver.New(smppserver.Config{}, smppserver.Deps{
 		Config:     a.config,
 		Submitter:  a.submitter,
+		Canceller:  a.submitter,
 		Messages:   &submit.Reader{Reports: a.reports, Temporal: a.temporal},
 		Outbox:     outbox,
 		Logger:     a.logger,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppserver"
 	"github.com/smsgw/smsgw/connectors/smppserver/esme"
+	"github.com/smsgw/smsgw/connectors/smppstatus"
 	"github.com/smsgw/smsgw/store/mongostore"
 )
 
@@ -163,4 +165,70 @@ func receiptIDs(c *esme.Client) string {
 		}
 	}
 	return strings.Join(ids, ",")
+}
+
+// cancelSM is a cancel_sm for one of smppco's messages.
+func cancelSM(id string) []byte {
+	b := smppwire.HeaderOnly(smppwire.CancelSM, 0, 0)
+	b = append(b, 0)               // service_type
+	b = append(b, id...)           // message_id
+	b = append(b, 0, 5, 0)         // source TON, NPI
+	b = append(b, "SMPPCO\x00"...) // source_addr
+	b = append(b, 1, 1)            // destination TON, NPI
+	b = append(b, "61412345678\x00"...)
+	binary.BigEndian.PutUint32(b, uint32(len(b)))
+	return b
+}
+
+func TestEndToEndSMPPScheduledAndCancelled(t *testing.T) {
+	g := startGatewayWith(t, "", smppCustomer)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := smppBind(t, ctx, g, smppwire.BindTransceiver)
+
+	// Scheduled an hour from now, then withdrawn before it goes.
+	status, id, err := c.Submit(ctx, smppwire.Message{
+		SourceTON: 5, Source: "SMPPCO", DestTON: 1, DestNPI: 1, Dest: "61412345678",
+		RegisteredDelivery: 1, ShortMessage: []byte("later"),
+		ScheduleDelivery: "000000010000000R", ValidityPeriod: "000001000000000R",
+	})
+	if err != nil || status != 0 {
+		t.Fatalf("scheduled submit_sm: 0x%08X %v", status, err)
+	}
+	var resp smppwire.Frame
+	for { // the workflow records the message first
+		if resp, err = c.Call(ctx, cancelSM(id)); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status == 0 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resp.CommandID != smppwire.CancelSM|smppwire.ResponseBit || resp.Status != 0 {
+		t.Fatalf("cancel_sm_resp %+v", resp.Header)
+	}
+	fr, err := c.WaitFor(ctx, func(f smppwire.Frame) bool {
+		m, err := esme.DecodeDeliver(f)
+		return err == nil && smppwire.TLVString(m.TLVs[smppwire.TagReceiptedMessageID]) == id
+	})
+	if err != nil {
+		t.Fatalf("no receipt for the cancelled message: %v", err)
+	}
+	m, _ := esme.DecodeDeliver(fr)
+	if rt, err := smsgw.ParseReceiptText(string(m.ShortMessage)); err != nil || rt.Stat != "DELETED" {
+		t.Fatalf("receipt %q, want stat DELETED", m.ShortMessage)
+	}
+	for _, s := range g.sim.Submits() {
+		if string(s.ShortMessage) == "later" {
+			t.Fatal("a cancelled message reached the SMSC")
+		}
+	}
+
+	// A message already sent cannot be taken back.
+	sent := smppSubmit(t, ctx, c, "now")
+	waitReceipt(t, ctx, c, sent)
+	if resp, err := c.Call(ctx, cancelSM(sent)); err != nil || resp.Status != smppstatus.ESME_RCANCELFAIL {
+		t.Fatalf("cancel of a delivered message: %+v %v", resp.Header, err)
+	}
 }

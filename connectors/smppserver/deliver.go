@@ -58,6 +58,8 @@ func ReceiptStat(n activities.Notification) string {
 		return "UNDELIV"
 	case smsgw.StatusFailed:
 		return "UNDELIV"
+	case smsgw.StatusCancelled:
+		return "DELETED"
 	case smsgw.StatusExpired:
 		return "EXPIRED"
 	case smsgw.StatusRejected:

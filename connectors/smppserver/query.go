@@ -48,9 +48,10 @@ func (sess *session) lookup(f smppwire.Frame) bool {
 
 // answerLookup builds the response to a query_sm, cancel_sm or replace_sm.
 //
-// Cancelling or replacing a message is refused for now: once a message is
-// sent upstream it cannot be taken back, and before that its workflow would
-// have to be told, which it does not support yet.
+// cancel_sm withdraws a message its workflow has not handed to a connector
+// yet (a scheduled one, in practice); once it is on its way it cannot be
+// taken back. replace_sm is refused: a message's text is fixed when it is
+// accepted.
 func (s *Server) answerLookup(cmd, seq uint32, customerID string, ref messageRef, sess *session) []byte {
 	respCmd := cmd | smppwire.ResponseBit
 	failStatus := map[uint32]uint32{
@@ -86,7 +87,14 @@ func (s *Server) answerLookup(cmd, seq uint32, customerID string, ref messageRef
 		}
 		return querySMRespPDU(seq, ref.MessageID, final, MessageState(rec.Status), networkError(rec.ErrorCode))
 	case smppwire.CancelSM:
-		return fail(smppstatus.ESME_RCANCELFAIL, changeRefusal("cancelled", rec.Status))
+		if s.deps.Canceller == nil || rec.Status != smsgw.StatusAccepted {
+			return fail(smppstatus.ESME_RCANCELFAIL, changeRefusal("cancelled", rec.Status))
+		}
+		if err := s.deps.Canceller.Cancel(ctx, customerID, ref.MessageID); err != nil {
+			return fail(smppstatus.ESME_RCANCELFAIL, smsgw.ErrorMessage(err))
+		}
+		sess.log().Info("message cancelled", "message_id", ref.MessageID)
+		return smppwire.HeaderOnly(respCmd, smppstatus.ESME_ROK, seq)
 	default:
 		return fail(smppstatus.ESME_RREPLACEFAIL, changeRefusal("replaced", rec.Status))
 	}
@@ -125,6 +133,8 @@ func MessageState(s smsgw.Status) byte {
 		return StateDelivered
 	case smsgw.StatusExpired:
 		return StateExpired
+	case smsgw.StatusCancelled:
+		return StateDeleted
 	case smsgw.StatusUndeliverable, smsgw.StatusFailed:
 		return StateUndeliverable
 	case smsgw.StatusRejected:

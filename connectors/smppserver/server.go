@@ -133,6 +133,8 @@ type Deps struct {
 	Submitter smsgw.Submitter
 	// Messages answers query_sm, cancel_sm and replace_sm; nil refuses them.
 	Messages smsgw.MessageReader
+	// Canceller withdraws messages not yet sent (cancel_sm); nil refuses them.
+	Canceller smsgw.Canceller
 	// Outbox holds what is owed to receivers; nil sends nothing.
 	Outbox     Outbox
 	Logger     *slog.Logger

@@ -48,6 +48,8 @@ const (
 	MessageStatus_MESSAGE_STATUS_REJECTED MessageStatus = 6
 	// The gateway could not hand the message to any operator.
 	MessageStatus_MESSAGE_STATUS_FAILED MessageStatus = 7
+	// Cancelled by the customer before it was sent upstream (SMPP cancel_sm).
+	MessageStatus_MESSAGE_STATUS_CANCELLED MessageStatus = 8
 )
 
 // Enum value maps for MessageStatus.
@@ -61,6 +63,7 @@ var (
 		5: "MESSAGE_STATUS_EXPIRED",
 		6: "MESSAGE_STATUS_REJECTED",
 		7: "MESSAGE_STATUS_FAILED",
+		8: "MESSAGE_STATUS_CANCELLED",
 	}
 	MessageStatus_value = map[string]int32{
 		"MESSAGE_STATUS_UNSPECIFIED":   0,
@@ -71,6 +74,7 @@ var (
 		"MESSAGE_STATUS_EXPIRED":       5,
 		"MESSAGE_STATUS_REJECTED":      6,
 		"MESSAGE_STATUS_FAILED":        7,
+		"MESSAGE_STATUS_CANCELLED":     8,
 	}
 )
 
@@ -696,7 +700,7 @@ const file_smsgw_v1_messages_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"acceptedAt\x123\n" +
 	"\asent_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x123\n" +
-	"\adone_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x06doneAt*\xf9\x01\n" +
+	"\adone_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x06doneAt*\x97\x02\n" +
 	"\rMessageStatus\x12\x1e\n" +
 	"\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17MESSAGE_STATUS_ACCEPTED\x10\x01\x12\x17\n" +
@@ -705,7 +709,8 @@ const file_smsgw_v1_messages_proto_rawDesc = "" +
 	"\x1cMESSAGE_STATUS_UNDELIVERABLE\x10\x04\x12\x1a\n" +
 	"\x16MESSAGE_STATUS_EXPIRED\x10\x05\x12\x1b\n" +
 	"\x17MESSAGE_STATUS_REJECTED\x10\x06\x12\x19\n" +
-	"\x15MESSAGE_STATUS_FAILED\x10\a2\xd6\x02\n" +
+	"\x15MESSAGE_STATUS_FAILED\x10\a\x12\x1c\n" +
+	"\x18MESSAGE_STATUS_CANCELLED\x10\b2\xd6\x02\n" +
 	"\x0eMessageService\x12i\n" +
 	"\rSubmitMessage\x12\x1e.smsgw.v1.SubmitMessageRequest\x1a\x1f.smsgw.v1.SubmitMessageResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/messages\x12l\n" +
 	"\fCountMessage\x12\x1d.smsgw.v1.CountMessageRequest\x1a\x1e.smsgw.v1.CountMessageResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/messages:count\x12k\n" +
