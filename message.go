@@ -86,6 +86,8 @@ type Message struct {
 	// ReceiptRequested is set for SMPP submissions with registered_delivery:
 	// the customer wants a deliver_sm receipt on its binds.
 	ReceiptRequested bool `json:"receiptRequested,omitempty"`
+	// ReceiptOnFailureOnly narrows that to failures (registered_delivery 2).
+	ReceiptOnFailureOnly bool `json:"receiptOnFailureOnly,omitempty"`
 }
 
 // Validate checks what a customer sent. It returns an *Error with code EINVALID.

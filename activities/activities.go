@@ -157,6 +157,7 @@ func (a *Activities) notifyPlan(m smsgw.Message) NotifyPlan {
 		plan.RetryFor = cfg.RetryFor
 	}
 	plan.AllStatuses = cfg.Statuses == "all"
+	plan.SMPPFailureOnly = m.ReceiptOnFailureOnly
 	plan.Channels = cfg.Channels
 	if len(plan.Channels) == 0 {
 		if webhook {

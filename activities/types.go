@@ -83,9 +83,12 @@ const (
 // workflow never reads configuration: the channels to notify, in order, and
 // whether intermediate statuses are notified too.
 type NotifyPlan struct {
-	Channels    []string      `json:"channels"`
-	AllStatuses bool          `json:"allStatuses,omitempty"`
-	RetryFor    time.Duration `json:"retryFor"`
+	Channels    []string `json:"channels"`
+	AllStatuses bool     `json:"allStatuses,omitempty"`
+	// SMPPFailureOnly sends SMPP receipts only for final failures
+	// (registered_delivery 2).
+	SMPPFailureOnly bool          `json:"smppFailureOnly,omitempty"`
+	RetryFor        time.Duration `json:"retryFor"`
 }
 
 // SendInput is the input of the send activity.

@@ -76,6 +76,7 @@ type harness struct {
 	events   *memEvents
 	reports  *memReports
 	notifier *memNotifier
+	channels map[string]activities.Channel
 	msg      smsgw.Message
 }
 
@@ -111,9 +112,10 @@ func newHarnessWith(t *testing.T, yaml string, send func(context.Context, activi
 			AcceptedAt: env.Now(),
 		},
 	}
+	h.channels = map[string]activities.Channel{activities.ChannelWebhook: h.notifier}
 	env.RegisterActivity(&activities.Activities{
 		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: oneGSMPart{},
-		Channels: map[string]activities.Channel{activities.ChannelWebhook: h.notifier}, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+		Channels: h.channels, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	})
 	env.RegisterActivityWithOptions(send, activity.RegisterOptions{Name: activities.SendName})
 	return h
@@ -390,5 +392,22 @@ func TestScheduledMessageWaitsUntilItsTime(t *testing.T) {
 	}
 	if h.reports.rows["m1"].Status != smsgw.StatusDelivered {
 		t.Fatal("row not final")
+	}
+}
+
+func TestSMPPReceiptsOnFailureOnly(t *testing.T) {
+	for _, c := range []struct {
+		stat string
+		want int
+	}{{"DELIVRD", 0}, {"UNDELIV", 1}} {
+		h := newHarness(t, sentOK("abc"))
+		smpp := &memNotifier{}
+		h.msg.EntryPoint, h.msg.ReceiptRequested, h.msg.ReceiptOnFailureOnly = smsgw.EntrySMPP, true, true
+		h.channels[activities.ChannelSMPP] = smpp
+		h.signalAt(time.Second, c.stat, "abc")
+		h.run(t)
+		if len(smpp.sent) != c.want {
+			t.Errorf("%s: %d SMPP receipts, want %d", c.stat, len(smpp.sent), c.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 )
 
@@ -19,10 +20,11 @@ type notifier struct {
 }
 
 type notifyQueue struct {
-	channel string
-	items   []activities.Notification
-	closed  bool
-	done    bool
+	channel     string
+	failureOnly bool // only final failures go out on this channel
+	items       []activities.Notification
+	closed      bool
+	done        bool
 }
 
 func startNotifier(ctx workflow.Context, l *messageLife, plan activities.NotifyPlan) *notifier {
@@ -47,7 +49,7 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan activities.NotifyP
 	})
 	var a *activities.Activities
 	for _, ch := range plan.Channels {
-		q := &notifyQueue{channel: ch}
+		q := &notifyQueue{channel: ch, failureOnly: plan.SMPPFailureOnly && ch == activities.ChannelSMPP}
 		n.queues = append(n.queues, q)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { q.done = true }()
@@ -77,6 +79,9 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan activities.NotifyP
 // send queues a notification on every channel.
 func (n *notifier) send(note activities.Notification) {
 	for _, q := range n.queues {
+		if q.failureOnly && (!note.Status.Final() || note.Status == smsgw.StatusDelivered) {
+			continue
+		}
 		q.items = append(q.items, note)
 	}
 }

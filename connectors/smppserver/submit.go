@@ -257,14 +257,15 @@ func parseSubmission(customerID string, cmd uint32, m smppwire.Message, now time
 	}
 
 	msg := smsgw.Message{
-		EntryPoint:       smsgw.EntrySMPP,
-		CustomerID:       customerID,
-		From:             from,
-		To:               to,
-		Text:             text,
-		Validity:         validity,
-		ScheduleAt:       schedule,
-		ReceiptRequested: m.RegisteredDelivery&0x03 != 0,
+		EntryPoint:           smsgw.EntrySMPP,
+		CustomerID:           customerID,
+		From:                 from,
+		To:                   to,
+		Text:                 text,
+		Validity:             validity,
+		ScheduleAt:           schedule,
+		ReceiptRequested:     m.RegisteredDelivery&0x03 != 0,
+		ReceiptOnFailureOnly: m.RegisteredDelivery&0x03 == 2,
 	}
 	return submission{msg: msg, part: part}, nil
 }
