@@ -26,7 +26,8 @@ type Correlations interface {
 	LookupCorrelation(ctx context.Context, connectorID, upstreamID string) (smsgw.Correlation, bool, error)
 	ParkReceipt(ctx context.Context, r smsgw.Receipt) error
 	ParkedReceipts(ctx context.Context, connectorID, upstreamID string) ([]smsgw.Receipt, error)
-	DeleteParked(ctx context.Context, r smsgw.Receipt) error
+	// TakeParked removes a parked receipt, true only for the caller that removed it.
+	TakeParked(ctx context.Context, r smsgw.Receipt) (bool, error)
 	ListParked(ctx context.Context, olderThan time.Time, limit int) ([]smsgw.Receipt, error)
 	CountParked(ctx context.Context) (int64, error)
 }
@@ -165,21 +166,32 @@ func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 		return nil
 	}
 	if err := m.deliver(ctx, c, r); err != nil {
-		m.logger.Warn("parked receipt not yet delivered", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "err", err)
-		return nil
+		// Not signalled: refuse it upstream so the SMSC offers it again.
+		return err
 	}
 	m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
 	return nil
 }
 
+// deliver signals a parked receipt to its message. Both sides of the race
+// (and the rematcher) may get here for the same receipt; only the one that
+// takes it out of the parked set signals it, so the workflow gets it once.
+// If the signal then fails, the receipt is parked again for the rematcher.
 func (m *Matcher) deliver(ctx context.Context, c smsgw.Correlation, r smsgw.Receipt) error {
+	took, err := m.store.TakeParked(ctx, r)
+	if err != nil {
+		return fmt.Errorf("unpark receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
+	}
+	if !took {
+		return nil // another caller has it
+	}
 	if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil {
+		if perr := m.store.ParkReceipt(context.WithoutCancel(ctx), r); perr != nil {
+			m.logger.Error("receipt neither signalled nor parked again", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "err", perr)
+		}
 		return err
 	}
 	m.recent.add(receiptKey(r))
-	if err := m.store.DeleteParked(ctx, r); err != nil {
-		return fmt.Errorf("unpark receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
-	}
 	return nil
 }
 

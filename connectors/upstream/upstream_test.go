@@ -508,3 +508,41 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, result string) f
 	}
 	return 0
 }
+
+// TestRaceSignalsOnce runs the send side and the receipt side of the race at
+// the same time, many times over: every receipt reaches its message exactly
+// once, whichever side comes second.
+func TestRaceSignalsOnce(t *testing.T) {
+	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close(context.Background()) })
+	sig := &signals{ch: make(chan struct{}, 1000)}
+	m := NewMatcher(store, sig, testLogger(t), prometheus.NewRegistry())
+	const rounds = 40
+	for i := range rounds {
+		id := fmt.Sprintf("u%d", i)
+		c := smsgw.Correlation{ConnectorID: "race", UpstreamID: id, MessageID: "m" + id, Segment: 1, CreatedAt: time.Now()}
+		r := smsgw.Receipt{ConnectorID: "race", UpstreamID: id, Stat: "DELIVRD", ReceivedAt: time.Now()}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = m.Correlate(ctxT(t), c) }()
+		go func() { defer wg.Done(); _ = m.HandleReceipt(ctxT(t), r) }()
+		wg.Wait()
+	}
+	if err := m.RematchOnce(ctxT(t), 0); err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	sig.mu.Lock()
+	for _, id := range sig.ids {
+		per[id]++
+	}
+	sig.mu.Unlock()
+	for i := range rounds {
+		if n := per[fmt.Sprintf("mu%d", i)]; n != 1 {
+			t.Errorf("message mu%d got %d signals, want 1", i, n)
+		}
+	}
+}

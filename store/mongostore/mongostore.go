@@ -367,14 +367,16 @@ func (s *Store) ParkedReceipts(ctx context.Context, connectorID, upstreamID stri
 		bson.D{{Key: "receivedAt", Value: 1}, {Key: "parkedAt", Value: 1}, {Key: "_id", Value: 1}}, 0)
 }
 
-// DeleteParked removes a parked receipt, once its message has it. Deleting
-// one that is not there is not an error.
-func (s *Store) DeleteParked(ctx context.Context, r smsgw.Receipt) error {
+// TakeParked removes a parked receipt and reports whether this call removed
+// it. Of several callers racing to deliver the same parked receipt, exactly
+// one gets true: that one signals it.
+func (s *Store) TakeParked(ctx context.Context, r smsgw.Receipt) (bool, error) {
 	id := parkedKey(r)
-	if _, err := s.parked.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
-		return fmt.Errorf("mongostore: delete parked receipt %s: %w", id, wrap(err))
+	res, err := s.parked.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	if err != nil {
+		return false, fmt.Errorf("mongostore: take parked receipt %s: %w", id, wrap(err))
 	}
-	return nil
+	return res.DeletedCount == 1, nil
 }
 
 // ListParked returns up to limit receipts parked before olderThan, oldest

@@ -240,11 +240,11 @@ func TestParkedReceipts(t *testing.T) {
 	if l, err := s.ListParked(c, time.Now().Add(-time.Hour), 10); err != nil || len(l) != 0 {
 		t.Errorf("ListParked(older than an hour ago) = %v, %v; want none", l, err)
 	}
-	if err := s.DeleteParked(c, enroute); err != nil {
-		t.Fatalf("DeleteParked: %v", err)
+	if took, err := s.TakeParked(c, enroute); err != nil || !took {
+		t.Fatalf("TakeParked: %v %v", took, err)
 	}
-	if err := s.DeleteParked(c, enroute); err != nil {
-		t.Fatalf("DeleteParked twice: %v", err)
+	if took, err := s.TakeParked(c, enroute); err != nil || took {
+		t.Fatalf("TakeParked twice: %v %v, want false the second time", took, err)
 	}
 	got, _ = s.ParkedReceipts(c, "up1", "abc")
 	if len(got) != 1 || got[0].Stat != "DELIVRD" {
