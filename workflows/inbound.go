@@ -81,8 +81,9 @@ func InboundWorkflow(ctx workflow.Context, in InboundInput) (InboundResult, erro
 	var inbound *activities.Inbound
 	msg := in.Message
 	recordCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: recordTimeout,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+		StartToCloseTimeout:    recordTimeout,
+		ScheduleToCloseTimeout: recordRetryPeriod,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	})
 	var route activities.InboundRoute
 	if err := workflow.ExecuteLocalActivity(recordCtx, inbound.ReceiveInbound, msg).Get(ctx, &route); err != nil {
@@ -119,8 +120,9 @@ func deliverInbound(ctx workflow.Context, route activities.InboundRoute, msg act
 	var a *activities.Activities
 	notifyCtx := workflow.WithLocalActivityOptions(ctx, notifyOptions(route.Plan.RetryFor))
 	recordCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: recordTimeout,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+		StartToCloseTimeout:    recordTimeout,
+		ScheduleToCloseTimeout: recordRetryPeriod,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
 	})
 	msg.Connector = "" // customers need not know which upstream carried it
 	var failed []string

@@ -17,7 +17,11 @@ import (
 
 // Retry and timeout settings of a message's steps.
 const (
-	recordTimeout     = 10 * time.Second
+	recordTimeout = 10 * time.Second
+	// recordRetryPeriod is how long a store write is retried: long enough
+	// to outlast any outage, so a message in flight waits for its stores
+	// instead of failing.
+	recordRetryPeriod = 7 * 24 * time.Hour
 	sendAttemptTime   = time.Minute
 	sendMaxAttempts   = 10
 	notifyRetryPeriod = 24 * time.Hour
@@ -57,7 +61,8 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	// Store writes retry until the stores are back: a message in flight is never given up
 	// because a database was down for a while.
 	recordCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: recordTimeout,
+		StartToCloseTimeout:    recordTimeout,
+		ScheduleToCloseTimeout: recordRetryPeriod,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        200 * time.Millisecond,
 			BackoffCoefficient:     2,

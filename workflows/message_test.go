@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -39,13 +40,18 @@ func (m *memEvents) AppendEvents(_ context.Context, evs ...smsgw.Event) error {
 }
 
 type memReports struct {
-	mu   sync.Mutex
-	rows map[string]smsgw.MessageRecord
+	mu       sync.Mutex
+	rows     map[string]smsgw.MessageRecord
+	failures int // the next this many writes fail, as if the database were down
 }
 
 func (m *memReports) UpsertMessage(_ context.Context, r smsgw.MessageRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failures > 0 {
+		m.failures--
+		return errors.New("reporting database unreachable")
+	}
 	if old, ok := m.rows[r.ID]; ok && old.Status.Rank() > r.Status.Rank() {
 		return nil
 	}
@@ -410,4 +416,11 @@ func TestSMPPReceiptsOnFailureOnly(t *testing.T) {
 			t.Errorf("%s: %d SMPP receipts, want %d", c.stat, len(smpp.sent), c.want)
 		}
 	}
+}
+
+func TestStoreOutageDelaysButDoesNotFail(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	h.reports.failures = 14 // several minutes of retries with backoff, past any single attempt's timeout
+	h.signalAt(30*time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
 }

@@ -44,8 +44,9 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan activities.NotifyP
 		},
 	})
 	recordCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: recordTimeout,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+		StartToCloseTimeout:    recordTimeout,
+		ScheduleToCloseTimeout: recordRetryPeriod,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
 	})
 	var a *activities.Activities
 	for _, ch := range plan.Channels {
