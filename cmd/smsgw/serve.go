@@ -41,6 +41,8 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 	logger := s.logger(stderr).With("role", role)
 	runs := func(r string) bool { return role == "all" || role == r }
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 
 	live, err := config.NewLive(s.configPath, logger)
 	if err != nil {
@@ -204,15 +206,18 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		spawn("probes", func(ctx context.Context) error { return serveProbes(ctx, s.httpAddr, reg, ready) })
 	}
 
+	// Run until asked to stop or until a part fails; either way, stop every
+	// part and let the work in flight finish before the stores close.
+	var failed error
 	select {
 	case <-ctx.Done():
-	case err := <-errs:
-		logger.Error("stopping", "err", err)
-		return err
+	case failed = <-errs:
+		logger.Error("stopping: a part failed", "err", failed)
 	}
+	stop()
 	logger.Info("stopping: draining work in flight")
 	wg.Wait()
-	return nil
+	return failed
 }
 
 // app is what every role is built from.
