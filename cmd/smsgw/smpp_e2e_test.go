@@ -232,3 +232,34 @@ func TestEndToEndSMPPScheduledAndCancelled(t *testing.T) {
 		t.Fatalf("cancel of a delivered message: %+v %v", resp.Header, err)
 	}
 }
+
+// TestEndToEndMOToSMPPBind sends a mobile-originated message from the
+// upstream SMSC to a number an SMPP customer owns: it arrives as a
+// deliver_sm (esm_class 0) on the customer's receiver bind.
+func TestEndToEndMOToSMPPBind(t *testing.T) {
+	g := startGatewayWith(t, "", gatewayExtras{customers: `  - id: smppco
+    smpp: {systemId: smppco, password: "plain:smpp-pw"}
+    numbers: [{number: "+61400000099"}]
+    notify: {channels: [smpp]}
+`})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rx := smppBind(t, ctx, g, smppwire.BindReceiver)
+	if err := g.sim.WaitBinds(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.sim.InjectMO(ctx, "61412345678", "61400000099", 0, 0, []byte("Hello from a phone")); err != nil {
+		t.Fatal(err)
+	}
+	fr, err := rx.WaitFor(ctx, func(f smppwire.Frame) bool {
+		m, err := esme.DecodeDeliver(f)
+		return err == nil && m.ESMClass&0x3C == 0 && string(m.ShortMessage) == "Hello from a phone"
+	})
+	if err != nil {
+		t.Fatalf("no MO deliver_sm on the customer's bind: %v", err)
+	}
+	m, _ := esme.DecodeDeliver(fr)
+	if m.Source != "61412345678" || m.Dest != "61400000099" {
+		t.Fatalf("MO deliver_sm from %q to %q", m.Source, m.Dest)
+	}
+}
