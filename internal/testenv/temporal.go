@@ -20,6 +20,7 @@ import (
 // when the test ends. Nothing is ever downloaded.
 func TemporalAddress(t testing.TB) string {
 	t.Helper()
+	skipShort(t, "the Temporal dev server")
 	path := os.Getenv("SMSGW_TEMPORAL_CLI")
 	if path == "" {
 		root, err := repoRoot()

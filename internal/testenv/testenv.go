@@ -50,6 +50,7 @@ const startTimeout = 60 * time.Second
 // ends. Pair it with MongoDatabase so tests do not see each other's data.
 func MongoURI(t testing.TB) string {
 	t.Helper()
+	skipShort(t, "a MongoDB-wire server")
 	if uri := os.Getenv(EnvMongoURI); uri != "" {
 		return uri
 	}
@@ -71,6 +72,7 @@ func MongoDatabase(t testing.TB) string {
 // returns a DSN for it with parseTime=true&loc=UTC.
 func MySQLDSN(t testing.TB) string {
 	t.Helper()
+	skipShort(t, "a MySQL server")
 	base := os.Getenv(EnvMySQLDSN)
 	if base == "" {
 		base = DefaultMySQLDSN
@@ -131,6 +133,7 @@ func (d *DevDB) Stop() { d.stop() }
 // when the test ends.
 func StartDevDB(t testing.TB, args ...string) *DevDB {
 	t.Helper()
+	skipShort(t, "devdb")
 	bin, err := devdbBinary()
 	if err != nil {
 		t.Fatalf("testenv: devdb is not available (set %s): %v", EnvDevDB, err)
@@ -322,4 +325,13 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// skipShort skips a test that needs a real server when tests run with
+// -short (`make unit`); `make test` runs them all.
+func skipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s; run without -short", what)
+	}
 }

@@ -16,6 +16,9 @@ import (
 )
 
 func TestMySQLDSNGivesAFreshDatabaseAndDropsIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a MySQL server; run without -short")
+	}
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
