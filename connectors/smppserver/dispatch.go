@@ -31,10 +31,17 @@ func (s *Server) startDelivering(customerID string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &dispatcher{srv: s, customerID: customerID, wake: make(chan struct{}, 1), stop: cancel}
+	d := &dispatcher{srv: s, customerID: customerID, wake: make(chan struct{}, claimers), stop: cancel}
 	s.dispatchers[customerID] = d
-	go d.run(ctx)
+	// Several claimers hide the store's round trips; the outbox's leases
+	// keep each item to one of them.
+	for range claimers {
+		go d.run(ctx)
+	}
 }
+
+// claimers is how many outbox claims a customer's dispatcher has under way at once.
+const claimers = 4
 
 // stopDispatcherIfIdle stops a customer's dispatcher when none of its
 // sessions here can receive any more. s.mu is held.
@@ -70,9 +77,12 @@ func (s *Server) receiverWithSlot(customerID string) *session {
 }
 
 func (d *dispatcher) kick() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	for range claimers {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+			return
+		}
 	}
 }
 

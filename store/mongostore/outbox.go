@@ -60,6 +60,19 @@ type OutboxItem struct {
 // OutboxLeasesCollection records who claimed which attempt of an item.
 const OutboxLeasesCollection = "smpp_outbox_leases"
 
+// OutboxSentCollection remembers the items already delivered, until they
+// expire, so a retried Put does not deliver one again. Delivered items leave
+// the outbox itself, so claims only ever look through what is pending.
+const OutboxSentCollection = "smpp_outbox_sent"
+
+// sentDoc is the memory of one delivered item.
+type sentDoc struct {
+	ID         string    `bson:"_id"`
+	CustomerID string    `bson:"customerId"`
+	SentAt     time.Time `bson:"sentAt"`
+	ExpiresAt  time.Time `bson:"expiresAt"`
+}
+
 // Outbox is the smpp_outbox collection. It needs neither transactions nor
 // change streams, and does not rely on findOneAndUpdate being atomic
 // (FerretDB v1's is not): a replica claims attempt n of an item by
@@ -68,6 +81,7 @@ const OutboxLeasesCollection = "smpp_outbox_leases"
 type Outbox struct {
 	coll   *mongo.Collection
 	leases *mongo.Collection
+	sent   *mongo.Collection
 	now    func() time.Time
 }
 
@@ -81,7 +95,12 @@ type leaseDoc struct {
 
 // Outbox returns the outbox, creating its indexes.
 func (s *Store) Outbox(ctx context.Context) (*Outbox, error) {
-	o := &Outbox{coll: s.db.Collection(OutboxCollection), leases: s.db.Collection(OutboxLeasesCollection), now: s.now}
+	o := &Outbox{
+		coll:   s.db.Collection(OutboxCollection),
+		leases: s.db.Collection(OutboxLeasesCollection),
+		sent:   s.db.Collection(OutboxSentCollection),
+		now:    s.now,
+	}
 	indexes := []struct {
 		coll *mongo.Collection
 		name string
@@ -90,6 +109,7 @@ func (s *Store) Outbox(ctx context.Context) (*Outbox, error) {
 		{o.coll, "customerId_createdAt", bson.D{{Key: "customerId", Value: 1}, {Key: "createdAt", Value: 1}}},
 		{o.coll, "expiresAt", bson.D{{Key: "expiresAt", Value: 1}}},
 		{o.leases, "itemId", bson.D{{Key: "itemId", Value: 1}}},
+		{o.sent, "expiresAt", bson.D{{Key: "expiresAt", Value: 1}}},
 	}
 	for _, ix := range indexes {
 		_, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)})
@@ -106,17 +126,27 @@ func (o *Outbox) Put(ctx context.Context, items ...OutboxItem) error {
 	if len(items) == 0 {
 		return nil
 	}
-	docs := make([]any, len(items))
+	docs := make([]any, 0, len(items))
 	for i, it := range items {
 		if it.ID == "" || it.CustomerID == "" || len(it.PDU) == 0 {
 			return smsgw.Errorf(smsgw.EINVALID, "outbox item %d has no ID, customer or PDU", i)
+		}
+		delivered, err := o.sent.CountDocuments(ctx, bson.D{{Key: "_id", Value: it.ID}})
+		if err != nil {
+			return fmt.Errorf("mongostore: put outbox item %s: %w", it.ID, wrap(err))
+		}
+		if delivered > 0 {
+			continue // a retried write of something already delivered
 		}
 		if it.CreatedAt.IsZero() {
 			it.CreatedAt = o.now()
 		}
 		it.CreatedAt, it.ExpiresAt, it.LeaseUntil = it.CreatedAt.UTC(), it.ExpiresAt.UTC(), time.Unix(0, 0).UTC()
 		it.LeaseOwner, it.Attempts, it.State, it.SentAt = "", 0, OutboxPending, time.Time{}
-		docs[i] = it
+		docs = append(docs, it)
+	}
+	if len(docs) == 0 {
+		return nil
 	}
 	_, err := o.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	if err != nil && !onlyDuplicates(err) {
@@ -208,22 +238,31 @@ func (o *Outbox) takeLease(ctx context.Context, it OutboxItem, owner string, now
 
 func leaseID(itemID string, attempt int) string { return fmt.Sprintf("%s:%d", itemID, attempt) }
 
-// Ack marks an item its owner has delivered as sent. An item whose lease
-// another replica has taken since is left alone; done reports whether it
-// was marked.
+// Ack records an item its owner has delivered as sent and takes it out of
+// the outbox. An item whose lease another replica has taken since is left
+// alone; done reports whether it was this owner's.
 func (o *Outbox) Ack(ctx context.Context, id, owner string) (done bool, err error) {
-	res, err := o.coll.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "leaseOwner", Value: owner}, {Key: "state", Value: OutboxPending}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "state", Value: OutboxSent}, {Key: "sentAt", Value: o.now().UTC()}, {Key: "leaseOwner", Value: ""},
-		}}})
-	if err != nil {
+	var it OutboxItem
+	err = o.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "leaseOwner", Value: owner}, {Key: "state", Value: OutboxPending}},
+		options.FindOne().SetProjection(bson.D{{Key: "pdu", Value: 0}})).Decode(&it)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, nil
+	case err != nil:
 		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, wrap(err))
 	}
-	if res.MatchedCount == 1 {
-		o.dropLeases(ctx, id)
+	// Remembered first, removed second, so a retried Put never brings a
+	// delivered item back; a crash in between leaves it pending as well,
+	// and the customer may get that one deliver_sm twice.
+	doc := sentDoc{ID: id, CustomerID: it.CustomerID, SentAt: o.now().UTC(), ExpiresAt: it.ExpiresAt}
+	if _, err := o.sent.InsertOne(ctx, doc); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, wrap(err))
 	}
-	return res.MatchedCount == 1, nil
+	if _, err := o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, wrap(err))
+	}
+	o.dropLeases(ctx, id)
+	return true, nil
 }
 
 // dropLeases removes the lease documents of an item that is gone. Leftovers
@@ -258,6 +297,9 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]Outbox
 	var items []OutboxItem
 	if err := cur.All(ctx, &items); err != nil {
 		return nil, fmt.Errorf("mongostore: find expired outbox items: %w", wrap(err))
+	}
+	if _, err := o.sent.DeleteMany(ctx, filter); err != nil {
+		return nil, fmt.Errorf("mongostore: forget delivered outbox items: %w", wrap(err))
 	}
 	expired := items[:0]
 	for _, it := range items {
@@ -300,14 +342,23 @@ func (o *Outbox) Pending(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
-// Get returns one item; ok is false when there is none.
+// Get returns one item, pending or delivered (a delivered item comes back
+// without its PDU); ok is false when there is none.
 func (o *Outbox) Get(ctx context.Context, id string) (it OutboxItem, ok bool, err error) {
 	err = o.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&it)
+	switch {
+	case err == nil:
+		return it, true, nil
+	case !errors.Is(err, mongo.ErrNoDocuments):
+		return OutboxItem{}, false, fmt.Errorf("mongostore: get outbox item %s: %w", id, wrap(err))
+	}
+	var s sentDoc
+	err = o.sent.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&s)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return OutboxItem{}, false, nil
 	case err != nil:
 		return OutboxItem{}, false, fmt.Errorf("mongostore: get outbox item %s: %w", id, wrap(err))
 	}
-	return it, true, nil
+	return OutboxItem{ID: s.ID, CustomerID: s.CustomerID, State: OutboxSent, SentAt: s.SentAt, ExpiresAt: s.ExpiresAt}, true, nil
 }
