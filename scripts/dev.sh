@@ -59,6 +59,7 @@ pids+=($!)
 sed "s|@UPSTREAM@|$upstream|" scripts/dev-config.yaml >"$DATA/config.yaml"
 wait_port 127.0.0.1 7233 "Temporal"
 "$BIN/smsgw" all -config "$DATA/config.yaml" -http-addr 127.0.0.1:8080 -grpc-addr 127.0.0.1:9090 \
+  -smpp-addr 127.0.0.1:2775 -smtp-addr 127.0.0.1:2525 \
   -log-format text >"$DATA/smsgw.log" 2>&1 &
 pids+=($!)
 wait_port 127.0.0.1 8080 "smsgw"
@@ -72,7 +73,8 @@ smsgw is running (logs in .data/*.log; Ctrl-C stops everything)
   Temporal UI http://127.0.0.1:8233   (search: CustomerId = "demo")
   upstream    $upstream $( [ -z "${UPSTREAM:-}" ] && echo "(SMSC simulator, receipts after 500ms)")
   webhooks    printed below by the webhook sink at http://127.0.0.1:8099
-  SMPP login  demo / demo1234 (for the SMPP entry point)
+  SMPP        127.0.0.1:2775   (system_id demo, password demo1234)
+  email       127.0.0.1:2525   (mail <msisdn>@sms.localhost from demo@example.com)
 
 Try:
   curl -s -X POST http://127.0.0.1:8080/v1/messages -H 'Authorization: Bearer demo-key' \\
