@@ -22,6 +22,7 @@ const (
 	EventSent      = "sent"
 	EventSendError = "send_error"
 	EventRerouted  = "rerouted"
+	EventReplaced  = "replaced"
 	EventReceipt   = "receipt"
 	EventFinal     = "final"
 	EventNotified  = "notified"

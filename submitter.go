@@ -1,6 +1,9 @@
 package smsgw
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Accepted is the answer to a submission: the message is durable from here on.
 type Accepted struct {
@@ -26,6 +29,13 @@ type Submitter interface {
 // way or final, and ENOTFOUND when the customer has no such message.
 type Canceller interface {
 	Cancel(ctx context.Context, customerID, messageID string) error
+}
+
+// Replacer changes the text, and optionally the schedule, of a message that
+// has not been sent upstream yet. Errors are as for Canceller, plus EINVALID
+// for a text that cannot be sent.
+type Replacer interface {
+	Replace(ctx context.Context, customerID, messageID, text string, scheduleAt time.Time) error
 }
 
 // MessageReader reads a message's current state. It returns an *Error with

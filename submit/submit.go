@@ -227,8 +227,28 @@ func (h *Health) Check(ctx context.Context) error {
 // Cancel implements smsgw.Canceller: it asks the message's workflow to
 // withdraw it, which the workflow refuses once the message is on its way.
 func (s *Service) Cancel(ctx context.Context, customerID, messageID string) error {
+	return s.change(ctx, customerID, messageID, workflows.UpdateCancel)
+}
+
+// Replace implements smsgw.Replacer: the new text is checked as a submission
+// would be, then the message's workflow takes it unless the message is
+// already on its way.
+func (s *Service) Replace(ctx context.Context, customerID, messageID, text string, scheduleAt time.Time) error {
+	probe := smsgw.Message{CustomerID: customerID, From: "check", To: "+61400000000", Text: text}
+	if err := probe.Validate(); err != nil {
+		return err
+	}
+	if _, _, err := s.counter.Count(text, customerID); err != nil {
+		return smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
+	}
+	return s.change(ctx, customerID, messageID, workflows.UpdateReplace, workflows.ReplaceRequest{Text: text, ScheduleAt: scheduleAt})
+}
+
+// change runs an update on a message's workflow after checking that the
+// message is the customer's.
+func (s *Service) change(ctx context.Context, customerID, messageID, update string, args ...any) error {
 	if s.messages == nil {
-		return smsgw.Errorf(smsgw.EINTERNAL, "cancelling is not configured")
+		return smsgw.Errorf(smsgw.EINTERNAL, "changing messages is not configured")
 	}
 	rec, err := s.messages.GetMessage(ctx, messageID)
 	if err != nil {
@@ -239,7 +259,8 @@ func (s *Service) Cancel(ctx context.Context, customerID, messageID string) erro
 	}
 	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   messageID,
-		UpdateName:   workflows.UpdateCancel,
+		UpdateName:   update,
+		Args:         args,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
@@ -250,7 +271,7 @@ func (s *Service) Cancel(ctx context.Context, customerID, messageID string) erro
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrCannotCancel:
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrCannotChange:
 		return smsgw.Errorf(smsgw.ECONFLICT, "%s", appErr.Message())
 	case errors.As(err, &notFound), strings.Contains(err.Error(), "already completed"):
 		return smsgw.Errorf(smsgw.ECONFLICT, "the message is already final (%s)", rec.Status)

@@ -46,15 +46,26 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		return MessageResult{}, err
 	}
 	receipts := workflow.GetSignalChannel(ctx, SignalReceipt)
+	notSentYet := func() error {
+		if life.sending || life.status.Final() {
+			return temporal.NewApplicationError("the message is already "+life.stage(), ErrCannotChange)
+		}
+		return nil
+	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel, func(workflow.Context) error {
 		life.cancelled = true
 		return nil
-	}, workflow.UpdateHandlerOptions{Validator: func() error {
-		if life.sending || life.status.Final() {
-			return temporal.NewApplicationError("the message is already "+life.stage(), ErrCannotCancel)
+	}, workflow.UpdateHandlerOptions{Validator: notSentYet}); err != nil {
+		return MessageResult{}, err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReplace, func(_ workflow.Context, r ReplaceRequest) error {
+		life.msg.Text = r.Text
+		if !r.ScheduleAt.IsZero() {
+			life.msg.ScheduleAt = r.ScheduleAt
 		}
+		life.replaced = true
 		return nil
-	}}); err != nil {
+	}, workflow.UpdateHandlerOptions{Validator: func(ReplaceRequest) error { return notSentYet() }}); err != nil {
 		return MessageResult{}, err
 	}
 
@@ -90,14 +101,30 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	life.encoding, life.segments = prep.Encoding, len(prep.Parts)
 	life.notify = startNotifier(ctx, life, prep.Notify)
 
-	// A scheduled message waits, durably, until it may go or is cancelled.
-	if wait := m.ScheduleAt.Sub(workflow.Now(ctx)); !m.ScheduleAt.IsZero() && wait > 0 {
-		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return life.cancelled }); err != nil {
+	// A scheduled message waits, durably, until it may go; until then the
+	// customer may cancel it, or replace its text or schedule.
+	for {
+		if life.cancelled {
+			return life.end(ctx, recordCtx, smsgw.StatusCancelled, "CANCELLED", "cancelled by the customer before it was sent")
+		}
+		if life.replaced {
+			life.replaced = false
+			life.pending = append(life.pending, life.event(ctx, smsgw.EventReplaced, "replaced-"+strconv.Itoa(life.seq), map[string]any{
+				"scheduleAt": life.msg.ScheduleAt,
+			}))
+			if err := workflow.ExecuteLocalActivity(recordCtx, a.Prepare, activities.PrepareInput{Message: life.msg, Seq: life.nextSeq()}).Get(ctx, &prep); err != nil {
+				return life.end(ctx, recordCtx, smsgw.StatusRejected, activities.ErrTypeInvalid, rootMessage(err))
+			}
+			life.nextSeq()
+			life.encoding, life.segments = prep.Encoding, len(prep.Parts)
+		}
+		wait := life.msg.ScheduleAt.Sub(workflow.Now(ctx))
+		if life.msg.ScheduleAt.IsZero() || wait <= 0 {
+			break
+		}
+		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return life.cancelled || life.replaced }); err != nil {
 			return MessageResult{}, err
 		}
-	}
-	if life.cancelled {
-		return life.end(ctx, recordCtx, smsgw.StatusCancelled, "CANCELLED", "cancelled by the customer before it was sent")
 	}
 	life.sending = true
 
@@ -240,11 +267,12 @@ type messageLife struct {
 	pending     []smsgw.Event // events not yet recorded
 	notify      *notifier
 	cancelled   bool // the customer withdrew it (UpdateCancel)
+	replaced    bool // the customer changed it (UpdateReplace); not yet re-encoded
 	sending     bool // handed to a connector: too late to cancel
 }
 
-// ErrCannotCancel is the error type of a refused UpdateCancel.
-const ErrCannotCancel = "CannotCancel"
+// ErrCannotChange is the error type of a refused UpdateCancel or UpdateReplace.
+const ErrCannotChange = "CannotCancel"
 
 // stage names where the message is, for refusals.
 func (l *messageLife) stage() string {

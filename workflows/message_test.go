@@ -424,3 +424,49 @@ func TestStoreOutageDelaysButDoesNotFail(t *testing.T) {
 	h.signalAt(30*time.Minute, "DELIVRD", "abc")
 	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
 }
+
+// updateResult records how an update ended.
+type updateResult struct{ rejected, completed error }
+
+func (u *updateResult) Accept()                   {}
+func (u *updateResult) Reject(err error)          { u.rejected = err }
+func (u *updateResult) Complete(_ any, err error) { u.completed = err }
+
+func TestScheduledMessageReplacedThenCancelRefusedOnceSent(t *testing.T) {
+	var sentText string
+	var h *harness
+	h = newHarness(t, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		sentText = string(in.Parts[0].ShortMessage)
+		return activities.SendResult{UpstreamIDs: []string{"abc"}, SentAt: time.Now()}, nil
+	})
+	h.msg.Validity = 3 * time.Hour
+	h.msg.ScheduleAt = h.msg.AcceptedAt.Add(time.Hour)
+	replaced, lateCancel := &updateResult{}, &updateResult{}
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(UpdateReplace, "r1", replaced, ReplaceRequest{Text: "new words"})
+	}, 10*time.Minute)
+	h.env.RegisterDelayedCallback(func() { h.env.UpdateWorkflow(UpdateCancel, "c1", lateCancel) }, 70*time.Minute)
+	h.signalAt(80*time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if replaced.rejected != nil || replaced.completed != nil || sentText != "new words" {
+		t.Fatalf("replace: %v %v; sent %q", replaced.rejected, replaced.completed, sentText)
+	}
+	if lateCancel.rejected == nil {
+		t.Fatal("a cancel after the message was sent must be refused")
+	}
+}
+
+func TestScheduledMessageCancelled(t *testing.T) {
+	sent := false
+	h := newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {
+		sent = true
+		return activities.SendResult{UpstreamIDs: []string{"abc"}}, nil
+	})
+	h.msg.Validity = 3 * time.Hour
+	h.msg.ScheduleAt = h.msg.AcceptedAt.Add(time.Hour)
+	h.env.RegisterDelayedCallback(func() { h.env.UpdateWorkflow(UpdateCancel, "c1", &updateResult{}) }, 10*time.Minute)
+	h.assertFinal(t, h.run(t), smsgw.StatusCancelled)
+	if sent {
+		t.Fatal("a cancelled message was sent")
+	}
+}

@@ -4,6 +4,8 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/smsgw/smsgw"
@@ -26,6 +28,17 @@ const QueryStatus = "status"
 // UpdateCancel withdraws a message not yet sent upstream. It is refused once
 // the message is on its way.
 const UpdateCancel = "cancel"
+
+// UpdateReplace changes the text (and optionally the schedule) of a message
+// not yet sent upstream (ReplaceRequest). It is refused once the message is
+// on its way.
+const UpdateReplace = "replace"
+
+// ReplaceRequest is the payload of UpdateReplace.
+type ReplaceRequest struct {
+	Text       string    `json:"text"`
+	ScheduleAt time.Time `json:"scheduleAt,omitzero"`
+}
 
 // Search attributes set on every message workflow, so support staff can find
 // messages in the Temporal UI. No phone number or text ever goes here: search

@@ -34,6 +34,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 		Config:     a.config,
 		Submitter:  a.submitter,
 		Canceller:  a.submitter,
+		Replacer:   a.submitter,
 		Messages:   &submit.Reader{Reports: a.reports, Temporal: a.temporal},
 		Outbox:     outbox,
 		Logger:     a.logger,

@@ -263,3 +263,59 @@ func TestEndToEndMOToSMPPBind(t *testing.T) {
 		t.Fatalf("MO deliver_sm from %q to %q", m.Source, m.Dest)
 	}
 }
+
+// replaceSM is a replace_sm giving one of smppco's messages a new text and schedule.
+func replaceSM(id, schedule, text string) []byte {
+	b := smppwire.HeaderOnly(smppwire.ReplaceSM, 0, 0)
+	b = append(b, id...)
+	b = append(b, 0, 5, 0)               // message_id end; source TON, NPI
+	b = append(b, "SMPPCO\x00"...)       // source_addr
+	b = append(b, schedule...)           // schedule_delivery_time
+	b = append(b, 0, 0)                  // end of it; validity_period (unchanged)
+	b = append(b, 1, 0, byte(len(text))) // registered_delivery, sm_default_msg_id, sm_length
+	b = append(b, text...)
+	binary.BigEndian.PutUint32(b, uint32(len(b)))
+	return b
+}
+
+func TestEndToEndSMPPReplace(t *testing.T) {
+	g := startGatewayWith(t, "", smppCustomer)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := smppBind(t, ctx, g, smppwire.BindTransceiver)
+	status, id, err := c.Submit(ctx, smppwire.Message{
+		SourceTON: 5, Source: "SMPPCO", DestTON: 1, DestNPI: 1, Dest: "61412345678",
+		RegisteredDelivery: 1, ShortMessage: []byte("first draft"),
+		ScheduleDelivery: "000000010000000R", ValidityPeriod: "000001000000000R",
+	})
+	if err != nil || status != 0 {
+		t.Fatalf("scheduled submit_sm: 0x%08X %v", status, err)
+	}
+	// New text, and go in 2 seconds instead of an hour.
+	var resp smppwire.Frame
+	for {
+		if resp, err = c.Call(ctx, replaceSM(id, "000000000002000R", "final words")); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status == 0 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resp.CommandID != smppwire.ReplaceSM|smppwire.ResponseBit || resp.Status != 0 {
+		t.Fatalf("replace_sm_resp %+v", resp.Header)
+	}
+	waitReceipt(t, ctx, c, id)
+	var texts []string
+	for _, s := range g.sim.Submits() {
+		if s.SourceAddr == "SMPPCO" {
+			texts = append(texts, string(s.ShortMessage))
+		}
+	}
+	if len(texts) != 1 || texts[0] != "final words" {
+		t.Fatalf("the SMSC got %q, want only the replaced text", texts)
+	}
+	if resp, err := c.Call(ctx, replaceSM(id, "", "too late")); err != nil || resp.Status != smppstatus.ESME_RREPLACEFAIL {
+		t.Fatalf("replace of a delivered message: %+v %v", resp.Header, err)
+	}
+}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/segment"
 )
 
 // lookup handles query_sm, cancel_sm and replace_sm, which read a message's
@@ -48,10 +50,9 @@ func (sess *session) lookup(f smppwire.Frame) bool {
 
 // answerLookup builds the response to a query_sm, cancel_sm or replace_sm.
 //
-// cancel_sm withdraws a message its workflow has not handed to a connector
-// yet (a scheduled one, in practice); once it is on its way it cannot be
-// taken back. replace_sm is refused: a message's text is fixed when it is
-// accepted.
+// cancel_sm withdraws, and replace_sm changes the text and schedule of, a
+// message its workflow has not handed to a connector yet (a scheduled one,
+// in practice); once it is on its way neither can take it back.
 func (s *Server) answerLookup(cmd, seq uint32, customerID string, ref messageRef, sess *session) []byte {
 	respCmd := cmd | smppwire.ResponseBit
 	failStatus := map[uint32]uint32{
@@ -96,7 +97,26 @@ func (s *Server) answerLookup(cmd, seq uint32, customerID string, ref messageRef
 		sess.log().Info("message cancelled", "message_id", ref.MessageID)
 		return smppwire.HeaderOnly(respCmd, smppstatus.ESME_ROK, seq)
 	default:
-		return fail(smppstatus.ESME_RREPLACEFAIL, changeRefusal("replaced", rec.Status))
+		if s.deps.Replacer == nil || rec.Status != smsgw.StatusAccepted {
+			return fail(smppstatus.ESME_RREPLACEFAIL, changeRefusal("replaced", rec.Status))
+		}
+		// replace_sm carries no data_coding: its short_message is in the
+		// SMSC default alphabet.
+		text, _, err := segment.DecodePayload(0, 0, ref.ShortMessage)
+		if err != nil || text == "" {
+			return fail(smppstatus.ESME_RINVMSGLEN, "short_message is empty or not in the default alphabet")
+		}
+		var at time.Time
+		if ref.ScheduleDelivery != "" {
+			if at, err = ParseTime(ref.ScheduleDelivery, s.cfg.Now()); err != nil {
+				return fail(smppstatus.ESME_RINVSCHED, "schedule_delivery_time: "+err.Error())
+			}
+		}
+		if err := s.deps.Replacer.Replace(ctx, customerID, ref.MessageID, text, at); err != nil {
+			return fail(smppstatus.ESME_RREPLACEFAIL, smsgw.ErrorMessage(err))
+		}
+		sess.log().Info("message replaced", "message_id", ref.MessageID)
+		return smppwire.HeaderOnly(respCmd, smppstatus.ESME_ROK, seq)
 	}
 }
 

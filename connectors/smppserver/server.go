@@ -135,6 +135,8 @@ type Deps struct {
 	Messages smsgw.MessageReader
 	// Canceller withdraws messages not yet sent (cancel_sm); nil refuses them.
 	Canceller smsgw.Canceller
+	// Replacer changes messages not yet sent (replace_sm); nil refuses them.
+	Replacer smsgw.Replacer
 	// Outbox holds what is owed to receivers; nil sends nothing.
 	Outbox     Outbox
 	Logger     *slog.Logger
