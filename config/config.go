@@ -312,6 +312,16 @@ func (c *Config) Validate() error {
 		if _, err := segment.ParseEncoding(cu.Encoding.Force); err != nil || cu.Encoding.MaxSegments < 0 || cu.Encoding.MaxSegments > segment.MaxSegmentsLimit {
 			bad(cu.line, "customer %q: encoding.force must be GSM7, UCS2, LATIN1 or IA5, and maxSegments between 0 and %d", cu.ID, segment.MaxSegmentsLimit)
 		}
+		for _, a := range cu.AllowedSenders {
+			if len(a) > 2 && strings.HasPrefix(a, "/") && strings.HasSuffix(a, "/") {
+				if _, err := regexp.Compile(a[1 : len(a)-1]); err != nil {
+					bad(cu.line, "customer %q: allowedSenders %q is not a valid regular expression: %v", cu.ID, a, err)
+				}
+			}
+		}
+		if cu.TPS < 0 {
+			bad(cu.line, "customer %q: tps must not be negative", cu.ID)
+		}
 		if cu.Validity < 0 || cu.Validity > smsgw.MaxValidity {
 			bad(cu.line, "customer %q: validity must be between 0 and %s", cu.ID, smsgw.MaxValidity)
 		}

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/time/rate"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/config"
@@ -41,6 +43,7 @@ type Service struct {
 	counter    Counter
 	health     *Health
 	eagerStart bool
+	limits     limits
 	now        func() time.Time
 	logger     *slog.Logger
 	results    *prometheus.CounterVec
@@ -68,7 +71,7 @@ func New(o Options) *Service {
 		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
-			Help: "Submissions by entry point and result (accepted, duplicate, invalid, unavailable, error).",
+			Help: "Submissions by entry point and result (accepted, duplicate, invalid, throttled, unavailable, error).",
 		}, []string{"entry_point", "result"}),
 	}
 	o.Registerer.MustRegister(s.results)
@@ -84,6 +87,8 @@ func (s *Service) Submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		result = "invalid"
 	case err != nil && smsgw.ErrorCode(err) == smsgw.EUNAVAILABLE:
 		result = "unavailable"
+	case err != nil && smsgw.ErrorCode(err) == smsgw.ETHROTTLED:
+		result = "throttled"
 	case err != nil:
 		result = "error"
 	case acc.Existing:
@@ -100,6 +105,13 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	}
 	if err := m.Validate(); err != nil {
 		return smsgw.Accepted{}, err
+	}
+	cfg, _ := s.customerConfig(customer.ID)
+	if !senderAllowed(cfg.AllowedSenders, m.From) {
+		return smsgw.Accepted{}, smsgw.Errorf(smsgw.EINVALID, "from %q is not one of the customer's allowed senders", m.From)
+	}
+	if !s.limits.allow(customer.ID, cfg.TPS) {
+		return smsgw.Accepted{}, smsgw.Errorf(smsgw.ETHROTTLED, "over the account's limit of %g submissions per second", cfg.TPS)
 	}
 	m.To, _ = smsgw.NormalizeMSISDN(m.To)
 	if m.Validity == 0 {
@@ -155,12 +167,60 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 }
 
 func (s *Service) customerValidity(id string) time.Duration {
+	c, _ := s.customerConfig(id)
+	return c.Validity
+}
+
+func (s *Service) customerConfig(id string) (config.Customer, bool) {
 	for _, c := range s.config.Config().Customers {
 		if c.ID == id {
-			return c.Validity
+			return c, true
 		}
 	}
-	return 0
+	return config.Customer{}, false
+}
+
+// senderAllowed reports whether from is one of the allowed senders: exact
+// names or numbers, or regular expressions written between slashes. No list
+// allows every sender.
+func senderAllowed(allowed []string, from string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	for _, a := range allowed {
+		if len(a) > 2 && strings.HasPrefix(a, "/") && strings.HasSuffix(a, "/") {
+			if re, err := regexp.Compile(a[1 : len(a)-1]); err == nil && re.MatchString(from) {
+				return true
+			}
+		} else if a == from {
+			return true
+		}
+	}
+	return false
+}
+
+// limits holds a token bucket per customer, for the customer's tps across
+// every entry point of this process. A changed tps takes effect at once.
+type limits struct {
+	mu sync.Mutex
+	by map[string]*rate.Limiter
+}
+
+func (l *limits) allow(customerID string, tps float64) bool {
+	if tps <= 0 {
+		return true
+	}
+	l.mu.Lock()
+	lim := l.by[customerID]
+	if lim == nil || float64(lim.Limit()) != tps {
+		lim = rate.NewLimiter(rate.Limit(tps), max(1, int(tps)))
+		if l.by == nil {
+			l.by = map[string]*rate.Limiter{}
+		}
+		l.by[customerID] = lim
+	}
+	l.mu.Unlock()
+	return lim.Allow()
 }
 
 // newID returns a time-ordered message ID: 48 bits of milliseconds and 80

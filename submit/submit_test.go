@@ -20,7 +20,9 @@ import (
 func newService(t *testing.T, temporalAddr string, health *Health) *Service {
 	t.Helper()
 	cfg, err := config.Parse([]byte(`
-customers: [{id: acme, apiKeys: ["plain:k"]}]
+customers:
+  - {id: acme, apiKeys: ["plain:k"]}
+  - {id: strict, apiKeys: ["plain:s"], allowedSenders: [ACME, "/^\\+614\\d{8}$/"], tps: 2}
 connectors: [{id: sim, address: "127.0.0.1:1"}]
 routes: [{name: au, prefixes: ["+61"], connectors: [sim]}]
 `), func(string) (string, bool) { return "", false })
@@ -103,5 +105,24 @@ func TestIDs(t *testing.T) {
 	a, b := newID(now), newID(now.Add(time.Millisecond))
 	if a == b || len(a) != 32 || a > b {
 		t.Fatalf("ids %s, %s: want distinct, 32 hex digits, time-ordered", a, b)
+	}
+}
+
+func TestAllowedSendersAndThrottle(t *testing.T) {
+	s := newService(t, closedAddr(t), nil)
+	m := smsgw.Message{CustomerID: "strict", EntryPoint: smsgw.EntryREST, From: "OTHER", To: "+61412345678", Text: "hi"}
+	if _, err := s.Submit(context.Background(), m); smsgw.ErrorCode(err) != smsgw.EINVALID {
+		t.Fatalf("sender not allowed: got %v", err)
+	}
+	// Allowed senders get past the check (and then fail on the absent Temporal,
+	// which is fine here) until the rate is used up.
+	var codes []string
+	for _, from := range []string{"ACME", "+61412345678", "ACME", "ACME"} {
+		m.From = from
+		_, err := s.Submit(context.Background(), m)
+		codes = append(codes, smsgw.ErrorCode(err))
+	}
+	if codes[0] != smsgw.EUNAVAILABLE || codes[1] != smsgw.EUNAVAILABLE || codes[3] != smsgw.ETHROTTLED {
+		t.Fatalf("codes %v: want two past the checks, then throttled", codes)
 	}
 }
