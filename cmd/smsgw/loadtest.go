@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -79,17 +78,7 @@ type loadReport struct {
 }
 
 func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
-	type outcome struct {
-		submitted time.Time
-		notified  int
-		status    string
-		at        time.Time
-	}
-	var mu sync.Mutex
-	byID := map[string]*outcome{}
-	early := map[string][]string{} // notifications that beat the submit response
-	var finals atomic.Int64
-
+	tr := newTracker(spec.n)
 	ln, err := net.Listen("tcp", spec.hookAddr)
 	if err != nil {
 		return nil, err
@@ -103,15 +92,7 @@ func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		mu.Lock()
-		if o, ok := byID[body.MessageID]; ok {
-			o.notified++
-			o.status, o.at = body.Status, time.Now()
-		} else {
-			early[body.MessageID] = append(early[body.MessageID], body.Status)
-		}
-		mu.Unlock()
-		finals.Add(1)
+		tr.final(body.MessageID, body.Status)
 		w.WriteHeader(http.StatusNoContent)
 	})}
 	go func() { _ = hook.Serve(ln) }()
@@ -119,8 +100,6 @@ func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
 	callback := "http://" + ln.Addr().String() + "/hook"
 
 	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: spec.concurrency}}
-	rep := &loadReport{n: spec.n}
-	var lat []time.Duration
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -150,97 +129,57 @@ func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
 					}
 					resp.Body.Close()
 				}
-				d := time.Since(t0)
-				mu.Lock()
-				if err != nil || acc.ID == "" {
-					rep.failed++
-					if rep.firstError == "" && err != nil {
-						rep.firstError = err.Error()
-					}
-				} else {
-					rep.accepted++
-					lat = append(lat, d)
-					o := &outcome{submitted: t0}
-					if st, ok := early[acc.ID]; ok {
-						o.notified, o.status, o.at = len(st), st[len(st)-1], time.Now()
-						delete(early, acc.ID)
-					}
-					byID[acc.ID] = o
+				switch {
+				case err != nil:
+					tr.failed(err.Error())
+				case acc.ID == "":
+					tr.failed("no message id in the answer")
+				default:
+					tr.accepted(acc.ID, t0, time.Since(t0))
 				}
-				mu.Unlock()
 			}
 		}()
 	}
+	paced(ctx, spec, func(i int) bool {
+		select {
+		case jobs <- i:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	submitted := time.Since(start)
+
+	tr.wait(ctx, spec.wait)
+	rep := tr.report(start, submitted, func(s string) bool { return s == "DELIVERED" || s == "MESSAGE_STATUS_DELIVERED" })
+	if rep.accepted == 0 && rep.failed > 0 {
+		return rep, errors.New("no submission accepted: " + rep.firstError)
+	}
+	return rep, nil
+}
+
+// paced calls next for each message index, at spec.rate per second when it
+// is set, until next returns false or ctx is done.
+func paced(ctx context.Context, spec loadSpec, next func(i int) bool) {
 	var tick *time.Ticker
 	if spec.rate > 0 {
 		tick = time.NewTicker(time.Duration(float64(time.Second) / spec.rate))
 		defer tick.Stop()
 	}
-feed:
 	for i := range spec.n {
 		if tick != nil {
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
-				break feed
+				return
 			}
 		}
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-			break feed
+		if !next(i) {
+			return
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	rep.submitElapsed = time.Since(start)
-
-	deadline := time.Now().Add(spec.wait)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		mu.Lock()
-		done := true
-		for _, o := range byID {
-			if o.notified == 0 {
-				done = false
-				break
-			}
-		}
-		mu.Unlock()
-		if done {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // let late duplicates show
-	mu.Lock()
-	defer mu.Unlock()
-	var last time.Time
-	for _, o := range byID {
-		switch {
-		case o.notified == 0:
-			rep.lost++
-			continue
-		case o.notified > 1:
-			rep.duplicated++
-		}
-		if o.status == "DELIVERED" || o.status == "MESSAGE_STATUS_DELIVERED" {
-			rep.delivered++
-		} else {
-			rep.otherFinal++
-		}
-		rep.endToEnd = append(rep.endToEnd, o.at.Sub(o.submitted))
-		if o.at.After(last) {
-			last = o.at
-		}
-	}
-	if !last.IsZero() {
-		rep.deliverElapsed = last.Sub(start)
-	}
-	rep.acceptLatency = lat
-	if rep.accepted == 0 && rep.failed > 0 {
-		return rep, errors.New("no submission accepted: " + rep.firstError)
-	}
-	return rep, nil
 }
 
 func (r *loadReport) print(w io.Writer) {
