@@ -41,15 +41,21 @@ $(BIN)/devdb: dev/go.mod dev/go.sum $(wildcard dev/cmd/devdb/*.go)
 	cd dev && $(GO) build -o $(BIN)/devdb ./cmd/devdb
 
 ## fuzz: run each fuzz target for FUZZTIME (go test allows one target per run).
+## A failing input is written to the package's testdata/fuzz and replayed
+## first by the second run, so a real failure fails twice; a fuzzing run that
+## merely broke down (a worker lost on a loaded machine) passes the second time.
 fuzz:
-	@set -e; for pkg in $$($(GO) list -f '{{if .TestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+	@set -e; log=$$(mktemp); for pkg in $$($(GO) list -f '{{if .TestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
 	    echo "fuzz $$pkg $$t"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || \
-	      { echo "FAIL: $$pkg $$t (see testdata/fuzz for the failing input)"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+	    if ! $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1; then \
+	      grep -v '^fuzz: elapsed' $$log | tail -20; \
+	      echo "fuzz $$pkg $$t failed; running it again"; \
+	      $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || { echo "FAIL: $$pkg $$t (the failing input is in $$dir/testdata/fuzz/$$t)"; exit 1; }; \
+	    fi; \
 	  done; \
-	done
+	done; rm -f $$log
 
 ## bench: Go benchmarks of the hot paths.
 bench:
