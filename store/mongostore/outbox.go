@@ -152,7 +152,23 @@ func (o *Outbox) Put(ctx context.Context, items ...OutboxItem) error {
 	if err != nil && !onlyDuplicates(err) {
 		return fmt.Errorf("mongostore: put %d outbox items: %w", len(items), wrap(err))
 	}
+	// An item delivered and acknowledged between the check above and the
+	// insert is back in the outbox: take it out again. (Claim skips such an
+	// item too, should it get there first.)
+	for _, d := range docs {
+		id := d.(OutboxItem).ID
+		if o.delivered(ctx, id) {
+			_, _ = o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "attempts", Value: 0}})
+		}
+	}
 	return nil
+}
+
+// delivered reports whether an item is remembered as delivered. An error
+// reads as not delivered: the caller then errs on the side of sending.
+func (o *Outbox) delivered(ctx context.Context, id string) bool {
+	n, err := o.sent.CountDocuments(ctx, bson.D{{Key: "_id", Value: id}})
+	return err == nil && n > 0
 }
 
 // claimBatch is how many candidates one Claim looks at.
@@ -200,6 +216,12 @@ func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.T
 			// The candidate was read before another replica delivered it (and
 			// dropped its leases), or released it for a later retry: not ours.
 			_, _ = o.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: leaseID(c.ID, attempt)}})
+			continue
+		}
+		if o.delivered(ctx, c.ID) {
+			// Put again by a retried write after it was delivered.
+			_, _ = o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: c.ID}})
+			o.dropLeases(ctx, c.ID)
 			continue
 		}
 		return c, true, nil
