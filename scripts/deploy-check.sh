@@ -166,8 +166,16 @@ build_like_dockerfile() {
   echo "the binary was not built with CGO_ENABLED=0" >&2
   return 1
 }
+# The config.yaml of each rendered ConfigMap loads in the gateway itself.
+# Secrets stand in as values of the right form.
+rendered_configs_load() {
+  [[ -x $tmp/smsgw ]] || return 1
+  ACME_API_KEY_HASH=$("$tmp/smsgw" hash-key stand-in) ACME_SMPP_PASSWORD=$("$tmp/smsgw" hash-password stand-in) \
+    "$tmp/smsgw" check-config -manifests "$tmp/default.yaml" "$tmp/production.yaml" "$tmp/all-features.yaml"
+}
 if [[ -d cmd/smsgw ]]; then
   check "binary builds as in the Dockerfile" build_like_dockerfile
+  check "rendered config.yaml loads in smsgw" rendered_configs_load
 else
   echo "skipped: cmd/smsgw does not exist yet"
 fi

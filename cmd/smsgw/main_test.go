@@ -27,6 +27,26 @@ func TestCheckConfig(t *testing.T) {
 	if code != 1 || !strings.Contains(out, `line 2: route r: prefix "61"`) || !strings.Contains(out, `unknown connector "ghost"`) {
 		t.Fatalf("bad file: exit %d\n%s", code, out)
 	}
+
+	manifests := filepath.Join(t.TempDir(), "rendered.yaml")
+	if err := os.WriteFile(manifests, []byte(`apiVersion: v1
+kind: Service
+metadata: {name: api}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: smsgw-config}
+data:
+  config.yaml: |
+    customers:
+      - {id: a, apiKeys: ["${KEY}"]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out = runCmd("check-config", "-manifests", manifests)
+	if code != 1 || !strings.Contains(out, "ConfigMap smsgw-config: line 2: customer \"a\": api key must be") {
+		t.Fatalf("ConfigMap with a bad key: exit %d\n%s", code, out)
+	}
 }
 
 func TestUsage(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -8,6 +9,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"go.temporal.io/sdk/client"
 
@@ -113,28 +116,66 @@ func hashKey(args []string, stdout io.Writer) error {
 
 // checkConfig loads configuration files the way the gateway does and reports
 // every problem, for CI and for operators before they roll out a change.
+// With -manifests the files are rendered Kubernetes manifests, and the
+// config.yaml of each ConfigMap in them is checked.
 func checkConfig(args []string, getenv func(string) string, stdout io.Writer) error {
+	manifests := len(args) > 0 && args[0] == "-manifests"
+	if manifests {
+		args = args[1:]
+	}
 	if len(args) == 0 {
-		return errors.New("usage: smsgw check-config <config.yaml>...")
+		return errors.New("usage: smsgw check-config [-manifests] <file>...")
+	}
+	// Secrets are not at hand here: any ${NAME} stands for a value.
+	lookup := func(name string) (string, bool) {
+		if v := getenv(name); v != "" {
+			return v, true
+		}
+		return "secret", true
 	}
 	var failed bool
-	for _, path := range args {
-		raw, err := os.ReadFile(path)
-		if err == nil {
-			// Secrets are not at hand here: any ${NAME} stands for a value.
-			_, err = config.Parse(raw, func(name string) (string, bool) {
-				if v := getenv(name); v != "" {
-					return v, true
-				}
-				return "secret", true
-			})
-		}
+	report := func(name string, err error) {
 		if err != nil {
 			failed = true
-			fmt.Fprintf(stdout, "%s: %v\n", path, err)
+			fmt.Fprintf(stdout, "%s: %v\n", name, err)
+			return
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", name)
+	}
+	for _, path := range args {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			report(path, err)
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", path)
+		if !manifests {
+			_, err = config.Parse(raw, lookup)
+			report(path, err)
+			continue
+		}
+		found := 0
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		for {
+			var doc struct {
+				Kind     string                `yaml:"kind"`
+				Metadata struct{ Name string } `yaml:"metadata"`
+				Data     map[string]string     `yaml:"data"`
+			}
+			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				report(path, err)
+				break
+			}
+			if cfg, ok := doc.Data["config.yaml"]; ok && doc.Kind == "ConfigMap" {
+				found++
+				_, err := config.Parse([]byte(cfg), lookup)
+				report(path+": ConfigMap "+doc.Metadata.Name, err)
+			}
+		}
+		if found == 0 {
+			report(path, errors.New("no ConfigMap with a config.yaml"))
+		}
 	}
 	if failed {
 		return errors.New("configuration refused")
