@@ -116,8 +116,9 @@ func TestParseReceiptTextErrors(t *testing.T) {
 }
 
 func TestReceiptTextString(t *testing.T) {
-	r := ReceiptText{ID: "a1f", SubmitDate: time.Date(2023, 11, 26, 13, 5, 0, 0, time.UTC),
-		DoneDate: time.Date(2023, 11, 26, 13, 6, 0, 0, time.UTC), Stat: "DELIVRD", Err: "000", Text: "Hello"}
+	// fixed date: ReceiptText only formats and parses dates; nothing here reads the clock
+	submitted := time.Date(2023, 11, 26, 13, 5, 0, 0, time.UTC)
+	r := ReceiptText{ID: "a1f", SubmitDate: submitted, DoneDate: submitted.Add(time.Minute), Stat: "DELIVRD", Err: "000", Text: "Hello"}
 	want := "id:a1f sub:001 dlvrd:001 submit date:2311261305 done date:2311261306 stat:DELIVRD err:000 text:Hello"
 	if got := r.String(); got != want {
 		t.Fatalf("String() = %q, want %q", got, want)

@@ -225,8 +225,19 @@ func (a *Activities) Notify(ctx context.Context, d Delivery) error {
 // NotifyFailed records a delivery that was refused or ran out of retries, so
 // operators can list and redeliver it.
 func (a *Activities) NotifyFailed(ctx context.Context, d Delivery, reason string) error {
+	return a.Events.AppendEvents(ctx, NotifyFailedEvent(d, reason, "", a.Now()))
+}
+
+// NotifyFailedEvent is the notify_failed event of a delivery that failed
+// for reason at the given time. A delivery fails once per channel; occasion
+// tells apart failures that can repeat (an SMPP outbox item that expired
+// again after a redelivery), "" for the one failure of a delivery.
+func NotifyFailedEvent(d Delivery, reason, occasion string, at time.Time) smsgw.Event {
 	id, what := d.Subject()
-	ev := smsgw.NewEvent(id, d.CustomerID, 0, smsgw.EventNotifyFailed, "notify-failed-"+d.Channel+"-"+what, a.Now().UTC(),
+	step := "notify-failed-" + d.Channel + "-" + what
+	if occasion != "" {
+		step += "-" + occasion
+	}
+	return smsgw.NewEvent(id, d.CustomerID, 0, smsgw.EventNotifyFailed, step, at.UTC(),
 		map[string]any{"channel": d.Channel, "subject": what, "reason": reason, "delivery": d})
-	return a.Events.AppendEvents(ctx, ev)
 }

@@ -159,6 +159,9 @@ type Delivery struct {
 	CallbackURL  string          `json:"callbackUrl,omitempty"` // overrides the customer's webhook
 	Notification *Notification   `json:"notification,omitempty"`
 	Inbound      *InboundMessage `json:"inbound,omitempty"`
+	// Redelivers is the event ID of the failed notification this delivery
+	// repeats, "" for a first delivery.
+	Redelivers string `json:"redelivers,omitempty"`
 }
 
 // Subject names what a delivery is about, for event IDs and logs.

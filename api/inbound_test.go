@@ -24,6 +24,7 @@ type inboundBook struct {
 	redelivered []string
 }
 
+// fixed date: the fake store returns it and the API only formats it; the API reads the clock only to time requests
 var receivedAt = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 
 func (b *inboundBook) ListInbound(_ context.Context, q activities.InboundQuery) (activities.InboundPage, error) {

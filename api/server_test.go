@@ -113,6 +113,7 @@ type testServer struct {
 	readyErr  error
 }
 
+// fixed date: the fake reader returns it and the API only formats it; the API reads the clock only to time requests
 var deliveredAt = time.Date(2026, 11, 26, 10, 0, 5, 0, time.UTC)
 
 // startServer runs a Server on loopback ports until the test ends, and

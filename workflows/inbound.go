@@ -351,6 +351,7 @@ func (r *Redeliverer) Redeliver(ctx context.Context, customerID, id string) (wor
 	if f.Delivery.Channel == "" || (f.Delivery.Notification == nil && f.Delivery.Inbound == nil) {
 		return "", smsgw.Errorf(smsgw.EINVALID, "failed notification %q holds no delivery to repeat", id)
 	}
+	f.Delivery.Redelivers = eventID
 	retryFor := activities.DefaultNotifyRetry
 	for _, cu := range r.Config.Config().Customers {
 		if cu.ID == customerID {

@@ -190,11 +190,12 @@ routes:
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	go func() {
-		done <- run(ctx, []string{"all",
+		args := []string{"all",
 			"-config", cfgPath, "-temporal-address", g.temporal,
 			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
 			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-smtp-addr", smtpAddr, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
-		}, func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
+		}
+		done <- run(ctx, append(args, extra.flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -30,6 +30,7 @@ import (
 type gatewayExtras struct {
 	customers string // more items of the customers list, indented as they are
 	sections  string // more top-level sections, such as smtp: and email:
+	flags     []string // more command-line flags of `smsgw all`
 }
 
 // eventHook is a customer's webhook endpoint that keeps every call with its

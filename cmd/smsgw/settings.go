@@ -13,6 +13,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+
+	"github.com/smsgw/smsgw/connectors/smppserver"
 )
 
 // settings are what every serving role reads from flags, with defaults from
@@ -34,6 +36,8 @@ type settings struct {
 	smppTLSAddr       string
 	smppTLSCert       string
 	smppTLSKey        string
+	smppOutboxTTL     time.Duration
+	smppOutboxSweep   time.Duration
 	connectors        string
 	logLevel          string
 	logFormat         string
@@ -65,12 +69,23 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.smppTLSAddr, "smpp-tls-addr", env("SMSGW_SMPP_TLS_ADDR", ":3550"), "SMPP over TLS listen address, used when -smpp-tls-cert and -smpp-tls-key are set; env SMSGW_SMPP_TLS_ADDR")
 	fs.StringVar(&s.smppTLSCert, "smpp-tls-cert", env("SMSGW_SMPP_TLS_CERT", ""), "PEM certificate (chain) of SMPP over TLS, read again when it changes; env SMSGW_SMPP_TLS_CERT")
 	fs.StringVar(&s.smppTLSKey, "smpp-tls-key", env("SMSGW_SMPP_TLS_KEY", ""), "PEM private key of SMPP over TLS; env SMSGW_SMPP_TLS_KEY")
+	fs.DurationVar(&s.smppOutboxTTL, "smpp-outbox-ttl", envDuration(getenv, "SMSGW_SMPP_OUTBOX_TTL", smppserver.DefaultOutboxTTL), "how long a receipt or MO waits for the customer's receiver bind before it is recorded as a failed notification; env SMSGW_SMPP_OUTBOX_TTL")
+	fs.DurationVar(&s.smppOutboxSweep, "smpp-outbox-sweep", envDuration(getenv, "SMSGW_SMPP_OUTBOX_SWEEP", 30*time.Second), "how often the smpp role looks for expired outbox items; env SMSGW_SMPP_OUTBOX_SWEEP")
 	fs.StringVar(&s.connectors, "connectors", env("SMSGW_CONNECTORS", ""), "comma-separated connector IDs this process binds (default: all in the configuration); env SMSGW_CONNECTORS")
 	fs.StringVar(&s.logLevel, "log-level", env("SMSGW_LOG_LEVEL", "info"), "debug, info, warn or error; env SMSGW_LOG_LEVEL")
 	fs.StringVar(&s.logFormat, "log-format", env("SMSGW_LOG_FORMAT", "json"), "json or text; env SMSGW_LOG_FORMAT")
 	fs.IntVar(&s.pollers, "pollers", 8, "Temporal task pollers per kind (worker role)")
 	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+}
+
+// envDuration reads a duration from the environment, def when unset or
+// unreadable (the flag's own parsing then reports a bad value given there).
+func envDuration(getenv func(string) string, name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(getenv(name)); err == nil && d > 0 {
+		return d
+	}
+	return def
 }
 
 func (s *settings) logger(w io.Writer) *slog.Logger {

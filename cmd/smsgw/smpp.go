@@ -24,7 +24,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 	if err != nil {
 		return fmt.Errorf("smpp outbox: %w", err)
 	}
-	channel := &smppserver.Channel{Outbox: outbox, Config: a.config}
+	channel := &smppserver.Channel{Outbox: outbox, Config: a.config, TTL: a.settings.smppOutboxTTL}
 	a.channels[activities.ChannelSMPP] = channel
 	if !serving {
 		return nil
@@ -63,7 +63,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 		tlsLn := tls.NewListener(tln, &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12})
 		a.spawn("smpp-tls", func(ctx context.Context) error { return srv.Serve(ctx, tlsLn) })
 	}
-	a.spawn("smpp-outbox", func(ctx context.Context) error { srv.Maintain(ctx, 30*time.Second); return nil })
+	a.spawn("smpp-outbox", func(ctx context.Context) error { srv.Maintain(ctx, a.settings.smppOutboxSweep); return nil })
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,65 @@ func TestEndToEndSMPPReceiptWaitsForABind(t *testing.T) {
 			t.Fatalf("the delivered receipt stays in the outbox: %v %v", pending, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if got := strings.Count(receiptIDs(rx), id); got != 1 {
+		t.Fatalf("receipt delivered %d times", got)
+	}
+}
+
+// A receipt no receiver bind takes within the outbox's lifetime is listed
+// as a failed notification; redelivered through the API long after its
+// status, it reaches the customer's bind, and is then listed as delivered.
+func TestEndToEndSMPPExpiredReceiptIsRedelivered(t *testing.T) {
+	g := startGatewayWith(t, "", gatewayExtras{
+		customers: `  - id: smppco
+    apiKeys: ["plain:smppco-key"]
+    smpp: {systemId: smppco, password: "plain:smpp-pw"}
+`,
+		flags: []string{"-smpp-outbox-ttl", "2s", "-smpp-outbox-sweep", "200ms"},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tx := smppBind(t, ctx, g, smppwire.BindTransmitter)
+	id := smppSubmit(t, ctx, tx, "Receipt nobody takes in time")
+	if err := tx.Unbind(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	var failed map[string]any
+	for failed == nil {
+		if ctx.Err() != nil {
+			t.Fatal("the expired receipt is not listed as a failed notification")
+		}
+		time.Sleep(200 * time.Millisecond)
+		_, list := g.do(t, "GET", "/v1/notifications/failed", "smppco-key", "")
+		for _, n := range asList(list["notifications"]) {
+			if n["messageId"] == id {
+				failed = n
+			}
+		}
+	}
+	if failed["channel"] != "smpp" || failed["subject"] != "DELIVERED-DELIVRD" || failed["deliveredAt"] != nil ||
+		!strings.Contains(fmt.Sprint(failed["reason"]), "no receiver bind") {
+		t.Fatalf("failed notification %v", failed)
+	}
+	// Older than the outbox's lifetime by now, the redelivery still goes out.
+	time.Sleep(2 * time.Second)
+	rx := smppBind(t, ctx, g, smppwire.BindReceiver)
+	code, re := g.do(t, "POST", "/v1/notifications/"+fmt.Sprint(failed["id"])+":redeliver", "smppco-key", "{}")
+	if code != 200 || re["workflowId"] == "" {
+		t.Fatalf("redeliver: HTTP %d %v", code, re)
+	}
+	waitReceipt(t, ctx, rx, id)
+	for {
+		_, list := g.do(t, "GET", "/v1/notifications/failed", "smppco-key", "")
+		if l := asList(list["notifications"]); len(l) == 1 && l[0]["deliveredAt"] != nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the redelivered notification is not listed as delivered: %v", list)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if got := strings.Count(receiptIDs(rx), id); got != 1 {
 		t.Fatalf("receipt delivered %d times", got)

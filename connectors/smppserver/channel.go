@@ -3,6 +3,7 @@ package smppserver
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -25,8 +26,9 @@ type OutboxWriter interface {
 type Channel struct {
 	Outbox OutboxWriter
 	Config *config.Live
-	// TTL is how long an item waits for a receiver bind before it is
-	// dropped. Default DefaultOutboxTTL.
+	// TTL is how long an item waits for a receiver bind, from when it is
+	// written, before it expires and is recorded as a failed notification.
+	// Default DefaultOutboxTTL.
 	TTL time.Duration
 	// Wake, when set, is told which customer has new items (Server.Wake,
 	// when this process also serves SMPP), so they go out at once.
@@ -60,7 +62,13 @@ func (c *Channel) Deliver(ctx context.Context, d activities.Delivery) error {
 }
 
 // items builds the outbox items of a delivery. Their IDs name what they
-// deliver, so building them again gives the same IDs.
+// deliver, so building them again gives the same IDs; a redelivery's items
+// are named apart from the first delivery's, which may have been delivered.
+//
+// An item's lifetime is counted from when it is written (or from the status
+// time, when that is later), never from the status time alone: a receipt or
+// redelivery written long after its status would otherwise be born expired.
+// All items of one delivery expire together.
 func (c *Channel) items(d activities.Delivery, systemID string) ([]mongostore.OutboxItem, error) {
 	now := c.Now
 	if now == nil {
@@ -70,10 +78,15 @@ func (c *Channel) items(d activities.Delivery, systemID string) ([]mongostore.Ou
 	if ttl <= 0 {
 		ttl = DefaultOutboxTTL
 	}
+	written := now()
+	suffix := ""
+	if d.Redelivers != "" {
+		suffix = ":redelivery-" + shortHash(d.Redelivers)
+	}
 	item := func(id, kind, subject string, created time.Time, pdu []byte) mongostore.OutboxItem {
 		return mongostore.OutboxItem{
-			ID: id, CustomerID: d.CustomerID, SystemID: systemID, Kind: kind, Subject: subject, PDU: pdu,
-			CreatedAt: created, ExpiresAt: created.Add(ttl),
+			ID: id + suffix, CustomerID: d.CustomerID, SystemID: systemID, Kind: kind, Subject: subject, PDU: pdu,
+			CreatedAt: created, ExpiresAt: later(created, written).Add(ttl), Delivery: &d,
 		}
 	}
 	switch {
@@ -81,18 +94,19 @@ func (c *Channel) items(d activities.Delivery, systemID string) ([]mongostore.Ou
 		n := d.Notification
 		_, what := d.Subject()
 		id := "receipt:" + n.MessageID + ":" + strconv.Itoa(n.Seq) + ":" + what
-		return []mongostore.OutboxItem{item(id, mongostore.OutboxReceipt, n.MessageID, nonZero(n.OccurredAt, now), ReceiptPDU(*n))}, nil
+		return []mongostore.OutboxItem{item(id, mongostore.OutboxReceipt, n.MessageID, nonZero(n.OccurredAt, written), ReceiptPDU(*n))}, nil
 	case d.Inbound != nil:
 		in := d.Inbound
 		pdus, err := MOPDUs(*in)
 		if err != nil {
 			return nil, err
 		}
-		received := nonZero(in.ReceivedAt, now)
+		received := nonZero(in.ReceivedAt, written)
 		items := make([]mongostore.OutboxItem, len(pdus))
 		for i, pdu := range pdus {
 			// A millisecond apart, the store's resolution, so parts go out in order.
 			items[i] = item(fmt.Sprintf("mo:%s:%d", in.ID, i+1), mongostore.OutboxMO, in.ID, received.Add(time.Duration(i)*time.Millisecond), pdu)
+			items[i].ExpiresAt = later(received, written).Add(ttl)
 		}
 		return items, nil
 	}
@@ -103,10 +117,25 @@ func (c *Channel) items(d activities.Delivery, systemID string) ([]mongostore.Ou
 // when the Channel sets none.
 const DefaultOutboxTTL = smsgw.DefaultValidity
 
-// nonZero returns t, or now when t is zero.
-func nonZero(t time.Time, now func() time.Time) time.Time {
+// nonZero returns t, or def when t is zero.
+func nonZero(t, def time.Time) time.Time {
 	if t.IsZero() {
-		return now()
+		return def
 	}
 	return t
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// shortHash names a long string briefly in an item ID.
+func shortHash(s string) string {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return strconv.FormatUint(h.Sum64(), 36)
 }

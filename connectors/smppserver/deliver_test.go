@@ -21,7 +21,12 @@ import (
 	"github.com/smsgw/smsgw/store/mongostore"
 )
 
+// fixed date: ReceiptPDU and MOPDUs read no clock, and the outbox tests use base.
 var t0 = time.Date(2026, 11, 26, 14, 3, 58, 0, time.UTC)
+
+// base is when the outbox tests' statuses happened: now, since the outbox
+// counts an item's lifetime on the real clock.
+var base = time.Now().UTC().Truncate(time.Second)
 
 // TestReceiptPDU pins the receipt's bytes, field by field.
 func TestReceiptPDU(t *testing.T) {
@@ -118,6 +123,14 @@ func TestMOPDUs(t *testing.T) {
 // outbox opens the outbox on a database of its own.
 func outbox(t testing.TB, uri string) (*mongostore.Outbox, string) {
 	t.Helper()
+	ob, _, db := outboxStore(t, uri)
+	return ob, db
+}
+
+// outboxStore opens the outbox on a database of its own, with the event
+// store it records failures in.
+func outboxStore(t testing.TB, uri string) (*mongostore.Outbox, *mongostore.Store, string) {
+	t.Helper()
 	db := testenv.MongoDatabase(t)
 	ctx := ctxFor(t)
 	store, err := mongostore.Open(ctx, uri, db, mongostore.WithLogger(logger(t)))
@@ -125,17 +138,20 @@ func outbox(t testing.TB, uri string) (*mongostore.Outbox, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	if err := store.CreateInboundIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
 	ob, err := store.Outbox(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ob, db
+	return ob, store, db
 }
 
 func receipt(id string, seq int) activities.Delivery {
 	return activities.Delivery{Channel: activities.ChannelSMPP, CustomerID: "acme", Notification: &activities.Notification{
 		MessageID: id, Status: smsgw.StatusDelivered, Seq: seq, Stat: "DELIVRD",
-		OccurredAt: t0.Add(time.Duration(seq) * time.Second), SubmittedAt: t0, From: "ACME", To: "+61412345678",
+		OccurredAt: base.Add(time.Duration(seq) * time.Second), SubmittedAt: base, From: "ACME", To: "+61412345678",
 	}}
 }
 
@@ -295,24 +311,140 @@ func TestTwoReplicasDeliverEachReceiptOnce(t *testing.T) {
 	}
 }
 
-func TestExpiredItemsAreDropped(t *testing.T) {
+// A receipt whose status is older than the outbox's TTL (a late receipt, a
+// workflow that waited out a store outage) still reaches the bind: its
+// lifetime counts from when it is written.
+func TestOldReceiptIsNotBornExpired(t *testing.T) {
 	t.Parallel()
 	ob, _ := outbox(t, testenv.MongoURI(t))
 	cfg := testConfig(t)
-	now := time.Now()
-	f := start(t, smppserver.Config{}, smppserver.Deps{Config: cfg, Outbox: ob})
-	ch := &smppserver.Channel{Outbox: ob, Config: cfg, TTL: time.Minute, Now: func() time.Time { return now }}
-	d := receipt("old", 1)
-	d.Notification.OccurredAt = now.Add(-2 * time.Minute)
-	if err := ch.Deliver(ctxFor(t), d); err != nil {
+	f := start(t, smppserver.Config{PollInterval: 50 * time.Millisecond}, smppserver.Deps{Config: cfg, Outbox: ob})
+	ch := &smppserver.Channel{Outbox: ob, Config: cfg, TTL: time.Minute, Wake: f.srv.Wake}
+	ctx := ctxFor(t)
+	d := receipt("stale", 1)
+	d.Notification.OccurredAt = time.Now().Add(-10 * time.Minute)
+	d.Notification.SubmittedAt = d.Notification.OccurredAt.Add(-time.Minute)
+	if err := ch.Deliver(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(ctxFor(t))
+	it, ok, err := ob.Get(ctx, "receipt:stale:1:DELIVERED-DELIVRD")
+	if err != nil || !ok {
+		t.Fatalf("item not stored: %v", err)
+	}
+	if until := time.Until(it.ExpiresAt); until < 50*time.Second || until > time.Minute {
+		t.Fatalf("the item expires in %v, want about a minute from now", until)
+	}
+	rx := f.bound(t, smppwire.BindReceiver, "acme", "secret")
+	if _, err := rx.WaitFor(ctx, func(fr smppwire.Frame) bool { return receiptID(fr) == "stale" }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An item no receiver bind takes in time is recorded as a failed
+// notification, listed with the reason; redelivered, it reaches the bind
+// once the customer binds, and the failure is then listed as delivered.
+func TestExpiredItemIsRecordedAsFailedAndRedelivered(t *testing.T) {
+	t.Parallel()
+	ob, store, _ := outboxStore(t, testenv.MongoURI(t))
+	cfg := testConfig(t)
+	f := start(t, smppserver.Config{PollInterval: 50 * time.Millisecond}, smppserver.Deps{Config: cfg, Outbox: ob})
+	ch := &smppserver.Channel{Outbox: ob, Config: cfg, TTL: 300 * time.Millisecond, Wake: f.srv.Wake}
+	ctx := ctxFor(t)
+	if err := ch.Deliver(ctx, receipt("old", 1)); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { f.srv.Maintain(ctx, 20*time.Millisecond); close(done) }()
+	go func() { f.srv.Maintain(mctx, 20*time.Millisecond); close(done) }()
 	defer func() { cancel(); <-done }()
 	eventually(t, func() bool { return f.metric(t, "smsgw_smpp_outbox_expired_total", "acme") == 1 })
-	if _, ok, _ := ob.Get(ctxFor(t), "receipt:old:1:DELIVERED-DELIVRD"); ok {
+	if _, ok, _ := ob.Get(ctx, "receipt:old:1:DELIVERED-DELIVRD"); ok {
 		t.Fatal("expired item still in the outbox")
+	}
+	failed, _, err := store.ListFailedNotifications(ctx, "acme", "", 10)
+	if err != nil || len(failed) != 1 {
+		t.Fatalf("failed notifications %+v, %v; want one", failed, err)
+	}
+	fn := failed[0]
+	if fn.Channel != activities.ChannelSMPP || fn.Subject != "old" || fn.What != "DELIVERED-DELIVRD" || fn.DeliveredAt != nil ||
+		!strings.Contains(fn.Reason, "no receiver bind") || fn.Delivery.Notification == nil || fn.Delivery.Notification.MessageID != "old" {
+		t.Fatalf("failed notification %+v", fn)
+	}
+
+	// Redelivered (as the API's redelivery workflow does) with a longer
+	// lifetime, long after the status: it waits for the bind and reaches it.
+	redelivery := fn.Delivery
+	redelivery.Redelivers = fn.EventID
+	ch.TTL = time.Minute
+	if err := ch.Deliver(ctx, redelivery); err != nil {
+		t.Fatal(err)
+	}
+	rx := f.bound(t, smppwire.BindReceiver, "acme", "secret")
+	if _, err := rx.WaitFor(ctx, func(fr smppwire.Frame) bool { return receiptID(fr) == "old" }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool {
+		failed, _, err := store.ListFailedNotifications(ctx, "acme", "", 10)
+		return err == nil && len(failed) == 1 && failed[0].DeliveredAt != nil
+	})
+	if got := f.metric(t, "smsgw_smpp_outbox_expired_total", "acme"); got != 1 {
+		t.Errorf("%v items expired, want 1", got)
+	}
+}
+
+// The parts of a long MO that expire are one failed notification, which
+// redelivers the whole message.
+func TestExpiredMOPartsAreOneFailure(t *testing.T) {
+	t.Parallel()
+	ob, store, _ := outboxStore(t, testenv.MongoURI(t))
+	cfg := testConfig(t)
+	f := start(t, smppserver.Config{}, smppserver.Deps{Config: cfg, Outbox: ob})
+	ch := &smppserver.Channel{Outbox: ob, Config: cfg, TTL: 200 * time.Millisecond}
+	ctx := ctxFor(t)
+	in := &activities.InboundMessage{ID: "in-long", From: "+61400000009", To: "12345", Text: strings.Repeat("long message ", 30), ReceivedAt: base}
+	if err := ch.Deliver(ctx, activities.Delivery{Channel: activities.ChannelSMPP, CustomerID: "acme", Inbound: in}); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { f.srv.Maintain(mctx, 20*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, func() bool { return f.metric(t, "smsgw_smpp_outbox_expired_total", "acme") == 3 })
+	failed, _, err := store.ListFailedNotifications(ctx, "acme", "", 10)
+	if err != nil || len(failed) != 1 || failed[0].What != "inbound" || failed[0].Delivery.Inbound == nil || failed[0].Delivery.Inbound.Text != in.Text {
+		t.Fatalf("failed notifications %+v, %v; want the one MO", failed, err)
+	}
+}
+
+// A receipt the customer's bind refuses for good is not offered again; it
+// is recorded as a failed notification, to be redelivered on request.
+func TestReceiptRefusedForGoodIsRecordedAsFailed(t *testing.T) {
+	t.Parallel()
+	ob, store, _ := outboxStore(t, testenv.MongoURI(t))
+	cfg := testConfig(t)
+	f := start(t, smppserver.Config{PollInterval: 50 * time.Millisecond}, smppserver.Deps{Config: cfg, Outbox: ob})
+	ch := &smppserver.Channel{Outbox: ob, Config: cfg, Wake: f.srv.Wake}
+	rx := f.bound(t, smppwire.BindReceiver, "acme", "secret")
+	rx.SetAnswer(func(smppwire.Frame) uint32 { return smppstatus.ESME_RX_P_APPN })
+	ctx := ctxFor(t)
+	if err := ch.Deliver(ctx, receipt("unwanted", 1)); err != nil {
+		t.Fatal(err)
+	}
+	var failed []activities.FailedNotification
+	eventually(t, func() bool {
+		var err error
+		failed, _, err = store.ListFailedNotifications(ctx, "acme", "", 10)
+		return err == nil && len(failed) == 1
+	})
+	if fn := failed[0]; fn.Channel != activities.ChannelSMPP || fn.Subject != "unwanted" || fn.DeliveredAt != nil ||
+		!strings.Contains(fn.Reason, "refused") || fn.Delivery.Notification == nil {
+		t.Fatalf("failed notification %+v", fn)
+	}
+	if pending, err := ob.Pending(ctx); err != nil || pending["acme"] != 0 {
+		t.Fatalf("pending %v %v, want none", pending, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(rx.Received()); n != 1 {
+		t.Fatalf("the refused receipt was offered %d times, want once", n)
 	}
 }

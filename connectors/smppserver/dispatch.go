@@ -138,8 +138,9 @@ func (d *dispatcher) run(ctx context.Context) {
 }
 
 // settle records how a deliver_sm went: delivered items leave the outbox,
-// the others are offered again after a backoff. A receiver that refuses
-// one for good (ESME_RX_P_APPN, ESME_RX_R_APPN) does not get it again.
+// the others are offered again after a backoff. One the receiver refuses
+// for good (ESME_RX_P_APPN, ESME_RX_R_APPN) is not offered again: it is
+// recorded as a failed notification, to be redelivered on request.
 func (d *dispatcher) settle(it mongostore.OutboxItem, status uint32, err error) {
 	s := d.srv
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -147,17 +148,21 @@ func (d *dispatcher) settle(it mongostore.OutboxItem, status uint32, err error) 
 	log := s.log.With("customer", it.CustomerID, "kind", it.Kind, "subject", it.Subject, "attempt", it.Attempts)
 	refusedForGood := status == smppstatus.ESME_RX_P_APPN || status == smppstatus.ESME_RX_R_APPN
 	switch {
-	case err == nil && (status == smppstatus.ESME_ROK || refusedForGood):
-		result := "ok"
-		if refusedForGood {
-			result = "refused"
-			log.Warn("the customer refused a deliver_sm for good; dropping it", "status", smppstatus.Name(status))
-		}
-		s.metrics.deliveries.WithLabelValues(it.CustomerID, it.Kind, result).Inc()
+	case err == nil && status == smppstatus.ESME_ROK:
+		s.metrics.deliveries.WithLabelValues(it.CustomerID, it.Kind, "ok").Inc()
 		if _, err := s.deps.Outbox.Ack(ctx, it.ID, s.cfg.ReplicaID); err != nil {
 			log.Warn("delivered, but not removed from the outbox: it may be delivered again", "err", err)
 		}
 		return
+	case err == nil && refusedForGood:
+		s.metrics.deliveries.WithLabelValues(it.CustomerID, it.Kind, "refused").Inc()
+		log.Warn("the customer refused a deliver_sm for good; recorded as a failed notification", "status", smppstatus.Name(status))
+		reason := "the customer's bind refused the deliver_sm for good: " + smppstatus.Name(status)
+		_, err := s.deps.Outbox.Refuse(ctx, it.ID, s.cfg.ReplicaID, reason)
+		if err == nil {
+			return
+		}
+		log.Warn("refused deliver_sm not recorded; offering it again later", "err", err)
 	case err != nil:
 		s.metrics.deliveries.WithLabelValues(it.CustomerID, it.Kind, "failed").Inc()
 	default:

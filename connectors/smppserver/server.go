@@ -123,6 +123,7 @@ type Outbox interface {
 	Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration) (mongostore.OutboxItem, bool, error)
 	Ack(ctx context.Context, id, owner string) (bool, error)
 	Release(ctx context.Context, id, owner string, retryAt time.Time) error
+	Refuse(ctx context.Context, id, owner, reason string) (bool, error)
 	Expire(ctx context.Context, now time.Time, limit int) ([]mongostore.OutboxItem, error)
 	Pending(ctx context.Context) (map[string]int64, error)
 }
@@ -276,7 +277,8 @@ func (s *Server) Wake(customerID string) {
 	}
 }
 
-// Maintain drops expired outbox items and keeps the pending gauge current,
+// Maintain expires outbox items (the outbox records each as a failed
+// notification) and keeps the pending gauge current,
 // every interval, until ctx ends.
 func (s *Server) Maintain(ctx context.Context, interval time.Duration) {
 	if s.deps.Outbox == nil {
@@ -298,8 +300,8 @@ func (s *Server) maintainOnce(ctx context.Context) {
 	expired, err := s.deps.Outbox.Expire(ctx, s.cfg.Now(), 0)
 	for _, it := range expired {
 		s.metrics.expired.WithLabelValues(it.CustomerID).Inc()
-		s.log.Warn("outbox item expired before the customer bound a receiver",
-			"customer", it.CustomerID, "kind", it.Kind, "subject", it.Subject, "attempts", it.Attempts, "created_at", it.CreatedAt)
+		s.log.Warn("outbox item expired before a receiver bind took it; recorded as a failed notification",
+			"customer", it.CustomerID, "kind", it.Kind, "subject", it.Subject, "attempts", it.Attempts, "created_at", it.CreatedAt, "expired_at", it.ExpiresAt)
 	}
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("outbox expiry failed", "err", err)

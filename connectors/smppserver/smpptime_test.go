@@ -9,21 +9,22 @@ import (
 )
 
 func TestParseTime(t *testing.T) {
+	// fixed date: ParseTime takes now as an argument and never reads the clock
 	now := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		in   string
 		want time.Time
 	}{
 		{"", time.Time{}},
-		{"261126140358000+", time.Date(2026, 11, 26, 14, 3, 58, 0, time.UTC)},
-		{"261126140358500+", time.Date(2026, 11, 26, 14, 3, 58, 500e6, time.UTC)},
-		{"261127000000048+", time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}, // UTC+12:00
-		{"261126100000016-", time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)}, // UTC-04:00
-		{"270101000000001+", time.Date(2026, 12, 31, 23, 45, 0, 0, time.UTC)},
-		{"280229120000000+", time.Date(2028, 2, 29, 12, 0, 0, 0, time.UTC)},
+		{"261126140358000+", time.Date(2026, 11, 26, 14, 3, 58, 0, time.UTC)},     // fixed date: absolute time, no clock involved
+		{"261126140358500+", time.Date(2026, 11, 26, 14, 3, 58, 500e6, time.UTC)}, // fixed date: absolute time, no clock involved
+		{"261127000000048+", time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)},      // fixed date: absolute time, UTC+12:00, no clock involved
+		{"261126100000016-", time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)},      // fixed date: absolute time, UTC-04:00, no clock involved
+		{"270101000000001+", time.Date(2026, 12, 31, 23, 45, 0, 0, time.UTC)},     // fixed date: absolute time, no clock involved
+		{"280229120000000+", time.Date(2028, 2, 29, 12, 0, 0, 0, time.UTC)},       // fixed date: absolute time, no clock involved
 		{"000000000130000R", now.Add(90 * time.Second)},
 		{"000002030000000R", now.Add(51 * time.Hour)},
-		{"010100000000000R", time.Date(2027, 12, 26, 14, 0, 0, 0, time.UTC)},
+		{"010100000000000R", time.Date(2027, 12, 26, 14, 0, 0, 0, time.UTC)}, // fixed date: relative to the now above
 		{"000000990000000R", now.Add(99 * time.Hour)},
 	} {
 		got, err := smppserver.ParseTime(c.in, now)
@@ -52,6 +53,7 @@ func TestParseTime(t *testing.T) {
 }
 
 func TestValidity(t *testing.T) {
+	// fixed date: Validity takes now as an argument and never reads the clock
 	now := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
 	max := 7 * 24 * time.Hour
 	for _, c := range []struct {
@@ -76,6 +78,7 @@ func TestValidity(t *testing.T) {
 }
 
 func TestFormatTimeRoundTrips(t *testing.T) {
+	// fixed date: FormatTime and ParseTime of an absolute time; nothing reads the clock
 	at := time.Date(2031, 7, 4, 9, 8, 7, 300e6, time.UTC)
 	s := smppserver.FormatTime(at)
 	if s != "310704090807300+" {
@@ -93,6 +96,7 @@ func FuzzParseTime(f *testing.F) {
 	for _, s := range []string{"", "261126140358000+", "261127000000048+", "261126100000016-", "000002030000000R", "99999999999999R", "0000000000000000"} {
 		f.Add(s)
 	}
+	// fixed date: ParseTime takes now as an argument and never reads the clock
 	now := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := smppserver.ParseTime(s, now)

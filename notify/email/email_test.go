@@ -156,6 +156,7 @@ func configFor(addr string, relayed func(*config.SMTPRelay)) staticConfig {
 	return staticConfig{cfg}
 }
 
+// fixed date: t0 is only written into the mail body; the Date header and the timeouts use the sender's clock
 var t0 = time.Date(2026, 11, 26, 14, 3, 58, 0, time.UTC)
 
 func statusDelivery() activities.Delivery {

@@ -25,6 +25,7 @@ func TestInboundWebhookBodyAndHeaders(t *testing.T) {
 	}))
 	defer srv.Close()
 	s := New(customerMap{"shop": {ID: "shop", WebhookURL: srv.URL, WebhookSecret: "k"}}, time.Second, prometheus.NewRegistry())
+	// fixed date: ReceivedAt is only written into the body; the signature is stamped by the sender's clock
 	received := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
 	err := s.Deliver(context.Background(), activities.Delivery{Channel: activities.ChannelWebhook, CustomerID: "shop",
 		Inbound: &activities.InboundMessage{ID: "mo-1", From: "+61412345678", To: "12345", Text: "PIZZA large", Encoding: "GSM7", Parts: 2, Keyword: "PIZZA", ReceivedAt: received}})

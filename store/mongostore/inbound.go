@@ -156,13 +156,16 @@ type failedDoc struct {
 		Subject  string   `bson:"subject"`
 		Reason   string   `bson:"reason"`
 		Delivery bson.Raw `bson:"delivery"`
+		// DeliveredAt is set by the outbox when an SMPP redelivery of it
+		// was acknowledged by the customer's bind.
+		DeliveredAt *time.Time `bson:"deliveredAt,omitempty"`
 	} `bson:"data"`
 }
 
 func (d failedDoc) notification() (activities.FailedNotification, error) {
 	f := activities.FailedNotification{
 		ID: activities.FailedNotificationID(d.ID), EventID: d.ID, Subject: d.MessageID, What: d.Data.Subject,
-		Channel: d.Data.Channel, Reason: d.Data.Reason, FailedAt: d.At,
+		Channel: d.Data.Channel, Reason: d.Data.Reason, FailedAt: d.At, DeliveredAt: d.Data.DeliveredAt,
 	}
 	if len(d.Data.Delivery) > 0 {
 		if err := bson.Unmarshal(d.Data.Delivery, &f.Delivery); err != nil {
@@ -224,7 +227,7 @@ func (s *Store) FailedNotification(ctx context.Context, eventID string) (activit
 }
 
 // markDelivered sets DeliveredAt of each failed notification whose delivery
-// has gone through since (its notified event exists).
+// has gone through since (its notified event was written after it failed).
 func (s *Store) markDelivered(ctx context.Context, fs []activities.FailedNotification) error {
 	if len(fs) == 0 {
 		return nil
@@ -250,7 +253,9 @@ func (s *Store) markDelivered(ctx context.Context, fs []activities.FailedNotific
 		at[d.ID] = d.At
 	}
 	for i := range fs {
-		if t, ok := at[notifiedEventID(fs[i])]; ok {
+		// A notified event older than the failure is the first delivery's
+		// (an SMPP receipt written to the outbox, then expired there).
+		if t, ok := at[notifiedEventID(fs[i])]; ok && fs[i].DeliveredAt == nil && !t.Before(fs[i].FailedAt) {
 			fs[i].DeliveredAt = &t
 		}
 	}

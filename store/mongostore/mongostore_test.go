@@ -41,7 +41,12 @@ func ctx(t *testing.T) context.Context {
 
 var quiet = slog.New(slog.DiscardHandler)
 
-var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+// t0 is the tests' base time, taken from the real clock: the server enforces
+// the correlations' TTL index against its own clock, and the store stamps
+// parked receipts, outbox acks and expiry records with time.Now, so a fixed
+// date would age out of the TTL window once the calendar passed it. Whole
+// seconds, as MongoDB keeps milliseconds.
+var t0 = time.Now().UTC().Truncate(time.Second)
 
 func TestAppendEventsIsIdempotent(t *testing.T) {
 	t.Parallel()

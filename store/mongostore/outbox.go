@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -11,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
 )
 
 // OutboxCollection holds what is owed to customers' SMPP binds: delivery
@@ -55,6 +57,10 @@ type OutboxItem struct {
 	// condition finds every claimable item.
 	LeaseUntil time.Time `bson:"leaseUntil"`
 	Attempts   int       `bson:"attempts"`
+	// Delivery is the notification or MO the item carries, recorded as a
+	// failed notification (and so redeliverable) if the item expires
+	// before a receiver bind takes it.
+	Delivery *activities.Delivery `bson:"delivery,omitempty"`
 }
 
 // OutboxLeasesCollection records who claimed which attempt of an item.
@@ -82,6 +88,7 @@ type Outbox struct {
 	coll   *mongo.Collection
 	leases *mongo.Collection
 	sent   *mongo.Collection
+	events *mongo.Collection
 	now    func() time.Time
 }
 
@@ -99,6 +106,7 @@ func (s *Store) Outbox(ctx context.Context) (*Outbox, error) {
 		coll:   s.db.Collection(OutboxCollection),
 		leases: s.db.Collection(OutboxLeasesCollection),
 		sent:   s.db.Collection(OutboxSentCollection),
+		events: s.events,
 		now:    s.now,
 	}
 	indexes := []struct {
@@ -260,18 +268,26 @@ func (o *Outbox) takeLease(ctx context.Context, it OutboxItem, owner string, now
 
 func leaseID(itemID string, attempt int) string { return fmt.Sprintf("%s:%d", itemID, attempt) }
 
-// Ack records an item its owner has delivered as sent and takes it out of
-// the outbox. An item whose lease another replica has taken since is left
-// alone; done reports whether it was this owner's.
-func (o *Outbox) Ack(ctx context.Context, id, owner string) (done bool, err error) {
-	var it OutboxItem
+// owned reads a pending item, without its PDU, if owner holds its lease.
+func (o *Outbox) owned(ctx context.Context, id, owner string) (it OutboxItem, ok bool, err error) {
 	err = o.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "leaseOwner", Value: owner}, {Key: "state", Value: OutboxPending}},
 		options.FindOne().SetProjection(bson.D{{Key: "pdu", Value: 0}})).Decode(&it)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return false, nil
+		return OutboxItem{}, false, nil
 	case err != nil:
-		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, wrap(err))
+		return OutboxItem{}, false, fmt.Errorf("mongostore: outbox item %s: %w", id, wrap(err))
+	}
+	return it, true, nil
+}
+
+// Ack records an item its owner has delivered as sent and takes it out of
+// the outbox. An item whose lease another replica has taken since is left
+// alone; done reports whether it was this owner's.
+func (o *Outbox) Ack(ctx context.Context, id, owner string) (done bool, err error) {
+	it, ok, err := o.owned(ctx, id, owner)
+	if !ok || err != nil {
+		return false, err
 	}
 	// Remembered first, removed second, so a retried Put never brings a
 	// delivered item back; a crash in between leaves it pending as well,
@@ -284,6 +300,14 @@ func (o *Outbox) Ack(ctx context.Context, id, owner string) (done bool, err erro
 		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, wrap(err))
 	}
 	o.dropLeases(ctx, id)
+	if it.Delivery != nil && it.Delivery.Redelivers != "" {
+		// A redelivery of a failed notification went through: the failure
+		// is listed as delivered after all. Its delivery stands even if
+		// this mark is lost, so a failure to write it is not reported.
+		_, _ = o.events.UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: it.Delivery.Redelivers}, {Key: "type", Value: smsgw.EventNotifyFailed}, {Key: "data.deliveredAt", Value: bson.D{{Key: "$exists", Value: false}}}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "data.deliveredAt", Value: o.now().UTC()}}}})
+	}
 	return true, nil
 }
 
@@ -291,6 +315,28 @@ func (o *Outbox) Ack(ctx context.Context, id, owner string) (done bool, err erro
 // are harmless, so a failure is not reported.
 func (o *Outbox) dropLeases(ctx context.Context, id string) {
 	_, _ = o.leases.DeleteMany(ctx, bson.D{{Key: "itemId", Value: id}})
+}
+
+// Refuse takes out an item its owner's customer refused for good, and
+// records it as a failed notification with the reason, so it is listed and
+// can be redelivered like a webhook the customer refused. done reports
+// whether the item was this owner's.
+func (o *Outbox) Refuse(ctx context.Context, id, owner, reason string) (done bool, err error) {
+	it, ok, err := o.owned(ctx, id, owner)
+	if !ok || err != nil {
+		return false, err
+	}
+	if it.Delivery != nil {
+		ev := activities.NotifyFailedEvent(*it.Delivery, reason, "refused-"+strconv.Itoa(it.Attempts), o.now())
+		if _, err := o.events.InsertOne(ctx, ev); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return false, fmt.Errorf("mongostore: record refused outbox item %s: %w", id, wrap(err))
+		}
+	}
+	if _, err := o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "leaseOwner", Value: owner}}); err != nil {
+		return false, fmt.Errorf("mongostore: refuse outbox item %s: %w", id, wrap(err))
+	}
+	o.dropLeases(ctx, id)
+	return true, nil
 }
 
 // Release gives an item back, to be claimed again from retryAt on.
@@ -304,9 +350,12 @@ func (o *Outbox) Release(ctx context.Context, id, owner string, retryAt time.Tim
 	return nil
 }
 
-// Expire deletes the items whose validity ended before now, and returns
-// those never delivered, so the caller can log them. At most limit are
-// removed per call (0: 1000).
+// Expire removes the items whose lifetime ended before now. Each one never
+// delivered is first recorded in the event store as a failed notification
+// (listed and redeliverable like a webhook that ran out of retries), so
+// nothing owed to a customer disappears in silence; the expired items are
+// returned for the caller to count and log. At most limit are removed per
+// call (0: 1000).
 func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
 	if limit <= 0 {
 		limit = 1000
@@ -325,6 +374,10 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]Outbox
 	}
 	expired := items[:0]
 	for _, it := range items {
+		failure, err := o.recordExpiry(ctx, it)
+		if err != nil {
+			return expired, err // the item stays, and is recorded next time
+		}
 		// Deleted one by one, each still expired, so an item being sent
 		// right now is not lost to a concurrent claim and ack.
 		res, err := o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: it.ID}, {Key: "expiresAt", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}})
@@ -333,12 +386,31 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]Outbox
 		}
 		if res.DeletedCount == 1 {
 			o.dropLeases(ctx, it.ID)
-			if it.State != OutboxSent {
-				expired = append(expired, it)
-			}
+			expired = append(expired, it)
+			continue
+		}
+		if failure != "" && it.Kind == OutboxReceipt && o.delivered(ctx, it.ID) {
+			// Acknowledged by the customer in the meantime: not a failure.
+			_, _ = o.events.DeleteOne(ctx, bson.D{{Key: "_id", Value: failure}})
 		}
 	}
 	return expired, nil
+}
+
+// recordExpiry records an expired item as a failed notification and returns
+// the event's ID ("" for an item that carries no delivery to repeat). The
+// parts of one MO expire together and share one failure.
+func (o *Outbox) recordExpiry(ctx context.Context, it OutboxItem) (eventID string, err error) {
+	if it.Delivery == nil {
+		return "", nil
+	}
+	reason := fmt.Sprintf("no receiver bind of %s took it before it expired at %s (%d attempts)",
+		it.SystemID, it.ExpiresAt.UTC().Format(time.RFC3339), it.Attempts)
+	ev := activities.NotifyFailedEvent(*it.Delivery, reason, "expired-"+strconv.FormatInt(it.ExpiresAt.UnixMilli(), 10), o.now())
+	if _, err := o.events.InsertOne(ctx, ev); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return "", fmt.Errorf("mongostore: record expired outbox item %s: %w", it.ID, wrap(err))
+	}
+	return ev.ID, nil
 }
 
 // Pending counts the items not yet delivered, by customer.

@@ -35,6 +35,7 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
+// fixed date: every record below sets UpdatedAt, so UpsertMessage never falls back to time.Now; days and ranges come from t0
 var t0 = time.Date(2026, 11, 26, 10, 0, 0, 123456000, time.UTC)
 
 func ptr(t time.Time) *time.Time { return &t }
