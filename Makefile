@@ -4,20 +4,22 @@
 
 GO               ?= go
 TEMPORAL_VERSION := v1.5.1
+WORKFLOWCHECK_VERSION := v0.6.0
 FUZZTIME         ?= 5s
 BIN              := $(CURDIR)/bin
 
 include Makefile.generate
 
-.PHONY: dev test unit e2e fuzz vet build tools deploy-check bench clean
+.PHONY: dev test unit e2e fuzz vet workflowcheck build tools deploy-check bench clean
 
 ## dev: run Temporal, the databases, the SMSC simulator and `smsgw all` (Ctrl-C stops all).
 ##      UPSTREAM=host:port binds to an external SMSC instead of the simulator.
 dev: tools build
 	UPSTREAM="$(UPSTREAM)" ./scripts/dev.sh
 
-## test: vet, unit and end-to-end tests, and a short run of every fuzz target.
-test: tools vet
+## test: vet, the workflow determinism check, unit and end-to-end tests, and
+##       a short run of every fuzz target.
+test: tools vet workflowcheck
 	SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
@@ -30,6 +32,13 @@ vet:
 
 build:
 	$(GO) build -o $(BIN)/smsgw ./cmd/smsgw
+
+## workflowcheck: the Temporal SDK's determinism checker over the workflow code.
+workflowcheck: $(BIN)/workflowcheck
+	$(BIN)/workflowcheck ./workflows/...
+
+$(BIN)/workflowcheck:
+	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
 ## tools: the Temporal CLI and the dev databases, built once.
 tools: $(BIN)/temporal $(BIN)/devdb

@@ -1,6 +1,11 @@
 package smsgw
 
-import "time"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Receipt is a delivery receipt from an upstream SMSC, already matched to the
 // connector that received it. Stat is the SMPP final or intermediate state
@@ -28,4 +33,15 @@ func (r Receipt) Status() (s Status, final bool) {
 		return StatusExpired, true
 	}
 	return StatusSent, false
+}
+
+// NormalizeReceiptErr gives a receipt's err: code a form that compares
+// equal however the SMSC wrote it: a number with at least three digits
+// ("34" and "0034" give "034"), anything else trimmed and in lower case.
+func NormalizeReceiptErr(code string) string {
+	code = strings.ToLower(strings.TrimSpace(code))
+	if n, err := strconv.ParseUint(code, 10, 32); err == nil {
+		return fmt.Sprintf("%03d", n)
+	}
+	return code
 }

@@ -243,3 +243,11 @@ func FuzzParseReceiptText(f *testing.F) {
 		_ = NormalizeUpstreamID(r.ID, UpstreamIDDecimal)
 	})
 }
+
+func TestNormalizeReceiptErr(t *testing.T) {
+	for in, want := range map[string]string{"34": "034", "034": "034", "0": "000", "1234": "1234", " 7 ": "007", "ABC": "abc", "": ""} {
+		if got := NormalizeReceiptErr(in); got != want {
+			t.Errorf("NormalizeReceiptErr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

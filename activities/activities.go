@@ -29,17 +29,14 @@ type ReportStore interface {
 
 // Encoder turns a text into the parts to submit for a customer.
 type Encoder interface {
-	Encode(text, customerID, connectorID, to string) (encoding string, parts []Part, err error)
+	Encode(text, customerID, connectorID, to string) (encoding string, parts []smsgw.Part, err error)
 }
 
 // Channel delivers to customers through one means (webhook, SMPP, email).
 // It returns an error wrapping ErrRefused when retrying cannot help.
 type Channel interface {
-	Deliver(ctx context.Context, d Delivery) error
+	Deliver(ctx context.Context, d smsgw.Delivery) error
 }
-
-// ErrRefused marks a delivery the receiver refused for good.
-var ErrRefused = errors.New("refused by the receiver")
 
 // Activities are the steps of a message's life that need no SMPP bind.
 type Activities struct {
@@ -114,11 +111,11 @@ func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResul
 const DefaultFailoverAfter = 30 * time.Second
 
 // targets describes the decision's connectors for the workflow.
-func (a *Activities) targets(d routing.Decision) []Target {
+func (a *Activities) targets(d routing.Decision) []smsgw.Target {
 	cfg := a.Config.Config()
-	out := make([]Target, 0, len(d.Connectors))
+	out := make([]smsgw.Target, 0, len(d.Connectors))
 	for _, id := range d.Connectors {
-		t := Target{ID: id}
+		t := smsgw.Target{ID: id}
 		if c, ok := cfg.Connector(id); ok {
 			t.RerouteReceiptErrs = c.RerouteReceiptErrs()
 		}
@@ -143,8 +140,8 @@ const DefaultNotifyRetry = 24 * time.Hour
 // notifyPlan decides who hears about a message: the channels the customer
 // chose, or by default the webhook (when there is one) and, for messages
 // submitted over SMPP that asked for a receipt, the customer's binds.
-func (a *Activities) notifyPlan(m smsgw.Message) NotifyPlan {
-	plan := NotifyPlan{RetryFor: DefaultNotifyRetry}
+func (a *Activities) notifyPlan(m smsgw.Message) smsgw.NotifyPlan {
+	plan := smsgw.NotifyPlan{RetryFor: DefaultNotifyRetry}
 	var cfg config.Notify
 	webhook := m.CallbackURL != ""
 	for _, c := range a.Config.Config().Customers {
@@ -161,14 +158,14 @@ func (a *Activities) notifyPlan(m smsgw.Message) NotifyPlan {
 	plan.Channels = cfg.Channels
 	if len(plan.Channels) == 0 {
 		if webhook {
-			plan.Channels = append(plan.Channels, ChannelWebhook)
+			plan.Channels = append(plan.Channels, smsgw.ChannelWebhook)
 		}
 		if m.EntryPoint == smsgw.EntrySMPP && m.ReceiptRequested {
-			plan.Channels = append(plan.Channels, ChannelSMPP)
+			plan.Channels = append(plan.Channels, smsgw.ChannelSMPP)
 		}
 	}
-	if m.CallbackURL != "" && !slices.Contains(plan.Channels, ChannelWebhook) {
-		plan.Channels = append(plan.Channels, ChannelWebhook)
+	if m.CallbackURL != "" && !slices.Contains(plan.Channels, smsgw.ChannelWebhook) {
+		plan.Channels = append(plan.Channels, smsgw.ChannelWebhook)
 	}
 	return plan
 }
@@ -197,13 +194,13 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 }
 
 // Notify delivers to a customer on one channel and records that it did.
-func (a *Activities) Notify(ctx context.Context, d Delivery) error {
+func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
 	ch, ok := a.Channels[d.Channel]
 	if !ok {
 		return temporal.NewNonRetryableApplicationError("no channel "+d.Channel+" in this gateway", ErrTypeWebhookRefused, nil)
 	}
 	if err := ch.Deliver(ctx, d); err != nil {
-		if errors.Is(err, ErrRefused) {
+		if errors.Is(err, smsgw.ErrRefused) {
 			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRefused, err)
 		}
 		return fmt.Errorf("notify %s over %s: %w", d.CustomerID, d.Channel, err)
@@ -224,20 +221,6 @@ func (a *Activities) Notify(ctx context.Context, d Delivery) error {
 
 // NotifyFailed records a delivery that was refused or ran out of retries, so
 // operators can list and redeliver it.
-func (a *Activities) NotifyFailed(ctx context.Context, d Delivery, reason string) error {
-	return a.Events.AppendEvents(ctx, NotifyFailedEvent(d, reason, "", a.Now()))
-}
-
-// NotifyFailedEvent is the notify_failed event of a delivery that failed
-// for reason at the given time. A delivery fails once per channel; occasion
-// tells apart failures that can repeat (an SMPP outbox item that expired
-// again after a redelivery), "" for the one failure of a delivery.
-func NotifyFailedEvent(d Delivery, reason, occasion string, at time.Time) smsgw.Event {
-	id, what := d.Subject()
-	step := "notify-failed-" + d.Channel + "-" + what
-	if occasion != "" {
-		step += "-" + occasion
-	}
-	return smsgw.NewEvent(id, d.CustomerID, 0, smsgw.EventNotifyFailed, step, at.UTC(),
-		map[string]any{"channel": d.Channel, "subject": what, "reason": reason, "delivery": d})
+func (a *Activities) NotifyFailed(ctx context.Context, d smsgw.Delivery, reason string) error {
+	return a.Events.AppendEvents(ctx, smsgw.NotifyFailedEvent(d, reason, "", a.Now()))
 }

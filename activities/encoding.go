@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/segment"
 )
@@ -28,7 +29,7 @@ func (e TextEncoder) options(customerID string) segment.Options {
 }
 
 // Encode implements Encoder.
-func (e TextEncoder) Encode(text, customerID, connectorID, to string) (string, []Part, error) {
+func (e TextEncoder) Encode(text, customerID, connectorID, to string) (string, []smsgw.Part, error) {
 	opt := e.options(customerID)
 	if e.Concat != nil {
 		opt.Concat = e.Concat(connectorID)
@@ -45,11 +46,11 @@ func (e TextEncoder) Encode(text, customerID, connectorID, to string) (string, [
 	if err != nil {
 		return "", nil, err
 	}
-	parts := make([]Part, len(plan.Parts))
+	parts := make([]smsgw.Part, len(plan.Parts))
 	for i, p := range plan.Parts {
-		parts[i] = Part{Seq: p.Seq, DataCoding: plan.DataCoding, ESMClass: p.ESMClass, ShortMessage: p.Payload}
+		parts[i] = smsgw.Part{Seq: p.Seq, DataCoding: plan.DataCoding, ESMClass: p.ESMClass, ShortMessage: p.Payload}
 		if p.SAR != nil {
-			parts[i].SAR = &SAR{Ref: p.SAR.Ref, Total: p.SAR.Total, Seq: p.SAR.Seq}
+			parts[i].SAR = &smsgw.SAR{Ref: p.SAR.Ref, Total: p.SAR.Total, Seq: p.SAR.Seq}
 		}
 	}
 	return plan.Encoding.String(), parts, nil

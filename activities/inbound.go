@@ -2,13 +2,11 @@ package activities
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,74 +14,18 @@ import (
 	"github.com/smsgw/smsgw/config"
 )
 
-// Event types of an inbound message's life.
-const (
-	EventInboundReceived = "inbound_received" // stored, and routed to a customer or not
-	EventInboundDone     = "inbound_done"     // every channel delivered it or gave up
-)
-
-// Statuses of an inbound message, as stored and listed.
-const (
-	InboundRouted    = "routed"    // owned by a customer, being delivered
-	InboundUnrouted  = "unrouted"  // no customer owns the number: kept for the operator
-	InboundDelivered = "delivered" // every channel of the customer has it
-	InboundFailed    = "failed"    // a channel refused it or ran out of retries (see notify_failed)
-)
-
-// InboundRecord is an inbound message as stored for listing.
-type InboundRecord struct {
-	InboundMessage
-	CustomerID string    `json:"customerId"` // "" when unrouted
-	Status     string    `json:"status"`
-	UpdatedAt  time.Time `json:"updatedAt"`
-}
-
-// InboundQuery selects inbound messages to list, newest first.
-type InboundQuery struct {
-	// CustomerID is the owner; "" lists the unrouted messages.
-	CustomerID string
-	// Since, when set, leaves out messages received before it.
-	Since time.Time
-	// PageSize caps the answer (default 50, at most 500).
-	PageSize int
-	// PageToken continues an earlier listing (its NextPageToken).
-	PageToken string
-}
-
-// InboundPage is one page of inbound messages.
-type InboundPage struct {
-	Messages      []InboundRecord
-	NextPageToken string // "" on the last page
-}
-
-// FailedNotification is a delivery that was refused or ran out of retries,
-// as recorded by NotifyFailed, with what became of it since.
-type FailedNotification struct {
-	// ID names it in the API: an opaque, URL-safe form of the event ID.
-	ID       string    `json:"id"`
-	EventID  string    `json:"eventId"`
-	Subject  string    `json:"subject"` // the message or inbound message ID
-	What     string    `json:"what"`    // the status notified, or "inbound"
-	Channel  string    `json:"channel"`
-	Reason   string    `json:"reason"`
-	FailedAt time.Time `json:"failedAt"`
-	Delivery Delivery  `json:"delivery"`
-	// DeliveredAt is set once a redelivery succeeded.
-	DeliveredAt *time.Time `json:"deliveredAt,omitempty"`
-}
-
 // InboundStore keeps inbound messages. PutInbound is idempotent: a message
 // stored before is returned as it was stored, with created false.
 type InboundStore interface {
-	PutInbound(ctx context.Context, r InboundRecord) (stored InboundRecord, created bool, err error)
+	PutInbound(ctx context.Context, r smsgw.InboundRecord) (stored smsgw.InboundRecord, created bool, err error)
 	SetInboundStatus(ctx context.Context, id, status string, at time.Time) error
 }
 
 // InboundRoute is who owns an inbound message and how they hear about it.
 type InboundRoute struct {
-	CustomerID string     `json:"customerId"` // "" when unrouted
-	Keyword    string     `json:"keyword,omitempty"`
-	Plan       NotifyPlan `json:"plan"`
+	CustomerID string           `json:"customerId"` // "" when unrouted
+	Keyword    string           `json:"keyword,omitempty"`
+	Plan       smsgw.NotifyPlan `json:"plan"`
 }
 
 // FinishInboundInput is the outcome of an inbound message's deliveries.
@@ -123,15 +65,15 @@ func NewInbound(cfg *config.Live, store InboundStore, events EventStore, logger 
 // owns its destination number (and keyword), and says how that customer
 // hears about it. A message no one owns is stored as unrouted, never
 // dropped. Retries store and count nothing twice.
-func (a *Inbound) ReceiveInbound(ctx context.Context, msg InboundMessage) (InboundRoute, error) {
+func (a *Inbound) ReceiveInbound(ctx context.Context, msg smsgw.InboundMessage) (InboundRoute, error) {
 	cfg := a.config.Config()
 	customerID, keyword, _ := RouteInbound(cfg, msg.To, msg.Text)
 	msg.Keyword = keyword
-	status := InboundRouted
+	status := smsgw.InboundRouted
 	if customerID == "" {
-		status = InboundUnrouted
+		status = smsgw.InboundUnrouted
 	}
-	stored, created, err := a.store.PutInbound(ctx, InboundRecord{
+	stored, created, err := a.store.PutInbound(ctx, smsgw.InboundRecord{
 		InboundMessage: msg, CustomerID: customerID, Status: status, UpdatedAt: a.now().UTC(),
 	})
 	if err != nil {
@@ -140,7 +82,7 @@ func (a *Inbound) ReceiveInbound(ctx context.Context, msg InboundMessage) (Inbou
 	if created {
 		a.mo.WithLabelValues(map[bool]string{true: "routed", false: "unrouted"}[stored.CustomerID != ""]).Inc()
 	}
-	ev := smsgw.NewEvent(msg.ID, stored.CustomerID, 1, EventInboundReceived, "inbound-received", msg.ReceivedAt, map[string]any{
+	ev := smsgw.NewEvent(msg.ID, stored.CustomerID, 1, smsgw.EventInboundReceived, "inbound-received", msg.ReceivedAt, map[string]any{
 		"connector": msg.Connector, "encoding": msg.Encoding, "parts": msg.Parts, "partial": msg.Partial,
 		"keyword": stored.Keyword, "routed": stored.CustomerID != "",
 	})
@@ -165,7 +107,7 @@ func (a *Inbound) FinishInbound(ctx context.Context, in FinishInboundInput) erro
 	if err := a.store.SetInboundStatus(ctx, in.ID, in.Status, in.At); err != nil {
 		return fmt.Errorf("inbound %s status: %w", in.ID, err)
 	}
-	ev := smsgw.NewEvent(in.ID, in.CustomerID, 2, EventInboundDone, "inbound-done", in.At, map[string]any{
+	ev := smsgw.NewEvent(in.ID, in.CustomerID, 2, smsgw.EventInboundDone, "inbound-done", in.At, map[string]any{
 		"status": in.Status, "failedChannels": in.Failed,
 	})
 	if err := a.events.AppendEvents(ctx, ev); err != nil {
@@ -176,13 +118,13 @@ func (a *Inbound) FinishInbound(ctx context.Context, in FinishInboundInput) erro
 
 // InboundPlan is how a customer hears about its inbound messages: the
 // channels of notify.channels, or else its webhook when it has one.
-func InboundPlan(cu config.Customer) NotifyPlan {
-	plan := NotifyPlan{Channels: cu.Notify.Channels, RetryFor: DefaultNotifyRetry}
+func InboundPlan(cu config.Customer) smsgw.NotifyPlan {
+	plan := smsgw.NotifyPlan{Channels: cu.Notify.Channels, RetryFor: DefaultNotifyRetry}
 	if cu.Notify.RetryFor > 0 {
 		plan.RetryFor = cu.Notify.RetryFor
 	}
 	if len(plan.Channels) == 0 && cu.Webhook.URL != "" {
-		plan.Channels = []string{ChannelWebhook}
+		plan.Channels = []string{smsgw.ChannelWebhook}
 	}
 	return plan
 }
@@ -260,11 +202,11 @@ type countedChannel struct {
 	total *prometheus.CounterVec
 }
 
-func (c countedChannel) Deliver(ctx context.Context, d Delivery) error {
+func (c countedChannel) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	err := c.next.Deliver(ctx, d)
 	result := "ok"
 	switch {
-	case errors.Is(err, ErrRefused):
+	case errors.Is(err, smsgw.ErrRefused):
 		result = "refused"
 	case err != nil:
 		result = "retry"
@@ -286,20 +228,4 @@ func registerCounter(reg prometheus.Registerer, c *prometheus.CounterVec) (*prom
 		return nil, fmt.Errorf("register %T: %w", c, err)
 	}
 	return c, nil
-}
-
-// FailedNotificationID is the API's name for the notify_failed event with
-// eventID: URL-safe, with no ':' to clash with custom REST verbs.
-func FailedNotificationID(eventID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(eventID))
-}
-
-// ParseFailedNotificationID returns the event ID named by id. It returns an
-// *smsgw.Error with code ENOTFOUND for an id it did not make.
-func ParseFailedNotificationID(id string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(id)
-	if err != nil || len(b) == 0 || !utf8.Valid(b) {
-		return "", smsgw.Errorf(smsgw.ENOTFOUND, "failed notification %q not found", id)
-	}
-	return string(b), nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
 )
@@ -73,7 +74,7 @@ func TestRouteInbound(t *testing.T) {
 
 type fakeChannel struct{ err error }
 
-func (f fakeChannel) Deliver(context.Context, activities.Delivery) error { return f.err }
+func (f fakeChannel) Deliver(context.Context, smsgw.Delivery) error { return f.err }
 
 func TestNotificationMetricsCountOutcomes(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -86,11 +87,11 @@ func TestNotificationMetricsCountOutcomes(t *testing.T) {
 	}
 	ch := m.Wrap(map[string]activities.Channel{
 		"webhook": fakeChannel{},
-		"email":   fakeChannel{err: fmt.Errorf("550: %w", activities.ErrRefused)},
+		"email":   fakeChannel{err: fmt.Errorf("550: %w", smsgw.ErrRefused)},
 		"smpp":    fakeChannel{err: errors.New("not bound")},
 	})
 	for _, name := range []string{"webhook", "webhook", "email", "smpp"} {
-		_ = ch[name].Deliver(context.Background(), activities.Delivery{})
+		_ = ch[name].Deliver(context.Background(), smsgw.Delivery{})
 	}
 	got := map[string]float64{}
 	families, err := reg.Gather()
@@ -118,17 +119,17 @@ func TestNotificationMetricsCountOutcomes(t *testing.T) {
 
 func TestFailedNotificationID(t *testing.T) {
 	for _, eventID := range []string{"m1:notify-failed-webhook-DELIVERED", "mo-ab:notify-failed-email-inbound"} {
-		id := activities.FailedNotificationID(eventID)
+		id := smsgw.FailedNotificationID(eventID)
 		if strings.ContainsAny(id, ":/?#") {
 			t.Errorf("ID %q is not URL-path safe", id)
 		}
-		back, err := activities.ParseFailedNotificationID(id)
+		back, err := smsgw.ParseFailedNotificationID(id)
 		if err != nil || back != eventID {
 			t.Errorf("round trip of %q: %q, %v", eventID, back, err)
 		}
 	}
 	for _, bad := range []string{"", "!!", "/w"} {
-		if _, err := activities.ParseFailedNotificationID(bad); err == nil {
+		if _, err := smsgw.ParseFailedNotificationID(bad); err == nil {
 			t.Errorf("ParseFailedNotificationID(%q) accepted", bad)
 		}
 	}

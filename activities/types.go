@@ -27,22 +27,6 @@ const (
 	ErrTypeReroute        = "Reroute"        // upstream answered one of the connector's re-route errors
 )
 
-// Part is one submit_sm of a message, already encoded.
-type Part struct {
-	Seq          int    `json:"seq"` // 1-based
-	DataCoding   byte   `json:"dataCoding"`
-	ESMClass     byte   `json:"esmClass"`
-	ShortMessage []byte `json:"shortMessage"`
-	SAR          *SAR   `json:"sar,omitempty"`
-}
-
-// SAR is the concatenation information sent as SMPP TLVs instead of a UDH.
-type SAR struct {
-	Ref   uint16 `json:"ref"`
-	Total uint8  `json:"total"`
-	Seq   uint8  `json:"seq"`
-}
-
 // PrepareInput is the input of Activities.Prepare.
 type PrepareInput struct {
 	Message smsgw.Message `json:"message"`
@@ -54,41 +38,13 @@ type PrepareInput struct {
 type PrepareResult struct {
 	Route routing.Decision `json:"route"`
 	// Targets are the route's connectors in the order to try them.
-	Targets []Target `json:"targets"`
+	Targets []smsgw.Target `json:"targets"`
 	// FailoverAfter is how long a send waits for a bound connector before
 	// the next one is tried.
-	FailoverAfter time.Duration `json:"failoverAfter"`
-	Encoding      string        `json:"encoding"`
-	Parts         []Part        `json:"parts"`
-	Notify        NotifyPlan    `json:"notify"`
-}
-
-// Target is a connector a message may go through, with what the workflow
-// needs to know of it.
-type Target struct {
-	ID string `json:"id"`
-	// RerouteReceiptErrs are receipt error codes ("034") after which the
-	// message is sent again through the next connector.
-	RerouteReceiptErrs []string `json:"rerouteReceiptErrs,omitempty"`
-}
-
-// Notification channels.
-const (
-	ChannelWebhook = "webhook"
-	ChannelSMPP    = "smpp"
-	ChannelEmail   = "email"
-)
-
-// NotifyPlan is decided once per message, when it is accepted, so the
-// workflow never reads configuration: the channels to notify, in order, and
-// whether intermediate statuses are notified too.
-type NotifyPlan struct {
-	Channels    []string `json:"channels"`
-	AllStatuses bool     `json:"allStatuses,omitempty"`
-	// SMPPFailureOnly sends SMPP receipts only for final failures
-	// (registered_delivery 2).
-	SMPPFailureOnly bool          `json:"smppFailureOnly,omitempty"`
-	RetryFor        time.Duration `json:"retryFor"`
+	FailoverAfter time.Duration    `json:"failoverAfter"`
+	Encoding      string           `json:"encoding"`
+	Parts         []smsgw.Part     `json:"parts"`
+	Notify        smsgw.NotifyPlan `json:"notify"`
 }
 
 // SendInput is the input of the send activity.
@@ -98,7 +54,7 @@ type SendInput struct {
 	From        string        `json:"from"`
 	To          string        `json:"to"`
 	Validity    time.Duration `json:"validity"`
-	Parts       []Part        `json:"parts"`
+	Parts       []smsgw.Part  `json:"parts"`
 }
 
 // SendResult is what upstream answered: one message ID per part, in order.
@@ -118,64 +74,4 @@ type SendFailure struct {
 type RecordInput struct {
 	Events []smsgw.Event       `json:"events"`
 	Row    smsgw.MessageRecord `json:"row"`
-}
-
-// Notification is what a customer hears about a message's status.
-type Notification struct {
-	MessageID  string       `json:"messageId"`
-	Status     smsgw.Status `json:"status"`
-	Seq        int          `json:"seq"`
-	OccurredAt time.Time    `json:"occurredAt"`
-	// Stat is the upstream receipt state for intermediate notifications
-	// (ENROUTE, ACCEPTD) and for final ones that came from a receipt.
-	Stat        string    `json:"stat,omitempty"`
-	ErrorCode   string    `json:"errorCode,omitempty"`
-	ErrorText   string    `json:"errorText,omitempty"`
-	Parts       int       `json:"parts,omitempty"`
-	From        string    `json:"from,omitempty"`
-	To          string    `json:"to,omitempty"`
-	SubmittedAt time.Time `json:"submittedAt"`
-}
-
-// InboundMessage is a mobile-originated message for a customer.
-type InboundMessage struct {
-	ID         string    `json:"id"`
-	From       string    `json:"from"`
-	To         string    `json:"to"`
-	Text       string    `json:"text"`
-	Encoding   string    `json:"encoding"`
-	Parts      int       `json:"parts"`
-	Partial    bool      `json:"partial,omitempty"` // some parts never arrived
-	Keyword    string    `json:"keyword,omitempty"`
-	Connector  string    `json:"connector,omitempty"`
-	ReceivedAt time.Time `json:"receivedAt"`
-}
-
-// Delivery is one thing to tell a customer on one channel: a message's
-// status, or an inbound message.
-type Delivery struct {
-	Channel      string          `json:"channel"`
-	CustomerID   string          `json:"customerId"`
-	CallbackURL  string          `json:"callbackUrl,omitempty"` // overrides the customer's webhook
-	Notification *Notification   `json:"notification,omitempty"`
-	Inbound      *InboundMessage `json:"inbound,omitempty"`
-	// Redelivers is the event ID of the failed notification this delivery
-	// repeats, "" for a first delivery.
-	Redelivers string `json:"redelivers,omitempty"`
-}
-
-// Subject names what a delivery is about, for event IDs and logs.
-func (d Delivery) Subject() (id, what string) {
-	if d.Inbound != nil {
-		return d.Inbound.ID, "inbound"
-	}
-	if d.Notification != nil {
-		n := d.Notification
-		what = string(n.Status)
-		if n.Stat != "" {
-			what += "-" + n.Stat
-		}
-		return n.MessageID, what
-	}
-	return "", ""
 }

@@ -8,23 +8,22 @@ import (
 	"google.golang.org/grpc"
 
 	smsgw "github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 	smsgwv1 "github.com/smsgw/smsgw/proto/smsgw/v1"
 )
 
 // InboundLister lists inbound messages (the event store does).
 type InboundLister interface {
-	ListInbound(ctx context.Context, q activities.InboundQuery) (activities.InboundPage, error)
+	ListInbound(ctx context.Context, q smsgw.InboundQuery) (smsgw.InboundPage, error)
 }
 
 // FailedNotificationLister lists a customer's failed notifications (the
 // event store does).
 type FailedNotificationLister interface {
-	ListFailedNotifications(ctx context.Context, customerID, pageToken string, pageSize int) ([]activities.FailedNotification, string, error)
+	ListFailedNotifications(ctx context.Context, customerID, pageToken string, pageSize int) ([]smsgw.FailedNotification, string, error)
 }
 
 // Redeliverer starts the redelivery of a customer's failed notification
-// (workflows.Redeliverer does).
+// (lifecycle.Redeliverer does).
 type Redeliverer interface {
 	Redeliver(ctx context.Context, customerID, id string) (workflowID string, err error)
 }
@@ -101,7 +100,7 @@ func (s *inboundService) ListInboundMessages(ctx context.Context, req *smsgwv1.L
 	if err != nil {
 		return nil, err
 	}
-	q := activities.InboundQuery{CustomerID: id, PageSize: size, PageToken: req.GetPageToken()}
+	q := smsgw.InboundQuery{CustomerID: id, PageSize: size, PageToken: req.GetPageToken()}
 	if req.GetSince() != nil {
 		if err := req.GetSince().CheckValid(); err != nil {
 			return nil, smsgw.Errorf(smsgw.EINVALID, "since: %v", err)
@@ -124,11 +123,11 @@ func (s *inboundService) ListInboundMessages(ctx context.Context, req *smsgwv1.L
 
 func inboundStatusToProto(s string) smsgwv1.InboundStatus {
 	switch s {
-	case activities.InboundRouted:
+	case smsgw.InboundRouted:
 		return smsgwv1.InboundStatus_INBOUND_STATUS_ROUTED
-	case activities.InboundDelivered:
+	case smsgw.InboundDelivered:
 		return smsgwv1.InboundStatus_INBOUND_STATUS_DELIVERED
-	case activities.InboundFailed:
+	case smsgw.InboundFailed:
 		return smsgwv1.InboundStatus_INBOUND_STATUS_FAILED
 	}
 	return smsgwv1.InboundStatus_INBOUND_STATUS_UNSPECIFIED

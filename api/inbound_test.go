@@ -13,43 +13,42 @@ import (
 	"time"
 
 	smsgw "github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 )
 
 // inboundBook serves inbound messages and failed notifications from memory,
 // per customer, and records redeliveries.
 type inboundBook struct {
 	mu          sync.Mutex
-	queries     []activities.InboundQuery
+	queries     []smsgw.InboundQuery
 	redelivered []string
 }
 
 // fixed date: the fake store returns it and the API only formats it; the API reads the clock only to time requests
 var receivedAt = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 
-func (b *inboundBook) ListInbound(_ context.Context, q activities.InboundQuery) (activities.InboundPage, error) {
+func (b *inboundBook) ListInbound(_ context.Context, q smsgw.InboundQuery) (smsgw.InboundPage, error) {
 	b.mu.Lock()
 	b.queries = append(b.queries, q)
 	b.mu.Unlock()
 	if q.PageToken == "bad" {
-		return activities.InboundPage{}, smsgw.Errorf(smsgw.EINVALID, "pageToken is not one this gateway gave out")
+		return smsgw.InboundPage{}, smsgw.Errorf(smsgw.EINVALID, "pageToken is not one this gateway gave out")
 	}
 	if q.CustomerID != "alice" {
-		return activities.InboundPage{}, nil
+		return smsgw.InboundPage{}, nil
 	}
-	return activities.InboundPage{NextPageToken: "next", Messages: []activities.InboundRecord{{
-		InboundMessage: activities.InboundMessage{ID: "mo-1", From: "+61412345678", To: "12345", Text: "PIZZA large",
+	return smsgw.InboundPage{NextPageToken: "next", Messages: []smsgw.InboundRecord{{
+		InboundMessage: smsgw.InboundMessage{ID: "mo-1", From: "+61412345678", To: "12345", Text: "PIZZA large",
 			Encoding: "GSM7", Parts: 2, Partial: true, Keyword: "PIZZA", Connector: "telco-a", ReceivedAt: receivedAt},
-		CustomerID: "alice", Status: activities.InboundDelivered,
+		CustomerID: "alice", Status: smsgw.InboundDelivered,
 	}}}, nil
 }
 
-func (b *inboundBook) ListFailedNotifications(_ context.Context, customerID, _ string, _ int) ([]activities.FailedNotification, string, error) {
+func (b *inboundBook) ListFailedNotifications(_ context.Context, customerID, _ string, _ int) ([]smsgw.FailedNotification, string, error) {
 	if customerID != "alice" {
 		return nil, "", nil
 	}
 	delivered := receivedAt.Add(time.Hour)
-	return []activities.FailedNotification{
+	return []smsgw.FailedNotification{
 		{ID: "ZmFpbGVk", Subject: "msg-9", What: "DELIVERED", Channel: "webhook", Reason: "webhook answered 410 Gone", FailedAt: receivedAt},
 		{ID: "b3RoZXI", Subject: "mo-1", What: "inbound", Channel: "email", Reason: "550", FailedAt: receivedAt, DeliveredAt: &delivered},
 	}, "", nil

@@ -325,33 +325,22 @@ func (co Connector) IsRerouteStatus(code uint32) bool {
 
 // IsRerouteReceiptErr reports whether a receipt's err: code ("034", or
 // "34") should send the message to the route's next connector. Codes are
-// compared in the form NormalizeReceiptErr gives them.
+// compared in the form smsgw.NormalizeReceiptErr gives them.
 func (co Connector) IsRerouteReceiptErr(err string) bool {
-	err = NormalizeReceiptErr(err)
+	err = smsgw.NormalizeReceiptErr(err)
 	return err != "" && slices.Contains(co.RerouteReceiptErrs(), err)
 }
 
 // RerouteReceiptErrs returns the receipt error codes of rerouteErrors, in
-// the form NormalizeReceiptErr gives them ("err:34" gives "034").
+// the form smsgw.NormalizeReceiptErr gives them ("err:34" gives "034").
 func (co Connector) RerouteReceiptErrs() []string {
 	var codes []string
 	for _, e := range co.RerouteErrors {
 		if code, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(e)), "err:"); ok && code != "" {
-			codes = append(codes, NormalizeReceiptErr(code))
+			codes = append(codes, smsgw.NormalizeReceiptErr(code))
 		}
 	}
 	return codes
-}
-
-// NormalizeReceiptErr gives a receipt's err: code a form that compares
-// equal however the SMSC wrote it: a number with at least three digits
-// ("34" and "0034" give "034"), anything else trimmed and in lower case.
-func NormalizeReceiptErr(code string) string {
-	code = strings.ToLower(strings.TrimSpace(code))
-	if n, err := strconv.ParseUint(code, 10, 32); err == nil {
-		return fmt.Sprintf("%03d", n)
-	}
-	return code
 }
 
 // parseRerouteError reads one rerouteErrors entry: a command_status name or

@@ -240,11 +240,6 @@ func TestRerouteErrors(t *testing.T) {
 	if got := co.RerouteReceiptErrs(); strings.Join(got, ",") != "034,abc" {
 		t.Errorf("RerouteReceiptErrs() = %q", got)
 	}
-	for in, want := range map[string]string{"34": "034", "034": "034", "0": "000", "1234": "1234", " 7 ": "007", "ABC": "abc", "": ""} {
-		if got := NormalizeReceiptErr(in); got != want {
-			t.Errorf("NormalizeReceiptErr(%q) = %q, want %q", in, got, want)
-		}
-	}
 }
 
 func TestMapDataCoding(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/smppclient"
@@ -26,7 +25,6 @@ type Connector struct {
 	Config   config.Connector
 	Temporal client.Client
 	Matcher  *upstream.Matcher
-	Events   activities.EventStore // keeps MO until inbound routing takes it
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 }
@@ -67,7 +65,7 @@ func (c *Connector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}
-	bind, err := smppclient.New(cc, receiptHandler{c.Matcher, c.Events, logger, c.Temporal}, logger, c.Registry)
+	bind, err := smppclient.New(cc, &upstream.Handler{Matcher: c.Matcher, Temporal: c.Temporal, Logger: logger}, logger, c.Registry)
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}
@@ -190,36 +188,3 @@ func (s *boundSlots) ReleaseSlot(worker.SlotReleaseInfo) { <-s.free }
 
 // MaxSlots implements worker.SlotSupplier.
 func (s *boundSlots) MaxSlots() int { return cap(s.free) }
-
-// receiptHandler passes receipts to the matcher and MO to their inbound
-// workflows, each acknowledged upstream only once it is durably held.
-type receiptHandler struct {
-	matcher  *upstream.Matcher
-	events   activities.EventStore
-	logger   *slog.Logger
-	temporal client.Client // starts inbound workflows
-}
-
-func (h receiptHandler) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
-	return h.matcher.HandleReceipt(ctx, r)
-}
-
-// HandleMO starts the workflow of a mobile-originated message (or signals a
-// part to its reassembly) and returns once Temporal holds it, so
-// deliver_sm_resp goes upstream only then. A deliver_sm delivered again
-// within the dedup window is acknowledged without a second message.
-func (h receiptHandler) HandleMO(ctx context.Context, mo smppclient.MO) error {
-	in := workflows.MO{
-		ConnectorID: mo.ConnectorID, From: mo.From, To: mo.To, DataCoding: mo.DataCoding, ESMClass: mo.ESMClass,
-		ShortMessage: mo.ShortMessage, ReceivedAt: mo.ReceivedAt,
-	}
-	if mo.SAR != nil {
-		in.SAR = &activities.SAR{Ref: mo.SAR.Ref, Total: mo.SAR.Total, Seq: mo.SAR.Seq}
-	}
-	id, duplicate, err := workflows.StartInbound(ctx, h.temporal, in)
-	if err != nil {
-		return fmt.Errorf("inbound message not taken: %w", err)
-	}
-	h.logger.Info("MO received", "connector", mo.ConnectorID, "id", id, "duplicate", duplicate)
-	return nil
-}

@@ -18,11 +18,13 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/smpptest"
 	"github.com/smsgw/smsgw/connectors/upstream"
 	"github.com/smsgw/smsgw/internal/testenv"
+	"github.com/smsgw/smsgw/lifecycle"
 	"github.com/smsgw/smsgw/store/mongostore"
 	"github.com/smsgw/smsgw/worker"
 	"github.com/smsgw/smsgw/workflows"
@@ -136,8 +138,8 @@ func startSMSC(t *testing.T, cfg smpptest.Config) (*smpptest.SMSC, string) {
 // returns Run's error.
 func (e *env) runConnector(t *testing.T, co config.Connector, reg *prometheus.Registry) (stop func() error) {
 	t.Helper()
-	matcher := upstream.NewMatcher(e.store, upstream.TemporalSignaler{Client: e.temporal}, testLogger(t), reg)
-	c := &worker.Connector{Config: co, Temporal: e.temporal, Matcher: matcher, Events: e.store, Logger: testLogger(t), Registry: reg}
+	matcher := upstream.NewMatcher(e.store, lifecycle.TemporalSignaler{Client: e.temporal}, testLogger(t), reg)
+	c := &worker.Connector{Config: co, Temporal: e.temporal, Matcher: matcher, Logger: testLogger(t), Registry: reg}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -163,7 +165,7 @@ func (e *env) start(t *testing.T, connector, id string, texts ...string) client.
 	t.Helper()
 	in := activities.SendInput{MessageID: testWorkflowID + id, ConnectorID: connector, From: "ACME", To: "+61412345678", Validity: time.Hour}
 	for i, text := range texts {
-		in.Parts = append(in.Parts, activities.Part{Seq: i + 1, ShortMessage: []byte(text)})
+		in.Parts = append(in.Parts, smsgw.Part{Seq: i + 1, ShortMessage: []byte(text)})
 	}
 	run, err := e.temporal.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		ID: in.MessageID, TaskQueue: testTaskQueue, WorkflowExecutionTimeout: time.Minute,

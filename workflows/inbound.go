@@ -1,28 +1,18 @@
 package workflows
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
-	"github.com/smsgw/smsgw/config"
-	"github.com/smsgw/smsgw/segment"
 )
 
 // Mobile-originated (MO) messages: a connector hands each deliver_sm that is
-// not a receipt to StartInbound before it answers deliver_sm_resp. A
+// not a receipt to lifecycle.StartInbound before it answers deliver_sm_resp. A
 // single-part message starts an InboundWorkflow; each part of a
 // concatenated one is signalled to the ReassemblyWorkflow of its (connector,
 // source, destination, reference, total), which starts the InboundWorkflow
@@ -43,21 +33,9 @@ const (
 	ReassemblyTimeout = 2 * time.Minute
 )
 
-// MO is a mobile-originated short message as a connector received it.
-type MO struct {
-	ConnectorID  string
-	From         string
-	To           string
-	DataCoding   byte
-	ESMClass     byte
-	ShortMessage []byte          // with its user data header when ESMClass has UDHI
-	SAR          *activities.SAR // from sar_* optional parameters, if any
-	ReceivedAt   time.Time
-}
-
 // InboundInput starts an InboundWorkflow; its workflow ID is Message.ID.
 type InboundInput struct {
-	Message activities.InboundMessage `json:"message"`
+	Message smsgw.InboundMessage `json:"message"`
 	// DedupWindow keeps the workflow open this long after delivering, so a
 	// redelivered deliver_sm finds its ID taken (see InboundDedupWindow).
 	DedupWindow time.Duration `json:"dedupWindow,omitempty"`
@@ -66,7 +44,7 @@ type InboundInput struct {
 // InboundResult is how an inbound message ended.
 type InboundResult struct {
 	CustomerID string `json:"customerId"`
-	Status     string `json:"status"` // activities.InboundDelivered, InboundFailed or InboundUnrouted
+	Status     string `json:"status"` // smsgw.InboundDelivered, InboundFailed or InboundUnrouted
 }
 
 // InboundWorkflow is the life of one inbound message:
@@ -89,16 +67,16 @@ func InboundWorkflow(ctx workflow.Context, in InboundInput) (InboundResult, erro
 	if err := workflow.ExecuteLocalActivity(recordCtx, inbound.ReceiveInbound, msg).Get(ctx, &route); err != nil {
 		return InboundResult{}, err
 	}
-	res := InboundResult{CustomerID: route.CustomerID, Status: activities.InboundUnrouted}
+	res := InboundResult{CustomerID: route.CustomerID, Status: smsgw.InboundUnrouted}
 	if route.CustomerID != "" {
 		if err := workflow.UpsertTypedSearchAttributes(ctx, SearchCustomerID.ValueSet(route.CustomerID)); err != nil {
 			return InboundResult{}, err
 		}
 		msg.Keyword = route.Keyword
 		failed := deliverInbound(ctx, route, msg)
-		res.Status = activities.InboundDelivered
+		res.Status = smsgw.InboundDelivered
 		if len(failed) > 0 {
-			res.Status = activities.InboundFailed
+			res.Status = smsgw.InboundFailed
 		}
 		if err := workflow.ExecuteLocalActivity(recordCtx, inbound.FinishInbound, activities.FinishInboundInput{
 			ID: msg.ID, CustomerID: route.CustomerID, Status: res.Status, Failed: failed, At: workflow.Now(ctx).UTC(),
@@ -116,7 +94,7 @@ func InboundWorkflow(ctx workflow.Context, in InboundInput) (InboundResult, erro
 
 // deliverInbound delivers msg on every channel of the plan at once and
 // returns the channels that gave up.
-func deliverInbound(ctx workflow.Context, route activities.InboundRoute, msg activities.InboundMessage) []string {
+func deliverInbound(ctx workflow.Context, route activities.InboundRoute, msg smsgw.InboundMessage) []string {
 	var a *activities.Activities
 	notifyCtx := workflow.WithLocalActivityOptions(ctx, notifyOptions(route.Plan.RetryFor))
 	recordCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -131,7 +109,7 @@ func deliverInbound(ctx workflow.Context, route activities.InboundRoute, msg act
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			d := activities.Delivery{Channel: ch, CustomerID: route.CustomerID, Inbound: &msg}
+			d := smsgw.Delivery{Channel: ch, CustomerID: route.CustomerID, Inbound: &msg}
 			if err := workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, nil); err != nil {
 				failed = append(failed, ch)
 				_ = workflow.ExecuteLocalActivity(recordCtx, a.NotifyFailed, d, failureReason(err)).Get(ctx, nil)
@@ -177,8 +155,8 @@ func notifyOptions(retryFor time.Duration) workflow.LocalActivityOptions {
 
 // RedeliverInput starts a RedeliverWorkflow.
 type RedeliverInput struct {
-	Delivery activities.Delivery `json:"delivery"`
-	RetryFor time.Duration       `json:"retryFor"`
+	Delivery smsgw.Delivery `json:"delivery"`
+	RetryFor time.Duration  `json:"retryFor"`
 }
 
 // RedeliverWorkflow delivers a failed notification again, as a regular
@@ -214,161 +192,4 @@ func RegisterInbound(r Registry, acts *activities.Inbound) {
 	r.RegisterWorkflow(ReassemblyWorkflow)
 	r.RegisterWorkflow(RedeliverWorkflow)
 	r.RegisterActivity(acts)
-}
-
-// StartInbound starts the workflow an MO needs, and returns once Temporal
-// holds it: then, and only then, may the connector answer deliver_sm_resp.
-// id is the inbound message ID, or for a part of a concatenated message
-// the ID of its reassembly workflow. duplicate is true for a deliver_sm
-// already taken within the dedup window.
-func StartInbound(ctx context.Context, c client.Client, mo MO) (id string, duplicate bool, err error) {
-	text, encoding, concat := decodeMO(mo)
-	if concat == nil {
-		id = singleInboundID(mo)
-		_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                                       id,
-			TaskQueue:                                TaskQueue,
-			WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			WorkflowExecutionErrorWhenAlreadyStarted: true,
-			StaticSummary:                            "inbound message via " + mo.ConnectorID,
-		}, InboundWorkflow, InboundInput{
-			Message: activities.InboundMessage{
-				ID: id, From: mo.From, To: mo.To, Text: text, Encoding: encoding, Parts: 1,
-				Connector: mo.ConnectorID, ReceivedAt: mo.ReceivedAt.UTC(),
-			},
-			DedupWindow: InboundDedupWindow,
-		})
-		var already *serviceerror.WorkflowExecutionAlreadyStarted
-		if errors.As(err, &already) {
-			return id, true, nil
-		}
-		if err != nil {
-			return id, false, smsgw.Unavailable("workflow engine", err)
-		}
-		return id, false, nil
-	}
-
-	in := ReassemblyInput{
-		ConnectorID: mo.ConnectorID, From: mo.From, To: mo.To, Ref: concat.Ref, Total: concat.Total,
-		Timeout: ReassemblyTimeout, DedupWindow: InboundDedupWindow,
-	}
-	id = reassemblyID(in)
-	_, err = c.SignalWithStartWorkflow(ctx, id, SignalInboundPart,
-		InboundPart{Seq: concat.Seq, Text: text, Encoding: encoding, ReceivedAt: mo.ReceivedAt.UTC()},
-		client.StartWorkflowOptions{
-			ID:                    id,
-			TaskQueue:             TaskQueue,
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			StaticSummary:         "reassembly of a concatenated inbound message via " + mo.ConnectorID,
-		}, ReassemblyWorkflow, in)
-	if err != nil {
-		return id, false, smsgw.Unavailable("workflow engine", err)
-	}
-	return id, false, nil
-}
-
-// moConcat is where a part sits in a concatenated message.
-type moConcat struct {
-	Ref   uint16
-	Total int
-	Seq   int
-}
-
-// decodeMO decodes an MO's text and finds its concatenation header (UDH, or
-// else sar_* parameters). Text that cannot be decoded is never dropped: 8-bit
-// data and text in a data coding the gateway cannot read are given as hex,
-// with encoding BINARY8 or UNKNOWN. A header that does not describe a part
-// of a message of at least two parts is treated as none.
-func decodeMO(mo MO) (text, encoding string, concat *moConcat) {
-	text, udh, err := segment.DecodePayload(mo.DataCoding, mo.ESMClass, mo.ShortMessage)
-	if err != nil {
-		payload := mo.ShortMessage
-		if mo.ESMClass&segment.ESMClassUDHI != 0 {
-			if u, rest, uerr := segment.ParseUDH(payload); uerr == nil {
-				udh, payload = &u, rest
-			}
-		}
-		text, encoding = hex.EncodeToString(payload), "UNKNOWN"
-	} else {
-		enc, _ := segment.DecodeDataCoding(mo.DataCoding)
-		encoding = enc.String()
-		if enc == segment.Binary8 {
-			text = hex.EncodeToString([]byte(text))
-		}
-	}
-	switch {
-	case udh != nil && udh.Concat != nil:
-		concat = &moConcat{Ref: udh.Concat.Ref, Total: udh.Concat.Total, Seq: udh.Concat.Seq}
-	case mo.SAR != nil:
-		concat = &moConcat{Ref: mo.SAR.Ref, Total: int(mo.SAR.Total), Seq: int(mo.SAR.Seq)}
-	}
-	if concat != nil && (concat.Total < 2 || concat.Seq < 1 || concat.Seq > concat.Total) {
-		concat = nil
-	}
-	return text, encoding, concat
-}
-
-// singleInboundID derives an MO's ID from what upstream sent, so the same
-// deliver_sm delivered again names the same message. No phone number shows
-// in it: workflow IDs, like search attributes, are stored unencrypted.
-func singleInboundID(mo MO) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%d\x00%x", mo.ConnectorID, mo.From, mo.To, mo.DataCoding, mo.ESMClass, mo.ShortMessage)
-	if mo.SAR != nil {
-		fmt.Fprintf(h, "\x00%d/%d/%d", mo.SAR.Ref, mo.SAR.Total, mo.SAR.Seq)
-	}
-	return "mo-" + hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-// FailedNotifications finds a notify_failed event by its ID.
-type FailedNotifications interface {
-	FailedNotification(ctx context.Context, eventID string) (activities.FailedNotification, error)
-}
-
-// Redeliverer starts the redelivery of failed notifications.
-type Redeliverer struct {
-	Temporal client.Client
-	Failed   FailedNotifications
-	Config   *config.Live
-}
-
-// Redeliver starts a RedeliverWorkflow for the customer's failed
-// notification id (as listed) and returns its workflow ID. Redelivering one
-// whose redelivery is still running joins that run. Errors are *smsgw.Error:
-// ENOTFOUND (no such notification of this customer), EUNAVAILABLE.
-func (r *Redeliverer) Redeliver(ctx context.Context, customerID, id string) (workflowID string, err error) {
-	eventID, err := activities.ParseFailedNotificationID(id)
-	if err != nil {
-		return "", err
-	}
-	f, err := r.Failed.FailedNotification(ctx, eventID)
-	if smsgw.ErrorCode(err) == smsgw.ENOTFOUND || (err == nil && f.Delivery.CustomerID != customerID) {
-		return "", smsgw.Errorf(smsgw.ENOTFOUND, "failed notification %q not found", id)
-	}
-	if err != nil {
-		return "", smsgw.Unavailable("event store", err)
-	}
-	if f.Delivery.Channel == "" || (f.Delivery.Notification == nil && f.Delivery.Inbound == nil) {
-		return "", smsgw.Errorf(smsgw.EINVALID, "failed notification %q holds no delivery to repeat", id)
-	}
-	f.Delivery.Redelivers = eventID
-	retryFor := activities.DefaultNotifyRetry
-	for _, cu := range r.Config.Config().Customers {
-		if cu.ID == customerID {
-			retryFor = activities.InboundPlan(cu).RetryFor
-		}
-	}
-	workflowID = "redeliver-" + strings.ReplaceAll(eventID, ":", "-")
-	_, err = r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       workflowID,
-		TaskQueue:                TaskQueue,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(SearchCustomerID.ValueSet(customerID)),
-		StaticSummary:            "redelivery of a " + f.Channel + " notification",
-	}, RedeliverWorkflow, RedeliverInput{Delivery: f.Delivery, RetryFor: retryFor})
-	if err != nil {
-		return "", smsgw.Unavailable("workflow engine", err)
-	}
-	return workflowID, nil
 }

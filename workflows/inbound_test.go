@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/activity"
@@ -45,11 +44,11 @@ routes:
 
 type inboundMem struct {
 	mu      sync.Mutex
-	records map[string]activities.InboundRecord
+	records map[string]smsgw.InboundRecord
 	events  map[string]smsgw.Event
 }
 
-func (m *inboundMem) PutInbound(_ context.Context, r activities.InboundRecord) (activities.InboundRecord, bool, error) {
+func (m *inboundMem) PutInbound(_ context.Context, r smsgw.InboundRecord) (smsgw.InboundRecord, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.records[r.ID]; ok {
@@ -82,12 +81,12 @@ func (m *inboundMem) AppendEvents(_ context.Context, evs ...smsgw.Event) error {
 // recordingChannel keeps what it delivers; fail decides each attempt's error.
 type recordingChannel struct {
 	mu       sync.Mutex
-	got      []activities.Delivery
+	got      []smsgw.Delivery
 	attempts int
 	fail     func(attempt int) error
 }
 
-func (c *recordingChannel) Deliver(_ context.Context, d activities.Delivery) error {
+func (c *recordingChannel) Deliver(_ context.Context, d smsgw.Delivery) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.attempts++
@@ -118,7 +117,7 @@ func newInboundHarness(t *testing.T) *inboundHarness {
 	live := config.Static(cfg)
 	h := &inboundHarness{
 		env:     env,
-		mem:     &inboundMem{records: map[string]activities.InboundRecord{}, events: map[string]smsgw.Event{}},
+		mem:     &inboundMem{records: map[string]smsgw.InboundRecord{}, events: map[string]smsgw.Event{}},
 		webhook: &recordingChannel{},
 		email:   &recordingChannel{},
 	}
@@ -129,7 +128,7 @@ func newInboundHarness(t *testing.T) *inboundHarness {
 	}
 	env.RegisterActivity(&activities.Activities{
 		Config: live, Events: h.mem, Logger: logger, Now: time.Now,
-		Channels: map[string]activities.Channel{activities.ChannelWebhook: h.webhook, activities.ChannelEmail: h.email},
+		Channels: map[string]activities.Channel{smsgw.ChannelWebhook: h.webhook, smsgw.ChannelEmail: h.email},
 	})
 	RegisterInbound(env, in)
 	return h
@@ -193,7 +192,7 @@ func TestReassemblyInAnyOrderIgnoresDuplicates(t *testing.T) {
 		t.Fatalf("email got %q", got)
 	}
 	rec := h.mem.records[res.Messages[0]]
-	if rec.CustomerID != "shop" || rec.Status != activities.InboundDelivered || rec.Parts != 3 || rec.Connector != "sim" {
+	if rec.CustomerID != "shop" || rec.Status != smsgw.InboundDelivered || rec.Parts != 3 || rec.Connector != "sim" {
 		t.Fatalf("stored %+v", rec)
 	}
 	if d := h.webhook.got[0].Inbound; d.Connector != "" || d.ID != res.Messages[0] || d.From != "+61412345678" {
@@ -245,16 +244,16 @@ func TestReassemblyNextMessageWithSameReference(t *testing.T) {
 
 func TestInboundUnroutedIsKept(t *testing.T) {
 	h := newInboundHarness(t)
-	msg := activities.InboundMessage{ID: "mo-x", From: "+61412345678", To: "+19995550000", Text: "anyone?", Encoding: "GSM7", Parts: 1, ReceivedAt: h.env.Now()}
+	msg := smsgw.InboundMessage{ID: "mo-x", From: "+61412345678", To: "+19995550000", Text: "anyone?", Encoding: "GSM7", Parts: 1, ReceivedAt: h.env.Now()}
 	h.env.ExecuteWorkflow(InboundWorkflow, InboundInput{Message: msg, DedupWindow: InboundDedupWindow})
 	var res InboundResult
 	if err := h.env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != activities.InboundUnrouted || res.CustomerID != "" {
+	if res.Status != smsgw.InboundUnrouted || res.CustomerID != "" {
 		t.Fatalf("result %+v, want unrouted", res)
 	}
-	if r := h.mem.records["mo-x"]; r.Status != activities.InboundUnrouted || r.Text != "anyone?" {
+	if r := h.mem.records["mo-x"]; r.Status != smsgw.InboundUnrouted || r.Text != "anyone?" {
 		t.Fatalf("stored %+v", r)
 	}
 	if len(h.webhook.got)+len(h.email.got) != 0 {
@@ -267,14 +266,14 @@ func TestInboundUnroutedIsKept(t *testing.T) {
 
 func TestInboundChannelThatRefusesIsKeptForRedelivery(t *testing.T) {
 	h := newInboundHarness(t)
-	h.email.fail = func(int) error { return fmt.Errorf("550 no such mailbox: %w", activities.ErrRefused) }
-	msg := activities.InboundMessage{ID: "mo-p", From: "+61412345678", To: "12345", Text: "pizza please", Encoding: "GSM7", Parts: 1, ReceivedAt: h.env.Now()}
+	h.email.fail = func(int) error { return fmt.Errorf("550 no such mailbox: %w", smsgw.ErrRefused) }
+	msg := smsgw.InboundMessage{ID: "mo-p", From: "+61412345678", To: "12345", Text: "pizza please", Encoding: "GSM7", Parts: 1, ReceivedAt: h.env.Now()}
 	h.env.ExecuteWorkflow(InboundWorkflow, InboundInput{Message: msg})
 	var res InboundResult
 	if err := h.env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
-	if res.CustomerID != "shop" || res.Status != activities.InboundFailed {
+	if res.CustomerID != "shop" || res.Status != smsgw.InboundFailed {
 		t.Fatalf("result %+v, want shop (keyword PIZZA) with a failed channel", res)
 	}
 	if len(h.webhook.got) != 1 || h.webhook.got[0].Inbound.Keyword != "PIZZA" {
@@ -284,7 +283,7 @@ func TestInboundChannelThatRefusesIsKeptForRedelivery(t *testing.T) {
 	if !ok || !strings.Contains(fmt.Sprint(ev.Data["reason"]), "550") {
 		t.Fatalf("notify_failed event %+v", ev)
 	}
-	if r := h.mem.records["mo-p"]; r.Status != activities.InboundFailed {
+	if r := h.mem.records["mo-p"]; r.Status != smsgw.InboundFailed {
 		t.Errorf("stored status %q, want failed", r.Status)
 	}
 }
@@ -297,8 +296,8 @@ func TestRedeliverRetriesUntilDelivered(t *testing.T) {
 		}
 		return nil
 	}
-	d := activities.Delivery{Channel: activities.ChannelWebhook, CustomerID: "shop",
-		Notification: &activities.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 4}}
+	d := smsgw.Delivery{Channel: smsgw.ChannelWebhook, CustomerID: "shop",
+		Notification: &smsgw.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 4}}
 	h.env.ExecuteWorkflow(RedeliverWorkflow, RedeliverInput{Delivery: d, RetryFor: time.Hour})
 	if err := h.env.GetWorkflowError(); err != nil {
 		t.Fatalf("redelivery: %v", err)
@@ -313,86 +312,11 @@ func TestRedeliverRetriesUntilDelivered(t *testing.T) {
 
 func TestRedeliverGivesUpOnRefusal(t *testing.T) {
 	h := newInboundHarness(t)
-	h.webhook.fail = func(int) error { return fmt.Errorf("410 Gone: %w", activities.ErrRefused) }
-	d := activities.Delivery{Channel: activities.ChannelWebhook, CustomerID: "shop",
-		Notification: &activities.Notification{MessageID: "m1", Status: smsgw.StatusDelivered}}
+	h.webhook.fail = func(int) error { return fmt.Errorf("410 Gone: %w", smsgw.ErrRefused) }
+	d := smsgw.Delivery{Channel: smsgw.ChannelWebhook, CustomerID: "shop",
+		Notification: &smsgw.Notification{MessageID: "m1", Status: smsgw.StatusDelivered}}
 	h.env.ExecuteWorkflow(RedeliverWorkflow, RedeliverInput{Delivery: d, RetryFor: time.Hour})
 	if err := h.env.GetWorkflowError(); err == nil || h.webhook.attempts != 1 {
 		t.Fatalf("err %v after %d attempts; want a failure after one", err, h.webhook.attempts)
 	}
-}
-
-func TestDecodeMO(t *testing.T) {
-	gsm := func(s string) []byte { return []byte(s) } // ASCII letters are their own GSM 7-bit septets
-	udh8 := func(ref, total, seq byte, text string) []byte {
-		return append([]byte{0x05, 0x00, 0x03, ref, total, seq}, gsm(text)...)
-	}
-	for _, c := range []struct {
-		name     string
-		mo       MO
-		text     string
-		encoding string
-		concat   *moConcat
-	}{
-		{"GSM 7-bit", MO{DataCoding: 0, ShortMessage: gsm("Hello")}, "Hello", "GSM7", nil},
-		{"UCS-2", MO{DataCoding: 8, ShortMessage: []byte{0x04, 0x1F, 0x04, 0x40, 0x00, 0x21}}, "Пр!", "UCS2", nil},
-		{"8-bit UDH part", MO{ESMClass: 0x40, ShortMessage: udh8(9, 2, 1, "Hi")}, "Hi", "GSM7", &moConcat{Ref: 9, Total: 2, Seq: 1}},
-		{"16-bit UDH part", MO{ESMClass: 0x40, ShortMessage: append([]byte{0x06, 0x08, 0x04, 0x01, 0x02, 0x03, 0x03}, gsm("x")...)}, "x", "GSM7", &moConcat{Ref: 0x0102, Total: 3, Seq: 3}},
-		{"SAR part", MO{ShortMessage: gsm("yo"), SAR: &activities.SAR{Ref: 300, Total: 2, Seq: 2}}, "yo", "GSM7", &moConcat{Ref: 300, Total: 2, Seq: 2}},
-		{"one of one is single", MO{ShortMessage: gsm("solo"), SAR: &activities.SAR{Ref: 1, Total: 1, Seq: 1}}, "solo", "GSM7", nil},
-		{"SAR seq beyond total", MO{ShortMessage: gsm("odd"), SAR: &activities.SAR{Ref: 1, Total: 2, Seq: 5}}, "odd", "GSM7", nil},
-		{"binary as hex", MO{DataCoding: 4, ShortMessage: []byte{0xCA, 0xFE}}, "cafe", "BINARY8", nil},
-		{"unknown coding as hex, header kept", MO{DataCoding: 0x05, ESMClass: 0x40, ShortMessage: append([]byte{0x05, 0x00, 0x03, 7, 2, 2}, 0xAB)}, "ab", "UNKNOWN", &moConcat{Ref: 7, Total: 2, Seq: 2}},
-		{"broken header as hex", MO{ESMClass: 0x40, ShortMessage: []byte{0x09, 0x00}}, "0900", "UNKNOWN", nil},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			text, enc, concat := decodeMO(c.mo)
-			if text != c.text || enc != c.encoding || fmt.Sprint(concat) != fmt.Sprint(c.concat) {
-				t.Errorf("decodeMO = %q %s %v, want %q %s %v", text, enc, concat, c.text, c.encoding, c.concat)
-			}
-		})
-	}
-}
-
-func TestInboundIDs(t *testing.T) {
-	mo := MO{ConnectorID: "sim", From: "61412345678", To: "12345", ShortMessage: []byte("hi"), ReceivedAt: time.Now()}
-	again := mo
-	again.ReceivedAt = mo.ReceivedAt.Add(time.Minute)
-	if singleInboundID(mo) != singleInboundID(again) {
-		t.Error("the same deliver_sm delivered again got another ID")
-	}
-	other := mo
-	other.ShortMessage = []byte("ho")
-	if singleInboundID(mo) == singleInboundID(other) {
-		t.Error("two texts got one ID")
-	}
-	in := ReassemblyInput{ConnectorID: "sim", From: "61412345678", To: "12345", Ref: 1, Total: 2}
-	for _, id := range []string{singleInboundID(mo), reassemblyID(in)} {
-		if strings.Contains(id, "61412345678") || strings.Contains(id, "12345") {
-			t.Errorf("ID %q shows a phone number", id)
-		}
-	}
-}
-
-func FuzzDecodeMO(f *testing.F) {
-	f.Add(byte(0), byte(0), []byte("Hello"), false)
-	f.Add(byte(8), byte(0x40), []byte{0x05, 0x00, 0x03, 1, 2, 1, 0x00, 0x41}, false)
-	f.Add(byte(0xF5), byte(0x40), []byte{0x06, 0x08, 0x04, 0xFF, 0xFF, 0x00, 0x01}, true)
-	f.Add(byte(0x05), byte(0x43), []byte{0xFF}, true)
-	f.Fuzz(func(t *testing.T, dc, esm byte, payload []byte, sar bool) {
-		mo := MO{DataCoding: dc, ESMClass: esm, ShortMessage: payload}
-		if sar && len(payload) > 2 {
-			mo.SAR = &activities.SAR{Ref: uint16(payload[0]), Total: payload[1], Seq: payload[2]}
-		}
-		text, enc, concat := decodeMO(mo)
-		if enc == "" {
-			t.Fatal("no encoding")
-		}
-		if !utf8.ValidString(text) {
-			t.Fatalf("text %q is not UTF-8", text)
-		}
-		if concat != nil && (concat.Total < 2 || concat.Seq < 1 || concat.Seq > concat.Total) {
-			t.Fatalf("impossible part %+v", concat)
-		}
-	})
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
-	"github.com/smsgw/smsgw/config"
 )
 
 // Retry and timeout settings of a message's steps.
@@ -91,7 +90,7 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		code := "PREPARE_FAILED"
 		if errors.As(err, &appErr) {
 			code = appErr.Type()
-			var plan activities.NotifyPlan
+			var plan smsgw.NotifyPlan
 			if appErr.HasDetails() && appErr.Details(&plan) == nil {
 				life.notify = startNotifier(ctx, life, plan)
 			}
@@ -167,7 +166,7 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		}
 
 		status, code := life.awaitReceipts(ctx, receipts)
-		if status != smsgw.StatusDelivered && status != smsgw.StatusExpired && !last && slices.Contains(target.RerouteReceiptErrs, config.NormalizeReceiptErr(code)) {
+		if status != smsgw.StatusDelivered && status != smsgw.StatusExpired && !last && slices.Contains(target.RerouteReceiptErrs, smsgw.NormalizeReceiptErr(code)) {
 			life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, "receipt_error", "receipt "+string(status)+" err:"+code)
 			continue
 		}
@@ -177,7 +176,7 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 
 // send submits the message's parts through one connector, on the task
 // queue that only its bound processes poll.
-func (l *messageLife) send(ctx workflow.Context, target activities.Target, prep activities.PrepareResult, last bool) (activities.SendResult, error) {
+func (l *messageLife) send(ctx workflow.Context, target smsgw.Target, prep activities.PrepareResult, last bool) (activities.SendResult, error) {
 	l.connector = target.ID
 	remaining := l.msg.AcceptedAt.Add(l.msg.Validity).Sub(workflow.Now(ctx))
 	if remaining < time.Second {
@@ -415,7 +414,7 @@ func (l *messageLife) end(ctx, recordCtx workflow.Context, status smsgw.Status, 
 	}
 
 	if l.notify == nil {
-		l.notify = startNotifier(ctx, l, activities.NotifyPlan{})
+		l.notify = startNotifier(ctx, l, smsgw.NotifyPlan{})
 	}
 	l.notify.send(l.notification(ctx, status, l.lastStat(), code, text))
 	l.notify.finish(ctx)
@@ -423,8 +422,8 @@ func (l *messageLife) end(ctx, recordCtx workflow.Context, status smsgw.Status, 
 }
 
 // notification describes the message's status now.
-func (l *messageLife) notification(ctx workflow.Context, status smsgw.Status, stat, code, text string) activities.Notification {
-	return activities.Notification{
+func (l *messageLife) notification(ctx workflow.Context, status smsgw.Status, stat, code, text string) smsgw.Notification {
+	return smsgw.Notification{
 		MessageID:   l.msg.ID,
 		Status:      status,
 		Seq:         l.nextSeq(),

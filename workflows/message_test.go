@@ -61,10 +61,10 @@ func (m *memReports) UpsertMessage(_ context.Context, r smsgw.MessageRecord) err
 
 type memNotifier struct {
 	mu   sync.Mutex
-	sent []activities.Notification
+	sent []smsgw.Notification
 }
 
-func (m *memNotifier) Deliver(_ context.Context, d activities.Delivery) error {
+func (m *memNotifier) Deliver(_ context.Context, d smsgw.Delivery) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sent = append(m.sent, *d.Notification)
@@ -73,8 +73,8 @@ func (m *memNotifier) Deliver(_ context.Context, d activities.Delivery) error {
 
 type oneGSMPart struct{}
 
-func (oneGSMPart) Encode(text, _, _, _ string) (string, []activities.Part, error) {
-	return "GSM7", []activities.Part{{Seq: 1, ShortMessage: []byte(text)}}, nil
+func (oneGSMPart) Encode(text, _, _, _ string) (string, []smsgw.Part, error) {
+	return "GSM7", []smsgw.Part{{Seq: 1, ShortMessage: []byte(text)}}, nil
 }
 
 type harness struct {
@@ -118,7 +118,7 @@ func newHarnessWith(t *testing.T, yaml string, send func(context.Context, activi
 			AcceptedAt: env.Now(),
 		},
 	}
-	h.channels = map[string]activities.Channel{activities.ChannelWebhook: h.notifier}
+	h.channels = map[string]activities.Channel{smsgw.ChannelWebhook: h.notifier}
 	env.RegisterActivity(&activities.Activities{
 		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: oneGSMPart{},
 		Channels: h.channels, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
@@ -409,7 +409,7 @@ func TestSMPPReceiptsOnFailureOnly(t *testing.T) {
 		h := newHarness(t, sentOK("abc"))
 		smpp := &memNotifier{}
 		h.msg.EntryPoint, h.msg.ReceiptRequested, h.msg.ReceiptOnFailureOnly = smsgw.EntrySMPP, true, true
-		h.channels[activities.ChannelSMPP] = smpp
+		h.channels[smsgw.ChannelSMPP] = smpp
 		h.signalAt(time.Second, c.stat, "abc")
 		h.run(t)
 		if len(smpp.sent) != c.want {

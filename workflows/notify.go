@@ -22,12 +22,12 @@ type notifier struct {
 type notifyQueue struct {
 	channel     string
 	failureOnly bool // only final failures go out on this channel
-	items       []activities.Notification
+	items       []smsgw.Notification
 	closed      bool
 	done        bool
 }
 
-func startNotifier(ctx workflow.Context, l *messageLife, plan activities.NotifyPlan) *notifier {
+func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) *notifier {
 	n := &notifier{allStatuses: plan.AllStatuses}
 	retryFor := plan.RetryFor
 	if retryFor <= 0 {
@@ -50,7 +50,7 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan activities.NotifyP
 	})
 	var a *activities.Activities
 	for _, ch := range plan.Channels {
-		q := &notifyQueue{channel: ch, failureOnly: plan.SMPPFailureOnly && ch == activities.ChannelSMPP}
+		q := &notifyQueue{channel: ch, failureOnly: plan.SMPPFailureOnly && ch == smsgw.ChannelSMPP}
 		n.queues = append(n.queues, q)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { q.done = true }()
@@ -63,8 +63,8 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan activities.NotifyP
 				}
 				note := q.items[0]
 				q.items = q.items[1:]
-				d := activities.Delivery{Channel: q.channel, CustomerID: l.msg.CustomerID, CallbackURL: l.msg.CallbackURL, Notification: &note}
-				if q.channel != activities.ChannelWebhook {
+				d := smsgw.Delivery{Channel: q.channel, CustomerID: l.msg.CustomerID, CallbackURL: l.msg.CallbackURL, Notification: &note}
+				if q.channel != smsgw.ChannelWebhook {
 					d.CallbackURL = ""
 				}
 				if err := workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, nil); err != nil {
@@ -78,7 +78,7 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan activities.NotifyP
 }
 
 // send queues a notification on every channel.
-func (n *notifier) send(note activities.Notification) {
+func (n *notifier) send(note smsgw.Notification) {
 	for _, q := range n.queues {
 		if q.failureOnly && (!note.Status.Final() || note.Status == smsgw.StatusDelivered) {
 			continue

@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/segment"
 )
 
@@ -44,13 +44,6 @@ type ReassemblyResult struct {
 	Duplicates int      `json:"duplicates,omitempty"` // parts received again and ignored
 }
 
-// reassemblyID names the reassembly of (connector, source, destination,
-// reference, total), hashed so that no phone number shows in a workflow ID.
-func reassemblyID(in ReassemblyInput) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%d\x00%d", in.ConnectorID, in.From, in.To, in.Ref, in.Total))
-	return "mo-parts-" + hex.EncodeToString(h[:16])
-}
-
 // ReassemblyWorkflow gathers the parts of a concatenated MO, which arrive by
 // SignalInboundPart (signal-with-start) in any order. When every part is in,
 // or Timeout after the first one, it starts the message's InboundWorkflow as
@@ -76,7 +69,7 @@ func ReassemblyWorkflow(ctx workflow.Context, in ReassemblyInput) (ReassemblyRes
 		res.Duplicates += dups
 		text, partial := asm.Text()
 		id := reassembledID(ctx, len(res.Messages))
-		msg := activities.InboundMessage{
+		msg := smsgw.InboundMessage{
 			ID: id, From: in.From, To: in.To, Text: text, Encoding: head.Encoding, Parts: in.Total,
 			Partial: partial, Connector: in.ConnectorID, ReceivedAt: head.ReceivedAt,
 		}
@@ -185,7 +178,7 @@ func reassembledID(ctx workflow.Context, n int) string {
 
 // startInboundChild starts the message's InboundWorkflow and waits until it
 // runs; the child goes on after this workflow completes.
-func startInboundChild(ctx workflow.Context, msg activities.InboundMessage) error {
+func startInboundChild(ctx workflow.Context, msg smsgw.InboundMessage) error {
 	childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            msg.ID,
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,

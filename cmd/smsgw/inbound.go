@@ -11,8 +11,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/api"
+	"github.com/smsgw/smsgw/lifecycle"
 	"github.com/smsgw/smsgw/notify/email"
 	"github.com/smsgw/smsgw/store/mongostore"
 	"github.com/smsgw/smsgw/workflows"
@@ -23,7 +25,7 @@ import (
 // redelivered later, while no smtp relay is configured, so a relay added by a
 // configuration reload needs no restart) and the event store's indexes.
 func (a *app) wireInbound(ctx context.Context) error {
-	a.channels[activities.ChannelEmail] = email.New(a.config, email.Options{})
+	a.channels[smsgw.ChannelEmail] = email.New(a.config, email.Options{})
 	if err := a.events.CreateInboundIndexes(ctx); err != nil {
 		return err
 	}
@@ -46,7 +48,7 @@ func (a *app) inboundAPI() *api.InboundDeps {
 	return &api.InboundDeps{
 		Inbound:     a.events,
 		Failed:      a.events,
-		Redeliverer: &workflows.Redeliverer{Temporal: a.temporal, Failed: a.events, Config: a.config},
+		Redeliverer: &lifecycle.Redeliverer{Temporal: a.temporal, Failed: a.events, Config: a.config},
 	}
 }
 
@@ -74,7 +76,7 @@ func inboundList(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
-	page, err := store.ListInbound(ctx, activities.InboundQuery{
+	page, err := store.ListInbound(ctx, smsgw.InboundQuery{
 		CustomerID: *customer, Since: time.Now().Add(-*since), PageSize: *limit,
 	})
 	if err != nil {

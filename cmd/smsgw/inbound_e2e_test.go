@@ -28,8 +28,8 @@ import (
 
 // gatewayExtras adds to the configuration startGatewayWith writes.
 type gatewayExtras struct {
-	customers string // more items of the customers list, indented as they are
-	sections  string // more top-level sections, such as smtp: and email:
+	customers string   // more items of the customers list, indented as they are
+	sections  string   // more top-level sections, such as smtp: and email:
 	flags     []string // more command-line flags of `smsgw all`
 }
 

@@ -17,16 +17,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/api"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/upstream"
+	"github.com/smsgw/smsgw/lifecycle"
 	"github.com/smsgw/smsgw/notify/webhook"
 	"github.com/smsgw/smsgw/routing"
 	"github.com/smsgw/smsgw/segment"
 	"github.com/smsgw/smsgw/store/mongostore"
 	"github.com/smsgw/smsgw/store/mysqlstore"
-	"github.com/smsgw/smsgw/submit"
 	"github.com/smsgw/smsgw/worker"
 )
 
@@ -78,7 +79,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 	defer reports.Close()
 
-	health := submit.NewHealth(time.Second)
+	health := lifecycle.NewHealth(time.Second)
 	health.Add("event store", events.Ping)
 	health.Add("reporting database", reports.Ping)
 
@@ -87,9 +88,9 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		Options: activities.CustomerOptions(live),
 		Concat:  activities.ConnectorConcat(live),
 	}
-	submitter := submit.New(submit.Options{
+	submitter := lifecycle.New(lifecycle.Options{
 		Temporal: tc, Config: live, Counter: encoder, Health: health,
-		Messages:   &submit.Reader{Reports: reports, Temporal: tc},
+		Messages:   &lifecycle.Reader{Reports: reports, Temporal: tc},
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
 
@@ -110,7 +111,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		settings: s, logger: logger, config: live, registry: reg, temporal: tc,
 		events: events, reports: reports, submitter: submitter, spawn: spawn,
 		channels: map[string]activities.Channel{
-			activities.ChannelWebhook: webhook.New(live, 10*time.Second, reg),
+			smsgw.ChannelWebhook: webhook.New(live, 10*time.Second, reg),
 		},
 	}
 	if err := a.wireInbound(ctx); err != nil {
@@ -152,7 +153,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 
 	if runs("connector") {
-		matcher := upstream.NewMatcher(events, upstream.TemporalSignaler{Client: tc}, logger, reg)
+		matcher := upstream.NewMatcher(events, lifecycle.TemporalSignaler{Client: tc}, logger, reg)
 		spawn("rematcher", func(ctx context.Context) error { matcher.Rematch(ctx, 30*time.Second, 10*time.Second); return nil })
 		ids := s.connectorIDs()
 		if len(ids) == 0 {
@@ -165,7 +166,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			if !ok {
 				return fmt.Errorf("connector %q is not in the configuration", id)
 			}
-			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Events: events, Logger: logger, Registry: reg}
+			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Logger: logger, Registry: reg}
 			spawn("connector "+id, c.Run)
 		}
 	}
@@ -180,7 +181,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if runs("api") {
 		srv, err := api.New(api.Config{GRPCAddr: s.grpcAddr, HTTPAddr: s.httpAddr}, api.Deps{
 			Submitter:  submitter,
-			Messages:   &submit.Reader{Reports: reports, Temporal: tc},
+			Messages:   &lifecycle.Reader{Reports: reports, Temporal: tc},
 			Customers:  live,
 			Counter:    encoder,
 			Inbound:    a.inboundAPI(),
@@ -229,7 +230,7 @@ type app struct {
 	temporal  client.Client
 	events    *mongostore.Store
 	reports   *mysqlstore.Store
-	submitter *submit.Service
+	submitter *lifecycle.Service
 	// channels deliver notifications; roles add theirs before the worker starts.
 	channels map[string]activities.Channel
 	// spawn runs a long-lived part of the role until ctx is done.

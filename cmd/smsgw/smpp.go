@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/connectors/smppserver"
-	"github.com/smsgw/smsgw/submit"
+	"github.com/smsgw/smsgw/lifecycle"
 )
 
 // wireSMPP adds the smpp notification channel, which every role with the
@@ -25,7 +25,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 		return fmt.Errorf("smpp outbox: %w", err)
 	}
 	channel := &smppserver.Channel{Outbox: outbox, Config: a.config, TTL: a.settings.smppOutboxTTL}
-	a.channels[activities.ChannelSMPP] = channel
+	a.channels[smsgw.ChannelSMPP] = channel
 	if !serving {
 		return nil
 	}
@@ -35,7 +35,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 		Submitter:  a.submitter,
 		Canceller:  a.submitter,
 		Replacer:   a.submitter,
-		Messages:   &submit.Reader{Reports: a.reports, Temporal: a.temporal},
+		Messages:   &lifecycle.Reader{Reports: a.reports, Temporal: a.temporal},
 		Outbox:     outbox,
 		Logger:     a.logger,
 		Registerer: a.registry,

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/smppclient"
@@ -42,7 +43,7 @@ func (s *signals) SignalReceipt(_ context.Context, messageID string, r workflows
 // moSink takes the matcher's receipts and accepts MO.
 type moSink struct{ *upstream.Matcher }
 
-func (moSink) HandleMO(context.Context, smppclient.MO) error { return nil }
+func (moSink) HandleMO(context.Context, smsgw.MO) error { return nil }
 
 // The connector's whole path against node-smpp: its configuration parsed
 // from YAML, bound as two transmitter+receiver pairs with a system_type,
@@ -140,7 +141,7 @@ connectors:
 
 	res, err := send(activities.SendInput{
 		MessageID: "node-msg", ConnectorID: "node", From: "ACME", To: "+61412345678", Validity: time.Hour,
-		Parts: []activities.Part{
+		Parts: []smsgw.Part{
 			{Seq: 1, DataCoding: 0x00, ShortMessage: []byte("Hello from")},
 			{Seq: 2, DataCoding: 0x08, ShortMessage: []byte{0x00, 'G', 0x00, 'r', 0x00, 0xFC, 0x00, 0xDF, 0x00, 'e'}},
 		},
@@ -196,7 +197,7 @@ connectors:
 	}
 
 	_, err = send(activities.SendInput{MessageID: "node-refused", ConnectorID: "node", From: "ACME", To: "+61400000000",
-		Parts: []activities.Part{{Seq: 1, ShortMessage: []byte("nobody")}}})
+		Parts: []smsgw.Part{{Seq: 1, ShortMessage: []byte("nobody")}}})
 	var ae *temporal.ApplicationError
 	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeReroute || !ae.NonRetryable() {
 		t.Errorf("refused with a re-route error: %v", err)

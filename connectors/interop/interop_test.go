@@ -151,7 +151,7 @@ type recorder struct {
 	mu       sync.Mutex
 	refused  bool
 	receipts chan smsgw.Receipt
-	mos      chan smppclient.MO
+	mos      chan smsgw.MO
 }
 
 func (r *recorder) HandleReceipt(_ context.Context, rc smsgw.Receipt) error {
@@ -165,7 +165,7 @@ func (r *recorder) HandleReceipt(_ context.Context, rc smsgw.Receipt) error {
 	return nil
 }
 
-func (r *recorder) HandleMO(_ context.Context, mo smppclient.MO) error {
+func (r *recorder) HandleMO(_ context.Context, mo smsgw.MO) error {
 	r.mos <- mo
 	return nil
 }
@@ -199,7 +199,7 @@ func TestClientAgainstNodeSMSC(t *testing.T) {
 		t.Error("bound with a wrong password")
 	}
 
-	h := &recorder{receipts: make(chan smsgw.Receipt, 10), mos: make(chan smppclient.MO, 10)}
+	h := &recorder{receipts: make(chan smsgw.Receipt, 10), mos: make(chan smsgw.MO, 10)}
 	c, err := smppclient.New(smppclient.Config{
 		ID: "node", Addr: addr, SystemID: "smsgw", Password: "secret",
 		ReceiptIDFormat: smsgw.UpstreamIDHex, RebindMin: 100 * time.Millisecond, RebindMax: time.Second,

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/smppserver"
 	"github.com/smsgw/smsgw/internal/testenv"
@@ -102,9 +101,9 @@ func startSMSC(t *testing.T, customers string) *smsc {
 // deliverReceipt does what the message workflow does when upstream says DELIVRD.
 func (s *smsc) deliverReceipt(t *testing.T, customer string, m smsgw.Message) {
 	t.Helper()
-	err := s.channel.Deliver(context.Background(), activities.Delivery{
-		Channel: activities.ChannelSMPP, CustomerID: customer,
-		Notification: &activities.Notification{
+	err := s.channel.Deliver(context.Background(), smsgw.Delivery{
+		Channel: smsgw.ChannelSMPP, CustomerID: customer,
+		Notification: &smsgw.Notification{
 			MessageID: m.ID, Status: smsgw.StatusDelivered, Stat: "DELIVRD", Seq: 5, Parts: 1,
 			From: m.From, To: m.To, SubmittedAt: time.Now().Add(-time.Second).UTC(), OccurredAt: time.Now().UTC(),
 		},
@@ -143,9 +142,9 @@ func TestNodeESMEAgainstGatewaySMSC(t *testing.T) {
 		t.Errorf("receipt text %q: %+v %v", receipt["text"], rt, err)
 	}
 
-	err = s.channel.Deliver(context.Background(), activities.Delivery{
-		Channel: activities.ChannelSMPP, CustomerID: "nodeco",
-		Inbound: &activities.InboundMessage{ID: "in-1", From: "+61400000009", To: "+61412345678", Text: "Réponse", ReceivedAt: time.Now()},
+	err = s.channel.Deliver(context.Background(), smsgw.Delivery{
+		Channel: smsgw.ChannelSMPP, CustomerID: "nodeco",
+		Inbound: &smsgw.InboundMessage{ID: "in-1", From: "+61400000009", To: "+61412345678", Text: "Réponse", ReceivedAt: time.Now()},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -154,14 +154,6 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// SAR is the concatenation of a part sent with the sar_* optional
-// parameters instead of a User Data Header.
-type SAR struct {
-	Ref   uint16 // sar_msg_ref_num, the same for every part of a message
-	Total uint8  // sar_total_segments
-	Seq   uint8  // sar_segment_seqnum, 1-based
-}
-
 // Part is one submit_sm.
 type Part struct {
 	SourceAddr string
@@ -178,19 +170,7 @@ type Part struct {
 	ShortMessage       []byte
 	RegisteredDelivery byte          // 1 = final receipt requested
 	Validity           time.Duration // 0 = the SMSC's default; sent in relative format
-	SAR                *SAR          // optional, sent as sar_* optional parameters
-}
-
-// MO is a mobile-originated message from the SMSC.
-type MO struct {
-	ConnectorID  string
-	From         string
-	To           string
-	DataCoding   byte
-	ESMClass     byte
-	ShortMessage []byte // as received, with its User Data Header when ESMClass&0x40
-	SAR          *SAR   // from sar_* optional parameters, if the SMSC sent them
-	ReceivedAt   time.Time
+	SAR                *smsgw.SAR    // optional, sent as sar_* optional parameters
 }
 
 // Handler takes what the SMSC delivers. The client calls it from several
@@ -205,7 +185,7 @@ type Handler interface {
 	HandleReceipt(ctx context.Context, r smsgw.Receipt) error
 	// HandleMO is called for each mobile-originated deliver_sm or data_sm
 	// (anything that is not a receipt). Same durability contract.
-	HandleMO(ctx context.Context, mo MO) error
+	HandleMO(ctx context.Context, mo smsgw.MO) error
 }
 
 // Errors from Submit. Besides these, Submit returns *SubmitError for a

@@ -62,7 +62,7 @@ func startSMSC(t *testing.T, cfg smpptest.Config) (*smpptest.SMSC, string) {
 // first few receipts or MO.
 type recorder struct {
 	receipts     chan smsgw.Receipt
-	mos          chan smppclient.MO
+	mos          chan smsgw.MO
 	failReceipts atomic.Int32
 	failMO       atomic.Int32
 	calls        atomic.Int32
@@ -71,7 +71,7 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{receipts: make(chan smsgw.Receipt, 100), mos: make(chan smppclient.MO, 100)}
+	return &recorder{receipts: make(chan smsgw.Receipt, 100), mos: make(chan smsgw.MO, 100)}
 }
 
 func (r *recorder) HandleReceipt(ctx context.Context, rc smsgw.Receipt) error {
@@ -86,7 +86,7 @@ func (r *recorder) HandleReceipt(ctx context.Context, rc smsgw.Receipt) error {
 	return nil
 }
 
-func (r *recorder) HandleMO(ctx context.Context, mo smppclient.MO) error {
+func (r *recorder) HandleMO(ctx context.Context, mo smsgw.MO) error {
 	if r.failMO.Add(-1) >= 0 {
 		return errors.New("store unavailable")
 	}
@@ -179,7 +179,7 @@ func TestSubmitAndReceipt(t *testing.T) {
 			p.DataCoding, p.ESMClass = 0x08, 0x40
 			p.ShortMessage = []byte{0x05, 0x00, 0x03, 0x2A, 0x02, 0x01, 0x00, 'H', 0x00, 'i'}
 			p.Validity = 48*time.Hour + 90*time.Second
-			p.SAR = &smppclient.SAR{Ref: 0x1234, Total: 2, Seq: 1}
+			p.SAR = &smsgw.SAR{Ref: 0x1234, Total: 2, Seq: 1}
 			id, err := c.Submit(ctxT(t), p)
 			if err != nil {
 				t.Fatal(err)
@@ -457,7 +457,7 @@ func TestSubmitRejectsBadParts(t *testing.T) {
 		"no destination":     func(p *smppclient.Part) { p.DestAddr = "" },
 		"long address":       func(p *smppclient.Part) { p.SourceAddr = "123456789012345678901" },
 		"negative validity":  func(p *smppclient.Part) { p.Validity = -time.Second },
-		"SAR seq over total": func(p *smppclient.Part) { p.SAR = &smppclient.SAR{Ref: 1, Total: 2, Seq: 3} },
+		"SAR seq over total": func(p *smppclient.Part) { p.SAR = &smsgw.SAR{Ref: 1, Total: 2, Seq: 3} },
 	} {
 		p := part("61412345678")
 		mutate(&p)

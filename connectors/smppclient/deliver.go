@@ -43,7 +43,7 @@ func (c *Client) deliver(ctx context.Context, f smppwire.Frame) uint32 {
 		return smppstatus.ESME_ROK
 	}
 
-	mo := MO{
+	mo := smsgw.MO{
 		ConnectorID:  c.cfg.ID,
 		From:         m.Source,
 		To:           m.Dest,
@@ -112,10 +112,10 @@ func (c *Client) receiptFrom(m smppwire.Message, now time.Time) (smsgw.Receipt, 
 
 // sarFrom reads the sar_* optional parameters, or returns nil when they are
 // missing or malformed.
-func sarFrom(tlvs map[uint16][]byte) *SAR {
+func sarFrom(tlvs map[uint16][]byte) *smsgw.SAR {
 	ref, total, seq := tlvs[smppwire.TagSarMsgRefNum], tlvs[smppwire.TagSarTotalSegments], tlvs[smppwire.TagSarSegmentSeqnum]
 	if len(ref) != 2 || len(total) != 1 || len(seq) != 1 {
 		return nil
 	}
-	return &SAR{Ref: binary.BigEndian.Uint16(ref), Total: total[0], Seq: seq[0]}
+	return &smsgw.SAR{Ref: binary.BigEndian.Uint16(ref), Total: total[0], Seq: seq[0]}
 }

@@ -8,17 +8,15 @@ import (
 	"time"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
-	"github.com/smsgw/smsgw/store/mongostore"
 )
 
 // OutboxWriter stores outbox items (mongostore.Outbox).
 type OutboxWriter interface {
-	Put(ctx context.Context, items ...mongostore.OutboxItem) error
+	Put(ctx context.Context, items ...smsgw.OutboxItem) error
 }
 
-// Channel is the smpp notification channel (activities.ChannelSMPP). It
+// Channel is the smpp notification channel (smsgw.ChannelSMPP). It
 // delivers by writing each deliver_sm owed to a customer into the outbox,
 // durably, and returns; the SMPP server replicas the customer binds to
 // send it from there. Writing again what was written changes nothing, so a
@@ -38,7 +36,7 @@ type Channel struct {
 }
 
 // Deliver implements activities.Channel.
-func (c *Channel) Deliver(ctx context.Context, d activities.Delivery) error {
+func (c *Channel) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	systemID := ""
 	for _, cu := range c.Config.Config().Customers {
 		if cu.ID == d.CustomerID {
@@ -46,11 +44,11 @@ func (c *Channel) Deliver(ctx context.Context, d activities.Delivery) error {
 		}
 	}
 	if systemID == "" {
-		return fmt.Errorf("%w: customer %q has no SMPP access", activities.ErrRefused, d.CustomerID)
+		return fmt.Errorf("%w: customer %q has no SMPP access", smsgw.ErrRefused, d.CustomerID)
 	}
 	items, err := c.items(d, systemID)
 	if err != nil {
-		return fmt.Errorf("%w: %v", activities.ErrRefused, err)
+		return fmt.Errorf("%w: %v", smsgw.ErrRefused, err)
 	}
 	if err := c.Outbox.Put(ctx, items...); err != nil {
 		return fmt.Errorf("smpp outbox: %w", err)
@@ -69,7 +67,7 @@ func (c *Channel) Deliver(ctx context.Context, d activities.Delivery) error {
 // time, when that is later), never from the status time alone: a receipt or
 // redelivery written long after its status would otherwise be born expired.
 // All items of one delivery expire together.
-func (c *Channel) items(d activities.Delivery, systemID string) ([]mongostore.OutboxItem, error) {
+func (c *Channel) items(d smsgw.Delivery, systemID string) ([]smsgw.OutboxItem, error) {
 	now := c.Now
 	if now == nil {
 		now = time.Now
@@ -83,8 +81,8 @@ func (c *Channel) items(d activities.Delivery, systemID string) ([]mongostore.Ou
 	if d.Redelivers != "" {
 		suffix = ":redelivery-" + shortHash(d.Redelivers)
 	}
-	item := func(id, kind, subject string, created time.Time, pdu []byte) mongostore.OutboxItem {
-		return mongostore.OutboxItem{
+	item := func(id, kind, subject string, created time.Time, pdu []byte) smsgw.OutboxItem {
+		return smsgw.OutboxItem{
 			ID: id + suffix, CustomerID: d.CustomerID, SystemID: systemID, Kind: kind, Subject: subject, PDU: pdu,
 			CreatedAt: created, ExpiresAt: later(created, written).Add(ttl), Delivery: &d,
 		}
@@ -94,7 +92,7 @@ func (c *Channel) items(d activities.Delivery, systemID string) ([]mongostore.Ou
 		n := d.Notification
 		_, what := d.Subject()
 		id := "receipt:" + n.MessageID + ":" + strconv.Itoa(n.Seq) + ":" + what
-		return []mongostore.OutboxItem{item(id, mongostore.OutboxReceipt, n.MessageID, nonZero(n.OccurredAt, written), ReceiptPDU(*n))}, nil
+		return []smsgw.OutboxItem{item(id, smsgw.OutboxReceipt, n.MessageID, nonZero(n.OccurredAt, written), ReceiptPDU(*n))}, nil
 	case d.Inbound != nil:
 		in := d.Inbound
 		pdus, err := MOPDUs(*in)
@@ -102,10 +100,10 @@ func (c *Channel) items(d activities.Delivery, systemID string) ([]mongostore.Ou
 			return nil, err
 		}
 		received := nonZero(in.ReceivedAt, written)
-		items := make([]mongostore.OutboxItem, len(pdus))
+		items := make([]smsgw.OutboxItem, len(pdus))
 		for i, pdu := range pdus {
 			// A millisecond apart, the store's resolution, so parts go out in order.
-			items[i] = item(fmt.Sprintf("mo:%s:%d", in.ID, i+1), mongostore.OutboxMO, in.ID, received.Add(time.Duration(i)*time.Millisecond), pdu)
+			items[i] = item(fmt.Sprintf("mo:%s:%d", in.ID, i+1), smsgw.OutboxMO, in.ID, received.Add(time.Duration(i)*time.Millisecond), pdu)
 			items[i].ExpiresAt = later(received, written).Add(ttl)
 		}
 		return items, nil

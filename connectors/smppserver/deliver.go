@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/segment"
 )
@@ -18,7 +17,7 @@ import (
 //
 // (dlvrd:000 unless delivered), and the receipted_message_id and
 // message_state optional parameters. Its sequence number is 0.
-func ReceiptPDU(n activities.Notification) []byte {
+func ReceiptPDU(n smsgw.Notification) []byte {
 	stat := ReceiptStat(n)
 	text := smsgw.ReceiptText{
 		ID:         n.MessageID,
@@ -47,7 +46,7 @@ func ReceiptPDU(n activities.Notification) []byte {
 // decides it (FAILED, which SMPP has no word for, is UNDELIV; an upstream
 // DELETED stays DELETED); an intermediate one repeats upstream's word, or
 // says ENROUTE.
-func ReceiptStat(n activities.Notification) string {
+func ReceiptStat(n smsgw.Notification) string {
 	switch n.Status {
 	case smsgw.StatusDelivered:
 		return "DELIVRD"
@@ -99,7 +98,7 @@ func address(s string) (ton, npi byte, addr string) {
 // with a concatenation header when the text needs several. The reference
 // number is derived from the message ID, so building twice gives the same
 // bytes.
-func MOPDUs(in activities.InboundMessage) ([][]byte, error) {
+func MOPDUs(in smsgw.InboundMessage) ([][]byte, error) {
 	opt := segment.Options{MaxSegments: segment.MaxSegmentsLimit}
 	if enc, err := segment.ParseEncoding(in.Encoding); err == nil && enc == segment.Binary8 {
 		opt.Force = segment.Binary8

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppserver"
 	"github.com/smsgw/smsgw/connectors/smppserver/esme"
@@ -30,7 +29,7 @@ var base = time.Now().UTC().Truncate(time.Second)
 
 // TestReceiptPDU pins the receipt's bytes, field by field.
 func TestReceiptPDU(t *testing.T) {
-	n := activities.Notification{
+	n := smsgw.Notification{
 		MessageID: "0190abcdef", Status: smsgw.StatusDelivered, Seq: 4,
 		OccurredAt: t0, SubmittedAt: t0.Add(-2 * time.Minute), Stat: "DELIVRD", ErrorCode: "0",
 		From: "ACME", To: "+61412345678",
@@ -86,7 +85,7 @@ func TestReceiptPDU(t *testing.T) {
 }
 
 func TestMOPDUs(t *testing.T) {
-	short, err := smppserver.MOPDUs(activities.InboundMessage{ID: "in-1", From: "+61400000009", To: "12345", Text: "Hi €"})
+	short, err := smppserver.MOPDUs(smsgw.InboundMessage{ID: "in-1", From: "+61400000009", To: "12345", Text: "Hi €"})
 	if err != nil || len(short) != 1 {
 		t.Fatalf("MOPDUs: %d %v", len(short), err)
 	}
@@ -96,7 +95,7 @@ func TestMOPDUs(t *testing.T) {
 		t.Fatalf("short MO %+v", m)
 	}
 	long := strings.Repeat("Привет ", 20) // UCS-2, 140 characters: three parts
-	parts, err := smppserver.MOPDUs(activities.InboundMessage{ID: "in-2", From: "+61400000009", To: "+61412345678", Text: long})
+	parts, err := smppserver.MOPDUs(smsgw.InboundMessage{ID: "in-2", From: "+61400000009", To: "+61412345678", Text: long})
 	if err != nil || len(parts) != 3 {
 		t.Fatalf("long MO: %d parts, %v", len(parts), err)
 	}
@@ -114,7 +113,7 @@ func TestMOPDUs(t *testing.T) {
 	if got, partial := asm.Text(); partial || got != long {
 		t.Fatalf("reassembled %q", got)
 	}
-	again, _ := smppserver.MOPDUs(activities.InboundMessage{ID: "in-2", From: "+61400000009", To: "+61412345678", Text: long})
+	again, _ := smppserver.MOPDUs(smsgw.InboundMessage{ID: "in-2", From: "+61400000009", To: "+61412345678", Text: long})
 	if !bytes.Equal(again[0], parts[0]) {
 		t.Fatal("building the same MO twice gave other bytes")
 	}
@@ -148,8 +147,8 @@ func outboxStore(t testing.TB, uri string) (*mongostore.Outbox, *mongostore.Stor
 	return ob, store, db
 }
 
-func receipt(id string, seq int) activities.Delivery {
-	return activities.Delivery{Channel: activities.ChannelSMPP, CustomerID: "acme", Notification: &activities.Notification{
+func receipt(id string, seq int) smsgw.Delivery {
+	return smsgw.Delivery{Channel: smsgw.ChannelSMPP, CustomerID: "acme", Notification: &smsgw.Notification{
 		MessageID: id, Status: smsgw.StatusDelivered, Seq: seq, Stat: "DELIVRD",
 		OccurredAt: base.Add(time.Duration(seq) * time.Second), SubmittedAt: base, From: "ACME", To: "+61412345678",
 	}}
@@ -212,8 +211,8 @@ func TestReceiptsReachTheReceiverOnce(t *testing.T) {
 	}
 
 	// A customer with no SMPP access is refused for good.
-	err = ch.Deliver(ctx, activities.Delivery{CustomerID: "nobody", Notification: receipt("x", 1).Notification})
-	if err == nil || !strings.Contains(err.Error(), activities.ErrRefused.Error()) {
+	err = ch.Deliver(ctx, smsgw.Delivery{CustomerID: "nobody", Notification: receipt("x", 1).Notification})
+	if err == nil || !strings.Contains(err.Error(), smsgw.ErrRefused.Error()) {
 		t.Fatalf("delivery to a customer without SMPP: %v", err)
 	}
 }
@@ -366,7 +365,7 @@ func TestExpiredItemIsRecordedAsFailedAndRedelivered(t *testing.T) {
 		t.Fatalf("failed notifications %+v, %v; want one", failed, err)
 	}
 	fn := failed[0]
-	if fn.Channel != activities.ChannelSMPP || fn.Subject != "old" || fn.What != "DELIVERED-DELIVRD" || fn.DeliveredAt != nil ||
+	if fn.Channel != smsgw.ChannelSMPP || fn.Subject != "old" || fn.What != "DELIVERED-DELIVRD" || fn.DeliveredAt != nil ||
 		!strings.Contains(fn.Reason, "no receiver bind") || fn.Delivery.Notification == nil || fn.Delivery.Notification.MessageID != "old" {
 		t.Fatalf("failed notification %+v", fn)
 	}
@@ -401,8 +400,8 @@ func TestExpiredMOPartsAreOneFailure(t *testing.T) {
 	f := start(t, smppserver.Config{}, smppserver.Deps{Config: cfg, Outbox: ob})
 	ch := &smppserver.Channel{Outbox: ob, Config: cfg, TTL: 200 * time.Millisecond}
 	ctx := ctxFor(t)
-	in := &activities.InboundMessage{ID: "in-long", From: "+61400000009", To: "12345", Text: strings.Repeat("long message ", 30), ReceivedAt: base}
-	if err := ch.Deliver(ctx, activities.Delivery{Channel: activities.ChannelSMPP, CustomerID: "acme", Inbound: in}); err != nil {
+	in := &smsgw.InboundMessage{ID: "in-long", From: "+61400000009", To: "12345", Text: strings.Repeat("long message ", 30), ReceivedAt: base}
+	if err := ch.Deliver(ctx, smsgw.Delivery{Channel: smsgw.ChannelSMPP, CustomerID: "acme", Inbound: in}); err != nil {
 		t.Fatal(err)
 	}
 	mctx, cancel := context.WithCancel(ctx)
@@ -430,13 +429,13 @@ func TestReceiptRefusedForGoodIsRecordedAsFailed(t *testing.T) {
 	if err := ch.Deliver(ctx, receipt("unwanted", 1)); err != nil {
 		t.Fatal(err)
 	}
-	var failed []activities.FailedNotification
+	var failed []smsgw.FailedNotification
 	eventually(t, func() bool {
 		var err error
 		failed, _, err = store.ListFailedNotifications(ctx, "acme", "", 10)
 		return err == nil && len(failed) == 1
 	})
-	if fn := failed[0]; fn.Channel != activities.ChannelSMPP || fn.Subject != "unwanted" || fn.DeliveredAt != nil ||
+	if fn := failed[0]; fn.Channel != smsgw.ChannelSMPP || fn.Subject != "unwanted" || fn.DeliveredAt != nil ||
 		!strings.Contains(fn.Reason, "refused") || fn.Delivery.Notification == nil {
 		t.Fatalf("failed notification %+v", fn)
 	}

@@ -5,8 +5,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
-	"github.com/smsgw/smsgw/store/mongostore"
 )
 
 // dispatcher sends one customer's outbox items to its receiver sessions on
@@ -141,7 +141,7 @@ func (d *dispatcher) run(ctx context.Context) {
 // the others are offered again after a backoff. One the receiver refuses
 // for good (ESME_RX_P_APPN, ESME_RX_R_APPN) is not offered again: it is
 // recorded as a failed notification, to be redelivered on request.
-func (d *dispatcher) settle(it mongostore.OutboxItem, status uint32, err error) {
+func (d *dispatcher) settle(it smsgw.OutboxItem, status uint32, err error) {
 	s := d.srv
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -195,7 +195,7 @@ func (sess *session) returnDeliverSlot() { <-sess.deliverSlots }
 
 // deliver sends an outbox item within a slot taken before; done hears the
 // deliver_sm_resp status or why there was none.
-func (sess *session) deliver(it mongostore.OutboxItem, done func(status uint32, err error)) {
+func (sess *session) deliver(it smsgw.OutboxItem, done func(status uint32, err error)) {
 	customerID, _ := sess.binding()
 	window := sess.srv.metrics.window.WithLabelValues(customerID, "deliver")
 	window.Inc()

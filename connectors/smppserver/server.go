@@ -31,7 +31,6 @@ import (
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/config"
-	"github.com/smsgw/smsgw/store/mongostore"
 )
 
 // Config tunes the server. Zero values take the defaults named.
@@ -120,11 +119,11 @@ func (c *Config) setDefaults() {
 // Outbox is where receipts and MO wait for a customer's receiver binds
 // (mongostore.Outbox).
 type Outbox interface {
-	Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration) (mongostore.OutboxItem, bool, error)
+	Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration) (smsgw.OutboxItem, bool, error)
 	Ack(ctx context.Context, id, owner string) (bool, error)
 	Release(ctx context.Context, id, owner string, retryAt time.Time) error
 	Refuse(ctx context.Context, id, owner, reason string) (bool, error)
-	Expire(ctx context.Context, now time.Time, limit int) ([]mongostore.OutboxItem, error)
+	Expire(ctx context.Context, now time.Time, limit int) ([]smsgw.OutboxItem, error)
 	Pending(ctx context.Context) (map[string]int64, error)
 }
 

@@ -5,15 +5,12 @@ package upstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/workflows"
@@ -51,24 +48,6 @@ const recentReceipts = 4096
 // Signaler hands a matched receipt to its message's workflow.
 type Signaler interface {
 	SignalReceipt(ctx context.Context, messageID string, s workflows.ReceiptSignal) error
-}
-
-// TemporalSignaler signals message workflows through a Temporal client. A
-// receipt for a message whose workflow has ended is a late duplicate and is
-// not an error.
-type TemporalSignaler struct{ Client client.Client }
-
-// SignalReceipt implements Signaler.
-func (t TemporalSignaler) SignalReceipt(ctx context.Context, messageID string, s workflows.ReceiptSignal) error {
-	err := t.Client.SignalWorkflow(ctx, messageID, "", workflows.SignalReceipt, s)
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("signal receipt to %s: %w", messageID, err)
-	}
-	return nil
 }
 
 // Matcher ties receipts to messages. The send side writes the correlation and

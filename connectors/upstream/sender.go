@@ -70,9 +70,7 @@ func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.
 			ShortMessage:       p.ShortMessage,
 			RegisteredDelivery: 1,
 			Validity:           in.Validity,
-		}
-		if p.SAR != nil {
-			part.SAR = &smppclient.SAR{Ref: p.SAR.Ref, Total: p.SAR.Total, Seq: p.SAR.Seq}
+			SAR:                p.SAR,
 		}
 		id, err := s.Bind.Submit(ctx, part)
 		if err != nil {

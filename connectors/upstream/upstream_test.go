@@ -98,7 +98,7 @@ func (s *signals) count() int {
 // handler passes receipts to the matcher; MO have no place in these tests.
 type handler struct{ *Matcher }
 
-func (handler) HandleMO(context.Context, smppclient.MO) error { return errors.New("no MO expected") }
+func (handler) HandleMO(context.Context, smsgw.MO) error { return errors.New("no MO expected") }
 
 // rig is one connector under test: simulator, client, matcher, sender.
 type rig struct {
@@ -195,7 +195,7 @@ func (r *rig) send(t *testing.T, in activities.SendInput, earlier *sendProgress)
 func message(id string, texts ...string) activities.SendInput {
 	in := activities.SendInput{MessageID: id, From: "ACME", To: "+61412345678", Validity: time.Hour}
 	for i, text := range texts {
-		in.Parts = append(in.Parts, activities.Part{Seq: i + 1, ShortMessage: []byte(text)})
+		in.Parts = append(in.Parts, smsgw.Part{Seq: i + 1, ShortMessage: []byte(text)})
 	}
 	return in
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/config"
 )
 
@@ -41,7 +41,7 @@ type Options struct {
 	Hostname string
 }
 
-// Sender is the gateway's email channel (activities.ChannelEmail).
+// Sender is the gateway's email channel (smsgw.ChannelEmail).
 type Sender struct {
 	config Configuration
 	opts   Options
@@ -60,13 +60,13 @@ func New(cfg Configuration, opts Options) *Sender {
 }
 
 // Deliver implements activities.Channel. A 5xx answer from the relay, no
-// relay or no recipients wrap activities.ErrRefused; 4xx answers and
+// relay or no recipients wrap smsgw.ErrRefused; 4xx answers and
 // network errors are returned as they are, to be retried.
-func (s *Sender) Deliver(ctx context.Context, d activities.Delivery) error {
+func (s *Sender) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	cfg := s.config.Config()
 	relay := cfg.SMTP
 	if relay.Address == "" {
-		return fmt.Errorf("no smtp relay is configured: %w", activities.ErrRefused)
+		return fmt.Errorf("no smtp relay is configured: %w", smsgw.ErrRefused)
 	}
 	var recipients []string
 	for _, cu := range cfg.Customers {
@@ -75,16 +75,16 @@ func (s *Sender) Deliver(ctx context.Context, d activities.Delivery) error {
 		}
 	}
 	if len(recipients) == 0 {
-		return fmt.Errorf("customer %q has no notify.email recipients: %w", d.CustomerID, activities.ErrRefused)
+		return fmt.Errorf("customer %q has no notify.email recipients: %w", d.CustomerID, smsgw.ErrRefused)
 	}
 	msg, err := compose(relay.From, recipients, d, s.now())
 	if err != nil {
-		return fmt.Errorf("compose email: %w: %w", activities.ErrRefused, err)
+		return fmt.Errorf("compose email: %w: %w", smsgw.ErrRefused, err)
 	}
 	if err := s.send(ctx, relay, envelope(recipients), msg); err != nil {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && se.Code >= 500 {
-			return fmt.Errorf("smtp relay %s: %w: %w", relay.Address, activities.ErrRefused, err)
+			return fmt.Errorf("smtp relay %s: %w: %w", relay.Address, smsgw.ErrRefused, err)
 		}
 		return fmt.Errorf("smtp relay %s: %w", relay.Address, err)
 	}
@@ -140,7 +140,7 @@ func deadline(ctx context.Context) time.Time {
 }
 
 // compose writes the email: plain text, UTF-8, quoted-printable.
-func compose(from string, to []string, d activities.Delivery, now time.Time) ([]byte, error) {
+func compose(from string, to []string, d smsgw.Delivery, now time.Time) ([]byte, error) {
 	subject, body, event, ref := content(d)
 	if subject == "" {
 		return nil, errors.New("the delivery has neither a notification nor an inbound message")
@@ -173,7 +173,7 @@ func compose(from string, to []string, d activities.Delivery, now time.Time) ([]
 
 // content is the subject and text of a delivery, the X-Smsgw-Event value
 // ("status" or "inbound", as for webhooks) and the ID it is about.
-func content(d activities.Delivery) (subject, body, event, ref string) {
+func content(d smsgw.Delivery) (subject, body, event, ref string) {
 	var b strings.Builder
 	line := func(k, v string) {
 		if v != "" {

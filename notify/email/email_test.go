@@ -24,7 +24,6 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/notify/email"
 )
@@ -159,8 +158,8 @@ func configFor(addr string, relayed func(*config.SMTPRelay)) staticConfig {
 // fixed date: t0 is only written into the mail body; the Date header and the timeouts use the sender's clock
 var t0 = time.Date(2026, 11, 26, 14, 3, 58, 0, time.UTC)
 
-func statusDelivery() activities.Delivery {
-	return activities.Delivery{Channel: activities.ChannelEmail, CustomerID: "acme", Notification: &activities.Notification{
+func statusDelivery() smsgw.Delivery {
+	return smsgw.Delivery{Channel: smsgw.ChannelEmail, CustomerID: "acme", Notification: &smsgw.Notification{
 		MessageID: "0190abc", Status: smsgw.StatusUndeliverable, Stat: "UNDELIV", Seq: 7, OccurredAt: t0,
 		ErrorCode: "001", Parts: 2, From: "ACME", To: "+61412345678", SubmittedAt: t0.Add(-time.Minute),
 	}}
@@ -224,7 +223,7 @@ func TestStatusByEmail(t *testing.T) {
 func TestInboundByEmail(t *testing.T) {
 	r := startRelay(t, nil, nil)
 	s := email.New(configFor(r.addr, nil), email.Options{})
-	d := activities.Delivery{Channel: activities.ChannelEmail, CustomerID: "acme", Inbound: &activities.InboundMessage{
+	d := smsgw.Delivery{Channel: smsgw.ChannelEmail, CustomerID: "acme", Inbound: &smsgw.InboundMessage{
 		ID: "mo-1", From: "+61412345678", To: "12345", Text: "Grüße 👋 — a long line " + strings.Repeat("x", 100), Encoding: "UCS2",
 		Parts: 2, Partial: true, Keyword: "PIZZA", ReceivedAt: t0,
 	}}
@@ -256,7 +255,7 @@ func TestRelayAnswersAreClassified(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := startRelay(t, nil, c.set)
 			err := email.New(configFor(r.addr, nil), email.Options{}).Deliver(ctxT(t), statusDelivery())
-			if err == nil || errors.Is(err, activities.ErrRefused) != c.refused {
+			if err == nil || errors.Is(err, smsgw.ErrRefused) != c.refused {
 				t.Fatalf("err = %v, refused want %v", err, c.refused)
 			}
 		})
@@ -267,7 +266,7 @@ func TestRelayAnswersAreClassified(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	err := email.New(configFor(addr, nil), email.Options{Timeout: time.Second}).Deliver(ctxT(t), statusDelivery())
-	if err == nil || errors.Is(err, activities.ErrRefused) {
+	if err == nil || errors.Is(err, smsgw.ErrRefused) {
 		t.Fatalf("closed relay: err = %v, want a retryable error", err)
 	}
 
@@ -275,10 +274,10 @@ func TestRelayAnswersAreClassified(t *testing.T) {
 	r := startRelay(t, nil, nil)
 	mute := statusDelivery()
 	mute.CustomerID = "mute"
-	if err := email.New(configFor(r.addr, nil), email.Options{}).Deliver(ctxT(t), mute); !errors.Is(err, activities.ErrRefused) {
+	if err := email.New(configFor(r.addr, nil), email.Options{}).Deliver(ctxT(t), mute); !errors.Is(err, smsgw.ErrRefused) {
 		t.Errorf("no recipients: err = %v, want refused", err)
 	}
-	if err := email.New(configFor("", nil), email.Options{}).Deliver(ctxT(t), statusDelivery()); !errors.Is(err, activities.ErrRefused) {
+	if err := email.New(configFor("", nil), email.Options{}).Deliver(ctxT(t), statusDelivery()); !errors.Is(err, smsgw.ErrRefused) {
 		t.Errorf("no relay: err = %v, want refused", err)
 	}
 }
@@ -298,7 +297,7 @@ func TestRelayWithAuthAndStartTLS(t *testing.T) {
 
 	bad := email.New(configFor(r.addr, func(s *config.SMTPRelay) { s.StartTLS, s.Username, s.Password = true, "gw", "wrong" }),
 		email.Options{TLSConfig: clientTLS})
-	if err := bad.Deliver(ctxT(t), statusDelivery()); !errors.Is(err, activities.ErrRefused) || !strings.Contains(err.Error(), "535") {
+	if err := bad.Deliver(ctxT(t), statusDelivery()); !errors.Is(err, smsgw.ErrRefused) || !strings.Contains(err.Error(), "535") {
 		t.Fatalf("wrong password: err = %v, want a refusal with 535", err)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 )
 
 func TestInboundWebhookBodyAndHeaders(t *testing.T) {
@@ -27,8 +26,8 @@ func TestInboundWebhookBodyAndHeaders(t *testing.T) {
 	s := New(customerMap{"shop": {ID: "shop", WebhookURL: srv.URL, WebhookSecret: "k"}}, time.Second, prometheus.NewRegistry())
 	// fixed date: ReceivedAt is only written into the body; the signature is stamped by the sender's clock
 	received := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
-	err := s.Deliver(context.Background(), activities.Delivery{Channel: activities.ChannelWebhook, CustomerID: "shop",
-		Inbound: &activities.InboundMessage{ID: "mo-1", From: "+61412345678", To: "12345", Text: "PIZZA large", Encoding: "GSM7", Parts: 2, Keyword: "PIZZA", ReceivedAt: received}})
+	err := s.Deliver(context.Background(), smsgw.Delivery{Channel: smsgw.ChannelWebhook, CustomerID: "shop",
+		Inbound: &smsgw.InboundMessage{ID: "mo-1", From: "+61412345678", To: "12345", Text: "PIZZA large", Encoding: "GSM7", Parts: 2, Keyword: "PIZZA", ReceivedAt: received}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +58,7 @@ func TestStatusWebhookBodyAndRetryClasses(t *testing.T) {
 	}))
 	defer srv.Close()
 	s := New(customerMap{"acme": {ID: "acme", WebhookURL: srv.URL}}, time.Second, prometheus.NewRegistry())
-	d := activities.Delivery{Channel: activities.ChannelWebhook, CustomerID: "acme", Notification: &activities.Notification{
+	d := smsgw.Delivery{Channel: smsgw.ChannelWebhook, CustomerID: "acme", Notification: &smsgw.Notification{
 		MessageID: "m1", Status: smsgw.StatusUndeliverable, Seq: 9, OccurredAt: time.Now(), ErrorCode: "001", ErrorText: "absent subscriber", Parts: 2}}
 	if err := s.Deliver(context.Background(), d); err != nil {
 		t.Fatal(err)
@@ -76,7 +75,7 @@ func TestStatusWebhookBodyAndRetryClasses(t *testing.T) {
 	// Timeouts and throttling are retried; other 4xx are not.
 	for code, refused := range map[int]bool{408: false, 429: false, 502: false, 401: true, 410: true, 422: true} {
 		status = code
-		if err := s.Deliver(context.Background(), d); err == nil || errors.Is(err, activities.ErrRefused) != refused {
+		if err := s.Deliver(context.Background(), d); err == nil || errors.Is(err, smsgw.ErrRefused) != refused {
 			t.Errorf("HTTP %d: err = %v, refused want %v", code, err, refused)
 		}
 	}

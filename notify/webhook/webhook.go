@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 )
 
 // SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of t.body>".
@@ -59,17 +58,17 @@ func New(customers Customers, timeout time.Duration, reg prometheus.Registerer) 
 // Deliver implements activities.Channel: it posts a status notification or
 // an inbound message to the delivery's callback URL, or else the customer's
 // webhook.
-func (s *Sender) Deliver(ctx context.Context, d activities.Delivery) error {
+func (s *Sender) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	c, ok := s.customers.Customer(d.CustomerID)
 	if !ok {
-		return fmt.Errorf("customer %q: %w", d.CustomerID, activities.ErrRefused)
+		return fmt.Errorf("customer %q: %w", d.CustomerID, smsgw.ErrRefused)
 	}
 	url := d.CallbackURL
 	if url == "" {
 		url = c.WebhookURL
 	}
 	if url == "" {
-		return fmt.Errorf("customer %q has no webhook: %w", d.CustomerID, activities.ErrRefused)
+		return fmt.Errorf("customer %q has no webhook: %w", d.CustomerID, smsgw.ErrRefused)
 	}
 	var payload any = d.Notification
 	event := "status"
@@ -85,12 +84,12 @@ func (s *Sender) Deliver(ctx context.Context, d activities.Delivery) error {
 
 // Post sends body to url, signed with secret. Network errors, 5xx and 429
 // are returned as plain errors (retry later); other non-2xx answers wrap
-// activities.ErrRefused.
+// smsgw.ErrRefused.
 func (s *Sender) Post(ctx context.Context, url, secret, event string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		s.attempts.WithLabelValues("failed").Inc()
-		return fmt.Errorf("webhook %s: %w: %w", url, activities.ErrRefused, err)
+		return fmt.Errorf("webhook %s: %w: %w", url, smsgw.ErrRefused, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "smsgw-webhook/1")
@@ -114,7 +113,7 @@ func (s *Sender) Post(ctx context.Context, url, secret, event string, body []byt
 		return fmt.Errorf("webhook %s answered %s", url, resp.Status)
 	default:
 		s.attempts.WithLabelValues("failed").Inc()
-		return fmt.Errorf("webhook %s answered %s: %w", url, resp.Status, activities.ErrRefused)
+		return fmt.Errorf("webhook %s answered %s: %w", url, resp.Status, smsgw.ErrRefused)
 	}
 }
 

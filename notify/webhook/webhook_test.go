@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 )
 
 func TestNotifySignsAndClassifies(t *testing.T) {
@@ -27,8 +26,8 @@ func TestNotifySignsAndClassifies(t *testing.T) {
 	defer srv.Close()
 	customers := customerMap{"acme": {ID: "acme", WebhookURL: srv.URL, WebhookSecret: "secret"}}
 	s := New(customers, time.Second, prometheus.NewRegistry())
-	d := activities.Delivery{Channel: "webhook", CustomerID: "acme",
-		Notification: &activities.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 5, OccurredAt: time.Now()}}
+	d := smsgw.Delivery{Channel: "webhook", CustomerID: "acme",
+		Notification: &smsgw.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 5, OccurredAt: time.Now()}}
 
 	if err := s.Deliver(context.Background(), d); err != nil {
 		t.Fatal(err)
@@ -49,12 +48,12 @@ func TestNotifySignsAndClassifies(t *testing.T) {
 	}{{500, false}, {503, false}, {429, false}, {400, true}, {404, true}} {
 		status = c.code
 		err := s.Deliver(context.Background(), d)
-		if err == nil || errors.Is(err, activities.ErrRefused) != c.refused {
+		if err == nil || errors.Is(err, smsgw.ErrRefused) != c.refused {
 			t.Errorf("HTTP %d: err = %v, refused want %v", c.code, err, c.refused)
 		}
 	}
 	srv.Close()
-	if err := s.Deliver(context.Background(), d); err == nil || errors.Is(err, activities.ErrRefused) {
+	if err := s.Deliver(context.Background(), d); err == nil || errors.Is(err, smsgw.ErrRefused) {
 		t.Errorf("closed server: err = %v, want a retryable error", err)
 	}
 }

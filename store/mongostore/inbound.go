@@ -14,7 +14,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 )
 
 // InboundCollection holds mobile-originated messages, routed or not.
@@ -66,9 +65,9 @@ type inboundDoc struct {
 	UpdatedAt  time.Time `bson:"updatedAt"`
 }
 
-func (d inboundDoc) record() activities.InboundRecord {
-	return activities.InboundRecord{
-		InboundMessage: activities.InboundMessage{
+func (d inboundDoc) record() smsgw.InboundRecord {
+	return smsgw.InboundRecord{
+		InboundMessage: smsgw.InboundMessage{
 			ID: d.ID, From: d.From, To: d.To, Text: d.Text, Encoding: d.Encoding, Parts: d.Parts,
 			Partial: d.Partial, Keyword: d.Keyword, Connector: d.Connector, ReceivedAt: d.ReceivedAt,
 		},
@@ -78,9 +77,9 @@ func (d inboundDoc) record() activities.InboundRecord {
 
 // PutInbound stores an inbound message. A message already stored under the
 // same ID is returned as it was first stored, with created false.
-func (s *Store) PutInbound(ctx context.Context, r activities.InboundRecord) (activities.InboundRecord, bool, error) {
+func (s *Store) PutInbound(ctx context.Context, r smsgw.InboundRecord) (smsgw.InboundRecord, bool, error) {
 	if r.ID == "" {
-		return activities.InboundRecord{}, false, smsgw.Errorf(smsgw.EINVALID, "inbound message has no ID")
+		return smsgw.InboundRecord{}, false, smsgw.Errorf(smsgw.EINVALID, "inbound message has no ID")
 	}
 	if r.UpdatedAt.IsZero() {
 		r.UpdatedAt = s.now()
@@ -95,24 +94,24 @@ func (s *Store) PutInbound(ctx context.Context, r activities.InboundRecord) (act
 		return doc.record(), true, nil
 	}
 	if !mongo.IsDuplicateKeyError(err) {
-		return activities.InboundRecord{}, false, fmt.Errorf("mongostore: put inbound %s: %w", r.ID, wrap(err))
+		return smsgw.InboundRecord{}, false, fmt.Errorf("mongostore: put inbound %s: %w", r.ID, wrap(err))
 	}
 	stored, err := s.GetInbound(ctx, r.ID)
 	if err != nil {
-		return activities.InboundRecord{}, false, err
+		return smsgw.InboundRecord{}, false, err
 	}
 	return stored, false, nil
 }
 
 // GetInbound returns one inbound message, or an error with code ENOTFOUND.
-func (s *Store) GetInbound(ctx context.Context, id string) (activities.InboundRecord, error) {
+func (s *Store) GetInbound(ctx context.Context, id string) (smsgw.InboundRecord, error) {
 	var doc inboundDoc
 	err := s.inbound().FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return activities.InboundRecord{}, smsgw.Errorf(smsgw.ENOTFOUND, "inbound message %q not found", id)
+		return smsgw.InboundRecord{}, smsgw.Errorf(smsgw.ENOTFOUND, "inbound message %q not found", id)
 	}
 	if err != nil {
-		return activities.InboundRecord{}, fmt.Errorf("mongostore: get inbound %s: %w", id, wrap(err))
+		return smsgw.InboundRecord{}, fmt.Errorf("mongostore: get inbound %s: %w", id, wrap(err))
 	}
 	return doc.record(), nil
 }
@@ -121,7 +120,7 @@ func (s *Store) GetInbound(ctx context.Context, id string) (activities.InboundRe
 // stays unrouted.
 func (s *Store) SetInboundStatus(ctx context.Context, id, status string, at time.Time) error {
 	_, err := s.inbound().UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "status", Value: bson.D{{Key: "$ne", Value: activities.InboundUnrouted}}}},
+		bson.D{{Key: "_id", Value: id}, {Key: "status", Value: bson.D{{Key: "$ne", Value: smsgw.InboundUnrouted}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: status}, {Key: "updatedAt", Value: at.UTC().Truncate(time.Millisecond)}}}})
 	if err != nil {
 		return fmt.Errorf("mongostore: set inbound %s status: %w", id, wrap(err))
@@ -131,14 +130,14 @@ func (s *Store) SetInboundStatus(ctx context.Context, id, status string, at time
 
 // ListInbound lists a customer's inbound messages, or with an empty
 // CustomerID the unrouted ones, newest first.
-func (s *Store) ListInbound(ctx context.Context, q activities.InboundQuery) (activities.InboundPage, error) {
+func (s *Store) ListInbound(ctx context.Context, q smsgw.InboundQuery) (smsgw.InboundPage, error) {
 	filter := bson.D{{Key: "customerId", Value: q.CustomerID}}
 	docs, next, err := listPage(ctx, s.inbound(), filter, "receivedAt", q.Since, q.PageSize, q.PageToken,
 		func(d inboundDoc) (time.Time, string) { return d.ReceivedAt, d.ID })
 	if err != nil {
-		return activities.InboundPage{}, fmt.Errorf("mongostore: list inbound: %w", err)
+		return smsgw.InboundPage{}, fmt.Errorf("mongostore: list inbound: %w", err)
 	}
-	page := activities.InboundPage{Messages: make([]activities.InboundRecord, len(docs)), NextPageToken: next}
+	page := smsgw.InboundPage{Messages: make([]smsgw.InboundRecord, len(docs)), NextPageToken: next}
 	for i, d := range docs {
 		page.Messages[i] = d.record()
 	}
@@ -162,9 +161,9 @@ type failedDoc struct {
 	} `bson:"data"`
 }
 
-func (d failedDoc) notification() (activities.FailedNotification, error) {
-	f := activities.FailedNotification{
-		ID: activities.FailedNotificationID(d.ID), EventID: d.ID, Subject: d.MessageID, What: d.Data.Subject,
+func (d failedDoc) notification() (smsgw.FailedNotification, error) {
+	f := smsgw.FailedNotification{
+		ID: smsgw.FailedNotificationID(d.ID), EventID: d.ID, Subject: d.MessageID, What: d.Data.Subject,
 		Channel: d.Data.Channel, Reason: d.Data.Reason, FailedAt: d.At, DeliveredAt: d.Data.DeliveredAt,
 	}
 	if len(d.Data.Delivery) > 0 {
@@ -177,20 +176,20 @@ func (d failedDoc) notification() (activities.FailedNotification, error) {
 
 // notifiedEventID is the ID of the event Activities.Notify records when the
 // delivery a notify_failed event holds goes through after all.
-func notifiedEventID(f activities.FailedNotification) string {
+func notifiedEventID(f smsgw.FailedNotification) string {
 	return f.Subject + ":notified-" + f.Channel + "-" + f.What
 }
 
 // ListFailedNotifications lists a customer's failed notifications, newest
 // first, each with the time it was delivered after all, if it was.
-func (s *Store) ListFailedNotifications(ctx context.Context, customerID, pageToken string, pageSize int) ([]activities.FailedNotification, string, error) {
+func (s *Store) ListFailedNotifications(ctx context.Context, customerID, pageToken string, pageSize int) ([]smsgw.FailedNotification, string, error) {
 	filter := bson.D{{Key: "type", Value: smsgw.EventNotifyFailed}, {Key: "customerId", Value: customerID}}
 	docs, next, err := listPage(ctx, s.events, filter, "at", time.Time{}, pageSize, pageToken,
 		func(d failedDoc) (time.Time, string) { return d.At, d.ID })
 	if err != nil {
 		return nil, "", fmt.Errorf("mongostore: list failed notifications: %w", err)
 	}
-	out := make([]activities.FailedNotification, 0, len(docs))
+	out := make([]smsgw.FailedNotification, 0, len(docs))
 	for _, d := range docs {
 		f, err := d.notification()
 		if err != nil {
@@ -206,20 +205,20 @@ func (s *Store) ListFailedNotifications(ctx context.Context, customerID, pageTok
 
 // FailedNotification returns one failed notification by its event ID, or an
 // error with code ENOTFOUND.
-func (s *Store) FailedNotification(ctx context.Context, eventID string) (activities.FailedNotification, error) {
+func (s *Store) FailedNotification(ctx context.Context, eventID string) (smsgw.FailedNotification, error) {
 	var doc failedDoc
 	err := s.events.FindOne(ctx, bson.D{{Key: "_id", Value: eventID}, {Key: "type", Value: smsgw.EventNotifyFailed}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return activities.FailedNotification{}, smsgw.Errorf(smsgw.ENOTFOUND, "failed notification %q not found", activities.FailedNotificationID(eventID))
+		return smsgw.FailedNotification{}, smsgw.Errorf(smsgw.ENOTFOUND, "failed notification %q not found", smsgw.FailedNotificationID(eventID))
 	}
 	if err != nil {
-		return activities.FailedNotification{}, fmt.Errorf("mongostore: failed notification %s: %w", eventID, wrap(err))
+		return smsgw.FailedNotification{}, fmt.Errorf("mongostore: failed notification %s: %w", eventID, wrap(err))
 	}
 	f, err := doc.notification()
 	if err != nil {
 		return f, fmt.Errorf("mongostore: %w", err)
 	}
-	one := []activities.FailedNotification{f}
+	one := []smsgw.FailedNotification{f}
 	if err := s.markDelivered(ctx, one); err != nil {
 		return f, err
 	}
@@ -228,7 +227,7 @@ func (s *Store) FailedNotification(ctx context.Context, eventID string) (activit
 
 // markDelivered sets DeliveredAt of each failed notification whose delivery
 // has gone through since (its notified event was written after it failed).
-func (s *Store) markDelivered(ctx context.Context, fs []activities.FailedNotification) error {
+func (s *Store) markDelivered(ctx context.Context, fs []smsgw.FailedNotification) error {
 	if len(fs) == 0 {
 		return nil
 	}

@@ -9,13 +9,13 @@ import (
 	"github.com/smsgw/smsgw/activities"
 )
 
-func inboundRecord(id, customer string, at time.Time) activities.InboundRecord {
-	status := activities.InboundRouted
+func inboundRecord(id, customer string, at time.Time) smsgw.InboundRecord {
+	status := smsgw.InboundRouted
 	if customer == "" {
-		status = activities.InboundUnrouted
+		status = smsgw.InboundUnrouted
 	}
-	return activities.InboundRecord{
-		InboundMessage: activities.InboundMessage{ID: id, From: "+61412345678", To: "12345", Text: "hi " + id, Encoding: "GSM7", Parts: 1, ReceivedAt: at},
+	return smsgw.InboundRecord{
+		InboundMessage: smsgw.InboundMessage{ID: id, From: "+61412345678", To: "12345", Text: "hi " + id, Encoding: "GSM7", Parts: 1, ReceivedAt: at},
 		CustomerID:     customer, Status: status,
 	}
 }
@@ -55,7 +55,7 @@ func TestInboundIsKeptOnceAndListedNewestFirst(t *testing.T) {
 	var ids []string
 	token := ""
 	for pages := 0; ; pages++ {
-		page, err := s.ListInbound(c, activities.InboundQuery{CustomerID: "acme", PageSize: 3, PageToken: token})
+		page, err := s.ListInbound(c, smsgw.InboundQuery{CustomerID: "acme", PageSize: 3, PageToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,29 +75,29 @@ func TestInboundIsKeptOnceAndListedNewestFirst(t *testing.T) {
 		t.Fatalf("listed %v, want %s", ids, want)
 	}
 
-	page, err := s.ListInbound(c, activities.InboundQuery{CustomerID: "acme", Since: t0.Add(4 * time.Second)})
+	page, err := s.ListInbound(c, smsgw.InboundQuery{CustomerID: "acme", Since: t0.Add(4 * time.Second)})
 	if err != nil || len(page.Messages) != 3 || page.NextPageToken != "" {
 		t.Fatalf("since: %+v, %v", page, err)
 	}
-	unrouted, err := s.ListInbound(c, activities.InboundQuery{})
-	if err != nil || len(unrouted.Messages) != 1 || unrouted.Messages[0].ID != "mo-lost" || unrouted.Messages[0].Status != activities.InboundUnrouted {
+	unrouted, err := s.ListInbound(c, smsgw.InboundQuery{})
+	if err != nil || len(unrouted.Messages) != 1 || unrouted.Messages[0].ID != "mo-lost" || unrouted.Messages[0].Status != smsgw.InboundUnrouted {
 		t.Fatalf("unrouted: %+v, %v", unrouted, err)
 	}
-	if _, err := s.ListInbound(c, activities.InboundQuery{CustomerID: "acme", PageToken: "garbage"}); smsgw.ErrorCode(err) != smsgw.EINVALID {
+	if _, err := s.ListInbound(c, smsgw.InboundQuery{CustomerID: "acme", PageToken: "garbage"}); smsgw.ErrorCode(err) != smsgw.EINVALID {
 		t.Fatalf("bad page token: %v, want EINVALID", err)
 	}
 
 	// Status moves, except for an unrouted message.
-	if err := s.SetInboundStatus(c, "mo-2", activities.InboundDelivered, t0.Add(time.Minute)); err != nil {
+	if err := s.SetInboundStatus(c, "mo-2", smsgw.InboundDelivered, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetInboundStatus(c, "mo-lost", activities.InboundDelivered, t0.Add(time.Minute)); err != nil {
+	if err := s.SetInboundStatus(c, "mo-lost", smsgw.InboundDelivered, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := s.GetInbound(c, "mo-2"); err != nil || m.Status != activities.InboundDelivered {
+	if m, err := s.GetInbound(c, "mo-2"); err != nil || m.Status != smsgw.InboundDelivered {
 		t.Fatalf("mo-2: %+v, %v", m, err)
 	}
-	if m, err := s.GetInbound(c, "mo-lost"); err != nil || m.Status != activities.InboundUnrouted {
+	if m, err := s.GetInbound(c, "mo-lost"); err != nil || m.Status != smsgw.InboundUnrouted {
 		t.Fatalf("mo-lost: %+v, %v", m, err)
 	}
 	if _, err := s.GetInbound(c, "nope"); smsgw.ErrorCode(err) != smsgw.ENOTFOUND {
@@ -113,13 +113,13 @@ func TestFailedNotificationsListAndRedelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	acts := &activities.Activities{Events: s, Now: func() time.Time { return t0 }}
-	d1 := activities.Delivery{Channel: activities.ChannelWebhook, CustomerID: "acme", CallbackURL: "http://x/hook",
-		Notification: &activities.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 7, OccurredAt: t0, Parts: 2}}
-	d2 := activities.Delivery{Channel: activities.ChannelEmail, CustomerID: "acme",
-		Inbound: &activities.InboundMessage{ID: "mo-9", From: "+61412345678", To: "12345", Text: "hello", ReceivedAt: t0}}
-	d3 := activities.Delivery{Channel: activities.ChannelWebhook, CustomerID: "other",
-		Notification: &activities.Notification{MessageID: "m3", Status: smsgw.StatusExpired}}
-	for i, d := range []activities.Delivery{d1, d2, d3} {
+	d1 := smsgw.Delivery{Channel: smsgw.ChannelWebhook, CustomerID: "acme", CallbackURL: "http://x/hook",
+		Notification: &smsgw.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 7, OccurredAt: t0, Parts: 2}}
+	d2 := smsgw.Delivery{Channel: smsgw.ChannelEmail, CustomerID: "acme",
+		Inbound: &smsgw.InboundMessage{ID: "mo-9", From: "+61412345678", To: "12345", Text: "hello", ReceivedAt: t0}}
+	d3 := smsgw.Delivery{Channel: smsgw.ChannelWebhook, CustomerID: "other",
+		Notification: &smsgw.Notification{MessageID: "m3", Status: smsgw.StatusExpired}}
+	for i, d := range []smsgw.Delivery{d1, d2, d3} {
 		acts.Now = func() time.Time { return t0.Add(time.Duration(i) * time.Second) }
 		if err := acts.NotifyFailed(c, d, "webhook answered 410 Gone"); err != nil {
 			t.Fatal(err)
@@ -151,7 +151,7 @@ func TestFailedNotificationsListAndRedelivered(t *testing.T) {
 	}
 
 	// Delivered after all: the notified event Notify records marks it.
-	eventID, err := activities.ParseFailedNotificationID(got.ID)
+	eventID, err := smsgw.ParseFailedNotificationID(got.ID)
 	if err != nil || eventID != got.EventID {
 		t.Fatalf("ID %q → %q, %v", got.ID, eventID, err)
 	}

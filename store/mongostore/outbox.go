@@ -12,56 +12,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/activities"
 )
 
 // OutboxCollection holds what is owed to customers' SMPP binds: delivery
 // receipts and mobile-originated messages, one document per deliver_sm.
 const OutboxCollection = "smpp_outbox"
-
-// Outbox item kinds.
-const (
-	OutboxReceipt = "receipt"
-	OutboxMO      = "mo"
-)
-
-// Outbox item states.
-const (
-	OutboxPending = "pending" // waiting for, or being sent to, a receiver bind
-	OutboxSent    = "sent"    // the customer answered deliver_sm_resp OK
-)
-
-// OutboxItem is one deliver_sm owed to a customer. It is written once (its
-// ID is derived from what it delivers, so a retried write changes nothing),
-// claimed by one SMPP server replica at a time under a lease, and marked
-// sent when the customer has answered deliver_sm_resp OK. Sent items stay
-// until they expire, so a write retried after delivery does not deliver
-// again.
-type OutboxItem struct {
-	ID         string `bson:"_id"`
-	CustomerID string `bson:"customerId"`
-	SystemID   string `bson:"systemId"`
-	Kind       string `bson:"kind"`    // OutboxReceipt or OutboxMO
-	Subject    string `bson:"subject"` // the message ID of a receipt, the inbound ID of an MO
-	// PDU is the whole deliver_sm, its sequence number left 0: the sending
-	// session sets its own.
-	PDU       []byte    `bson:"pdu"`
-	CreatedAt time.Time `bson:"createdAt"`
-	ExpiresAt time.Time `bson:"expiresAt"`
-	State     string    `bson:"state"` // OutboxPending or OutboxSent
-	SentAt    time.Time `bson:"sentAt,omitempty"`
-	// LeaseOwner is the replica sending the item now, "" when none.
-	LeaseOwner string `bson:"leaseOwner"`
-	// LeaseUntil is when the lease ends; a free item waiting for a retry has
-	// LeaseUntil in the future and no owner. Never null, so one range
-	// condition finds every claimable item.
-	LeaseUntil time.Time `bson:"leaseUntil"`
-	Attempts   int       `bson:"attempts"`
-	// Delivery is the notification or MO the item carries, recorded as a
-	// failed notification (and so redeliverable) if the item expires
-	// before a receiver bind takes it.
-	Delivery *activities.Delivery `bson:"delivery,omitempty"`
-}
 
 // OutboxLeasesCollection records who claimed which attempt of an item.
 const OutboxLeasesCollection = "smpp_outbox_leases"
@@ -130,7 +85,7 @@ func (s *Store) Outbox(ctx context.Context) (*Outbox, error) {
 
 // Put writes items. An item whose ID is already stored is left as it is, so
 // a retried write neither duplicates nor resets one being sent.
-func (o *Outbox) Put(ctx context.Context, items ...OutboxItem) error {
+func (o *Outbox) Put(ctx context.Context, items ...smsgw.OutboxItem) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -150,7 +105,7 @@ func (o *Outbox) Put(ctx context.Context, items ...OutboxItem) error {
 			it.CreatedAt = o.now()
 		}
 		it.CreatedAt, it.ExpiresAt, it.LeaseUntil = it.CreatedAt.UTC(), it.ExpiresAt.UTC(), time.Unix(0, 0).UTC()
-		it.LeaseOwner, it.Attempts, it.State, it.SentAt = "", 0, OutboxPending, time.Time{}
+		it.LeaseOwner, it.Attempts, it.State, it.SentAt = "", 0, smsgw.OutboxPending, time.Time{}
 		docs = append(docs, it)
 	}
 	if len(docs) == 0 {
@@ -164,7 +119,7 @@ func (o *Outbox) Put(ctx context.Context, items ...OutboxItem) error {
 	// insert is back in the outbox: take it out again. (Claim skips such an
 	// item too, should it get there first.)
 	for _, d := range docs {
-		id := d.(OutboxItem).ID
+		id := d.(smsgw.OutboxItem).ID
 		if o.delivered(ctx, id) {
 			_, _ = o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "attempts", Value: 0}})
 		}
@@ -185,11 +140,11 @@ const claimBatch = 8
 // Claim takes the oldest item of a customer that is neither expired, nor
 // leased, nor waiting for a retry, and leases it to owner until now+lease.
 // ok is false when there is none.
-func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration) (it OutboxItem, ok bool, err error) {
+func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration) (it smsgw.OutboxItem, ok bool, err error) {
 	now = now.UTC()
 	filter := bson.D{
 		{Key: "customerId", Value: customerID},
-		{Key: "state", Value: OutboxPending},
+		{Key: "state", Value: smsgw.OutboxPending},
 		{Key: "expiresAt", Value: bson.D{{Key: "$gt", Value: now}}},
 		{Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}},
 	}
@@ -197,28 +152,28 @@ func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.T
 		SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}).
 		SetLimit(claimBatch))
 	if err != nil {
-		return OutboxItem{}, false, fmt.Errorf("mongostore: find outbox items of %s: %w", customerID, wrap(err))
+		return smsgw.OutboxItem{}, false, fmt.Errorf("mongostore: find outbox items of %s: %w", customerID, wrap(err))
 	}
-	var candidates []OutboxItem
+	var candidates []smsgw.OutboxItem
 	if err := cur.All(ctx, &candidates); err != nil {
-		return OutboxItem{}, false, fmt.Errorf("mongostore: find outbox items of %s: %w", customerID, wrap(err))
+		return smsgw.OutboxItem{}, false, fmt.Errorf("mongostore: find outbox items of %s: %w", customerID, wrap(err))
 	}
 	for _, c := range candidates {
 		attempt, won, err := o.takeLease(ctx, c, owner, now, lease)
 		if err != nil {
-			return OutboxItem{}, false, err
+			return smsgw.OutboxItem{}, false, err
 		}
 		if !won {
 			continue
 		}
 		c.LeaseOwner, c.LeaseUntil, c.Attempts = owner, now.Add(lease), attempt
 		res, err := o.coll.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: c.ID}, {Key: "state", Value: OutboxPending}, {Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}}},
+			bson.D{{Key: "_id", Value: c.ID}, {Key: "state", Value: smsgw.OutboxPending}, {Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}}},
 			bson.D{{Key: "$set", Value: bson.D{
 				{Key: "leaseOwner", Value: owner}, {Key: "leaseUntil", Value: c.LeaseUntil}, {Key: "attempts", Value: attempt},
 			}}})
 		if err != nil {
-			return OutboxItem{}, false, fmt.Errorf("mongostore: lease outbox item %s: %w", c.ID, wrap(err))
+			return smsgw.OutboxItem{}, false, fmt.Errorf("mongostore: lease outbox item %s: %w", c.ID, wrap(err))
 		}
 		if res.MatchedCount == 0 {
 			// The candidate was read before another replica delivered it (and
@@ -234,13 +189,13 @@ func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.T
 		}
 		return c, true, nil
 	}
-	return OutboxItem{}, false, nil
+	return smsgw.OutboxItem{}, false, nil
 }
 
 // takeLease claims the next attempt of an item by inserting its lease
 // document. An attempt already taken whose lease has run out (its owner
 // stopped before marking the item) is skipped for the one after it.
-func (o *Outbox) takeLease(ctx context.Context, it OutboxItem, owner string, now time.Time, lease time.Duration) (attempt int, won bool, err error) {
+func (o *Outbox) takeLease(ctx context.Context, it smsgw.OutboxItem, owner string, now time.Time, lease time.Duration) (attempt int, won bool, err error) {
 	attempt = it.Attempts + 1
 	for range 4 {
 		doc := leaseDoc{ID: leaseID(it.ID, attempt), ItemID: it.ID, Owner: owner, Until: now.Add(lease)}
@@ -269,14 +224,14 @@ func (o *Outbox) takeLease(ctx context.Context, it OutboxItem, owner string, now
 func leaseID(itemID string, attempt int) string { return fmt.Sprintf("%s:%d", itemID, attempt) }
 
 // owned reads a pending item, without its PDU, if owner holds its lease.
-func (o *Outbox) owned(ctx context.Context, id, owner string) (it OutboxItem, ok bool, err error) {
-	err = o.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "leaseOwner", Value: owner}, {Key: "state", Value: OutboxPending}},
+func (o *Outbox) owned(ctx context.Context, id, owner string) (it smsgw.OutboxItem, ok bool, err error) {
+	err = o.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "leaseOwner", Value: owner}, {Key: "state", Value: smsgw.OutboxPending}},
 		options.FindOne().SetProjection(bson.D{{Key: "pdu", Value: 0}})).Decode(&it)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return OutboxItem{}, false, nil
+		return smsgw.OutboxItem{}, false, nil
 	case err != nil:
-		return OutboxItem{}, false, fmt.Errorf("mongostore: outbox item %s: %w", id, wrap(err))
+		return smsgw.OutboxItem{}, false, fmt.Errorf("mongostore: outbox item %s: %w", id, wrap(err))
 	}
 	return it, true, nil
 }
@@ -327,7 +282,7 @@ func (o *Outbox) Refuse(ctx context.Context, id, owner, reason string) (done boo
 		return false, err
 	}
 	if it.Delivery != nil {
-		ev := activities.NotifyFailedEvent(*it.Delivery, reason, "refused-"+strconv.Itoa(it.Attempts), o.now())
+		ev := smsgw.NotifyFailedEvent(*it.Delivery, reason, "refused-"+strconv.Itoa(it.Attempts), o.now())
 		if _, err := o.events.InsertOne(ctx, ev); err != nil && !mongo.IsDuplicateKeyError(err) {
 			return false, fmt.Errorf("mongostore: record refused outbox item %s: %w", id, wrap(err))
 		}
@@ -356,7 +311,7 @@ func (o *Outbox) Release(ctx context.Context, id, owner string, retryAt time.Tim
 // nothing owed to a customer disappears in silence; the expired items are
 // returned for the caller to count and log. At most limit are removed per
 // call (0: 1000).
-func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
+func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]smsgw.OutboxItem, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -365,7 +320,7 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]Outbox
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: find expired outbox items: %w", wrap(err))
 	}
-	var items []OutboxItem
+	var items []smsgw.OutboxItem
 	if err := cur.All(ctx, &items); err != nil {
 		return nil, fmt.Errorf("mongostore: find expired outbox items: %w", wrap(err))
 	}
@@ -389,7 +344,7 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]Outbox
 			expired = append(expired, it)
 			continue
 		}
-		if failure != "" && it.Kind == OutboxReceipt && o.delivered(ctx, it.ID) {
+		if failure != "" && it.Kind == smsgw.OutboxReceipt && o.delivered(ctx, it.ID) {
 			// Acknowledged by the customer in the meantime: not a failure.
 			_, _ = o.events.DeleteOne(ctx, bson.D{{Key: "_id", Value: failure}})
 		}
@@ -400,13 +355,13 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]Outbox
 // recordExpiry records an expired item as a failed notification and returns
 // the event's ID ("" for an item that carries no delivery to repeat). The
 // parts of one MO expire together and share one failure.
-func (o *Outbox) recordExpiry(ctx context.Context, it OutboxItem) (eventID string, err error) {
+func (o *Outbox) recordExpiry(ctx context.Context, it smsgw.OutboxItem) (eventID string, err error) {
 	if it.Delivery == nil {
 		return "", nil
 	}
 	reason := fmt.Sprintf("no receiver bind of %s took it before it expired at %s (%d attempts)",
 		it.SystemID, it.ExpiresAt.UTC().Format(time.RFC3339), it.Attempts)
-	ev := activities.NotifyFailedEvent(*it.Delivery, reason, "expired-"+strconv.FormatInt(it.ExpiresAt.UnixMilli(), 10), o.now())
+	ev := smsgw.NotifyFailedEvent(*it.Delivery, reason, "expired-"+strconv.FormatInt(it.ExpiresAt.UnixMilli(), 10), o.now())
 	if _, err := o.events.InsertOne(ctx, ev); err != nil && !mongo.IsDuplicateKeyError(err) {
 		return "", fmt.Errorf("mongostore: record expired outbox item %s: %w", it.ID, wrap(err))
 	}
@@ -416,7 +371,7 @@ func (o *Outbox) recordExpiry(ctx context.Context, it OutboxItem) (eventID strin
 // Pending counts the items not yet delivered, by customer.
 func (o *Outbox) Pending(ctx context.Context) (map[string]int64, error) {
 	cur, err := o.coll.Aggregate(ctx, mongo.Pipeline{
-		bson.D{{Key: "$match", Value: bson.D{{Key: "state", Value: OutboxPending}}}},
+		bson.D{{Key: "$match", Value: bson.D{{Key: "state", Value: smsgw.OutboxPending}}}},
 		bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$customerId"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
 	})
 	if err != nil {
@@ -438,21 +393,21 @@ func (o *Outbox) Pending(ctx context.Context) (map[string]int64, error) {
 
 // Get returns one item, pending or delivered (a delivered item comes back
 // without its PDU); ok is false when there is none.
-func (o *Outbox) Get(ctx context.Context, id string) (it OutboxItem, ok bool, err error) {
+func (o *Outbox) Get(ctx context.Context, id string) (it smsgw.OutboxItem, ok bool, err error) {
 	err = o.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&it)
 	switch {
 	case err == nil:
 		return it, true, nil
 	case !errors.Is(err, mongo.ErrNoDocuments):
-		return OutboxItem{}, false, fmt.Errorf("mongostore: get outbox item %s: %w", id, wrap(err))
+		return smsgw.OutboxItem{}, false, fmt.Errorf("mongostore: get outbox item %s: %w", id, wrap(err))
 	}
 	var s sentDoc
 	err = o.sent.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&s)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return OutboxItem{}, false, nil
+		return smsgw.OutboxItem{}, false, nil
 	case err != nil:
-		return OutboxItem{}, false, fmt.Errorf("mongostore: get outbox item %s: %w", id, wrap(err))
+		return smsgw.OutboxItem{}, false, fmt.Errorf("mongostore: get outbox item %s: %w", id, wrap(err))
 	}
-	return OutboxItem{ID: s.ID, CustomerID: s.CustomerID, State: OutboxSent, SentAt: s.SentAt, ExpiresAt: s.ExpiresAt}, true, nil
+	return smsgw.OutboxItem{ID: s.ID, CustomerID: s.CustomerID, State: smsgw.OutboxSent, SentAt: s.SentAt, ExpiresAt: s.ExpiresAt}, true, nil
 }

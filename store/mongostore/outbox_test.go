@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsgw/smsgw/store/mongostore"
+	"github.com/smsgw/smsgw"
 )
 
-func outboxItem(id, customer string, created time.Time) mongostore.OutboxItem {
-	return mongostore.OutboxItem{
-		ID: id, CustomerID: customer, SystemID: customer, Kind: mongostore.OutboxReceipt, Subject: "m-" + id,
+func outboxItem(id, customer string, created time.Time) smsgw.OutboxItem {
+	return smsgw.OutboxItem{
+		ID: id, CustomerID: customer, SystemID: customer, Kind: smsgw.OutboxReceipt, Subject: "m-" + id,
 		PDU: []byte{0, 0, 0, 16, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0}, CreatedAt: created, ExpiresAt: created.Add(time.Hour),
 	}
 }
@@ -63,7 +63,7 @@ func TestOutboxPutIsIdempotentAndClaimsOldestFirst(t *testing.T) {
 	if err := ob.Put(c, outboxItem("a", "acme", t0)); err != nil {
 		t.Fatal(err)
 	}
-	if it, ok, err := ob.Get(c, "a"); err != nil || !ok || it.State != mongostore.OutboxSent || it.SentAt.IsZero() {
+	if it, ok, err := ob.Get(c, "a"); err != nil || !ok || it.State != smsgw.OutboxSent || it.SentAt.IsZero() {
 		t.Fatalf("sent item after a second Put: %+v %v %v", it, ok, err)
 	}
 	if it, ok, err := ob.Claim(c, "acme", "r2", t0.Add(90*time.Second), time.Minute); err != nil || ok { // b is still leased
@@ -140,7 +140,7 @@ func TestOutboxClaimsAreExclusive(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 40
-	var items []mongostore.OutboxItem
+	var items []smsgw.OutboxItem
 	for i := range n {
 		items = append(items, outboxItem(string(rune('A'+i)), "acme", t0.Add(time.Duration(i)*time.Millisecond)))
 	}

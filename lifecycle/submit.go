@@ -1,7 +1,4 @@
-// Package submit accepts messages from every entry point: it validates them,
-// applies idempotency keys and starts their workflows, and answers only once a
-// message is durable in Temporal.
-package submit
+package lifecycle
 
 import (
 	"context"

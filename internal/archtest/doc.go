@@ -1,0 +1,3 @@
+// Package archtest holds the test that keeps the import graph to the layers
+// docs/architecture.md describes.
+package archtest

@@ -1,0 +1,40 @@
+package smsgw
+
+import "time"
+
+// Part is one submit_sm of a message, already encoded.
+type Part struct {
+	Seq          int    `json:"seq"` // 1-based
+	DataCoding   byte   `json:"dataCoding"`
+	ESMClass     byte   `json:"esmClass"`
+	ShortMessage []byte `json:"shortMessage"`
+	SAR          *SAR   `json:"sar,omitempty"`
+}
+
+// SAR is the concatenation information sent as SMPP TLVs instead of a UDH.
+type SAR struct {
+	Ref   uint16 `json:"ref"`
+	Total uint8  `json:"total"`
+	Seq   uint8  `json:"seq"`
+}
+
+// Target is a connector a message may go through, with what the workflow
+// needs to know of it.
+type Target struct {
+	ID string `json:"id"`
+	// RerouteReceiptErrs are receipt error codes ("034") after which the
+	// message is sent again through the next connector.
+	RerouteReceiptErrs []string `json:"rerouteReceiptErrs,omitempty"`
+}
+
+// NotifyPlan is decided once per message, when it is accepted, so the
+// workflow never reads configuration: the channels to notify, in order, and
+// whether intermediate statuses are notified too.
+type NotifyPlan struct {
+	Channels    []string `json:"channels"`
+	AllStatuses bool     `json:"allStatuses,omitempty"`
+	// SMPPFailureOnly sends SMPP receipts only for final failures
+	// (registered_delivery 2).
+	SMPPFailureOnly bool          `json:"smppFailureOnly,omitempty"`
+	RetryFor        time.Duration `json:"retryFor"`
+}
