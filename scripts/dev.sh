@@ -34,9 +34,26 @@ done
   --log-level warn "${sa_flags[@]}" >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
 
+# The reporting database: a local MariaDB or MySQL server when one answers
+# at 127.0.0.1:3306 as root without a password (database smsgw_dev, kept
+# across restarts), else the embedded MySQL-wire server, which keeps its
+# rows in memory only and slows down as they grow: fine for a look around,
+# not for load.
+if [ -z "${SMSGW_MYSQL_DSN:-}" ]; then
+  for client in mariadb mysql; do
+    if command -v "$client" >/dev/null 2>&1 &&
+       "$client" --protocol=tcp -h127.0.0.1 -P3306 -uroot -e 'CREATE DATABASE IF NOT EXISTS smsgw_dev' >/dev/null 2>&1; then
+      export SMSGW_MYSQL_DSN='root@tcp(127.0.0.1:3306)/smsgw_dev?parseTime=true&loc=UTC'
+      reporting="MariaDB/MySQL at 127.0.0.1:3306, database smsgw_dev"
+      break
+    fi
+  done
+fi
+
 mongo_addr=127.0.0.1:27017; mysql_addr=127.0.0.1:3307
 [ -n "${SMSGW_MONGODB_URI:-}" ] && mongo_addr=""
 [ -n "${SMSGW_MYSQL_DSN:-}" ] && mysql_addr=""
+reporting=${reporting:-$([ -n "$mysql_addr" ] && echo "embedded MySQL-wire server at $mysql_addr (in memory)" || echo "the server in SMSGW_MYSQL_DSN")}
 if [ -n "$mongo_addr$mysql_addr" ]; then
   "$BIN/devdb" -mongo-addr "$mongo_addr" -mysql-addr "$mysql_addr" -data "$DATA/ferretdb" >"$DATA/devdb.out" 2>"$DATA/devdb.log" &
   pids+=($!)
@@ -74,6 +91,7 @@ smsgw is running (logs in .data/*.log; Ctrl-C stops everything)
   upstream    $upstream $( [ -z "${UPSTREAM:-}" ] && echo "(SMSC simulator, receipts after 500ms)")
   webhooks    printed below by the webhook sink at http://127.0.0.1:8099
   SMPP        127.0.0.1:2775   (system_id demo, password demo1234)
+  reporting   $reporting
   email       127.0.0.1:2525   (mail <msisdn>@sms.localhost from demo@example.com)
 
 Try:

@@ -26,6 +26,7 @@ import (
 	"github.com/smsgw/smsgw/notify/webhook"
 	"github.com/smsgw/smsgw/routing"
 	"github.com/smsgw/smsgw/segment"
+	"github.com/smsgw/smsgw/store/groupcommit"
 	"github.com/smsgw/smsgw/store/mongostore"
 	"github.com/smsgw/smsgw/store/mysqlstore"
 	"github.com/smsgw/smsgw/worker"
@@ -64,15 +65,21 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 	defer tc.Close()
 
+	batchMetrics, err := groupcommit.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	batching := groupcommit.Options{MaxBatch: s.storeBatch, MaxWait: s.storeBatchWait}
 	events, err := openWithRetry(ctx, logger, "event store", func(ctx context.Context) (*mongostore.Store, error) {
-		return mongostore.Open(ctx, s.mongoURI, s.mongoDatabase, mongostore.WithLogger(logger))
+		return mongostore.Open(ctx, s.mongoURI, s.mongoDatabase, mongostore.WithLogger(logger),
+			mongostore.WithGroupCommit(batching, batchMetrics))
 	})
 	if err != nil {
 		return err
 	}
 	defer events.Close(context.WithoutCancel(ctx))
 	reports, err := openWithRetry(ctx, logger, "reporting database", func(ctx context.Context) (*mysqlstore.Store, error) {
-		return mysqlstore.Open(ctx, s.mysqlDSN)
+		return mysqlstore.Open(ctx, s.mysqlDSN, mysqlstore.WithGroupCommit(batching, batchMetrics))
 	})
 	if err != nil {
 		return err

@@ -38,6 +38,8 @@ type settings struct {
 	smppTLSKey        string
 	smppOutboxTTL     time.Duration
 	smppOutboxSweep   time.Duration
+	storeBatch        int
+	storeBatchWait    time.Duration
 	connectors        string
 	logLevel          string
 	logFormat         string
@@ -71,6 +73,8 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.smppTLSKey, "smpp-tls-key", env("SMSGW_SMPP_TLS_KEY", ""), "PEM private key of SMPP over TLS; env SMSGW_SMPP_TLS_KEY")
 	fs.DurationVar(&s.smppOutboxTTL, "smpp-outbox-ttl", envDuration(getenv, "SMSGW_SMPP_OUTBOX_TTL", smppserver.DefaultOutboxTTL), "how long a receipt or MO waits for the customer's receiver bind before it is recorded as a failed notification; env SMSGW_SMPP_OUTBOX_TTL")
 	fs.DurationVar(&s.smppOutboxSweep, "smpp-outbox-sweep", envDuration(getenv, "SMSGW_SMPP_OUTBOX_SWEEP", 30*time.Second), "how often the smpp role looks for expired outbox items; env SMSGW_SMPP_OUTBOX_SWEEP")
+	fs.IntVar(&s.storeBatch, "store-batch", 200, "most writes of one kind (events, correlations, reporting rows) sent to a store together (group commit)")
+	fs.DurationVar(&s.storeBatchWait, "store-batch-wait", 2*time.Millisecond, "how long a batch of store writes waits for more while another is in flight")
 	fs.StringVar(&s.connectors, "connectors", env("SMSGW_CONNECTORS", ""), "comma-separated connector IDs this process binds (default: all in the configuration); env SMSGW_CONNECTORS")
 	fs.StringVar(&s.logLevel, "log-level", env("SMSGW_LOG_LEVEL", "info"), "debug, info, warn or error; env SMSGW_LOG_LEVEL")
 	fs.StringVar(&s.logFormat, "log-format", env("SMSGW_LOG_FORMAT", "json"), "json or text; env SMSGW_LOG_FORMAT")

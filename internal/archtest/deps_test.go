@@ -46,8 +46,9 @@ var layers = []layer{
 	},
 	{
 		name: "storage", pkgs: []string{"store/..."},
-		allow: []string{".", "go.mongodb.org/mongo-driver/v2/...", "github.com/go-sql-driver/mysql"},
-		why:   "storage knows the domain and its database driver, never Temporal, activities or workflows",
+		allow: []string{".", "store/groupcommit", "go.mongodb.org/mongo-driver/v2/...", "github.com/go-sql-driver/mysql",
+			"github.com/prometheus/client_golang/prometheus"},
+		why: "storage knows the domain and its database driver, never Temporal, activities or workflows",
 	},
 	{
 		name: "workflows", pkgs: []string{"workflows"},

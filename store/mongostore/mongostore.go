@@ -23,6 +23,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/store/groupcommit"
 )
 
 // Collection names.
@@ -57,6 +58,13 @@ type Store struct {
 	serverTTL    bool
 	log          *slog.Logger
 	now          func() time.Time
+
+	// Events and correlations are written in batches shared by concurrent
+	// callers (group commit); see WithGroupCommit.
+	batching     groupcommit.Options
+	batchMetrics *groupcommit.Metrics
+	eventWrites  *groupcommit.Committer[smsgw.Event]
+	corrWrites   *groupcommit.Committer[correlationDoc]
 }
 
 // Option changes how Open sets up the store.
@@ -87,6 +95,15 @@ func WithClock(now func() time.Time) Option {
 		if now != nil {
 			s.now = now
 		}
+	}
+}
+
+// WithGroupCommit sets how events and correlations are batched: writes of
+// concurrent callers go out together, each caller returning once its own
+// are durable. m, when set, gets the batches' metrics.
+func WithGroupCommit(o groupcommit.Options, m *groupcommit.Metrics) Option {
+	return func(s *Store) {
+		s.batching, s.batchMetrics = o, m
 	}
 }
 
@@ -126,11 +143,15 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	s.eventWrites = groupcommit.New("events", s.insertEvents, s.batching, s.batchMetrics)
+	s.corrWrites = groupcommit.New("correlations", s.upsertCorrelations, s.batching, s.batchMetrics)
 	return s, nil
 }
 
 // Close disconnects from the server.
 func (s *Store) Close(ctx context.Context) error {
+	s.eventWrites.Close()
+	s.corrWrites.Close()
 	if err := s.client.Disconnect(ctx); err != nil {
 		return fmt.Errorf("mongostore: close: %w", err)
 	}
@@ -216,21 +237,59 @@ func (s *Store) createTTLIndex(ctx context.Context) error {
 // already stored is skipped, so an activity retry never writes twice. Times
 // are kept to the millisecond.
 func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	docs := make([]any, len(events))
 	for i, e := range events {
 		if e.ID == "" || e.MessageID == "" {
 			return smsgw.Errorf(smsgw.EINVALID, "event %d has no ID or message ID", i)
 		}
+	}
+	if err := s.eventWrites.Do(ctx, events...); err != nil {
+		return fmt.Errorf("mongostore: append %d events: %w", len(events), err)
+	}
+	return nil
+}
+
+// insertEvents writes a batch of events in one unordered insert. An event
+// already stored (a retry) counts as written.
+func (s *Store) insertEvents(ctx context.Context, events []smsgw.Event) []error {
+	docs := make([]any, len(events))
+	for i, e := range events {
 		docs[i] = e
 	}
 	_, err := s.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err != nil && !onlyDuplicates(err) {
-		return fmt.Errorf("mongostore: append %d events: %w", len(events), wrap(err))
+	return itemErrors(err, len(events))
+}
+
+// itemErrors spreads the error of a bulk write of n documents over them:
+// nil for all when it succeeded, the error of each document that failed
+// (a duplicate key is no failure: the document is stored), and the whole
+// error for all when the write failed as a whole.
+func itemErrors(err error, n int) []error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	errs := make([]error, n)
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 {
+		failed := false
+		for _, we := range bwe.WriteErrors {
+			if we.Code == 11000 || we.Code == 11001 || we.Index < 0 || we.Index >= n {
+				continue
+			}
+			errs[we.Index], failed = fmt.Errorf("document %d: %w", we.Index, we), true
+		}
+		if !failed {
+			return nil
+		}
+		return errs
+	}
+	if mongo.IsDuplicateKeyError(err) {
+		return nil
+	}
+	err = wrap(err)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // Events returns a message's events in sequence order (ties by ID).
@@ -274,11 +333,22 @@ func (s *Store) PutCorrelation(ctx context.Context, c smsgw.Correlation) error {
 	}
 	id := correlationKey(c.ConnectorID, c.UpstreamID)
 	doc := correlationDoc{ID: id, ConnectorID: c.ConnectorID, UpstreamID: c.UpstreamID, MessageID: c.MessageID, Segment: c.Segment, CreatedAt: c.CreatedAt.UTC()}
-	_, err := s.correlations.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
-	if err != nil && !mongo.IsDuplicateKeyError(err) { // two upserts racing on a new _id: the other one won
-		return fmt.Errorf("mongostore: put correlation %s: %w", id, wrap(err))
+	if err := s.corrWrites.Do(ctx, doc); err != nil {
+		return fmt.Errorf("mongostore: put correlation %s: %w", id, err)
 	}
 	return nil
+}
+
+// upsertCorrelations writes a batch of correlations in one unordered bulk
+// write. Two upserts racing on a new _id end with one stored: the other
+// one's duplicate key error is no failure.
+func (s *Store) upsertCorrelations(ctx context.Context, docs []correlationDoc) []error {
+	models := make([]mongo.WriteModel, len(docs))
+	for i, d := range docs {
+		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: d.ID}}).SetReplacement(d).SetUpsert(true)
+	}
+	_, err := s.correlations.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	return itemErrors(err, len(docs))
 }
 
 // LookupCorrelation finds the message an upstream ID belongs to. ok is false

@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/internal/testenv"
+	"github.com/smsgw/smsgw/store/groupcommit"
 	"github.com/smsgw/smsgw/store/mongostore"
 )
 
@@ -392,5 +395,43 @@ func TestOpenRejectsABadURI(t *testing.T) {
 	}
 	if _, err := mongostore.Open(ctx(t), "mongodb://127.0.0.1:1/", ""); err == nil {
 		t.Error("Open without a database name succeeded")
+	}
+}
+
+// Concurrent callers share inserts; an event the server refuses fails only
+// its own caller, and the events batched with it are stored.
+func TestBatchedEventsFailOnlyTheBadOne(t *testing.T) {
+	t.Parallel()
+	m, err := groupcommit.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, _ := open(t, mongostore.WithGroupCommit(groupcommit.Options{MaxWait: 20 * time.Millisecond}, m))
+	const callers = 60
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data := map[string]any{"n": i}
+			if i == 17 {
+				data = map[string]any{"$bad": "a field name the server refuses"}
+			}
+			errs[i] = s.AppendEvents(ctx(t), smsgw.NewEvent(fmt.Sprintf("b%02d", i), "c1", 1, smsgw.EventAccepted, "accepted", t0, data))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i == 17) != (err != nil) {
+			t.Errorf("caller %d: %v", i, err)
+		}
+		evs, err := s.Events(ctx(t), fmt.Sprintf("b%02d", i))
+		if err != nil || (i != 17) != (len(evs) == 1) {
+			t.Errorf("events of caller %d: %v %v", i, evs, err)
+		}
+	}
+	if n := m.Batches("events"); n == 0 || n >= callers {
+		t.Errorf("%d batches for %d callers", n, callers)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,6 +29,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/store/groupcommit"
 )
 
 // what names the reporting database in Unavailable errors.
@@ -62,14 +64,34 @@ func checkSizes(r smsgw.MessageRecord) error {
 
 // Store is the reporting database. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db   *sql.DB
+	rows *groupcommit.Committer[smsgw.MessageRecord]
+}
+
+// Option changes how Open sets up the store.
+type Option func(*options)
+
+type options struct {
+	batching groupcommit.Options
+	metrics  *groupcommit.Metrics
+}
+
+// WithGroupCommit sets how reporting rows are batched: the rows of
+// concurrent callers are upserted in one transaction, each caller
+// returning once it is committed. m, when set, gets the batches' metrics.
+func WithGroupCommit(o groupcommit.Options, m *groupcommit.Metrics) Option {
+	return func(opts *options) { opts.batching, opts.metrics = o, m }
 }
 
 // Open connects to the database in dsn, pings it and applies the schema
 // migrations it has not seen. Two processes may open the same database at
 // once. A server that cannot be reached gives an error with code
 // smsgw.EUNAVAILABLE.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("mysqlstore: dsn: %w", err)
@@ -100,11 +122,15 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("mysqlstore: %w", err)
 	}
+	s.rows = groupcommit.New("reporting", s.upsertBatch, o.batching, o.metrics)
 	return s, nil
 }
 
-// Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close writes the rows still waiting and closes the connection pool.
+func (s *Store) Close() error {
+	s.rows.Close()
+	return s.db.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -118,13 +144,16 @@ func (s *Store) Ping(ctx context.Context) error {
 // higher status, or the same status again (a retry, or a richer update).
 const ahead = `(VALUES(status_rank) > status_rank OR VALUES(status) = status)`
 
+// upsertValues is one row of upsertSQL; a batch repeats it.
+const upsertValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
 // upsertSQL inserts a message or merges an update into it in one statement,
 // so concurrent retries are safe. MySQL assigns left to right and later
 // expressions see earlier assignments, so status and status_rank come last.
 const upsertSQL = `INSERT INTO messages (id, customer_id, entry_point, src, dst, status, status_rank,
 	connector_id, upstream_id, segments, encoding, error_code, error_text,
 	accepted_at, sent_at, done_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES ` + upsertValues + `
 ON DUPLICATE KEY UPDATE
 	customer_id  = IF(customer_id = '', VALUES(customer_id), customer_id),
 	entry_point  = IF(entry_point = '', VALUES(entry_point), entry_point),
@@ -169,25 +198,69 @@ func (s *Store) UpsertMessage(ctx context.Context, r smsgw.MessageRecord) error 
 	if r.UpdatedAt.IsZero() {
 		r.UpdatedAt = time.Now()
 	}
-	args := []any{
-		r.ID, r.CustomerID, string(r.EntryPoint), r.From, r.To, string(r.Status), r.Status.Rank(),
-		r.ConnectorID, r.UpstreamID, r.Segments, r.Encoding, r.ErrorCode, truncate(r.ErrorText, maxErrorText),
-		nullTime(&r.AcceptedAt), nullTime(r.SentAt), nullTime(r.DoneAt), r.UpdatedAt.UTC(),
+	if err := s.rows.Do(ctx, r); err != nil {
+		return fmt.Errorf("mysqlstore: upsert message %s: %w", r.ID, err)
 	}
-	return s.withRetry(ctx, func() error {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
+	return nil
+}
+
+// upsertBatch upserts the rows of concurrent callers in one transaction:
+// one multi-row statement, then the daily counts of each message, in the
+// order of their IDs so that two batches never lock rows in opposite
+// orders. When the batch fails for a reason other than a lock conflict
+// (which is retried), each row is written on its own, so a row the server
+// refuses fails only its own caller.
+func (s *Store) upsertBatch(ctx context.Context, rows []smsgw.MessageRecord) []error {
+	sorted := slices.Clone(rows)
+	slices.SortStableFunc(sorted, func(a, b smsgw.MessageRecord) int { return strings.Compare(a.ID, b.ID) })
+	err := s.withRetry(ctx, func() error { return s.upsertTx(ctx, sorted) }, fmt.Sprintf("upsert %d messages", len(rows)))
+	if err == nil {
+		return nil
+	}
+	errs := make([]error, len(rows))
+	if len(rows) == 1 || smsgw.ErrorCode(err) == smsgw.EUNAVAILABLE || ctx.Err() != nil {
+		for i := range errs {
+			errs[i] = err
 		}
-		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-		if _, err := tx.ExecContext(ctx, upsertSQL, args...); err != nil {
-			return err
+		return errs
+	}
+	for i, r := range rows {
+		errs[i] = s.withRetry(ctx, func() error { return s.upsertTx(ctx, []smsgw.MessageRecord{r}) }, "upsert message "+r.ID)
+	}
+	return errs
+}
+
+// upsertTx upserts rows, ordered by ID, and keeps daily_stats in step, in
+// one transaction.
+func (s *Store) upsertTx(ctx context.Context, rows []smsgw.MessageRecord) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	query := upsertSQL
+	if len(rows) > 1 {
+		query = strings.Replace(upsertSQL, upsertValues, upsertValues+strings.Repeat(", "+upsertValues, len(rows)-1), 1)
+	}
+	args := make([]any, 0, len(rows)*17)
+	for _, r := range rows {
+		args = append(args,
+			r.ID, r.CustomerID, string(r.EntryPoint), r.From, r.To, string(r.Status), r.Status.Rank(),
+			r.ConnectorID, r.UpstreamID, r.Segments, r.Encoding, r.ErrorCode, truncate(r.ErrorText, maxErrorText),
+			nullTime(&r.AcceptedAt), nullTime(r.SentAt), nullTime(r.DoneAt), r.UpdatedAt.UTC())
+	}
+	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		return err
+	}
+	for i, r := range rows {
+		if i > 0 && rows[i-1].ID == r.ID {
+			continue
 		}
 		if err := countFinal(ctx, tx, r.ID); err != nil {
 			return err
 		}
-		return tx.Commit()
-	}, "upsert message "+r.ID)
+	}
+	return tx.Commit()
 }
 
 // statKey is the daily_stats row a message is counted under.

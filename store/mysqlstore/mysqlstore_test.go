@@ -12,9 +12,11 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/internal/testenv"
+	"github.com/smsgw/smsgw/store/groupcommit"
 	"github.com/smsgw/smsgw/store/mysqlstore"
 )
 
@@ -430,5 +432,50 @@ func TestStoppedServerIsUnavailable(t *testing.T) {
 	}
 	if err := s.UpsertMessage(ctx(t), accepted("m2")); smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
 		t.Errorf("UpsertMessage on a stopped server = %v, want %s", err, smsgw.EUNAVAILABLE)
+	}
+}
+
+// Concurrent callers share transactions; a row the server refuses fails
+// only its own caller, and the rows batched with it are stored.
+func TestBatchedUpsertsFailOnlyTheBadRow(t *testing.T) {
+	t.Parallel()
+	m, err := groupcommit.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := mysqlstore.Open(ctx(t), testenv.MySQLDSN(t), mysqlstore.WithGroupCommit(groupcommit.Options{MaxWait: 20 * time.Millisecond}, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	const callers = 60
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := accepted(fmt.Sprintf("b%02d", i))
+			if i == 17 {
+				// fixed date: a year no DATETIME holds, refused whatever today is
+				r.UpdatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+			}
+			errs[i] = s.UpsertMessage(ctx(t), r)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i == 17) != (err != nil) {
+			t.Errorf("caller %d: %v", i, err)
+		}
+		if i != 17 {
+			get(t, s, fmt.Sprintf("b%02d", i))
+		}
+	}
+	if _, err := s.GetMessage(ctx(t), "b17"); smsgw.ErrorCode(err) != smsgw.ENOTFOUND {
+		t.Errorf("the refused row: %v", err)
+	}
+	if batches := m.Batches("reporting"); batches == 0 || batches >= callers {
+		t.Errorf("%d batches for %d callers, want fewer batches than callers", batches, callers)
 	}
 }

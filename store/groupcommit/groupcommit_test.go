@@ -1,0 +1,220 @@
+package groupcommit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/smsgw/smsgw/store/groupcommit"
+)
+
+// recorder is a write function that keeps its batches and can be slowed
+// down and told which items fail.
+type recorder struct {
+	mu      sync.Mutex
+	batches [][]int
+	delay   time.Duration
+	bad     func(int) error // the error of one item, nil when it is written
+	whole   error           // when set, the whole write fails
+}
+
+func (r *recorder) write(ctx context.Context, items []int) []error {
+	time.Sleep(r.delay)
+	r.mu.Lock()
+	r.batches = append(r.batches, slices.Clone(items))
+	r.mu.Unlock()
+	errs := make([]error, len(items))
+	failed := false
+	for i, it := range items {
+		switch {
+		case r.whole != nil:
+			errs[i], failed = r.whole, true
+		case r.bad != nil && r.bad(it) != nil:
+			errs[i], failed = r.bad(it), true
+		}
+	}
+	if !failed {
+		return nil
+	}
+	return errs
+}
+
+func (r *recorder) written() (batches, items int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.batches {
+		items += len(b)
+	}
+	return len(r.batches), items
+}
+
+func TestConcurrentCallersShareWrites(t *testing.T) {
+	rec := &recorder{delay: 5 * time.Millisecond}
+	reg := prometheus.NewRegistry()
+	m, err := groupcommit.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := groupcommit.New("events", rec.write, groupcommit.Options{MaxBatch: 50}, m)
+	defer c.Close()
+	const callers = 400
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Do(context.Background(), i); err != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	batches, items := rec.written()
+	if failed.Load() != 0 || items != callers {
+		t.Fatalf("%d failed, %d items written, want 0 and %d", failed.Load(), items, callers)
+	}
+	if batches > callers/4 {
+		t.Errorf("%d writes for %d callers: not batched", batches, callers)
+	}
+	for _, b := range rec.batches {
+		if len(b) > 50 {
+			t.Errorf("a batch of %d items, more than MaxBatch", len(b))
+		}
+	}
+	if got := testutil.ToFloat64(m.QueuedGauge("events")); got != 0 {
+		t.Errorf("queued items %v after every caller returned, want 0", got)
+	}
+}
+
+func TestALoneCallerDoesNotWait(t *testing.T) {
+	rec := &recorder{}
+	c := groupcommit.New("rows", rec.write, groupcommit.Options{MaxWait: time.Second}, nil)
+	defer c.Close()
+	start := time.Now()
+	if err := c.Do(context.Background(), 1, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 200*time.Millisecond {
+		t.Fatalf("a lone write took %v: it waited for company", took)
+	}
+	if batches, items := rec.written(); batches != 1 || items != 3 {
+		t.Fatalf("%d batches, %d items", batches, items)
+	}
+}
+
+func TestAPartialFailureFailsOnlyItsCallers(t *testing.T) {
+	bad := errors.New("invalid document")
+	rec := &recorder{delay: 5 * time.Millisecond, bad: func(i int) error {
+		if i%10 == 7 {
+			return fmt.Errorf("item %d: %w", i, bad)
+		}
+		return nil
+	}}
+	c := groupcommit.New("events", rec.write, groupcommit.Options{}, nil)
+	defer c.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, 100)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.Do(context.Background(), i*2, i*2+1) // a caller with two items
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		wantBad := (i*2)%10 == 7 || (i*2+1)%10 == 7
+		if wantBad != errors.Is(err, bad) {
+			t.Errorf("caller %d (items %d, %d): %v", i, i*2, i*2+1, err)
+		}
+	}
+	if batches, _ := rec.written(); batches >= 100 {
+		t.Errorf("%d writes for 100 callers: not batched", batches)
+	}
+}
+
+func TestAWholeFailureFailsEveryCaller(t *testing.T) {
+	down := errors.New("server unreachable")
+	rec := &recorder{whole: down}
+	c := groupcommit.New("rows", rec.write, groupcommit.Options{}, nil)
+	defer c.Close()
+	if err := c.Do(context.Background(), 1); !errors.Is(err, down) {
+		t.Fatalf("Do = %v, want the write's error", err)
+	}
+	rec.mu.Lock()
+	rec.whole = nil
+	rec.mu.Unlock()
+	if err := c.Do(context.Background(), 1); err != nil {
+		t.Fatalf("Do after the server came back = %v", err)
+	}
+}
+
+func TestACallerThatGivesUpReturnsAndTheRestGoOn(t *testing.T) {
+	rec := &recorder{delay: 200 * time.Millisecond}
+	c := groupcommit.New("rows", rec.write, groupcommit.Options{}, nil)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := c.Do(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Do = %v, want the caller's deadline", err)
+	}
+	if err := c.Do(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseWritesWhatWasTaken(t *testing.T) {
+	rec := &recorder{delay: 10 * time.Millisecond}
+	c := groupcommit.New("rows", rec.write, groupcommit.Options{Writes: 1}, nil)
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c.Do(context.Background(), i) == nil {
+				ok.Add(1)
+			}
+		}()
+	}
+	time.Sleep(5 * time.Millisecond)
+	c.Close()
+	wg.Wait()
+	if _, items := rec.written(); int64(items) != ok.Load() {
+		t.Fatalf("%d items written, %d callers told they were", items, ok.Load())
+	}
+	if err := c.Do(context.Background(), 99); !errors.Is(err, groupcommit.ErrClosed) {
+		t.Fatalf("Do after Close = %v", err)
+	}
+}
+
+// BenchmarkCommitter writes from 64 goroutines through a store whose round
+// trip costs 1 ms, batched and one write per item.
+func BenchmarkCommitter(b *testing.B) {
+	for _, most := range []int{1, 200} {
+		b.Run(fmt.Sprintf("maxBatch=%d", most), func(b *testing.B) {
+			rec := &recorder{delay: time.Millisecond}
+			c := groupcommit.New("bench", rec.write, groupcommit.Options{MaxBatch: most, Writes: 4}, nil)
+			defer c.Close()
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := c.Do(context.Background(), 1); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+			batches, items := rec.written()
+			b.ReportMetric(float64(items)/float64(max(batches, 1)), "items/write")
+		})
+	}
+}
