@@ -193,6 +193,16 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	return nil
 }
 
+// RecordAndNotify records a message's final step, then delivers its
+// notification: one local activity where two would each cost a history
+// event. A retry records again (records are idempotent) and delivers again.
+func (a *Activities) RecordAndNotify(ctx context.Context, in RecordInput, d smsgw.Delivery) error {
+	if err := a.Record(ctx, in); err != nil {
+		return err
+	}
+	return a.Notify(ctx, d)
+}
+
 // Notify delivers to a customer on one channel and records that it did.
 func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
 	ch, ok := a.Channels[d.Channel]

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -22,9 +23,17 @@ type notifier struct {
 type notifyQueue struct {
 	channel     string
 	failureOnly bool // only final failures go out on this channel
-	items       []smsgw.Notification
+	items       []queuedNote
+	busy        bool // a notification is being delivered
 	closed      bool
 	done        bool
+}
+
+// queuedNote is a notification waiting for its channel, with the record
+// to write before it is delivered, if any.
+type queuedNote struct {
+	note   smsgw.Notification
+	record *activities.RecordInput
 }
 
 func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) *notifier {
@@ -61,16 +70,28 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 				if len(q.items) == 0 {
 					return
 				}
-				note := q.items[0]
-				q.items = q.items[1:]
+				item := q.items[0]
+				q.items, q.busy = q.items[1:], true
+				note := item.note
 				d := smsgw.Delivery{Channel: q.channel, CustomerID: l.msg.CustomerID, CallbackURL: l.msg.CallbackURL, Notification: &note}
 				if q.channel != smsgw.ChannelWebhook {
 					d.CallbackURL = ""
 				}
-				if err := workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, nil); err != nil {
+				var err error
+				if item.record != nil {
+					err = workflow.ExecuteLocalActivity(notifyCtx, a.RecordAndNotify, *item.record, d).Get(ctx, nil)
+				} else {
+					err = workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, nil)
+				}
+				if err != nil {
+					if item.record != nil {
+						// The record must not wait on the customer's endpoint.
+						_ = workflow.ExecuteLocalActivity(recordCtx, a.Record, *item.record).Get(ctx, nil)
+					}
 					// Refused, or out of retries: keep it for redelivery and go on.
 					_ = workflow.ExecuteLocalActivity(recordCtx, a.NotifyFailed, d, rootMessage(err)).Get(ctx, nil)
 				}
+				q.busy = false
 			}
 		})
 	}
@@ -80,11 +101,32 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 // send queues a notification on every channel.
 func (n *notifier) send(note smsgw.Notification) {
 	for _, q := range n.queues {
-		if q.failureOnly && (!note.Status.Final() || note.Status == smsgw.StatusDelivered) {
-			continue
+		if q.takes(note) {
+			q.items = append(q.items, queuedNote{note: note})
 		}
-		q.items = append(q.items, note)
 	}
+}
+
+// sendWithRecord queues a notification on every channel, the record going
+// with it on the first channel that takes it and is idle, so it is written
+// at once. It returns false, queuing nothing, when no channel is idle.
+func (n *notifier) sendWithRecord(note smsgw.Notification, record activities.RecordInput) bool {
+	i := slices.IndexFunc(n.queues, func(q *notifyQueue) bool { return q.takes(note) && !q.busy && len(q.items) == 0 })
+	if i < 0 {
+		return false
+	}
+	n.queues[i].items = append(n.queues[i].items, queuedNote{note: note, record: &record})
+	for j, q := range n.queues {
+		if j != i && q.takes(note) {
+			q.items = append(q.items, queuedNote{note: note})
+		}
+	}
+	return true
+}
+
+// takes tells whether a notification goes out on this channel.
+func (q *notifyQueue) takes(note smsgw.Notification) bool {
+	return !q.failureOnly || (note.Status.Final() && note.Status != smsgw.StatusDelivered)
 }
 
 // finish waits until every queued notification was delivered or given up.

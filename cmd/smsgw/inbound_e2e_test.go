@@ -397,7 +397,7 @@ func TestEndToEndWebhookRetriesAndRedelivery(t *testing.T) {
 			ActivityType string
 			Attempt      int32
 		}
-		if err := converter.GetDefaultDataConverter().FromPayloads(m.GetDetails()["data"], &data); err == nil && data.ActivityType == "Notify" {
+		if err := converter.GetDefaultDataConverter().FromPayloads(m.GetDetails()["data"], &data); err == nil && (data.ActivityType == "Notify" || data.ActivityType == "RecordAndNotify") {
 			attempts = append(attempts, data.Attempt)
 		}
 	}
