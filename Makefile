@@ -10,7 +10,7 @@ BIN              := $(CURDIR)/bin
 
 include Makefile.generate
 
-.PHONY: dev test unit e2e fuzz vet workflowcheck build tools deploy-check bench clean
+.PHONY: dev test unit e2e fuzz vet workflowcheck build tools deploy-check bench bench-e2e clean
 
 ## dev: run Temporal, the databases, the SMSC simulator and `smsgw all` (Ctrl-C stops all).
 ##      UPSTREAM=host:port binds to an external SMSC instead of the simulator.
@@ -69,6 +69,11 @@ fuzz:
 ## bench: Go benchmarks of the hot paths.
 bench:
 	SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb $(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+## bench-e2e: the bare workflow, then the make dev stack under REST and SMPP
+##            load, in one run, as one table (N=2000 CONCURRENCY=32 RATE=0).
+bench-e2e: tools
+	./scripts/bench-e2e.sh
 
 ## deploy-check: lint and render the Helm chart, strict-decode the manifests, check Terraform, alerts and dashboard.
 deploy-check:

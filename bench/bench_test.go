@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +25,15 @@ import (
 	"github.com/smsgw/smsgw/workflows"
 )
 
-const inFlight = 64
+// inFlight is how many workflows run at once: 64, or SMSGW_BENCH_IN_FLIGHT.
+var inFlight = envInt("SMSGW_BENCH_IN_FLIGHT", 64)
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
 
 // floorWorkflow has the shape of a message's happy path and nothing else: a
 // local activity, an activity, a signal awaited with a timer (left to fire
@@ -68,8 +78,14 @@ func (s signalLater) after(id string) {
 	}()
 }
 
+// startServer connects to the Temporal server in SMSGW_BENCH_TEMPORAL
+// (host:port; `make bench-e2e` gives the one it runs as `make dev` does),
+// or else starts an in-memory dev server.
 func startServer(b *testing.B) client.Client {
-	addr := testenv.TemporalAddress(b)
+	addr := os.Getenv("SMSGW_BENCH_TEMPORAL")
+	if addr == "" {
+		addr = testenv.TemporalAddress(b)
+	}
 	c, err := client.Dial(client.Options{HostPort: addr, Logger: quiet{}})
 	if err != nil {
 		b.Fatal(err)

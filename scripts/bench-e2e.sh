@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# make bench-e2e: in one run on this machine, measures the bare workflow on a
+# Temporal dev server configured as `make dev` configures it (file database,
+# WAL), then the `make dev` stack under REST load and under SMPP load, and
+# prints one table: rates against the bare workflow's, latencies, CPU per
+# message per process and history events per message.
+#
+#   N=2000 CONCURRENCY=32 RATE=0 make bench-e2e
+#
+# RATE > 0 runs the load open loop at that many submissions per second.
+# Everything listens on loopback ports of its own (17233, 37017, 33307,
+# 12775, 12776, 18080), so it runs beside `make dev`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$PWD/bin
+N=${N:-2000}
+CONC=${CONCURRENCY:-32}
+RATE=${RATE:-0}
+WORK=$(mktemp -d /tmp/smsgw-bench-e2e.XXXXXX)
+pids=()
+cleanup() {
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -INT "${pids[i]}" 2>/dev/null || true; done
+  sleep 1
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_port() { # port name
+  for _ in $(seq 1 150); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "$2 did not come up on 127.0.0.1:$1" >&2; exit 1
+}
+# cpu PID: the CPU seconds (user + system) a process has used so far.
+cpu() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# field FILE PATTERN N: the Nth word of the line of FILE that starts with PATTERN.
+field() { awk -v p="$2" -v n="$3" 'index($0, p) == 1 {print $n; exit}' "$1"; }
+ms() { # a Go duration (1.2s, 340ms, 2m3s) in milliseconds
+  awk -v d="$1" 'BEGIN {
+    t = 0; while (match(d, /^[0-9.]+(h|ms|µs|us|ns|m|s)/)) {
+      part = substr(d, 1, RLENGTH); d = substr(d, RLENGTH + 1)
+      v = part + 0; u = part; sub(/^[0-9.]+/, "", u)
+      t += v * (u == "h" ? 3600000 : u == "m" ? 60000 : u == "s" ? 1000 : u == "ms" ? 1 : 0.001)
+    } printf "%.0f", t }'
+}
+
+echo "building the bench binary and smsgw..."
+go build -o "$BIN/smsgw" ./cmd/smsgw
+go test -c -o "$WORK/bench.test" ./bench
+
+# Temporal as `make dev` runs it.
+sa=()
+for x in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword; do
+  sa+=(--search-attribute "$x")
+done
+"$BIN/temporal" server start-dev --ip 127.0.0.1 --port 17233 --ui-port 18233 --db-filename "$WORK/temporal.db" \
+  --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal --log-level warn "${sa[@]}" >"$WORK/temporal.log" 2>&1 &
+temporal_pid=$!; pids+=("$temporal_pid")
+wait_port 17233 Temporal
+
+# 1. The bare workflow, closed loop, as many in flight as the load, its
+# signal 500 ms after its activity (the simulator's receipt delay).
+echo "bare workflow: $N workflows, $CONC in flight..."
+t0=$(cpu "$temporal_pid")
+SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC /usr/bin/time -f "%U %S" -o "$WORK/floor.time" \
+  "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor.txt" 2>&1
+t1=$(cpu "$temporal_pid")
+floor_rate=$(awk '/workflows\/s/ {for (i=1;i<=NF;i++) if ($(i+1)=="workflows/s") print $i}' "$WORK/floor.txt")
+floor_events=$(awk '/events\/msg/ {for (i=1;i<=NF;i++) if ($(i+1)=="events/msg") print $i}' "$WORK/floor.txt")
+floor_tasks=$(awk '/wftasks\/msg/ {for (i=1;i<=NF;i++) if ($(i+1)=="wftasks/msg") print $i}' "$WORK/floor.txt")
+floor_worker=$(awk '{print $1+$2}' "$WORK/floor.time")
+floor_cpu=$(awk -v a="$t0" -v b="$t1" -v w="$floor_worker" -v n="$N" 'BEGIN {printf "%.1f", (b-a+w)*1000/n}')
+
+# 2. The make dev stack: the embedded MongoDB-wire server, the reporting
+# database make dev would use, the SMSC simulator and `smsgw all`.
+mysql_pid=""
+dsn='root@tcp(127.0.0.1:33307)/smsgw?parseTime=true&loc=UTC'
+mysql_addr=127.0.0.1:33307
+for client in mariadb mysql; do
+  if command -v "$client" >/dev/null 2>&1 &&
+     "$client" --protocol=tcp -h127.0.0.1 -P3306 -uroot -e 'DROP DATABASE IF EXISTS smsgw_bench; CREATE DATABASE smsgw_bench' >/dev/null 2>&1; then
+    dsn='root@tcp(127.0.0.1:3306)/smsgw_bench?parseTime=true&loc=UTC'
+    mysql_addr=""
+    mysql_pid=$(pgrep -o -x mariadbd || pgrep -o -x mysqld || true)
+    break
+  fi
+done
+"$BIN/devdb" -mongo-addr 127.0.0.1:37017 -mysql-addr "$mysql_addr" -data "$WORK/ferretdb" >"$WORK/devdb.out" 2>"$WORK/devdb.log" &
+devdb_pid=$!; pids+=("$devdb_pid")
+wait_port 37017 "MongoDB-wire server"
+"$BIN/smsgw" smsc-sim -addr 127.0.0.1:12776 -receipt-delay 500ms >"$WORK/sim.log" 2>&1 &
+pids+=($!)
+sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/dev-config.yaml >"$WORK/config.yaml"
+"$BIN/smsgw" all -config "$WORK/config.yaml" -http-addr 127.0.0.1:18080 -grpc-addr 127.0.0.1:19090 \
+  -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
+  -mongodb-uri mongodb://127.0.0.1:37017/ -mongodb-database smsgw_bench -mysql-dsn "$dsn" \
+  -log-format text -log-level warn >"$WORK/smsgw.log" 2>&1 &
+smsgw_pid=$!; pids+=("$smsgw_pid")
+wait_port 18080 smsgw
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.3; done
+
+rows=()
+load() { # mode
+  local mode=$1 out="$WORK/load-$1.txt"
+  echo "make dev stack, $mode: $N messages, $CONC in flight$( [ "$RATE" != 0 ] && echo ", $RATE/s open loop")..."
+  local a0 b0 c0 d0 a1 b1 c1 d1
+  a0=$(cpu "$temporal_pid"); b0=$(cpu "$devdb_pid"); c0=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d0=$(cpu "$smsgw_pid")
+  "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" \
+    -url http://127.0.0.1:18080 -smpp-addr 127.0.0.1:12775 -wait 5m >"$out" 2>&1 || true
+  a1=$(cpu "$temporal_pid"); b1=$(cpu "$devdb_pid"); c1=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d1=$(cpu "$smsgw_pid")
+  local rate acc lost dup e50 e99 a50 a99
+  rate=$(field "$out" "delivered/s" 2); acc=$(field "$out" "accepted/s" 2)
+  lost=$(field "$out" "lost" 2); dup=$(field "$out" "duplicated" 2)
+  e50=$(field "$out" "end to end" 5); e99=$(field "$out" "end to end" 7)
+  a50=$(field "$out" "accept latency" 4); a99=$(field "$out" "accept latency" 6)
+  rows+=("$(awk -v m="$mode" -v r="$rate" -v f="$floor_rate" -v acc="$acc" -v e50="$(ms "$e50")" -v e99="$(ms "$e99")" \
+    -v a50="$(ms "$a50")" -v a99="$(ms "$a99")" -v t="$(awk -v a="$a0" -v b="$a1" 'BEGIN{print b-a}')" \
+    -v d="$(awk -v a="$b0" -v b="$b1" 'BEGIN{print b-a}')" -v my="$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')" \
+    -v s="$(awk -v a="$d0" -v b="$d1" 'BEGIN{print b-a}')" -v n="$N" -v lost="$lost" -v dup="$dup" \
+    'BEGIN { all = (t+d+my+s)*1000/n
+      printf "| make dev, %s | %.1f | %.0f%% | %s | %d / %d ms | %d / %d ms | %.1f | %.1f | %.1f | %.1f | %.1f | %s / %s |", m, r, 100*r/f, acc, e50, e99, a50, a99, t*1000/n, d*1000/n, my*1000/n, s*1000/n, all, lost, dup }')")
+}
+load rest
+load smpp
+
+# History events and workflow tasks of one REST message.
+id=$(curl -s -X POST http://127.0.0.1:18080/v1/messages -H 'Authorization: Bearer demo-key' \
+  -d '{"from":"DEMO","to":"+61412345678","text":"one to count"}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+sleep 3
+events=$("$BIN/temporal" workflow describe -w "$id" --address 127.0.0.1:17233 -o json | jq -r '.workflowExecutionInfo.historyLength')
+tasks=$("$BIN/temporal" workflow show -w "$id" --address 127.0.0.1:17233 -o json | jq '[.events[] | select(.eventType == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED")] | length')
+
+cat <<TABLE
+
+$(date -u +%F) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), N=$N, $CONC in flight, rate ${RATE} (0: closed loop)
+reporting database: $( [ -n "$mysql_addr" ] && echo "embedded MySQL-wire server" || echo "local MariaDB/MySQL")
+
+| run | final/s | of bare | accepted/s | end to end p50 / p99 | accept p50 / p99 | CPU-ms/msg Temporal | MongoDB-wire | MySQL | smsgw | all | lost / dup |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+| bare workflow ($floor_events events, $floor_tasks tasks) | $floor_rate | 100% | – | – | – | – | – | – | – | $floor_cpu (server and worker) | – |
+$(printf '%s\n' "${rows[@]}")
+
+A REST message's history: $events events, $tasks workflow tasks.
+Logs and load reports: $WORK
+TABLE
