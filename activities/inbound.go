@@ -95,10 +95,8 @@ func (a *Inbound) ReceiveInbound(ctx context.Context, msg smsgw.InboundMessage) 
 		a.logger.Warn("inbound message for a number no customer owns; kept as unrouted", "id", msg.ID, "connector", msg.Connector)
 		return route, nil
 	}
-	for _, cu := range cfg.Customers {
-		if cu.ID == stored.CustomerID {
-			route.Plan = InboundPlan(cu)
-		}
+	if cu, ok := cfg.Customer(stored.CustomerID); ok {
+		route.Plan = InboundPlan(cu)
 	}
 	return route, nil
 }
@@ -142,19 +140,14 @@ func RouteInbound(cfg *config.Config, to, text string) (customerID, keyword stri
 	}
 	first := firstWord(text)
 	fallback := ""
-	for _, cu := range cfg.Customers {
-		for _, n := range cu.Numbers {
-			if d, _ := config.InboundNumber(n.Number); d != digits {
-				continue
+	for _, n := range cfg.NumberOwners(digits) {
+		switch {
+		case n.Keyword == "":
+			if fallback == "" {
+				fallback = n.CustomerID
 			}
-			switch {
-			case n.Keyword == "":
-				if fallback == "" {
-					fallback = cu.ID
-				}
-			case first != "" && strings.EqualFold(n.Keyword, first):
-				return cu.ID, n.Keyword, true
-			}
+		case first != "" && strings.EqualFold(n.Keyword, first):
+			return n.CustomerID, n.Keyword, true
 		}
 	}
 	return fallback, "", fallback != ""

@@ -169,12 +169,7 @@ func (s *Service) customerValidity(id string) time.Duration {
 }
 
 func (s *Service) customerConfig(id string) (config.Customer, bool) {
-	for _, c := range s.config.Config().Customers {
-		if c.ID == id {
-			return c, true
-		}
-	}
-	return config.Customer{}, false
+	return s.config.Config().Customer(id)
 }
 
 // senderAllowed reports whether from is one of the allowed senders: exact
