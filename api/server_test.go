@@ -512,19 +512,6 @@ func TestBearerToken(t *testing.T) {
 	}
 }
 
-func TestEveryStatusHasAProtoValue(t *testing.T) {
-	for _, s := range []smsgw.Status{smsgw.StatusAccepted, smsgw.StatusSent, smsgw.StatusDelivered, smsgw.StatusUndeliverable,
-		smsgw.StatusExpired, smsgw.StatusRejected, smsgw.StatusFailed} {
-		p := statusToProto(s)
-		if p == smsgwv1.MessageStatus_MESSAGE_STATUS_UNSPECIFIED || p.String() != "MESSAGE_STATUS_"+string(s) {
-			t.Errorf("status %s maps to %s", s, p)
-		}
-	}
-	if statusToProto("BOGUS") != smsgwv1.MessageStatus_MESSAGE_STATUS_UNSPECIFIED {
-		t.Error("an unknown status must map to UNSPECIFIED")
-	}
-}
-
 func get(t testing.TB, url string, wantCode int) string {
 	t.Helper()
 	resp, err := http.Get(url)
