@@ -408,6 +408,36 @@ func TestEndToEndIdempotencyAndBadInput(t *testing.T) {
 	if seen != 1 {
 		t.Fatalf("idempotent submit reached the SMSC %d times, want 1", seen)
 	}
+	// Repeated once the message is delivered, the key answers with the
+	// message as it is now, not as the new request would be.
+	code3, a3 := g.do(t, "POST", "/v1/messages", "acme-key", body, "Idempotency-Key", "order-77")
+	if code3 != 202 || a3["id"] != a1["id"] || statusName(a3["status"]) != "DELIVERED" || fmt.Sprint(a3["segments"]) != "1" || a3["encoding"] != "GSM7" {
+		t.Fatalf("same key after delivery: %d %v, want 202 with the delivered message", code3, a3)
+	}
+	// The same key with another body is refused, whatever differs.
+	for _, other := range []string{
+		`{"from":"ACME","to":"+61412345001","text":"twice?"}`,
+		`{"from":"ACME","to":"+61412345002","text":"once only"}`,
+		`{"from":"ACME","to":"+61412345001","text":"once only","callbackUrl":"https://elsewhere.example/hook"}`,
+		`{"from":"ACME","to":"+61412345001","text":"once only","validitySeconds":600}`,
+	} {
+		code, out := g.do(t, "POST", "/v1/messages", "acme-key", other, "Idempotency-Key", "order-77")
+		if code != http.StatusConflict || !strings.Contains(fmt.Sprint(out["message"]), `"order-77" was already used for message `+a1["id"].(string)) {
+			t.Errorf("same key, body %s: HTTP %d %v; want 409 naming the key and the message", other, code, out)
+		}
+	}
+	// The message is unchanged, and nothing more reached the SMSC.
+	if code, msg := g.do(t, "GET", "/v1/messages/"+a1["id"].(string), "acme-key", ""); code != 200 || statusName(msg["status"]) != "DELIVERED" || msg["to"] != "+61412345001" {
+		t.Fatalf("GET after the refused repeats: HTTP %d %v", code, msg)
+	}
+	for _, s := range g.sim.Submits() {
+		if s.DestAddr != "61412345001" || string(s.ShortMessage) != "once only" {
+			t.Fatalf("a refused repeat reached the SMSC: %+v", s)
+		}
+	}
+	if n := len(g.sim.Submits()); n != 1 {
+		t.Fatalf("the SMSC has %d submits, want the first message's only", n)
+	}
 
 	for _, c := range []struct {
 		key, body string
