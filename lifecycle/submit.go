@@ -349,38 +349,53 @@ func (h *Health) Check(ctx context.Context) error {
 // Cancel implements smsgw.Canceller: it asks the message's workflow to
 // withdraw it, which the workflow refuses once the message is on its way.
 func (s *Service) Cancel(ctx context.Context, customerID, messageID string) error {
-	return s.change(ctx, customerID, messageID, workflows.UpdateCancel)
-}
-
-// Replace implements smsgw.Replacer: the new text is checked as a submission
-// would be, then the message's workflow takes it unless the message is
-// already on its way.
-func (s *Service) Replace(ctx context.Context, customerID, messageID, text string, scheduleAt time.Time) error {
-	probe := smsgw.Message{CustomerID: customerID, From: "check", To: "+61400000000", Text: text}
-	if err := probe.Validate(); err != nil {
-		return err
-	}
-	if _, _, err := s.counter.Count(text, customerID); err != nil {
-		return smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
-	}
-	return s.change(ctx, customerID, messageID, workflows.UpdateReplace, workflows.ReplaceRequest{Text: text, ScheduleAt: scheduleAt})
-}
-
-// change runs an update on a message's workflow after checking that the
-// message is the customer's.
-func (s *Service) change(ctx context.Context, customerID, messageID, update string, args ...any) error {
-	if s.messages == nil {
-		return smsgw.Errorf(smsgw.EINTERNAL, "changing messages is not configured")
-	}
-	rec, err := s.messages.GetMessage(ctx, messageID)
+	rec, err := s.owned(ctx, customerID, messageID)
 	if err != nil {
 		return err
 	}
-	if rec.CustomerID != customerID {
-		return smsgw.Errorf(smsgw.ENOTFOUND, "no message %s", messageID)
+	return s.update(ctx, rec, workflows.UpdateCancel)
+}
+
+// Replace implements smsgw.Replacer. The new text is checked as it would be
+// in a submission of the message being replaced: its sender and
+// destination, its customer's encoding options and segment limit. Then the
+// message's workflow takes it, unless the message is already on its way or
+// the new schedule falls after the end of the message's validity.
+func (s *Service) Replace(ctx context.Context, customerID, messageID, text string, scheduleAt time.Time) error {
+	rec, err := s.owned(ctx, customerID, messageID)
+	if err != nil {
+		return err
 	}
+	m := smsgw.Message{
+		ID: rec.ID, CustomerID: rec.CustomerID, EntryPoint: rec.EntryPoint,
+		From: rec.From, To: rec.To, Text: text, ScheduleAt: scheduleAt,
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if _, _, err := s.counter.Count(text, rec.CustomerID); err != nil {
+		return smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
+	}
+	return s.update(ctx, rec, workflows.UpdateReplace, workflows.ReplaceRequest{Text: text, ScheduleAt: scheduleAt})
+}
+
+// owned reads a message that must be the customer's: another customer's is
+// answered as absent.
+func (s *Service) owned(ctx context.Context, customerID, messageID string) (smsgw.MessageRecord, error) {
+	rec, err := s.messages.GetMessage(ctx, messageID)
+	if err != nil {
+		return smsgw.MessageRecord{}, err
+	}
+	if rec.CustomerID != customerID {
+		return smsgw.MessageRecord{}, smsgw.Errorf(smsgw.ENOTFOUND, "no message %s", messageID)
+	}
+	return rec, nil
+}
+
+// update runs an update on a message's workflow.
+func (s *Service) update(ctx context.Context, rec smsgw.MessageRecord, update string, args ...any) error {
 	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   messageID,
+		WorkflowID:   rec.ID,
 		UpdateName:   update,
 		Args:         args,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -395,6 +410,8 @@ func (s *Service) change(ctx context.Context, customerID, messageID, update stri
 		return nil
 	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrCannotChange:
 		return smsgw.Errorf(smsgw.ECONFLICT, "%s", appErr.Message())
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrInvalidChange:
+		return smsgw.Errorf(smsgw.EINVALID, "%s", appErr.Message())
 	case errors.As(err, &notFound), strings.Contains(err.Error(), "already completed"):
 		return smsgw.Errorf(smsgw.ECONFLICT, "the message is already final (%s)", rec.Status)
 	}
