@@ -119,6 +119,9 @@ type gateway struct {
 	smpp     string // the customers' SMSC
 	// primary and backup serve +44, in that order, for failover tests.
 	primary, backup *smpptest.SMSC
+	// cfgPath is the configuration file smsgw runs with, cfg what it held
+	// at the start.
+	cfgPath, cfg string
 }
 
 // startGateway runs `smsgw all` with two connectors: "sim" (receipts after
@@ -182,6 +185,7 @@ routes:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	g.cfgPath, g.cfg = cfgPath, cfg
 	httpAddr, grpcAddr, smtpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	g.smtp = smtpAddr
 	g.smpp = freeAddr(t)
@@ -267,6 +271,17 @@ func (g *gateway) do(t *testing.T, method, path, key, body string, header ...str
 		out = map[string]any{"raw": string(raw)}
 	}
 	return resp.StatusCode, out
+}
+
+// submitsTo counts the submit_sm the "sim" SMSC received for dest.
+func (g *gateway) submitsTo(dest string) int {
+	n := 0
+	for _, s := range g.sim.Submits() {
+		if s.DestAddr == dest {
+			n++
+		}
+	}
+	return n
 }
 
 func statusName(v any) string {
@@ -399,13 +414,7 @@ func TestEndToEndIdempotencyAndBadInput(t *testing.T) {
 	}
 	g.hook.waitFor(t, a1["id"].(string), 30*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	var seen int
-	for _, s := range g.sim.Submits() {
-		if s.DestAddr == "61412345001" {
-			seen++
-		}
-	}
-	if seen != 1 {
+	if seen := g.submitsTo("61412345001"); seen != 1 {
 		t.Fatalf("idempotent submit reached the SMSC %d times, want 1", seen)
 	}
 	// Repeated once the message is delivered, the key answers with the
