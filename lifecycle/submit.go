@@ -123,7 +123,10 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	// The request as the customer sent it, before defaults are filled in:
 	// a retry without a validity is the same request even if the
 	// customer's default has changed meanwhile.
-	fp := fingerprint(m)
+	var fp string
+	if m.IdempotencyKey != "" {
+		fp = fingerprint(m)
+	}
 	if m.Validity == 0 {
 		m.Validity = smsgw.DefaultValidity
 		if cv := s.customerValidity(customer.ID); cv > 0 {
@@ -154,10 +157,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		m.ID = newID(m.AcceptedAt)
 	}
 	acc := smsgw.Accepted{ID: m.ID, Status: smsgw.StatusAccepted, Segments: segments, Encoding: encoding}
-	memo := workflows.SubmissionMemo{Encoding: encoding, Segments: segments}
-	if m.IdempotencyKey != "" {
-		memo.Fingerprint = fp
-	}
+	memo := workflows.SubmissionMemo{Fingerprint: fp, Encoding: encoding, Segments: segments}
 	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                    m.ID,
 		TaskQueue:             workflows.TaskQueue,
