@@ -5,21 +5,24 @@ import (
 	"time"
 )
 
-// Accepted is the answer to a submission: the message is durable from here on.
+// Accepted is the answer to a submission: the message is durable from here
+// on. For a repeated idempotency key it is the message the key names as it
+// is now: its current status, segments and encoding.
 type Accepted struct {
 	ID       string `json:"id"`
 	Status   Status `json:"status"`
 	Segments int    `json:"segments"`
 	Encoding string `json:"encoding"`
-	// Existing is true when an earlier submission with the same idempotency
-	// key had already been accepted and this answer repeats it.
+	// Existing is true when an earlier submission of the same request under
+	// the same idempotency key had already been accepted.
 	Existing bool `json:"existing"`
 }
 
 // Submitter accepts messages from every entry point (REST, gRPC, SMPP, email).
 // It validates, applies the idempotency key, starts the message's workflow and
 // returns only once the message is durable. Errors are *Error with codes
-// EINVALID, EUNAVAILABLE or ETHROTTLED.
+// EINVALID, EUNAVAILABLE or ETHROTTLED, and ECONFLICT for an idempotency key
+// already used for another request.
 type Submitter interface {
 	Submit(ctx context.Context, m Message) (Accepted, error)
 }

@@ -142,14 +142,9 @@ const DefaultNotifyRetry = 24 * time.Hour
 // submitted over SMPP that asked for a receipt, the customer's binds.
 func (a *Activities) notifyPlan(m smsgw.Message) smsgw.NotifyPlan {
 	plan := smsgw.NotifyPlan{RetryFor: DefaultNotifyRetry}
-	var cfg config.Notify
-	webhook := m.CallbackURL != ""
-	for _, c := range a.Config.Config().Customers {
-		if c.ID == m.CustomerID {
-			cfg = c.Notify
-			webhook = webhook || c.Webhook.URL != ""
-		}
-	}
+	cu, _ := a.Config.Config().Customer(m.CustomerID)
+	cfg := cu.Notify
+	webhook := m.CallbackURL != "" || cu.Webhook.URL != ""
 	if cfg.RetryFor > 0 {
 		plan.RetryFor = cfg.RetryFor
 	}

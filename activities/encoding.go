@@ -75,16 +75,15 @@ func (e TextEncoder) CountText(customerID, text string) (segment.Counts, error) 
 func CustomerOptions(live *config.Live) func(customerID string) segment.Options {
 	return func(customerID string) segment.Options {
 		var opt segment.Options
-		for _, c := range live.Config().Customers {
-			if c.ID != customerID {
-				continue
-			}
-			if enc, err := segment.ParseEncoding(c.Encoding.Force); err == nil {
-				opt.Force = enc
-			}
-			opt.Transliterate = c.Encoding.Transliterate
-			opt.MaxSegments = c.Encoding.MaxSegments
+		c, ok := live.Config().Customer(customerID)
+		if !ok {
+			return opt
 		}
+		if enc, err := segment.ParseEncoding(c.Encoding.Force); err == nil {
+			opt.Force = enc
+		}
+		opt.Transliterate = c.Encoding.Transliterate
+		opt.MaxSegments = c.Encoding.MaxSegments
 		return opt
 	}
 }

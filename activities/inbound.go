@@ -12,6 +12,7 @@ import (
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/config"
+	"github.com/smsgw/smsgw/internal/promreg"
 )
 
 // InboundStore keeps inbound messages. PutInbound is idempotent: a message
@@ -51,7 +52,7 @@ type Inbound struct {
 // NewInbound returns the inbound activities and registers the
 // smsgw_mo_total counter on reg.
 func NewInbound(cfg *config.Live, store InboundStore, events EventStore, logger *slog.Logger, reg prometheus.Registerer) (*Inbound, error) {
-	mo, err := registerCounter(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	mo, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "smsgw_mo_total",
 		Help: "Mobile-originated messages received, by result: routed (a customer owns the number) or unrouted (kept for the operator).",
 	}, []string{"result"}))
@@ -94,10 +95,8 @@ func (a *Inbound) ReceiveInbound(ctx context.Context, msg smsgw.InboundMessage) 
 		a.logger.Warn("inbound message for a number no customer owns; kept as unrouted", "id", msg.ID, "connector", msg.Connector)
 		return route, nil
 	}
-	for _, cu := range cfg.Customers {
-		if cu.ID == stored.CustomerID {
-			route.Plan = InboundPlan(cu)
-		}
+	if cu, ok := cfg.Customer(stored.CustomerID); ok {
+		route.Plan = InboundPlan(cu)
 	}
 	return route, nil
 }
@@ -141,19 +140,14 @@ func RouteInbound(cfg *config.Config, to, text string) (customerID, keyword stri
 	}
 	first := firstWord(text)
 	fallback := ""
-	for _, cu := range cfg.Customers {
-		for _, n := range cu.Numbers {
-			if d, _ := config.InboundNumber(n.Number); d != digits {
-				continue
+	for _, n := range cfg.NumberOwners(digits) {
+		switch {
+		case n.Keyword == "":
+			if fallback == "" {
+				fallback = n.CustomerID
 			}
-			switch {
-			case n.Keyword == "":
-				if fallback == "" {
-					fallback = cu.ID
-				}
-			case first != "" && strings.EqualFold(n.Keyword, first):
-				return cu.ID, n.Keyword, true
-			}
+		case first != "" && strings.EqualFold(n.Keyword, first):
+			return n.CustomerID, n.Keyword, true
 		}
 	}
 	return fallback, "", fallback != ""
@@ -176,7 +170,7 @@ type NotificationMetrics struct {
 
 // NewNotificationMetrics registers smsgw_notifications_total on reg.
 func NewNotificationMetrics(reg prometheus.Registerer) (*NotificationMetrics, error) {
-	total, err := registerCounter(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	total, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "smsgw_notifications_total",
 		Help: "Notification delivery attempts by channel and result: ok, retry (will be tried again) or refused (given up for good).",
 	}, []string{"channel", "result"}))
@@ -213,19 +207,4 @@ func (c countedChannel) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	}
 	c.total.WithLabelValues(c.name, result).Inc()
 	return err
-}
-
-// registerCounter registers c, or returns the counter already registered
-// under its name, so that several workers in one process share it.
-func registerCounter(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing, nil
-			}
-		}
-		return nil, fmt.Errorf("register %T: %w", c, err)
-	}
-	return c, nil
 }

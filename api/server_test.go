@@ -37,6 +37,8 @@ type recordingSubmitter struct {
 	mu   sync.Mutex
 	got  []smsgw.Message
 	fail error
+	// existing, when set, answers every submission as a repeat of it.
+	existing *smsgw.Accepted
 }
 
 func (s *recordingSubmitter) Submit(_ context.Context, m smsgw.Message) (smsgw.Accepted, error) {
@@ -44,6 +46,9 @@ func (s *recordingSubmitter) Submit(_ context.Context, m smsgw.Message) (smsgw.A
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return smsgw.Accepted{}, s.fail
+	}
+	if s.existing != nil {
+		return *s.existing, nil
 	}
 	if err := m.Validate(); err != nil {
 		return smsgw.Accepted{}, err
@@ -256,6 +261,33 @@ func TestRESTIdempotencyKeyHeaderReachesSubmitter(t *testing.T) {
 	code, body = ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(b), map[string]string{"Idempotency-Key": "order-42"})
 	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["message"]), "differ") {
 		t.Errorf("conflicting keys: status %d, body %v; want 400 naming the difference", code, body)
+	}
+}
+
+// A repeated idempotency key is answered with the stored message as the
+// submitter found it, and a key used for another request is a conflict:
+// 409 with the reason over REST, ALREADY_EXISTS over gRPC.
+func TestRepeatedIdempotencyKeyAnswers(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	ts.submitter.mu.Lock()
+	ts.submitter.existing = &smsgw.Accepted{ID: "alice-1", Status: smsgw.StatusDelivered, Segments: 2, Encoding: "UCS2", Existing: true}
+	ts.submitter.mu.Unlock()
+	code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), map[string]string{"Idempotency-Key": "order-42"})
+	if code != http.StatusAccepted || body["id"] != "alice-1" || body["status"] != "MESSAGE_STATUS_DELIVERED" ||
+		fmt.Sprint(body["segments"]) != "2" || body["encoding"] != "UCS2" {
+		t.Errorf("repeat: status %d, body %v; want 202 with the stored message as it is now", code, body)
+	}
+
+	reason := `the idempotency key "order-42" was already used for message alice-1 with another request`
+	ts.submitter.setFail(smsgw.Errorf(smsgw.ECONFLICT, "%s", reason))
+	code, body = ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), map[string]string{"Idempotency-Key": "order-42"})
+	if code != http.StatusConflict || body["message"] != reason {
+		t.Errorf("conflict over REST: status %d, body %v; want 409 with the reason", code, body)
+	}
+	key := "order-42"
+	_, err := ts.grpcClient(t).SubmitMessage(withKey(aliceKey), &smsgwv1.SubmitMessageRequest{From: "Shop", To: "+61412345678", Text: "hi", IdempotencyKey: &key})
+	if st, _ := status.FromError(err); st.Code() != codes.AlreadyExists || st.Message() != reason {
+		t.Errorf("conflict over gRPC: %v; want ALREADY_EXISTS with the reason", err)
 	}
 }
 
@@ -509,19 +541,6 @@ func TestBearerToken(t *testing.T) {
 		if got != want || ok != (want != "") {
 			t.Errorf("bearerToken(%q) = %q, %v; want %q", in, got, ok, want)
 		}
-	}
-}
-
-func TestEveryStatusHasAProtoValue(t *testing.T) {
-	for _, s := range []smsgw.Status{smsgw.StatusAccepted, smsgw.StatusSent, smsgw.StatusDelivered, smsgw.StatusUndeliverable,
-		smsgw.StatusExpired, smsgw.StatusRejected, smsgw.StatusFailed} {
-		p := statusToProto(s)
-		if p == smsgwv1.MessageStatus_MESSAGE_STATUS_UNSPECIFIED || p.String() != "MESSAGE_STATUS_"+string(s) {
-			t.Errorf("status %s maps to %s", s, p)
-		}
-	}
-	if statusToProto("BOGUS") != smsgwv1.MessageStatus_MESSAGE_STATUS_UNSPECIFIED {
-		t.Error("an unknown status must map to UNSPECIFIED")
 	}
 }
 

@@ -28,6 +28,8 @@ type Config struct {
 	SMTP SMTPRelay `yaml:"smtp"`
 	// Email is the email-to-SMS entry point.
 	Email EmailGateway `yaml:"email"`
+
+	idx *customerIndex // built by Parse; see index
 }
 
 // Customer is an account allowed to submit messages.
@@ -237,6 +239,7 @@ func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.idx = newCustomerIndex(cfg.Customers)
 	return &cfg, nil
 }
 
@@ -284,6 +287,7 @@ func (c *Config) Validate() error {
 
 	customers := map[string]bool{}
 	systemIDs := map[string]bool{}
+	apiKeys := map[string]string{} // key hash: customer
 	for i, cu := range c.Customers {
 		switch {
 		case cu.ID == "":
@@ -293,9 +297,18 @@ func (c *Config) Validate() error {
 		}
 		customers[cu.ID] = true
 		for _, k := range cu.APIKeys {
-			if _, err := apiKeyHash(k); err != nil {
+			h, err := apiKeyHash(k)
+			if err != nil {
 				bad(cu.line, "customer %q: %v", cu.ID, err)
+				continue
 			}
+			switch other, dup := apiKeys[h]; {
+			case dup && other == cu.ID:
+				bad(cu.line, "customer %q: an API key is listed twice", cu.ID)
+			case dup:
+				bad(cu.line, "customer %q: an API key is also customer %q's", cu.ID, other)
+			}
+			apiKeys[h] = cu.ID
 		}
 		if cu.Webhook.URL != "" && !strings.HasPrefix(cu.Webhook.URL, "http://") && !strings.HasPrefix(cu.Webhook.URL, "https://") {
 			bad(cu.line, "customer %q: webhook.url must be http:// or https://", cu.ID)

@@ -102,16 +102,14 @@ func (c *Config) EmailDomain(domain string) bool {
 }
 
 // EmailCustomerByLogin finds the customer whose emailIngress credentials
-// these are. The password is checked against every customer's hash only when
-// the username matches.
+// these are. The password is checked only against the hash of the customer
+// the username names.
 func (c *Config) EmailCustomerByLogin(username, password string) (Customer, bool) {
-	for _, cu := range c.Customers {
-		in := cu.EmailIngress
-		if in.Username != "" && subtle.ConstantTimeCompare([]byte(in.Username), []byte(username)) == 1 {
-			return cu, in.PasswordMatches(password)
-		}
+	cu, ok := c.lookup(c.index().byLogin, username)
+	if !ok {
+		return Customer{}, false
 	}
-	return Customer{}, false
+	return cu, cu.EmailIngress.PasswordMatches(password)
 }
 
 // EmailCustomerBySender finds the customer that allows sending from address:
@@ -121,25 +119,11 @@ func (c *Config) EmailCustomerBySender(address string) (Customer, bool) {
 	if !ok || strings.HasPrefix(addr, "@") {
 		return Customer{}, false
 	}
+	if cu, ok := c.lookup(c.index().bySender, addr); ok {
+		return cu, true
+	}
 	_, domain, _ := strings.Cut(addr, "@")
-	var byDomain *Customer
-	for i, cu := range c.Customers {
-		for _, s := range cu.EmailIngress.AllowedSenders {
-			key, _ := senderKey(s)
-			switch key {
-			case addr:
-				return cu, true
-			case "@" + domain:
-				if byDomain == nil {
-					byDomain = &c.Customers[i]
-				}
-			}
-		}
-	}
-	if byDomain != nil {
-		return *byDomain, true
-	}
-	return Customer{}, false
+	return c.lookup(c.index().bySender, "@"+domain)
 }
 
 // PasswordMatches checks a password against the configured one

@@ -19,11 +19,12 @@ type Live struct {
 }
 
 type snapshot struct {
-	cfg       *Config
-	modTime   time.Time
+	cfg     *Config
+	modTime time.Time
+	idx     *customerIndex
+	// customers are cfg.Customers as domain values, in the same order, so
+	// the configuration's index finds them.
 	customers []*smsgw.Customer
-	byID      map[string]*smsgw.Customer
-	byAPIKey  map[string]*smsgw.Customer // key: hex SHA-256 of the API key
 }
 
 // NewLive loads path once; the error is returned if that first load fails.
@@ -43,15 +44,16 @@ func Static(cfg *Config) *Live {
 }
 
 func newSnapshot(cfg *Config, mod time.Time) *snapshot {
-	s := &snapshot{cfg: cfg, modTime: mod, byID: map[string]*smsgw.Customer{}, byAPIKey: map[string]*smsgw.Customer{}}
-	s.customers = cfg.DomainCustomers()
-	for _, c := range s.customers {
-		s.byID[c.ID] = c
-		for _, h := range c.APIKeyHashes {
-			s.byAPIKey[h] = c
-		}
+	return &snapshot{cfg: cfg, modTime: mod, idx: cfg.index(), customers: cfg.DomainCustomers()}
+}
+
+// customer returns the domain customer at m[key].
+func (s *snapshot) customer(m map[string]int, key string) (*smsgw.Customer, bool) {
+	i, ok := m[key]
+	if !ok {
+		return nil, false
 	}
-	return s
+	return s.customers[i], true
 }
 
 func (l *Live) reload() error {
@@ -98,12 +100,12 @@ func (l *Live) Config() *Config { return l.state.Load().cfg }
 
 // CustomerByAPIKey finds the customer owning an API key.
 func (l *Live) CustomerByAPIKey(key string) (*smsgw.Customer, bool) {
-	c, ok := l.state.Load().byAPIKey[smsgw.HashAPIKey(key)]
-	return c, ok
+	st := l.state.Load()
+	return st.customer(st.idx.byAPIKey, smsgw.HashAPIKey(key))
 }
 
 // Customer finds a customer by ID.
 func (l *Live) Customer(id string) (*smsgw.Customer, bool) {
-	c, ok := l.state.Load().byID[id]
-	return c, ok
+	st := l.state.Load()
+	return st.customer(st.idx.byID, id)
 }

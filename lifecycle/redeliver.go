@@ -47,10 +47,8 @@ func (r *Redeliverer) Redeliver(ctx context.Context, customerID, id string) (wor
 	}
 	f.Delivery.Redelivers = eventID
 	retryFor := activities.DefaultNotifyRetry
-	for _, cu := range r.Config.Config().Customers {
-		if cu.ID == customerID {
-			retryFor = activities.InboundPlan(cu).RetryFor
-		}
+	if cu, ok := r.Config.Config().Customer(customerID); ok {
+		retryFor = activities.InboundPlan(cu).RetryFor
 	}
 	workflowID = "redeliver-" + strings.ReplaceAll(eventID, ":", "-")
 	_, err = r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{

@@ -2,10 +2,12 @@ package lifecycle
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"regexp"
@@ -51,7 +53,9 @@ type Options struct {
 	Temporal client.Client
 	Config   *config.Live
 	Counter  Counter
-	// Messages finds a message's owner before it is cancelled.
+	// Messages reads a message back: its owner before it is cancelled or
+	// replaced, and its state for a repeated idempotency key. Nil reads
+	// only the workflow (a Reader without Reports).
 	Messages smsgw.MessageReader
 	Health   *Health // nil: no check before accepting
 	// EagerStart asks Temporal to hand the first workflow task straight to a
@@ -68,8 +72,11 @@ func New(o Options) *Service {
 		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
-			Help: "Submissions by entry point and result (accepted, duplicate, invalid, throttled, unavailable, error).",
+			Help: "Submissions by entry point and result (accepted, duplicate, conflict, invalid, throttled, unavailable, error).",
 		}, []string{"entry_point", "result"}),
+	}
+	if s.messages == nil {
+		s.messages = &Reader{Temporal: o.Temporal}
 	}
 	o.Registerer.MustRegister(s.results)
 	return s
@@ -86,6 +93,8 @@ func (s *Service) Submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		result = "unavailable"
 	case err != nil && smsgw.ErrorCode(err) == smsgw.ETHROTTLED:
 		result = "throttled"
+	case err != nil && smsgw.ErrorCode(err) == smsgw.ECONFLICT:
+		result = "conflict"
 	case err != nil:
 		result = "error"
 	case acc.Existing:
@@ -111,6 +120,13 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		return smsgw.Accepted{}, smsgw.Errorf(smsgw.ETHROTTLED, "over the account's limit of %g submissions per second", cfg.TPS)
 	}
 	m.To, _ = smsgw.NormalizeMSISDN(m.To)
+	// The request as the customer sent it, before defaults are filled in:
+	// a retry without a validity is the same request even if the
+	// customer's default has changed meanwhile.
+	var fp string
+	if m.IdempotencyKey != "" {
+		fp = fingerprint(m)
+	}
 	if m.Validity == 0 {
 		m.Validity = smsgw.DefaultValidity
 		if cv := s.customerValidity(customer.ID); cv > 0 {
@@ -141,6 +157,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		m.ID = newID(m.AcceptedAt)
 	}
 	acc := smsgw.Accepted{ID: m.ID, Status: smsgw.StatusAccepted, Segments: segments, Encoding: encoding}
+	memo := workflows.SubmissionMemo{Fingerprint: fp, Encoding: encoding, Segments: segments}
 	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                    m.ID,
 		TaskQueue:             workflows.TaskQueue,
@@ -148,19 +165,72 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		// An ID seen before (a repeated idempotency key) answers with the first message.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    workflows.StartAttributes(m),
+		Memo:                                     map[string]any{workflows.MemoSubmission: memo},
 		EnableEagerStart:                         s.eagerStart,
 		StaticSummary:                            "message from " + m.CustomerID + " via " + string(m.EntryPoint),
 	}, workflows.MessageWorkflow, workflows.MessageInput{Message: m})
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &already):
-		acc.Existing = true
-		return acc, nil
+		return s.repeated(ctx, m, fp)
 	case err != nil:
 		s.logger.Error("message not accepted: workflow start failed", "customer", m.CustomerID, "err", err)
 		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
 	}
 	return acc, nil
+}
+
+// repeated answers a submission whose idempotency key names a message that
+// exists: with that message as it is now, if the request is the one that
+// created it, and with ECONFLICT if the key was used for another request.
+func (s *Service) repeated(ctx context.Context, m smsgw.Message, fp string) (smsgw.Accepted, error) {
+	desc, err := s.temporal.DescribeWorkflowExecution(ctx, m.ID, "")
+	if err != nil {
+		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
+	}
+	// A message accepted before fingerprints were kept has none, and is
+	// taken to be the same request.
+	if stored := submissionMemo(desc.GetWorkflowExecutionInfo()).Fingerprint; stored != "" && stored != fp {
+		return smsgw.Accepted{}, smsgw.Errorf(smsgw.ECONFLICT,
+			"the idempotency key %q was already used for message %s with another request (from, to, text, callbackUrl, validity or schedule differ); send a new message under a new key",
+			m.IdempotencyKey, m.ID)
+	}
+	rec, err := s.messages.GetMessage(ctx, m.ID)
+	if err != nil {
+		return smsgw.Accepted{}, err
+	}
+	if rec.CustomerID != m.CustomerID {
+		return smsgw.Accepted{}, smsgw.Errorf(smsgw.ECONFLICT, "the idempotency key %q names another customer's message", m.IdempotencyKey)
+	}
+	return smsgw.Accepted{ID: m.ID, Status: rec.Status, Segments: rec.Segments, Encoding: rec.Encoding, Existing: true}, nil
+}
+
+// fingerprint is a hash of the request an idempotency key names, as
+// normalised by Submit (destination in E.164, validity as requested),
+// keyed with the customer and the key, so the memo it is kept in does not
+// let anyone test guesses at a message's number or text. The entry point
+// is left out: the same request retried over gRPC instead of REST is the
+// same message.
+func fingerprint(m smsgw.Message) string {
+	canonical, _ := json.Marshal(struct {
+		From, To, Text, CallbackURL string
+		Validity                    time.Duration
+		ScheduleAt                  int64
+		Receipt, FailureOnly        bool
+	}{
+		m.From, m.To, m.Text, m.CallbackURL, m.Validity, scheduleNanos(m.ScheduleAt),
+		m.ReceiptRequested, m.ReceiptOnFailureOnly,
+	})
+	mac := hmac.New(sha256.New, []byte(m.CustomerID+"\x00"+m.IdempotencyKey))
+	mac.Write(canonical)
+	return "v1:" + hex.EncodeToString(mac.Sum(nil))
+}
+
+func scheduleNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 func (s *Service) customerValidity(id string) time.Duration {
@@ -169,12 +239,7 @@ func (s *Service) customerValidity(id string) time.Duration {
 }
 
 func (s *Service) customerConfig(id string) (config.Customer, bool) {
-	for _, c := range s.config.Config().Customers {
-		if c.ID == id {
-			return c, true
-		}
-	}
-	return config.Customer{}, false
+	return s.config.Config().Customer(id)
 }
 
 // senderAllowed reports whether from is one of the allowed senders: exact
@@ -284,38 +349,53 @@ func (h *Health) Check(ctx context.Context) error {
 // Cancel implements smsgw.Canceller: it asks the message's workflow to
 // withdraw it, which the workflow refuses once the message is on its way.
 func (s *Service) Cancel(ctx context.Context, customerID, messageID string) error {
-	return s.change(ctx, customerID, messageID, workflows.UpdateCancel)
-}
-
-// Replace implements smsgw.Replacer: the new text is checked as a submission
-// would be, then the message's workflow takes it unless the message is
-// already on its way.
-func (s *Service) Replace(ctx context.Context, customerID, messageID, text string, scheduleAt time.Time) error {
-	probe := smsgw.Message{CustomerID: customerID, From: "check", To: "+61400000000", Text: text}
-	if err := probe.Validate(); err != nil {
-		return err
-	}
-	if _, _, err := s.counter.Count(text, customerID); err != nil {
-		return smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
-	}
-	return s.change(ctx, customerID, messageID, workflows.UpdateReplace, workflows.ReplaceRequest{Text: text, ScheduleAt: scheduleAt})
-}
-
-// change runs an update on a message's workflow after checking that the
-// message is the customer's.
-func (s *Service) change(ctx context.Context, customerID, messageID, update string, args ...any) error {
-	if s.messages == nil {
-		return smsgw.Errorf(smsgw.EINTERNAL, "changing messages is not configured")
-	}
-	rec, err := s.messages.GetMessage(ctx, messageID)
+	rec, err := s.owned(ctx, customerID, messageID)
 	if err != nil {
 		return err
 	}
-	if rec.CustomerID != customerID {
-		return smsgw.Errorf(smsgw.ENOTFOUND, "no message %s", messageID)
+	return s.update(ctx, rec, workflows.UpdateCancel)
+}
+
+// Replace implements smsgw.Replacer. The new text is checked as it would be
+// in a submission of the message being replaced: its sender and
+// destination, its customer's encoding options and segment limit. Then the
+// message's workflow takes it, unless the message is already on its way or
+// the new schedule falls after the end of the message's validity.
+func (s *Service) Replace(ctx context.Context, customerID, messageID, text string, scheduleAt time.Time) error {
+	rec, err := s.owned(ctx, customerID, messageID)
+	if err != nil {
+		return err
 	}
+	m := smsgw.Message{
+		ID: rec.ID, CustomerID: rec.CustomerID, EntryPoint: rec.EntryPoint,
+		From: rec.From, To: rec.To, Text: text, ScheduleAt: scheduleAt,
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if _, _, err := s.counter.Count(text, rec.CustomerID); err != nil {
+		return smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
+	}
+	return s.update(ctx, rec, workflows.UpdateReplace, workflows.ReplaceRequest{Text: text, ScheduleAt: scheduleAt})
+}
+
+// owned reads a message that must be the customer's: another customer's is
+// answered as absent.
+func (s *Service) owned(ctx context.Context, customerID, messageID string) (smsgw.MessageRecord, error) {
+	rec, err := s.messages.GetMessage(ctx, messageID)
+	if err != nil {
+		return smsgw.MessageRecord{}, err
+	}
+	if rec.CustomerID != customerID {
+		return smsgw.MessageRecord{}, smsgw.Errorf(smsgw.ENOTFOUND, "no message %s", messageID)
+	}
+	return rec, nil
+}
+
+// update runs an update on a message's workflow.
+func (s *Service) update(ctx context.Context, rec smsgw.MessageRecord, update string, args ...any) error {
 	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   messageID,
+		WorkflowID:   rec.ID,
 		UpdateName:   update,
 		Args:         args,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -330,6 +410,8 @@ func (s *Service) change(ctx context.Context, customerID, messageID, update stri
 		return nil
 	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrCannotChange:
 		return smsgw.Errorf(smsgw.ECONFLICT, "%s", appErr.Message())
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrInvalidChange:
+		return smsgw.Errorf(smsgw.EINVALID, "%s", appErr.Message())
 	case errors.As(err, &notFound), strings.Contains(err.Error(), "already completed"):
 		return smsgw.Errorf(smsgw.ECONFLICT, "the message is already final (%s)", rec.Status)
 	}

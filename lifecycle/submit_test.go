@@ -17,15 +17,25 @@ import (
 	"github.com/smsgw/smsgw/segment"
 )
 
-func newService(t *testing.T, temporalAddr string, health *Health) *Service {
-	t.Helper()
-	cfg, err := config.Parse([]byte(`
+const testConfig = `
 customers:
   - {id: acme, apiKeys: ["plain:k"]}
   - {id: strict, apiKeys: ["plain:s"], allowedSenders: [ACME, "/^\\+614\\d{8}$/"], tps: 2}
+  - {id: narrow, apiKeys: ["plain:n"], encoding: {maxSegments: 1}}
 connectors: [{id: sim, address: "127.0.0.1:1"}]
 routes: [{name: au, prefixes: ["+61"], connectors: [sim]}]
-`), func(string) (string, bool) { return "", false })
+`
+
+func newService(t *testing.T, temporalAddr string, health *Health) *Service {
+	return newServiceWith(t, temporalAddr, func(o *Options) { o.Health = health })
+}
+
+// newServiceWith returns a Service on the test configuration, its encoder
+// using each customer's encoding options, with the Temporal server at
+// temporalAddr; change adjusts its options.
+func newServiceWith(t *testing.T, temporalAddr string, change func(*Options)) *Service {
+	t.Helper()
+	cfg, err := config.Parse([]byte(testConfig), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +44,16 @@ routes: [{name: au, prefixes: ["+61"], connectors: [sim]}]
 		t.Fatal(err)
 	}
 	t.Cleanup(tc.Close)
-	return New(Options{
-		Temporal: tc, Config: config.Static(cfg), Counter: activities.TextEncoder{Refs: segment.NewMemoryAllocator(0)},
-		Health: health, Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
-	})
+	live := config.Static(cfg)
+	o := Options{
+		Temporal: tc, Config: live,
+		Counter: activities.TextEncoder{Refs: segment.NewMemoryAllocator(0), Options: activities.CustomerOptions(live)},
+		Logger:  slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
+	}
+	if change != nil {
+		change(&o)
+	}
+	return New(o)
 }
 
 // closedAddr is a loopback address nothing listens on.

@@ -203,11 +203,8 @@ func (c *Cache) Match(req Request) (Decision, error) {
 		return Decision{}, err
 	}
 	if req.Group == "" {
-		for _, cu := range c.live.Config().Customers {
-			if cu.ID == req.CustomerID {
-				req.Group = cu.Group
-			}
-		}
+		cu, _ := c.live.Config().Customer(req.CustomerID)
+		req.Group = cu.Group
 	}
 	return t.Match(req)
 }

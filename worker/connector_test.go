@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -225,9 +226,6 @@ func TestConnector(t *testing.T) {
 		if got := result(t, e.start(t, co.ID, "first", "hello")); len(got.Receipts) != 1 || got.Receipts[0].Receipt.UpstreamID != got.Result.UpstreamIDs[0] {
 			t.Fatalf("first message: %+v", got)
 		}
-		if gauge(t, reg, "smsgw_connector_tps_limit") != 50 {
-			t.Errorf("tps limit gauge = %v", gauge(t, reg, "smsgw_connector_tps_limit"))
-		}
 
 		smsc.Stop()
 		waitUntil(t, "the connector to see the SMSC gone", func() bool { return gauge(t, reg, "smsgw_connector_bound_sessions") == 0 })
@@ -271,6 +269,52 @@ func TestConnector(t *testing.T) {
 		}
 		if err := stop(); err != nil {
 			t.Errorf("Run: %v", err)
+		}
+	})
+
+	// The connector's tps caps the submit_sm it sends, however many
+	// messages wait: n submits take at least (n-1)/tps seconds, and no
+	// second holds more than tps of them (plus the limiter's burst of one).
+	t.Run("holds to its tps", func(t *testing.T) {
+		smsc, addr := startSMSC(t, smpptest.Config{})
+		reg := prometheus.NewRegistry()
+		const tps, n = 5, 8
+		co := config.Connector{ID: "limited", Address: addr, SystemID: "smsgw", TPS: tps}
+		e.runConnector(t, co, reg)
+		var runs []client.WorkflowRun
+		for i := range n {
+			runs = append(runs, e.start(t, co.ID, fmt.Sprintf("limited-%d", i), fmt.Sprintf("message %d", i)))
+		}
+		for _, run := range runs {
+			if got := result(t, run); len(got.Receipts) != 1 {
+				t.Errorf("%s: %+v", run.GetID(), got)
+			}
+		}
+		if got := gauge(t, reg, "smsgw_connector_tps_limit"); got != tps {
+			t.Errorf("tps limit gauge = %v, want %d", got, tps)
+		}
+		var at []time.Time
+		for _, s := range smsc.Submits() {
+			at = append(at, s.ReceivedAt)
+		}
+		slices.SortFunc(at, time.Time.Compare)
+		if len(at) != n {
+			t.Fatalf("the SMSC has %d submit_sm, want %d", len(at), n)
+		}
+		// 10% slack for the two clocks' scheduling.
+		if span, least := at[n-1].Sub(at[0]), time.Duration(float64(n-1)/tps*0.9*float64(time.Second)); span < least {
+			t.Errorf("%d submits within %v; at %d per second they take at least %v", n, span, tps, least)
+		}
+		for i := range at {
+			inSecond := 0
+			for _, b := range at[i:] {
+				if b.Sub(at[i]) < time.Second {
+					inSecond++
+				}
+			}
+			if inSecond > tps+1 {
+				t.Errorf("%d submits in the second from %s, want at most %d", inSecond, at[i].Format(time.StampMilli), tps+1)
+			}
 		}
 	})
 

@@ -74,7 +74,18 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		}
 		life.replaced = true
 		return nil
-	}, workflow.UpdateHandlerOptions{Validator: func(ReplaceRequest) error { return notSentYet() }}); err != nil {
+	}, workflow.UpdateHandlerOptions{Validator: func(r ReplaceRequest) error {
+		if err := notSentYet(); err != nil {
+			return err
+		}
+		// Only the workflow knows the message's validity: a schedule
+		// past its end would wait for a message that has expired.
+		if end := life.msg.AcceptedAt.Add(life.msg.Validity); !r.ScheduleAt.IsZero() && !r.ScheduleAt.Before(end) {
+			return temporal.NewApplicationError("scheduled delivery "+r.ScheduleAt.UTC().Format(time.RFC3339)+
+				" is not before the end of the message's validity "+end.UTC().Format(time.RFC3339), ErrInvalidChange)
+		}
+		return nil
+	}}); err != nil {
 		return MessageResult{}, err
 	}
 
@@ -281,6 +292,10 @@ type messageLife struct {
 
 // ErrCannotChange is the error type of a refused UpdateCancel or UpdateReplace.
 const ErrCannotChange = "CannotCancel"
+
+// ErrInvalidChange is the error type of an UpdateReplace refused for what it
+// asks, not for where the message is (a schedule past the end of validity).
+const ErrInvalidChange = "InvalidChange"
 
 // stage names where the message is, for refusals.
 func (l *messageLife) stage() string {

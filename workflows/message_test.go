@@ -456,6 +456,31 @@ func TestScheduledMessageReplacedThenCancelRefusedOnceSent(t *testing.T) {
 	}
 }
 
+// A replacement that would schedule the message past the end of its
+// validity is refused for what it asks; the message goes out as it was.
+func TestReplaceBeyondValidityIsRefused(t *testing.T) {
+	var sentText string
+	h := newHarness(t, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		sentText = string(in.Parts[0].ShortMessage)
+		return activities.SendResult{UpstreamIDs: []string{"abc"}, SentAt: time.Now()}, nil
+	})
+	h.msg.Validity = 3 * time.Hour
+	h.msg.ScheduleAt = h.msg.AcceptedAt.Add(time.Hour)
+	late := &updateResult{}
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(UpdateReplace, "r1", late, ReplaceRequest{Text: "too late", ScheduleAt: h.msg.AcceptedAt.Add(3 * time.Hour)})
+	}, 10*time.Minute)
+	h.signalAt(80*time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	var appErr *temporal.ApplicationError
+	if !errors.As(late.rejected, &appErr) || appErr.Type() != ErrInvalidChange {
+		t.Fatalf("replace past validity: rejected with %v, want %s", late.rejected, ErrInvalidChange)
+	}
+	if sentText == "too late" {
+		t.Fatal("the refused text was sent")
+	}
+}
+
 func TestScheduledMessageCancelled(t *testing.T) {
 	sent := false
 	h := newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {

@@ -61,6 +61,27 @@ var SearchAttributeFlags = []string{
 	"EntryPoint=Keyword",
 }
 
+// MemoSubmission is the memo key under which a message workflow starts with
+// its SubmissionMemo.
+const MemoSubmission = "submission"
+
+// SubmissionMemo is what the gateway keeps of a submission beside the
+// workflow's input, where DescribeWorkflowExecution reads it without the
+// history. It is written with the workflow's start, in the same request, so
+// a repeated idempotency key that races the first submission finds it.
+// Memos are not indexed but are kept in the visibility store: no phone
+// number or text goes here either.
+type SubmissionMemo struct {
+	// Fingerprint is a keyed hash of the request an idempotency key named
+	// (empty without a key): a later request under the same key must match
+	// it to be answered with this message.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Encoding and Segments are what the submission was answered with;
+	// they stand until Prepare records the message's own in its row.
+	Encoding string `json:"encoding"`
+	Segments int    `json:"segments"`
+}
+
 // MessageInput starts a MessageWorkflow.
 type MessageInput struct {
 	Message smsgw.Message `json:"message"`

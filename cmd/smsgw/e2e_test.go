@@ -119,6 +119,9 @@ type gateway struct {
 	smpp     string // the customers' SMSC
 	// primary and backup serve +44, in that order, for failover tests.
 	primary, backup *smpptest.SMSC
+	// cfgPath is the configuration file smsgw runs with, cfg what it held
+	// at the start.
+	cfgPath, cfg string
 }
 
 // startGateway runs `smsgw all` with two connectors: "sim" (receipts after
@@ -182,6 +185,7 @@ routes:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	g.cfgPath, g.cfg = cfgPath, cfg
 	httpAddr, grpcAddr, smtpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	g.smtp = smtpAddr
 	g.smpp = freeAddr(t)
@@ -267,6 +271,17 @@ func (g *gateway) do(t *testing.T, method, path, key, body string, header ...str
 		out = map[string]any{"raw": string(raw)}
 	}
 	return resp.StatusCode, out
+}
+
+// submitsTo counts the submit_sm the "sim" SMSC received for dest.
+func (g *gateway) submitsTo(dest string) int {
+	n := 0
+	for _, s := range g.sim.Submits() {
+		if s.DestAddr == dest {
+			n++
+		}
+	}
+	return n
 }
 
 func statusName(v any) string {
@@ -399,14 +414,38 @@ func TestEndToEndIdempotencyAndBadInput(t *testing.T) {
 	}
 	g.hook.waitFor(t, a1["id"].(string), 30*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	var seen int
-	for _, s := range g.sim.Submits() {
-		if s.DestAddr == "61412345001" {
-			seen++
+	if seen := g.submitsTo("61412345001"); seen != 1 {
+		t.Fatalf("idempotent submit reached the SMSC %d times, want 1", seen)
+	}
+	// Repeated once the message is delivered, the key answers with the
+	// message as it is now, not as the new request would be.
+	code3, a3 := g.do(t, "POST", "/v1/messages", "acme-key", body, "Idempotency-Key", "order-77")
+	if code3 != 202 || a3["id"] != a1["id"] || statusName(a3["status"]) != "DELIVERED" || fmt.Sprint(a3["segments"]) != "1" || a3["encoding"] != "GSM7" {
+		t.Fatalf("same key after delivery: %d %v, want 202 with the delivered message", code3, a3)
+	}
+	// The same key with another body is refused, whatever differs.
+	for _, other := range []string{
+		`{"from":"ACME","to":"+61412345001","text":"twice?"}`,
+		`{"from":"ACME","to":"+61412345002","text":"once only"}`,
+		`{"from":"ACME","to":"+61412345001","text":"once only","callbackUrl":"https://elsewhere.example/hook"}`,
+		`{"from":"ACME","to":"+61412345001","text":"once only","validitySeconds":600}`,
+	} {
+		code, out := g.do(t, "POST", "/v1/messages", "acme-key", other, "Idempotency-Key", "order-77")
+		if code != http.StatusConflict || !strings.Contains(fmt.Sprint(out["message"]), `"order-77" was already used for message `+a1["id"].(string)) {
+			t.Errorf("same key, body %s: HTTP %d %v; want 409 naming the key and the message", other, code, out)
 		}
 	}
-	if seen != 1 {
-		t.Fatalf("idempotent submit reached the SMSC %d times, want 1", seen)
+	// The message is unchanged, and nothing more reached the SMSC.
+	if code, msg := g.do(t, "GET", "/v1/messages/"+a1["id"].(string), "acme-key", ""); code != 200 || statusName(msg["status"]) != "DELIVERED" || msg["to"] != "+61412345001" {
+		t.Fatalf("GET after the refused repeats: HTTP %d %v", code, msg)
+	}
+	for _, s := range g.sim.Submits() {
+		if s.DestAddr != "61412345001" || string(s.ShortMessage) != "once only" {
+			t.Fatalf("a refused repeat reached the SMSC: %+v", s)
+		}
+	}
+	if n := len(g.sim.Submits()); n != 1 {
+		t.Fatalf("the SMSC has %d submits, want the first message's only", n)
 	}
 
 	for _, c := range []struct {

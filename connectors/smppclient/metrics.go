@@ -2,9 +2,10 @@ package smppclient
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smsgw/smsgw/internal/promreg"
 )
 
 // metrics are one connector's view of the shared connector and upstream
@@ -62,14 +63,14 @@ func newMetrics(reg prometheus.Registerer, connector string) (*metrics, error) {
 	}, []string{"connector", "result"})
 
 	var errs [8]error
-	bound, errs[0] = register(reg, bound)
-	window, errs[1] = register(reg, window)
-	latency, errs[2] = register(reg, latency)
-	submits, errs[3] = register(reg, submits)
-	receipts, errs[4] = register(reg, receipts)
-	mo, errs[5] = register(reg, mo)
-	binds, errs[6] = register(reg, binds)
-	tpsLimit, errs[7] = register(reg, tpsLimit)
+	bound, errs[0] = promreg.Register(reg, bound)
+	window, errs[1] = promreg.Register(reg, window)
+	latency, errs[2] = promreg.Register(reg, latency)
+	submits, errs[3] = promreg.Register(reg, submits)
+	receipts, errs[4] = promreg.Register(reg, receipts)
+	mo, errs[5] = promreg.Register(reg, mo)
+	binds, errs[6] = promreg.Register(reg, binds)
+	tpsLimit, errs[7] = promreg.Register(reg, tpsLimit)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -84,25 +85,4 @@ func newMetrics(reg prometheus.Registerer, connector string) (*metrics, error) {
 		mo:       mo.MustCurryWith(l),
 		binds:    binds.MustCurryWith(l),
 	}, nil
-}
-
-// register registers c on reg, or returns the collector of the same
-// description registered there before. A nil reg registers nothing.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	if reg == nil {
-		return c, nil
-	}
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		existing, ok := are.ExistingCollector.(T)
-		if !ok {
-			return c, fmt.Errorf("registering metrics: %w", err)
-		}
-		return existing, nil
-	}
-	if err != nil {
-		return c, fmt.Errorf("registering metrics: %w", err)
-	}
-	return c, nil
 }

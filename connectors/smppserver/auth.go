@@ -9,8 +9,6 @@ import (
 	"sync"
 
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/smsgw/smsgw/config"
 )
 
 // DefaultMaxBinds is a customer's bind limit per replica when its
@@ -29,22 +27,12 @@ type account struct {
 // address. reason, for logs only, says why a bind was refused; the ESME is
 // told nothing more than ESME_RBINDFAIL.
 func (s *Server) authenticate(req bindRequest, remote net.Addr) (acc account, reason string, ok bool) {
-	var found *config.Customer
-	cost := 0
-	for i, c := range s.deps.Config.Config().Customers {
-		if c.SMPP.SystemID != "" && c.SMPP.SystemID == req.SystemID {
-			found = &s.deps.Config.Config().Customers[i]
-		}
-		if h, ok := strings.CutPrefix(c.SMPP.Password, "bcrypt:"); ok {
-			if n, err := bcrypt.Cost([]byte(h)); err == nil {
-				cost = max(cost, n)
-			}
-		}
-	}
-	if found == nil {
+	cfg := s.deps.Config.Config()
+	found, ok := cfg.CustomerBySystemID(req.SystemID)
+	if !ok {
 		// Spend the time a password check would, so a wrong system_id and a
 		// wrong password look alike from outside.
-		if cost > 0 {
+		if cost := cfg.MaxSMPPPasswordCost(); cost > 0 {
 			_ = bcrypt.CompareHashAndPassword(dummyHash(cost), []byte(req.Password))
 		}
 		return account{}, "unknown system_id", false

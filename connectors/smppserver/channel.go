@@ -37,12 +37,8 @@ type Channel struct {
 
 // Deliver implements activities.Channel.
 func (c *Channel) Deliver(ctx context.Context, d smsgw.Delivery) error {
-	systemID := ""
-	for _, cu := range c.Config.Config().Customers {
-		if cu.ID == d.CustomerID {
-			systemID = cu.SMPP.SystemID
-		}
-	}
+	cu, _ := c.Config.Config().Customer(d.CustomerID)
+	systemID := cu.SMPP.SystemID
 	if systemID == "" {
 		return fmt.Errorf("%w: customer %q has no SMPP access", smsgw.ErrRefused, d.CustomerID)
 	}

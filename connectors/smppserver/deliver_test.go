@@ -274,6 +274,11 @@ func TestTwoReplicasDeliverEachReceiptOnce(t *testing.T) {
 		b.bound(t, smppwire.BindReceiver, "acme", "secret"),
 		b.bound(t, smppwire.BindTransceiver, "acme", "secret"),
 	}
+	// Each bind takes 20 ms per deliver_sm, so no replica can drain the
+	// outbox alone before the other's next poll: both must take a share.
+	for _, c := range clients {
+		c.SetAnswer(func(smppwire.Frame) uint32 { time.Sleep(20 * time.Millisecond); return 0 })
+	}
 	ch := &smppserver.Channel{Outbox: ob, Config: cfg}
 	const n = 30
 	ctx := ctxFor(t)
@@ -306,7 +311,7 @@ func TestTwoReplicasDeliverEachReceiptOnce(t *testing.T) {
 		}
 	}
 	if perClient[0] == 0 || perClient[1]+perClient[2] == 0 {
-		t.Logf("receipts per client: %v (one replica took them all)", perClient)
+		t.Errorf("receipts per client: %v; want both replicas to deliver a share", perClient)
 	}
 }
 

@@ -68,12 +68,8 @@ func (s *Sender) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	if relay.Address == "" {
 		return fmt.Errorf("no smtp relay is configured: %w", smsgw.ErrRefused)
 	}
-	var recipients []string
-	for _, cu := range cfg.Customers {
-		if cu.ID == d.CustomerID {
-			recipients = cu.Notify.Email
-		}
-	}
+	cu, _ := cfg.Customer(d.CustomerID)
+	recipients := cu.Notify.Email
 	if len(recipients) == 0 {
 		return fmt.Errorf("customer %q has no notify.email recipients: %w", d.CustomerID, smsgw.ErrRefused)
 	}

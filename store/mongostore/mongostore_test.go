@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/internal/testenv"
@@ -338,14 +340,71 @@ func TestReceiptRace(t *testing.T) {
 	}
 }
 
+// Opening the store again with another correlation TTL changes what
+// expires: the server's TTL index, where the server has them, and
+// ExpireCorrelations both follow the new TTL.
 func TestOpenTwiceAndChangeTTL(t *testing.T) {
 	t.Parallel()
-	_, uri, db := open(t)
-	s2, err := mongostore.Open(ctx(t), uri, db, mongostore.WithLogger(quiet), mongostore.WithCorrelationTTL(48*time.Hour))
+	s1, uri, db := open(t, mongostore.WithCorrelationTTL(48*time.Hour))
+	c := ctx(t)
+	now := time.Now()
+	// 30 hours old: kept under a TTL of 48 hours, expired under one of 24.
+	corr := smsgw.Correlation{ConnectorID: "up1", UpstreamID: "mid-aged", MessageID: "m1", CreatedAt: now.Add(-30 * time.Hour)}
+	if err := s1.PutCorrelation(c, corr); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s1.ExpireCorrelations(c, now); err != nil || n != 0 {
+		t.Fatalf("under a TTL of 48h: expired %d (%v), want 0", n, err)
+	}
+	if _, ok, err := s1.LookupCorrelation(c, "up1", "mid-aged"); err != nil || !ok {
+		t.Fatalf("under a TTL of 48h the correlation is gone (%v)", err)
+	}
+
+	s2, err := mongostore.Open(c, uri, db, mongostore.WithLogger(quiet), mongostore.WithCorrelationTTL(24*time.Hour))
 	if err != nil {
 		t.Fatalf("second Open with another TTL: %v", err)
 	}
-	s2.Close(context.Background())
+	defer s2.Close(context.Background())
+	if s2.ServerTTL() != s1.ServerTTL() {
+		t.Fatalf("the same server has TTL indexes for one store (%v) and not the other (%v)", s1.ServerTTL(), s2.ServerTTL())
+	}
+	if s2.ServerTTL() {
+		if got := ttlIndexSeconds(t, uri, db); got != int32((24 * time.Hour).Seconds()) {
+			t.Errorf("the TTL index expires after %d s, want a day", got)
+		}
+	}
+	n, err := s2.ExpireCorrelations(c, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A server with TTL indexes may already have removed it itself.
+	if n != 1 && !(s2.ServerTTL() && n == 0) {
+		t.Errorf("under a TTL of 24h: expired %d, want 1", n)
+	}
+	if _, ok, _ := s2.LookupCorrelation(c, "up1", "mid-aged"); ok {
+		t.Error("under a TTL of 24h a correlation 30h old is still there")
+	}
+}
+
+// ttlIndexSeconds reads the expireAfterSeconds of the correlations' TTL index.
+func ttlIndexSeconds(t *testing.T, uri, db string) int32 {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	specs, err := client.Database(db).Collection(mongostore.CorrelationsCollection).Indexes().ListSpecifications(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		if s.Name == "createdAt_ttl" && s.ExpireAfterSeconds != nil {
+			return *s.ExpireAfterSeconds
+		}
+	}
+	t.Fatalf("no TTL index among %+v", specs)
+	return 0
 }
 
 func TestUnreachableServerIsUnavailable(t *testing.T) {

@@ -28,7 +28,7 @@ const (
 )
 
 // MessageStatus is where a message is in its life. DELIVERED, UNDELIVERABLE,
-// EXPIRED, REJECTED and FAILED are final.
+// EXPIRED, REJECTED, FAILED and CANCELLED are final.
 type MessageStatus int32
 
 const (
@@ -121,8 +121,10 @@ type SubmitMessageRequest struct {
 	// How long the gateway keeps trying to deliver, in seconds. When unset, 48
 	// hours; at most 7 days.
 	ValiditySeconds *int32 `protobuf:"varint,5,opt,name=validity_seconds,json=validitySeconds,proto3,oneof" json:"validity_seconds,omitempty"`
-	// A key that makes retries safe: a second request with the same key returns
-	// the first message instead of sending another. Over REST it may be sent as
+	// A key that makes retries safe: a second request with the same key and
+	// the same from, to, text, callback_url and validity_seconds returns the
+	// first message instead of sending another; with any of them different it
+	// is refused with ALREADY_EXISTS (HTTP 409). Over REST it may be sent as
 	// the Idempotency-Key header instead.
 	IdempotencyKey *string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3,oneof" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -343,11 +345,14 @@ type SubmitMessageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The message ID, to follow the message with GetMessage.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// The status at acceptance, normally MESSAGE_STATUS_ACCEPTED.
+	// MESSAGE_STATUS_ACCEPTED for a new message; for a repeated idempotency
+	// key, the stored message's current status.
 	Status MessageStatus `protobuf:"varint,2,opt,name=status,proto3,enum=smsgw.v1.MessageStatus" json:"status,omitempty"`
-	// How many SMS parts the text takes.
+	// How many SMS parts the text takes (for a repeated idempotency key, the
+	// stored message's).
 	Segments int32 `protobuf:"varint,3,opt,name=segments,proto3" json:"segments,omitempty"`
-	// How the text is encoded on the air: GSM7 or UCS2.
+	// How the text is encoded on the air: GSM7 or UCS2 (for a repeated
+	// idempotency key, the stored message's).
 	Encoding      string `protobuf:"bytes,4,opt,name=encoding,proto3" json:"encoding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

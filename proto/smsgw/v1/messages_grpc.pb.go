@@ -40,7 +40,9 @@ type MessageServiceClient interface {
 	// SubmitMessage accepts a message for delivery. The answer means the
 	// message is durable: it will reach a final status. Over REST the answer is
 	// 202 Accepted. Repeating a request with the same idempotency key returns
-	// the message accepted the first time instead of sending it again.
+	// the message accepted the first time, as it is now, instead of sending it
+	// again; the same key with a different request is refused with
+	// ALREADY_EXISTS (HTTP 409).
 	SubmitMessage(ctx context.Context, in *SubmitMessageRequest, opts ...grpc.CallOption) (*SubmitMessageResponse, error)
 	// GetMessage returns a message's current state. A message of another
 	// customer is reported as not found.
@@ -101,7 +103,9 @@ type MessageServiceServer interface {
 	// SubmitMessage accepts a message for delivery. The answer means the
 	// message is durable: it will reach a final status. Over REST the answer is
 	// 202 Accepted. Repeating a request with the same idempotency key returns
-	// the message accepted the first time instead of sending it again.
+	// the message accepted the first time, as it is now, instead of sending it
+	// again; the same key with a different request is refused with
+	// ALREADY_EXISTS (HTTP 409).
 	SubmitMessage(context.Context, *SubmitMessageRequest) (*SubmitMessageResponse, error)
 	// GetMessage returns a message's current state. A message of another
 	// customer is reported as not found.
