@@ -57,28 +57,85 @@ type Activities struct {
 	Now      func() time.Time
 }
 
-// Prepare routes and encodes a message and records its acceptance.
-func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, error) {
-	m := in.Message
-	plan := a.notifyPlan(m)
-	decision, err := a.Routes.Match(routing.Request{
-		MessageID: m.ID, CustomerID: m.CustomerID, From: m.From, To: m.To, At: a.Now(),
+// Planner decides how a message goes: its route, its parts as the route's
+// first connector sends them, and who hears about it. The Submitter plans
+// each message once, when it accepts it, and hands the plan to the
+// message's workflow; Prepare plans again only for a message whose plan is
+// stale (scheduled for later, or replaced).
+type Planner struct {
+	Config *config.Live
+	Routes *routing.Cache
+	// FailoverAfter is how long a send waits for a bound connector before
+	// the next of the route is tried (default DefaultFailoverAfter).
+	FailoverAfter time.Duration
+	Encoder       Encoder
+	Now           func() time.Time
+}
+
+// PlanError is why a message cannot be planned; Type is ErrTypeNoRoute or
+// ErrTypeInvalid.
+type PlanError struct {
+	Type string
+	Err  error
+}
+
+func (e *PlanError) Error() string { return e.Err.Error() }
+func (e *PlanError) Unwrap() error { return e.Err }
+
+// Plan routes and encodes a message. Its errors are *PlanError.
+func (p Planner) Plan(m smsgw.Message) (PrepareResult, error) {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	decision, err := p.Routes.Match(routing.Request{
+		MessageID: m.ID, CustomerID: m.CustomerID, From: m.From, To: m.To, At: now(),
 	})
 	if err != nil {
-		return PrepareResult{}, temporal.NewNonRetryableApplicationError(smsgw.ErrorMessage(err), ErrTypeNoRoute, err, plan)
+		return PrepareResult{}, &PlanError{Type: ErrTypeNoRoute, Err: err}
 	}
-	encoding, parts, err := a.Encoder.Encode(m.Text, m.CustomerID, decision.Connectors[0], m.To)
+	encoding, parts, err := p.Encoder.Encode(m.Text, m.CustomerID, decision.Connectors[0], m.To)
 	if err != nil {
-		return PrepareResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err, plan)
+		return PrepareResult{}, &PlanError{Type: ErrTypeInvalid, Err: err}
 	}
-	events := []smsgw.Event{
-		smsgw.NewEvent(m.ID, m.CustomerID, in.Seq, smsgw.EventAccepted, "accepted", m.AcceptedAt, map[string]any{
+	failoverAfter := p.FailoverAfter
+	if failoverAfter <= 0 {
+		failoverAfter = DefaultFailoverAfter
+	}
+	return PrepareResult{
+		Route: decision, Targets: p.targets(decision), FailoverAfter: failoverAfter,
+		Encoding: encoding, Parts: parts, Notify: NotifyPlanFor(p.Config, m), PlannedAt: now().UTC(),
+	}, nil
+}
+
+// AcceptanceEvents are the first two events of a message's life: accepted,
+// and routed as plan says, numbered from seq.
+func AcceptanceEvents(m smsgw.Message, seq int, plan PrepareResult) []smsgw.Event {
+	return []smsgw.Event{
+		smsgw.NewEvent(m.ID, m.CustomerID, seq, smsgw.EventAccepted, "accepted", m.AcceptedAt, map[string]any{
 			"entryPoint": string(m.EntryPoint), "validity": m.Validity.String(),
 		}),
-		smsgw.NewEvent(m.ID, m.CustomerID, in.Seq+1, smsgw.EventRouted, "routed", a.Now().UTC(), map[string]any{
-			"route": decision.Route, "prefix": decision.Prefix, "connectors": decision.Connectors,
-			"encoding": encoding, "segments": len(parts),
+		smsgw.NewEvent(m.ID, m.CustomerID, seq+1, smsgw.EventRouted, "routed", plan.PlannedAt, map[string]any{
+			"route": plan.Route.Route, "prefix": plan.Route.Prefix, "connectors": plan.Route.Connectors,
+			"encoding": plan.Encoding, "segments": len(plan.Parts),
 		}),
+	}
+}
+
+// Prepare plans a message again (it was scheduled for later, or replaced)
+// and records its acceptance.
+func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, error) {
+	m := in.Message
+	planner := Planner{Config: a.Config, Routes: a.Routes, FailoverAfter: a.FailoverAfter, Encoder: a.Encoder, Now: a.Now}
+	plan, err := planner.Plan(m)
+	if err != nil {
+		var pe *PlanError
+		errors.As(err, &pe)
+		msg := err.Error()
+		if pe.Type == ErrTypeNoRoute {
+			msg = smsgw.ErrorMessage(pe.Err)
+		}
+		return PrepareResult{}, temporal.NewNonRetryableApplicationError(msg, pe.Type, err, NotifyPlanFor(a.Config, m))
 	}
 	row := smsgw.MessageRecord{
 		ID:          m.ID,
@@ -87,23 +144,16 @@ func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResul
 		From:        m.From,
 		To:          m.To,
 		Status:      smsgw.StatusAccepted,
-		ConnectorID: decision.Connectors[0],
-		Segments:    len(parts),
-		Encoding:    encoding,
+		ConnectorID: plan.Route.Connectors[0],
+		Segments:    len(plan.Parts),
+		Encoding:    plan.Encoding,
 		AcceptedAt:  m.AcceptedAt,
 		UpdatedAt:   a.Now().UTC(),
 	}
-	if err := a.Record(ctx, RecordInput{Events: events, Row: row}); err != nil {
+	if err := a.Record(ctx, RecordInput{Events: AcceptanceEvents(m, in.Seq, plan), Row: row}); err != nil {
 		return PrepareResult{}, err
 	}
-	failoverAfter := a.FailoverAfter
-	if failoverAfter <= 0 {
-		failoverAfter = DefaultFailoverAfter
-	}
-	return PrepareResult{
-		Route: decision, Targets: a.targets(decision), FailoverAfter: failoverAfter,
-		Encoding: encoding, Parts: parts, Notify: plan,
-	}, nil
+	return plan, nil
 }
 
 // DefaultFailoverAfter is how long a message waits for a bound connector
@@ -111,8 +161,8 @@ func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResul
 const DefaultFailoverAfter = 30 * time.Second
 
 // targets describes the decision's connectors for the workflow.
-func (a *Activities) targets(d routing.Decision) []smsgw.Target {
-	cfg := a.Config.Config()
+func (p Planner) targets(d routing.Decision) []smsgw.Target {
+	cfg := p.Config.Config()
 	out := make([]smsgw.Target, 0, len(d.Connectors))
 	for _, id := range d.Connectors {
 		t := smsgw.Target{ID: id}
@@ -137,12 +187,12 @@ func NewReroutesCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 // DefaultNotifyRetry is how long a notification is retried by default.
 const DefaultNotifyRetry = 24 * time.Hour
 
-// notifyPlan decides who hears about a message: the channels the customer
-// chose, or by default the webhook (when there is one) and, for messages
-// submitted over SMPP that asked for a receipt, the customer's binds.
-func (a *Activities) notifyPlan(m smsgw.Message) smsgw.NotifyPlan {
+// NotifyPlanFor decides who hears about a message: the channels the
+// customer chose, or by default the webhook (when there is one) and, for
+// messages submitted over SMPP that asked for a receipt, the customer's binds.
+func NotifyPlanFor(live *config.Live, m smsgw.Message) smsgw.NotifyPlan {
 	plan := smsgw.NotifyPlan{RetryFor: DefaultNotifyRetry}
-	cu, _ := a.Config.Config().Customer(m.CustomerID)
+	cu, _ := live.Config().Customer(m.CustomerID)
 	cfg := cu.Notify
 	webhook := m.CallbackURL != "" || cu.Webhook.URL != ""
 	if cfg.RetryFor > 0 {

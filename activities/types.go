@@ -33,8 +33,8 @@ type PrepareInput struct {
 	Seq     int           `json:"seq"` // event sequence number of the first event
 }
 
-// PrepareResult is the route and the encoded parts of a message, and who
-// hears about it.
+// PrepareResult is a message's plan: the route and the encoded parts of a
+// message, and who hears about it.
 type PrepareResult struct {
 	Route routing.Decision `json:"route"`
 	// Targets are the route's connectors in the order to try them.
@@ -45,6 +45,8 @@ type PrepareResult struct {
 	Encoding      string           `json:"encoding"`
 	Parts         []smsgw.Part     `json:"parts"`
 	Notify        smsgw.NotifyPlan `json:"notify"`
+	// PlannedAt is when the route was decided.
+	PlannedAt time.Time `json:"plannedAt"`
 }
 
 // SendInput is the input of the send activity.

@@ -231,12 +231,18 @@ routes: [{name: all, prefixes: ["+"], connectors: [sim]}]
 		b.Fatal(err)
 	}
 	defer send.Stop()
+	// The Submitter plans each message and hands the plan to its workflow.
+	planner := activities.Planner{Config: live, Routes: routing.NewCache(live), Encoder: activities.TextEncoder{Refs: segment.NewMemoryAllocator(0)}}
 	run(b, c, queue, func(ctx context.Context, id string) (client.WorkflowRun, error) {
 		m := smsgw.Message{ID: id, CustomerID: "bench", EntryPoint: smsgw.EntryREST, From: "BENCH", To: "+61412345678",
 			Text: "benchmark", Validity: time.Hour, AcceptedAt: time.Now()}
+		plan, err := planner.Plan(m)
+		if err != nil {
+			return nil, err
+		}
 		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID: id, TaskQueue: queue, TypedSearchAttributes: workflows.StartAttributes(m),
-		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m})
+		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: &plan})
 	})
 }
 

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/routing"
 	"github.com/smsgw/smsgw/workflows"
@@ -40,6 +41,7 @@ type Service struct {
 	messages   smsgw.MessageReader
 	routes     *routing.Cache
 	counter    Counter
+	planner    *activities.Planner
 	health     *Health
 	eagerStart bool
 	limits     limits
@@ -53,6 +55,9 @@ type Options struct {
 	Temporal client.Client
 	Config   *config.Live
 	Counter  Counter
+	// Planner, when set, routes and encodes each message once, here, and
+	// its workflow takes the plan along; without it the workflow plans.
+	Planner *activities.Planner
 	// Messages reads a message back: its owner before it is cancelled or
 	// replaced, and its state for a repeated idempotency key. Nil reads
 	// only the workflow (a Reader without Reports).
@@ -68,7 +73,7 @@ type Options struct {
 // New returns a Service.
 func New(o Options) *Service {
 	s := &Service{
-		temporal: o.Temporal, config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, health: o.Health,
+		temporal: o.Temporal, config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, planner: o.Planner, health: o.Health,
 		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
@@ -77,6 +82,9 @@ func New(o Options) *Service {
 	}
 	if s.messages == nil {
 		s.messages = &Reader{Temporal: o.Temporal}
+	}
+	if o.Planner != nil {
+		s.routes = o.Planner.Routes // one route table per process
 	}
 	o.Registerer.MustRegister(s.results)
 	return s
@@ -133,12 +141,15 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 			m.Validity = cv
 		}
 	}
-	if _, err := s.routes.Match(routing.Request{CustomerID: m.CustomerID, From: m.From, To: m.To, At: s.now()}); err != nil {
-		return smsgw.Accepted{}, err
+	m.AcceptedAt = s.now().UTC()
+	if m.IdempotencyKey != "" {
+		m.ID = idempotentID(m.CustomerID, m.IdempotencyKey)
+	} else {
+		m.ID = newID(m.AcceptedAt)
 	}
-	encoding, segments, err := s.counter.Count(m.Text, m.CustomerID)
+	plan, encoding, segments, err := s.plan(m)
 	if err != nil {
-		return smsgw.Accepted{}, smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
+		return smsgw.Accepted{}, err
 	}
 	if s.health != nil {
 		if err := s.health.Check(ctx); err != nil {
@@ -146,15 +157,12 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		}
 	}
 
-	m.AcceptedAt = s.now().UTC()
 	if !m.ScheduleAt.IsZero() && !m.ScheduleAt.Before(m.AcceptedAt.Add(m.Validity)) {
 		return smsgw.Accepted{}, smsgw.Errorf(smsgw.EINVALID, "scheduled delivery %s is not before the end of validity %s",
 			m.ScheduleAt.UTC().Format(time.RFC3339), m.AcceptedAt.Add(m.Validity).Format(time.RFC3339))
 	}
-	if m.IdempotencyKey != "" {
-		m.ID = idempotentID(m.CustomerID, m.IdempotencyKey)
-	} else {
-		m.ID = newID(m.AcceptedAt)
+	if !m.ScheduleAt.IsZero() {
+		plan = nil // planned again when it may go: its route may have changed by then
 	}
 	acc := smsgw.Accepted{ID: m.ID, Status: smsgw.StatusAccepted, Segments: segments, Encoding: encoding}
 	memo := workflows.SubmissionMemo{Fingerprint: fp, Encoding: encoding, Segments: segments}
@@ -168,7 +176,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		Memo:                                     map[string]any{workflows.MemoSubmission: memo},
 		EnableEagerStart:                         s.eagerStart,
 		StaticSummary:                            "message from " + m.CustomerID + " via " + string(m.EntryPoint),
-	}, workflows.MessageWorkflow, workflows.MessageInput{Message: m})
+	}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan})
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &already):
@@ -231,6 +239,32 @@ func scheduleNanos(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixNano()
+}
+
+// plan routes and encodes a message as its workflow will send it, once:
+// the workflow takes the plan along. A message that has no route or cannot
+// be encoded is refused (EINVALID). Without a Planner the message is only
+// checked, and its workflow plans it.
+func (s *Service) plan(m smsgw.Message) (plan *activities.PrepareResult, encoding string, segments int, err error) {
+	if s.planner == nil {
+		if _, err := s.routes.Match(routing.Request{MessageID: m.ID, CustomerID: m.CustomerID, From: m.From, To: m.To, At: s.now()}); err != nil {
+			return nil, "", 0, err
+		}
+		encoding, segments, err := s.counter.Count(m.Text, m.CustomerID)
+		if err != nil {
+			return nil, "", 0, smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
+		}
+		return nil, encoding, segments, nil
+	}
+	p, err := s.planner.Plan(m)
+	var pe *activities.PlanError
+	switch {
+	case errors.As(err, &pe) && pe.Type == activities.ErrTypeNoRoute:
+		return nil, "", 0, pe.Err
+	case err != nil:
+		return nil, "", 0, smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
+	}
+	return &p, p.Encoding, len(p.Parts), nil
 }
 
 func (s *Service) customerValidity(id string) time.Duration {

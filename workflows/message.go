@@ -34,7 +34,8 @@ const (
 
 // MessageWorkflow is the life of one message; its workflow ID is the message ID.
 //
-//  1. Prepare (local activity): route, encode and split, record acceptance.
+//  1. Take the plan the Submitter made (route, parts, channels), or make
+//     one in Prepare (local activity) for a scheduled message.
 //  2. Send (activity on the connector's task queue): submit_sm per part.
 //  3. Wait for a receipt per part, or the end of validity; SENT is recorded
 //     (event, reporting row, search attributes) once sentGrace has passed
@@ -43,7 +44,8 @@ const (
 //     activity when a channel is free to take it at once.
 //
 // On the happy path of a one-part message whose receipt comes within
-// sentGrace this costs three workflow tasks and 19 history events.
+// sentGrace this costs three workflow tasks and 18 history events, the
+// bare workflow's count, and one store write per store until the end.
 func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, error) {
 	m := in.Message
 	if m.Validity <= 0 {
@@ -102,10 +104,19 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		},
 	})
 
-	// 1. Route, encode, record acceptance.
+	// 1. The plan (route, parts, channels) the Submitter made; its events
+	// are recorded with the next step. A message that waits for its time
+	// is planned (and recorded) again now and when it may go.
 	var prep activities.PrepareResult
-	err := workflow.ExecuteLocalActivity(recordCtx, a.Prepare, activities.PrepareInput{Message: m, Seq: life.nextSeq()}).Get(ctx, &prep)
-	life.nextSeq() // Prepare records two events: accepted and routed.
+	var err error
+	if in.Plan != nil && m.ScheduleAt.IsZero() {
+		prep = *in.Plan
+		life.pending = append(life.pending, activities.AcceptanceEvents(m, life.nextSeq(), prep)...)
+		life.nextSeq()
+	} else {
+		err = workflow.ExecuteLocalActivity(recordCtx, a.Prepare, activities.PrepareInput{Message: m, Seq: life.nextSeq()}).Get(ctx, &prep)
+		life.nextSeq() // Prepare records two events: accepted and routed.
+	}
 	if err != nil {
 		var appErr *temporal.ApplicationError
 		code := "PREPARE_FAILED"

@@ -42,6 +42,7 @@ func (m *memEvents) AppendEvents(_ context.Context, evs ...smsgw.Event) error {
 type memReports struct {
 	mu       sync.Mutex
 	rows     map[string]smsgw.MessageRecord
+	writes   int
 	failures int // the next this many writes fail, as if the database were down
 }
 
@@ -52,6 +53,7 @@ func (m *memReports) UpsertMessage(_ context.Context, r smsgw.MessageRecord) err
 		m.failures--
 		return errors.New("reporting database unreachable")
 	}
+	m.writes++
 	if old, ok := m.rows[r.ID]; ok && old.Status.Rank() > r.Status.Rank() {
 		return nil
 	}
@@ -84,6 +86,8 @@ type harness struct {
 	notifier *memNotifier
 	channels map[string]activities.Channel
 	msg      smsgw.Message
+	live     *config.Live
+	plan     *activities.PrepareResult // handed to the workflow, as the Submitter does
 }
 
 const testConfig = `
@@ -118,6 +122,7 @@ func newHarnessWith(t *testing.T, yaml string, send func(context.Context, activi
 			AcceptedAt: env.Now(),
 		},
 	}
+	h.live = config.Static(cfg)
 	h.channels = map[string]activities.Channel{smsgw.ChannelWebhook: h.notifier}
 	env.RegisterActivity(&activities.Activities{
 		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: oneGSMPart{},
@@ -135,7 +140,7 @@ func (h *harness) signalAt(d time.Duration, stat, upstreamID string) {
 
 func (h *harness) run(t *testing.T) MessageResult {
 	t.Helper()
-	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg})
+	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg, Plan: h.plan})
 	if !h.env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}
@@ -184,6 +189,38 @@ func TestHappyPath(t *testing.T) {
 	n := h.notifier.sent[0]
 	if n.Seq <= h.events.events["m1:final"].Seq {
 		t.Errorf("notification seq %d not after final event seq %d", n.Seq, h.events.events["m1:final"].Seq)
+	}
+}
+
+// A message the Submitter planned is not planned again: its workflow runs
+// no Prepare, and records everything (acceptance, route, SENT, receipt,
+// final) in one write per store at the end when the receipt comes within
+// sentGrace; one that waits longer is recorded as SENT on the way.
+func TestPlannedMessageIsRecordedOnceAtTheEnd(t *testing.T) {
+	for _, c := range []struct {
+		receiptAfter time.Duration
+		writes       int
+	}{{time.Second, 1}, {time.Minute, 2}} {
+		h := newHarness(t, sentOK("abc"))
+		plan, err := activities.Planner{Config: h.live, Routes: routing.NewCache(h.live), Encoder: oneGSMPart{}}.Plan(h.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.plan = &plan
+		h.signalAt(c.receiptAfter, "DELIVRD", "abc")
+		res := h.run(t)
+		h.assertFinal(t, res, smsgw.StatusDelivered)
+		for _, step := range []string{"accepted", "routed", "sent-sim", "receipt-1-DELIVRD", "final"} {
+			if _, ok := h.events.events["m1:"+step]; !ok {
+				t.Errorf("receipt after %v: event %q missing", c.receiptAfter, step)
+			}
+		}
+		if h.reports.writes != c.writes {
+			t.Errorf("receipt after %v: %d reporting writes, want %d", c.receiptAfter, h.reports.writes, c.writes)
+		}
+		if row := h.reports.rows["m1"]; row.ConnectorID != "sim" || row.SentAt == nil || row.Segments != 1 || row.Encoding != "GSM7" {
+			t.Errorf("receipt after %v: row %+v", c.receiptAfter, row)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
 )
 
 // TaskQueue is where message workflows and the activities that need no SMPP
@@ -85,6 +86,11 @@ type SubmissionMemo struct {
 // MessageInput starts a MessageWorkflow.
 type MessageInput struct {
 	Message smsgw.Message `json:"message"`
+	// Plan is the route and parts the Submitter decided when it accepted
+	// the message, so the workflow need not decide them again. Without it
+	// (and for a message scheduled for later, whose route may have
+	// changed by then) the workflow plans in a Prepare local activity.
+	Plan *activities.PrepareResult `json:"plan,omitempty"`
 }
 
 // MessageResult is how a message's life ended.

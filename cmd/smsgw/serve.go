@@ -95,8 +95,9 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		Options: activities.CustomerOptions(live),
 		Concat:  activities.ConnectorConcat(live),
 	}
+	planner := &activities.Planner{Config: live, Routes: routing.NewCache(live), FailoverAfter: s.failoverAfter, Encoder: encoder, Now: time.Now}
 	submitter := lifecycle.New(lifecycle.Options{
-		Temporal: tc, Config: live, Counter: encoder, Health: health,
+		Temporal: tc, Config: live, Counter: encoder, Planner: planner, Health: health,
 		Messages:   &lifecycle.Reader{Reports: reports, Temporal: tc},
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
@@ -138,7 +139,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		}
 		acts := &activities.Activities{
 			Config:        live,
-			Routes:        routing.NewCache(live),
+			Routes:        planner.Routes, // one route table per process
 			FailoverAfter: s.failoverAfter,
 			Reroutes:      activities.NewReroutesCounter(reg),
 			Events:        events,
