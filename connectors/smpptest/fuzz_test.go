@@ -10,7 +10,7 @@ import (
 
 	"github.com/linxGnu/gosmpp/pdu"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // FuzzSession feeds arbitrary bytes to a simulator connection, as an ESME

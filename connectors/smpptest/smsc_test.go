@@ -18,9 +18,9 @@ import (
 	"github.com/linxGnu/gosmpp/pdu"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
 	"github.com/smsgw/smsgw/connectors/smpptest"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 const wait = 10 * time.Second

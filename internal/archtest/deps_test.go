@@ -35,7 +35,7 @@ var layers = []layer{
 		why:   "the domain types and rules depend on nothing but the standard library",
 	},
 	{
-		name: "codecs", pkgs: []string{"gsm7", "segment", "connectors/smppstatus", "connectors/smppclient/smppwire"},
+		name: "codecs", pkgs: []string{"gsm7", "segment", "connectors/smppstatus", "connectors/smppwire"},
 		allow: []string{"gsm7", "github.com/linxGnu/gosmpp/pdu"},
 		why:   "the text and SMPP codecs are pure libraries",
 	},

@@ -8,7 +8,7 @@ import (
 
 	"github.com/linxGnu/gosmpp/pdu"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // A message goes through encoding and decoding exactly: a data_coding gosmpp
