@@ -81,52 +81,5 @@ func (m *metrics) countPDU(direction string, raw []byte) {
 	if _, known := smppstatus.Lookup(status); known {
 		name = smppstatus.Name(status)
 	}
-	m.pdus.WithLabelValues(direction, commandName(cmd), name).Inc()
-}
-
-var commandNames = map[uint32]string{
-	smppwire.GenericNack:         "generic_nack",
-	smppwire.BindReceiver:        "bind_receiver",
-	smppwire.BindReceiverResp:    "bind_receiver_resp",
-	smppwire.BindTransmitter:     "bind_transmitter",
-	smppwire.BindTransmitterResp: "bind_transmitter_resp",
-	smppwire.QuerySM:             "query_sm",
-	querySMResp:                  "query_sm_resp",
-	smppwire.SubmitSM:            "submit_sm",
-	smppwire.SubmitSMResp:        "submit_sm_resp",
-	smppwire.DeliverSM:           "deliver_sm",
-	smppwire.DeliverSMResp:       "deliver_sm_resp",
-	smppwire.Unbind:              "unbind",
-	smppwire.UnbindResp:          "unbind_resp",
-	smppwire.ReplaceSM:           "replace_sm",
-	replaceSMResp:                "replace_sm_resp",
-	smppwire.CancelSM:            "cancel_sm",
-	cancelSMResp:                 "cancel_sm_resp",
-	smppwire.BindTransceiver:     "bind_transceiver",
-	smppwire.BindTransceiverResp: "bind_transceiver_resp",
-	smppwire.Outbind:             "outbind",
-	smppwire.EnquireLink:         "enquire_link",
-	smppwire.EnquireLinkResp:     "enquire_link_resp",
-	smppwire.SubmitMulti:         "submit_multi",
-	submitMultiResp:              "submit_multi_resp",
-	smppwire.AlertNotification:   "alert_notification",
-	smppwire.DataSM:              "data_sm",
-	smppwire.DataSMResp:          "data_sm_resp",
-}
-
-// Responses smppwire has no constant for.
-const (
-	querySMResp     = smppwire.QuerySM | smppwire.ResponseBit
-	replaceSMResp   = smppwire.ReplaceSM | smppwire.ResponseBit
-	cancelSMResp    = smppwire.CancelSM | smppwire.ResponseBit
-	submitMultiResp = smppwire.SubmitMulti | smppwire.ResponseBit
-)
-
-// commandName names a command_id for metrics and logs; unknown IDs share
-// one label so a peer sending garbage cannot grow the label set.
-func commandName(cmd uint32) string {
-	if n, ok := commandNames[cmd]; ok {
-		return n
-	}
-	return "unknown"
+	m.pdus.WithLabelValues(direction, smppwire.CommandName(cmd), name).Inc()
 }

@@ -30,7 +30,7 @@ func (sess *session) lookup(f smppwire.Frame) bool {
 		ref, err = decodeReplace(f.Body())
 	}
 	if err != nil {
-		sess.log().Info("unreadable request", "command", commandName(f.CommandID), "err", err)
+		sess.log().Info("unreadable request", "command", smppwire.CommandName(f.CommandID), "err", err)
 		return sess.send(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RINVMSGLEN, f.Seq)) == nil
 	}
 	select {
@@ -61,7 +61,7 @@ func (s *Server) answerLookup(cmd, seq uint32, customerID string, ref messageRef
 		smppwire.ReplaceSM: smppstatus.ESME_RREPLACEFAIL,
 	}[cmd]
 	fail := func(status uint32, reason string) []byte {
-		sess.log().Info("request refused", "command", commandName(cmd), "message_id", ref.MessageID,
+		sess.log().Info("request refused", "command", smppwire.CommandName(cmd), "message_id", ref.MessageID,
 			"status", smppstatus.Name(status), "reason", reason)
 		return smppwire.HeaderOnly(respCmd, status, seq)
 	}

@@ -184,9 +184,9 @@ func (sess *session) handle(f smppwire.Frame) bool {
 		return sess.lookup(f)
 	case smppwire.SubmitMulti:
 		if _, kind := sess.binding(); !kind.canSubmit() {
-			return sess.send(smppwire.HeaderOnly(submitMultiResp, smppstatus.ESME_RINVBNDSTS, f.Seq)) == nil
+			return sess.send(smppwire.HeaderOnly(smppwire.SubmitMultiResp, smppstatus.ESME_RINVBNDSTS, f.Seq)) == nil
 		}
-		return sess.send(smppwire.HeaderOnly(submitMultiResp, smppstatus.ESME_RINVCMDID, f.Seq)) == nil
+		return sess.send(smppwire.HeaderOnly(smppwire.SubmitMultiResp, smppstatus.ESME_RINVCMDID, f.Seq)) == nil
 	default:
 		// Unknown, or a PDU only an SMSC sends (deliver_sm, outbind,
 		// alert_notification): SMPP 3.4 §3.3 says generic_nack.

@@ -50,7 +50,7 @@ func (sess *session) submit(f smppwire.Frame) bool {
 		if status == smppstatus.ESME_RTHROTTLED || status == smppstatus.ESME_RMSGQFUL {
 			level = slog.LevelDebug
 		}
-		sess.log().Log(context.Background(), level, "submission refused", "command", commandName(f.CommandID),
+		sess.log().Log(context.Background(), level, "submission refused", "command", smppwire.CommandName(f.CommandID),
 			"status", smppstatus.Name(status), "reason", reason)
 		return sess.send(smppwire.HeaderOnly(respCmd, status, f.Seq)) == nil
 	}

@@ -100,3 +100,27 @@ func TestMessageStates(t *testing.T) {
 		t.Error("unknown state word has a value")
 	}
 }
+
+func TestCommandNames(t *testing.T) {
+	for cmd, want := range map[uint32]string{
+		smppwire.SubmitSM:        "submit_sm",
+		smppwire.QuerySMResp:     "query_sm_resp",
+		smppwire.SubmitMultiResp: "submit_multi_resp",
+		0x00001234:               "unknown",
+	} {
+		if got := smppwire.CommandName(cmd); got != want {
+			t.Errorf("CommandName(0x%08X) = %q, want %q", cmd, got, want)
+		}
+		if smppwire.KnownCommand(cmd) != (want != "unknown") {
+			t.Errorf("KnownCommand(0x%08X) = %v", cmd, smppwire.KnownCommand(cmd))
+		}
+	}
+	for cmd, want := range map[uint32]bool{
+		smppwire.SubmitSM: true, smppwire.EnquireLink: true, smppwire.Unbind: true,
+		smppwire.AlertNotification: false, smppwire.Outbind: false, smppwire.SubmitSMResp: false, smppwire.GenericNack: false,
+	} {
+		if got := smppwire.ExpectsResponse(cmd); got != want {
+			t.Errorf("ExpectsResponse(%s) = %v", smppwire.CommandName(cmd), got)
+		}
+	}
+}

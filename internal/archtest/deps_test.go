@@ -40,6 +40,11 @@ var layers = []layer{
 		why:   "the text and SMPP codecs are pure libraries",
 	},
 	{
+		name: "SMPP session", pkgs: []string{"connectors/smppsession"},
+		allow: []string{"connectors/smppwire", "connectors/smppstatus"},
+		why:   "the SMPP session engine speaks the protocol for both ends of a bind and knows nothing of who uses it",
+	},
+	{
 		name: "configuration", pkgs: []string{"config", "routing"},
 		allow: []string{".", "config", "segment", "connectors/smppstatus", "golang.org/x/crypto/bcrypt", "gopkg.in/yaml.v3"},
 		why:   "configuration and routing are pure: they read a file they are given and decide",
@@ -163,6 +168,8 @@ func TestRulesCatchForbiddenImports(t *testing.T) {
 		{"workflows", "workflows", "go.temporal.io/sdk/client"},
 		{"workflows", "workflows", "net/http"},
 		{"SMPP server", "connectors/smppserver", module + "/store/mongostore"},
+		{"SMPP session", "connectors/smppsession", module + "/config"},
+		{"SMPP session", "connectors/smppsession", "github.com/prometheus/client_golang/prometheus"},
 		{"domain", ".", module + "/activities"},
 		{"API", "api", module + "/workflows"},
 	}
