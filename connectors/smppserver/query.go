@@ -14,10 +14,11 @@ import (
 
 // lookup handles query_sm, cancel_sm and replace_sm, which read a message's
 // state, on a goroutine of their own within the session's window.
-func (sess *session) lookup(f smppwire.Frame) bool {
+func (sess *session) lookup(f smppwire.Frame) {
 	respCmd := f.CommandID | smppwire.ResponseBit
 	if _, kind := sess.binding(); !kind.canSubmit() {
-		return sess.send(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RINVBNDSTS, f.Seq)) == nil
+		sess.respond(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RINVBNDSTS, f.Seq))
+		return
 	}
 	var ref messageRef
 	var err error
@@ -31,21 +32,22 @@ func (sess *session) lookup(f smppwire.Frame) bool {
 	}
 	if err != nil {
 		sess.log().Info("unreadable request", "command", smppwire.CommandName(f.CommandID), "err", err)
-		return sess.send(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RINVMSGLEN, f.Seq)) == nil
+		sess.respond(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RINVMSGLEN, f.Seq))
+		return
 	}
 	select {
 	case sess.submitSlots <- struct{}{}:
 	default:
-		return sess.send(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RMSGQFUL, f.Seq)) == nil
+		sess.respond(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RMSGQFUL, f.Seq))
+		return
 	}
 	customerID, _ := sess.binding()
 	sess.submits.Add(1)
 	go func() {
 		defer sess.submits.Done()
 		defer func() { <-sess.submitSlots }()
-		_ = sess.send(sess.srv.answerLookup(f.CommandID, f.Seq, customerID, ref, sess))
+		sess.respond(sess.srv.answerLookup(f.CommandID, f.Seq, customerID, ref, sess))
 	}()
-	return true
 }
 
 // answerLookup builds the response to a query_sm, cancel_sm or replace_sm.

@@ -225,14 +225,16 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 	})
 
+	defer func() { // also when a Handler panics
+		s.Close()
+		<-writer // the connection is closed
+		s.failPending()
+		if !stop() {
+			<-unbound
+		}
+		bg.Wait()
+	}()
 	s.end(s.readLoop(handlerCtx))
-	s.Close()
-	<-writer // the connection is closed
-	s.failPending()
-	if !stop() {
-		<-unbound
-	}
-	bg.Wait()
 	return s.Err()
 }
 
