@@ -1,7 +1,6 @@
 package smppserver
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,14 +71,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // countPDU counts one PDU, read from its header.
 func (m *metrics) countPDU(direction string, raw []byte) {
-	if len(raw) < smppwire.HeaderLen {
+	h, ok := smppwire.HeaderOf(raw)
+	if !ok {
 		return
 	}
-	cmd := binary.BigEndian.Uint32(raw[4:])
-	status := binary.BigEndian.Uint32(raw[8:])
-	name := "other"
-	if _, known := smppstatus.Lookup(status); known {
-		name = smppstatus.Name(status)
+	status := "other"
+	if _, known := smppstatus.Lookup(h.Status); known {
+		status = smppstatus.Name(h.Status)
 	}
-	m.pdus.WithLabelValues(direction, smppwire.CommandName(cmd), name).Inc()
+	m.pdus.WithLabelValues(direction, smppwire.CommandName(h.CommandID), status).Inc()
 }

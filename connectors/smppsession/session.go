@@ -23,7 +23,6 @@ package smppsession
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -432,12 +431,9 @@ func (s *Session) expectAnswer(f smppwire.Frame) {
 // PDU, or generic_nack, with the request's sequence number. It fails with
 // ErrClosed once the session is closing.
 func (s *Session) Respond(raw []byte) error {
-	if len(raw) >= smppwire.HeaderLen {
-		cmd := binary.BigEndian.Uint32(raw[4:])
-		status := binary.BigEndian.Uint32(raw[8:])
-		seq := binary.BigEndian.Uint32(raw[12:])
-		s.answered(seq)
-		if isBindResp(cmd) && status == smppstatus.ESME_ROK {
+	if h, ok := smppwire.HeaderOf(raw); ok {
+		s.answered(h.Seq)
+		if isBindResp(h.CommandID) && h.Status == smppstatus.ESME_ROK {
 			s.bound.Store(true)
 		}
 	}

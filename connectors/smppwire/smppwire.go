@@ -155,6 +155,20 @@ type Frame struct {
 // Body returns the PDU without its header.
 func (f Frame) Body() []byte { return f.Raw[HeaderLen:] }
 
+// HeaderOf reads the header of an encoded PDU; ok is false when raw is
+// shorter than a header.
+func HeaderOf(raw []byte) (h Header, ok bool) {
+	if len(raw) < HeaderLen {
+		return Header{}, false
+	}
+	return Header{
+		Length:    binary.BigEndian.Uint32(raw[0:]),
+		CommandID: binary.BigEndian.Uint32(raw[4:]),
+		Status:    binary.BigEndian.Uint32(raw[8:]),
+		Seq:       binary.BigEndian.Uint32(raw[12:]),
+	}, true
+}
+
 // ErrBadLength means the peer sent a command_length no PDU can have. The
 // stream can no longer be split into PDUs, so the connection must close.
 var ErrBadLength = errors.New("invalid command_length")
@@ -166,12 +180,7 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	if _, err := io.ReadFull(r, hb[:]); err != nil {
 		return Frame{}, err
 	}
-	h := Header{
-		Length:    binary.BigEndian.Uint32(hb[0:]),
-		CommandID: binary.BigEndian.Uint32(hb[4:]),
-		Status:    binary.BigEndian.Uint32(hb[8:]),
-		Seq:       binary.BigEndian.Uint32(hb[12:]),
-	}
+	h, _ := HeaderOf(hb[:])
 	if h.Length < HeaderLen || h.Length > MaxPDULen {
 		return Frame{Header: h}, fmt.Errorf("%w: %d", ErrBadLength, h.Length)
 	}

@@ -124,3 +124,13 @@ func TestCommandNames(t *testing.T) {
 		}
 	}
 }
+
+func TestHeaderOf(t *testing.T) {
+	h, ok := smppwire.HeaderOf(smppwire.MessageIDResp(smppwire.SubmitSMResp, 0x58, 7, "id"))
+	if !ok || h != (smppwire.Header{Length: 19, CommandID: smppwire.SubmitSMResp, Status: 0x58, Seq: 7}) {
+		t.Errorf("HeaderOf = %+v, %v", h, ok)
+	}
+	if _, ok := smppwire.HeaderOf(make([]byte, smppwire.HeaderLen-1)); ok {
+		t.Error("a header read from 15 octets")
+	}
+}
