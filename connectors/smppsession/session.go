@@ -217,9 +217,11 @@ func (s *Session) Run(ctx context.Context) error {
 		defer close(unbound)
 		dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 		defer cancel()
-		if err := s.Unbind(dctx); err != nil && !errors.Is(err, ErrClosed) {
+		switch err := s.Unbind(dctx); {
+		case errors.Is(err, ErrClosed): // ended before ctx did
+		case err != nil:
 			s.log.Warn("unbind was not answered", "err", err)
-		} else if err == nil {
+		case s.Bound():
 			s.log.Info("unbound")
 		}
 	})

@@ -419,3 +419,43 @@ func TestSequenceNumbersArePerSession(t *testing.T) {
 		}
 	}
 }
+
+func TestGenericNackAnswersARequest(t *testing.T) {
+	s, p, _ := pair(t, smppsession.Config{}, nil)
+	pending, err := s.Start(t.Context(), smppwire.HeaderOnly(smppwire.QuerySM, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Write(smppwire.HeaderOnly(smppwire.GenericNack, smppstatus.ESME_RINVCMDID, p.Read().Seq))
+	if f, err := pending.Wait(t.Context()); err != nil || f.CommandID != smppwire.GenericNack || f.Status != smppstatus.ESME_RINVCMDID {
+		t.Fatalf("Wait: %+v %v", f.Header, err)
+	}
+}
+
+// A peer that repeats a sequence number gets each request answered, and
+// the drain counts both.
+func TestRepeatedSequenceNumbers(t *testing.T) {
+	var s *smppsession.Session
+	s, p, _ := pair(t, smppsession.Config{}, binder(&s, func(req smppwire.Frame) []byte {
+		return smppwire.MessageIDResp(smppwire.SubmitSMResp, 0, req.Seq, "")
+	}))
+	bind(t, p)
+	twice := smppwire.HeaderOnly(smppwire.SubmitSM, 0, 42)
+	p.Write(twice)
+	p.Write(twice)
+	for range 2 {
+		if f := p.Read(); f.CommandID != smppwire.SubmitSMResp || f.Seq != 42 {
+			t.Fatalf("got %+v", f.Header)
+		}
+	}
+	unbound := make(chan error, 1)
+	go func() { unbound <- s.Unbind(t.Context()) }()
+	f := p.Read()
+	if f.CommandID != smppwire.Unbind {
+		t.Fatalf("got %+v, want unbind", f.Header)
+	}
+	p.Write(smppwire.HeaderOnly(smppwire.UnbindResp, 0, f.Seq))
+	if err := <-unbound; err != nil {
+		t.Fatal(err)
+	}
+}
