@@ -52,6 +52,21 @@ func bind(t *testing.T, p *smppwiretest.Peer) {
 	}
 }
 
+// unbindAnswered unbinds s at once, the peer answering the unbind.
+func unbindAnswered(t *testing.T, s *smppsession.Session, p *smppwiretest.Peer) {
+	t.Helper()
+	unbound := make(chan error, 1)
+	go func() { unbound <- s.Unbind(t.Context()) }()
+	f := p.Read()
+	if f.CommandID != smppwire.Unbind {
+		t.Fatalf("got %+v, want unbind", f.Header)
+	}
+	p.Write(smppwire.HeaderOnly(smppwire.UnbindResp, 0, f.Seq))
+	if err := <-unbound; err != nil {
+		t.Fatalf("Unbind: %v", err)
+	}
+}
+
 // binder answers binds with ESME_ROK and everything else with what answer says.
 func binder(s **smppsession.Session, answer func(req smppwire.Frame) []byte) smppsession.Handler {
 	return smppsession.HandlerFunc(func(ctx context.Context, req smppwire.Frame) {
@@ -320,16 +335,7 @@ func TestAlertNotificationIsNotAwaited(t *testing.T) {
 	s, p, _ := pair(t, smppsession.Config{}, binder(&s, func(smppwire.Frame) []byte { return nil }))
 	bind(t, p)
 	p.Send(smppwire.HeaderOnly(smppwire.AlertNotification, 0, 0))
-	unbound := make(chan error, 1)
-	go func() { unbound <- s.Unbind(t.Context()) }()
-	f := p.Read()
-	if f.CommandID != smppwire.Unbind {
-		t.Fatalf("got %+v, want unbind", f.Header)
-	}
-	p.Write(smppwire.HeaderOnly(smppwire.UnbindResp, 0, f.Seq))
-	if err := <-unbound; err != nil {
-		t.Fatal(err)
-	}
+	unbindAnswered(t, s, p)
 }
 
 func TestCloseWritesWhatIsQueued(t *testing.T) {
@@ -448,14 +454,5 @@ func TestRepeatedSequenceNumbers(t *testing.T) {
 			t.Fatalf("got %+v", f.Header)
 		}
 	}
-	unbound := make(chan error, 1)
-	go func() { unbound <- s.Unbind(t.Context()) }()
-	f := p.Read()
-	if f.CommandID != smppwire.Unbind {
-		t.Fatalf("got %+v, want unbind", f.Header)
-	}
-	p.Write(smppwire.HeaderOnly(smppwire.UnbindResp, 0, f.Seq))
-	if err := <-unbound; err != nil {
-		t.Fatal(err)
-	}
+	unbindAnswered(t, s, p)
 }
