@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppserver/esme"
 )
 

@@ -6,10 +6,10 @@
 // delivery receipts and mobile-originated messages to a Handler before
 // acknowledging them, whichever session they arrive on.
 //
-// Each session is our own, built on gosmpp's pdu package: every call takes a
-// context, sequence numbers and the send window belong to the session, and
-// each Submit waits for its own submit_sm_resp. The bind and the PDUs on the
-// wire are gosmpp's, so any SMSC that accepts gosmpp accepts this client.
+// Each session runs on smppsession: every call takes a context, sequence
+// numbers and the send window belong to the session, and each Submit waits
+// for its own submit_sm_resp. The bind and the submit_sm are built with
+// gosmpp's pdu package, so any SMSC that accepts gosmpp accepts this client.
 package smppclient
 
 import (
@@ -30,8 +30,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // Bind modes.
@@ -67,7 +67,7 @@ type Config struct {
 	TPS float64
 
 	WindowSize      int           // submit_sm awaiting their response at once, per session; default 10
-	EnquireLink     time.Duration // interval between enquire_link; default 30s
+	EnquireLink     time.Duration // silence from the SMSC before an enquire_link; default 30s
 	ResponseTimeout time.Duration // wait for any response, and for the bind itself; default 10s
 	RebindMin       time.Duration // first wait before binding again; default 1s
 	RebindMax       time.Duration // the wait doubles up to this; default 30s
@@ -447,7 +447,7 @@ func (c *Client) pick(tried map[*session]bool) *session {
 		if s.mode == Receiver || tried[s] || s.draining.Load() || s.ended() {
 			continue
 		}
-		if best == nil || len(s.window) < len(best.window) {
+		if best == nil || s.smpp.Outstanding() < best.smpp.Outstanding() {
 			best = s
 		}
 	}

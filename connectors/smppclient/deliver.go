@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // deliver handles one deliver_sm or data_sm and returns the command_status

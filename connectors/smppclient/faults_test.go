@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/smsgw/smsgw/connectors/smppclient"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // faultySMSC is a bare SMPP server for faults the simulator does not model:

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppserver"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // BenchmarkSessionSubmit measures one session's submit_sm throughput over

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"slices"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // Optional parameter tags the server reads or writes besides smppwire's.
@@ -171,7 +171,7 @@ func decodeReplace(body []byte) (messageRef, error) {
 
 // querySMRespPDU answers a query_sm.
 func querySMRespPDU(seq uint32, messageID, finalDate string, state, errorCode byte) []byte {
-	b := header(querySMResp, 0, seq)
+	b := header(smppwire.QuerySMResp, 0, seq)
 	b = appendCString(b, messageID)
 	b = appendCString(b, finalDate)
 	b = append(b, state, errorCode)

@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppserver"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 func udhPart(ref byte, total, seq byte, s string) smppwire.Message {

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 	"github.com/smsgw/smsgw/segment"
 )
 

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppserver"
 	"github.com/smsgw/smsgw/connectors/smppserver/esme"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 	"github.com/smsgw/smsgw/internal/testenv"
 	"github.com/smsgw/smsgw/segment"
 	"github.com/smsgw/smsgw/store/mongostore"

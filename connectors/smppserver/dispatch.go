@@ -127,12 +127,9 @@ func (d *dispatcher) run(ctx context.Context) {
 		}
 		s.settling.Add(1)
 		sess.deliver(it, func(status uint32, err error) {
-			// Off the session's read loop: settling waits for the store.
-			go func() {
-				defer s.settling.Done()
-				d.settle(it, status, err)
-				d.kick()
-			}()
+			defer s.settling.Done()
+			d.settle(it, status, err)
+			d.kick()
 		})
 	}
 }
@@ -177,7 +174,7 @@ func (d *dispatcher) settle(it smsgw.OutboxItem, status uint32, err error) {
 
 // takeDeliverSlot reserves room for one deliver_sm on the session.
 func (sess *session) takeDeliverSlot() bool {
-	if sess.isClosed() || sess.isDraining() {
+	if sess.ended() || sess.isDraining() {
 		return false
 	}
 	if _, kind := sess.binding(); !kind.canReceive() {
@@ -193,15 +190,17 @@ func (sess *session) takeDeliverSlot() bool {
 
 func (sess *session) returnDeliverSlot() { <-sess.deliverSlots }
 
-// deliver sends an outbox item within a slot taken before; done hears the
-// deliver_sm_resp status or why there was none.
+// deliver sends an outbox item within a slot taken before; done hears, on
+// a goroutine of its own, the deliver_sm_resp status or why there was none.
 func (sess *session) deliver(it smsgw.OutboxItem, done func(status uint32, err error)) {
 	customerID, _ := sess.binding()
 	window := sess.srv.metrics.window.WithLabelValues(customerID, "deliver")
 	window.Inc()
-	sess.call(bytes.Clone(it.PDU), sess.srv.cfg.ResponseTimeout, func(status uint32, err error) {
+	go func() {
+		// The engine's response timeout bounds the wait.
+		resp, err := sess.smpp.Call(context.Background(), bytes.Clone(it.PDU))
 		sess.returnDeliverSlot()
 		window.Dec()
-		done(status, err)
-	})
+		done(resp.Status, err)
+	}()
 }

@@ -23,9 +23,9 @@ import (
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/config"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppserver"
 	"github.com/smsgw/smsgw/connectors/smppserver/esme"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // testConfig has customers for every bind case.

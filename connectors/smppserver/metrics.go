@@ -1,13 +1,12 @@
 package smppserver
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // metrics are the server's Prometheus metric families.
@@ -72,61 +71,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // countPDU counts one PDU, read from its header.
 func (m *metrics) countPDU(direction string, raw []byte) {
-	if len(raw) < smppwire.HeaderLen {
+	h, ok := smppwire.HeaderOf(raw)
+	if !ok {
 		return
 	}
-	cmd := binary.BigEndian.Uint32(raw[4:])
-	status := binary.BigEndian.Uint32(raw[8:])
-	name := "other"
-	if _, known := smppstatus.Lookup(status); known {
-		name = smppstatus.Name(status)
+	status := "other"
+	if _, known := smppstatus.Lookup(h.Status); known {
+		status = smppstatus.Name(h.Status)
 	}
-	m.pdus.WithLabelValues(direction, commandName(cmd), name).Inc()
-}
-
-var commandNames = map[uint32]string{
-	smppwire.GenericNack:         "generic_nack",
-	smppwire.BindReceiver:        "bind_receiver",
-	smppwire.BindReceiverResp:    "bind_receiver_resp",
-	smppwire.BindTransmitter:     "bind_transmitter",
-	smppwire.BindTransmitterResp: "bind_transmitter_resp",
-	smppwire.QuerySM:             "query_sm",
-	querySMResp:                  "query_sm_resp",
-	smppwire.SubmitSM:            "submit_sm",
-	smppwire.SubmitSMResp:        "submit_sm_resp",
-	smppwire.DeliverSM:           "deliver_sm",
-	smppwire.DeliverSMResp:       "deliver_sm_resp",
-	smppwire.Unbind:              "unbind",
-	smppwire.UnbindResp:          "unbind_resp",
-	smppwire.ReplaceSM:           "replace_sm",
-	replaceSMResp:                "replace_sm_resp",
-	smppwire.CancelSM:            "cancel_sm",
-	cancelSMResp:                 "cancel_sm_resp",
-	smppwire.BindTransceiver:     "bind_transceiver",
-	smppwire.BindTransceiverResp: "bind_transceiver_resp",
-	smppwire.Outbind:             "outbind",
-	smppwire.EnquireLink:         "enquire_link",
-	smppwire.EnquireLinkResp:     "enquire_link_resp",
-	smppwire.SubmitMulti:         "submit_multi",
-	submitMultiResp:              "submit_multi_resp",
-	smppwire.AlertNotification:   "alert_notification",
-	smppwire.DataSM:              "data_sm",
-	smppwire.DataSMResp:          "data_sm_resp",
-}
-
-// Responses smppwire has no constant for.
-const (
-	querySMResp     = smppwire.QuerySM | smppwire.ResponseBit
-	replaceSMResp   = smppwire.ReplaceSM | smppwire.ResponseBit
-	cancelSMResp    = smppwire.CancelSM | smppwire.ResponseBit
-	submitMultiResp = smppwire.SubmitMulti | smppwire.ResponseBit
-)
-
-// commandName names a command_id for metrics and logs; unknown IDs share
-// one label so a peer sending garbage cannot grow the label set.
-func commandName(cmd uint32) string {
-	if n, ok := commandNames[cmd]; ok {
-		return n
-	}
-	return "unknown"
+	m.pdus.WithLabelValues(direction, smppwire.CommandName(h.CommandID), status).Inc()
 }

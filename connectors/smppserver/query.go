@@ -7,17 +7,18 @@ import (
 	"time"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 	"github.com/smsgw/smsgw/segment"
 )
 
 // lookup handles query_sm, cancel_sm and replace_sm, which read a message's
 // state, on a goroutine of their own within the session's window.
-func (sess *session) lookup(f smppwire.Frame) bool {
+func (sess *session) lookup(f smppwire.Frame) {
 	respCmd := f.CommandID | smppwire.ResponseBit
 	if _, kind := sess.binding(); !kind.canSubmit() {
-		return sess.send(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RINVBNDSTS, f.Seq)) == nil
+		sess.respond(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RINVBNDSTS, f.Seq))
+		return
 	}
 	var ref messageRef
 	var err error
@@ -30,22 +31,23 @@ func (sess *session) lookup(f smppwire.Frame) bool {
 		ref, err = decodeReplace(f.Body())
 	}
 	if err != nil {
-		sess.log().Info("unreadable request", "command", commandName(f.CommandID), "err", err)
-		return sess.send(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RINVMSGLEN, f.Seq)) == nil
+		sess.log().Info("unreadable request", "command", smppwire.CommandName(f.CommandID), "err", err)
+		sess.respond(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RINVMSGLEN, f.Seq))
+		return
 	}
 	select {
 	case sess.submitSlots <- struct{}{}:
 	default:
-		return sess.send(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RMSGQFUL, f.Seq)) == nil
+		sess.respond(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RMSGQFUL, f.Seq))
+		return
 	}
 	customerID, _ := sess.binding()
 	sess.submits.Add(1)
 	go func() {
 		defer sess.submits.Done()
 		defer func() { <-sess.submitSlots }()
-		_ = sess.send(sess.srv.answerLookup(f.CommandID, f.Seq, customerID, ref, sess))
+		sess.respond(sess.srv.answerLookup(f.CommandID, f.Seq, customerID, ref, sess))
 	}()
-	return true
 }
 
 // answerLookup builds the response to a query_sm, cancel_sm or replace_sm.
@@ -61,7 +63,7 @@ func (s *Server) answerLookup(cmd, seq uint32, customerID string, ref messageRef
 		smppwire.ReplaceSM: smppstatus.ESME_RREPLACEFAIL,
 	}[cmd]
 	fail := func(status uint32, reason string) []byte {
-		sess.log().Info("request refused", "command", commandName(cmd), "message_id", ref.MessageID,
+		sess.log().Info("request refused", "command", smppwire.CommandName(cmd), "message_id", ref.MessageID,
 			"status", smppstatus.Name(status), "reason", reason)
 		return smppwire.HeaderOnly(respCmd, status, seq)
 	}

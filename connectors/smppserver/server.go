@@ -237,8 +237,8 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.metrics.panics.Inc()
-			s.log.Error("session ended by a panic", "remote", sess.remote, "panic", r, "stack", string(debug.Stack()))
-			sess.close()
+			s.log.Error("session ended by a panic", "remote", sess.remote.String(), "panic", r, "stack", string(debug.Stack()))
+			sess.smpp.Close()
 		}
 		s.forget(sess)
 	}()
@@ -258,7 +258,7 @@ func (s *Server) drain() {
 		s.log.Warn("sessions still open after the drain timeout; closing them")
 		s.mu.Lock()
 		for sess := range s.sessions {
-			sess.close()
+			sess.smpp.Close()
 		}
 		s.mu.Unlock()
 		<-done

@@ -1,22 +1,21 @@
 package smppserver_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppserver"
 	"github.com/smsgw/smsgw/connectors/smppserver/esme"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppwire/smppwiretest"
 )
 
 func TestBind(t *testing.T) {
@@ -339,24 +338,14 @@ func TestGarbageAndUnknownCommands(t *testing.T) {
 
 	// A command_length no PDU can have: generic_nack, then the connection closes.
 	for _, length := range []uint32{4, 15, 64<<10 + 1, 0xFFFFFFFF} {
-		conn, err := net.Dial("tcp", f.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		peer := smppwiretest.Dial(t, f.addr)
 		raw := smppwire.HeaderOnly(smppwire.EnquireLink, 0, 7)
 		binary.BigEndian.PutUint32(raw, length)
-		if _, err := conn.Write(raw); err != nil {
-			t.Fatal(err)
+		peer.Write(raw)
+		if fr := peer.Read(); fr.CommandID != smppwire.GenericNack || fr.Status != smppstatus.ESME_RINVCMDLEN || fr.Seq != 7 {
+			t.Fatalf("length %d: %+v", length, fr.Header)
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		fr, err := smppwire.ReadFrame(bufio.NewReader(conn))
-		if err != nil || fr.CommandID != smppwire.GenericNack || fr.Status != smppstatus.ESME_RINVCMDLEN || fr.Seq != 7 {
-			t.Fatalf("length %d: %+v %v", length, fr.Header, err)
-		}
-		if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-			t.Fatalf("length %d: connection still open (%v)", length, err)
-		}
-		conn.Close()
+		peer.ExpectClosed()
 	}
 	// Random bytes on another connection.
 	conn, err := net.Dial("tcp", f.addr)
@@ -457,24 +446,9 @@ func TestEnquireLinkKeepsAliveAndSilenceCloses(t *testing.T) {
 	}
 
 	// One that answers nothing gets enquire_link twice, then unbind, then the connection ends.
-	conn, err := net.Dial("tcp", f.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(esme.BindPDU(smppwire.BindTransceiver, "acme", "secret")); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(conn)
-	var cmds []uint32
-	for {
-		fr, err := smppwire.ReadFrame(r)
-		if err != nil {
-			break
-		}
-		cmds = append(cmds, fr.CommandID)
-	}
+	silent := smppwiretest.Dial(t, f.addr)
+	silent.Write(esme.BindPDU(smppwire.BindTransceiver, "acme", "secret"))
+	cmds := silent.ReadAll()
 	want := []uint32{smppwire.BindTransceiverResp, smppwire.EnquireLink, smppwire.EnquireLink, smppwire.Unbind}
 	if len(cmds) != len(want) {
 		t.Fatalf("silent ESME got %x, want %x", cmds, want)

@@ -11,8 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 	"github.com/smsgw/smsgw/segment"
 )
 
@@ -40,35 +40,39 @@ func refuse(status uint32, format string, args ...any) *refusal {
 // submit handles a submit_sm or data_sm: read, check, and hand it to the
 // Submitter on a goroutine of its own; the response goes out only once
 // the Submitter has answered.
-func (sess *session) submit(f smppwire.Frame) bool {
+func (sess *session) submit(f smppwire.Frame) {
 	respCmd := f.CommandID | smppwire.ResponseBit
 	sess.mu.Lock()
 	kind, acc, limiter, draining := sess.kind, sess.acc, sess.limiter, sess.draining
 	sess.mu.Unlock()
-	answer := func(status uint32, reason string) bool {
+	answer := func(status uint32, reason string) {
 		level := slog.LevelInfo
 		if status == smppstatus.ESME_RTHROTTLED || status == smppstatus.ESME_RMSGQFUL {
 			level = slog.LevelDebug
 		}
-		sess.log().Log(context.Background(), level, "submission refused", "command", commandName(f.CommandID),
+		sess.log().Log(context.Background(), level, "submission refused", "command", smppwire.CommandName(f.CommandID),
 			"status", smppstatus.Name(status), "reason", reason)
-		return sess.send(smppwire.HeaderOnly(respCmd, status, f.Seq)) == nil
+		sess.respond(smppwire.HeaderOnly(respCmd, status, f.Seq))
 	}
 	switch {
 	case !kind.canSubmit():
-		return answer(smppstatus.ESME_RINVBNDSTS, "not bound as transmitter or transceiver")
+		answer(smppstatus.ESME_RINVBNDSTS, "not bound as transmitter or transceiver")
+		return
 	case draining:
-		return answer(smppstatus.ESME_RSYSERR, "the server is shutting down")
+		answer(smppstatus.ESME_RSYSERR, "the server is shutting down")
+		return
 	}
 	m, err := smppwire.DecodeMessage(f.CommandID, f.Body())
 	if err != nil {
-		return answer(smppstatus.ESME_RINVMSGLEN, "unreadable: "+err.Error())
+		answer(smppstatus.ESME_RINVMSGLEN, "unreadable: "+err.Error())
+		return
 	}
 	select {
 	case sess.submitSlots <- struct{}{}:
 	default:
 		sess.srv.metrics.throttled.WithLabelValues(acc.customerID).Inc()
-		return answer(smppstatus.ESME_RMSGQFUL, fmt.Sprintf("the window of %d outstanding submissions is full", cap(sess.submitSlots)))
+		answer(smppstatus.ESME_RMSGQFUL, fmt.Sprintf("the window of %d outstanding submissions is full", cap(sess.submitSlots)))
+		return
 	}
 	window := sess.srv.metrics.window.WithLabelValues(acc.customerID, "submit")
 	window.Inc()
@@ -79,12 +83,14 @@ func (sess *session) submit(f smppwire.Frame) bool {
 	if limiter != nil && !limiter.Allow() {
 		release()
 		sess.srv.metrics.throttled.WithLabelValues(acc.customerID).Inc()
-		return answer(smppstatus.ESME_RTHROTTLED, fmt.Sprintf("over the customer's %g submissions per second", float64(limiter.Limit())))
+		answer(smppstatus.ESME_RTHROTTLED, fmt.Sprintf("over the customer's %g submissions per second", float64(limiter.Limit())))
+		return
 	}
 	sub, bad := parseSubmission(acc.customerID, f.CommandID, m, sess.srv.cfg.Now())
 	if bad != nil {
 		release()
-		return answer(bad.status, bad.reason)
+		answer(bad.status, bad.reason)
+		return
 	}
 	reply := func(status uint32, id, reason string) {
 		release()
@@ -92,18 +98,17 @@ func (sess *session) submit(f smppwire.Frame) bool {
 			answer(status, reason)
 			return
 		}
-		_ = sess.send(smppwire.MessageIDResp(respCmd, 0, f.Seq, id))
+		sess.respond(smppwire.MessageIDResp(respCmd, 0, f.Seq, id))
 	}
 	if sub.part != nil {
 		sess.srv.concat.add(acc.systemID, sub, reply, &sess.submits)
-		return true
+		return
 	}
 	sess.submits.Add(1)
 	go func() {
 		defer sess.submits.Done()
 		reply(sess.srv.accept(sub.msg))
 	}()
-	return true
 }
 
 // accept hands a message to the Submitter and says how to answer the ESME.

@@ -5,21 +5,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
 	"github.com/smsgw/smsgw/connectors/smpptest"
+	"github.com/smsgw/smsgw/connectors/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppwire/smppwiretest"
 )
 
 // Each fault mode, seen on the wire by a bare ESME.
 
 func TestThrottleEvery(t *testing.T) {
 	smsc, addr := startSMSC(t, smpptest.Config{ThrottleEvery: 3})
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
 	var got []uint32
 	for range 6 {
-		seq := e.send(submitSM("61412345678", 0, "hi"))
-		f := e.read()
+		seq := e.Send(submitSM("61412345678", 0, "hi"))
+		f := e.Read()
 		if f.CommandID != smppwire.SubmitSMResp || f.Seq != seq {
 			t.Fatalf("got %+v", f.Header)
 		}
@@ -41,11 +42,11 @@ func TestThrottleEvery(t *testing.T) {
 
 func TestRespDelay(t *testing.T) {
 	smsc, addr := startSMSC(t, smpptest.Config{RespDelay: 200 * time.Millisecond})
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
 	start := time.Now()
-	first := e.send(submitSM("61412345678", 0, "one"))
-	second := e.send(submitSM("61412345678", 0, "two"))
+	first := e.Send(submitSM("61412345678", 0, "one"))
+	second := e.Send(submitSM("61412345678", 0, "two"))
 	if err := smsc.WaitSubmits(ctxT(t), 2); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestRespDelay(t *testing.T) {
 		}
 	}
 	// Both wait at once: the reader went on while the first response was held.
-	a, b := e.read(), e.read()
+	a, b := e.Read(), e.Read()
 	if d := time.Since(start); d < 200*time.Millisecond || d > 390*time.Millisecond {
 		t.Errorf("responses after %s, want both after about 200ms", d)
 	}
@@ -66,12 +67,12 @@ func TestRespDelay(t *testing.T) {
 
 func TestDropAfter(t *testing.T) {
 	smsc, addr := startSMSC(t, smpptest.Config{DropAfter: 3, RespDelay: 300 * time.Millisecond})
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
 	for range 3 {
-		e.send(submitSM("61412345678", 1, "in the window"))
+		e.Send(submitSM("61412345678", 1, "in the window"))
 	}
-	e.expectClosed() // no response, no receipt: the connection just ends
+	e.ExpectClosed() // no response, no receipt: the connection just ends
 	if err := smsc.WaitSubmits(ctxT(t), 3); err != nil {
 		t.Fatal(err)
 	}
@@ -86,22 +87,22 @@ func TestDropAfter(t *testing.T) {
 	}
 
 	// Only once: the next connection is served.
-	again := dial(t, addr)
-	again.bind(smppwire.BindTransceiver, "smsgw", "")
-	again.send(submitSM("61412345678", 0, "after"))
-	if f := again.read(); f.CommandID != smppwire.SubmitSMResp || f.Status != 0 {
+	again := smppwiretest.Dial(t, addr)
+	bind(t, again, smppwire.BindTransceiver, "smsgw", "")
+	again.Send(submitSM("61412345678", 0, "after"))
+	if f := again.Read(); f.CommandID != smppwire.SubmitSMResp || f.Status != 0 {
 		t.Fatalf("after the drop: %+v", f.Header)
 	}
 }
 
 func TestDuplicateReceipts(t *testing.T) {
 	smsc, addr := startSMSC(t, smpptest.Config{DuplicateReceipts: true})
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "")
-	e.send(submitSM("61412345678", 1, "twice"))
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
+	e.Send(submitSM("61412345678", 1, "twice"))
 	var ids []string
 	for len(ids) < 2 {
-		f := e.read()
+		f := e.Read()
 		if f.CommandID != smppwire.DeliverSM {
 			continue
 		}
@@ -110,7 +111,7 @@ func TestDuplicateReceipts(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, smppwire.TLVString(m.TLVs[smppwire.TagReceiptedMessageID]))
-		_, _ = e.conn.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, 0, f.Seq, ""))
+		e.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, 0, f.Seq, ""))
 	}
 	if ids[0] != ids[1] || ids[0] == "" {
 		t.Errorf("receipts for %q", ids)
@@ -127,22 +128,22 @@ func TestDuplicateReceipts(t *testing.T) {
 
 func TestReceiptOtherBind(t *testing.T) {
 	smsc, addr := startSMSC(t, smpptest.Config{ReceiptOtherBind: true})
-	first := dial(t, addr)
-	first.bind(smppwire.BindTransceiver, "smsgw", "")
-	other := dial(t, addr)
-	other.bind(smppwire.BindTransceiver, "smsgw", "")
-	stranger := dial(t, addr)
-	stranger.bind(smppwire.BindReceiver, "someone-else", "")
+	first := smppwiretest.Dial(t, addr)
+	bind(t, first, smppwire.BindTransceiver, "smsgw", "")
+	other := smppwiretest.Dial(t, addr)
+	bind(t, other, smppwire.BindTransceiver, "smsgw", "")
+	stranger := smppwiretest.Dial(t, addr)
+	bind(t, stranger, smppwire.BindReceiver, "someone-else", "")
 
-	first.send(submitSM("61412345678", 1, "hi"))
-	if f := first.read(); f.CommandID != smppwire.SubmitSMResp {
+	first.Send(submitSM("61412345678", 1, "hi"))
+	if f := first.Read(); f.CommandID != smppwire.SubmitSMResp {
 		t.Fatalf("got %+v", f.Header)
 	}
-	f := other.read()
+	f := other.Read()
 	if f.CommandID != smppwire.DeliverSM {
 		t.Fatalf("the other bind got %+v, want the receipt", f.Header)
 	}
-	_, _ = other.conn.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, 0, f.Seq, ""))
+	other.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, 0, f.Seq, ""))
 	if err := smsc.WaitReceiptAttempts(ctxT(t), 1); err != nil {
 		t.Fatal(err)
 	}
@@ -155,25 +156,25 @@ func TestReceiptOtherBind(t *testing.T) {
 // With no other bind of the system_id, the receipt comes on the submitting one.
 func TestReceiptOtherBindFallsBack(t *testing.T) {
 	_, addr := startSMSC(t, smpptest.Config{ReceiptOtherBind: true})
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "")
-	e.send(submitSM("61412345678", 1, "hi"))
-	e.read()
-	if f := e.read(); f.CommandID != smppwire.DeliverSM {
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
+	e.Send(submitSM("61412345678", 1, "hi"))
+	e.Read()
+	if f := e.Read(); f.CommandID != smppwire.DeliverSM {
 		t.Fatalf("got %+v, want the receipt on the only bind", f.Header)
 	}
 }
 
 func TestStopAndStart(t *testing.T) {
 	smsc, addr := startSMSC(t, smpptest.Config{})
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
 	if smsc.Sessions() != 1 || smsc.Addr() != addr {
 		t.Fatalf("%d sessions on %s", smsc.Sessions(), smsc.Addr())
 	}
 
 	smsc.Stop()
-	e.expectClosed()
+	e.ExpectClosed()
 	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		conn.Close()
 		t.Fatal("a stopped simulator accepted a connection")
@@ -184,12 +185,12 @@ func TestStopAndStart(t *testing.T) {
 	if err := smsc.Start(); err != nil {
 		t.Errorf("Start while up: %v", err)
 	}
-	back := dial(t, addr)
-	if status := back.bind(smppwire.BindTransceiver, "smsgw", ""); status != 0 {
+	back := smppwiretest.Dial(t, addr)
+	if status := bind(t, back, smppwire.BindTransceiver, "smsgw", ""); status != 0 {
 		t.Fatalf("bind after Start: %s", smppstatus.Name(status))
 	}
-	back.send(smppwire.HeaderOnly(smppwire.Unbind, 0, 0))
-	if f := back.read(); f.CommandID != smppwire.UnbindResp {
+	back.Send(smppwire.HeaderOnly(smppwire.Unbind, 0, 0))
+	if f := back.Read(); f.CommandID != smppwire.UnbindResp {
 		t.Fatalf("got %+v", f.Header)
 	}
 	if err := smsc.WaitUnbinds(ctxT(t), 1); err != nil || smsc.Unbinds() != 1 {

@@ -8,8 +8,8 @@ import (
 	"github.com/linxGnu/gosmpp/pdu"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // receiptJob is a receipt owed for one accepted submit_sm.

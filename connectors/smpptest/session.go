@@ -1,7 +1,6 @@
 package smpptest
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,120 +8,98 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/linxGnu/gosmpp/data"
 	"github.com/linxGnu/gosmpp/pdu"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppsession"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
-// writeTimeout bounds one write to a peer that stopped reading.
-const writeTimeout = 10 * time.Second
-
-// session is one ESME connection. One goroutine reads it; writes are serialized.
+// session is one ESME connection. The SMPP session engine runs it; the
+// simulator answers binds and submit_sm.
 type session struct {
 	smsc *SMSC
 	id   int // 1 for the simulator's first connection
-	conn net.Conn
-	seq  atomic.Uint32
-
-	writeMu sync.Mutex
+	smpp *smppsession.Session
 
 	mu      sync.Mutex
 	bindCmd uint32 // the bind command accepted, 0 while unbound
 	sysID   string
-	pending map[uint32]chan uint32 // deliver_sm awaiting deliver_sm_resp: their command_status
-	done    chan struct{}
 }
 
-// serveConn runs one connection until the peer leaves, unbinds, sends
-// something that breaks the framing, or ctx ends.
+// serveConn runs one connection until the peer leaves or unbinds, the
+// simulator drops it, or ctx ends: then it is dropped without unbind, as a
+// failing SMSC would drop it.
 func (s *SMSC) serveConn(ctx context.Context, conn net.Conn) {
-	sess := &session{smsc: s, conn: conn, pending: make(map[uint32]chan uint32), done: make(chan struct{})}
 	s.mu.Lock()
 	if s.ln == nil {
 		// Accepted just before Stop: a stopped SMSC keeps no connection.
 		s.mu.Unlock()
 		_ = conn.Close()
-		close(sess.done)
 		return
 	}
 	s.connections++
-	sess.id = s.connections
+	sess := &session{smsc: s, id: s.connections}
+	log := s.log.With("remote", conn.RemoteAddr().String())
+	sess.smpp = smppsession.New(conn, smppsession.Config{
+		ResponseTimeout: s.cfg.ResponseTimeout,
+		Logger:          log,
+		OnReceive:       s.countUnbind,
+	}, smppsession.HandlerFunc(func(_ context.Context, f smppwire.Frame) { sess.handle(ctx, f, log) }))
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer func() {
-		stop()
-		_ = conn.Close()
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		s.mu.Unlock()
-		close(sess.done)
 	}()
-
-	log := s.log.With("remote", conn.RemoteAddr().String())
-	r := bufio.NewReader(conn)
-	for {
-		f, err := smppwire.ReadFrame(r)
-		if err != nil {
-			if errors.Is(err, smppwire.ErrBadLength) {
-				log.Warn("closing a connection that sent an invalid command_length", "err", err)
-				_ = sess.write(smppwire.HeaderOnly(smppwire.GenericNack, smppstatus.ESME_RINVCMDLEN, f.Seq))
-			}
-			return
-		}
-		if !sess.handle(ctx, f, log) {
-			return
-		}
+	stop := context.AfterFunc(ctx, sess.smpp.Close)
+	defer stop()
+	if err := sess.smpp.Run(context.WithoutCancel(ctx)); errors.Is(err, smppwire.ErrBadLength) {
+		log.Warn("closed a connection that sent an invalid command_length", "err", err)
 	}
 }
 
-// handle answers one PDU and reports whether the connection stays open.
-func (sess *session) handle(ctx context.Context, f smppwire.Frame, log *slog.Logger) bool {
-	if f.IsResponse() {
-		sess.mu.Lock()
-		ch := sess.pending[f.Seq]
-		delete(sess.pending, f.Seq)
-		sess.mu.Unlock()
-		if ch != nil {
-			ch <- f.Status
-		}
-		return true
+// countUnbind counts the unbind requests received, as they arrive.
+func (s *SMSC) countUnbind(f smppwire.Frame) {
+	if f.CommandID != smppwire.Unbind {
+		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unbinds++
+	s.notify()
+}
+
+// handle answers one request (the engine answers enquire_link, unbind and
+// unknown commands). ctx is the simulator's: receipts outlive the session.
+func (sess *session) handle(ctx context.Context, f smppwire.Frame, log *slog.Logger) {
 	switch f.CommandID {
 	case smppwire.BindTransceiver, smppwire.BindTransmitter, smppwire.BindReceiver:
-		return sess.bind(f, log)
-	case smppwire.EnquireLink:
-		return sess.write(smppwire.HeaderOnly(smppwire.EnquireLinkResp, 0, f.Seq)) == nil
-	case smppwire.Unbind:
-		sess.smsc.mu.Lock()
-		sess.smsc.unbinds++
-		sess.smsc.notify()
-		sess.smsc.mu.Unlock()
-		_ = sess.write(smppwire.HeaderOnly(smppwire.UnbindResp, 0, f.Seq))
-		return false
+		sess.bind(f, log)
 	case smppwire.SubmitSM:
-		return sess.submit(ctx, f, log)
+		sess.submit(ctx, f, log)
 	case smppwire.QuerySM, smppwire.ReplaceSM, smppwire.CancelSM, smppwire.SubmitMulti, smppwire.DataSM, smppwire.DeliverSM:
 		// Known, but not something this simulator does.
-		return sess.write(smppwire.HeaderOnly(f.CommandID|smppwire.ResponseBit, smppstatus.ESME_RINVCMDID, f.Seq)) == nil
+		_ = sess.write(smppwire.HeaderOnly(f.CommandID|smppwire.ResponseBit, smppstatus.ESME_RINVCMDID, f.Seq))
 	default:
-		return sess.write(smppwire.HeaderOnly(smppwire.GenericNack, smppstatus.ESME_RINVCMDID, f.Seq)) == nil
+		_ = sess.write(smppwire.HeaderOnly(smppwire.GenericNack, smppstatus.ESME_RINVCMDID, f.Seq))
 	}
 }
 
-// bind answers a bind request, checking the credentials.
-func (sess *session) bind(f smppwire.Frame, log *slog.Logger) bool {
+// bind answers a bind request, checking the credentials. A refused bind
+// closes the connection.
+func (sess *session) bind(f smppwire.Frame, log *slog.Logger) {
 	s := sess.smsc
 	p, err := smppwire.Decode(f)
 	req, ok := p.(*pdu.BindRequest)
 	if err != nil || !ok {
 		_ = sess.write(smppwire.HeaderOnly(f.CommandID|smppwire.ResponseBit, smppstatus.ESME_RSYSERR, f.Seq))
-		return false
+		sess.smpp.Close()
+		return
 	}
 	resp := pdu.NewBindResp(*req)
 	resp.SystemID = "smsgw-sim"
@@ -132,41 +109,44 @@ func (sess *session) bind(f smppwire.Frame, log *slog.Logger) bool {
 	switch {
 	case already:
 		resp.CommandStatus = data.CommandStatusType(smppstatus.ESME_RALYBND)
-		return sess.write(smppwire.Encode(resp, f.Seq)) == nil
+		_ = sess.write(smppwire.Encode(resp, f.Seq))
+		return
 	case s.cfg.SystemID != "" && req.SystemID != s.cfg.SystemID,
 		s.cfg.Password != "" && req.Password != s.cfg.Password:
 		log.Info("bind refused", "system_id", req.SystemID)
 		resp.CommandStatus = data.CommandStatusType(smppstatus.ESME_RBINDFAIL)
 		_ = sess.write(smppwire.Encode(resp, f.Seq))
-		return false
+		sess.smpp.Close()
+		return
 	}
 	sess.mu.Lock()
 	sess.bindCmd, sess.sysID = f.CommandID, req.SystemID
 	sess.mu.Unlock()
 	if err := sess.write(smppwire.Encode(resp, f.Seq)); err != nil {
-		return false
+		return
 	}
 	s.mu.Lock()
 	s.binds++
 	s.notify()
 	s.mu.Unlock()
 	log.Info("bound", "system_id", req.SystemID, "command_id", fmt.Sprintf("0x%08X", f.CommandID))
-	return true
 }
 
 // submit answers a submit_sm and arranges its receipt.
-func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Logger) bool {
+func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Logger) {
 	s := sess.smsc
 	sess.mu.Lock()
 	bindCmd, systemID := sess.bindCmd, sess.sysID
 	sess.mu.Unlock()
 	if bindCmd != smppwire.BindTransceiver && bindCmd != smppwire.BindTransmitter {
-		return sess.write(smppwire.HeaderOnly(smppwire.SubmitSMResp, smppstatus.ESME_RINVBNDSTS, f.Seq)) == nil
+		_ = sess.write(smppwire.HeaderOnly(smppwire.SubmitSMResp, smppstatus.ESME_RINVBNDSTS, f.Seq))
+		return
 	}
 	m, err := smppwire.DecodeMessage(smppwire.SubmitSM, f.Body())
 	if err != nil {
 		log.Warn("unreadable submit_sm", "err", err)
-		return sess.write(smppwire.HeaderOnly(smppwire.GenericNack, smppstatus.ESME_RINVCMDLEN, f.Seq)) == nil
+		_ = sess.write(smppwire.HeaderOnly(smppwire.GenericNack, smppstatus.ESME_RINVCMDLEN, f.Seq))
+		return
 	}
 
 	sub := Submitted{
@@ -194,7 +174,8 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 	s.mu.Unlock()
 	if drop {
 		log.Info("dropping the connection with submit_sm unanswered", "submit_sm", n)
-		return false
+		sess.smpp.Close()
+		return
 	}
 
 	if s.cfg.ThrottleEvery > 0 && n%s.cfg.ThrottleEvery == 0 {
@@ -246,9 +227,9 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 				target = other
 			}
 		}
-		wait, sendErr := target.start(job.pdu())
+		receipt, sendErr := target.smpp.Start(ctx, job.pdu())
 		if delay == 0 && !respond() {
-			return false
+			return
 		}
 		s.bg.Add(1)
 		go func() {
@@ -260,15 +241,15 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 				s.deliverReceipt(ctx, *job, 1)
 				return
 			}
-			status, err := wait(ctx)
-			if s.recordAttempt(ctx, *job, 1, target.id, status, err) {
+			resp, err := receipt.Wait(ctx)
+			if s.recordAttempt(ctx, *job, 1, target.id, resp.Status, err) {
 				return
 			}
 			if sleep(ctx, s.cfg.ReceiptRetryInterval) {
 				s.deliverReceipt(ctx, *job, 2)
 			}
 		}()
-		return true
+		return
 	}
 
 	// receipt delivers the receipt a while after the response went out.
@@ -278,17 +259,14 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 		}
 	}
 	if delay == 0 {
-		if !respond() {
-			return false
-		}
-		if job != nil {
+		if respond() && job != nil {
 			s.bg.Add(1)
 			go func() {
 				defer s.bg.Done()
 				receipt()
 			}()
 		}
-		return true
+		return
 	}
 	s.bg.Add(1)
 	go func() {
@@ -297,7 +275,6 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 			receipt()
 		}
 	}()
-	return true
 }
 
 func (sess *session) canReceive() bool {
@@ -312,66 +289,13 @@ func (sess *session) systemID() string {
 	return sess.sysID
 }
 
-func (sess *session) write(raw []byte) error {
-	sess.writeMu.Lock()
-	defer sess.writeMu.Unlock()
-	_ = sess.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := sess.conn.Write(raw)
-	return err
-}
+// write answers a request of the ESME's.
+func (sess *session) write(raw []byte) error { return sess.smpp.Respond(raw) }
 
-// start sends a request with the session's next sequence number and returns
-// a function that waits for its command_status.
-func (sess *session) start(raw []byte) (wait func(context.Context) (uint32, error), err error) {
-	seq := sess.seq.Add(1) & 0x7FFFFFFF
-	if seq == 0 {
-		seq = sess.seq.Add(1)
-	}
-	smppwire.SetSeq(raw, seq)
-	ch := make(chan uint32, 1)
-	sess.mu.Lock()
-	sess.pending[seq] = ch
-	sess.mu.Unlock()
-	forget := func() {
-		sess.mu.Lock()
-		delete(sess.pending, seq)
-		sess.mu.Unlock()
-	}
-	if err := sess.write(raw); err != nil {
-		forget()
-		return nil, fmt.Errorf("sending: %w", err)
-	}
-	timeout := sess.smsc.cfg.ResponseTimeout
-	return func(ctx context.Context) (uint32, error) {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		select {
-		case status := <-ch:
-			return status, nil
-		case <-t.C:
-			forget()
-			return 0, fmt.Errorf("no response within %s", timeout)
-		case <-sess.done:
-			select {
-			case status := <-ch:
-				return status, nil
-			default:
-				return 0, errors.New("connection closed before the response")
-			}
-		case <-ctx.Done():
-			forget()
-			return 0, ctx.Err()
-		}
-	}, nil
-}
-
-// request sends a request and waits for its command_status.
+// request sends a deliver_sm and waits for its command_status.
 func (sess *session) request(ctx context.Context, raw []byte) (uint32, error) {
-	wait, err := sess.start(raw)
-	if err != nil {
-		return 0, err
-	}
-	return wait(ctx)
+	resp, err := sess.smpp.Call(ctx, raw)
+	return resp.Status, err
 }
 
 func sarFrom(tlvs map[uint16][]byte) *SAR {

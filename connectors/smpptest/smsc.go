@@ -3,13 +3,13 @@
 // and can inject mobile-originated messages. Tests run it in-process on a
 // loopback port, httptest style; `smsgw smsc-sim` runs it for development.
 //
-// It is built on gosmpp's pdu package and answers like a real SMSC would,
-// including some of their faults on demand: a receipt sent before the
-// submit_sm_resp or on another bind, the same receipt delivered twice,
-// message IDs written in hex in one place and decimal in another, throttling,
-// slow responses, a connection dropped with submit_sm unanswered, receipts
-// delivered again when refused, and the whole SMSC going down and coming
-// back (Stop and Start).
+// Its sessions run on smppsession and its PDUs are gosmpp's. It answers
+// like a real SMSC would, including some of their faults on demand: a
+// receipt sent before the submit_sm_resp or on another bind, the same
+// receipt delivered twice, message IDs written in hex in one place and
+// decimal in another, throttling, slow responses, a connection dropped with
+// submit_sm unanswered, receipts delivered again when refused, and the whole
+// SMSC going down and coming back (Stop and Start).
 package smpptest
 
 import (
@@ -288,7 +288,7 @@ func (s *SMSC) Stop() {
 	ln := s.ln
 	s.ln = nil
 	for sess := range s.sessions {
-		_ = sess.conn.Close()
+		sess.smpp.Close()
 	}
 	s.mu.Unlock()
 	if ln != nil {
@@ -335,7 +335,7 @@ func (s *SMSC) CloseSessions() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sess := range s.sessions {
-		_ = sess.conn.Close()
+		sess.smpp.Close()
 	}
 }
 

@@ -1,11 +1,9 @@
 package smpptest_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -18,9 +16,10 @@ import (
 	"github.com/linxGnu/gosmpp/pdu"
 
 	"github.com/smsgw/smsgw"
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
 	"github.com/smsgw/smsgw/connectors/smpptest"
+	"github.com/smsgw/smsgw/connectors/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppwire/smppwiretest"
 )
 
 const wait = 10 * time.Second
@@ -59,65 +58,18 @@ func startSMSC(t *testing.T, cfg smpptest.Config) (*smpptest.SMSC, string) {
 	return smsc, ln.Addr().String()
 }
 
-// esme is a bare ESME speaking PDUs one by one, to see exactly what the simulator sends.
-type esme struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-	seq  uint32
-}
-
-func dial(t *testing.T, addr string) *esme {
+// bind binds e and returns the bind's command_status.
+func bind(t *testing.T, e *smppwiretest.Peer, cmd uint32, systemID, password string) uint32 {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &esme{t: t, conn: conn, r: bufio.NewReader(conn)}
-}
-
-// send writes a PDU with the next sequence number and returns that number.
-func (e *esme) send(raw []byte) uint32 {
-	e.t.Helper()
-	e.seq++
-	smppwire.SetSeq(raw, e.seq)
-	if _, err := e.conn.Write(raw); err != nil {
-		e.t.Fatal(err)
-	}
-	return e.seq
-}
-
-func (e *esme) read() smppwire.Frame {
-	e.t.Helper()
-	_ = e.conn.SetReadDeadline(time.Now().Add(wait))
-	f, err := smppwire.ReadFrame(e.r)
-	if err != nil {
-		e.t.Fatalf("reading a PDU: %v", err)
-	}
-	return f
-}
-
-// expectClosed checks that the simulator closes the connection without sending more.
-func (e *esme) expectClosed() {
-	e.t.Helper()
-	_ = e.conn.SetReadDeadline(time.Now().Add(wait))
-	if f, err := smppwire.ReadFrame(e.r); !errors.Is(err, io.EOF) {
-		e.t.Fatalf("got %+v, %v; want the connection closed", f.Header, err)
-	}
-}
-
-func (e *esme) bind(cmd uint32, systemID, password string) uint32 {
-	e.t.Helper()
 	types := map[uint32]pdu.BindingType{
 		smppwire.BindTransceiver: pdu.Transceiver, smppwire.BindTransmitter: pdu.Transmitter, smppwire.BindReceiver: pdu.Receiver,
 	}
 	req := pdu.NewBindRequest(types[cmd])
 	req.SystemID, req.Password = systemID, password
-	seq := e.send(smppwire.Encode(req, 0))
-	f := e.read()
+	seq := e.Send(smppwire.Encode(req, 0))
+	f := e.Read()
 	if f.CommandID != cmd|smppwire.ResponseBit || f.Seq != seq {
-		e.t.Fatalf("bind answered with %+v", f.Header)
+		t.Fatalf("bind answered with %+v", f.Header)
 	}
 	return f.Status
 }
@@ -144,54 +96,54 @@ func TestBindCredentials(t *testing.T) {
 		{"other", "secret", smppstatus.ESME_RBINDFAIL},
 	} {
 		for _, cmd := range []uint32{smppwire.BindTransceiver, smppwire.BindTransmitter, smppwire.BindReceiver} {
-			e := dial(t, addr)
-			if got := e.bind(cmd, tt.systemID, tt.password); got != tt.want {
+			e := smppwiretest.Dial(t, addr)
+			if got := bind(t, e, cmd, tt.systemID, tt.password); got != tt.want {
 				t.Errorf("bind 0x%X as %s/%s: %s, want %s", cmd, tt.systemID, tt.password, smppstatus.Name(got), smppstatus.Name(tt.want))
 			}
 			if tt.want != 0 {
-				e.expectClosed()
+				e.ExpectClosed()
 			}
 		}
 	}
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "secret")
-	if got := e.bind(smppwire.BindTransceiver, "smsgw", "secret"); got != smppstatus.ESME_RALYBND {
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "secret")
+	if got := bind(t, e, smppwire.BindTransceiver, "smsgw", "secret"); got != smppstatus.ESME_RALYBND {
 		t.Errorf("second bind: %s, want ESME_RALYBND", smppstatus.Name(got))
 	}
 }
 
 func TestCommandsOutsideABind(t *testing.T) {
 	_, addr := startSMSC(t, smpptest.Config{})
-	e := dial(t, addr)
+	e := smppwiretest.Dial(t, addr)
 
-	seq := e.send(submitSM("61412345678", 1, "hi"))
-	if f := e.read(); f.CommandID != smppwire.SubmitSMResp || f.Status != smppstatus.ESME_RINVBNDSTS || f.Seq != seq {
+	seq := e.Send(submitSM("61412345678", 1, "hi"))
+	if f := e.Read(); f.CommandID != smppwire.SubmitSMResp || f.Status != smppstatus.ESME_RINVBNDSTS || f.Seq != seq {
 		t.Errorf("submit_sm before bind answered with %+v", f.Header)
 	}
-	seq = e.send(smppwire.HeaderOnly(smppwire.EnquireLink, 0, 0))
-	if f := e.read(); f.CommandID != smppwire.EnquireLinkResp || f.Status != 0 || f.Seq != seq {
+	seq = e.Send(smppwire.HeaderOnly(smppwire.EnquireLink, 0, 0))
+	if f := e.Read(); f.CommandID != smppwire.EnquireLinkResp || f.Status != 0 || f.Seq != seq {
 		t.Errorf("enquire_link answered with %+v", f.Header)
 	}
-	seq = e.send(smppwire.HeaderOnly(0x00000999, 0, 0))
-	if f := e.read(); f.CommandID != smppwire.GenericNack || f.Status != smppstatus.ESME_RINVCMDID || f.Seq != seq {
+	seq = e.Send(smppwire.HeaderOnly(0x00000999, 0, 0))
+	if f := e.Read(); f.CommandID != smppwire.GenericNack || f.Status != smppstatus.ESME_RINVCMDID || f.Seq != seq {
 		t.Errorf("unknown command answered with %+v", f.Header)
 	}
-	seq = e.send(smppwire.HeaderOnly(smppwire.QuerySM, 0, 0))
-	if f := e.read(); f.CommandID != smppwire.QuerySM|smppwire.ResponseBit || f.Status != smppstatus.ESME_RINVCMDID || f.Seq != seq {
+	seq = e.Send(smppwire.HeaderOnly(smppwire.QuerySM, 0, 0))
+	if f := e.Read(); f.CommandID != smppwire.QuerySM|smppwire.ResponseBit || f.Status != smppstatus.ESME_RINVCMDID || f.Seq != seq {
 		t.Errorf("query_sm answered with %+v", f.Header)
 	}
 
-	r := dial(t, addr)
-	r.bind(smppwire.BindReceiver, "smsgw", "")
-	seq = r.send(submitSM("61412345678", 1, "hi"))
-	if f := r.read(); f.CommandID != smppwire.SubmitSMResp || f.Status != smppstatus.ESME_RINVBNDSTS || f.Seq != seq {
+	r := smppwiretest.Dial(t, addr)
+	bind(t, r, smppwire.BindReceiver, "smsgw", "")
+	seq = r.Send(submitSM("61412345678", 1, "hi"))
+	if f := r.Read(); f.CommandID != smppwire.SubmitSMResp || f.Status != smppstatus.ESME_RINVBNDSTS || f.Seq != seq {
 		t.Errorf("submit_sm on a receiver bind answered with %+v", f.Header)
 	}
-	seq = r.send(smppwire.HeaderOnly(smppwire.Unbind, 0, 0))
-	if f := r.read(); f.CommandID != smppwire.UnbindResp || f.Seq != seq {
+	seq = r.Send(smppwire.HeaderOnly(smppwire.Unbind, 0, 0))
+	if f := r.Read(); f.CommandID != smppwire.UnbindResp || f.Seq != seq {
 		t.Errorf("unbind answered with %+v", f.Header)
 	}
-	r.expectClosed()
+	r.ExpectClosed()
 }
 
 func TestGarbageClosesOnlyThatConnection(t *testing.T) {
@@ -201,38 +153,36 @@ func TestGarbageClosesOnlyThatConnection(t *testing.T) {
 		"huge command_length":  {0x7F, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 9},
 		"text":                 []byte("GET / HTTP/1.1\r\nHost: smsc\r\n\r\n"),
 	} {
-		e := dial(t, addr)
-		if _, err := e.conn.Write(garbage); err != nil {
-			t.Fatal(err)
-		}
-		if f := e.read(); f.CommandID != smppwire.GenericNack || f.Status != smppstatus.ESME_RINVCMDLEN {
+		e := smppwiretest.Dial(t, addr)
+		e.Write(garbage)
+		if f := e.Read(); f.CommandID != smppwire.GenericNack || f.Status != smppstatus.ESME_RINVCMDLEN {
 			t.Errorf("%s answered with %+v", name, f.Header)
 		}
-		e.expectClosed()
+		e.ExpectClosed()
 	}
 
 	// A submit_sm whose body does not parse is refused, and the bind stays.
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "")
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
 	bad := smppwire.HeaderOnly(smppwire.SubmitSM, 0, 0)
 	bad = append(bad, "no NUL anywhere"...)
 	bad[3] = byte(len(bad))
-	seq := e.send(bad)
-	if f := e.read(); f.CommandID != smppwire.GenericNack || f.Status != smppstatus.ESME_RINVCMDLEN || f.Seq != seq {
+	seq := e.Send(bad)
+	if f := e.Read(); f.CommandID != smppwire.GenericNack || f.Status != smppstatus.ESME_RINVCMDLEN || f.Seq != seq {
 		t.Errorf("malformed submit_sm answered with %+v", f.Header)
 	}
-	seq = e.send(submitSM("61412345678", 0, "still bound"))
-	if f := e.read(); f.CommandID != smppwire.SubmitSMResp || f.Status != 0 || f.Seq != seq {
+	seq = e.Send(submitSM("61412345678", 0, "still bound"))
+	if f := e.Read(); f.CommandID != smppwire.SubmitSMResp || f.Status != 0 || f.Seq != seq {
 		t.Errorf("submit_sm after a malformed one answered with %+v", f.Header)
 	}
 }
 
 func TestReceiptOnTheWire(t *testing.T) {
 	smsc, addr := startSMSC(t, smpptest.Config{IDFormat: smsgw.UpstreamIDDecimal})
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "")
-	seq := e.send(submitSM("61412345678", 1, "Hello there, this is longer than twenty"))
-	resp := e.read()
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
+	seq := e.Send(submitSM("61412345678", 1, "Hello there, this is longer than twenty"))
+	resp := e.Read()
 	if resp.CommandID != smppwire.SubmitSMResp || resp.Status != 0 || resp.Seq != seq {
 		t.Fatalf("submit_sm answered with %+v", resp.Header)
 	}
@@ -242,7 +192,7 @@ func TestReceiptOnTheWire(t *testing.T) {
 		t.Fatalf("message_id %q is not 16 hex digits", respID)
 	}
 
-	f := e.read()
+	f := e.Read()
 	if f.CommandID != smppwire.DeliverSM {
 		t.Fatalf("expected deliver_sm, got %+v", f.Header)
 	}
@@ -273,12 +223,12 @@ func TestReceiptOnTheWire(t *testing.T) {
 	}
 
 	// Refuse it once; it comes again.
-	_, _ = e.conn.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, smppstatus.ESME_RX_T_APPN, f.Seq, ""))
-	again := e.read()
+	e.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, smppstatus.ESME_RX_T_APPN, f.Seq, ""))
+	again := e.Read()
 	if again.CommandID != smppwire.DeliverSM || again.Seq == f.Seq {
 		t.Fatalf("expected the receipt again with a new sequence number, got %+v", again.Header)
 	}
-	_, _ = e.conn.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, 0, again.Seq, ""))
+	e.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, 0, again.Seq, ""))
 	if err := smsc.WaitReceiptAttempts(ctxT(t), 2); err != nil {
 		t.Fatal(err)
 	}
@@ -294,10 +244,10 @@ func TestReceiptOnTheWire(t *testing.T) {
 
 func TestReceiptBeforeRespOnTheWire(t *testing.T) {
 	_, addr := startSMSC(t, smpptest.Config{ReceiptBeforeResp: true})
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "")
-	seq := e.send(submitSM("61412345678", 1, "hi"))
-	first, second := e.read(), e.read()
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
+	seq := e.Send(submitSM("61412345678", 1, "hi"))
+	first, second := e.Read(), e.Read()
 	if first.CommandID != smppwire.DeliverSM || second.CommandID != smppwire.SubmitSMResp || second.Seq != seq {
 		t.Fatalf("got %+v then %+v; want the receipt first", first.Header, second.Header)
 	}
@@ -315,16 +265,16 @@ func TestReceiptOnlyWhenRequested(t *testing.T) {
 		}
 		return "DELIVRD", "000"
 	}})
-	e := dial(t, addr)
-	e.bind(smppwire.BindTransceiver, "smsgw", "")
-	e.send(submitSM("61412345678", 0, "no receipt"))
-	e.send(submitSM("61412345678", 2, "failure receipts only, and it is delivered"))
-	e.send(submitSM("61400000001", 2, "failure receipts only, and it fails"))
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
+	e.Send(submitSM("61412345678", 0, "no receipt"))
+	e.Send(submitSM("61412345678", 2, "failure receipts only, and it is delivered"))
+	e.Send(submitSM("61400000001", 2, "failure receipts only, and it fails"))
 	var receipts []smppwire.Frame
 	for len(receipts) == 0 {
-		if f := e.read(); f.CommandID == smppwire.DeliverSM {
+		if f := e.Read(); f.CommandID == smppwire.DeliverSM {
 			receipts = append(receipts, f)
-			_, _ = e.conn.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, 0, f.Seq, ""))
+			e.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, 0, f.Seq, ""))
 		}
 	}
 	m, _ := smppwire.DecodeMessage(smppwire.DeliverSM, receipts[0].Body())
@@ -342,21 +292,21 @@ func TestReceiptOnlyWhenRequested(t *testing.T) {
 
 func TestReceiptWaitsForAReceiver(t *testing.T) {
 	smsc, addr := startSMSC(t, smpptest.Config{ReceiptRetryInterval: 50 * time.Millisecond, ReceiptAttempts: 50})
-	tx := dial(t, addr)
-	tx.bind(smppwire.BindTransmitter, "smsgw", "")
-	tx.send(submitSM("61412345678", 1, "hi"))
-	tx.read()
+	tx := smppwiretest.Dial(t, addr)
+	bind(t, tx, smppwire.BindTransmitter, "smsgw", "")
+	tx.Send(submitSM("61412345678", 1, "hi"))
+	tx.Read()
 	if err := smsc.WaitReceiptAttempts(ctxT(t), 1); err != nil {
 		t.Fatal(err)
 	}
 	if a := smsc.ReceiptAttempts()[0]; !errors.Is(a.Err, smpptest.ErrNoReceiver) {
 		t.Errorf("first attempt %+v, want ErrNoReceiver", a)
 	}
-	other := dial(t, addr)
-	other.bind(smppwire.BindReceiver, "someone-else", "")
-	rx := dial(t, addr)
-	rx.bind(smppwire.BindReceiver, "smsgw", "")
-	if f := rx.read(); f.CommandID != smppwire.DeliverSM {
+	other := smppwiretest.Dial(t, addr)
+	bind(t, other, smppwire.BindReceiver, "someone-else", "")
+	rx := smppwiretest.Dial(t, addr)
+	bind(t, rx, smppwire.BindReceiver, "smsgw", "")
+	if f := rx.Read(); f.CommandID != smppwire.DeliverSM {
 		t.Fatalf("the receiver got %+v", f.Header)
 	}
 }
@@ -366,16 +316,16 @@ func TestInjectMO(t *testing.T) {
 	if err := smsc.InjectMO(ctxT(t), "61412345678", "12345", 0, 0, []byte("hi")); !errors.Is(err, smpptest.ErrNoReceiver) {
 		t.Errorf("InjectMO without a receiver: %v", err)
 	}
-	e := dial(t, addr)
-	e.bind(smppwire.BindReceiver, "smsgw", "")
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindReceiver, "smsgw", "")
 	errs := make(chan error, 1)
 	go func() { errs <- smsc.InjectMO(ctxT(t), "61412345678", "12345", 0x08, 0, []byte{0, 'h', 0, 'i'}) }()
-	f := e.read()
+	f := e.Read()
 	m, err := smppwire.DecodeMessage(smppwire.DeliverSM, f.Body())
 	if err != nil || m.Source != "61412345678" || m.Dest != "12345" || m.DataCoding != 0x08 || string(m.ShortMessage) != "\x00h\x00i" || m.ESMClass != 0 {
 		t.Errorf("MO %+v, %v", m, err)
 	}
-	_, _ = e.conn.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, smppstatus.ESME_RX_P_APPN, f.Seq, ""))
+	e.Write(smppwire.MessageIDResp(smppwire.DeliverSMResp, smppstatus.ESME_RX_P_APPN, f.Seq, ""))
 	var se *smpptest.StatusError
 	if err := <-errs; !errors.As(err, &se) || se.Status != smppstatus.ESME_RX_P_APPN {
 		t.Errorf("InjectMO: %v, want ESME_RX_P_APPN", err)

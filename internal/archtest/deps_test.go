@@ -35,7 +35,7 @@ var layers = []layer{
 		why:   "the domain types and rules depend on nothing but the standard library",
 	},
 	{
-		name: "codecs", pkgs: []string{"gsm7", "segment", "connectors/smppstatus", "connectors/smppclient/smppwire"},
+		name: "codecs", pkgs: []string{"gsm7", "segment", "connectors/smppstatus", "connectors/smppwire"},
 		allow: []string{"gsm7", "github.com/linxGnu/gosmpp/pdu"},
 		why:   "the text and SMPP codecs are pure libraries",
 	},
@@ -43,6 +43,11 @@ var layers = []layer{
 		name: "helpers", pkgs: []string{"internal/promreg"},
 		allow: []string{"github.com/prometheus/client_golang/prometheus"},
 		why:   "a helper shared across layers may depend on nothing of the module",
+	},
+	{
+		name: "SMPP session", pkgs: []string{"connectors/smppsession"},
+		allow: []string{"connectors/smppwire", "connectors/smppstatus"},
+		why:   "the SMPP session engine speaks the protocol for both ends of a bind and knows nothing of who uses it",
 	},
 	{
 		name: "configuration", pkgs: []string{"config", "routing"},
@@ -100,6 +105,9 @@ var layers = []layer{
 	},
 }
 
+// testOnly are packages for tests: no other code imports them.
+var testOnly = []string{"internal/testenv", "connectors/smppwire/smppwiretest"}
+
 // pkg is what `go list -json` says of a package, as far as the rules need.
 type pkg struct {
 	ImportPath string
@@ -116,8 +124,8 @@ func TestImportsFollowTheLayers(t *testing.T) {
 	for _, p := range pkgs {
 		rel := relative(p.ImportPath)
 		for _, imp := range p.Imports {
-			if relative(imp) == "internal/testenv" {
-				t.Errorf("%s imports internal/testenv outside its tests", rel)
+			if slices.Contains(testOnly, relative(imp)) {
+				t.Errorf("%s imports %s outside its tests", rel, relative(imp))
 			}
 			if strings.HasPrefix(relative(imp), "cmd/") {
 				t.Errorf("%s imports %s: nothing imports a command", rel, relative(imp))
@@ -169,6 +177,8 @@ func TestRulesCatchForbiddenImports(t *testing.T) {
 		{"workflows", "workflows", "go.temporal.io/sdk/client"},
 		{"workflows", "workflows", "net/http"},
 		{"SMPP server", "connectors/smppserver", module + "/store/mongostore"},
+		{"SMPP session", "connectors/smppsession", module + "/config"},
+		{"SMPP session", "connectors/smppsession", "github.com/prometheus/client_golang/prometheus"},
 		{"domain", ".", module + "/activities"},
 		{"API", "api", module + "/workflows"},
 	}

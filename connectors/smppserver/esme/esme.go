@@ -1,38 +1,37 @@
 // Package esme is a minimal SMPP client (ESME) for tests and benchmarks of
 // the gateway's SMPP server: it binds, sends any PDU and waits for its
 // response, keeps many requests outstanding at once, answers the server's
-// enquire_link, unbind and deliver_sm itself, and records every request
-// the server sent.
+// deliver_sm itself (its session answers enquire_link and unbind), and
+// records every request the server sent. It sends no enquire_link of its
+// own, so tests see exactly what the server does.
 package esme
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppserver"
+	"github.com/smsgw/smsgw/connectors/smppsession"
+	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
+
+// responseTimeout is longer than any test waits: a caller's context decides.
+const responseTimeout = time.Hour
 
 // Client is one connection to an SMSC.
 type Client struct {
-	conn net.Conn
-	wmu  sync.Mutex
-	seq  atomic.Uint32
+	smpp *smppsession.Session
 
 	mu       sync.Mutex
 	answer   func(smppwire.Frame) uint32
-	pending  map[uint32]chan smppwire.Frame
 	received []smppwire.Frame // requests from the server, in order
 	changed  chan struct{}
-	done     chan struct{}
-	err      error
 }
 
 // Dial connects to addr; a non-nil tlsConfig makes it a TLS connection.
@@ -55,72 +54,52 @@ func Dial(ctx context.Context, addr string, tlsConfig *tls.Config) (*Client, err
 
 // New runs a client on an open connection.
 func New(conn net.Conn) *Client {
-	c := &Client{conn: conn, pending: map[uint32]chan smppwire.Frame{}, changed: make(chan struct{}), done: make(chan struct{})}
-	go c.readLoop()
+	c := &Client{changed: make(chan struct{})}
+	c.smpp = smppsession.New(conn, smppsession.Config{ResponseTimeout: responseTimeout, OnReceive: c.record}, c)
+	go func() { _ = c.smpp.Run(context.Background()) }()
 	return c
 }
 
 // Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
-
-// Done is closed when the connection has ended; Err then says why.
-func (c *Client) Done() <-chan struct{} { return c.done }
-
-// Err is why the connection ended.
-func (c *Client) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
+func (c *Client) Close() error {
+	c.smpp.Close()
+	return nil
 }
 
-func (c *Client) readLoop() {
-	r := bufio.NewReaderSize(c.conn, 32<<10)
-	var err error
-	for {
-		var f smppwire.Frame
-		f, err = smppwire.ReadFrame(r)
-		if err != nil {
-			break
-		}
-		if f.IsResponse() {
-			c.mu.Lock()
-			ch := c.pending[f.Seq]
-			delete(c.pending, f.Seq)
-			c.mu.Unlock()
-			if ch != nil {
-				ch <- f
-			}
-			continue
-		}
-		switch f.CommandID {
-		case smppwire.EnquireLink:
-			_ = c.Write(smppwire.HeaderOnly(smppwire.EnquireLinkResp, 0, f.Seq))
-		case smppwire.Unbind:
-			_ = c.Write(smppwire.HeaderOnly(smppwire.UnbindResp, 0, f.Seq))
-		case smppwire.DeliverSM, smppwire.DataSM:
-			var status uint32
-			c.mu.Lock()
-			answer := c.answer
-			c.mu.Unlock()
-			if answer != nil {
-				status = answer(f)
-			}
-			_ = c.Write(smppwire.MessageIDResp(f.CommandID|smppwire.ResponseBit, status, f.Seq, ""))
-		}
-		c.mu.Lock()
-		c.received = append(c.received, f)
-		close(c.changed)
-		c.changed = make(chan struct{})
-		c.mu.Unlock()
+// Done is closed when the connection has ended; Err then says why.
+func (c *Client) Done() <-chan struct{} { return c.smpp.Done() }
+
+// Err is why the connection ended.
+func (c *Client) Err() error { return c.smpp.Err() }
+
+// record keeps every request the server sends.
+func (c *Client) record(f smppwire.Frame) {
+	if f.IsResponse() {
+		return
 	}
 	c.mu.Lock()
-	c.err = err
-	for seq, ch := range c.pending {
-		close(ch)
-		delete(c.pending, seq)
+	defer c.mu.Unlock()
+	c.received = append(c.received, f)
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// HandleRequest answers deliver_sm and data_sm with the status SetAnswer
+// gives, and refuses anything else an ESME is not sent.
+func (c *Client) HandleRequest(_ context.Context, f smppwire.Frame) {
+	switch f.CommandID {
+	case smppwire.DeliverSM, smppwire.DataSM:
+		var status uint32
+		c.mu.Lock()
+		answer := c.answer
+		c.mu.Unlock()
+		if answer != nil {
+			status = answer(f)
+		}
+		_ = c.smpp.Respond(smppwire.MessageIDResp(f.CommandID|smppwire.ResponseBit, status, f.Seq, ""))
+	default:
+		_ = c.smpp.Respond(smppwire.HeaderOnly(smppwire.GenericNack, smppstatus.ESME_RINVCMDID, f.Seq))
 	}
-	c.mu.Unlock()
-	close(c.done)
 }
 
 // SetAnswer sets the command_status given to each deliver_sm or data_sm
@@ -131,54 +110,26 @@ func (c *Client) SetAnswer(answer func(smppwire.Frame) uint32) {
 	c.answer = answer
 }
 
-// Write sends raw bytes as they are.
-func (c *Client) Write(raw []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_, err := c.conn.Write(raw)
-	return err
-}
-
 // Start sends a request with the next sequence number and returns the
 // channel its response arrives on (closed without one if the connection ends).
 func (c *Client) Start(raw []byte) (<-chan smppwire.Frame, error) {
-	seq := c.seq.Add(1)
-	smppwire.SetSeq(raw, seq)
-	ch := make(chan smppwire.Frame, 1)
-	c.mu.Lock()
-	select {
-	case <-c.done:
-		c.mu.Unlock()
-		return nil, fmt.Errorf("connection ended: %v", c.err)
-	default:
-	}
-	c.pending[seq] = ch
-	c.mu.Unlock()
-	if err := c.Write(raw); err != nil {
-		c.mu.Lock()
-		delete(c.pending, seq)
-		c.mu.Unlock()
+	p, err := c.smpp.Start(context.Background(), raw)
+	if err != nil {
 		return nil, err
 	}
+	ch := make(chan smppwire.Frame, 1)
+	go func() {
+		defer close(ch)
+		if f, err := p.Wait(context.Background()); err == nil {
+			ch <- f
+		}
+	}()
 	return ch, nil
 }
 
 // Call sends a request and waits for its response.
 func (c *Client) Call(ctx context.Context, raw []byte) (smppwire.Frame, error) {
-	ch, err := c.Start(raw)
-	if err != nil {
-		return smppwire.Frame{}, err
-	}
-	select {
-	case f, ok := <-ch:
-		if !ok {
-			return smppwire.Frame{}, fmt.Errorf("connection ended before the response: %v", c.Err())
-		}
-		return f, nil
-	case <-ctx.Done():
-		return smppwire.Frame{}, ctx.Err()
-	}
+	return c.smpp.Call(ctx, raw)
 }
 
 // Bind sends a bind of the given command and returns its response.
@@ -206,16 +157,9 @@ func (c *Client) Submit(ctx context.Context, m smppwire.Message) (status uint32,
 	return f.Status, MessageID(f), nil
 }
 
-// Unbind sends unbind and waits for unbind_resp.
+// Unbind sends unbind, waits for unbind_resp and closes the connection.
 func (c *Client) Unbind(ctx context.Context) error {
-	f, err := c.Call(ctx, smppwire.HeaderOnly(smppwire.Unbind, 0, 0))
-	if err != nil {
-		return err
-	}
-	if f.CommandID != smppwire.UnbindResp || f.Status != 0 {
-		return fmt.Errorf("unbind answered 0x%08X status 0x%08X", f.CommandID, f.Status)
-	}
-	return nil
+	return c.smpp.Unbind(ctx)
 }
 
 // Received returns the requests the server sent so far.
@@ -239,7 +183,7 @@ func (c *Client) WaitFor(ctx context.Context, match func(smppwire.Frame) bool) (
 		c.mu.Unlock()
 		select {
 		case <-changed:
-		case <-c.done:
+		case <-c.Done():
 			if !matchAny(c.Received(), match) {
 				return smppwire.Frame{}, fmt.Errorf("connection ended (%v) without the PDU", c.Err())
 			}

@@ -39,9 +39,13 @@ const (
 	BindTransceiver     uint32 = 0x00000009
 	BindTransceiverResp uint32 = 0x80000009
 	Outbind             uint32 = 0x0000000B
+	QuerySMResp         uint32 = 0x80000003
+	ReplaceSMResp       uint32 = 0x80000007
+	CancelSMResp        uint32 = 0x80000008
 	EnquireLink         uint32 = 0x00000015
 	EnquireLinkResp     uint32 = 0x80000015
 	SubmitMulti         uint32 = 0x00000021
+	SubmitMultiResp     uint32 = 0x80000021
 	AlertNotification   uint32 = 0x00000102
 	DataSM              uint32 = 0x00000103
 	DataSMResp          uint32 = 0x80000103
@@ -49,6 +53,58 @@ const (
 
 // ResponseBit is set in the command_id of every response.
 const ResponseBit uint32 = 0x80000000
+
+var commandNames = map[uint32]string{
+	GenericNack:         "generic_nack",
+	BindReceiver:        "bind_receiver",
+	BindReceiverResp:    "bind_receiver_resp",
+	BindTransmitter:     "bind_transmitter",
+	BindTransmitterResp: "bind_transmitter_resp",
+	QuerySM:             "query_sm",
+	QuerySMResp:         "query_sm_resp",
+	SubmitSM:            "submit_sm",
+	SubmitSMResp:        "submit_sm_resp",
+	DeliverSM:           "deliver_sm",
+	DeliverSMResp:       "deliver_sm_resp",
+	Unbind:              "unbind",
+	UnbindResp:          "unbind_resp",
+	ReplaceSM:           "replace_sm",
+	ReplaceSMResp:       "replace_sm_resp",
+	CancelSM:            "cancel_sm",
+	CancelSMResp:        "cancel_sm_resp",
+	BindTransceiver:     "bind_transceiver",
+	BindTransceiverResp: "bind_transceiver_resp",
+	Outbind:             "outbind",
+	EnquireLink:         "enquire_link",
+	EnquireLinkResp:     "enquire_link_resp",
+	SubmitMulti:         "submit_multi",
+	SubmitMultiResp:     "submit_multi_resp",
+	AlertNotification:   "alert_notification",
+	DataSM:              "data_sm",
+	DataSMResp:          "data_sm_resp",
+}
+
+// CommandName names a command_id of SMPP 3.4 for metrics and logs; every
+// other ID is "unknown", so a peer sending garbage cannot grow a label set.
+func CommandName(cmd uint32) string {
+	if n, ok := commandNames[cmd]; ok {
+		return n
+	}
+	return "unknown"
+}
+
+// KnownCommand reports whether SMPP 3.4 defines the command_id.
+func KnownCommand(cmd uint32) bool {
+	_, ok := commandNames[cmd]
+	return ok
+}
+
+// ExpectsResponse reports whether a request is answered by a response with
+// its sequence number: all but alert_notification and outbind (which the
+// ESME answers with a bind of its own).
+func ExpectsResponse(cmd uint32) bool {
+	return cmd&ResponseBit == 0 && cmd != AlertNotification && cmd != Outbind
+}
 
 // Optional parameter (TLV) tags used by the gateway.
 const (
@@ -99,6 +155,20 @@ type Frame struct {
 // Body returns the PDU without its header.
 func (f Frame) Body() []byte { return f.Raw[HeaderLen:] }
 
+// HeaderOf reads the header of an encoded PDU; ok is false when raw is
+// shorter than a header.
+func HeaderOf(raw []byte) (h Header, ok bool) {
+	if len(raw) < HeaderLen {
+		return Header{}, false
+	}
+	return Header{
+		Length:    binary.BigEndian.Uint32(raw[0:]),
+		CommandID: binary.BigEndian.Uint32(raw[4:]),
+		Status:    binary.BigEndian.Uint32(raw[8:]),
+		Seq:       binary.BigEndian.Uint32(raw[12:]),
+	}, true
+}
+
 // ErrBadLength means the peer sent a command_length no PDU can have. The
 // stream can no longer be split into PDUs, so the connection must close.
 var ErrBadLength = errors.New("invalid command_length")
@@ -110,12 +180,7 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	if _, err := io.ReadFull(r, hb[:]); err != nil {
 		return Frame{}, err
 	}
-	h := Header{
-		Length:    binary.BigEndian.Uint32(hb[0:]),
-		CommandID: binary.BigEndian.Uint32(hb[4:]),
-		Status:    binary.BigEndian.Uint32(hb[8:]),
-		Seq:       binary.BigEndian.Uint32(hb[12:]),
-	}
+	h, _ := HeaderOf(hb[:])
 	if h.Length < HeaderLen || h.Length > MaxPDULen {
 		return Frame{Header: h}, fmt.Errorf("%w: %d", ErrBadLength, h.Length)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/linxGnu/gosmpp/pdu"
 
-	"github.com/smsgw/smsgw/connectors/smppclient/smppwire"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // A message goes through encoding and decoding exactly: a data_coding gosmpp
@@ -98,5 +98,39 @@ func TestMessageStates(t *testing.T) {
 	}
 	if smppwire.MessageState("NOPE") != 0 {
 		t.Error("unknown state word has a value")
+	}
+}
+
+func TestCommandNames(t *testing.T) {
+	for cmd, want := range map[uint32]string{
+		smppwire.SubmitSM:        "submit_sm",
+		smppwire.QuerySMResp:     "query_sm_resp",
+		smppwire.SubmitMultiResp: "submit_multi_resp",
+		0x00001234:               "unknown",
+	} {
+		if got := smppwire.CommandName(cmd); got != want {
+			t.Errorf("CommandName(0x%08X) = %q, want %q", cmd, got, want)
+		}
+		if smppwire.KnownCommand(cmd) != (want != "unknown") {
+			t.Errorf("KnownCommand(0x%08X) = %v", cmd, smppwire.KnownCommand(cmd))
+		}
+	}
+	for cmd, want := range map[uint32]bool{
+		smppwire.SubmitSM: true, smppwire.EnquireLink: true, smppwire.Unbind: true,
+		smppwire.AlertNotification: false, smppwire.Outbind: false, smppwire.SubmitSMResp: false, smppwire.GenericNack: false,
+	} {
+		if got := smppwire.ExpectsResponse(cmd); got != want {
+			t.Errorf("ExpectsResponse(%s) = %v", smppwire.CommandName(cmd), got)
+		}
+	}
+}
+
+func TestHeaderOf(t *testing.T) {
+	h, ok := smppwire.HeaderOf(smppwire.MessageIDResp(smppwire.SubmitSMResp, 0x58, 7, "id"))
+	if !ok || h != (smppwire.Header{Length: 19, CommandID: smppwire.SubmitSMResp, Status: 0x58, Seq: 7}) {
+		t.Errorf("HeaderOf = %+v, %v", h, ok)
+	}
+	if _, ok := smppwire.HeaderOf(make([]byte, smppwire.HeaderLen-1)); ok {
+		t.Error("a header read from 15 octets")
 	}
 }
