@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsgw/smsgw/connectors/smppwire"
 	"github.com/smsgw/smsgw/connectors/smppserver/esme"
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // rewriteConfig replaces the running gateway's configuration file, with a
