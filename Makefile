@@ -10,7 +10,7 @@ BIN              := $(CURDIR)/bin
 
 include Makefile.generate
 
-.PHONY: dev test unit e2e fuzz vet workflowcheck build tools deploy-check bench bench-e2e clean
+.PHONY: dev test unit e2e fuzz race vet workflowcheck build tools deploy-check bench bench-e2e clean
 
 ## dev: run Temporal, the databases, the SMSC simulator and `smsgw all` (Ctrl-C stops all).
 ##      UPSTREAM=host:port binds to an external SMSC instead of the simulator.
@@ -21,7 +21,16 @@ dev: tools build
 ##       a short run of every fuzz target.
 test: tools vet workflowcheck
 	SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb $(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) race
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
+
+## race: the race detector over the packages with concurrency: the SMPP
+##       session engine and its users, the outbox and the other stores, the
+##       group commit, the receipt matcher and the client side.
+RACE_PKGS := ./connectors/smppsession/... ./connectors/smppserver/... ./connectors/smppclient/... \
+	./connectors/smpptest/... ./connectors/upstream/... ./store/... ./lifecycle/...
+race: tools
+	SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
 ## unit: only the fast tests (no servers needed).
 unit:
