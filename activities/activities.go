@@ -240,12 +240,21 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 
 // RecordAndNotify records a message's final step, then delivers its
 // notification: one local activity where two would each cost a history
-// event. A retry records again (records are idempotent) and delivers again.
+// event. It is tried once: a record that fails comes back as
+// ErrTypeRecordFailed and a delivery that can be retried as
+// ErrTypeNotifyLater, so that the workflow retries each apart, under its
+// own retry policy (the record's outlasts store outages, the delivery's is
+// the customer's), and never writes the record again for a delivery retry.
 func (a *Activities) RecordAndNotify(ctx context.Context, in RecordInput, d smsgw.Delivery) error {
 	if err := a.Record(ctx, in); err != nil {
-		return err
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRecordFailed, err)
 	}
-	return a.Notify(ctx, d)
+	err := a.Notify(ctx, d)
+	var appErr *temporal.ApplicationError
+	if err != nil && !(errors.As(err, &appErr) && appErr.NonRetryable()) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotifyLater, err)
+	}
+	return err
 }
 
 // Notify delivers to a customer on one channel and records that it did.

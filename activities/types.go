@@ -25,6 +25,8 @@ const (
 	ErrTypeInDoubt        = "InDoubt"        // no submit_sm_resp: upstream may or may not have it
 	ErrTypeWebhookRefused = "WebhookRefused" // the customer's endpoint answered 4xx
 	ErrTypeReroute        = "Reroute"        // upstream answered one of the connector's re-route errors
+	ErrTypeRecordFailed   = "RecordFailed"   // RecordAndNotify could not record: record apart, with the store retries
+	ErrTypeNotifyLater    = "NotifyLater"    // RecordAndNotify recorded, but the delivery must be retried apart
 )
 
 // PrepareInput is the input of Activities.Prepare.

@@ -162,7 +162,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 			m.ScheduleAt.UTC().Format(time.RFC3339), m.AcceptedAt.Add(m.Validity).Format(time.RFC3339))
 	}
 	if !m.ScheduleAt.IsZero() {
-		plan = nil // planned again when it may go: its route may have changed by then
+		plan = nil // its workflow plans it, and records it as accepted while it waits
 	}
 	acc := smsgw.Accepted{ID: m.ID, Status: smsgw.StatusAccepted, Segments: segments, Encoding: encoding}
 	memo := workflows.SubmissionMemo{Fingerprint: fp, Encoding: encoding, Segments: segments}

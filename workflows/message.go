@@ -113,6 +113,9 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		prep = *in.Plan
 		life.pending = append(life.pending, activities.AcceptanceEvents(m, life.nextSeq(), prep)...)
 		life.nextSeq()
+		// Recorded with the next step; if that takes longer than sentGrace
+		// (a slow send, a late receipt), when sentGrace ends.
+		life.startGrace(ctx)
 	} else {
 		err = workflow.ExecuteLocalActivity(recordCtx, a.Prepare, activities.PrepareInput{Message: m, Seq: life.nextSeq()}).Get(ctx, &prep)
 		life.nextSeq() // Prepare records two events: accepted and routed.
@@ -166,7 +169,7 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	for attempt := 0; ; attempt++ {
 		target := prep.Targets[attempt]
 		last := attempt+1 == len(prep.Targets)
-		sent, err := life.send(ctx, target, prep, last)
+		sent, err := life.send(ctx, recordCtx, target, prep, last)
 		if err != nil {
 			if kind, reason, ok := failoverReason(err); ok && !last {
 				life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, kind, reason)
@@ -204,7 +207,7 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 
 // send submits the message's parts through one connector, on the task
 // queue that only its bound processes poll.
-func (l *messageLife) send(ctx workflow.Context, target smsgw.Target, prep activities.PrepareResult, last bool) (activities.SendResult, error) {
+func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target, prep activities.PrepareResult, last bool) (activities.SendResult, error) {
 	l.connector = target.ID
 	remaining := l.msg.AcceptedAt.Add(l.msg.Validity).Sub(workflow.Now(ctx))
 	if remaining < time.Second {
@@ -233,16 +236,49 @@ func (l *messageLife) send(ctx workflow.Context, target smsgw.Target, prep activ
 			},
 		},
 	})
-	var sent activities.SendResult
-	err := workflow.ExecuteActivity(sendCtx, activities.SendName, activities.SendInput{
+	sending := workflow.ExecuteActivity(sendCtx, activities.SendName, activities.SendInput{
 		MessageID:   l.msg.ID,
 		ConnectorID: target.ID,
 		From:        l.msg.From,
 		To:          l.msg.To,
 		Validity:    l.msg.Validity,
 		Parts:       prep.Parts,
-	}).Get(ctx, &sent)
+	})
+	// A send that takes longer than sentGrace (no bound connector yet)
+	// leaves the message recorded as accepted meanwhile.
+	for l.graceRunning() && !sending.IsReady() {
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(sending, func(workflow.Future) {})
+		sel.AddFuture(l.grace, func(workflow.Future) { l.graceFired = true })
+		sel.Select(ctx)
+		if l.graceFired {
+			if err := l.record(ctx, recordCtx); err != nil {
+				return activities.SendResult{}, err
+			}
+		}
+	}
+	var sent activities.SendResult
+	err := sending.Get(ctx, &sent)
 	return sent, err
+}
+
+// startGrace starts the sentGrace timer, when validity leaves room for it.
+func (l *messageLife) startGrace(ctx workflow.Context) {
+	if l.msg.AcceptedAt.Add(l.msg.Validity).Sub(workflow.Now(ctx)) > sentGrace {
+		l.grace, l.graceFired = workflow.NewTimer(ctx, sentGrace), false
+	}
+}
+
+// graceRunning tells whether the sentGrace timer is set and has not fired.
+func (l *messageLife) graceRunning() bool { return l.grace != nil && !l.graceFired }
+
+// record writes the events so far and the reporting row as it is now.
+func (l *messageLife) record(ctx, recordCtx workflow.Context) error {
+	var a *activities.Activities
+	return workflow.ExecuteLocalActivity(recordCtx, a.Record, activities.RecordInput{
+		Events: l.takePending(),
+		Row:    l.row(ctx),
+	}).Get(ctx, nil)
 }
 
 // reroute notes in the history and the event store why the message moves to
@@ -295,10 +331,14 @@ type messageLife struct {
 	// sentRecorded is true once SENT through the current connector is in
 	// the stores and the search attributes.
 	sentRecorded bool
-	notify       *notifier
-	cancelled    bool // the customer withdrew it (UpdateCancel)
-	replaced     bool // the customer changed it (UpdateReplace); not yet re-encoded
-	sending      bool // handed to a connector: too late to cancel
+	// grace is the sentGrace timer: what is not recorded when it fires is
+	// recorded then. graceFired says it has.
+	grace      workflow.Future
+	graceFired bool
+	notify     *notifier
+	cancelled  bool // the customer withdrew it (UpdateCancel)
+	replaced   bool // the customer changed it (UpdateReplace); not yet re-encoded
+	sending    bool // handed to a connector: too late to cancel
 }
 
 // ErrCannotChange is the error type of a refused UpdateCancel or UpdateReplace.
@@ -353,7 +393,6 @@ func (l *messageLife) row(ctx workflow.Context) smsgw.MessageRecord {
 // (status, connector, upstream IDs), and the events so far with the
 // reporting row.
 func (l *messageLife) recordSent(ctx, recordCtx workflow.Context) error {
-	var a *activities.Activities
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		SearchMessageStatus.ValueSet(string(smsgw.StatusSent)),
 		SearchConnectorID.ValueSet(l.connector),
@@ -362,10 +401,7 @@ func (l *messageLife) recordSent(ctx, recordCtx workflow.Context) error {
 		return err
 	}
 	l.sentRecorded = true
-	return workflow.ExecuteLocalActivity(recordCtx, a.Record, activities.RecordInput{
-		Events: l.takePending(),
-		Row:    l.row(ctx),
-	}).Get(ctx, nil)
+	return l.record(ctx, recordCtx)
 }
 
 // awaitReceipts waits until every part has a final receipt or validity ends.
@@ -380,12 +416,22 @@ func (l *messageLife) awaitReceipts(ctx, recordCtx workflow.Context, receipts wo
 
 	deadline := l.msg.AcceptedAt.Add(l.msg.Validity)
 	untilDeadline := func() time.Duration { return max(deadline.Sub(workflow.Now(ctx)), time.Second) }
-	grace := !l.sentRecorded && untilDeadline() > sentGrace
-	first := untilDeadline()
-	if grace {
-		first = sentGrace
+	if !l.sentRecorded {
+		switch {
+		case l.grace == nil:
+			l.startGrace(ctx) // planned in Prepare: the grace starts now
+		case l.graceFired:
+			// sentGrace ended while the send went on: record SENT now.
+			if err := l.recordSent(ctx, recordCtx); err != nil {
+				return "", "", err
+			}
+		}
 	}
-	timer := workflow.NewTimer(ctx, first)
+	grace := !l.sentRecorded && l.graceRunning()
+	timer := l.grace
+	if !grace {
+		timer = workflow.NewTimer(ctx, untilDeadline())
+	}
 	expired := false
 	var err error
 
@@ -416,7 +462,7 @@ func (l *messageLife) awaitReceipts(ctx, recordCtx workflow.Context, receipts wo
 				expired = true
 				return
 			}
-			grace = false
+			grace, l.graceFired = false, true
 			err = l.recordSent(ctx, recordCtx)
 			timer = workflow.NewTimer(ctx, untilDeadline())
 		})

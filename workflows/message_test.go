@@ -13,6 +13,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/stretchr/testify/mock"
+
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
 	"github.com/smsgw/smsgw/config"
@@ -530,5 +532,33 @@ func TestScheduledMessageCancelled(t *testing.T) {
 	h.assertFinal(t, h.run(t), smsgw.StatusCancelled)
 	if sent {
 		t.Fatal("a cancelled message was sent")
+	}
+}
+
+// A planned message whose send waits longer than sentGrace (no connector
+// bound yet) is recorded as accepted meanwhile, so it shows in the stores.
+func TestPlannedMessageWithASlowSendIsRecordedAsAccepted(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	plan, err := activities.Planner{Config: h.live, Routes: routing.NewCache(h.live), Encoder: oneGSMPart{}}.Plan(h.msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.plan = &plan
+	h.env.OnActivity(activities.SendName, mock.Anything, mock.Anything).
+		Return(activities.SendResult{UpstreamIDs: []string{"abc"}, SentAt: time.Now()}, nil).After(30 * time.Second)
+	var during smsgw.MessageRecord
+	h.env.RegisterDelayedCallback(func() {
+		h.reports.mu.Lock()
+		during = h.reports.rows["m1"]
+		h.reports.mu.Unlock()
+	}, 20*time.Second)
+	h.signalAt(31*time.Second, "DELIVRD", "abc")
+	res := h.run(t)
+	h.assertFinal(t, res, smsgw.StatusDelivered)
+	if during.Status != smsgw.StatusAccepted || during.ConnectorID != "sim" {
+		t.Errorf("row while the send waited: %+v, want ACCEPTED through sim", during)
+	}
+	if _, ok := h.events.events["m1:accepted"]; !ok {
+		t.Error("acceptance not recorded")
 	}
 }

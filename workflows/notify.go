@@ -1,7 +1,7 @@
 package workflows
 
 import (
-	"slices"
+	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -77,17 +77,27 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 				if q.channel != smsgw.ChannelWebhook {
 					d.CallbackURL = ""
 				}
+				notify := func() error { return workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, nil) }
 				var err error
-				if item.record != nil {
-					err = workflow.ExecuteLocalActivity(notifyCtx, a.RecordAndNotify, *item.record, d).Get(ctx, nil)
+				if item.record == nil {
+					err = notify()
 				} else {
-					err = workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, nil)
+					err = workflow.ExecuteLocalActivity(notifyCtx, a.RecordAndNotify, *item.record, d).Get(ctx, nil)
+					var appErr *temporal.ApplicationError
+					if errors.As(err, &appErr) {
+						switch appErr.Type() {
+						case activities.ErrTypeRecordFailed:
+							// Recorded apart, with the store retries, before the customer hears.
+							if rerr := workflow.ExecuteLocalActivity(recordCtx, a.Record, *item.record).Get(ctx, nil); rerr != nil {
+								workflow.GetLogger(ctx).Error("final status not recorded", "err", rerr)
+							}
+							err = notify()
+						case activities.ErrTypeNotifyLater:
+							err = notify()
+						}
+					}
 				}
 				if err != nil {
-					if item.record != nil {
-						// The record must not wait on the customer's endpoint.
-						_ = workflow.ExecuteLocalActivity(recordCtx, a.Record, *item.record).Get(ctx, nil)
-					}
 					// Refused, or out of retries: keep it for redelivery and go on.
 					_ = workflow.ExecuteLocalActivity(recordCtx, a.NotifyFailed, d, rootMessage(err)).Get(ctx, nil)
 				}
@@ -107,20 +117,21 @@ func (n *notifier) send(note smsgw.Notification) {
 	}
 }
 
-// sendWithRecord queues a notification on every channel, the record going
-// with it on the first channel that takes it and is idle, so it is written
-// at once. It returns false, queuing nothing, when no channel is idle.
+// sendWithRecord queues a notification with the record to write before it,
+// when exactly one channel takes it and that channel is idle, so that the
+// record is written at once and no customer hears before it is. It returns
+// false, queuing nothing, otherwise.
 func (n *notifier) sendWithRecord(note smsgw.Notification, record activities.RecordInput) bool {
-	i := slices.IndexFunc(n.queues, func(q *notifyQueue) bool { return q.takes(note) && !q.busy && len(q.items) == 0 })
-	if i < 0 {
-		return false
-	}
-	n.queues[i].items = append(n.queues[i].items, queuedNote{note: note, record: &record})
-	for j, q := range n.queues {
-		if j != i && q.takes(note) {
-			q.items = append(q.items, queuedNote{note: note})
+	var taking []*notifyQueue
+	for _, q := range n.queues {
+		if q.takes(note) {
+			taking = append(taking, q)
 		}
 	}
+	if len(taking) != 1 || taking[0].busy || len(taking[0].items) > 0 {
+		return false
+	}
+	taking[0].items = append(taking[0].items, queuedNote{note: note, record: &record})
 	return true
 }
 

@@ -88,8 +88,8 @@ type MessageInput struct {
 	Message smsgw.Message `json:"message"`
 	// Plan is the route and parts the Submitter decided when it accepted
 	// the message, so the workflow need not decide them again. Without it
-	// (and for a message scheduled for later, whose route may have
-	// changed by then) the workflow plans in a Prepare local activity.
+	// (and for a message scheduled for later) the workflow plans in a
+	// Prepare local activity.
 	Plan *activities.PrepareResult `json:"plan,omitempty"`
 }
 

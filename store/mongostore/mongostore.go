@@ -269,7 +269,8 @@ func itemErrors(err error, n int) []error {
 	}
 	errs := make([]error, n)
 	var bwe mongo.BulkWriteException
-	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 {
+	isBulk := errors.As(err, &bwe)
+	if isBulk && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 {
 		failed := false
 		for _, we := range bwe.WriteErrors {
 			if we.Code == 11000 || we.Code == 11001 || we.Index < 0 || we.Index >= n {
@@ -282,9 +283,10 @@ func itemErrors(err error, n int) []error {
 		}
 		return errs
 	}
-	if mongo.IsDuplicateKeyError(err) {
+	if !isBulk && mongo.IsDuplicateKeyError(err) {
 		return nil
 	}
+	// A write concern not met fails every item: none is known durable.
 	err = wrap(err)
 	for i := range errs {
 		errs[i] = err

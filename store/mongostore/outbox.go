@@ -329,6 +329,9 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]smsgw.
 	}
 	expired := items[:0]
 	for _, it := range items {
+		if it.LeaseOwner != "" && it.LeaseUntil.After(now) {
+			continue // being sent right now: its outcome decides, or its lease ends first
+		}
 		failure, err := o.recordExpiry(ctx, it)
 		if err != nil {
 			return expired, err // the item stays, and is recorded next time

@@ -206,8 +206,9 @@ func (s *Store) UpsertMessage(ctx context.Context, r smsgw.MessageRecord) error 
 
 // upsertBatch upserts the rows of concurrent callers in one transaction:
 // one multi-row statement, then the daily counts of each message, in the
-// order of their IDs so that two batches never lock rows in opposite
-// orders. When the batch fails for a reason other than a lock conflict
+// order of their IDs so that two batches lock message rows in the same
+// order (the daily counts they share can still meet in opposite orders:
+// the server breaks such a deadlock and the batch is retried). When the batch fails for a reason other than a lock conflict
 // (which is retried), each row is written on its own, so a row the server
 // refuses fails only its own caller.
 func (s *Store) upsertBatch(ctx context.Context, rows []smsgw.MessageRecord) []error {
