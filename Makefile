@@ -63,7 +63,7 @@ $(BIN)/devdb: dev/go.mod dev/go.sum $(wildcard dev/cmd/devdb/*.go)
 ## first by the second run, so a real failure fails twice; a fuzzing run that
 ## merely broke down (a worker lost on a loaded machine) passes the second time.
 fuzz:
-	@set -e; log=$$(mktemp); for pkg in $$($(GO) list -f '{{if .TestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+	@set -e; log=$$(mktemp); for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
 	    echo "fuzz $$pkg $$t"; \
