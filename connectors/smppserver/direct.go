@@ -1,0 +1,71 @@
+package smppserver
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/smsgw/smsgw/connectors/smppstatus"
+)
+
+// DirectDeliverer sends deliver_sm on a customer's receiver binds held by
+// this process, without the outbox (Server.DeliverDirect).
+type DirectDeliverer interface {
+	DeliverDirect(ctx context.Context, customerID, kind string, pdus [][]byte) int
+}
+
+// Results of a direct delivery (smsgw_smpp_direct_deliveries_total).
+const (
+	directOK         = "ok"          // every deliver_sm answered ESME_ROK
+	directNoReceiver = "no_receiver" // no receiver bind here, or none with a free slot
+	directRefused    = "refused"     // a non-zero deliver_sm_resp
+	directFailed     = "failed"      // no answer in time, or the session went
+)
+
+// DeliverDirect sends the deliver_sm of one delivery (a receipt, or the
+// parts of an MO) to the customer's receiver sessions bound to this
+// process, in order, each within a session's deliver window and awaited
+// before the next: at most ResponseTimeout, and ctx. It returns how many,
+// from the first, the customer answered ESME_ROK; the caller puts the rest
+// in the outbox. Nothing is retried here: a part that is not taken at once
+// goes the outbox's way, with its backoff and its refusals for good.
+func (s *Server) DeliverDirect(ctx context.Context, customerID, kind string, pdus [][]byte) int {
+	result := directOK
+	n := 0
+	for _, pdu := range pdus {
+		if result = s.deliverOneDirect(ctx, customerID, kind, pdu); result != directOK {
+			break
+		}
+		n++
+	}
+	s.metrics.direct.WithLabelValues(customerID, kind, result).Inc()
+	return n
+}
+
+func (s *Server) deliverOneDirect(ctx context.Context, customerID, kind string, pdu []byte) string {
+	if ctx.Err() != nil {
+		return directFailed
+	}
+	sess := s.receiverWithSlot(customerID)
+	if sess == nil {
+		return directNoReceiver
+	}
+	window := s.metrics.window.WithLabelValues(customerID, "deliver")
+	window.Inc()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ResponseTimeout)
+	resp, err := sess.smpp.Call(ctx, bytes.Clone(pdu))
+	cancel()
+	sess.returnDeliverSlot()
+	window.Dec()
+	switch {
+	case err != nil:
+		s.metrics.deliveries.WithLabelValues(customerID, kind, "failed").Inc()
+		sess.log().Info("direct deliver_sm not answered; it goes to the outbox", "kind", kind, "err", err)
+		return directFailed
+	case resp.Status != smppstatus.ESME_ROK:
+		s.metrics.deliveries.WithLabelValues(customerID, kind, "refused").Inc()
+		sess.log().Info("direct deliver_sm refused; it goes to the outbox", "kind", kind, "status", smppstatus.Name(resp.Status))
+		return directRefused
+	}
+	s.metrics.deliveries.WithLabelValues(customerID, kind, "ok").Inc()
+	return directOK
+}
