@@ -28,7 +28,8 @@ type OutboxWriter interface {
 // does not take at once (no bind, no room in the window, a non-zero answer,
 // no answer) is written to the outbox. A sequel (smsgw.Delivery.Sequel)
 // always goes to the outbox, where an earlier status of the same message may
-// still wait: it must not overtake it.
+// still wait: it must not overtake it. So does a redelivery of a failed
+// notification, which the outbox lists as delivered once it is.
 type Channel struct {
 	Outbox OutboxWriter
 	Config *config.Live
@@ -57,7 +58,9 @@ func (c *Channel) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", smsgw.ErrRefused, err)
 	}
-	if c.Direct != nil && !d.Sequel && len(items) > 0 {
+	// A redelivery goes through the outbox too: the outbox's
+	// acknowledgement is what lists the failure as delivered after all.
+	if c.Direct != nil && !d.Sequel && d.Redelivers == "" && len(items) > 0 {
 		pdus := make([][]byte, len(items))
 		for i, it := range items {
 			pdus[i] = it.PDU

@@ -207,7 +207,7 @@ func TestDirectUnansweredFallsBackToTheOutbox(t *testing.T) {
 }
 
 // A later status of a message goes through the outbox, where an earlier one
-// may still wait.
+// may still wait; so does a redelivery.
 func TestDirectSequelUsesTheOutbox(t *testing.T) {
 	t.Parallel()
 	f, ch, w, _ := directFixture(t, smppserver.Config{})
@@ -228,6 +228,17 @@ func TestDirectSequelUsesTheOutbox(t *testing.T) {
 		t.Errorf("direct ok %v, want 1 (the first status only)", got)
 	}
 	eventually(t, func() bool { return countReceipts(rx, "m") == 2 })
+
+	// So does a redelivery of a failed notification.
+	re := receipt("r", 1)
+	re.Redelivers = "r:notify-failed-smpp-DELIVERED-DELIVRD"
+	if err := ch.Deliver(ctx, re); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.written(); len(got) != 2 || !strings.HasPrefix(got[1], "receipt:r:1:DELIVERED-DELIVRD:redelivery-") {
+		t.Fatalf("outbox writes %v, want the sequel and the redelivery", got)
+	}
+	eventually(t, func() bool { return countReceipts(rx, "r") == 1 })
 }
 
 // moParts returns the concatenation sequence numbers of the MO parts a
