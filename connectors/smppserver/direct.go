@@ -24,11 +24,13 @@ const (
 // DeliverDirect sends the deliver_sm of one delivery (a receipt, or the
 // parts of an MO) to the customer's receiver sessions bound to this
 // process, in order, each within a session's deliver window and awaited
-// before the next: at most ResponseTimeout, and ctx. It returns how many,
+// before the next: all of them within ResponseTimeout, and ctx. It returns how many,
 // from the first, the customer answered ESME_ROK; the caller puts the rest
 // in the outbox. Nothing is retried here: a part that is not taken at once
 // goes the outbox's way, with its backoff and its refusals for good.
 func (s *Server) DeliverDirect(ctx context.Context, customerID, kind string, pdus [][]byte) int {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ResponseTimeout)
+	defer cancel()
 	result := directOK
 	n := 0
 	for _, pdu := range pdus {
@@ -51,9 +53,7 @@ func (s *Server) deliverOneDirect(ctx context.Context, customerID, kind string, 
 	}
 	window := s.metrics.window.WithLabelValues(customerID, "deliver")
 	window.Inc()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ResponseTimeout)
 	resp, err := sess.smpp.Call(ctx, bytes.Clone(pdu))
-	cancel()
 	sess.returnDeliverSlot()
 	window.Dec()
 	switch {
