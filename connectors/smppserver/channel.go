@@ -61,13 +61,9 @@ func (c *Channel) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	// A redelivery goes through the outbox too: the outbox's
 	// acknowledgement is what lists the failure as delivered after all.
 	if c.Direct != nil && !d.Sequel && d.Redelivers == "" && len(items) > 0 {
-		pdus := make([][]byte, len(items))
-		for i, it := range items {
-			pdus[i] = it.PDU
-		}
 		// The parts taken go no further; the first one not taken and those
 		// after it go to the outbox, in order.
-		items = items[c.Direct.DeliverDirect(ctx, d.CustomerID, items[0].Kind, pdus):]
+		items = items[c.Direct.DeliverDirect(ctx, d.CustomerID, items):]
 		if len(items) == 0 {
 			return nil
 		}

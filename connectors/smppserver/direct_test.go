@@ -89,9 +89,16 @@ func TestDirectReceiptSkipsTheOutbox(t *testing.T) {
 	if got := f.metric(t, "smsgw_smpp_deliveries_total", "acme", "receipt", "ok"); got != 1 {
 		t.Errorf("deliveries ok %v, want 1", got)
 	}
+	// Delivered again by a retried activity: still sent once.
+	if err := ch.Deliver(ctx, receipt("direct", 1)); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(200 * time.Millisecond)
 	if n := countReceipts(rx, "direct"); n != 1 {
 		t.Fatalf("receipt delivered %d times, want once", n)
+	}
+	if got := w.written(); len(got) != 0 {
+		t.Fatalf("outbox writes %v, want none", got)
 	}
 }
 

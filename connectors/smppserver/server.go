@@ -154,6 +154,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	concat  *reassembler
+	// directSent are the outbox item IDs delivered lately without the outbox.
+	directSent recentIDs
 
 	mu          sync.Mutex
 	sessions    map[*session]struct{}
@@ -189,6 +191,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		limiters:    map[string]*rate.Limiter{},
 	}
 	s.concat = newReassembler(s, cfg.ConcatTimeout)
+	s.directSent.period = directSentPeriod
 	return s, nil
 }
 
