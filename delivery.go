@@ -56,6 +56,11 @@ type Delivery struct {
 	// Redelivers is the event ID of the failed notification this delivery
 	// repeats, "" for a first delivery.
 	Redelivers string `json:"redelivers,omitempty"`
+	// Sequel says an earlier delivery of the same subject went out on this
+	// channel before (a later status of the same message). A channel that
+	// keeps order through a queue of its own (smpp's outbox) must not let a
+	// sequel overtake what may still wait there.
+	Sequel bool `json:"sequel,omitempty"`
 }
 
 // Subject names what a delivery is about, for event IDs and logs.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -64,14 +65,16 @@ func (m *memReports) UpsertMessage(_ context.Context, r smsgw.MessageRecord) err
 }
 
 type memNotifier struct {
-	mu   sync.Mutex
-	sent []smsgw.Notification
+	mu      sync.Mutex
+	sent    []smsgw.Notification
+	sequels []bool // Delivery.Sequel of each
 }
 
 func (m *memNotifier) Deliver(_ context.Context, d smsgw.Delivery) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sent = append(m.sent, *d.Notification)
+	m.sequels = append(m.sequels, d.Sequel)
 	return nil
 }
 
@@ -327,6 +330,10 @@ func TestIntermediateStatusesNotifiedInOrder(t *testing.T) {
 	want := "SENT/,SENT/ACCEPTD,SENT/ENROUTE,DELIVERED/DELIVRD"
 	if strings.Join(got, ",") != want {
 		t.Fatalf("notifications %v, want %s", got, want)
+	}
+	// Only the first is not a sequel: a channel may send it ahead of its queue.
+	if want := []bool{false, true, true, true}; !slices.Equal(h.notifier.sequels, want) {
+		t.Fatalf("sequels %v, want %v", h.notifier.sequels, want)
 	}
 }
 

@@ -25,6 +25,7 @@ type notifyQueue struct {
 	failureOnly bool // only final failures go out on this channel
 	items       []queuedNote
 	busy        bool // a notification is being delivered
+	taken       bool // a notification was taken off the queue before
 	closed      bool
 	done        bool
 }
@@ -73,7 +74,8 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 				item := q.items[0]
 				q.items, q.busy = q.items[1:], true
 				note := item.note
-				d := smsgw.Delivery{Channel: q.channel, CustomerID: l.msg.CustomerID, CallbackURL: l.msg.CallbackURL, Notification: &note}
+				d := smsgw.Delivery{Channel: q.channel, CustomerID: l.msg.CustomerID, CallbackURL: l.msg.CallbackURL, Notification: &note, Sequel: q.taken}
+				q.taken = true
 				if q.channel != smsgw.ChannelWebhook {
 					d.CallbackURL = ""
 				}

@@ -44,6 +44,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 		return err
 	}
 	channel.Wake = srv.Wake
+	channel.Direct = srv
 	ln, err := net.Listen("tcp", a.settings.smppAddr)
 	if err != nil {
 		return fmt.Errorf("smpp: listen: %w", err)

@@ -21,6 +21,15 @@ type OutboxWriter interface {
 // durably, and returns; the SMPP server replicas the customer binds to
 // send it from there. Writing again what was written changes nothing, so a
 // retried notification is delivered once.
+//
+// When this process also serves SMPP (Direct is set) and the customer has
+// a receiver bind here, a delivery that is the first of its subject on the
+// channel goes straight to that bind instead, and only what the customer
+// does not take at once (no bind, no room in the window, a non-zero answer,
+// no answer) is written to the outbox. A sequel (smsgw.Delivery.Sequel)
+// always goes to the outbox, where an earlier status of the same message may
+// still wait: it must not overtake it. So does a redelivery of a failed
+// notification, which the outbox lists as delivered once it is.
 type Channel struct {
 	Outbox OutboxWriter
 	Config *config.Live
@@ -31,6 +40,9 @@ type Channel struct {
 	// Wake, when set, is told which customer has new items (Server.Wake,
 	// when this process also serves SMPP), so they go out at once.
 	Wake func(customerID string)
+	// Direct, when set, sends deliver_sm to the customer's receiver binds
+	// held by this process (the Server, when this process also serves SMPP).
+	Direct DirectDeliverer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -45,6 +57,16 @@ func (c *Channel) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	items, err := c.items(d, systemID)
 	if err != nil {
 		return fmt.Errorf("%w: %v", smsgw.ErrRefused, err)
+	}
+	// A redelivery goes through the outbox too: the outbox's
+	// acknowledgement is what lists the failure as delivered after all.
+	if c.Direct != nil && !d.Sequel && d.Redelivers == "" && len(items) > 0 {
+		// The parts taken go no further; the first one not taken and those
+		// after it go to the outbox, in order.
+		items = items[c.Direct.DeliverDirect(ctx, d.CustomerID, items):]
+		if len(items) == 0 {
+			return nil
+		}
 	}
 	if err := c.Outbox.Put(ctx, items...); err != nil {
 		return fmt.Errorf("smpp outbox: %w", err)

@@ -17,6 +17,7 @@ type metrics struct {
 	window       *prometheus.GaugeVec   // customer, window: submit, deliver
 	throttled    *prometheus.CounterVec // customer
 	deliveries   *prometheus.CounterVec // customer, kind, result: ok, refused, timeout
+	direct       *prometheus.CounterVec // customer, kind, result: ok, no_receiver, refused, failed
 	pending      *prometheus.GaugeVec   // customer
 	expired      *prometheus.CounterVec // customer
 	panics       prometheus.Counter
@@ -48,6 +49,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "smsgw_smpp_deliveries_total",
 			Help: "deliver_sm sent to customers, by kind (receipt, mo) and result: ok, refused (non-zero deliver_sm_resp), failed (no answer).",
 		}, []string{"customer", "kind", "result"}),
+		direct: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsgw_smpp_direct_deliveries_total",
+			Help: "Receipts and MO the smpp channel tried to deliver straight to a receiver bind in the same process, by kind (receipt, mo) and result: ok (no outbox write), or why it went to the outbox: no_receiver, refused (non-zero deliver_sm_resp), failed (no answer).",
+		}, []string{"customer", "kind", "result"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "smsgw_smpp_outbox_pending",
 			Help: "Receipts and MO waiting in the outbox for a customer's receiver bind.",
@@ -61,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Sessions ended by a bug in the server; the server keeps serving the others.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.bound, m.bindAttempts, m.pdus, m.window, m.throttled, m.deliveries, m.pending, m.expired, m.panics} {
+	for _, c := range []prometheus.Collector{m.bound, m.bindAttempts, m.pdus, m.window, m.throttled, m.deliveries, m.direct, m.pending, m.expired, m.panics} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("smppserver: register metrics: %w", err)
 		}

@@ -8,7 +8,10 @@
 // channel (Channel) writes an item per deliver_sm, and every replica of the
 // server claims the items of the customers bound to it under a lease, so a
 // customer bound to several replicas gets each item once, and a customer
-// that is not bound gets it when it binds.
+// that is not bound gets it when it binds. When the channel runs in a
+// process that also serves the customer's receiver bind, it hands the
+// deliver_sm to that bind directly (DeliverDirect), and writes to the
+// outbox only what the customer did not take at once.
 //
 // docs/smpp.md describes the behaviour customers see.
 package smppserver
@@ -151,6 +154,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	concat  *reassembler
+	// directSent are the outbox item IDs delivered lately without the outbox.
+	directSent recentIDs
 
 	mu          sync.Mutex
 	sessions    map[*session]struct{}
@@ -186,6 +191,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		limiters:    map[string]*rate.Limiter{},
 	}
 	s.concat = newReassembler(s, cfg.ConcatTimeout)
+	s.directSent.period = directSentPeriod
 	return s, nil
 }
 

@@ -59,6 +59,7 @@ var knownMetrics = map[string]metric{
 	"smsgw_smpp_window_in_use":                         {kind: gauge, labels: []string{"customer", "window"}, values: map[string][]string{"window": {"submit", "deliver"}}},
 	"smsgw_smpp_throttled_total":                       {kind: counter, labels: []string{"customer"}},
 	"smsgw_smpp_deliveries_total":                      {kind: counter, labels: []string{"customer", "kind", "result"}, values: map[string][]string{"kind": {"receipt", "mo"}, "result": {"ok", "refused", "failed"}}},
+	"smsgw_smpp_direct_deliveries_total":               {kind: counter, labels: []string{"customer", "kind", "result"}, values: map[string][]string{"kind": {"receipt", "mo"}, "result": {"ok", "no_receiver", "refused", "failed"}}},
 	"smsgw_smpp_outbox_pending":                        {kind: gauge, labels: []string{"customer"}},
 	"smsgw_smpp_outbox_expired_total":                  {kind: counter, labels: []string{"customer"}},
 	"smsgw_smpp_session_panics_total":                  {kind: counter},
