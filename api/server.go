@@ -183,8 +183,17 @@ func (s *Server) Serve(ctx context.Context, grpcLn, httpLn net.Listener) error {
 	}
 
 	errc := make(chan error, 3)
-	go func() { errc <- wrapServeErr("gRPC", s.grpc.Serve(grpcLn)) }()
-	go func() { errc <- wrapServeErr("in-process gRPC", s.grpc.Serve(s.gateway)) }()
+	// A Serve that starts after the stop (ctx ended at once) reports
+	// grpc.ErrServerStopped: that is the stop asked for, not a failure.
+	serveGRPC := func(what string, ln net.Listener) {
+		err := s.grpc.Serve(ln)
+		if errors.Is(err, grpc.ErrServerStopped) {
+			err = nil
+		}
+		errc <- wrapServeErr(what, err)
+	}
+	go serveGRPC("gRPC", grpcLn)
+	go serveGRPC("in-process gRPC", s.gateway)
 	go func() {
 		err := httpSrv.Serve(httpLn)
 		if errors.Is(err, http.ErrServerClosed) {
