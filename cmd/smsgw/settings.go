@@ -36,6 +36,7 @@ type settings struct {
 	smppTLSAddr       string
 	smppTLSCert       string
 	smppTLSKey        string
+	smppTLSReload     time.Duration
 	smppOutboxTTL     time.Duration
 	smppOutboxSweep   time.Duration
 	storeBatch        int
@@ -71,6 +72,7 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.smppTLSAddr, "smpp-tls-addr", env("SMSGW_SMPP_TLS_ADDR", ":3550"), "SMPP over TLS listen address, used when -smpp-tls-cert and -smpp-tls-key are set; env SMSGW_SMPP_TLS_ADDR")
 	fs.StringVar(&s.smppTLSCert, "smpp-tls-cert", env("SMSGW_SMPP_TLS_CERT", ""), "PEM certificate (chain) of SMPP over TLS, read again when it changes; env SMSGW_SMPP_TLS_CERT")
 	fs.StringVar(&s.smppTLSKey, "smpp-tls-key", env("SMSGW_SMPP_TLS_KEY", ""), "PEM private key of SMPP over TLS; env SMSGW_SMPP_TLS_KEY")
+	fs.DurationVar(&s.smppTLSReload, "smpp-tls-reload", time.Minute, "how often the SMPP TLS certificate and key files are looked at for a renewal")
 	fs.DurationVar(&s.smppOutboxTTL, "smpp-outbox-ttl", envDuration(getenv, "SMSGW_SMPP_OUTBOX_TTL", smppserver.DefaultOutboxTTL), "how long a receipt or MO waits for the customer's receiver bind before it is recorded as a failed notification; env SMSGW_SMPP_OUTBOX_TTL")
 	fs.DurationVar(&s.smppOutboxSweep, "smpp-outbox-sweep", envDuration(getenv, "SMSGW_SMPP_OUTBOX_SWEEP", 30*time.Second), "how often the smpp role looks for expired outbox items; env SMSGW_SMPP_OUTBOX_SWEEP")
 	fs.IntVar(&s.storeBatch, "store-batch", 200, "most writes of one kind (events, correlations, reporting rows) sent to a store together (group commit)")

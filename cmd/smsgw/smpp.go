@@ -52,7 +52,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 	a.logger.Info("SMPP server listening", "addr", ln.Addr().String(), "replica", srv.ReplicaID())
 	a.spawn("smpp", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
 	if a.settings.smppTLSCert != "" || a.settings.smppTLSKey != "" {
-		certs, err := newCertReloader(a.settings.smppTLSCert, a.settings.smppTLSKey)
+		certs, err := newCertReloader(a.settings.smppTLSCert, a.settings.smppTLSKey, a.settings.smppTLSReload)
 		if err != nil {
 			return fmt.Errorf("smpp TLS: %w", err)
 		}
@@ -72,6 +72,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 // when they change, so a renewed certificate is used without a restart.
 type certReloader struct {
 	certFile, keyFile string
+	every             time.Duration // how often the files are looked at
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
@@ -79,11 +80,14 @@ type certReloader struct {
 	checked time.Time
 }
 
-func newCertReloader(certFile, keyFile string) (*certReloader, error) {
+func newCertReloader(certFile, keyFile string, every time.Duration) (*certReloader, error) {
 	if certFile == "" || keyFile == "" {
 		return nil, fmt.Errorf("-smpp-tls-cert and -smpp-tls-key go together")
 	}
-	r := &certReloader{certFile: certFile, keyFile: keyFile}
+	if every <= 0 {
+		every = time.Minute
+	}
+	r := &certReloader{certFile: certFile, keyFile: keyFile, every: every}
 	if _, err := r.get(nil); err != nil {
 		return nil, err
 	}
@@ -93,7 +97,7 @@ func newCertReloader(certFile, keyFile string) (*certReloader, error) {
 func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cert != nil && time.Since(r.checked) < time.Minute {
+	if r.cert != nil && time.Since(r.checked) < r.every {
 		return r.cert, nil
 	}
 	r.checked = time.Now()
