@@ -2,14 +2,9 @@ package smppclient_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"sync"
 	"testing"
@@ -17,6 +12,7 @@ import (
 
 	"github.com/smsgw/smsgw/connectors/smppclient"
 	"github.com/smsgw/smsgw/connectors/smpptest"
+	"github.com/smsgw/smsgw/internal/testenv"
 )
 
 // submitAll sends n parts at once and returns each Submit's outcome, in order.
@@ -302,31 +298,10 @@ func TestTPSLimit(t *testing.T) {
 // selfSigned returns a certificate for 127.0.0.1 and smsc.test, and a pool that trusts it.
 func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "smsc.test"},
-		DNSNames:     []string{"smsc.test"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := testenv.SelfSignedCert(t, "smsc.test")
 	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	pool.AddCert(cert.Leaf)
+	return cert, pool
 }
 
 // startTLSSMSC runs the simulator behind a TLS listener.
