@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -224,17 +223,7 @@ func TestRefusedReceiptIsOfferedAgain(t *testing.T) {
 	f := start(t, smppserver.Config{PollInterval: 50 * time.Millisecond}, smppserver.Deps{Config: cfg, Outbox: ob})
 	ch := &smppserver.Channel{Outbox: ob, Config: cfg, Wake: f.srv.Wake}
 	rx := f.bound(t, smppwire.BindTransceiver, "acme", "secret")
-	var mu sync.Mutex
-	answers := 0
-	rx.SetAnswer(func(smppwire.Frame) uint32 {
-		mu.Lock()
-		defer mu.Unlock()
-		answers++
-		if answers == 1 {
-			return smppstatus.ESME_RX_T_APPN
-		}
-		return 0
-	})
+	answerNth(rx, 1, smppstatus.ESME_RX_T_APPN)
 	ctx := ctxFor(t)
 	if err := ch.Deliver(ctx, receipt("m1", 1)); err != nil {
 		t.Fatal(err)

@@ -131,17 +131,7 @@ func TestDirectRefusedFallsBackToTheOutbox(t *testing.T) {
 	t.Parallel()
 	f, ch, w, _ := directFixture(t, smppserver.Config{})
 	rx := f.bound(t, smppwire.BindTransceiver, "acme", "secret")
-	var mu sync.Mutex
-	answers := 0
-	rx.SetAnswer(func(smppwire.Frame) uint32 {
-		mu.Lock()
-		defer mu.Unlock()
-		answers++
-		if answers == 1 {
-			return smppstatus.ESME_RX_T_APPN
-		}
-		return 0
-	})
+	answerNth(rx, 1, smppstatus.ESME_RX_T_APPN)
 	ctx := ctxFor(t)
 	if err := ch.Deliver(ctx, receipt("again", 1)); err != nil {
 		t.Fatal(err)
@@ -297,17 +287,7 @@ func TestDirectMORestGoesToTheOutbox(t *testing.T) {
 	t.Parallel()
 	f, ch, w, _ := directFixture(t, smppserver.Config{})
 	rx := f.bound(t, smppwire.BindReceiver, "acme", "secret")
-	var mu sync.Mutex
-	answers := 0
-	rx.SetAnswer(func(smppwire.Frame) uint32 {
-		mu.Lock()
-		defer mu.Unlock()
-		answers++
-		if answers == 2 {
-			return smppstatus.ESME_RMSGQFUL
-		}
-		return 0
-	})
+	answerNth(rx, 2, smppstatus.ESME_RMSGQFUL)
 	ctx := ctxFor(t)
 	if err := ch.Deliver(ctx, longMO("in-split")); err != nil {
 		t.Fatal(err)

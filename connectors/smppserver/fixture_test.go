@@ -247,3 +247,19 @@ func clientTLS(cert tls.Certificate) *tls.Config {
 	pool.AddCert(cert.Leaf)
 	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }
+
+// answerNth has c answer the nth deliver_sm it gets with status, and every
+// other one with ESME_ROK.
+func answerNth(c *esme.Client, n int, status uint32) {
+	var mu sync.Mutex
+	answers := 0
+	c.SetAnswer(func(smppwire.Frame) uint32 {
+		mu.Lock()
+		defer mu.Unlock()
+		answers++
+		if answers == n {
+			return status
+		}
+		return 0
+	})
+}
