@@ -116,6 +116,7 @@ type gateway struct {
 	sim      *smpptest.SMSC
 	early    *smpptest.SMSC
 	smtp     string // the email-to-SMS SMTP listener
+	grpc     string // the gRPC API
 	smpp     string // the customers' SMSC
 	// primary and backup serve +44, in that order, for failover tests.
 	primary, backup *smpptest.SMSC
@@ -177,17 +178,17 @@ customers:
   - {id: early, address: %q, systemId: gw, password: pw, concat: sar}
   - {id: primary, address: %q, systemId: gw, password: pw, rebindMin: 200ms, rebindMax: 500ms}
   - {id: backup, address: %q, systemId: gw, password: pw}
-routes:
+%sroutes:
   - {name: australia, prefixes: ["+61"], connectors: [sim]}
   - {name: new-zealand, prefixes: ["+64"], connectors: [early]}
   - {name: united-kingdom, prefixes: ["+44"], connectors: [primary, backup]}
-%s`, g.hook.url, smsgw.HashAPIKey("other-key"), extra.customers, simAddr, earlyAddr, primaryAddr, backupAddr, extra.sections)
+%s%s`, g.hook.url, smsgw.HashAPIKey("other-key"), extra.customers, simAddr, earlyAddr, primaryAddr, backupAddr, extra.connectors, extra.routes, extra.sections)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g.cfgPath, g.cfg = cfgPath, cfg
 	httpAddr, grpcAddr, smtpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	g.smtp = smtpAddr
+	g.smtp, g.grpc = smtpAddr, grpcAddr
 	g.smpp = freeAddr(t)
 	g.base = "http://" + httpAddr
 	done := make(chan int, 1)
