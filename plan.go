@@ -25,6 +25,10 @@ type Target struct {
 	// RerouteReceiptErrs are receipt error codes ("034") after which the
 	// message is sent again through the next connector.
 	RerouteReceiptErrs []string `json:"rerouteReceiptErrs,omitempty"`
+	// ResendOnFailover sends the whole message again on the next connector
+	// when this one, having accepted some of its parts, runs out of
+	// retries; false keeps it here until validity ends.
+	ResendOnFailover bool `json:"resendOnFailover,omitempty"`
 }
 
 // NotifyPlan is decided once per message, when it is accepted, so the

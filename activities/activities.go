@@ -51,6 +51,9 @@ type Activities struct {
 	// Reroutes, when set, counts messages moved to another connector by
 	// connector and kind (labels "connector", "kind").
 	Reroutes *prometheus.CounterVec
+	// Resends, when set, counts the reroutes that send a message again
+	// whose first connector may have delivered some of it (same labels).
+	Resends *prometheus.CounterVec
 	// Channels by name: ChannelWebhook, ChannelSMPP, ChannelEmail.
 	Channels map[string]Channel
 	Logger   *slog.Logger
@@ -156,6 +159,29 @@ func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResul
 	return plan, nil
 }
 
+// EncodeInput asks for a message's parts as one connector sends them.
+type EncodeInput struct {
+	Message     smsgw.Message `json:"message"`
+	ConnectorID string        `json:"connectorId"`
+}
+
+// EncodeResult is a message encoded for one connector.
+type EncodeResult struct {
+	Encoding string       `json:"encoding"`
+	Parts    []smsgw.Part `json:"parts"`
+}
+
+// EncodeFor encodes a message for the connector a failover moves it to:
+// that connector's concatenation, and reference numbers of its own.
+func (a *Activities) EncodeFor(_ context.Context, in EncodeInput) (EncodeResult, error) {
+	m := in.Message
+	encoding, parts, err := a.Encoder.Encode(m.Text, m.CustomerID, in.ConnectorID, m.To)
+	if err != nil {
+		return EncodeResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+	}
+	return EncodeResult{Encoding: encoding, Parts: parts}, nil
+}
+
 // DefaultFailoverAfter is how long a message waits for a bound connector
 // before it moves to the next one of its route.
 const DefaultFailoverAfter = 30 * time.Second
@@ -168,6 +194,7 @@ func (p Planner) targets(d routing.Decision) []smsgw.Target {
 		t := smsgw.Target{ID: id}
 		if c, ok := cfg.Connector(id); ok {
 			t.RerouteReceiptErrs = c.RerouteReceiptErrs()
+			t.ResendOnFailover = c.ResendOnFailover()
 		}
 		out = append(out, t)
 	}
@@ -176,10 +203,18 @@ func (p Planner) targets(d routing.Decision) []smsgw.Target {
 
 // NewReroutesCounter returns the counter for Activities.Reroutes, registered on reg.
 func NewReroutesCounter(reg prometheus.Registerer) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "smsgw_reroutes_total",
-		Help: "Messages moved from a connector to the next of their route, by connector and reason (not_bound, retries_exhausted, reroute_error, receipt_error).",
-	}, []string{"connector", "kind"})
+	return failoverCounter(reg, "smsgw_reroutes_total",
+		"Messages moved from a connector to the next of their route, by connector and reason (not_bound, retries_exhausted, reroute_error, receipt_error).")
+}
+
+// NewResendsCounter returns the counter for Activities.Resends, registered on reg.
+func NewResendsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	return failoverCounter(reg, "smsgw_failover_resends_total",
+		"Messages sent again through the next connector of their route although the connector they left may have delivered some of their parts, by that connector and reason.")
+}
+
+func failoverCounter(reg prometheus.Registerer, name, help string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"connector", "kind"})
 	reg.MustRegister(c)
 	return c
 }
@@ -224,10 +259,16 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 		}
 	}
 	for _, e := range in.Events {
-		if e.Type == smsgw.EventRerouted && a.Reroutes != nil && activity.GetInfo(ctx).Attempt == 1 {
-			from, _ := e.Data["from"].(string)
-			kind, _ := e.Data["kind"].(string)
+		if e.Type != smsgw.EventRerouted || activity.GetInfo(ctx).Attempt != 1 {
+			continue
+		}
+		from, _ := e.Data["from"].(string)
+		kind, _ := e.Data["kind"].(string)
+		if a.Reroutes != nil {
 			a.Reroutes.WithLabelValues(from, kind).Inc()
+		}
+		if resend, _ := e.Data["resend"].(bool); resend && a.Resends != nil {
+			a.Resends.WithLabelValues(from, kind).Inc()
 		}
 	}
 	if in.Row.ID != "" {

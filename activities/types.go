@@ -63,7 +63,11 @@ type SendInput struct {
 
 // SendResult is what upstream answered: one message ID per part, in order.
 type SendResult struct {
-	UpstreamIDs []string  `json:"upstreamIds"`
+	UpstreamIDs []string `json:"upstreamIds"`
+	// Resubmitted are the parts (1-based) submitted again because an
+	// earlier submit_sm of theirs was in doubt (inDoubt: resubmit): the
+	// handset may get them twice.
+	Resubmitted []int     `json:"resubmitted,omitempty"`
 	SentAt      time.Time `json:"sentAt"`
 }
 
@@ -71,6 +75,21 @@ type SendResult struct {
 type SendFailure struct {
 	CommandStatus uint32 `json:"commandStatus"`
 	StatusName    string `json:"statusName"`
+	// PartsAccepted is how many parts upstream had accepted through this
+	// connector before the failure; PartInDoubt says the part that failed
+	// may have reached upstream too. Either means the handset may have
+	// some of the message, which decides what a failover does.
+	PartsAccepted int  `json:"partsAccepted,omitempty"`
+	PartInDoubt   bool `json:"partInDoubt,omitempty"`
+}
+
+// Reached is how many parts may have reached the handset through the
+// connector that failed: those accepted, and the one in doubt.
+func (f SendFailure) Reached() int {
+	if f.PartInDoubt {
+		return f.PartsAccepted + 1
+	}
+	return f.PartsAccepted
 }
 
 // RecordInput is a step to record: events to append and the reporting row to

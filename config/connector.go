@@ -36,6 +36,19 @@ const (
 	InDoubtResubmit = "resubmit"
 )
 
+// Partial failover policies: what to do when a connector that has already
+// accepted some parts of a message (or may have: one in doubt) runs out of
+// retries for the rest.
+const (
+	// PartialFailoverStay keeps the message on the connector, sending the
+	// rest until validity ends: no part reaches the handset twice.
+	PartialFailoverStay = "stay"
+	// PartialFailoverResend sends the whole message again on the route's
+	// next connector, recorded and counted as a resend: the handset may
+	// get the parts the first connector delivered twice.
+	PartialFailoverResend = "resend"
+)
+
 // Limits a connector may be configured within.
 const (
 	// MaxBinds is the most sessions one connector holds to its SMSC.
@@ -103,6 +116,11 @@ type Connector struct {
 	// (ESME_RINVDSTADR) or numbers (0x45, 69), and receipt error codes
 	// ("err:034").
 	RerouteErrors []string `yaml:"rerouteErrors"`
+	// PartialFailover says what happens to a message part of which this
+	// connector accepted when it runs out of retries for the rest:
+	// PartialFailoverStay (the default) or PartialFailoverResend. A
+	// re-route error always sends the whole message to the next connector.
+	PartialFailover string `yaml:"partialFailover"`
 
 	line int
 }
@@ -233,6 +251,11 @@ func (co Connector) problems() []string {
 	default:
 		bad("inDoubt must be %s or %s, got %q", InDoubtFail, InDoubtResubmit, co.InDoubt)
 	}
+	switch co.PartialFailover {
+	case "", PartialFailoverStay, PartialFailoverResend:
+	default:
+		bad("partialFailover must be %s or %s, got %q", PartialFailoverStay, PartialFailoverResend, co.PartialFailover)
+	}
 	for _, e := range co.RerouteErrors {
 		if _, _, err := parseRerouteError(e); err != nil {
 			bad("rerouteErrors: %v", err)
@@ -296,6 +319,10 @@ func (co Connector) TLSConfig() (*tls.Config, error) {
 	}
 	return cfg, nil
 }
+
+// ResendOnFailover reports whether a message this connector accepted part
+// of goes whole to the next connector when its retries run out.
+func (co Connector) ResendOnFailover() bool { return co.PartialFailover == PartialFailoverResend }
 
 // Resubmit reports whether a part whose submit_sm got no response is sent again.
 func (co Connector) Resubmit() bool { return co.InDoubt == InDoubtResubmit }

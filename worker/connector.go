@@ -25,6 +25,8 @@ type Connector struct {
 	Config   config.Connector
 	Temporal client.Client
 	Matcher  *upstream.Matcher
+	// Intents records each part's submission before its submit_sm.
+	Intents  upstream.Intents
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 }
@@ -69,10 +71,16 @@ func (c *Connector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}
+	resubmits, err := upstream.NewResubmitsCounter(c.Registry)
+	if err != nil {
+		return fmt.Errorf("connector %s: %w", co.ID, err)
+	}
 	sender := &upstream.Sender{
 		Connector: co,
 		Bind:      bind,
 		Matcher:   c.Matcher,
+		Intents:   c.Intents,
+		Resubmits: resubmits,
 		Logger:    logger,
 		Now:       time.Now,
 	}

@@ -166,25 +166,48 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	// next when one is not bound, runs out of retries, or answers (in its
 	// submit response or its receipt) with one of its re-route errors.
 	// 3. Record SENT, then wait for the receipts.
-	for attempt := 0; ; attempt++ {
+	parts := prep.Parts
+	stay := false // kept on a connector that accepted part of the message
+	for attempt := 0; ; {
 		target := prep.Targets[attempt]
 		last := attempt+1 == len(prep.Targets)
-		sent, err := life.send(ctx, recordCtx, target, prep, last)
+		sent, err := life.send(ctx, recordCtx, target, parts, prep.FailoverAfter, last, stay)
 		if err != nil {
-			if kind, reason, ok := failoverReason(err); ok && !last {
-				life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, kind, reason)
-				continue
+			kind, reason, ok := failoverReason(err)
+			if !ok || last {
+				status, code := sendFailureStatus(err)
+				return life.end(ctx, recordCtx, status, code, rootMessage(err))
 			}
-			status, code := sendFailureStatus(err)
-			return life.end(ctx, recordCtx, status, code, rootMessage(err))
+			next := prep.Targets[attempt+1]
+			reached := partsReached(err)
+			if workflow.GetVersion(ctx, changeFailoverPerConnector, workflow.DefaultVersion, 1) == 1 {
+				// Part of the message may be on the handset already: it
+				// goes again only when the connector says so, or when the
+				// connector itself named the refusal a re-route error.
+				if reached > 0 && kind != kindRerouteError && !target.ResendOnFailover {
+					life.keep(ctx, target.ID, kind, reason, reached)
+					stay = true
+					continue
+				}
+				if parts, err = life.encodeFor(ctx, recordCtx, next.ID); err != nil {
+					return life.end(ctx, recordCtx, smsgw.StatusFailed, activities.ErrTypeInvalid, rootMessage(err))
+				}
+			}
+			life.reroute(ctx, target.ID, next.ID, kind, reason, reached)
+			attempt, stay = attempt+1, false
+			continue
 		}
 
 		life.status = smsgw.StatusSent
 		life.upstreamIDs = sent.UpstreamIDs
 		life.sentAt = sent.SentAt
 		life.sentRecorded = false
-		life.pending = append(life.pending, life.event(ctx, smsgw.EventSent, "sent-"+target.ID,
-			map[string]any{"connector": target.ID, "upstreamIds": sent.UpstreamIDs}))
+		sentData := map[string]any{"connector": target.ID, "upstreamIds": sent.UpstreamIDs}
+		if len(sent.Resubmitted) > 0 {
+			// Parts sent again while in doubt: the handset may have them twice.
+			sentData["resubmitted"] = sent.Resubmitted
+		}
+		life.pending = append(life.pending, life.event(ctx, smsgw.EventSent, "sent-"+target.ID, sentData))
 		if prep.Notify.AllStatuses {
 			// The customer hears of SENT now, so it is recorded now.
 			if err := life.recordSent(ctx, recordCtx); err != nil {
@@ -198,16 +221,39 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 			return MessageResult{}, err
 		}
 		if status != smsgw.StatusDelivered && status != smsgw.StatusExpired && !last && slices.Contains(target.RerouteReceiptErrs, smsgw.NormalizeReceiptErr(code)) {
-			life.reroute(ctx, target.ID, prep.Targets[attempt+1].ID, "receipt_error", "receipt "+string(status)+" err:"+code)
+			// Every part went out: the next connector sends the whole
+			// message again, as a resend.
+			next := prep.Targets[attempt+1]
+			reached := len(life.upstreamIDs)
+			if workflow.GetVersion(ctx, changeFailoverPerConnector, workflow.DefaultVersion, 1) == 1 {
+				if parts, err = life.encodeFor(ctx, recordCtx, next.ID); err != nil {
+					return life.end(ctx, recordCtx, smsgw.StatusFailed, activities.ErrTypeInvalid, rootMessage(err))
+				}
+			}
+			life.reroute(ctx, target.ID, next.ID, "receipt_error", "receipt "+string(status)+" err:"+code, reached)
+			attempt, stay = attempt+1, false
 			continue
 		}
 		return life.end(ctx, recordCtx, status, code, "")
 	}
 }
 
+// changeFailoverPerConnector marks the failover that encodes the message
+// for the connector it moves to and keeps a message some parts of which
+// were accepted on its connector (unless the connector says resend);
+// workflows that failed over before it replay without either.
+const changeFailoverPerConnector = "failover-per-connector"
+
+// kindRerouteError is the failover kind of a refusal the connector lists
+// among its rerouteErrors.
+const kindRerouteError = "reroute_error"
+
 // send submits the message's parts through one connector, on the task
 // queue that only its bound processes poll.
-func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target, prep activities.PrepareResult, last bool) (activities.SendResult, error) {
+//
+// A message kept on its connector (stay) waits for it, and its send is
+// retried, until validity ends, like one on the route's last connector.
+func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target, parts []smsgw.Part, failoverAfter time.Duration, last, stay bool) (activities.SendResult, error) {
 	l.connector = target.ID
 	remaining := l.msg.AcceptedAt.Add(l.msg.Validity).Sub(workflow.Now(ctx))
 	if remaining < time.Second {
@@ -216,9 +262,13 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 	// When no bound connector process picks the task up in FailoverAfter,
 	// the connector is down and the next one of the route gets the message.
 	// The last one has no next: the message waits for it until validity ends.
-	scheduleToStart := prep.FailoverAfter
-	if last {
+	scheduleToStart := failoverAfter
+	if last || stay {
 		scheduleToStart = 0
+	}
+	maxAttempts := int32(sendMaxAttempts)
+	if stay {
+		maxAttempts = 0 // until validity ends
 	}
 	sendCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              SendTaskQueue(target.ID),
@@ -230,7 +280,7 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
 			MaximumInterval:    30 * time.Second,
-			MaximumAttempts:    sendMaxAttempts,
+			MaximumAttempts:    maxAttempts,
 			NonRetryableErrorTypes: []string{
 				activities.ErrTypeSubmitRejected, activities.ErrTypeInDoubt, activities.ErrTypeInvalid, activities.ErrTypeReroute,
 			},
@@ -242,7 +292,7 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 		From:        l.msg.From,
 		To:          l.msg.To,
 		Validity:    l.msg.Validity,
-		Parts:       prep.Parts,
+		Parts:       parts,
 	})
 	// A send that takes longer than sentGrace (no bound connector yet)
 	// leaves the message recorded as accepted meanwhile.
@@ -282,13 +332,49 @@ func (l *messageLife) record(ctx, recordCtx workflow.Context) error {
 }
 
 // reroute notes in the history and the event store why the message moves to
-// another connector; it keeps its ID.
-func (l *messageLife) reroute(ctx workflow.Context, from, to, kind, reason string) {
-	workflow.GetLogger(ctx).Info("re-routing", "from", from, "to", to, "reason", reason)
-	l.pending = append(l.pending, l.event(ctx, smsgw.EventRerouted, "rerouted-"+from, map[string]any{
-		"from": from, "to": to, "kind": kind, "reason": reason,
-	}))
+// another connector; it keeps its ID. reached is how many of its parts the
+// connector it leaves may have delivered: when any, the next connector's
+// send is a resend, recorded as one (and counted by Record).
+func (l *messageLife) reroute(ctx workflow.Context, from, to, kind, reason string, reached int) {
+	workflow.GetLogger(ctx).Info("re-routing", "from", from, "to", to, "reason", reason, "partsReached", reached)
+	data := map[string]any{"from": from, "to": to, "kind": kind, "reason": reason}
+	if reached > 0 {
+		data["resend"], data["partsReached"] = true, reached
+	}
+	l.pending = append(l.pending, l.event(ctx, smsgw.EventRerouted, "rerouted-"+from, data))
 	l.upstreamIDs, l.sentAt = nil, time.Time{}
+}
+
+// keep notes that the message stays on its connector, which accepted some
+// of its parts, although its retries ran out: the rest go there too, so
+// that no part reaches the handset twice.
+func (l *messageLife) keep(ctx workflow.Context, connector, kind, reason string, reached int) {
+	workflow.GetLogger(ctx).Info("kept on its connector", "connector", connector, "reason", reason, "partsReached", reached)
+	l.pending = append(l.pending, l.event(ctx, smsgw.EventSendError, "kept-"+connector+"-"+strconv.Itoa(l.seq+1), map[string]any{
+		"connector": connector, "kind": kind, "reason": reason, "partsReached": reached, "kept": true,
+	}))
+}
+
+// encodeFor encodes the message for the connector it moves to: its
+// concatenation and its reference numbers.
+func (l *messageLife) encodeFor(ctx, recordCtx workflow.Context, connector string) ([]smsgw.Part, error) {
+	var a *activities.Activities
+	var enc activities.EncodeResult
+	if err := workflow.ExecuteLocalActivity(recordCtx, a.EncodeFor, activities.EncodeInput{Message: l.msg, ConnectorID: connector}).Get(ctx, &enc); err != nil {
+		return nil, err
+	}
+	l.encoding, l.segments = enc.Encoding, len(enc.Parts)
+	return enc.Parts, nil
+}
+
+// partsReached is how many parts a failed send may have delivered.
+func partsReached(err error) int {
+	var appErr *temporal.ApplicationError
+	var f activities.SendFailure
+	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&f) == nil {
+		return f.Reached()
+	}
+	return 0
 }
 
 func (l *messageLife) takePending() []smsgw.Event {
@@ -308,7 +394,7 @@ func failoverReason(err error) (kind, reason string, ok bool) {
 	if errors.As(err, &appErr) {
 		switch appErr.Type() {
 		case activities.ErrTypeReroute:
-			return "reroute_error", "re-route error: " + appErr.Message(), true
+			return kindRerouteError, "re-route error: " + appErr.Message(), true
 		case activities.ErrTypeSubmitRetry, activities.ErrTypeNotBound:
 			return "retries_exhausted", "retries exhausted: " + appErr.Message(), true
 		}

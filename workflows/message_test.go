@@ -14,6 +14,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/mock"
 
 	"github.com/smsgw/smsgw"
@@ -93,6 +95,7 @@ type harness struct {
 	msg      smsgw.Message
 	live     *config.Live
 	plan     *activities.PrepareResult // handed to the workflow, as the Submitter does
+	resends  *prometheus.CounterVec
 }
 
 const testConfig = `
@@ -109,6 +112,11 @@ func newHarness(t *testing.T, send func(context.Context, activities.SendInput) (
 }
 
 func newHarnessWith(t *testing.T, yaml string, send func(context.Context, activities.SendInput) (activities.SendResult, error)) *harness {
+	t.Helper()
+	return newHarnessEncoding(t, yaml, oneGSMPart{}, send)
+}
+
+func newHarnessEncoding(t *testing.T, yaml string, enc activities.Encoder, send func(context.Context, activities.SendInput) (activities.SendResult, error)) *harness {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
@@ -129,9 +137,10 @@ func newHarnessWith(t *testing.T, yaml string, send func(context.Context, activi
 	}
 	h.live = config.Static(cfg)
 	h.channels = map[string]activities.Channel{smsgw.ChannelWebhook: h.notifier}
+	h.resends = activities.NewResendsCounter(prometheus.NewRegistry())
 	env.RegisterActivity(&activities.Activities{
-		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: oneGSMPart{},
-		Channels: h.channels, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: enc,
+		Resends: h.resends, Channels: h.channels, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	})
 	env.RegisterActivityWithOptions(send, activity.RegisterOptions{Name: activities.SendName})
 	return h
@@ -381,10 +390,12 @@ func TestFailoverWhenRetriesRunOut(t *testing.T) {
 	}
 }
 
+// A re-route error sends the message through the next connector at once,
+// encoded as that connector needs it, not as the first one did.
 func TestFailoverOnRerouteStatus(t *testing.T) {
-	calls := map[string]int{}
-	h := newHarnessWith(t, twoConnectors, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
-		calls[in.ConnectorID]++
+	sent := map[string][]string{}
+	h := newHarnessEncoding(t, twoConnectors, taggedParts{}, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		sent[in.ConnectorID] = append(sent[in.ConnectorID], string(in.Parts[0].ShortMessage))
 		if in.ConnectorID == "a" {
 			return activities.SendResult{}, temporal.NewNonRetryableApplicationError("ESME_RINVDSTADR", activities.ErrTypeReroute, nil)
 		}
@@ -394,8 +405,11 @@ func TestFailoverOnRerouteStatus(t *testing.T) {
 		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "b", UpstreamID: "b1", Stat: "DELIVRD"}})
 	}, time.Minute)
 	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
-	if calls["a"] != 1 || calls["b"] != 1 {
-		t.Fatalf("calls %v, want one each", calls)
+	if !slices.Equal(sent["a"], []string{"a:hello"}) || !slices.Equal(sent["b"], []string{"b:hello"}) {
+		t.Fatalf("sent %v, want once through each connector in its own encoding", sent)
+	}
+	if ev := h.events.events["m1:rerouted-a"]; ev.Data["resend"] != nil {
+		t.Errorf("a failover before any part was accepted is no resend: %v", ev.Data)
 	}
 }
 
@@ -415,6 +429,83 @@ func TestFailoverOnRerouteReceiptKeepsID(t *testing.T) {
 	h.assertFinal(t, res, smsgw.StatusDelivered)
 	if h.reports.rows["m1"].UpstreamID != "b1" {
 		t.Fatalf("row %+v", h.reports.rows["m1"])
+	}
+	// Every part went out through a: the send through b is a resend.
+	if ev := h.events.events["m1:rerouted-a"]; ev.Data["resend"] != true || ev.Data["partsReached"] != 1 {
+		t.Errorf("rerouted event %v, want a recorded resend", ev.Data)
+	}
+	if got := testutil.ToFloat64(h.resends.WithLabelValues("a", "receipt_error")); got != 1 {
+		t.Errorf("resends counted %v, want 1", got)
+	}
+}
+
+// taggedParts encodes a text as one part per connector, tagged with the
+// connector it was encoded for, so a test sees which encoding went where.
+type taggedParts struct{}
+
+func (taggedParts) Encode(text, _, connectorID, _ string) (string, []smsgw.Part, error) {
+	return "GSM7", []smsgw.Part{{Seq: 1, ShortMessage: []byte(connectorID + ":" + text)}}, nil
+}
+
+// A connector that accepted part of a message and then ran out of retries
+// keeps it by default: the rest is sent there, nothing through the next
+// connector, so no part reaches the handset twice.
+func TestPartialFailoverStaysOnTheConnector(t *testing.T) {
+	calls := map[string]int{}
+	h := newHarnessWith(t, twoConnectors, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		calls[in.ConnectorID]++
+		if in.ConnectorID == "a" && calls["a"] <= sendMaxAttempts+2 {
+			return activities.SendResult{}, temporal.NewApplicationError("system error", activities.ErrTypeSubmitRetry,
+				activities.SendFailure{StatusName: "ESME_RSYSERR", PartsAccepted: 1})
+		}
+		return activities.SendResult{UpstreamIDs: []string{in.ConnectorID + "1", in.ConnectorID + "2"}, SentAt: time.Now()}, nil
+	})
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "a", UpstreamID: "a1", Stat: "DELIVRD"}})
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "a", UpstreamID: "a2", Stat: "DELIVRD"}})
+	}, 40*time.Minute)
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if calls["b"] != 0 || calls["a"] != sendMaxAttempts+3 {
+		t.Fatalf("calls %v, want every one on a", calls)
+	}
+	kept := false
+	for _, e := range h.events.events {
+		kept = kept || (e.Type == smsgw.EventSendError && e.Data["kept"] == true && e.Data["connector"] == "a")
+	}
+	if !kept {
+		t.Error("no event says the message was kept on a")
+	}
+	if _, ok := h.events.events["m1:rerouted-a"]; ok {
+		t.Error("rerouted although kept")
+	}
+}
+
+// With partialFailover: resend the message goes whole to the next
+// connector, and the resend is recorded and counted.
+func TestPartialFailoverResendIsRecorded(t *testing.T) {
+	calls := map[string]int{}
+	cfg := strings.Replace(twoConnectors, `rerouteErrors: ["err:034"]}`, `rerouteErrors: ["err:034"], partialFailover: resend}`, 1)
+	h := newHarnessWith(t, cfg, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		calls[in.ConnectorID]++
+		if in.ConnectorID == "a" {
+			return activities.SendResult{}, temporal.NewApplicationError("in doubt", activities.ErrTypeSubmitRetry,
+				activities.SendFailure{StatusName: "in_doubt", PartInDoubt: true})
+		}
+		return activities.SendResult{UpstreamIDs: []string{"b1"}, SentAt: time.Now()}, nil
+	})
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "b", UpstreamID: "b1", Stat: "DELIVRD"}})
+	}, 30*time.Minute)
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if calls["a"] != sendMaxAttempts || calls["b"] != 1 {
+		t.Fatalf("calls %v", calls)
+	}
+	ev := h.events.events["m1:rerouted-a"]
+	if ev.Data["resend"] != true || ev.Data["partsReached"] != 1 {
+		t.Errorf("rerouted event %v, want a resend of 1 part", ev.Data)
+	}
+	if got := testutil.ToFloat64(h.resends.WithLabelValues("a", "retries_exhausted")); got != 1 {
+		t.Errorf("resends counted %v, want 1", got)
 	}
 }
 

@@ -24,7 +24,7 @@ func TestClassifyEveryCommandStatus(t *testing.T) {
 			continue
 		}
 		t.Run(e.Name, func(t *testing.T) {
-			err := s.classify(&smppclient.SubmitError{Status: e.Code, Retryable: smppstatus.Retryable(e.Code)}, 1, 1)
+			err := s.classify(&smppclient.SubmitError{Status: e.Code, Retryable: smppstatus.Retryable(e.Code)}, 1, 1, false)
 			var ae *temporal.ApplicationError
 			if !errors.As(err, &ae) {
 				t.Fatalf("%v is no ApplicationError", err)
@@ -55,7 +55,7 @@ func TestClassifyKeyStatuses(t *testing.T) {
 		smppstatus.ESME_RINVSRCADR: activities.ErrTypeSubmitRejected,
 		0x00000401:                 activities.ErrTypeSubmitRejected, // vendor-specific, unknown
 	} {
-		err := s.classify(&smppclient.SubmitError{Status: code, Retryable: smppstatus.Retryable(code)}, 1, 1)
+		err := s.classify(&smppclient.SubmitError{Status: code, Retryable: smppstatus.Retryable(code)}, 1, 1, false)
 		if ae := appErr(err); ae == nil || ae.Type() != want || ae.NonRetryable() != (want == activities.ErrTypeSubmitRejected) {
 			t.Errorf("%s: %v, want %s", smppstatus.Name(code), err, want)
 		}
@@ -65,13 +65,13 @@ func TestClassifyKeyStatuses(t *testing.T) {
 func TestClassifyReroute(t *testing.T) {
 	s := &Sender{Connector: config.Connector{ID: "up", RerouteErrors: []string{"ESME_RTHROTTLED", "0x0B", "err:034"}}}
 	for _, code := range []uint32{smppstatus.ESME_RTHROTTLED, smppstatus.ESME_RINVDSTADR} {
-		err := s.classify(&smppclient.SubmitError{Status: code, Retryable: smppstatus.Retryable(code)}, 2, 3)
+		err := s.classify(&smppclient.SubmitError{Status: code, Retryable: smppstatus.Retryable(code)}, 2, 3, false)
 		ae := appErr(err)
 		if ae == nil || ae.Type() != "Reroute" || !ae.NonRetryable() || !strings.Contains(ae.Message(), "part 2 of 3 via up") {
 			t.Errorf("%s: %v", smppstatus.Name(code), err)
 		}
 	}
-	err := s.classify(&smppclient.SubmitError{Status: smppstatus.ESME_RINVSRCADR}, 1, 1)
+	err := s.classify(&smppclient.SubmitError{Status: smppstatus.ESME_RINVSRCADR}, 1, 1, false)
 	if ae := appErr(err); ae == nil || ae.Type() != activities.ErrTypeSubmitRejected {
 		t.Errorf("a status not listed: %v", err)
 	}
@@ -87,7 +87,7 @@ func TestClassifyInDoubt(t *testing.T) {
 	for _, policy := range []string{"", config.InDoubtFail, config.InDoubtResubmit} {
 		s := &Sender{Connector: config.Connector{ID: "up", InDoubt: policy}}
 		for _, cause := range inDoubt {
-			ae := appErr(s.classify(cause, 1, 2))
+			ae := appErr(s.classify(cause, 1, 2, false))
 			resubmit := policy == config.InDoubtResubmit
 			switch {
 			case ae == nil:
@@ -104,10 +104,10 @@ func TestClassifyInDoubt(t *testing.T) {
 	}
 	// Nothing was sent: not in doubt.
 	s := &Sender{Connector: config.Connector{ID: "up"}}
-	if ae := appErr(s.classify(fmt.Errorf("%w: connector up", smppclient.ErrNotBound), 1, 1)); ae == nil || ae.Type() != activities.ErrTypeNotBound || ae.NonRetryable() {
+	if ae := appErr(s.classify(fmt.Errorf("%w: connector up", smppclient.ErrNotBound), 1, 1, false)); ae == nil || ae.Type() != activities.ErrTypeNotBound || ae.NonRetryable() {
 		t.Errorf("not bound: %v", ae)
 	}
-	if err := s.classify(context.DeadlineExceeded, 1, 1); appErr(err) != nil || !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.classify(context.DeadlineExceeded, 1, 1, false); appErr(err) != nil || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a context ended before sending: %v", err)
 	}
 }

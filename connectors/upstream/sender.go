@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -16,11 +17,27 @@ import (
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/smppclient"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
+	"github.com/smsgw/smsgw/internal/promreg"
 )
 
 // Bind is the upstream session the sender submits through.
 type Bind interface {
 	Submit(ctx context.Context, p smppclient.Part) (upstreamID string, err error)
+}
+
+// Intents records, before each submit_sm, that a part is about to go
+// upstream, so that a retried send can tell a part that never left from
+// one that was sent and whose outcome is unknown; and finds the parts an
+// earlier attempt saw accepted.
+type Intents interface {
+	// RecordSubmitIntent returns first false when an earlier attempt had
+	// recorded the intent of this part.
+	RecordSubmitIntent(ctx context.Context, connectorID, messageID string, segment int) (first bool, err error)
+	// ForgetSubmitIntent removes the intent of a part that was not sent
+	// or was refused.
+	ForgetSubmitIntent(ctx context.Context, connectorID, messageID string, segment int) error
+	// SegmentCorrelation is the correlation recorded for a part, if any.
+	SegmentCorrelation(ctx context.Context, connectorID, messageID string, segment int) (smsgw.Correlation, bool, error)
 }
 
 // Sender is the send activity of one connector. It runs only in the
@@ -31,20 +48,40 @@ type Sender struct {
 	Connector config.Connector
 	Bind      Bind
 	Matcher   *Matcher
+	Intents   Intents
+	// Resubmits, when set, counts parts sent again while in doubt (label
+	// "connector").
+	Resubmits *prometheus.CounterVec
 	Logger    *slog.Logger
 	Now       func() time.Time
+}
+
+// NewResubmitsCounter returns the counter for Sender.Resubmits, registered
+// on reg (or the one already registered there).
+func NewResubmitsCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	return promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smsgw_upstream_resubmits_total",
+		Help: "Parts submitted again after an earlier submit_sm of theirs was in doubt (inDoubt: resubmit), by connector.",
+	}, []string{"connector"}))
 }
 
 // sendProgress is heartbeated after each part, so a retried attempt resumes
 // after the parts upstream already accepted instead of sending them again.
 type sendProgress struct {
 	UpstreamIDs []string `json:"upstreamIds"`
+	// Resubmitted are the parts (1-based) sent again while in doubt.
+	Resubmitted []int `json:"resubmitted,omitempty"`
 }
 
 // Send submits each part of a message and records the correlation of each
 // upstream ID before it returns. A part upstream accepted is never submitted
 // again, whatever happens to the attempt afterwards: its ID is heartbeated
-// at once, and a retried attempt starts after it.
+// at once, and a retried attempt starts after it. Heartbeats reach Temporal
+// throttled, and an attempt may end between a submit_sm_resp and its
+// heartbeat, so each part's intent is recorded before its submit_sm: a part
+// whose intent an earlier attempt recorded is looked up among the
+// correlations, and submitted again only when none is there and the
+// connector's in-doubt policy says so.
 func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
 	var progress sendProgress
 	if activity.HasHeartbeatDetails(ctx) {
@@ -72,17 +109,98 @@ func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.
 			Validity:           in.Validity,
 			SAR:                p.SAR,
 		}
-		id, err := s.Bind.Submit(ctx, part)
+		id, resubmitted, err := s.submit(ctx, in, i, part)
 		if err != nil {
-			return activities.SendResult{}, s.classify(err, i+1, len(in.Parts))
+			return activities.SendResult{}, failedAfter(err, len(progress.UpstreamIDs))
 		}
 		progress.UpstreamIDs = append(progress.UpstreamIDs, id)
+		if resubmitted {
+			progress.Resubmitted = append(progress.Resubmitted, i+1)
+		}
 		activity.RecordHeartbeat(ctx, progress)
 		if err := s.correlate(ctx, in, i, id); err != nil {
 			return activities.SendResult{}, err
 		}
 	}
-	return activities.SendResult{UpstreamIDs: progress.UpstreamIDs, SentAt: s.Now().UTC()}, nil
+	return activities.SendResult{UpstreamIDs: progress.UpstreamIDs, Resubmitted: progress.Resubmitted, SentAt: s.Now().UTC()}, nil
+}
+
+// submit sends part i once its intent is durable. A part an earlier attempt
+// had already started is not sent blindly: accepted (its correlation is
+// there), its upstream ID is taken; otherwise it is in doubt, and sent
+// again (resubmitted true) only under inDoubt: resubmit.
+func (s *Sender) submit(ctx context.Context, in activities.SendInput, i int, part smppclient.Part) (id string, resubmitted bool, err error) {
+	segment, where := i+1, fmt.Sprintf("part %d of %d via %s", i+1, len(in.Parts), s.Connector.ID)
+	var first bool
+	if err := s.untilStored(ctx, "record the submission intent of "+where, func() (err error) {
+		first, err = s.Intents.RecordSubmitIntent(ctx, s.Connector.ID, in.MessageID, segment)
+		return err
+	}); err != nil {
+		return "", false, temporal.NewApplicationErrorWithCause(where+": not sent: "+err.Error(), activities.ErrTypeSubmitRetry, err,
+			activities.SendFailure{StatusName: "store_unavailable"})
+	}
+	if !first {
+		var c smsgw.Correlation
+		var ok bool
+		if err := s.untilStored(ctx, "look up the earlier submission of "+where, func() (err error) {
+			c, ok, err = s.Intents.SegmentCorrelation(ctx, s.Connector.ID, in.MessageID, segment)
+			return err
+		}); err != nil {
+			return "", false, temporal.NewApplicationErrorWithCause(where+": not sent: "+err.Error(), activities.ErrTypeSubmitRetry, err,
+				activities.SendFailure{StatusName: "store_unavailable", PartInDoubt: true})
+		}
+		if ok {
+			s.Logger.Info("part accepted by an earlier attempt; not sent again", "message", in.MessageID, "part", segment, "upstream_id", c.UpstreamID)
+			return c.UpstreamID, false, nil
+		}
+		detail := activities.SendFailure{StatusName: "in_doubt", PartInDoubt: true}
+		if !s.Connector.Resubmit() {
+			return "", false, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s: in doubt, an earlier attempt submitted it and no answer of upstream was recorded; inDoubt policy %s: not sent again", where, config.InDoubtFail),
+				activities.ErrTypeInDoubt, nil, detail)
+		}
+		s.Logger.Warn("part in doubt after an earlier attempt; sent again (inDoubt: resubmit)", "message", in.MessageID, "part", segment)
+		resubmitted = true
+		if s.Resubmits != nil {
+			s.Resubmits.WithLabelValues(s.Connector.ID).Inc()
+		}
+	}
+	id, err = s.Bind.Submit(ctx, part)
+	if err != nil {
+		// A part that certainly did not reach upstream may go as if for the
+		// first time; one sent before stays in doubt.
+		if first && !errors.Is(err, smppclient.ErrInDoubt) {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			ferr := s.Intents.ForgetSubmitIntent(fctx, s.Connector.ID, in.MessageID, segment)
+			cancel()
+			if ferr != nil {
+				s.Logger.Warn("submission intent of a part not sent left in place; a retry takes the part as in doubt",
+					"message", in.MessageID, "part", segment, "err", ferr)
+			}
+		}
+		return "", false, s.classify(err, segment, len(in.Parts), resubmitted)
+	}
+	return id, resubmitted, nil
+}
+
+// failedAfter notes in a send error how many parts upstream had accepted
+// before it, for the workflow's failover.
+func failedAfter(err error, accepted int) error {
+	var appErr *temporal.ApplicationError
+	if accepted == 0 || !errors.As(err, &appErr) {
+		return err
+	}
+	var detail activities.SendFailure
+	if appErr.HasDetails() {
+		if derr := appErr.Details(&detail); derr != nil {
+			return err
+		}
+	}
+	detail.PartsAccepted = accepted
+	if appErr.NonRetryable() {
+		return temporal.NewNonRetryableApplicationError(appErr.Message(), appErr.Type(), errors.Unwrap(appErr), detail)
+	}
+	return temporal.NewApplicationErrorWithCause(appErr.Message(), appErr.Type(), errors.Unwrap(appErr), detail)
 }
 
 // correlate writes the correlation of one accepted part, retrying until the
@@ -93,16 +211,25 @@ func (s *Sender) correlate(ctx context.Context, in activities.SendInput, i int, 
 		return nil // accepted without an ID: no receipt can name it
 	}
 	c := smsgw.Correlation{ConnectorID: s.Connector.ID, UpstreamID: id, MessageID: in.MessageID, Segment: i + 1, CreatedAt: s.Now().UTC()}
+	return s.untilStored(ctx, fmt.Sprintf("record correlation of part %d of %s", i+1, in.MessageID), func() error {
+		return s.Matcher.Correlate(ctx, c)
+	})
+}
+
+// untilStored runs a store operation until it succeeds or the attempt runs
+// out of time, so that a store that is down for a while delays a send
+// instead of failing it.
+func (s *Sender) untilStored(ctx context.Context, what string, op func() error) error {
 	wait := 100 * time.Millisecond
 	for {
-		err := s.Matcher.Correlate(ctx, c)
+		err := op()
 		if err == nil {
 			return nil
 		}
-		s.Logger.Warn("correlation not recorded yet", "message", in.MessageID, "upstream_id", id, "err", err)
+		s.Logger.Warn("store not answering; trying again", "what", what, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("record correlation of part %d: %w", i+1, err)
+			return fmt.Errorf("%s: %w", what, err)
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)
@@ -120,12 +247,15 @@ func (s *Sender) correlate(ctx context.Context, in activities.SendInput, i int, 
 //   - in doubt (no response in time, connection lost or the attempt ended
 //     after the submit_sm was written): by the connector's inDoubt policy,
 //     InDoubt (final) or SubmitRetry (sent again).
-func (s *Sender) classify(err error, part, parts int) error {
+//
+// Each carries a SendFailure; its PartInDoubt is set when this part may
+// have reached upstream: now, or in an earlier attempt (sentBefore).
+func (s *Sender) classify(err error, part, parts int, sentBefore bool) error {
 	where := fmt.Sprintf("part %d of %d via %s", part, parts, s.Connector.ID)
 	var se *smppclient.SubmitError
 	switch {
 	case errors.As(err, &se):
-		detail := activities.SendFailure{CommandStatus: se.Status, StatusName: smppstatus.Name(se.Status)}
+		detail := activities.SendFailure{CommandStatus: se.Status, StatusName: smppstatus.Name(se.Status), PartInDoubt: sentBefore}
 		switch {
 		case s.Connector.IsRerouteStatus(se.Status):
 			return temporal.NewNonRetryableApplicationError(
@@ -140,9 +270,10 @@ func (s *Sender) classify(err error, part, parts int) error {
 			fmt.Sprintf("%s: upstream answered %s", where, detail.StatusName),
 			activities.ErrTypeSubmitRejected, err, detail)
 	case errors.Is(err, smppclient.ErrNotBound):
-		return temporal.NewApplicationErrorWithCause(fmt.Sprintf("%s: not bound", where), activities.ErrTypeNotBound, err)
+		return temporal.NewApplicationErrorWithCause(fmt.Sprintf("%s: not bound", where), activities.ErrTypeNotBound, err,
+			activities.SendFailure{StatusName: "not_bound", PartInDoubt: sentBefore})
 	case errors.Is(err, smppclient.ErrInDoubt):
-		detail := activities.SendFailure{StatusName: "in_doubt"}
+		detail := activities.SendFailure{StatusName: "in_doubt", PartInDoubt: true}
 		if s.Connector.Resubmit() {
 			return temporal.NewApplicationErrorWithCause(
 				fmt.Sprintf("%s: in doubt, upstream may have accepted it (%v); inDoubt policy %s: sending it again", where, err, config.InDoubtResubmit),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
@@ -131,7 +132,13 @@ func startSMSC(t *testing.T, cfg smpptest.Config) (*smpptest.SMSC, string) {
 
 // newRig starts a simulator and a connector configured by co (ID and
 // address filled in), bound before it returns.
-func newRig(t *testing.T, store Correlations, sim smpptest.Config, co config.Connector) *rig {
+// connectorStore is what a connector keeps in the event store.
+type connectorStore interface {
+	Correlations
+	Intents
+}
+
+func newRig(t *testing.T, store connectorStore, sim smpptest.Config, co config.Connector) *rig {
 	t.Helper()
 	smsc, addr := startSMSC(t, sim)
 	co.ID, co.Address = strings.ReplaceAll(t.Name(), "/", "-"), addr
@@ -156,7 +163,11 @@ func newRig(t *testing.T, store Correlations, sim smpptest.Config, co config.Con
 	if err := client.WaitBound(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	r.sender = &Sender{Connector: co, Bind: client, Matcher: r.matcher, Logger: testLogger(t), Now: time.Now}
+	resubmits, err := NewResubmitsCounter(r.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sender = &Sender{Connector: co, Bind: client, Matcher: r.matcher, Intents: store, Resubmits: resubmits, Logger: testLogger(t), Now: time.Now}
 	return r
 }
 
@@ -336,6 +347,92 @@ func TestUpstream(t *testing.T) {
 		}
 		if _, got := r.signals.waitN(t, 3); len(got) != 3 {
 			t.Errorf("receipts %+v", got)
+		}
+	})
+
+	// The attempt ended after part two's submit_sm_resp, before its
+	// heartbeat reached Temporal (heartbeats are throttled): the retry
+	// knows only part one from its progress. Part two's intent and
+	// correlation are recorded, so the retry takes its ID instead of
+	// submitting it again.
+	t.Run("a part accepted before its heartbeat went out is not sent again", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{ThrottleEvery: 3}, config.Connector{})
+		in := message("msg-lost-beat", "part one", "part two", "part three")
+		_, beat, err := r.send(t, in, nil)
+		if ae := appError(t, err); ae.Type() != activities.ErrTypeSubmitRetry || !strings.Contains(ae.Message(), "part 3 of 3") {
+			t.Fatalf("first attempt: %v (type %s)", err, ae.Type())
+		}
+		if len(beat.UpstreamIDs) != 2 {
+			t.Fatalf("heartbeat after the first attempt: %+v", beat)
+		}
+		lagging := sendProgress{UpstreamIDs: beat.UpstreamIDs[:1]}
+		res, _, err := r.send(t, in, &lagging)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.UpstreamIDs[:2], beat.UpstreamIDs) || len(res.UpstreamIDs) != 3 || len(res.Resubmitted) != 0 {
+			t.Errorf("result %+v, want the IDs %v and a third", res, beat.UpstreamIDs)
+		}
+		accepted := map[string]int{}
+		for _, s := range r.smsc.Submits() {
+			if s.Status == 0 {
+				accepted[string(s.ShortMessage)]++
+			}
+		}
+		if accepted["part one"] != 1 || accepted["part two"] != 1 || accepted["part three"] != 1 {
+			t.Errorf("accepted submit_sm per part %v, want one each", accepted)
+		}
+	})
+
+	// An attempt that recorded a part's intent and then ended with no
+	// answer recorded (the process died after the submit_sm, or before the
+	// correlation was written) leaves the part in doubt: the retry applies
+	// the connector's in-doubt policy instead of sending it as new.
+	t.Run("a part in doubt after an earlier attempt follows the in-doubt policy", func(t *testing.T) {
+		for _, policy := range []string{config.InDoubtFail, config.InDoubtResubmit} {
+			r := newRig(t, store, smpptest.Config{}, config.Connector{InDoubt: policy})
+			id := "msg-doubt-after-crash-" + policy
+			if first, err := store.RecordSubmitIntent(ctxT(t), r.sender.Connector.ID, id, 1); err != nil || !first {
+				t.Fatalf("intent of the crashed attempt: %v, %v", first, err)
+			}
+			res, _, err := r.send(t, message(id, "hi"), nil)
+			if policy == config.InDoubtFail {
+				if ae := appError(t, err); ae.Type() != activities.ErrTypeInDoubt || !ae.NonRetryable() || !strings.Contains(ae.Message(), "inDoubt policy fail") {
+					t.Errorf("inDoubt fail: %v", err)
+				}
+				if n := len(r.smsc.Submits()); n != 0 {
+					t.Errorf("inDoubt fail: %d submit_sm, want none", n)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.UpstreamIDs) != 1 || !slices.Equal(res.Resubmitted, []int{1}) || len(r.smsc.Submits()) != 1 {
+				t.Errorf("inDoubt resubmit: result %+v after %d submit_sm", res, len(r.smsc.Submits()))
+			}
+			if got := testutil.ToFloat64(r.sender.Resubmits.WithLabelValues(r.sender.Connector.ID)); got != 1 {
+				t.Errorf("resubmits counted %v, want 1", got)
+			}
+		}
+	})
+
+	// A part refused for certain (throttled) or never written (not bound)
+	// did not reach upstream: its retry is no resubmission.
+	t.Run("a part refused is sent again as new", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{SubmitStatus: func(_ string, n int) uint32 {
+			if n == 1 {
+				return 0x58 // ESME_RTHROTTLED
+			}
+			return 0
+		}}, config.Connector{})
+		in := message("msg-refused-then-new", "hi")
+		if _, _, err := r.send(t, in, nil); appError(t, err).Type() != activities.ErrTypeSubmitRetry {
+			t.Fatalf("first attempt: %v", err)
+		}
+		res, _, err := r.send(t, in, nil)
+		if err != nil || len(res.Resubmitted) != 0 || len(res.UpstreamIDs) != 1 {
+			t.Errorf("retry: %+v, %v", res, err)
 		}
 	})
 

@@ -31,6 +31,7 @@ const (
 	EventsCollection       = "events"
 	CorrelationsCollection = "correlations"
 	ParkedCollection       = "unmatched_receipts"
+	IntentsCollection      = "submit_intents"
 )
 
 // DefaultCorrelationTTL is how long a correlation is kept when no
@@ -54,6 +55,7 @@ type Store struct {
 	events       *mongo.Collection
 	correlations *mongo.Collection
 	parked       *mongo.Collection
+	intents      *mongo.Collection
 	ttl          time.Duration
 	serverTTL    bool
 	log          *slog.Logger
@@ -65,6 +67,7 @@ type Store struct {
 	batchMetrics *groupcommit.Metrics
 	eventWrites  *groupcommit.Committer[smsgw.Event]
 	corrWrites   *groupcommit.Committer[correlationDoc]
+	intentWrites *groupcommit.Committer[intentDoc]
 }
 
 // Option changes how Open sets up the store.
@@ -135,6 +138,7 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 	s.events = s.db.Collection(EventsCollection)
 	s.correlations = s.db.Collection(CorrelationsCollection)
 	s.parked = s.db.Collection(ParkedCollection)
+	s.intents = s.db.Collection(IntentsCollection)
 	if err := s.Ping(ctx); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
@@ -145,6 +149,7 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 	}
 	s.eventWrites = groupcommit.New("events", s.insertEvents, s.batching, s.batchMetrics)
 	s.corrWrites = groupcommit.New("correlations", s.upsertCorrelations, s.batching, s.batchMetrics)
+	s.intentWrites = groupcommit.New("submit_intents", s.insertIntents, s.batching, s.batchMetrics)
 	return s, nil
 }
 
@@ -152,6 +157,7 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 func (s *Store) Close(ctx context.Context) error {
 	s.eventWrites.Close()
 	s.corrWrites.Close()
+	s.intentWrites.Close()
 	if err := s.client.Disconnect(ctx); err != nil {
 		return fmt.Errorf("mongostore: close: %w", err)
 	}
@@ -181,6 +187,8 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.events, "customerId_at", bson.D{{Key: "customerId", Value: 1}, {Key: "at", Value: 1}}},
 		{s.parked, "connectorId_upstreamId", bson.D{{Key: "connectorId", Value: 1}, {Key: "upstreamId", Value: 1}}},
 		{s.parked, "parkedAt", bson.D{{Key: "parkedAt", Value: 1}}},
+		// A retried send looks up the parts of its message accepted before.
+		{s.correlations, "messageId_segment", bson.D{{Key: "messageId", Value: 1}, {Key: "segment", Value: 1}}},
 	}
 	// One index per command: FerretDB v1 fails a createIndexes that lists
 	// several indexes when some of them already exist.
@@ -190,16 +198,21 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			return fmt.Errorf("mongostore: create index %s on %s: %w", ix.name, ix.coll.Name(), wrap(err))
 		}
 	}
-	return s.createTTLIndex(ctx)
+	for _, c := range []*mongo.Collection{s.correlations, s.intents} {
+		if err := s.createTTLIndex(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// createTTLIndex puts a TTL index on correlations.createdAt, or adjusts the
-// one already there when the TTL has changed. Where the server has no TTL
-// indexes (FerretDB v1) it makes a plain index instead, so that
-// ExpireCorrelations stays cheap.
-func (s *Store) createTTLIndex(ctx context.Context) error {
+// createTTLIndex puts a TTL index on coll.createdAt (correlations and
+// submission intents), or adjusts the one already there when the TTL has
+// changed. Where the server has no TTL indexes (FerretDB v1) it makes a
+// plain index instead, so that ExpireCorrelations stays cheap.
+func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) error {
 	secs := int32(s.ttl / time.Second)
-	_, err := s.correlations.Indexes().CreateOne(ctx, mongo.IndexModel{
+	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys:    bson.D{{Key: "createdAt", Value: 1}},
 		Options: options.Index().SetName("createdAt_ttl").SetExpireAfterSeconds(secs),
 	})
@@ -210,26 +223,26 @@ func (s *Store) createTTLIndex(ctx context.Context) error {
 		return nil
 	case errors.As(err, &ce) && (ce.Code == codeIndexOptionsConflict || ce.Code == codeIndexKeySpecsConflict):
 		res := s.db.RunCommand(ctx, bson.D{
-			{Key: "collMod", Value: CorrelationsCollection},
+			{Key: "collMod", Value: coll.Name()},
 			{Key: "index", Value: bson.D{{Key: "name", Value: "createdAt_ttl"}, {Key: "expireAfterSeconds", Value: secs}}},
 		})
 		if err := res.Err(); err != nil {
-			return fmt.Errorf("mongostore: change the correlation TTL: %w", wrap(err))
+			return fmt.Errorf("mongostore: change the TTL of %s: %w", coll.Name(), wrap(err))
 		}
 		s.serverTTL = true
 		return nil
 	case errors.As(err, &ce) && ce.Code == codeNotImplemented:
-		s.log.Info("the server has no TTL indexes; expired correlations are removed by ExpireCorrelations", "ttl", s.ttl)
-		_, err = s.correlations.Indexes().CreateOne(ctx, mongo.IndexModel{
+		s.log.Info("the server has no TTL indexes; expired documents are removed by ExpireCorrelations", "collection", coll.Name(), "ttl", s.ttl)
+		_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{
 			Keys:    bson.D{{Key: "createdAt", Value: 1}},
 			Options: options.Index().SetName("createdAt"),
 		})
 		if err != nil {
-			return fmt.Errorf("mongostore: create index on %s: %w", CorrelationsCollection, wrap(err))
+			return fmt.Errorf("mongostore: create index on %s: %w", coll.Name(), wrap(err))
 		}
 		return nil
 	default:
-		return fmt.Errorf("mongostore: create TTL index on %s: %w", CorrelationsCollection, wrap(err))
+		return fmt.Errorf("mongostore: create TTL index on %s: %w", coll.Name(), wrap(err))
 	}
 }
 
@@ -374,15 +387,21 @@ func (s *Store) LookupCorrelation(ctx context.Context, connectorID, upstreamID s
 	}, true, nil
 }
 
-// ExpireCorrelations deletes correlations created more than the TTL before
-// now and returns how many it deleted. Servers with TTL indexes do this
-// themselves (see ServerTTL); calling it there is harmless.
+// ExpireCorrelations deletes correlations and submission intents created
+// more than the TTL before now and returns how many it deleted. Servers
+// with TTL indexes do this themselves (see ServerTTL); calling it there is
+// harmless.
 func (s *Store) ExpireCorrelations(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.correlations.DeleteMany(ctx, bson.D{{Key: "createdAt", Value: bson.D{{Key: "$lt", Value: now.Add(-s.ttl).UTC()}}}})
-	if err != nil {
-		return 0, fmt.Errorf("mongostore: expire correlations: %w", wrap(err))
+	old := bson.D{{Key: "createdAt", Value: bson.D{{Key: "$lt", Value: now.Add(-s.ttl).UTC()}}}}
+	var n int64
+	for _, c := range []*mongo.Collection{s.correlations, s.intents} {
+		res, err := c.DeleteMany(ctx, old)
+		if err != nil {
+			return n, fmt.Errorf("mongostore: expire %s: %w", c.Name(), wrap(err))
+		}
+		n += res.DeletedCount
 	}
-	return res.DeletedCount, nil
+	return n, nil
 }
 
 // parkedDoc is a parked receipt as stored.

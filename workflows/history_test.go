@@ -1,0 +1,96 @@
+package workflows
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw/config"
+	"github.com/smsgw/smsgw/internal/testenv"
+	"github.com/smsgw/smsgw/routing"
+)
+
+// The happy path of a one-part message costs 18 history events and three
+// workflow tasks when its receipt comes 500 ms after the send: the
+// throughput of the whole gateway rests on that count, so a change that
+// adds to it fails here. Run on a real Temporal dev server, with the
+// message's own activities over in-memory stores.
+func TestHappyPathHistoryShape(t *testing.T) {
+	addr := testenv.TemporalAddress(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	cfg, err := config.Parse([]byte(testConfig), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := config.Static(cfg)
+	acts := &activities.Activities{
+		Config: live, Routes: routing.NewCache(live), Events: &memEvents{events: map[string]smsgw.Event{}},
+		Reports: &memReports{rows: map[string]smsgw.MessageRecord{}}, Encoder: oneGSMPart{},
+		Channels: map[string]activities.Channel{smsgw.ChannelWebhook: &memNotifier{}}, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+	}
+	w := worker.New(c, TaskQueue, worker.Options{})
+	w.RegisterWorkflow(MessageWorkflow)
+	w.RegisterActivity(acts)
+	send := worker.New(c, SendTaskQueue("sim"), worker.Options{})
+	send.RegisterActivityWithOptions(func(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
+		id := "up-" + in.MessageID
+		time.AfterFunc(500*time.Millisecond, func() {
+			_ = c.SignalWorkflow(context.Background(), in.MessageID, "", SignalReceipt,
+				ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: in.ConnectorID, UpstreamID: id, Stat: "DELIVRD"}, Segment: 1})
+		})
+		return activities.SendResult{UpstreamIDs: []string{id}, SentAt: time.Now()}, nil
+	}, activity.RegisterOptions{Name: activities.SendName})
+	for _, wk := range []worker.Worker{w, send} {
+		if err := wk.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer wk.Stop()
+	}
+
+	m := smsgw.Message{ID: "history-shape", CustomerID: "acme", EntryPoint: smsgw.EntryREST, From: "ACME", To: "+61412345678",
+		Text: "hello", Validity: time.Hour, AcceptedAt: time.Now().UTC()}
+	plan, err := activities.Planner{Config: live, Routes: routing.NewCache(live), Encoder: oneGSMPart{}}.Plan(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: m.ID, TaskQueue: TaskQueue, TypedSearchAttributes: StartAttributes(m)},
+		MessageWorkflow, MessageInput{Message: m, Plan: &plan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res MessageResult
+	if err := run.Get(ctx, &res); err != nil || res.Status != smsgw.StatusDelivered {
+		t.Fatalf("message ended %+v, %v", res, err)
+	}
+	events, tasks := 0, 0
+	it := c.GetWorkflowHistory(ctx, m.ID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		events++
+		if e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			tasks++
+		}
+	}
+	if events != 18 || tasks != 3 {
+		t.Fatalf("the happy path took %d history events and %d workflow tasks, want 18 and 3", events, tasks)
+	}
+}
