@@ -70,16 +70,22 @@ const (
 
 // Message is a submission as accepted from a customer.
 type Message struct {
-	ID             string        `json:"id"`
-	CustomerID     string        `json:"customerId"`
-	EntryPoint     EntryPoint    `json:"entryPoint"`
-	From           string        `json:"from"`
-	To             string        `json:"to"` // E.164 with leading '+'
-	Text           string        `json:"text"`
-	CallbackURL    string        `json:"callbackUrl,omitempty"`
-	IdempotencyKey string        `json:"idempotencyKey,omitempty"`
-	Validity       time.Duration `json:"validity"`
-	AcceptedAt     time.Time     `json:"acceptedAt"`
+	ID             string     `json:"id"`
+	CustomerID     string     `json:"customerId"`
+	EntryPoint     EntryPoint `json:"entryPoint"`
+	From           string     `json:"from"`
+	To             string     `json:"to"` // E.164 with leading '+'
+	Text           string     `json:"text"`
+	CallbackURL    string     `json:"callbackUrl,omitempty"`
+	IdempotencyKey string     `json:"idempotencyKey,omitempty"`
+	// SubmissionRef names one submission where the entry point has no
+	// idempotency key but knows its submissions apart (an SMPP session and
+	// the sequence number of its submit_sm). The message's ID is derived
+	// from it, so a start whose answer was lost is tried again without
+	// making a second message, and answered with the one it made.
+	SubmissionRef string        `json:"submissionRef,omitempty"`
+	Validity      time.Duration `json:"validity"`
+	AcceptedAt    time.Time     `json:"acceptedAt"`
 	// ScheduleAt, when set, is when the message may be sent upstream at the
 	// earliest (SMPP schedule_delivery_time). It must fall within validity.
 	ScheduleAt time.Time `json:"scheduleAt,omitzero"`

@@ -137,9 +137,13 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	// The request as the customer sent it, before defaults are filled in:
 	// a retry without a validity is the same request even if the
 	// customer's default has changed meanwhile.
+	key := m.IdempotencyKey
+	if key == "" && m.SubmissionRef != "" {
+		key = "submission\x00" + m.SubmissionRef
+	}
 	var fp string
-	if m.IdempotencyKey != "" {
-		fp = fingerprint(m)
+	if key != "" {
+		fp = fingerprint(m, key)
 	}
 	if m.Validity == 0 {
 		m.Validity = smsgw.DefaultValidity
@@ -148,8 +152,8 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		}
 	}
 	m.AcceptedAt = s.now().UTC()
-	if m.IdempotencyKey != "" {
-		m.ID = idempotentID(m.CustomerID, m.IdempotencyKey)
+	if key != "" {
+		m.ID = idempotentID(m.CustomerID, key)
 	} else {
 		m.ID = newID(m.AcceptedAt)
 	}
@@ -176,17 +180,25 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	}
 	acc := smsgw.Accepted{ID: m.ID, Status: smsgw.StatusAccepted, Segments: segments, Encoding: encoding}
 	memo := workflows.SubmissionMemo{Fingerprint: fp, Encoding: encoding, Segments: segments}
-	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                    m.ID,
-		TaskQueue:             workflows.TaskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		// An ID seen before (a repeated idempotency key) answers with the first message.
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes:                    workflows.StartAttributes(m),
-		Memo:                                     map[string]any{workflows.MemoSubmission: memo},
-		EnableEagerStart:                         s.eagerStart,
-		StaticSummary:                            "message from " + m.CustomerID + " via " + string(m.EntryPoint),
-	}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan})
+	start := func(ctx context.Context) error {
+		_, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:                    m.ID,
+			TaskQueue:             workflows.TaskQueue,
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+			// An ID seen before (a repeated idempotency key) answers with the first message.
+			WorkflowExecutionErrorWhenAlreadyStarted: true,
+			TypedSearchAttributes:                    workflows.StartAttributes(m),
+			Memo:                                     map[string]any{workflows.MemoSubmission: memo},
+			EnableEagerStart:                         s.eagerStart,
+			StaticSummary:                            "message from " + m.CustomerID + " via " + string(m.EntryPoint),
+		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan})
+		return err
+	}
+	if key != "" {
+		err = startAgainIfUnsure(ctx, start)
+	} else {
+		err = start(ctx)
+	}
 	admitted(err == nil)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
@@ -209,6 +221,41 @@ func (s *Service) admit(ctx context.Context, customerID string, bound int) (done
 		bound = s.maxBacklog
 	}
 	return s.backlog.Admit(ctx, customerID, bound)
+}
+
+// startAgainIfUnsure runs the start of a workflow whose ID is derived from
+// the submission, and runs it again when it failed without saying whether
+// the workflow exists (its answer timed out or was lost with the
+// connection): the workflow may have been started. Each try leaves a share
+// of ctx's time for the next, which starts the workflow or finds it
+// (WorkflowExecutionAlreadyStarted), so the submission is answered with
+// the message it made instead of an error.
+func startAgainIfUnsure(ctx context.Context, start func(context.Context) error) error {
+	wait := 100 * time.Millisecond
+	for {
+		tryCtx, cancel := ctx, context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok {
+			if left := time.Until(deadline); left > time.Second {
+				tryCtx, cancel = context.WithTimeout(ctx, left-min(left/3, 3*time.Second))
+			}
+		}
+		err := start(tryCtx)
+		cancel()
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		var invalid *serviceerror.InvalidArgument
+		if err == nil || errors.As(err, &already) || errors.As(err, &invalid) || ctx.Err() != nil {
+			return err
+		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait+100*time.Millisecond {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // repeated answers a submission whose idempotency key names a message that
@@ -242,7 +289,7 @@ func (s *Service) repeated(ctx context.Context, m smsgw.Message, fp string) (sms
 // let anyone test guesses at a message's number or text. The entry point
 // is left out: the same request retried over gRPC instead of REST is the
 // same message.
-func fingerprint(m smsgw.Message) string {
+func fingerprint(m smsgw.Message, key string) string {
 	canonical, _ := json.Marshal(struct {
 		From, To, Text, CallbackURL string
 		Validity                    time.Duration
@@ -252,7 +299,7 @@ func fingerprint(m smsgw.Message) string {
 		m.From, m.To, m.Text, m.CallbackURL, m.Validity, scheduleNanos(m.ScheduleAt),
 		m.ReceiptRequested, m.ReceiptOnFailureOnly,
 	})
-	mac := hmac.New(sha256.New, []byte(m.CustomerID+"\x00"+m.IdempotencyKey))
+	mac := hmac.New(sha256.New, []byte(m.CustomerID+"\x00"+key))
 	mac.Write(canonical)
 	return "v1:" + hex.EncodeToString(mac.Sum(nil))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,7 +167,17 @@ func TestSubmitIsAnsweredOnlyOnceAccepted(t *testing.T) {
 		ID: "msg-1", CustomerID: "acme", EntryPoint: smsgw.EntrySMPP, From: "ACME", To: "+61412345678",
 		Text: "Grüße", Validity: 26 * time.Hour, ReceiptRequested: true,
 	}
-	if len(got) != 1 || got[0] != want {
+	// The submission is named by the session and the submit_sm's sequence
+	// number, so a start tried again does not make a second message.
+	if len(got) != 1 {
+		t.Fatalf("submitted %+v, want one message", got)
+	}
+	session, seq, _ := strings.Cut(got[0].SubmissionRef, ":")
+	if session == "" || seq != strconv.FormatUint(uint64(r.Seq), 10) {
+		t.Fatalf("submitted %+v: its submission is not named by session and sequence number", got)
+	}
+	got[0].SubmissionRef = ""
+	if got[0] != want {
 		t.Fatalf("submitted %+v, want %+v", got, want)
 	}
 

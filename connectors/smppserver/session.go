@@ -2,6 +2,7 @@ package smppserver
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,10 @@ type session struct {
 	smpp   *smppsession.Session
 	remote net.Addr
 	logp   atomic.Pointer[slog.Logger]
+	// id tells this connection from every other, on any replica: with a
+	// submit_sm's sequence number it names that submission (see
+	// smsgw.Message.SubmissionRef).
+	id string
 
 	submitSlots  chan struct{} // one per outstanding submission
 	deliverSlots chan struct{} // one per deliver_sm awaiting its response
@@ -74,7 +79,7 @@ type session struct {
 func newSession(srv *Server, conn net.Conn) *session {
 	cfg := srv.cfg
 	sess := &session{
-		srv: srv, remote: conn.RemoteAddr(),
+		srv: srv, remote: conn.RemoteAddr(), id: rand.Text(),
 		submitSlots:  make(chan struct{}, cfg.Window),
 		deliverSlots: make(chan struct{}, cfg.DeliverWindow),
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -92,6 +93,9 @@ func (sess *session) submit(f smppwire.Frame) {
 		answer(bad.status, bad.reason)
 		return
 	}
+	// The message takes its ID from this submit_sm, so a start whose
+	// answer was lost is not taken for a new message when tried again.
+	sub.msg.SubmissionRef = sess.id + ":" + strconv.FormatUint(uint64(f.Seq), 10)
 	reply := func(status uint32, id, reason string) {
 		release()
 		if status != smppstatus.ESME_ROK {
