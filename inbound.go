@@ -46,6 +46,10 @@ type InboundPage struct {
 // upstream, before it is decoded: the connector hands it to
 // lifecycle.StartInbound, which names it and starts its workflow.
 type MO struct {
+	// ID, when the connector names the message (see
+	// lifecycle.MOOfferKey), is its inbound message ID; empty, the ID is
+	// derived from what upstream sent.
+	ID           string
 	ConnectorID  string
 	From         string
 	To           string

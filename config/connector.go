@@ -121,6 +121,10 @@ type Connector struct {
 	// PartialFailoverStay (the default) or PartialFailoverResend. A
 	// re-route error always sends the whole message to the next connector.
 	PartialFailover string `yaml:"partialFailover"`
+	// MORedeliveryWindow is how long after a deliver_sm (MO) the gateway
+	// refused or left unanswered an identical one on this connector is
+	// taken for the same message offered again; default 2m.
+	MORedeliveryWindow time.Duration `yaml:"moRedeliveryWindow"`
 
 	line int
 }
@@ -214,7 +218,7 @@ func (co Connector) problems() []string {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"enquireLink", co.EnquireLink}, {"responseTimeout", co.ResponseTimeout}, {"rebindMin", co.RebindMin}, {"rebindMax", co.RebindMax}} {
+	}{{"enquireLink", co.EnquireLink}, {"responseTimeout", co.ResponseTimeout}, {"rebindMin", co.RebindMin}, {"rebindMax", co.RebindMax}, {"moRedeliveryWindow", co.MORedeliveryWindow}} {
 		if d.v < 0 {
 			bad("%s must not be negative", d.name)
 		}

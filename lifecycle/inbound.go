@@ -2,10 +2,13 @@ package lifecycle
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -24,11 +27,18 @@ import (
 func StartInbound(ctx context.Context, c client.Client, mo smsgw.MO) (id string, duplicate bool, err error) {
 	text, encoding, concat := decodeMO(mo)
 	if concat == nil {
-		id = singleInboundID(mo)
+		// A message the connector named is started once for good; one
+		// named by its content holds its ID for the dedup window.
+		id = mo.ID
+		reuse, dedup := enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, time.Duration(0)
+		if id == "" {
+			id = singleInboundID(mo)
+			reuse, dedup = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, workflows.InboundDedupWindow
+		}
 		_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                                       id,
 			TaskQueue:                                workflows.TaskQueue,
-			WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowIDReusePolicy:                    reuse,
 			WorkflowExecutionErrorWhenAlreadyStarted: true,
 			StaticSummary:                            "inbound message via " + mo.ConnectorID,
 		}, workflows.InboundWorkflow, workflows.InboundInput{
@@ -36,7 +46,7 @@ func StartInbound(ctx context.Context, c client.Client, mo smsgw.MO) (id string,
 				ID: id, From: mo.From, To: mo.To, Text: text, Encoding: encoding, Parts: 1,
 				Connector: mo.ConnectorID, ReceivedAt: mo.ReceivedAt.UTC(),
 			},
-			DedupWindow: workflows.InboundDedupWindow,
+			DedupWindow: dedup,
 		})
 		var already *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &already) {
@@ -106,6 +116,24 @@ func decodeMO(mo smsgw.MO) (text, encoding string, concat *moConcat) {
 		concat = nil
 	}
 	return text, encoding, concat
+}
+
+// MOOfferKey names a single-part MO by its connector and what upstream
+// sent, for a connector's record of the MO it has not answered ESME_ROK
+// yet (SMPP gives a deliver_sm no ID of its own). ok is false for a part
+// of a concatenated message: its reassembly takes each part once.
+func MOOfferKey(mo smsgw.MO) (key string, ok bool) {
+	if _, _, concat := decodeMO(mo); concat != nil {
+		return "", false
+	}
+	return singleInboundID(mo), true
+}
+
+// NewInboundID names a new single-part inbound message: its content's
+// name (MOOfferKey) and a random part, so two messages that say the same
+// thing are two messages.
+func NewInboundID(mo smsgw.MO) string {
+	return singleInboundID(mo) + "-" + strings.ToLower(rand.Text()[:16])
 }
 
 // singleInboundID derives an MO's ID from what upstream sent, so the same

@@ -26,7 +26,9 @@ type Connector struct {
 	Temporal client.Client
 	Matcher  *upstream.Matcher
 	// Intents records each part's submission before its submit_sm.
-	Intents  upstream.Intents
+	Intents upstream.Intents
+	// Offers remembers the MO not answered yet, to know one offered again.
+	Offers   upstream.MOOffers
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 }
@@ -67,7 +69,9 @@ func (c *Connector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}
-	bind, err := smppclient.New(cc, &upstream.Handler{Matcher: c.Matcher, Temporal: c.Temporal, Logger: logger}, logger, c.Registry)
+	bind, err := smppclient.New(cc, &upstream.Handler{
+		Matcher: c.Matcher, Temporal: c.Temporal, Offers: c.Offers, RedeliveryWindow: co.MORedeliveryWindow, Logger: logger,
+	}, logger, c.Registry)
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}

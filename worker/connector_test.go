@@ -140,7 +140,7 @@ func startSMSC(t *testing.T, cfg smpptest.Config) (*smpptest.SMSC, string) {
 func (e *env) runConnector(t *testing.T, co config.Connector, reg *prometheus.Registry) (stop func() error) {
 	t.Helper()
 	matcher := upstream.NewMatcher(e.store, lifecycle.TemporalSignaler{Client: e.temporal}, testLogger(t), reg)
-	c := &worker.Connector{Config: co, Temporal: e.temporal, Matcher: matcher, Intents: e.store, Logger: testLogger(t), Registry: reg}
+	c := &worker.Connector{Config: co, Temporal: e.temporal, Matcher: matcher, Intents: e.store, Offers: e.store, Logger: testLogger(t), Registry: reg}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

@@ -295,9 +295,13 @@ func TestEndToEndInboundAndEmail(t *testing.T) {
 	if raw := relay.waitFor(t, "SMS from 61412345678 to 61400000001"); !strings.Contains(raw, "Hello shop") {
 		t.Errorf("inbound email lacks the text:\n%s", raw)
 	}
-	// The SMSC delivers the same deliver_sm again (its response was lost): one message still.
+	// The same words from the same number, after the first was answered:
+	// the person sent them twice, and the shop hears of both.
 	if err := g.sim.InjectMO(ctx, "61412345678", "61400000001", 0, 0, []byte("Hello shop")); err != nil {
 		t.Fatal(err)
+	}
+	if twice := shop.waitFor(t, 2, inbound("Hello shop")); twice[0].body["id"] == twice[1].body["id"] {
+		t.Errorf("two MO with the same words are one message: %v", twice[1].body)
 	}
 
 	// Concatenated MO, parts out of order, to the keyword on the short code.
@@ -337,8 +341,8 @@ func TestEndToEndInboundAndEmail(t *testing.T) {
 	// The customer lists its inbound messages over REST, newest first.
 	code, list := g.do(t, "GET", "/v1/inbound", "shop-key", "")
 	msgs, _ := list["messages"].([]any)
-	if code != 200 || len(msgs) != 2 {
-		t.Fatalf("GET /v1/inbound: HTTP %d %v, want the shop's two messages", code, list)
+	if code != 200 || len(msgs) != 3 {
+		t.Fatalf("GET /v1/inbound: HTTP %d %v, want the shop's three messages", code, list)
 	}
 	if first := msgs[0].(map[string]any); first["text"] != "PIZZA large with olives" || first["status"] != "INBOUND_STATUS_DELIVERED" {
 		t.Errorf("newest inbound %v", first)
@@ -347,10 +351,10 @@ func TestEndToEndInboundAndEmail(t *testing.T) {
 		t.Errorf("another customer sees %v", list)
 	}
 
-	// Nothing was delivered twice.
+	// Nothing was delivered twice: each of the two messages once.
 	time.Sleep(500 * time.Millisecond)
-	if n := len(shop.waitFor(t, 1, inbound("Hello shop"))); n != 1 {
-		t.Errorf("the repeated deliver_sm reached the webhook %d times, want once", n)
+	if n := len(shop.waitFor(t, 2, inbound("Hello shop"))); n != 2 {
+		t.Errorf("the two identical MO reached the webhook %d times, want once each", n)
 	}
 }
 

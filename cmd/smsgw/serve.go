@@ -180,7 +180,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			if !ok {
 				return fmt.Errorf("connector %q is not in the configuration", id)
 			}
-			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Intents: events, Logger: logger, Registry: reg}
+			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Intents: events, Offers: events, Logger: logger, Registry: reg}
 			spawn("connector "+id, c.Run)
 		}
 	}

@@ -188,6 +188,13 @@ type Handler interface {
 	HandleMO(ctx context.Context, mo smsgw.MO) error
 }
 
+// MOAnswerWatcher is a Handler that hears when an MO it took has been
+// answered ESME_ROK: its deliver_sm_resp is on its way to the SMSC, which
+// will not offer that deliver_sm again.
+type MOAnswerWatcher interface {
+	MOAnswered(ctx context.Context, mo smsgw.MO)
+}
+
 // Errors from Submit. Besides these, Submit returns *SubmitError for a
 // refusal, an *smsgw.Error with code EINVALID for a part that cannot be
 // encoded, and the context's error when ctx ends before the PDU was sent.

@@ -12,8 +12,8 @@ import (
 )
 
 // deliver handles one deliver_sm or data_sm and returns the command_status
-// to answer it with.
-func (c *Client) deliver(ctx context.Context, f smppwire.Frame) uint32 {
+// to answer it with, and the MO it was when it was one.
+func (c *Client) deliver(ctx context.Context, f smppwire.Frame) (uint32, *smsgw.MO) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
 	defer cancel()
 	now := time.Now().UTC()
@@ -22,7 +22,7 @@ func (c *Client) deliver(ctx context.Context, f smppwire.Frame) uint32 {
 	if err != nil {
 		c.log.Error("unreadable deliver_sm or data_sm refused", "err", err, "seq", f.Seq, "pdu", fmt.Sprintf("%x", f.Raw))
 		c.metrics.mo.WithLabelValues("invalid").Inc()
-		return smppstatus.ESME_RX_P_APPN
+		return smppstatus.ESME_RX_P_APPN, nil
 	}
 
 	if isReceipt(m) {
@@ -32,15 +32,15 @@ func (c *Client) deliver(ctx context.Context, f smppwire.Frame) uint32 {
 			// bring it back forever. The log keeps it.
 			c.log.Error("receipt without a readable id or state refused", "err", err, "text", string(m.Text()))
 			c.metrics.receipts.WithLabelValues("invalid").Inc()
-			return smppstatus.ESME_RX_P_APPN
+			return smppstatus.ESME_RX_P_APPN, nil
 		}
 		if err := c.handler.HandleReceipt(ctx, r); err != nil {
 			c.log.Warn("receipt not held; the SMSC will deliver it again", "upstream_id", r.UpstreamID, "err", err)
 			c.metrics.receipts.WithLabelValues("handler_error").Inc()
-			return smppstatus.ESME_RX_T_APPN
+			return smppstatus.ESME_RX_T_APPN, nil
 		}
 		c.metrics.receipts.WithLabelValues("ok").Inc()
-		return smppstatus.ESME_ROK
+		return smppstatus.ESME_ROK, nil
 	}
 
 	mo := smsgw.MO{
@@ -56,10 +56,10 @@ func (c *Client) deliver(ctx context.Context, f smppwire.Frame) uint32 {
 	if err := c.handler.HandleMO(ctx, mo); err != nil {
 		c.log.Warn("MO not held; the SMSC will deliver it again", "err", err)
 		c.metrics.mo.WithLabelValues("handler_error").Inc()
-		return smppstatus.ESME_RX_T_APPN
+		return smppstatus.ESME_RX_T_APPN, nil
 	}
 	c.metrics.mo.WithLabelValues("ok").Inc()
-	return smppstatus.ESME_ROK
+	return smppstatus.ESME_ROK, &mo
 }
 
 // isReceipt reports whether a deliver_sm or data_sm is a delivery receipt:

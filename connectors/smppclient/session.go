@@ -156,8 +156,11 @@ func (s *session) HandleRequest(ctx context.Context, f smppwire.Frame) {
 		}
 		go func() {
 			defer func() { <-s.deliverSem }()
-			status := s.c.deliver(s.handlerCtx, f)
-			_ = s.smpp.Respond(smppwire.MessageIDResp(f.CommandID|smppwire.ResponseBit, status, f.Seq, ""))
+			status, mo := s.c.deliver(s.handlerCtx, f)
+			err := s.smpp.Respond(smppwire.MessageIDResp(f.CommandID|smppwire.ResponseBit, status, f.Seq, ""))
+			if w, ok := s.c.handler.(MOAnswerWatcher); ok && mo != nil && err == nil {
+				w.MOAnswered(s.handlerCtx, *mo)
+			}
 		}()
 	case smppwire.AlertNotification:
 		// no response is defined; nothing to do
