@@ -59,6 +59,9 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
+	if topts.MetricsHandler, err = worker.NewTemporalMetrics(reg); err != nil {
+		return err
+	}
 	tc, err := client.NewLazyClient(topts)
 	if err != nil {
 		return fmt.Errorf("temporal client: %w", err)
@@ -164,6 +167,9 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		}
 		defer w.Stop()
 		logger.Info("message worker started")
+		spawn("running workflows count", func(ctx context.Context) error {
+			return worker.CountRunning(ctx, tc, s.temporalNamespace, reg, 30*time.Second, logger)
+		})
 	}
 
 	if runs("connector") {

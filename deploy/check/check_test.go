@@ -172,7 +172,7 @@ func TestDashboardBroken(t *testing.T) {
 	}{
 		{"unknown metric", `"expr": "max(smsgw_receipts_unmatched)"`, `"expr": "max(smsgw_receipts_pending)"`, `selects "smsgw_receipts_pending"`},
 		{"required metric not shown", `"expr": "max(smsgw_receipts_unmatched)"`, `"expr": "max(smsgw_workflows_running)"`, "no panel shows smsgw_receipts_unmatched"},
-		{"expression does not parse", `"expr": "sum(smsgw_workflows_running)"`, `"expr": "sum(smsgw_workflows_running"`, "does not parse"},
+		{"expression does not parse", `"expr": "max(smsgw_workflows_running)"`, `"expr": "max(smsgw_workflows_running"`, "does not parse"},
 		{"no uid", `"uid": "smsgw-overview"`, `"uid": ""`, "no uid"},
 		{"not JSON", `"uid": "smsgw-overview"`, `"uid": smsgw-overview`, "not JSON"},
 	}

@@ -1,0 +1,59 @@
+package worker
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// The SDK's metrics reach the registry under their own names, with the
+// tags of each call site as labels, even where one name is tagged
+// differently in different places.
+func TestTemporalMetricsOnTheRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h, err := NewTemporalMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := h.WithTags(map[string]string{"namespace": "default"})
+	queue := ns.WithTags(map[string]string{"task_queue": "smsgw-messages"})
+	queue.Timer("temporal_workflow_task_schedule_to_start_latency").Record(3 * time.Second)
+	queue.Timer("temporal_workflow_task_schedule_to_start_latency").Record(10 * time.Millisecond)
+	queue.Counter("temporal_request").Inc(2)
+	ns.Counter("temporal_request").Inc(1) // the same name, fewer tags
+	queue.WithTags(map[string]string{"task_queue": "smpp-out.sim"}).Gauge("temporal_num_pollers").Update(4)
+
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 4 {
+		t.Fatalf("gathered %d series, %v; want 4 without errors", n, err)
+	}
+	want := `
+# HELP temporal_num_pollers Temporal SDK metric temporal_num_pollers (see the SDK's documentation).
+# TYPE temporal_num_pollers gauge
+temporal_num_pollers{namespace="default",task_queue="smpp-out.sim"} 4
+# HELP temporal_request Temporal SDK metric temporal_request (see the SDK's documentation).
+# TYPE temporal_request counter
+temporal_request{namespace="default"} 1
+temporal_request{namespace="default",task_queue="smsgw-messages"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "temporal_num_pollers", "temporal_request"); err != nil {
+		t.Error(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "temporal_workflow_task_schedule_to_start_latency" {
+			continue
+		}
+		hist := mf.GetMetric()[0].GetHistogram()
+		if hist.GetSampleCount() != 2 || hist.GetSampleSum() < 3.009 || hist.GetSampleSum() > 3.011 {
+			t.Errorf("histogram in seconds: %d samples, sum %v", hist.GetSampleCount(), hist.GetSampleSum())
+		}
+		return
+	}
+	t.Error("no schedule-to-start histogram")
+}
