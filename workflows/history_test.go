@@ -7,7 +7,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -48,14 +47,14 @@ func TestHappyPathHistoryShape(t *testing.T) {
 	w.RegisterWorkflow(MessageWorkflow)
 	w.RegisterActivity(acts)
 	send := worker.New(c, SendTaskQueue("sim"), worker.Options{})
-	send.RegisterActivityWithOptions(func(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
+	activities.RegisterSend(send, func(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
 		id := "up-" + in.MessageID
 		time.AfterFunc(500*time.Millisecond, func() {
 			_ = c.SignalWorkflow(context.Background(), in.MessageID, "", SignalReceipt,
 				ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: in.ConnectorID, UpstreamID: id, Stat: "DELIVRD"}, Segment: 1})
 		})
 		return activities.SendResult{UpstreamIDs: []string{id}, SentAt: time.Now()}, nil
-	}, activity.RegisterOptions{Name: activities.SendName})
+	})
 	for _, wk := range []worker.Worker{w, send} {
 		if err := wk.Start(); err != nil {
 			t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -142,7 +141,7 @@ func newHarnessEncoding(t *testing.T, yaml string, enc activities.Encoder, send 
 		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: enc,
 		Resends: h.resends, Channels: h.channels, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	})
-	env.RegisterActivityWithOptions(send, activity.RegisterOptions{Name: activities.SendName})
+	activities.RegisterSend(env, send)
 	return h
 }
 

@@ -203,6 +203,7 @@ customers:
 		done <- run(ctx, append(args, extra.flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
 	t.Cleanup(func() {
+		recordHistories(t, g.temporal)
 		cancel()
 		select {
 		case <-done:
