@@ -206,3 +206,31 @@ func TestStartBeforeServe(t *testing.T) {
 		t.Error("Start before Serve succeeded")
 	}
 }
+
+// Fault modes switched while the simulator runs take effect for the next
+// submit_sm: throttled, then unanswered (in doubt), then answered again.
+func TestSetFaults(t *testing.T) {
+	smsc, addr := startSMSC(t, smpptest.Config{})
+	e := smppwiretest.Dial(t, addr)
+	bind(t, e, smppwire.BindTransceiver, "smsgw", "")
+
+	smsc.SetFaults(smpptest.Faults{Throttle: true})
+	e.Send(submitSM("61412345678", 0, "throttled"))
+	if f := e.Read(); f.Status != smppstatus.ESME_RTHROTTLED {
+		t.Fatalf("throttled: %+v", f.Header)
+	}
+	smsc.SetFaults(smpptest.Faults{Silent: true})
+	e.Send(submitSM("61412345678", 1, "unanswered"))
+	if err := smsc.WaitSubmits(ctxT(t), 2); err != nil {
+		t.Fatal(err)
+	}
+	smsc.SetFaults(smpptest.Faults{})
+	seq := e.Send(submitSM("61412345678", 0, "answered"))
+	if f := e.Read(); f.Seq != seq || f.Status != 0 {
+		t.Fatalf("after the faults: %+v, want the answer of submit_sm %d (the silent one never answered)", f.Header, seq)
+	}
+	subs := smsc.Submits()
+	if len(subs) != 3 || subs[1].Answered || !subs[2].Answered || smsc.Faults().ReceiptDelay <= 0 {
+		t.Errorf("submits %+v", subs)
+	}
+}

@@ -20,6 +20,8 @@ type receiptJob struct {
 	stat      string
 	err       string
 	duplicate bool // the second delivery of a receipt already taken
+	otherBind bool // offered on another session than origin (Faults.ReceiptOtherBind)
+	repeat    bool // delivered a second time once taken (Faults.DuplicateReceipts)
 }
 
 // pdu builds the receipt: a deliver_sm from the handset to the sender with
@@ -71,7 +73,7 @@ func receiptExcerpt(sub Submitted) string {
 // accepts it or the attempts are spent.
 func (s *SMSC) deliverReceipt(ctx context.Context, job receiptJob, first int) {
 	prefer, avoid := job.origin, (*session)(nil)
-	if s.cfg.ReceiptOtherBind {
+	if job.otherBind {
 		prefer, avoid = nil, job.origin
 	}
 	for attempt := first; attempt <= s.cfg.ReceiptAttempts; attempt++ {
@@ -109,7 +111,7 @@ func (s *SMSC) recordAttempt(ctx context.Context, job receiptJob, attempt, bind 
 		s.log.Info("receipt not taken", "receipt_id", job.sub.ReceiptID, "attempt", attempt,
 			"status", smppstatus.Name(status), "err", err)
 	}
-	if ok && s.cfg.DuplicateReceipts && !job.duplicate {
+	if ok && job.repeat && !job.duplicate {
 		job.duplicate = true
 		s.bg.Add(1)
 		go func() {

@@ -161,6 +161,7 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 		ReceivedAt:     time.Now().UTC(),
 	}
 	s.mu.Lock()
+	faults := s.faults
 	s.received++
 	n := s.received
 	s.perDest[m.Dest]++
@@ -178,7 +179,7 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 		return
 	}
 
-	if s.cfg.ThrottleEvery > 0 && n%s.cfg.ThrottleEvery == 0 {
+	if faults.Throttle || s.cfg.ThrottleEvery > 0 && n%s.cfg.ThrottleEvery == 0 {
 		sub.Status = smppstatus.ESME_RTHROTTLED
 	} else {
 		sub.Status = s.cfg.SubmitStatus(m.Dest, nDest)
@@ -189,8 +190,9 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 		sub.UpstreamID, sub.ReceiptID = s.newIDs()
 		resp = smppwire.MessageIDResp(smppwire.SubmitSMResp, 0, f.Seq, sub.UpstreamID)
 		stat, errCode := s.cfg.Outcome(m.Dest)
-		if want := m.RegisteredDelivery & 0x03; want == 1 || want == 2 && stat != "DELIVRD" {
-			job = &receiptJob{systemID: systemID, origin: sess, sub: sub, stat: stat, err: errCode}
+		if want := m.RegisteredDelivery & 0x03; !faults.Silent && (want == 1 || want == 2 && stat != "DELIVRD") {
+			job = &receiptJob{systemID: systemID, origin: sess, sub: sub, stat: stat, err: errCode,
+				otherBind: faults.ReceiptOtherBind, repeat: faults.DuplicateReceipts}
 		}
 	} else {
 		// SMPP 3.4 §4.4.2: no body with a non-zero command_status.
@@ -201,6 +203,10 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 	s.submits = append(s.submits, sub)
 	s.notify()
 	s.mu.Unlock()
+	if faults.Silent {
+		log.Info("submit_sm left unanswered", "submit_sm", n)
+		return
+	}
 
 	// respond writes the submit_sm_resp and notes that it went out: before
 	// writing, so that an ESME holding the response never sees it unanswered.
@@ -219,10 +225,10 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 	}
 	delay := s.cfg.RespDelay
 
-	if job != nil && s.cfg.ReceiptBeforeResp {
+	if job != nil && faults.ReceiptBeforeResp {
 		// The receipt goes out first; its answer is awaited after the response.
 		target := sess
-		if s.cfg.ReceiptOtherBind {
+		if faults.ReceiptOtherBind {
 			if other := s.receiver(systemID, nil, sess); other != nil {
 				target = other
 			}
@@ -254,7 +260,7 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 
 	// receipt delivers the receipt a while after the response went out.
 	receipt := func() {
-		if job != nil && sleep(ctx, s.cfg.ReceiptDelay) {
+		if job != nil && sleep(ctx, faults.ReceiptDelay) {
 			s.deliverReceipt(ctx, *job, 1)
 		}
 	}

@@ -106,6 +106,41 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Faults are the fault modes that may change while the simulator runs
+// (SetFaults). New starts from the Config's values; Throttle and Silent
+// start off.
+type Faults struct {
+	// Throttle answers every submit_sm with ESME_RTHROTTLED.
+	Throttle bool
+	// Silent answers no submit_sm at all: each one is in doubt for the
+	// ESME (it is in Submits with Answered false) and gets no receipt.
+	Silent bool
+	// ReceiptDelay, ReceiptBeforeResp, ReceiptOtherBind and
+	// DuplicateReceipts are as in Config.
+	ReceiptDelay      time.Duration
+	ReceiptBeforeResp bool
+	ReceiptOtherBind  bool
+	DuplicateReceipts bool
+}
+
+// SetFaults changes the fault modes for the submit_sm received from now on
+// (and for the receipts of those).
+func (s *SMSC) SetFaults(f Faults) {
+	if f.ReceiptDelay <= 0 {
+		f.ReceiptDelay = s.cfg.ReceiptDelay
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
+}
+
+// Faults returns the fault modes in force.
+func (s *SMSC) Faults() Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults
+}
+
 // SAR is the concatenation a submit_sm carried in sar_* optional parameters.
 type SAR struct {
 	Ref   uint16
@@ -178,6 +213,7 @@ type SMSC struct {
 	received    int // submit_sm received, for ThrottleEvery and DropAfter
 	dropped     bool
 	receipts    []ReceiptAttempt
+	faults      Faults
 	binds       int
 	unbinds     int
 	changed     chan struct{} // closed and replaced whenever the counts above grow
@@ -193,6 +229,10 @@ func New(cfg Config) *SMSC {
 		perDest:  make(map[string]int),
 		changed:  make(chan struct{}),
 		started:  make(chan struct{}),
+		faults: Faults{
+			ReceiptDelay: cfg.ReceiptDelay, ReceiptBeforeResp: cfg.ReceiptBeforeResp,
+			ReceiptOtherBind: cfg.ReceiptOtherBind, DuplicateReceipts: cfg.DuplicateReceipts,
+		},
 	}
 	// IDs grow across restarts of a long-running simulator, so a stale
 	// correlation never meets a new message with the same ID.
