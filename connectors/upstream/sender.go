@@ -38,6 +38,9 @@ type Intents interface {
 	ForgetSubmitIntent(ctx context.Context, connectorID, messageID string, segment int) error
 	// SegmentCorrelation is the correlation recorded for a part, if any.
 	SegmentCorrelation(ctx context.Context, connectorID, messageID string, segment int) (smsgw.Correlation, bool, error)
+	// AddResends adds add to the resubmissions recorded on a part's intent
+	// (0 reads them) and returns them.
+	AddResends(ctx context.Context, connectorID, messageID string, segment, add int) (int, error)
 }
 
 // Sender is the send activity of one connector. It runs only in the
@@ -69,7 +72,8 @@ func NewResubmitsCounter(reg prometheus.Registerer) (*prometheus.CounterVec, err
 // after the parts upstream already accepted instead of sending them again.
 type sendProgress struct {
 	UpstreamIDs []string `json:"upstreamIds"`
-	// Resubmitted are the parts (1-based) sent again while in doubt.
+	// Resubmitted are the parts (1-based) sent again while in doubt, each
+	// as often as it was sent again.
 	Resubmitted []int `json:"resubmitted,omitempty"`
 }
 
@@ -109,12 +113,12 @@ func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.
 			Validity:           in.Validity,
 			SAR:                p.SAR,
 		}
-		id, resubmitted, err := s.submit(ctx, in, i, part)
+		id, resends, err := s.submit(ctx, in, i, part)
 		if err != nil {
 			return activities.SendResult{}, failedAfter(err, len(progress.UpstreamIDs))
 		}
 		progress.UpstreamIDs = append(progress.UpstreamIDs, id)
-		if resubmitted {
+		for range resends {
 			progress.Resubmitted = append(progress.Resubmitted, i+1)
 		}
 		activity.RecordHeartbeat(ctx, progress)
@@ -128,59 +132,75 @@ func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.
 // submit sends part i once its intent is durable. A part an earlier attempt
 // had already started is not sent blindly: accepted (its correlation is
 // there), its upstream ID is taken; otherwise it is in doubt, and sent
-// again (resubmitted true) only under inDoubt: resubmit.
-func (s *Sender) submit(ctx context.Context, in activities.SendInput, i int, part smppclient.Part) (id string, resubmitted bool, err error) {
+// again only under inDoubt: resubmit. resends is how often the part was
+// sent again, in this attempt and earlier ones, as its intent records.
+func (s *Sender) submit(ctx context.Context, in activities.SendInput, i int, part smppclient.Part) (id string, resends int, err error) {
 	segment, where := i+1, fmt.Sprintf("part %d of %d via %s", i+1, len(in.Parts), s.Connector.ID)
+	storeDown := func(err error, inDoubt bool) error {
+		return temporal.NewApplicationErrorWithCause(where+": not sent: "+err.Error(), activities.ErrTypeSubmitRetry, err,
+			activities.SendFailure{StatusName: "store_unavailable", PartInDoubt: inDoubt})
+	}
 	var first bool
 	if err := s.untilStored(ctx, "record the submission intent of "+where, func() (err error) {
 		first, err = s.Intents.RecordSubmitIntent(ctx, s.Connector.ID, in.MessageID, segment)
 		return err
 	}); err != nil {
-		return "", false, temporal.NewApplicationErrorWithCause(where+": not sent: "+err.Error(), activities.ErrTypeSubmitRetry, err,
-			activities.SendFailure{StatusName: "store_unavailable"})
+		return "", 0, storeDown(err, false)
 	}
 	if !first {
 		var c smsgw.Correlation
 		var ok bool
 		if err := s.untilStored(ctx, "look up the earlier submission of "+where, func() (err error) {
-			c, ok, err = s.Intents.SegmentCorrelation(ctx, s.Connector.ID, in.MessageID, segment)
+			if c, ok, err = s.Intents.SegmentCorrelation(ctx, s.Connector.ID, in.MessageID, segment); err == nil && ok {
+				resends, err = s.Intents.AddResends(ctx, s.Connector.ID, in.MessageID, segment, 0)
+			}
 			return err
 		}); err != nil {
-			return "", false, temporal.NewApplicationErrorWithCause(where+": not sent: "+err.Error(), activities.ErrTypeSubmitRetry, err,
-				activities.SendFailure{StatusName: "store_unavailable", PartInDoubt: true})
+			return "", 0, storeDown(err, true)
 		}
 		if ok {
 			s.Logger.Info("part accepted by an earlier attempt; not sent again", "message", in.MessageID, "part", segment, "upstream_id", c.UpstreamID)
-			return c.UpstreamID, false, nil
+			return c.UpstreamID, resends, nil
 		}
 		detail := activities.SendFailure{StatusName: "in_doubt", PartInDoubt: true}
 		if !s.Connector.Resubmit() {
-			return "", false, temporal.NewNonRetryableApplicationError(
+			return "", 0, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("%s: in doubt, an earlier attempt submitted it and no answer of upstream was recorded; inDoubt policy %s: not sent again", where, config.InDoubtFail),
 				activities.ErrTypeInDoubt, nil, detail)
 		}
-		s.Logger.Warn("part in doubt after an earlier attempt; sent again (inDoubt: resubmit)", "message", in.MessageID, "part", segment)
-		resubmitted = true
+		// Recorded before it is sent, like the first submission's intent.
+		if err := s.untilStored(ctx, "record the resubmission of "+where, func() (err error) {
+			resends, err = s.Intents.AddResends(ctx, s.Connector.ID, in.MessageID, segment, 1)
+			return err
+		}); err != nil {
+			return "", 0, storeDown(err, true)
+		}
+		s.Logger.Warn("part in doubt after an earlier attempt; sent again (inDoubt: resubmit)", "message", in.MessageID, "part", segment, "resends", resends)
 		if s.Resubmits != nil {
 			s.Resubmits.WithLabelValues(s.Connector.ID).Inc()
 		}
 	}
 	id, err = s.Bind.Submit(ctx, part)
 	if err != nil {
-		// A part that certainly did not reach upstream may go as if for the
-		// first time; one sent before stays in doubt.
-		if first && !errors.Is(err, smppclient.ErrInDoubt) {
+		// A submission that certainly did not reach upstream is undone: the
+		// part's intent goes (a first one) or its resubmission is taken
+		// back; one that may have stays in doubt.
+		if !errors.Is(err, smppclient.ErrInDoubt) {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			ferr := s.Intents.ForgetSubmitIntent(fctx, s.Connector.ID, in.MessageID, segment)
+			var ferr error
+			if first {
+				ferr = s.Intents.ForgetSubmitIntent(fctx, s.Connector.ID, in.MessageID, segment)
+			} else {
+				_, ferr = s.Intents.AddResends(fctx, s.Connector.ID, in.MessageID, segment, -1)
+			}
 			cancel()
 			if ferr != nil {
-				s.Logger.Warn("submission intent of a part not sent left in place; a retry takes the part as in doubt",
-					"message", in.MessageID, "part", segment, "err", ferr)
+				s.Logger.Warn("submission not sent left recorded; a retry takes the part as in doubt", "message", in.MessageID, "part", segment, "err", ferr)
 			}
 		}
-		return "", false, s.classify(err, segment, len(in.Parts), resubmitted)
+		return "", 0, s.classify(err, segment, len(in.Parts), !first)
 	}
-	return id, resubmitted, nil
+	return id, resends, nil
 }
 
 // failedAfter notes in a send error how many parts upstream had accepted

@@ -417,6 +417,32 @@ func TestUpstream(t *testing.T) {
 		}
 	})
 
+	// Every resubmission of a part is recorded, those of attempts that
+	// failed in doubt again included: the result lists the part once per
+	// submission after the first (found by the soak: a carrier silent for
+	// longer than one attempt).
+	t.Run("each resubmission of a part in doubt is recorded", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{}, config.Connector{InDoubt: config.InDoubtResubmit})
+		in := message("msg-doubt-twice", "hi")
+		r.smsc.SetFaults(smpptest.Faults{Silent: true})
+		_, _, err := r.send(t, in, nil) // sent, no answer
+		if ae := appError(t, err); ae.Type() != activities.ErrTypeSubmitRetry {
+			t.Fatalf("first attempt: %v", err)
+		}
+		_, _, err = r.send(t, in, nil) // sent again, no answer again
+		if ae := appError(t, err); ae.Type() != activities.ErrTypeSubmitRetry {
+			t.Fatalf("second attempt: %v", err)
+		}
+		r.smsc.SetFaults(smpptest.Faults{})
+		res, _, err := r.send(t, in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(r.smsc.Submits()); n != 3 || !slices.Equal(res.Resubmitted, []int{1, 1}) {
+			t.Errorf("%d submit_sm, result %+v: want 3 submissions and the part listed as resubmitted twice", n, res)
+		}
+	})
+
 	// A part refused for certain (throttled) or never written (not bound)
 	// did not reach upstream: its retry is no resubmission.
 	t.Run("a part refused is sent again as new", func(t *testing.T) {

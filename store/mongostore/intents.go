@@ -28,6 +28,9 @@ type intentDoc struct {
 	MessageID   string    `bson:"messageId"`
 	Segment     int       `bson:"segment"`
 	CreatedAt   time.Time `bson:"createdAt"`
+	// Resends counts the submissions of the part after the first
+	// (inDoubt: resubmit), across attempts.
+	Resends int `bson:"resends,omitempty"`
 }
 
 func intentKey(connectorID, messageID string, segment int) string {
@@ -94,6 +97,24 @@ func (s *Store) ForgetSubmitIntent(ctx context.Context, connectorID, messageID s
 		return fmt.Errorf("mongostore: forget submission intent %s: %w", id, wrap(err))
 	}
 	return nil
+}
+
+// AddResends adds add (1 before a resubmission, -1 after one that certainly
+// did not reach upstream, 0 to read) to the resubmissions recorded on a
+// part's intent and returns them.
+func (s *Store) AddResends(ctx context.Context, connectorID, messageID string, segment, add int) (int, error) {
+	id := intentKey(connectorID, messageID, segment)
+	var doc intentDoc
+	err := s.intents.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "resends", Value: add}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("mongostore: resubmissions of %s: %w", id, wrap(err))
+	}
+	return doc.Resends, nil
 }
 
 // SegmentCorrelation finds the correlation recorded for part segment of a
