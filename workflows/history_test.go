@@ -2,7 +2,9 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,5 +93,95 @@ func TestHappyPathHistoryShape(t *testing.T) {
 	}
 	if events != 18 || tasks != 3 {
 		t.Fatalf("the happy path took %d history events and %d workflow tasks, want 18 and 3", events, tasks)
+	}
+}
+
+// flakyChannel refuses its first deliveries (as an endpoint answering 500
+// would), then takes them, counting each one it takes.
+type flakyChannel struct {
+	mu        sync.Mutex
+	failFirst int
+	tries     int
+	delivered []smsgw.Notification
+}
+
+func (f *flakyChannel) Deliver(_ context.Context, d smsgw.Delivery) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tries++
+	if f.tries <= f.failFirst {
+		return errors.New("endpoint answered 500")
+	}
+	f.delivered = append(f.delivered, *d.Notification)
+	return nil
+}
+
+// A final status whose first delivery failed is delivered once when an
+// event reaches the workflow while the delivery is retried (found by the
+// soak: the sentGrace timer fired during a webhook outage, the workflow
+// task that would have completed the workflow was refused, and the
+// delivery made inside it ran again).
+func TestFinalNotificationRetriedDuringAnEventIsDeliveredOnce(t *testing.T) {
+	addr := testenv.TemporalAddress(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg, err := config.Parse([]byte(testConfig), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := config.Static(cfg)
+	hook := &flakyChannel{failFirst: 3}
+	acts := &activities.Activities{
+		Config: live, Routes: routing.NewCache(live), Events: &memEvents{events: map[string]smsgw.Event{}},
+		Reports: &memReports{rows: map[string]smsgw.MessageRecord{}}, Encoder: oneGSMPart{},
+		Channels: map[string]activities.Channel{smsgw.ChannelWebhook: hook}, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+	}
+	w := worker.New(c, TaskQueue, worker.Options{})
+	w.RegisterWorkflow(MessageWorkflow)
+	w.RegisterActivity(acts)
+	send := worker.New(c, SendTaskQueue("sim"), worker.Options{})
+	receipt := func(id string) ReceiptSignal {
+		return ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "sim", UpstreamID: "up-" + id, Stat: "DELIVRD"}, Segment: 1}
+	}
+	activities.RegisterSend(send, func(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
+		time.AfterFunc(100*time.Millisecond, func() {
+			_ = c.SignalWorkflow(context.Background(), in.MessageID, "", SignalReceipt, receipt(in.MessageID))
+		})
+		// The carrier repeats the receipt while the customer's endpoint is down.
+		time.AfterFunc(2500*time.Millisecond, func() {
+			_ = c.SignalWorkflow(context.Background(), in.MessageID, "", SignalReceipt, receipt(in.MessageID))
+		})
+		return activities.SendResult{UpstreamIDs: []string{"up-" + in.MessageID}, SentAt: time.Now()}, nil
+	})
+	for _, wk := range []worker.Worker{w, send} {
+		if err := wk.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer wk.Stop()
+	}
+	m := smsgw.Message{ID: "notify-once", CustomerID: "acme", EntryPoint: smsgw.EntryREST, From: "ACME", To: "+61412345678",
+		Text: "hello", Validity: time.Hour, AcceptedAt: time.Now().UTC()}
+	plan, err := activities.Planner{Config: live, Routes: routing.NewCache(live), Encoder: oneGSMPart{}}.Plan(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: m.ID, TaskQueue: TaskQueue, TypedSearchAttributes: StartAttributes(m)},
+		MessageWorkflow, MessageInput{Message: m, Plan: &plan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res MessageResult
+	if err := run.Get(ctx, &res); err != nil || res.Status != smsgw.StatusDelivered {
+		t.Fatalf("message ended %+v, %v", res, err)
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if len(hook.delivered) != 1 {
+		t.Fatalf("the final status reached the customer %d times after %d tries, want once", len(hook.delivered), hook.tries)
 	}
 }

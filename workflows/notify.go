@@ -58,6 +58,20 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 		ScheduleToCloseTimeout: recordRetryPeriod,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
 	})
+	// A delivery whose first try failed is retried as an activity, not a
+	// local one: a local activity retrying inside the workflow task that
+	// then completes the workflow loses its result when an event (a timer,
+	// a late receipt) arrives meanwhile, and delivers again.
+	retryCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		ScheduleToCloseTimeout: retryFor,
+		StartToCloseTimeout:    30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeWebhookRefused},
+		},
+	})
 	var a *activities.Activities
 	for _, ch := range plan.Channels {
 		q := &notifyQueue{channel: ch, failureOnly: plan.SMPPFailureOnly && ch == smsgw.ChannelSMPP}
@@ -80,6 +94,12 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 					d.CallbackURL = ""
 				}
 				notify := func() error { return workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, nil) }
+				notifyAgain := func() error {
+					if workflow.GetVersion(ctx, changeNotifyRetryAsActivity, workflow.DefaultVersion, 1) == 1 {
+						return workflow.ExecuteActivity(retryCtx, a.Notify, d).Get(ctx, nil)
+					}
+					return notify()
+				}
 				var err error
 				if item.record == nil {
 					err = notify()
@@ -93,9 +113,9 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 							if rerr := workflow.ExecuteLocalActivity(recordCtx, a.Record, *item.record).Get(ctx, nil); rerr != nil {
 								workflow.GetLogger(ctx).Error("final status not recorded", "err", rerr)
 							}
-							err = notify()
+							err = notifyAgain()
 						case activities.ErrTypeNotifyLater:
-							err = notify()
+							err = notifyAgain()
 						}
 					}
 				}
@@ -109,6 +129,11 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 	}
 	return n
 }
+
+// changeNotifyRetryAsActivity marks the retries of a final notification
+// whose first try failed running as an activity; workflows that retried
+// before it replay with the local activity.
+const changeNotifyRetryAsActivity = "notify-retry-as-activity"
 
 // send queues a notification on every channel.
 func (n *notifier) send(note smsgw.Notification) {
