@@ -290,7 +290,7 @@ func (a *Activities) RecordAndNotify(ctx context.Context, in RecordInput, d smsg
 	if err := a.Record(ctx, in); err != nil {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRecordFailed, err)
 	}
-	err := a.Notify(ctx, d)
+	_, err := a.Notify(ctx, d)
 	var appErr *temporal.ApplicationError
 	if err != nil && !(errors.As(err, &appErr) && appErr.NonRetryable()) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotifyLater, err)
@@ -298,17 +298,25 @@ func (a *Activities) RecordAndNotify(ctx context.Context, in RecordInput, d smsg
 	return err
 }
 
+// NotifyResult is how a delivery went.
+type NotifyResult struct {
+	// Attempt is the try that delivered it (1 for the first). A local
+	// activity retried inside its workflow task delivers again if that task
+	// is refused, so the workflow makes sure such a result is kept.
+	Attempt int32 `json:"attempt"`
+}
+
 // Notify delivers to a customer on one channel and records that it did.
-func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
+func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) (NotifyResult, error) {
 	ch, ok := a.Channels[d.Channel]
 	if !ok {
-		return temporal.NewNonRetryableApplicationError("no channel "+d.Channel+" in this gateway", ErrTypeWebhookRefused, nil)
+		return NotifyResult{}, temporal.NewNonRetryableApplicationError("no channel "+d.Channel+" in this gateway", ErrTypeWebhookRefused, nil)
 	}
 	if err := ch.Deliver(ctx, d); err != nil {
 		if errors.Is(err, smsgw.ErrRefused) {
-			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRefused, err)
+			return NotifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRefused, err)
 		}
-		return fmt.Errorf("notify %s over %s: %w", d.CustomerID, d.Channel, err)
+		return NotifyResult{}, fmt.Errorf("notify %s over %s: %w", d.CustomerID, d.Channel, err)
 	}
 	id, what := d.Subject()
 	seq := 0
@@ -321,7 +329,7 @@ func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
 		// The customer has it; a retry would deliver it again. Log and move on.
 		a.Logger.Warn("notification delivered but not recorded", "subject", id, "err", err)
 	}
-	return nil
+	return NotifyResult{Attempt: activity.GetInfo(ctx).Attempt}, nil
 }
 
 // NotifyFailed records a delivery that was refused or ran out of retries, so

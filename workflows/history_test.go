@@ -120,10 +120,12 @@ func (f *flakyChannel) Deliver(_ context.Context, d smsgw.Delivery) error {
 // event reaches the workflow while the delivery is retried (found by the
 // soak: the sentGrace timer fired during a webhook outage, the workflow
 // task that would have completed the workflow was refused, and the
-// delivery made inside it ran again).
+// delivery made inside it ran again). A message notified on one channel
+// (its first try with the final record) and one notified on two (an SMPP
+// submission that asked for receipts) take different paths.
 func TestFinalNotificationRetriedDuringAnEventIsDeliveredOnce(t *testing.T) {
 	addr := testenv.TemporalAddress(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
@@ -135,11 +137,24 @@ func TestFinalNotificationRetriedDuringAnEventIsDeliveredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := config.Static(cfg)
-	hook := &flakyChannel{failFirst: 3}
+	hooks := map[string]*flakyChannel{}
+	var hooksMu sync.Mutex
+	hookOf := func(d smsgw.Delivery) *flakyChannel {
+		hooksMu.Lock()
+		defer hooksMu.Unlock()
+		if hooks[d.Notification.MessageID] == nil {
+			hooks[d.Notification.MessageID] = &flakyChannel{failFirst: 3}
+		}
+		return hooks[d.Notification.MessageID]
+	}
 	acts := &activities.Activities{
 		Config: live, Routes: routing.NewCache(live), Events: &memEvents{events: map[string]smsgw.Event{}},
 		Reports: &memReports{rows: map[string]smsgw.MessageRecord{}}, Encoder: oneGSMPart{},
-		Channels: map[string]activities.Channel{smsgw.ChannelWebhook: hook}, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+		Channels: map[string]activities.Channel{
+			smsgw.ChannelWebhook: channelFunc(func(ctx context.Context, d smsgw.Delivery) error { return hookOf(d).Deliver(ctx, d) }),
+			smsgw.ChannelSMPP:    &memNotifier{},
+		},
+		Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	}
 	w := worker.New(c, TaskQueue, worker.Options{})
 	w.RegisterWorkflow(MessageWorkflow)
@@ -164,24 +179,33 @@ func TestFinalNotificationRetriedDuringAnEventIsDeliveredOnce(t *testing.T) {
 		}
 		defer wk.Stop()
 	}
-	m := smsgw.Message{ID: "notify-once", CustomerID: "acme", EntryPoint: smsgw.EntryREST, From: "ACME", To: "+61412345678",
-		Text: "hello", Validity: time.Hour, AcceptedAt: time.Now().UTC()}
-	plan, err := activities.Planner{Config: live, Routes: routing.NewCache(live), Encoder: oneGSMPart{}}.Plan(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: m.ID, TaskQueue: TaskQueue, TypedSearchAttributes: StartAttributes(m)},
-		MessageWorkflow, MessageInput{Message: m, Plan: &plan})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res MessageResult
-	if err := run.Get(ctx, &res); err != nil || res.Status != smsgw.StatusDelivered {
-		t.Fatalf("message ended %+v, %v", res, err)
-	}
-	hook.mu.Lock()
-	defer hook.mu.Unlock()
-	if len(hook.delivered) != 1 {
-		t.Fatalf("the final status reached the customer %d times after %d tries, want once", len(hook.delivered), hook.tries)
+	for _, entry := range []smsgw.EntryPoint{smsgw.EntryREST, smsgw.EntrySMPP} {
+		m := smsgw.Message{ID: "notify-once-" + string(entry), CustomerID: "acme", EntryPoint: entry, From: "ACME", To: "+61412345678",
+			Text: "hello", Validity: time.Hour, AcceptedAt: time.Now().UTC(), ReceiptRequested: entry == smsgw.EntrySMPP}
+		plan, err := activities.Planner{Config: live, Routes: routing.NewCache(live), Encoder: oneGSMPart{}}.Plan(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: m.ID, TaskQueue: TaskQueue, TypedSearchAttributes: StartAttributes(m)},
+			MessageWorkflow, MessageInput{Message: m, Plan: &plan})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res MessageResult
+		if err := run.Get(ctx, &res); err != nil || res.Status != smsgw.StatusDelivered {
+			t.Fatalf("%s: message ended %+v, %v", entry, res, err)
+		}
+		hook := hooks[m.ID]
+		hook.mu.Lock()
+		if len(hook.delivered) != 1 || len(plan.Notify.Channels) != map[smsgw.EntryPoint]int{smsgw.EntryREST: 1, smsgw.EntrySMPP: 2}[entry] {
+			t.Errorf("%s (channels %v): the final status reached the webhook %d times after %d tries, want once",
+				entry, plan.Notify.Channels, len(hook.delivered), hook.tries)
+		}
+		hook.mu.Unlock()
 	}
 }
+
+// channelFunc is a Channel made of a function.
+type channelFunc func(context.Context, smsgw.Delivery) error
+
+func (f channelFunc) Deliver(ctx context.Context, d smsgw.Delivery) error { return f(ctx, d) }

@@ -18,6 +18,11 @@ import (
 type notifier struct {
 	allStatuses bool
 	queues      []*notifyQueue
+	// keep is set when a delivery succeeded after tries inside one
+	// workflow task: the workflow then ends in a task of its own, so that
+	// an event arriving meanwhile cannot make that task refused and the
+	// delivery run again.
+	keep bool
 }
 
 type notifyQueue struct {
@@ -93,7 +98,12 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 				if q.channel != smsgw.ChannelWebhook {
 					d.CallbackURL = ""
 				}
-				notify := func() error { return workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, nil) }
+				notify := func() error {
+					var res activities.NotifyResult
+					err := workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, &res)
+					n.keep = n.keep || res.Attempt > 1
+					return err
+				}
 				notifyAgain := func() error {
 					if workflow.GetVersion(ctx, changeNotifyRetryAsActivity, workflow.DefaultVersion, 1) == 1 {
 						return workflow.ExecuteActivity(retryCtx, a.Notify, d).Get(ctx, nil)
@@ -180,4 +190,10 @@ func (n *notifier) finish(ctx workflow.Context) {
 		}
 		return true
 	})
+	if n.keep {
+		// A timer, not the end: the task that holds the delivery's result
+		// is accepted whatever arrived meanwhile. Histories of deliveries
+		// made before results told their attempt have none, and no timer.
+		_ = workflow.Sleep(ctx, time.Millisecond)
+	}
 }
