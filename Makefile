@@ -10,7 +10,7 @@ BIN              := $(CURDIR)/bin
 
 include Makefile.generate
 
-.PHONY: dev test unit e2e fuzz race vet workflowcheck build tools deploy-check bench bench-e2e clean record-histories
+.PHONY: dev test unit e2e fuzz race vet workflowcheck build tools deploy-check bench bench-e2e clean record-histories soak soak-short
 
 ## dev: run Temporal, the databases, the SMSC simulator and `smsgw all` (Ctrl-C stops all).
 ##      UPSTREAM=host:port binds to an external SMSC instead of the simulator.
@@ -83,6 +83,17 @@ bench:
 ##            load, in one run, as one table (N=2000 CONCURRENCY=32 RATE=0).
 bench-e2e: tools
 	./scripts/bench-e2e.sh
+
+## soak: two replicas of every role as processes of their own, Temporal,
+##       MongoDB-wire and MariaDB servers and two SMSC simulators, under load
+##       from every entry point while faults are injected in turn; a checker
+##       then judges every message (docs/reliability.md). About 25 minutes.
+##       soak-short: the same with the main faults, about 5 minutes.
+soak: tools build
+	$(BIN)/smsgw soak -profile full -temporal-cli $(BIN)/temporal -devdb $(BIN)/devdb
+
+soak-short: tools build
+	$(BIN)/smsgw soak -profile short -temporal-cli $(BIN)/temporal -devdb $(BIN)/devdb
 
 ## deploy-check: lint and render the Helm chart, strict-decode the manifests, check Terraform, alerts and dashboard.
 deploy-check:

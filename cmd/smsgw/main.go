@@ -9,6 +9,7 @@
 //	smsgw migrate    applies database migrations and registers search attributes
 //	smsgw smsc-sim   an SMSC simulator to develop and test against
 //	smsgw loadtest   submits messages over REST and measures the gateway
+//	smsgw soak       runs the stack under load and faults and checks every message
 //	smsgw webhook-sink   prints the webhooks it receives, checking signatures
 //	smsgw hash-key   prints the configuration form of an API key
 //	smsgw hash-password  prints the configuration form of an SMPP or SMTP password
@@ -42,6 +43,7 @@ roles:
   migrate    apply database migrations, create indexes, register search attributes
   smsc-sim   run an SMSC simulator
   loadtest   submit messages over REST and report throughput and latency
+  soak       run two replicas of every role under load and faults, and check every message
   hash-key   print the configuration form of an API key
   hash-password  print the configuration form of a password (bcrypt)
   inbound    list inbound messages (-unrouted: those no customer owns)
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = smscSim(ctx, rest, stdout, stderr)
 	case "loadtest":
 		err = loadtest(ctx, rest, stdout, stderr)
+	case "soak":
+		err = soak(ctx, rest, stdout, stderr)
 	case "webhook-sink":
 		err = webhookSink(ctx, rest, stdout, stderr)
 	case "hash-key":
