@@ -1,0 +1,44 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/smsgw/smsgw/config"
+	"github.com/smsgw/smsgw/connectors/smpptest"
+)
+
+// The configuration the soak writes is one the gateway takes, with its
+// failover route and every entry point of the customer.
+func TestSoakConfigIsValid(t *testing.T) {
+	for name, p := range soakProfiles {
+		cfg, err := config.Parse([]byte(soakConfig(p, "http://127.0.0.1:1/hook", map[string]string{"A": "127.0.0.1:2", "B": "127.0.0.1:3"})),
+			func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cu, ok := cfg.Customer("soak")
+		if !ok || cu.Validity != p.validity || cu.SMPP.SystemID != soakSystemID || len(cu.Numbers) != 1 {
+			t.Errorf("%s: customer %+v", name, cu)
+		}
+		if a, _ := cfg.Connector("carrier-a"); !a.Resubmit() || a.Binds != 2 {
+			t.Errorf("%s: carrier-a %+v", name, a)
+		}
+		if len(p.faults) == 0 || p.rate <= 0 {
+			t.Errorf("%s: no faults or no load", name)
+		}
+	}
+}
+
+// The checker finds the part a submit_sm carried from its UDH, its SAR
+// parameters, or else takes it for a message of one part.
+func TestSoakPartOf(t *testing.T) {
+	udh := smpptest.Submitted{ESMClass: 0x40, ShortMessage: append([]byte{0x05, 0x00, 0x03, 0x2A, 0x02, 0x02}, "second"...)}
+	sar := smpptest.Submitted{SAR: &smpptest.SAR{Ref: 7, Total: 3, Seq: 3}, ShortMessage: []byte("third")}
+	one := smpptest.Submitted{ShortMessage: []byte("whole")}
+	if partOf(udh) != 2 || partOf(sar) != 3 || partOf(one) != 1 {
+		t.Errorf("parts %d %d %d, want 2 3 1", partOf(udh), partOf(sar), partOf(one))
+	}
+	if text, parts := soakText(longTextEvery); parts != 2 || len(text) <= 160 {
+		t.Errorf("every %dth soak message should take two parts: %d characters", longTextEvery, len(text))
+	}
+}
