@@ -286,7 +286,7 @@ func (k *soakRun) run(ctx context.Context, temporalCLI, devdb, mysqlFallback str
 	k.logger.Info("stack ready", "took", time.Since(started).Round(time.Second))
 
 	// The customer's binds: a transmitter and a receiver on each smpp replica.
-	ld := &loader{st: k.st, ledger: k.ledger, cust: k.cust, smpp: map[string]*esme.Client{}, grpcConns: map[string]*grpc.ClientConn{}}
+	ld := &loader{st: k.st, ledger: k.ledger, smpp: map[string]*esme.Client{}, grpcConns: map[string]*grpc.ClientConn{}}
 	defer func() {
 		for _, c := range ld.grpcConns {
 			c.Close()

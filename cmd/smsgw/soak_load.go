@@ -38,17 +38,17 @@ import (
 
 // Soak customer credentials, in the configuration the soak writes.
 const (
-	soakAPIKey      = "soak-key"
-	soakSystemID    = "soak"
-	soakPassword    = "soak1234"
-	soakSecret      = "soak-webhook-secret"
-	soakMailFrom    = "soak@customer.test"
-	soakMailDomain  = "sms.soak"
-	soakNumber      = "61400000001" // MO go to this number of the customer's
-	soakDestPrefix  = "+6149"       // destinations: the prefix and a 7-digit counter
-	submitTimeout   = 20 * time.Second
-	longTextEvery   = 5 // every 5th message takes two parts
-	soakSMPPSources = "SOAK"
+	soakAPIKey     = "soak-key"
+	soakSystemID   = "soak"
+	soakPassword   = "soak1234"
+	soakSecret     = "soak-webhook-secret"
+	soakMailFrom   = "soak@customer.test"
+	soakMailDomain = "sms.soak"
+	soakNumber     = "61400000001" // MO go to this number of the customer's
+	soakDestPrefix = "+6149"       // destinations: the prefix and a 7-digit counter
+	submitTimeout  = 20 * time.Second
+	longTextEvery  = 5 // every 5th message takes two parts
+	soakSender     = "SOAK"
 )
 
 // Outcomes of a submission, as the customer saw them.
@@ -201,24 +201,21 @@ func (c *customer) keepBound(ctx context.Context, addr string, cmd uint32, bound
 			continue
 		}
 		bound(cl)
-		if cmd == smppwire.BindReceiver {
-			for ctx.Err() == nil && !c.receiversAway() {
-				select {
-				case <-cl.Done():
-				case <-time.After(250 * time.Millisecond):
-					continue
-				}
-				break
-			}
-			if c.receiversAway() {
-				uctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				_ = cl.Unbind(uctx)
-				cancel()
-			}
-		} else {
+		// The bind holds until its session ends or the soak does; a
+		// receiver also leaves, unbinding, when it is sent away.
+		for ended := false; !ended; {
 			select {
 			case <-cl.Done():
+				ended = true
 			case <-ctx.Done():
+				ended = true
+			case <-time.After(250 * time.Millisecond):
+				if cmd == smppwire.BindReceiver && c.receiversAway() {
+					uctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+					_ = cl.Unbind(uctx)
+					cancel()
+					ended = true
+				}
 			}
 		}
 		bound(nil)
@@ -266,7 +263,6 @@ func (c *customer) bind(ctx context.Context, addr string, cmd uint32) (*esme.Cli
 type loader struct {
 	st     *stack
 	ledger *ledger
-	cust   *customer
 
 	grpcConns map[string]*grpc.ClientConn
 
@@ -325,7 +321,7 @@ func (l *loader) submit(ctx context.Context, entry string) {
 }
 
 func (l *loader) submitREST(ctx context.Context, addr, dest, text string) (outcome, id, detail string) {
-	body, _ := json.Marshal(map[string]string{"from": soakSMPPSources, "to": dest, "text": text})
+	body, _ := json.Marshal(map[string]string{"from": soakSender, "to": dest, "text": text})
 	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/v1/messages", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+soakAPIKey)
 	resp, err := http.DefaultClient.Do(req)
@@ -365,7 +361,7 @@ func (l *loader) submitGRPC(ctx context.Context, addr, dest, text string) (outco
 	}
 	l.mu.Unlock()
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+soakAPIKey)
-	resp, err := smsgwv1.NewMessageServiceClient(conn).SubmitMessage(ctx, &smsgwv1.SubmitMessageRequest{From: soakSMPPSources, To: dest, Text: text})
+	resp, err := smsgwv1.NewMessageServiceClient(conn).SubmitMessage(ctx, &smsgwv1.SubmitMessageRequest{From: soakSender, To: dest, Text: text})
 	switch code := grpcstatus.Code(err); {
 	case err == nil:
 		return outcomeAccepted, resp.GetId(), ""
@@ -389,7 +385,7 @@ func (l *loader) submitSMPP(ctx context.Context, addr, dest, text string) (outco
 		return outcomeUnsent, "", "not bound to " + addr
 	}
 	raw := smppserver.EncodeMessage(smppwire.SubmitSM, 0, smppwire.Message{
-		SourceTON: 5, Source: soakSMPPSources, DestTON: 1, DestNPI: 1, Dest: strings.TrimPrefix(dest, "+"),
+		SourceTON: 5, Source: soakSender, DestTON: 1, DestNPI: 1, Dest: strings.TrimPrefix(dest, "+"),
 		RegisteredDelivery: 1, ShortMessage: []byte(text),
 	})
 	ch, err := cl.Start(raw)

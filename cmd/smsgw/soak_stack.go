@@ -145,8 +145,8 @@ type stack struct {
 // role is one replica of an smsgw role and its addresses.
 type role struct {
 	*proc
-	role                                    string
-	http, grpc, smpp, smtp, metrics, probes string
+	role                   string
+	http, grpc, smpp, smtp string
 }
 
 // startInfra starts Temporal (the dev server on a file), the MongoDB-wire
@@ -289,13 +289,11 @@ func (s *stack) startRoles(ctx context.Context, cfgPath string) error {
 			r.grpc = fmt.Sprintf("127.0.0.1:%d", ports[1])
 			r.smpp = fmt.Sprintf("127.0.0.1:%d", ports[2])
 			r.smtp = fmt.Sprintf("127.0.0.1:%d", ports[3])
-			r.metrics = r.http
 			args := append([]string{name}, common...)
 			args = append(args, "-http-addr", r.http, "-grpc-addr", r.grpc, "-smpp-addr", r.smpp,
 				"-smpp-tls-addr", fmt.Sprintf("127.0.0.1:%d", ports[4]), "-smtp-addr", r.smtp)
 			if metricsFlag != "" {
-				r.metrics = fmt.Sprintf("127.0.0.1:%d", ports[5])
-				args = append(args, "-"+metricsFlag, r.metrics)
+				args = append(args, "-"+metricsFlag, fmt.Sprintf("127.0.0.1:%d", ports[5]))
 			}
 			r.proc = &proc{name: fmt.Sprintf("%s-%d", name, i), path: s.self, args: args,
 				log: filepath.Join(s.dir, fmt.Sprintf("%s-%d.log", name, i))}
