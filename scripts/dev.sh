@@ -76,7 +76,7 @@ pids+=($!)
 sed "s|@UPSTREAM@|$upstream|" scripts/dev-config.yaml >"$DATA/config.yaml"
 wait_port 127.0.0.1 7233 "Temporal"
 "$BIN/smsgw" all -config "$DATA/config.yaml" -http-addr 127.0.0.1:8080 -grpc-addr 127.0.0.1:9090 \
-  -smpp-addr 127.0.0.1:2775 -smtp-addr 127.0.0.1:2525 \
+  -metrics-addr 127.0.0.1:9102 -smpp-addr 127.0.0.1:2775 -smtp-addr 127.0.0.1:2525 \
   -log-format text >"$DATA/smsgw.log" 2>&1 &
 pids+=($!)
 wait_port 127.0.0.1 8080 "smsgw"
@@ -86,7 +86,7 @@ cat <<MSG
 smsgw is running (logs in .data/*.log; Ctrl-C stops everything)
   REST        http://127.0.0.1:8080   (API key: demo-key)
   gRPC        127.0.0.1:9090
-  metrics     http://127.0.0.1:8080/metrics
+  metrics     http://127.0.0.1:9102/metrics   (also /healthz, /readyz)
   Temporal UI http://127.0.0.1:8233   (search: CustomerId = "demo")
   upstream    $upstream $( [ -z "${UPSTREAM:-}" ] && echo "(SMSC simulator, receipts after 500ms)")
   webhooks    printed below by the webhook sink at http://127.0.0.1:8099

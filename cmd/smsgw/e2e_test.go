@@ -122,6 +122,12 @@ type gateway struct {
 	// cfgPath is the configuration file smsgw runs with, cfg what it held
 	// at the start.
 	cfgPath, cfg string
+	// metrics is the base URL of the metrics listener.
+	metrics string
+	// grpc is the gRPC API's address.
+	grpc string
+	// logs returns what smsgw has logged so far.
+	logs func() string
 }
 
 // startGateway runs `smsgw all` with two connectors: "sim" (receipts after
@@ -166,6 +172,8 @@ func startGatewayWith(t *testing.T, mongoURI string, extras ...gatewayExtras) *g
 	}
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	cfg := fmt.Sprintf(`
+webhooks:
+  allowNetworks: ["127.0.0.0/8", "::1/128"] # the tests' receivers
 customers:
   - id: acme
     apiKeys: ["plain:acme-key"]
@@ -186,18 +194,26 @@ routes:
 		t.Fatal(err)
 	}
 	g.cfgPath, g.cfg = cfgPath, cfg
-	httpAddr, grpcAddr, smtpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	httpAddr, grpcAddr, smtpAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	g.smtp = smtpAddr
 	g.smpp = freeAddr(t)
 	g.base = "http://" + httpAddr
+	g.metrics = "http://" + metricsAddr
+	g.grpc = grpcAddr
 	done := make(chan int, 1)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
+	g.logs = func() string {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.String()
+	}
 	go func() {
 		args := []string{"all",
 			"-config", cfgPath, "-temporal-address", g.temporal,
 			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
-			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-smtp-addr", smtpAddr, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
+			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-smtp-addr", smtpAddr, "-smpp-addr", g.smpp, "-metrics-addr", metricsAddr,
+			"-log-level", "warn", "-failover-after", "2s",
 		}
 		done <- run(ctx, append(args, extra.flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
