@@ -163,10 +163,14 @@ Takes (dict "root" $ "v" values).
 {{- end }}
 - name: SMSGW_MONGODB_DATABASE
   value: {{ $root.Values.mongodb.database | quote }}
+{{- with $root.Values.mysql.tlsCAFile }}
+- name: SMSGW_MYSQL_TLS_CA
+  value: {{ . | quote }}
+{{- end }}
 - name: SMSGW_LOG_LEVEL
   value: {{ $root.Values.logLevel | quote }}
-- name: SMSGW_HTTP_ADDR
-  value: ":8080"
+- name: SMSGW_METRICS_ADDR
+  value: ":9102"
 {{- range .addrs }}
 - name: {{ .name }}
   value: {{ .value | quote }}
@@ -354,8 +358,10 @@ spec:
             - {{ . | quote }}
             {{- end }}
           ports:
-            - name: http
-              containerPort: 8080
+            # /metrics, /healthz and /readyz: for probes and scraping only,
+            # never behind a public load balancer.
+            - name: metrics
+              containerPort: 9102
               protocol: TCP
             {{- range .ports }}
             - name: {{ .name }}
