@@ -26,7 +26,7 @@ wait_port() { # host port name
 }
 
 sa_flags=()
-for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword; do
+for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword DueAt=Datetime; do
   sa_flags+=(--search-attribute "$sa")
 done
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \

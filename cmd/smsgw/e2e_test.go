@@ -116,6 +116,7 @@ type gateway struct {
 	sim      *smpptest.SMSC
 	early    *smpptest.SMSC
 	smtp     string // the email-to-SMS SMTP listener
+	grpc     string // the gRPC API
 	smpp     string // the customers' SMSC
 	// primary and backup serve +44, in that order, for failover tests.
 	primary, backup *smpptest.SMSC
@@ -124,8 +125,6 @@ type gateway struct {
 	cfgPath, cfg string
 	// metrics is the base URL of the metrics listener.
 	metrics string
-	// grpc is the gRPC API's address.
-	grpc string
 	// logs returns what smsgw has logged so far.
 	logs func() string
 }
@@ -185,21 +184,20 @@ customers:
   - {id: early, address: %q, systemId: gw, password: pw, concat: sar}
   - {id: primary, address: %q, systemId: gw, password: pw, rebindMin: 200ms, rebindMax: 500ms}
   - {id: backup, address: %q, systemId: gw, password: pw}
-routes:
+%sroutes:
   - {name: australia, prefixes: ["+61"], connectors: [sim]}
   - {name: new-zealand, prefixes: ["+64"], connectors: [early]}
   - {name: united-kingdom, prefixes: ["+44"], connectors: [primary, backup]}
-%s`, g.hook.url, smsgw.HashAPIKey("other-key"), extra.customers, simAddr, earlyAddr, primaryAddr, backupAddr, extra.sections)
+%s%s`, g.hook.url, smsgw.HashAPIKey("other-key"), extra.customers, simAddr, earlyAddr, primaryAddr, backupAddr, extra.connectors, extra.routes, extra.sections)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g.cfgPath, g.cfg = cfgPath, cfg
 	httpAddr, grpcAddr, smtpAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	g.smtp = smtpAddr
+	g.smtp, g.grpc = smtpAddr, grpcAddr
 	g.smpp = freeAddr(t)
 	g.base = "http://" + httpAddr
 	g.metrics = "http://" + metricsAddr
-	g.grpc = grpcAddr
 	done := make(chan int, 1)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
@@ -218,6 +216,7 @@ routes:
 		done <- run(ctx, append(args, extra.flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
 	t.Cleanup(func() {
+		recordHistories(t, g.temporal)
 		cancel()
 		select {
 		case <-done:

@@ -99,8 +99,13 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		Concat:  activities.ConnectorConcat(live),
 	}
 	planner := &activities.Planner{Config: live, Routes: routing.NewCache(live), FailoverAfter: s.failoverAfter, Encoder: encoder, Now: time.Now}
+	backlog, err := lifecycle.NewBacklog(lifecycle.TemporalBacklog{Client: tc, Namespace: s.temporalNamespace}, reg, logger)
+	if err != nil {
+		return err
+	}
 	submitter := lifecycle.New(lifecycle.Options{
 		Temporal: tc, Config: live, Counter: encoder, Planner: planner, Health: health,
+		Backlog: backlog, MaxBacklog: s.maxBacklog,
 		Messages:   &lifecycle.Reader{Reports: reports, Temporal: tc},
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
