@@ -15,6 +15,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/smsgw/smsgw/connectors/smppserver"
+	"github.com/smsgw/smsgw/payloadcrypt"
 )
 
 // settings are what every serving role reads from flags, with defaults from
@@ -47,6 +48,7 @@ type settings struct {
 	pollers           int
 	reloadInterval    time.Duration
 	failoverAfter     time.Duration
+	protection        protection
 }
 
 func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -83,6 +85,7 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&s.pollers, "pollers", 8, "Temporal task pollers per kind (worker role)")
 	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	s.protection.register(fs, getenv)
 }
 
 // envDuration reads a duration from the environment, def when unset or
@@ -114,14 +117,21 @@ func (s *settings) connectorIDs() []string {
 	return ids
 }
 
-// temporalOptions are the Temporal client options: address, namespace, and
-// TLS when a certificate or CA is given (Temporal Cloud uses mTLS).
+// temporalOptions are the Temporal client options: address, namespace, the
+// payload codec when payload keys are given, and TLS when a certificate or
+// CA is given (Temporal Cloud uses mTLS). Workers built on the client take
+// its converters.
 func (s *settings) temporalOptions(logger *slog.Logger) (client.Options, error) {
 	o := client.Options{
 		HostPort:  s.temporalAddress,
 		Namespace: s.temporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
 	}
+	keys, err := s.protection.keyring()
+	if err != nil {
+		return o, err
+	}
+	o.DataConverter, o.FailureConverter = payloadcrypt.Converters(keys)
 	if s.temporalTLSCert == "" && s.temporalTLSKey == "" && s.temporalTLSCA == "" {
 		return o, nil
 	}
