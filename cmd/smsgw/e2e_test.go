@@ -121,7 +121,12 @@ type gateway struct {
 	primary, backup *smpptest.SMSC
 	// cfgPath is the configuration file smsgw runs with, cfg what it held
 	// at the start.
-	cfgPath, cfg string
+	cfgPath, cfg       string
+	httpAddr, grpcAddr string
+	// keys are the payload keys smsgw seals Temporal payloads with.
+	keys *payloadKeys
+	// stop stops the running smsgw (run starts another).
+	stop func()
 }
 
 // startGateway runs `smsgw all` with two connectors: "sim" (receipts after
@@ -186,22 +191,39 @@ routes:
 		t.Fatal(err)
 	}
 	g.cfgPath, g.cfg = cfgPath, cfg
-	httpAddr, grpcAddr, smtpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	g.smtp = smtpAddr
-	g.smpp = freeAddr(t)
-	g.base = "http://" + httpAddr
+	g.httpAddr, g.grpcAddr, g.smtp, g.smpp = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	g.base = "http://" + g.httpAddr
+	g.keys = newPayloadKeys(t, "k1")
+	g.stop = g.run(t, append(g.keys.flags(), extra.flags...)...)
+	t.Cleanup(func() {
+		g.stop()
+		cancel()
+	})
+	return g
+}
+
+// run starts `smsgw all` with the gateway's stores, listeners and
+// configuration, and flags after those, and waits until it is ready. stop
+// stops it and waits for it to exit; its logs are shown if the test failed.
+func (g *gateway) run(t *testing.T, flags ...string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	go func() {
 		args := []string{"all",
-			"-config", cfgPath, "-temporal-address", g.temporal,
+			"-config", g.cfgPath, "-temporal-address", g.temporal,
 			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
-			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-smtp-addr", smtpAddr, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
+			"-http-addr", g.httpAddr, "-grpc-addr", g.grpcAddr, "-smtp-addr", g.smtp, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
 		}
-		done <- run(ctx, append(args, extra.flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
+		done <- run(ctx, append(args, flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
-	t.Cleanup(func() {
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case <-done:
@@ -213,7 +235,7 @@ routes:
 			t.Logf("smsgw logs:\n%s", logs.String())
 			logMu.Unlock()
 		}
-	})
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(g.base + "/readyz")
@@ -233,7 +255,7 @@ routes:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return g
+	return stop
 }
 
 type lockedWriter struct {
