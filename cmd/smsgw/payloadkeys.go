@@ -155,7 +155,9 @@ func (p *protection) serveCodec(ctx context.Context, keys *payloadcrypt.Keyring,
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/codec/", h)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	ok := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+	mux.HandleFunc("/healthz", ok)
+	mux.HandleFunc("/readyz", ok) // the probes of the chart's codec-server Deployment
 	ln, err := net.Listen("tcp", p.codecAddr)
 	if err != nil {
 		return err
