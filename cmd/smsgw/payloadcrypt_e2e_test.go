@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +38,8 @@ type payloadKeys struct {
 
 func newPayloadKeys(t *testing.T, active string) *payloadKeys {
 	t.Helper()
-	k := &payloadKeys{dir: t.TempDir(), token: "codec-" + randomText(t)}
+	// The Temporal UI takes the token in the endpoint's path: URL-safe.
+	k := &payloadKeys{dir: t.TempDir(), token: "codec-" + strings.NewReplacer("+", "-", "/", "_", "=", "").Replace(randomText(t))}
 	k.add(t, active)
 	k.active = active
 	meta := t.TempDir()
@@ -127,21 +130,37 @@ func keyCounts(t *testing.T, events []*historypb.HistoryEvent) map[string]int {
 	return counts
 }
 
-// temporalCLI runs the pinned Temporal CLI and returns what it printed.
+// temporalCLI runs the pinned Temporal CLI and returns what it printed,
+// with the payload data it printed in base64 decoded and appended.
 func temporalCLI(t *testing.T, args ...string) string {
 	t.Helper()
+	out, err := runTemporalCLI(args...)
+	if err != nil {
+		t.Fatalf("temporal %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func runTemporalCLI(args ...string) (string, error) {
 	path := os.Getenv("SMSGW_TEMPORAL_CLI")
 	if path == "" {
 		path = filepath.Join("..", "..", "bin", "temporal")
 	}
-	var out, errOut bytes.Buffer
+	var out bytes.Buffer
 	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("temporal %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	printed := out.String()
+	for _, m := range base64Field.FindAllStringSubmatch(printed, -1) {
+		if b, err := base64.StdEncoding.DecodeString(m[1]); err == nil {
+			printed += "\n" + string(b)
+		}
 	}
-	return out.String()
+	return printed, err
 }
+
+// base64Field finds the base64 values (payload data) in JSON output.
+var base64Field = regexp.MustCompile(`"([A-Za-z0-9+/]{8,}={0,2})"`)
 
 // TestEndToEndMessageSealedInTemporal sends a message through the whole
 // gateway, then reads its workflow as Temporal keeps it: without the codec
@@ -202,9 +221,9 @@ func TestEndToEndMessageSealedInTemporal(t *testing.T) {
 	if !strings.Contains(out, "493817") || !strings.Contains(out, digits) {
 		t.Errorf("temporal workflow show through the codec server lacks the text or the number:\n%s", out)
 	}
-	if out := temporalCLI(t, "workflow", "show", "-w", id, "-o", "json", "--address", g.temporal,
-		"--codec-endpoint", codecURL, "--codec-auth", "Bearer wrong"); strings.Contains(out, "493817") {
-		t.Error("the codec server opened payloads for a wrong token")
+	if out, err := runTemporalCLI("workflow", "show", "-w", id, "-o", "json", "--address", g.temporal,
+		"--codec-endpoint", codecURL, "--codec-auth", "Bearer wrong"); err == nil || strings.Contains(out, "493817") {
+		t.Errorf("the codec server answered a wrong token (%v):\n%s", err, out)
 	}
 
 	// With an SDK client that has the keys: the workflow's input whole.
@@ -273,25 +292,32 @@ func TestEndToEndKeyRotation(t *testing.T) {
 	if err := g.primary.WaitBinds(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	// The primary SMSC sends the receipt 2 s after the submit, and again
-	// every 500 ms while nobody is bound to take it.
+	// The primary SMSC sends the receipt 2 s after the submit, and offers it
+	// again every 500 ms while nobody is bound to take it.
 	code, acc := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+447700900123","text":"across a key rotation"}`)
 	if code != http.StatusAccepted {
 		t.Fatalf("submit: HTTP %d %v", code, acc)
 	}
 	id := acc["id"].(string)
-	for len(g.primary.Submits()) == 0 {
+	// Sent once the send activity completed (SENT is recorded later).
+	for !slices.ContainsFunc(rawHistory(t, g.temporal, id), func(ev *historypb.HistoryEvent) bool {
+		return ev.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+	}) {
 		if ctx.Err() != nil {
-			t.Fatal("the message never reached the SMSC")
+			t.Fatal("the message was never sent")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-
-	// The first smsgw stops before the receipt; the next one seals with k2.
+	// Sent: the SMSC goes away with the receipt, so the message waits for it
+	// whatever the time the first smsgw takes to stop.
+	g.primary.Stop()
 	g.stop()
 	g.keys.add(t, "k2")
 	g.keys.active = "k2"
 	g.stop = g.run(t, g.keys.flags()...)
+	if err := g.primary.Start(); err != nil {
+		t.Fatal(err)
+	}
 	if n := g.hook.waitFor(t, id, 60*time.Second); n["status"] != "DELIVERED" {
 		t.Fatalf("webhook %v, want DELIVERED", n)
 	}
@@ -306,6 +332,7 @@ func TestEndToEndKeyRotation(t *testing.T) {
 		t.Fatalf("smsgw payload-keys: exit %d\n%s", rc, errOut.String())
 	}
 	report := out.String()
+	t.Logf("smsgw payload-keys:\n%s", report)
 	for _, want := range []string{"k1 ", "k2 ", "active"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("smsgw payload-keys report lacks %q:\n%s", want, report)
