@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	commonpb "go.temporal.io/api/common/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
@@ -104,8 +105,24 @@ func Converters(keys *Keyring) (converter.DataConverter, converter.FailureConver
 		return converter.GetDefaultDataConverter(), temporal.GetDefaultFailureConverter()
 	}
 	dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), Codec{Keys: keys})
-	return dc, temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+	return dc, failureConverter{temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
 		DataConverter:          dc,
 		EncodeCommonAttributes: true,
-	})
+	})}
+}
+
+// failureConverter is the SDK's, except that reading a failure leaves the
+// failure as it was. The SDK's writes the opened message back into the
+// failure it reads; the worker reads the failure of a local activity's
+// marker before it sends the marker to Temporal, so the message would reach
+// Temporal in clear beside its sealed copy.
+type failureConverter struct {
+	converter.FailureConverter
+}
+
+func (c failureConverter) FailureToError(f *failurepb.Failure) error {
+	if f == nil {
+		return nil
+	}
+	return c.FailureConverter.FailureToError(proto.Clone(f).(*failurepb.Failure))
 }

@@ -282,4 +282,9 @@ func TestFailuresAreSealed(t *testing.T) {
 	if err := back.Details(&detail); err != nil || detail != "detail +61412345678" {
 		t.Fatalf("details read back %q, %v", detail, err)
 	}
+	// Reading a failure leaves it sealed: the worker reads a local
+	// activity's failure before it sends it to Temporal.
+	if again, _ := protojson.Marshal(f); string(again) != string(raw) {
+		t.Fatalf("reading the failure changed it:\n%s\nwas\n%s", again, raw)
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/smsgw/smsgw/connectors/smppwire"
 	"github.com/smsgw/smsgw/payloadcrypt"
 	"github.com/smsgw/smsgw/workflows"
 )
@@ -340,5 +341,80 @@ func TestEndToEndKeyRotation(t *testing.T) {
 	}
 	if strings.Contains(report, "NOT HELD") || strings.Contains(report, payloadcrypt.Clear) {
 		t.Errorf("smsgw payload-keys reports a key not held or clear payloads:\n%s", report)
+	}
+}
+
+// TestEndToEndFailureMessagesSealed: an error that names the destination
+// ("no route to +61…") reaches Temporal sealed. A message scheduled for
+// later is replaced after its route was removed, so planning it again fails
+// with NoRoute; the failure in its raw history reads "Encoded failure", and
+// the number shows nowhere, while with the keys the failure reads whole.
+func TestEndToEndFailureMessagesSealed(t *testing.T) {
+	g := startGatewayWith(t, "", smppCustomer)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := smppBind(t, ctx, g, smppwire.BindTransceiver)
+	status, id, err := c.Submit(ctx, smppwire.Message{
+		SourceTON: 5, Source: "SMPPCO", DestTON: 1, DestNPI: 1, Dest: "61412345678",
+		RegisteredDelivery: 1, ShortMessage: []byte("in an hour"),
+		ScheduleDelivery: "000000010000000R", ValidityPeriod: "000001000000000R",
+	})
+	if err != nil || status != 0 {
+		t.Fatalf("scheduled submit_sm: 0x%08X %v", status, err)
+	}
+
+	// No more route to +61: the gateway refuses new messages there once it
+	// has read the new configuration.
+	route := "  - {name: australia, prefixes: [\"+61\"], connectors: [sim]}\n"
+	if !strings.Contains(g.cfg, route) {
+		t.Fatalf("the test configuration has no line %q", route)
+	}
+	rewriteConfig(t, g, strings.Replace(g.cfg, route, "", 1), 1)
+	for {
+		code, _ := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+61412345679","text":"probe"}`)
+		if code == http.StatusBadRequest {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the route is still there: HTTP %d", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Replaced: planned again, and refused for want of a route.
+	var resp smppwire.Frame
+	for {
+		if resp, err = c.Call(ctx, replaceSM(id, "000000020000000R", "in two hours")); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status == 0 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	opened := g.keys.client(t, g.temporal)
+	var result workflows.MessageResult
+	if err := opened.GetWorkflow(ctx, id, "").Get(ctx, &result); err != nil {
+		t.Fatalf("the message's workflow: %v", err)
+	}
+
+	events := rawHistory(t, g.temporal, id)
+	raw, _ := protojson.Marshal(&historypb.History{Events: events})
+	if bytes.Contains(raw, []byte("412345678")) || bytes.Contains(raw, []byte("no route")) {
+		t.Errorf("the raw history shows the number or the failure's text:\n%s", raw)
+	}
+	_, fc := payloadcrypt.Converters(mustRing(t, g.keys))
+	var sealed, read []string
+	for _, ev := range events {
+		if f := ev.GetMarkerRecordedEventAttributes().GetFailure(); f != nil {
+			sealed = append(sealed, f.GetMessage())
+			read = append(read, fc.FailureToError(f).Error())
+		}
+	}
+	if len(sealed) == 0 || slices.ContainsFunc(sealed, func(m string) bool { return m != "Encoded failure" }) {
+		t.Errorf("failures in the raw history: %q, want each \"Encoded failure\"", sealed)
+	}
+	if !slices.ContainsFunc(read, func(m string) bool { return strings.Contains(m, "no route to +61412345678") }) {
+		t.Errorf("failures read with the keys: %q, want the NoRoute one", read)
 	}
 }

@@ -46,7 +46,7 @@ var layers = []layer{
 	},
 	{
 		name: "payload encryption", pkgs: []string{"payloadcrypt"},
-		allow: []string{"go.temporal.io/api/common/v1", "go.temporal.io/api/proxy", "go.temporal.io/sdk/converter",
+		allow: []string{"go.temporal.io/api/common/v1", "go.temporal.io/api/failure/v1", "go.temporal.io/api/proxy", "go.temporal.io/sdk/converter",
 			"go.temporal.io/sdk/temporal", "google.golang.org/protobuf/..."},
 		why: "the payload codec seals what any Temporal client of the gateway sends, and knows nothing of what the payloads mean",
 	},
