@@ -39,7 +39,7 @@ codec_token=$(cat "$DATA/codec-token")
 codec=http://127.0.0.1:8089/codec
 
 sa_flags=()
-for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword; do
+for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword DueAt=Datetime; do
   sa_flags+=(--search-attribute "$sa")
 done
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \

@@ -116,13 +116,14 @@ type gateway struct {
 	sim      *smpptest.SMSC
 	early    *smpptest.SMSC
 	smtp     string // the email-to-SMS SMTP listener
+	grpc     string // the gRPC API
 	smpp     string // the customers' SMSC
 	// primary and backup serve +44, in that order, for failover tests.
 	primary, backup *smpptest.SMSC
 	// cfgPath is the configuration file smsgw runs with, cfg what it held
 	// at the start.
-	cfgPath, cfg       string
-	httpAddr, grpcAddr string
+	cfgPath, cfg string
+	httpAddr     string
 	// keys are the payload keys smsgw seals Temporal payloads with.
 	keys *payloadKeys
 	// stop stops the running smsgw (run starts another).
@@ -182,16 +183,16 @@ customers:
   - {id: early, address: %q, systemId: gw, password: pw, concat: sar}
   - {id: primary, address: %q, systemId: gw, password: pw, rebindMin: 200ms, rebindMax: 500ms}
   - {id: backup, address: %q, systemId: gw, password: pw}
-routes:
+%sroutes:
   - {name: australia, prefixes: ["+61"], connectors: [sim]}
   - {name: new-zealand, prefixes: ["+64"], connectors: [early]}
   - {name: united-kingdom, prefixes: ["+44"], connectors: [primary, backup]}
-%s`, g.hook.url, smsgw.HashAPIKey("other-key"), extra.customers, simAddr, earlyAddr, primaryAddr, backupAddr, extra.sections)
+%s%s`, g.hook.url, smsgw.HashAPIKey("other-key"), extra.customers, simAddr, earlyAddr, primaryAddr, backupAddr, extra.connectors, extra.routes, extra.sections)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g.cfgPath, g.cfg = cfgPath, cfg
-	g.httpAddr, g.grpcAddr, g.smtp, g.smpp = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	g.httpAddr, g.grpc, g.smtp, g.smpp = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	g.base = "http://" + g.httpAddr
 	g.keys = newPayloadKeys(t, "k1")
 	g.stop = g.run(t, append(g.keys.flags(), extra.flags...)...)
@@ -214,7 +215,7 @@ func (g *gateway) run(t *testing.T, flags ...string) (stop func()) {
 		args := []string{"all",
 			"-config", g.cfgPath, "-temporal-address", g.temporal,
 			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
-			"-http-addr", g.httpAddr, "-grpc-addr", g.grpcAddr, "-smtp-addr", g.smtp, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
+			"-http-addr", g.httpAddr, "-grpc-addr", g.grpc, "-smtp-addr", g.smtp, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
 		}
 		done <- run(ctx, append(args, flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()

@@ -100,9 +100,14 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		Concat:  activities.ConnectorConcat(live),
 	}
 	planner := &activities.Planner{Config: live, Routes: routing.NewCache(live), FailoverAfter: s.failoverAfter, Encoder: encoder, Now: time.Now}
+	backlog, err := lifecycle.NewBacklog(lifecycle.TemporalBacklog{Client: tc, Namespace: s.temporalNamespace}, reg, logger)
+	if err != nil {
+		return err
+	}
 	reader := &lifecycle.Reader{Reports: reports, Temporal: tc, DataConverter: topts.DataConverter}
 	submitter := lifecycle.New(lifecycle.Options{
 		Temporal: tc, DataConverter: topts.DataConverter, Config: live, Counter: encoder, Planner: planner, Health: health,
+		Backlog: backlog, MaxBacklog: s.maxBacklog,
 		Messages:   reader,
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})

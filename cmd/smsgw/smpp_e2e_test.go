@@ -23,14 +23,20 @@ var smppCustomer = gatewayExtras{customers: `  - id: smppco
 
 func smppBind(t *testing.T, ctx context.Context, g *gateway, cmd uint32) *esme.Client {
 	t.Helper()
+	return smppBindAs(t, ctx, g, cmd, "smppco", "smpp-pw")
+}
+
+// smppBindAs binds to the gateway's SMSC with the given credentials.
+func smppBindAs(t *testing.T, ctx context.Context, g *gateway, cmd uint32, systemID, password string) *esme.Client {
+	t.Helper()
 	c, err := esme.Dial(ctx, g.smpp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	resp, err := c.Bind(ctx, cmd, "smppco", "smpp-pw")
+	resp, err := c.Bind(ctx, cmd, systemID, password)
 	if err != nil || resp.Status != 0 {
-		t.Fatalf("bind: %+v %v", resp.Header, err)
+		t.Fatalf("bind as %s: %+v %v", systemID, resp.Header, err)
 	}
 	return c
 }
