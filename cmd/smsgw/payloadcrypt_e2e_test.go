@@ -354,14 +354,7 @@ func TestEndToEndFailureMessagesSealed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c := smppBind(t, ctx, g, smppwire.BindTransceiver)
-	status, id, err := c.Submit(ctx, smppwire.Message{
-		SourceTON: 5, Source: "SMPPCO", DestTON: 1, DestNPI: 1, Dest: "61412345678",
-		RegisteredDelivery: 1, ShortMessage: []byte("in an hour"),
-		ScheduleDelivery: "000000010000000R", ValidityPeriod: "000001000000000R",
-	})
-	if err != nil || status != 0 {
-		t.Fatalf("scheduled submit_sm: 0x%08X %v", status, err)
-	}
+	id := smppSubmitLater(t, ctx, c, "in an hour")
 
 	// No more route to +61: the gateway refuses new messages there once it
 	// has read the new configuration.
@@ -382,15 +375,8 @@ func TestEndToEndFailureMessagesSealed(t *testing.T) {
 	}
 
 	// Replaced: planned again, and refused for want of a route.
-	var resp smppwire.Frame
-	for {
-		if resp, err = c.Call(ctx, replaceSM(id, "000000020000000R", "in two hours")); err != nil {
-			t.Fatal(err)
-		}
-		if resp.Status == 0 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	if resp := smppCallUntilOK(t, ctx, c, replaceSM(id, "000000020000000R", "in two hours")); resp.Status != 0 {
+		t.Fatalf("replace_sm_resp %+v", resp.Header)
 	}
 	opened := g.keys.client(t, g.temporal)
 	var result workflows.MessageResult

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -214,86 +216,107 @@ func payloadKeysReport(ctx context.Context, args []string, getenv func(string) s
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger := s.logger(stderr)
-	topts, err := s.temporalOptions(logger)
-	if err != nil {
-		return err
-	}
-	tc, err := client.DialContext(ctx, topts)
-	if err != nil {
-		return fmt.Errorf("temporal: %w", err)
-	}
-	defer tc.Close()
 	keys, err := s.protection.keyring()
 	if err != nil {
 		return err
 	}
+	tc, err := s.dialTemporal(ctx, s.logger(stderr))
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
 
-	query := "ExecutionStatus = 'Running'"
+	query, what := "ExecutionStatus = 'Running'", "open workflows"
 	if *closedWithin > 0 {
 		query += fmt.Sprintf(" OR CloseTime > '%s'", time.Now().Add(-*closedWithin).UTC().Format(time.RFC3339))
+		what += " and workflows closed within " + closedWithin.String()
 	}
-	type usage struct{ payloads, workflows, open int }
-	byKey := map[string]*usage{}
-	scanned, truncated := 0, false
+	scan := keyScan{temporal: tc, namespace: s.temporalNamespace, byKey: map[string]*keyUsage{}}
+	if err := scan.run(ctx, query, *limit); err != nil {
+		return err
+	}
+	if scan.truncated {
+		what += " (stopped at -max-workflows)"
+	}
+	fmt.Fprintf(stdout, "scanned %d %s in namespace %s\n", scan.scanned, what, s.temporalNamespace)
+	scan.print(stdout, keys)
+	return nil
+}
+
+// keyUsage is what one key ID seals in the workflows scanned.
+type keyUsage struct{ payloads, workflows, open int }
+
+// keyScan counts payloads per key ID over the histories of the workflows
+// a visibility query finds.
+type keyScan struct {
+	temporal  client.Client
+	namespace string
+	byKey     map[string]*keyUsage
+	scanned   int
+	truncated bool
+}
+
+func (k *keyScan) run(ctx context.Context, query string, limit int) error {
 	var token []byte
 	for {
-		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Namespace: s.temporalNamespace, Query: query, NextPageToken: token, PageSize: 100,
+		resp, err := k.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: k.namespace, Query: query, NextPageToken: token, PageSize: 100,
 		})
 		if err != nil {
 			return fmt.Errorf("list workflows: %w", err)
 		}
 		for _, wf := range resp.GetExecutions() {
-			if scanned == *limit {
-				truncated = true
-				break
+			if k.scanned == limit {
+				k.truncated = true
+				return nil
 			}
-			scanned++
-			counts := map[string]int{}
-			it := tc.GetWorkflowHistory(ctx, wf.GetExecution().GetWorkflowId(), wf.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-			for it.HasNext() {
-				ev, err := it.Next()
-				if err != nil {
-					return fmt.Errorf("history of %s: %w", wf.GetExecution().GetWorkflowId(), err)
-				}
-				if err := payloadcrypt.CountKeys(ev, counts); err != nil {
-					return err
-				}
-			}
-			running := wf.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
-			for id, n := range counts {
-				u := byKey[id]
-				if u == nil {
-					u = &usage{}
-					byKey[id] = u
-				}
-				u.payloads += n
-				u.workflows++
-				if running {
-					u.open++
-				}
+			k.scanned++
+			if err := k.add(ctx, wf.GetExecution(), wf.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING); err != nil {
+				return err
 			}
 		}
-		token = resp.GetNextPageToken()
-		if len(token) == 0 || truncated {
-			break
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return nil
 		}
 	}
+}
 
-	what := "open workflows"
-	if *closedWithin > 0 {
-		what += " and workflows closed within " + closedWithin.String()
+// add counts the payloads of one workflow's history.
+func (k *keyScan) add(ctx context.Context, wf *commonpb.WorkflowExecution, running bool) error {
+	counts := map[string]int{}
+	it := k.temporal.GetWorkflowHistory(ctx, wf.GetWorkflowId(), wf.GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("history of %s: %w", wf.GetWorkflowId(), err)
+		}
+		if err := payloadcrypt.CountKeys(ev, counts); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(stdout, "scanned %d %s in namespace %s%s\n", scanned, what, s.temporalNamespace, map[bool]string{true: " (stopped at -max-workflows)"}[truncated])
-	fmt.Fprintf(stdout, "%-24s %10s %10s %10s  %s\n", "KEY ID", "PAYLOADS", "WORKFLOWS", "OPEN", "")
-	ids := make([]string, 0, len(byKey))
-	for id := range byKey {
-		ids = append(ids, id)
+	for id, n := range counts {
+		u := k.byKey[id]
+		if u == nil {
+			u = &keyUsage{}
+			k.byKey[id] = u
+		}
+		u.payloads += n
+		u.workflows++
+		if running {
+			u.open++
+		}
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		u := byKey[id]
+	return nil
+}
+
+// print writes a line per key ID, noting the active key, keys found but
+// not held by keys, and keys held but not found.
+func (k *keyScan) print(w io.Writer, keys *payloadcrypt.Keyring) {
+	line := func(id string, u keyUsage, note string) {
+		fmt.Fprintf(w, "%-24s %10d %10d %10d  %s\n", id, u.payloads, u.workflows, u.open, note)
+	}
+	fmt.Fprintf(w, "%-24s %10s %10s %10s\n", "KEY ID", "PAYLOADS", "WORKFLOWS", "OPEN")
+	for _, id := range slices.Sorted(maps.Keys(k.byKey)) {
 		note := ""
 		switch {
 		case id == payloadcrypt.Clear:
@@ -303,14 +326,14 @@ func payloadKeysReport(ctx context.Context, args []string, getenv func(string) s
 		case keys != nil && !slices.Contains(keys.IDs(), id):
 			note = "NOT HELD by this configuration"
 		}
-		fmt.Fprintf(stdout, "%-24s %10d %10d %10d  %s\n", id, u.payloads, u.workflows, u.open, note)
+		line(id, *k.byKey[id], note)
 	}
-	if keys != nil {
-		for _, id := range keys.IDs() {
-			if byKey[id] == nil {
-				fmt.Fprintf(stdout, "%-24s %10d %10d %10d  %s\n", id, 0, 0, 0, "held, not used by the workflows scanned")
-			}
+	if keys == nil {
+		return
+	}
+	for _, id := range keys.IDs() {
+		if k.byKey[id] == nil {
+			line(id, keyUsage{}, "held, not used by the workflows scanned")
 		}
 	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
@@ -125,6 +126,20 @@ func (s *settings) connectorIDs() []string {
 		}
 	}
 	return ids
+}
+
+// dialTemporal connects to Temporal with temporalOptions, for the commands
+// that need the connection at once.
+func (s *settings) dialTemporal(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+	topts, err := s.temporalOptions(logger)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := client.DialContext(ctx, topts)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: %w", err)
+	}
+	return tc, nil
 }
 
 // temporalOptions are the Temporal client options: address, namespace, the
