@@ -46,6 +46,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 
+	keys, idKey, err := s.protection.check(logger)
+	if err != nil {
+		return err
+	}
+
 	live, err := config.NewLive(s.configPath, logger)
 	if err != nil {
 		return err
@@ -55,10 +60,6 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	keys, idKey, err := s.protection.check(logger)
-	if err != nil {
-		return err
-	}
 	topts, err := s.temporalOptions(logger)
 	if err != nil {
 		return err
