@@ -17,9 +17,11 @@ import (
 // HandlerOptions configure a codec server.
 type HandlerOptions struct {
 	Keys *Keyring
-	// Tokens are the bearer tokens accepted; at least one is required.
-	// Several let a token rotate.
+	// Tokens are the bearer tokens accepted; several let a token rotate.
 	Tokens []string
+	// OIDC, when set, also accepts the access tokens of a Temporal UI that
+	// passes its user's token. Tokens or OIDC are required.
+	OIDC *OIDC
 	// Origins are the web origins (scheme://host:port) of the Temporal UIs
 	// allowed to call from a browser; "*" allows any.
 	Origins []string
@@ -37,10 +39,11 @@ type HandlerOptions struct {
 //
 // A request is authenticated by a token, given either as
 // "Authorization: Bearer <token>" (the CLI's --codec-auth) or as the path
-// segment before /decode or /encode (…/codec/<token>/decode), for the
-// Temporal UI, whose codec endpoint setting is a URL and which sends no
-// header of its own choosing. Browsers get CORS answers for the allowed
-// origins, preflight included.
+// segment before /decode or /encode (…/codec/<token>/decode), for a
+// Temporal UI whose codec endpoint setting is a URL and which sends no
+// header of its own choosing; or, with OIDC, by the user's access token a
+// Temporal UI passes as a bearer token. Browsers get CORS answers for the
+// allowed origins, preflight included.
 func Handler(o HandlerOptions) (http.Handler, error) {
 	if o.Keys == nil {
 		return nil, errors.New("codec server: no payload keys")
@@ -51,7 +54,7 @@ func Handler(o HandlerOptions) (http.Handler, error) {
 			h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
 		}
 	}
-	if len(h.tokens) == 0 {
+	if len(h.tokens) == 0 && o.OIDC == nil {
 		return nil, errors.New("codec server: no token configured; every request must be authenticated")
 	}
 	if h.o.MaxBody <= 0 {
@@ -102,7 +105,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pathToken = segments[len(segments)-2]
 	}
 	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !h.valid(bearer) && !h.valid(pathToken) {
+	user, ok := h.authenticate(r, bearer, pathToken)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="smsgw codec"`)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
@@ -151,11 +155,28 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot write the payloads", http.StatusInternalServerError)
 		return
 	}
-	h.o.Logger.Info("codec request", "op", op, "namespace", ns, "payloads", len(in.Payloads),
+	h.o.Logger.Info("codec request", "op", op, "namespace", ns, "user", user, "payloads", len(in.Payloads),
 		"opened", opened, "sealed", sealed, "remote", r.RemoteAddr, "origin", origin)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(resp)
+}
+
+// authenticate says who a request comes from: "token" for a configured
+// token, the user an access token names, or false.
+func (h *handler) authenticate(r *http.Request, bearer, pathToken string) (string, bool) {
+	if h.valid(bearer) || h.valid(pathToken) {
+		return "token", true
+	}
+	if h.o.OIDC == nil || bearer == "" {
+		return "", false
+	}
+	user, err := h.o.OIDC.Verify(r.Context(), bearer)
+	if err != nil {
+		h.o.Logger.Warn("codec request refused", "err", err, "remote", r.RemoteAddr)
+		return "", false
+	}
+	return user, true
 }
 
 func (h *handler) originAllowed(origin string) bool {

@@ -82,6 +82,7 @@ func TestPayloadKeySettings(t *testing.T) {
 		"codec without keys": {[]string{"all", "-config", cfg, "-codec-addr", "127.0.0.1:0"}, "the codec server needs payload keys"},
 		"codec no token":     {[]string{"codec-server", "-payload-keys-dir", dir, "-payload-key-active", "k1", "-codec-addr", "127.0.0.1:0"}, "no token configured"},
 		"no keys directory":  {[]string{"codec-server", "-payload-keys-dir", filepath.Join(dir, "missing")}, "payload keys"},
+		"issuer alone":       {[]string{"codec-server", "-payload-keys-dir", dir, "-payload-key-active", "k1", "-codec-oidc-issuer", "https://login.example.com"}, "go together"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if code, out := runCmd(c.args...); code != 1 || !strings.Contains(out, c.want) {

@@ -37,6 +37,8 @@ type protection struct {
 	codecTokens  string // file
 	codecEnv     string // SMSGW_CODEC_TOKENS
 	codecOrigins string
+	oidcIssuer   string
+	oidcAudience string
 }
 
 func (p *protection) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -52,6 +54,8 @@ func (p *protection) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&p.idKeyFile, "workflow-id-key-file", env("SMSGW_WORKFLOW_ID_KEY_FILE", ""), "file holding the secret that keys the hash naming inbound workflows after phone numbers (or SMSGW_WORKFLOW_ID_KEY); required with payload keys; env SMSGW_WORKFLOW_ID_KEY_FILE")
 	fs.StringVar(&p.codecAddr, "codec-addr", env("SMSGW_CODEC_ADDR", ""), "listen address of the codec server for the Temporal UI and CLI (/codec/decode, /codec/encode); empty: none; env SMSGW_CODEC_ADDR")
 	fs.StringVar(&p.codecTokens, "codec-tokens-file", env("SMSGW_CODEC_TOKENS_FILE", ""), "file of the codec server's bearer tokens, one a line (or SMSGW_CODEC_TOKENS, comma-separated); env SMSGW_CODEC_TOKENS_FILE")
+	fs.StringVar(&p.oidcIssuer, "codec-oidc-issuer", env("SMSGW_CODEC_OIDC_ISSUER", ""), "OpenID provider whose access tokens the codec server also accepts (a Temporal UI that passes its user's token); env SMSGW_CODEC_OIDC_ISSUER")
+	fs.StringVar(&p.oidcAudience, "codec-oidc-audience", env("SMSGW_CODEC_OIDC_AUDIENCE", ""), "audience those access tokens must hold; env SMSGW_CODEC_OIDC_AUDIENCE")
 	fs.StringVar(&p.codecOrigins, "codec-origins", env("SMSGW_CODEC_ORIGINS", ""), "comma-separated web origins of the Temporal UIs allowed to call the codec server, e.g. https://temporal.example.com; env SMSGW_CODEC_ORIGINS")
 }
 
@@ -149,11 +153,18 @@ func (p *protection) serveCodec(ctx context.Context, keys *payloadcrypt.Keyring,
 			origins = append(origins, o)
 		}
 	}
+	var oidc *payloadcrypt.OIDC
+	switch {
+	case p.oidcIssuer != "" && p.oidcAudience != "":
+		oidc = &payloadcrypt.OIDC{Issuer: p.oidcIssuer, Audience: p.oidcAudience}
+	case p.oidcIssuer != "" || p.oidcAudience != "":
+		return errors.New("-codec-oidc-issuer and -codec-oidc-audience go together")
+	}
 	h, err := payloadcrypt.Handler(payloadcrypt.HandlerOptions{
-		Keys: keys, Tokens: tokens, Origins: origins, Namespace: namespace, Logger: logger.With("component", "codec"),
+		Keys: keys, Tokens: tokens, OIDC: oidc, Origins: origins, Namespace: namespace, Logger: logger.With("component", "codec"),
 	})
 	if err != nil {
-		return fmt.Errorf("%w (-codec-tokens-file or SMSGW_CODEC_TOKENS)", err)
+		return fmt.Errorf("%w (-codec-tokens-file, SMSGW_CODEC_TOKENS or -codec-oidc-issuer)", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/codec/", h)
