@@ -199,6 +199,30 @@ func TestCodecServerTakesUIAccessTokens(t *testing.T) {
 	if code != 200 || !strings.Contains(out, base64Of(t, message(t).Data)) {
 		t.Fatalf("decode with the UI's access token: %d %s", code, out)
 	}
+	// Several browsers at once share the provider's keys.
+	token := p.token(t, "RS256", "r1", claims)
+	var wg sync.WaitGroup
+	codes := make(chan int, 8)
+	for range 8 {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/codec/decode", strings.NewReader(string(body)))
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != 200 {
+			t.Fatalf("a decode among several at once: HTTP %d", code)
+		}
+	}
 	claims["aud"] = "another-app"
 	if code, _, _ := post(t, srv.URL+"/codec/decode", string(body), "Authorization", "Bearer "+p.token(t, "RS256", "r1", claims)); code != http.StatusUnauthorized {
 		t.Fatalf("a token for another audience: HTTP %d", code)
