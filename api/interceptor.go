@@ -91,6 +91,9 @@ type interceptor struct {
 
 func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	if publicMethod(info.FullMethod) {
+		return handler(ctx, req)
+	}
 	cust, err := i.authenticate(ctx)
 	var resp any
 	if err == nil {
@@ -102,6 +105,9 @@ func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServer
 }
 
 func (i *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if publicMethod(info.FullMethod) {
+		return handler(srv, ss)
+	}
 	start := time.Now()
 	ctx := ss.Context()
 	cust, err := i.authenticate(ctx)

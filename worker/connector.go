@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -123,7 +122,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		TaskQueueActivitiesPerSecond:     co.TPS,
 		WorkerStopTimeout:                max(20*time.Second, 2*co.ResponseTimeout),
 	})
-	w.RegisterActivityWithOptions(sender.Send, activity.RegisterOptions{Name: activities.SendName})
+	activities.RegisterSend(w, sender.Send)
 	if err := w.Start(); err != nil {
 		stopBind()
 		<-bindDone

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/connectors/smppstatus"
 	"github.com/smsgw/smsgw/connectors/smpptest"
 	"github.com/smsgw/smsgw/internal/testenv"
 	"github.com/smsgw/smsgw/notify/webhook"
@@ -197,6 +198,7 @@ customers:
 	g.keys = newPayloadKeys(t, "k1")
 	g.stop = g.run(t, append(g.keys.flags(), extra.flags...)...)
 	t.Cleanup(func() {
+		recordHistories(t, g.temporal, mustRing(t, g.keys))
 		g.stop()
 		cancel()
 	})
@@ -500,5 +502,30 @@ func TestEndToEndUndeliverable(t *testing.T) {
 	n := g.hook.waitFor(t, acc["id"].(string), 30*time.Second)
 	if n["status"] != "UNDELIVERABLE" || n["errorCode"] != "001" {
 		t.Fatalf("webhook %v, want UNDELIVERABLE with error 001", n)
+	}
+}
+
+// TestEndToEndRejectedAndExpired covers the two ends that come from
+// upstream's silence or refusal: a submit_sm refused for good ends
+// REJECTED at once, and a message whose receipt never comes ends EXPIRED
+// when its validity does. Each is notified like any final status.
+func TestEndToEndRejectedAndExpired(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, lossy := startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw",
+		Outcome: func(string) (string, string) { return "", "" }})
+	_, strict := startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw",
+		SubmitStatus: func(string, int) uint32 { return smppstatus.ESME_RINVDSTADR }})
+	g := startGatewayWith(t, "", gatewayExtras{
+		connectors: fmt.Sprintf("  - {id: lossy, address: %q, systemId: gw, password: pw}\n  - {id: strict, address: %q, systemId: gw, password: pw}\n", lossy, strict),
+		routes:     "  - {name: sweden, prefixes: [\"+46\"], connectors: [lossy]}\n  - {name: norway, prefixes: [\"+47\"], connectors: [strict]}\n",
+	})
+	_, rejected := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+4740000001","text":"refused upstream"}`)
+	_, expired := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+4670000001","text":"receipt lost","validitySeconds":4}`)
+	if n := g.hook.waitFor(t, fmt.Sprint(rejected["id"]), 30*time.Second); n["status"] != "REJECTED" {
+		t.Errorf("webhook %v, want REJECTED", n)
+	}
+	if n := g.hook.waitFor(t, fmt.Sprint(expired["id"]), 30*time.Second); n["status"] != "EXPIRED" {
+		t.Errorf("webhook %v, want EXPIRED", n)
 	}
 }
