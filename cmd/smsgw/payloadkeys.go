@@ -41,13 +41,8 @@ type protection struct {
 	oidcAudience string
 }
 
-func (p *protection) register(fs *flag.FlagSet, getenv func(string) string) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+// register adds the flags; env(name, def) is a variable's value or def.
+func (p *protection) register(fs *flag.FlagSet, env func(name, def string) string, getenv func(string) string) {
 	p.keysEnv, p.idKeyEnv, p.codecEnv = getenv("SMSGW_PAYLOAD_KEYS"), getenv("SMSGW_WORKFLOW_ID_KEY"), getenv("SMSGW_CODEC_TOKENS")
 	fs.StringVar(&p.keysDir, "payload-keys-dir", env("SMSGW_PAYLOAD_KEYS_DIR", ""), "directory of payload keys, one file per key named by its key ID, holding 32 bytes in base64 or hex (a mounted Kubernetes Secret); keys can also be given as SMSGW_PAYLOAD_KEYS=id=secret,…; env SMSGW_PAYLOAD_KEYS_DIR")
 	fs.StringVar(&p.activeKey, "payload-key-active", env("SMSGW_PAYLOAD_KEY_ACTIVE", ""), "ID of the payload key that seals new payloads (the others only open); may be left out when there is one key; env SMSGW_PAYLOAD_KEY_ACTIVE")
