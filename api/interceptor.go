@@ -101,8 +101,15 @@ type interceptor struct {
 
 func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
-	cust, err := i.authenticate(ctx)
 	var resp any
+	if publicMethod(info.FullMethod) {
+		err := i.guard(ctx, info.FullMethod, func() (err error) {
+			resp, err = handler(ctx, req)
+			return err
+		})
+		return resp, err
+	}
+	cust, err := i.authenticate(ctx)
 	if err == nil {
 		err = i.guard(ctx, info.FullMethod, func() (err error) {
 			resp, err = handler(context.WithValue(ctx, customerKey{}, cust), req)
@@ -115,6 +122,9 @@ func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServer
 }
 
 func (i *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if publicMethod(info.FullMethod) {
+		return i.guard(ss.Context(), info.FullMethod, func() error { return handler(srv, ss) })
+	}
 	start := time.Now()
 	ctx := ss.Context()
 	cust, err := i.authenticate(ctx)

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -156,7 +157,12 @@ func startServer(t testing.TB, cfg Config, readyErr error) *testServer {
 			{ID: "alice", APIKeyHashes: []string{smsgw.HashAPIKey(aliceKey)}},
 			{ID: "bob", APIKeyHashes: []string{smsgw.HashAPIKey(bobKey)}},
 		},
-		Ready:      func(context.Context) error { return ts.readyErr },
+		Ready: func(context.Context) error {
+			if p, ok := ts.readyErr.(panicking); ok {
+				panic(string(p))
+			}
+			return ts.readyErr
+		},
 		Logger:     slog.New(slog.NewJSONHandler(ts.logs, nil)),
 		Registerer: reg,
 	})
@@ -317,6 +323,38 @@ func TestIdempotencyKeyIsBounded(t *testing.T) {
 	_, err := ts.grpcClient(t).SubmitMessage(withKey(aliceKey, "idempotency-key", long), &smsgwv1.SubmitMessageRequest{From: "Shop", To: "+61412345678", Text: "x"})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("gRPC with a key of 256: %v, want InvalidArgument", err)
+	}
+}
+
+// panicking, as the readiness error of startServer, makes the readiness
+// check panic with its text.
+type panicking string
+
+func (p panicking) Error() string { return string(p) }
+
+// The services served without an API key (health, reflection) are guarded
+// as well: a panic in the readiness check is INTERNAL over gRPC and 500 on
+// /readyz, and the server goes on serving.
+func TestPanicsInPublicServicesAreCaught(t *testing.T) {
+	ts := startServer(t, Config{}, panicking("readiness check bug"))
+	_, err := healthpb.NewHealthClient(dialRaw(t, ts.grpcAddr)).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if status.Code(err) != codes.Internal {
+		t.Errorf("health Check: %v, want INTERNAL", err)
+	}
+	resp, err := http.Get(ts.baseURL + "/readyz")
+	if err != nil {
+		t.Fatalf("/readyz: %v (the connection was dropped?)", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("/readyz: %d, want 500", resp.StatusCode)
+	}
+	if m := ts.metrics(t); !strings.Contains(m, `smsgw_api_panics_total{method="grpc.health.v1.Health/Check"} 1`) ||
+		!strings.Contains(m, `smsgw_api_panics_total{method="http"} 1`) {
+		t.Errorf("panics not counted:\n%s", m)
+	}
+	if code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), nil); code != http.StatusAccepted {
+		t.Errorf("after the panics: status %d %v, want 202", code, body)
 	}
 }
 

@@ -26,6 +26,8 @@ type Connector struct {
 	Matcher  *upstream.Matcher
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// IDKey keys the hash that names inbound workflows (lifecycle.StartInbound).
+	IDKey []byte
 }
 
 // ClientConfig turns a connector's configuration into the SMPP client's.
@@ -64,7 +66,7 @@ func (c *Connector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}
-	bind, err := smppclient.New(cc, &upstream.Handler{Matcher: c.Matcher, Temporal: c.Temporal, Logger: logger}, logger, c.Registry)
+	bind, err := smppclient.New(cc, &upstream.Handler{Matcher: c.Matcher, Temporal: c.Temporal, IDKey: c.IDKey, Logger: logger}, logger, c.Registry)
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}

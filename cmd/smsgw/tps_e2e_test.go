@@ -40,9 +40,9 @@ func TestEndToEndConnectorTPSAcrossProcesses(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	var logs bytes.Buffer
-	second := exec.Command(bin, "connector", "-config", g.cfgPath, "-connectors", "shared",
+	second := exec.Command(bin, append([]string{"connector", "-config", g.cfgPath, "-connectors", "shared",
 		"-temporal-address", g.temporal, "-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB,
-		"-mysql-dsn", g.mysqlDSN, "-metrics-addr", freeAddr(t), "-log-level", "warn")
+		"-mysql-dsn", g.mysqlDSN, "-metrics-addr", freeAddr(t), "-log-level", "warn"}, g.keys.flags()...)...)
 	second.Stdout, second.Stderr = &logs, &logs
 	if err := second.Start(); err != nil {
 		t.Fatal(err)
