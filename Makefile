@@ -26,9 +26,10 @@ test: tools vet workflowcheck
 
 ## race: the race detector over the packages with concurrency: the SMPP
 ##       session engine and its users, the outbox and the other stores, the
-##       group commit, the receipt matcher and the client side.
+##       group commit, the receipt matcher, the client side and the codec
+##       server.
 RACE_PKGS := ./connectors/smppsession/... ./connectors/smppserver/... ./connectors/smppclient/... \
-	./connectors/smpptest/... ./connectors/upstream/... ./store/... ./lifecycle/...
+	./connectors/smpptest/... ./connectors/upstream/... ./store/... ./lifecycle/... ./payloadcrypt/...
 race: tools
 	SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 

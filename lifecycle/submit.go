@@ -19,6 +19,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/time/rate"
 
@@ -37,6 +38,7 @@ type Counter interface {
 // Service is the gateway's smsgw.Submitter.
 type Service struct {
 	temporal   client.Client
+	dc         converter.DataConverter
 	config     *config.Live
 	messages   smsgw.MessageReader
 	routes     *routing.Cache
@@ -55,8 +57,11 @@ type Service struct {
 // Options configure a Service.
 type Options struct {
 	Temporal client.Client
-	Config   *config.Live
-	Counter  Counter
+	// DataConverter is the one Temporal's client has, to read memos back.
+	// Nil: the SDK's default.
+	DataConverter converter.DataConverter
+	Config        *config.Live
+	Counter       Counter
 	// Planner, when set, routes and encodes each message once, here, and
 	// its workflow takes the plan along; without it the workflow plans.
 	Planner *activities.Planner
@@ -79,7 +84,7 @@ type Options struct {
 // New returns a Service.
 func New(o Options) *Service {
 	s := &Service{
-		temporal: o.Temporal, config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, planner: o.Planner, health: o.Health,
+		temporal: o.Temporal, dc: dataConverter(o.DataConverter), config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, planner: o.Planner, health: o.Health,
 		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
@@ -87,7 +92,7 @@ func New(o Options) *Service {
 		}, []string{"entry_point", "result"}),
 	}
 	if s.messages == nil {
-		s.messages = &Reader{Temporal: o.Temporal}
+		s.messages = &Reader{Temporal: o.Temporal, DataConverter: o.DataConverter}
 	}
 	if o.Planner != nil {
 		s.routes = o.Planner.Routes // one route table per process
@@ -125,6 +130,13 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	}
 	if err := m.Validate(); err != nil {
 		return smsgw.Accepted{}, err
+	}
+	// A callback URL that could never be posted to is refused now, not
+	// found out when the first notification fails.
+	if m.CallbackURL != "" {
+		if err := s.config.Config().WebhookPolicy().CheckURL(m.CallbackURL); err != nil {
+			return smsgw.Accepted{}, smsgw.Errorf(smsgw.EINVALID, "callbackUrl %v", err)
+		}
 	}
 	cfg, _ := s.customerConfig(customer.ID)
 	if !senderAllowed(cfg.AllowedSenders, m.From) {
@@ -268,7 +280,11 @@ func (s *Service) repeated(ctx context.Context, m smsgw.Message, fp string) (sms
 	}
 	// A message accepted before fingerprints were kept has none, and is
 	// taken to be the same request.
-	if stored := submissionMemo(desc.GetWorkflowExecutionInfo()).Fingerprint; stored != "" && stored != fp {
+	memo, err := submissionMemo(s.dc, desc.GetWorkflowExecutionInfo())
+	if err != nil {
+		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
+	}
+	if stored := memo.Fingerprint; stored != "" && stored != fp {
 		return smsgw.Accepted{}, smsgw.Errorf(smsgw.ECONFLICT,
 			"the idempotency key %q was already used for message %s with another request (from, to, text, callbackUrl, validity or schedule differ); send a new message under a new key",
 			m.IdempotencyKey, m.ID)

@@ -30,6 +30,8 @@ type Connector struct {
 	Offers   upstream.MOOffers
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// IDKey keys the hash that names inbound workflows (lifecycle.StartInbound).
+	IDKey []byte
 }
 
 // ClientConfig turns a connector's configuration into the SMPP client's.
@@ -69,7 +71,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}
 	bind, err := smppclient.New(cc, &upstream.Handler{
-		Matcher: c.Matcher, Temporal: c.Temporal, Offers: c.Offers, RedeliveryWindow: co.MORedeliveryWindow, Logger: logger,
+		Matcher: c.Matcher, Temporal: c.Temporal, Offers: c.Offers, RedeliveryWindow: co.MORedeliveryWindow, IDKey: c.IDKey, Logger: logger,
 	}, logger, c.Registry)
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +38,16 @@ func TestEndToEndBacklogBound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	dead := freeAddr(t) // nothing listens here until the end
+	// The SMSC's address is held from the start (a closed port may be taken
+	// by another socket meanwhile, even by a connector dialling itself), but
+	// it hangs up on every connection until the SMSC opens.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := &hangUpListener{Listener: ln}
+	dead := ln.Addr().String()
+	sim := smpptest.New(smpptest.Config{SystemID: "gw", Password: "pw"})
 	g := startGatewayWith(t, "", gatewayExtras{
 		customers: `  - id: capped
     apiKeys: ["plain:capped-key"]
@@ -51,6 +61,7 @@ func TestEndToEndBacklogBound(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	go func() { _ = sim.Serve(ctx, gate) }()
 
 	submit := func(n int) (int, map[string]any, http.Header) {
 		req, _ := http.NewRequestWithContext(ctx, "POST", g.base+"/v1/messages",
@@ -117,12 +128,7 @@ func TestEndToEndBacklogBound(t *testing.T) {
 	}
 
 	// The SMSC comes up: the three accepted go out, the refused never do.
-	ln, err := net.Listen("tcp", dead)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim := smpptest.New(smpptest.Config{SystemID: "gw", Password: "pw"})
-	go func() { _ = sim.Serve(ctx, ln) }()
+	gate.open.Store(true)
 	if err := sim.WaitSubmits(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +155,22 @@ func TestEndToEndBacklogBound(t *testing.T) {
 	}
 	if n := len(sim.Submits()); n != 4 {
 		t.Errorf("the SMSC got %d submit_sm, want 4", n)
+	}
+}
+
+// hangUpListener closes every connection it accepts until open is set.
+type hangUpListener struct {
+	net.Listener
+	open atomic.Bool
+}
+
+func (l *hangUpListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.open.Load() {
+			return c, err
+		}
+		c.Close()
 	}
 }
 

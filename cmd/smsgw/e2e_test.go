@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/connectors/smppstatus"
 	"github.com/smsgw/smsgw/connectors/smpptest"
 	"github.com/smsgw/smsgw/internal/testenv"
 	"github.com/smsgw/smsgw/notify/webhook"
@@ -123,6 +124,15 @@ type gateway struct {
 	// cfgPath is the configuration file smsgw runs with, cfg what it held
 	// at the start.
 	cfgPath, cfg string
+	httpAddr     string
+	// metricsAddr is the metrics listener's address, metrics its base URL.
+	metricsAddr, metrics string
+	// logs returns what the running smsgw has logged so far.
+	logs func() string
+	// keys are the payload keys smsgw seals Temporal payloads with.
+	keys *payloadKeys
+	// stop stops the running smsgw (run starts another).
+	stop func()
 }
 
 // startGateway runs `smsgw all` with two connectors: "sim" (receipts after
@@ -167,6 +177,8 @@ func startGatewayWith(t *testing.T, mongoURI string, extras ...gatewayExtras) *g
 	}
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	cfg := fmt.Sprintf(`
+webhooks:
+  allowNetworks: ["127.0.0.0/8", "::1/128"] # the tests' receivers
 customers:
   - id: acme
     apiKeys: ["plain:acme-key"]
@@ -187,23 +199,47 @@ customers:
 		t.Fatal(err)
 	}
 	g.cfgPath, g.cfg = cfgPath, cfg
-	httpAddr, grpcAddr, smtpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	g.smtp, g.grpc = smtpAddr, grpcAddr
-	g.smpp = freeAddr(t)
-	g.base = "http://" + httpAddr
+	g.httpAddr, g.grpc, g.smtp, g.smpp, g.metricsAddr = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	g.base = "http://" + g.httpAddr
+	g.metrics = "http://" + g.metricsAddr
+	g.keys = newPayloadKeys(t, "k1")
+	g.stop = g.run(t, append(g.keys.flags(), extra.flags...)...)
+	t.Cleanup(func() {
+		recordHistories(t, g.temporal, mustRing(t, g.keys))
+		g.stop()
+		cancel()
+	})
+	return g
+}
+
+// run starts `smsgw all` with the gateway's stores, listeners and
+// configuration, and flags after those, and waits until it is ready. stop
+// stops it and waits for it to exit; its logs are shown if the test failed.
+func (g *gateway) run(t *testing.T, flags ...string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
+	g.logs = func() string {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.String()
+	}
 	go func() {
 		args := []string{"all",
-			"-config", cfgPath, "-temporal-address", g.temporal,
+			"-config", g.cfgPath, "-temporal-address", g.temporal,
 			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
-			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-smtp-addr", smtpAddr, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
+			"-http-addr", g.httpAddr, "-grpc-addr", g.grpc, "-smtp-addr", g.smtp, "-smpp-addr", g.smpp, "-metrics-addr", g.metricsAddr,
+			"-log-level", "warn", "-failover-after", "2s",
 		}
-		done <- run(ctx, append(args, extra.flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
+		done <- run(ctx, append(args, flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
-	t.Cleanup(func() {
-		recordHistories(t, g.temporal)
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case <-done:
@@ -215,7 +251,7 @@ customers:
 			t.Logf("smsgw logs:\n%s", logs.String())
 			logMu.Unlock()
 		}
-	})
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(g.base + "/readyz")
@@ -235,7 +271,7 @@ customers:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return g
+	return stop
 }
 
 type lockedWriter struct {
@@ -479,5 +515,30 @@ func TestEndToEndUndeliverable(t *testing.T) {
 	n := g.hook.waitFor(t, acc["id"].(string), 30*time.Second)
 	if n["status"] != "UNDELIVERABLE" || n["errorCode"] != "001" {
 		t.Fatalf("webhook %v, want UNDELIVERABLE with error 001", n)
+	}
+}
+
+// TestEndToEndRejectedAndExpired covers the two ends that come from
+// upstream's silence or refusal: a submit_sm refused for good ends
+// REJECTED at once, and a message whose receipt never comes ends EXPIRED
+// when its validity does. Each is notified like any final status.
+func TestEndToEndRejectedAndExpired(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, lossy := startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw",
+		Outcome: func(string) (string, string) { return "", "" }})
+	_, strict := startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw",
+		SubmitStatus: func(string, int) uint32 { return smppstatus.ESME_RINVDSTADR }})
+	g := startGatewayWith(t, "", gatewayExtras{
+		connectors: fmt.Sprintf("  - {id: lossy, address: %q, systemId: gw, password: pw}\n  - {id: strict, address: %q, systemId: gw, password: pw}\n", lossy, strict),
+		routes:     "  - {name: sweden, prefixes: [\"+46\"], connectors: [lossy]}\n  - {name: norway, prefixes: [\"+47\"], connectors: [strict]}\n",
+	})
+	_, rejected := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+4740000001","text":"refused upstream"}`)
+	_, expired := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+4670000001","text":"receipt lost","validitySeconds":4}`)
+	if n := g.hook.waitFor(t, fmt.Sprint(rejected["id"]), 30*time.Second); n["status"] != "REJECTED" {
+		t.Errorf("webhook %v, want REJECTED", n)
+	}
+	if n := g.hook.waitFor(t, fmt.Sprint(expired["id"]), 30*time.Second); n["status"] != "EXPIRED" {
+		t.Errorf("webhook %v, want EXPIRED", n)
 	}
 }

@@ -13,20 +13,36 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/proxy"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/smsgw/smsgw/payloadcrypt"
 )
+
+// openPayloads opens, in place, every sealed payload of a history event
+// (failures' sealed messages included).
+func openPayloads(ctx context.Context, e *historypb.HistoryEvent, keys *payloadcrypt.Keyring) error {
+	return proxy.VisitPayloads(ctx, e, proxy.VisitPayloadsOptions{
+		SkipSearchAttributes: true,
+		Visitor: func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+			return payloadcrypt.Codec{Keys: keys}.Decode(ps)
+		},
+	})
+}
 
 // recordHistories, when SMSGW_RECORD_HISTORIES names a directory, saves the
 // history of every workflow on the test's Temporal server there,
 // one file per shape (workflow type and sequence of event types), so that
 // `make record-histories` keeps one example of every path the end-to-end
 // tests take. workflows/replay_test.go replays them all against the
-// workflow code as it is now.
-func recordHistories(t *testing.T, address string) {
+// workflow code as it is now. The payloads, sealed with keys, are saved
+// opened, so that the replay needs no key.
+func recordHistories(t *testing.T, address string, keys *payloadcrypt.Keyring) {
 	dir := os.Getenv("SMSGW_RECORD_HISTORIES")
 	if dir == "" || t.Failed() {
 		return
@@ -49,7 +65,7 @@ func recordHistories(t *testing.T, address string) {
 			return
 		}
 		for _, ex := range resp.GetExecutions() {
-			if err := saveHistory(ctx, c, dir, ex.GetType().GetName(), ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId()); err != nil {
+			if err := saveHistory(ctx, c, keys, dir, ex.GetType().GetName(), ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId()); err != nil {
 				t.Errorf("record histories: %v", err)
 				return
 			}
@@ -64,13 +80,16 @@ func recordHistories(t *testing.T, address string) {
 // unless a history of that shape is saved already, and its workflow and run
 // IDs beside it in <type>-<shape hash>.execution (a workflow may derive IDs
 // from its own, and the replay must see the same ones).
-func saveHistory(ctx context.Context, c client.Client, dir, wfType, id, runID string) error {
+func saveHistory(ctx context.Context, c client.Client, keys *payloadcrypt.Keyring, dir, wfType, id, runID string) error {
 	h := &historypb.History{}
 	shape := sha256.New()
 	it := c.GetWorkflowHistory(ctx, id, runID, false, 0)
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {
+			return err
+		}
+		if err := openPayloads(ctx, e, keys); err != nil {
 			return err
 		}
 		h.Events = append(h.Events, e)

@@ -18,11 +18,10 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/notify/webhook"
+	"github.com/smsgw/smsgw/payloadcrypt"
 	"github.com/smsgw/smsgw/store/mongostore"
 )
 
@@ -388,11 +387,8 @@ func TestEndToEndWebhookRetriesAndRedelivery(t *testing.T) {
 	}
 
 	// Temporal's history shows the attempts: the first notification took three.
-	tc, err := client.Dial(client.Options{HostPort: g.temporal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
+	tc := g.keys.client(t, g.temporal)
+	dc, _ := payloadcrypt.Converters(mustRing(t, g.keys))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var attempts []int32
@@ -410,7 +406,7 @@ func TestEndToEndWebhookRetriesAndRedelivery(t *testing.T) {
 			ActivityType string
 			Attempt      int32
 		}
-		if err := converter.GetDefaultDataConverter().FromPayloads(m.GetDetails()["data"], &data); err == nil && (data.ActivityType == "Notify" || data.ActivityType == "RecordAndNotify") {
+		if err := dc.FromPayloads(m.GetDetails()["data"], &data); err == nil && (data.ActivityType == "Notify" || data.ActivityType == "RecordAndNotify") {
 			attempts = append(attempts, data.Attempt)
 		}
 	}

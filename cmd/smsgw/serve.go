@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
 	"github.com/smsgw/smsgw"
@@ -45,6 +44,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	runs := func(r string) bool { return role == "all" || role == r }
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+
+	keys, idKey, err := s.protection.check(logger)
+	if err != nil {
+		return err
+	}
 
 	live, err := config.NewLive(s.configPath, logger)
 	if err != nil {
@@ -81,8 +85,12 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		return err
 	}
 	defer events.Close(context.WithoutCancel(ctx))
+	mysqlDSN, err := s.reportingDSN()
+	if err != nil {
+		return err
+	}
 	reports, err := openWithRetry(ctx, logger, "reporting database", func(ctx context.Context) (*mysqlstore.Store, error) {
-		return mysqlstore.Open(ctx, s.mysqlDSN, mysqlstore.WithGroupCommit(batching, batchMetrics))
+		return mysqlstore.Open(ctx, mysqlDSN, mysqlstore.WithGroupCommit(batching, batchMetrics))
 	})
 	if err != nil {
 		return err
@@ -103,10 +111,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
+	reader := &lifecycle.Reader{Reports: reports, Temporal: tc, DataConverter: topts.DataConverter}
 	submitter := lifecycle.New(lifecycle.Options{
-		Temporal: tc, Config: live, Counter: encoder, Planner: planner, Health: health,
+		Temporal: tc, DataConverter: topts.DataConverter, Config: live, Counter: encoder, Planner: planner, Health: health,
 		Backlog: backlog, MaxBacklog: s.maxBacklog,
-		Messages:   &lifecycle.Reader{Reports: reports, Temporal: tc},
+		Messages:   reader,
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
 
@@ -125,9 +134,13 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	// Everything a role needs, for the roles wired in their own files.
 	a := &app{
 		settings: s, logger: logger, config: live, registry: reg, temporal: tc,
-		events: events, reports: reports, submitter: submitter, spawn: spawn,
+		events: events, reports: reports, reader: reader, submitter: submitter, spawn: spawn,
 		channels: map[string]activities.Channel{
-			smsgw.ChannelWebhook: webhook.New(live, 10*time.Second, reg),
+			smsgw.ChannelWebhook: webhook.New(live, webhook.Options{
+				Timeout: 10 * time.Second,
+				Policy:  func() smsgw.WebhookPolicy { return live.Config().WebhookPolicy() },
+				Logger:  logger.With("component", "webhook"),
+			}, reg),
 		},
 	}
 	if err := a.wireInbound(ctx); err != nil {
@@ -186,7 +199,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			if !ok {
 				return fmt.Errorf("connector %q is not in the configuration", id)
 			}
-			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Intents: events, Offers: events, Logger: logger, Registry: reg}
+			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Intents: events, Offers: events, Logger: logger, Registry: reg, IDKey: idKey}
 			spawn("connector "+id, c.Run)
 		}
 	}
@@ -197,18 +210,31 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		}
 	}
 
+	if s.protection.codecAddr != "" {
+		spawn("codec server", func(ctx context.Context) error {
+			return s.protection.serveCodec(ctx, keys, s.temporalNamespace, logger)
+		})
+	}
+
 	ready := func(ctx context.Context) error { return health.Check(ctx) }
+	metricsLn, err := net.Listen("tcp", s.metricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	logger.Info("metrics listening", "addr", metricsLn.Addr().String())
+	spawn("metrics", func(ctx context.Context) error {
+		return serveOperations(ctx, metricsLn, api.OperationsHandler(reg, ready, logger))
+	})
 	if runs("api") {
 		srv, err := api.New(api.Config{GRPCAddr: s.grpcAddr, HTTPAddr: s.httpAddr}, api.Deps{
 			Submitter:  submitter,
-			Messages:   &lifecycle.Reader{Reports: reports, Temporal: tc},
+			Messages:   reader,
 			Customers:  live,
 			Counter:    encoder,
 			Inbound:    a.inboundAPI(),
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,
-			Gatherer:   reg,
 		})
 		if err != nil {
 			return err
@@ -223,8 +249,6 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		}
 		logger.Info("API listening", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String())
 		spawn("api", func(ctx context.Context) error { return srv.Serve(ctx, grpcLn, httpLn) })
-	} else {
-		spawn("probes", func(ctx context.Context) error { return serveProbes(ctx, s.httpAddr, reg, ready) })
 	}
 
 	// Run until asked to stop or until a part fails; either way, stop every
@@ -250,6 +274,7 @@ type app struct {
 	temporal  client.Client
 	events    *mongostore.Store
 	reports   *mysqlstore.Store
+	reader    *lifecycle.Reader // a message's state, from its row or its workflow
 	submitter *lifecycle.Service
 	// channels deliver notifications; roles add theirs before the worker starts.
 	channels map[string]activities.Channel
@@ -257,26 +282,16 @@ type app struct {
 	spawn func(name string, f func(context.Context) error)
 }
 
-// serveProbes serves /metrics, /healthz and /readyz for roles without the API.
-func serveProbes(ctx context.Context, addr string, g prometheus.Gatherer, ready func(context.Context) error) error {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(r.Context()); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+// serveOperations serves /metrics, /healthz and /readyz on ln until ctx is done.
+func serveOperations(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
@@ -16,6 +17,8 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/smsgw/smsgw/connectors/smppserver"
+	"github.com/smsgw/smsgw/payloadcrypt"
+	"github.com/smsgw/smsgw/store/mysqlstore"
 )
 
 // settings are what every serving role reads from flags, with defaults from
@@ -30,7 +33,9 @@ type settings struct {
 	mongoURI          string
 	mongoDatabase     string
 	mysqlDSN          string
+	mysqlTLSCA        string
 	httpAddr          string
+	metricsAddr       string
 	grpcAddr          string
 	smtpAddr          string
 	smppAddr          string
@@ -49,6 +54,7 @@ type settings struct {
 	reloadInterval    time.Duration
 	failoverAfter     time.Duration
 	maxBacklog        int
+	protection        protection
 }
 
 func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -67,7 +73,9 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.mongoURI, "mongodb-uri", env("SMSGW_MONGODB_URI", "mongodb://127.0.0.1:27017/"), "event store URI; env SMSGW_MONGODB_URI")
 	fs.StringVar(&s.mongoDatabase, "mongodb-database", env("SMSGW_MONGODB_DATABASE", "smsgw"), "event store database; env SMSGW_MONGODB_DATABASE")
 	fs.StringVar(&s.mysqlDSN, "mysql-dsn", env("SMSGW_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/smsgw?parseTime=true&loc=UTC"), "reporting database DSN (go-sql-driver form); env SMSGW_MYSQL_DSN")
-	fs.StringVar(&s.httpAddr, "http-addr", env("SMSGW_HTTP_ADDR", ":8080"), "HTTP listen address: REST (api role), metrics and probes; env SMSGW_HTTP_ADDR")
+	fs.StringVar(&s.mysqlTLSCA, "mysql-tls-ca", env("SMSGW_MYSQL_TLS_CA", ""), "CA certificates (PEM file) to verify the reporting database's certificate with; connects over TLS (verified, host name included) when set; env SMSGW_MYSQL_TLS_CA")
+	fs.StringVar(&s.httpAddr, "http-addr", env("SMSGW_HTTP_ADDR", ":8080"), "HTTP listen address of REST, /healthz and /readyz (api role); env SMSGW_HTTP_ADDR")
+	fs.StringVar(&s.metricsAddr, "metrics-addr", env("SMSGW_METRICS_ADDR", ":9102"), "listen address of /metrics, /healthz and /readyz (every role); keep it off the public network; env SMSGW_METRICS_ADDR")
 	fs.StringVar(&s.grpcAddr, "grpc-addr", env("SMSGW_GRPC_ADDR", ":9090"), "gRPC listen address (api role); env SMSGW_GRPC_ADDR")
 	fs.StringVar(&s.smtpAddr, "smtp-addr", env("SMSGW_SMTP_ADDR", ":2525"), "SMTP listen address of email to SMS (email role); env SMSGW_SMTP_ADDR")
 	fs.StringVar(&s.smppAddr, "smpp-addr", env("SMSGW_SMPP_ADDR", ":2775"), "SMPP listen address (smpp role); env SMSGW_SMPP_ADDR")
@@ -86,6 +94,7 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&s.maxBacklog, "max-backlog", envInt(getenv, "SMSGW_MAX_BACKLOG", 500), "most messages of one customer accepted, due and not yet handed upstream, across replicas; above it submissions are refused (429, RESOURCE_EXHAUSTED, ESME_RTHROTTLED, SMTP 451) until the backlog drains (0: no cap; a customer's maxBacklog overrides it); env SMSGW_MAX_BACKLOG")
 	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	s.protection.register(fs, env, getenv)
 }
 
 // envDuration reads a duration from the environment, def when unset or
@@ -104,14 +113,25 @@ func envInt(getenv func(string) string, name string, def int) int {
 	return def
 }
 
+// logger writes JSON or text records at the chosen level, with secrets,
+// message content and phone numbers taken out (see redact).
 func (s *settings) logger(w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(s.logLevel))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
 	if s.logFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// reportingDSN is the reporting database's DSN, made to verify the server's
+// certificate against -mysql-tls-ca when that is set.
+func (s *settings) reportingDSN() (string, error) {
+	if s.mysqlTLSCA == "" {
+		return s.mysqlDSN, nil
+	}
+	return mysqlstore.WithTLSCA(s.mysqlDSN, s.mysqlTLSCA)
 }
 
 func (s *settings) connectorIDs() []string {
@@ -124,14 +144,35 @@ func (s *settings) connectorIDs() []string {
 	return ids
 }
 
-// temporalOptions are the Temporal client options: address, namespace, and
-// TLS when a certificate or CA is given (Temporal Cloud uses mTLS).
+// dialTemporal connects to Temporal with temporalOptions, for the commands
+// that need the connection at once.
+func (s *settings) dialTemporal(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+	topts, err := s.temporalOptions(logger)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := client.DialContext(ctx, topts)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: %w", err)
+	}
+	return tc, nil
+}
+
+// temporalOptions are the Temporal client options: address, namespace, the
+// payload codec when payload keys are given, and TLS when a certificate or
+// CA is given (Temporal Cloud uses mTLS). Workers built on the client take
+// its converters.
 func (s *settings) temporalOptions(logger *slog.Logger) (client.Options, error) {
 	o := client.Options{
 		HostPort:  s.temporalAddress,
 		Namespace: s.temporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
 	}
+	keys, err := s.protection.keyring()
+	if err != nil {
+		return o, err
+	}
+	o.DataConverter, o.FailureConverter = payloadcrypt.Converters(keys)
 	if s.temporalTLSCert == "" && s.temporalTLSKey == "" && s.temporalTLSCA == "" {
 		return o, nil
 	}

@@ -147,6 +147,7 @@ type role struct {
 	*proc
 	role                   string
 	http, grpc, smpp, smtp string
+	probes                 string // where /readyz (and /metrics) are served
 }
 
 // startInfra starts Temporal (the dev server on a file), the MongoDB-wire
@@ -292,8 +293,10 @@ func (s *stack) startRoles(ctx context.Context, cfgPath string) error {
 			args := append([]string{name}, common...)
 			args = append(args, "-http-addr", r.http, "-grpc-addr", r.grpc, "-smpp-addr", r.smpp,
 				"-smpp-tls-addr", fmt.Sprintf("127.0.0.1:%d", ports[4]), "-smtp-addr", r.smtp)
+			r.probes = r.http
 			if metricsFlag != "" {
-				args = append(args, "-"+metricsFlag, fmt.Sprintf("127.0.0.1:%d", ports[5]))
+				r.probes = fmt.Sprintf("127.0.0.1:%d", ports[5])
+				args = append(args, "-"+metricsFlag, r.probes)
 			}
 			r.proc = &proc{name: fmt.Sprintf("%s-%d", name, i), path: s.self, args: args,
 				log: filepath.Join(s.dir, fmt.Sprintf("%s-%d.log", name, i))}
@@ -340,7 +343,7 @@ func (r *role) waitReady(ctx context.Context, timeout time.Duration) error {
 		if !r.running() {
 			return fmt.Errorf("%s exited; see %s", r.name, r.log)
 		}
-		if code, err := httpStatus(ctx, "http://"+r.http+"/readyz"); err == nil && code == 200 {
+		if code, err := httpStatus(ctx, "http://"+r.probes+"/readyz"); err == nil && code == 200 {
 			return nil
 		}
 		select {

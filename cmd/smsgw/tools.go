@@ -12,8 +12,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"go.temporal.io/sdk/client"
-
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/smpptest"
@@ -39,19 +37,19 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer events.Close(context.WithoutCancel(ctx))
 	logger.Info("event store indexes in place")
-	reports, err := mysqlstore.Open(ctx, s.mysqlDSN)
+	mysqlDSN, err := s.reportingDSN()
+	if err != nil {
+		return err
+	}
+	reports, err := mysqlstore.Open(ctx, mysqlDSN)
 	if err != nil {
 		return err
 	}
 	defer reports.Close()
 	logger.Info("reporting database migrated")
-	topts, err := s.temporalOptions(logger)
+	tc, err := s.dialTemporal(ctx, logger)
 	if err != nil {
 		return err
-	}
-	tc, err := client.DialContext(ctx, topts)
-	if err != nil {
-		return fmt.Errorf("temporal: %w", err)
 	}
 	defer tc.Close()
 	if err := worker.RegisterSearchAttributes(ctx, tc, s.temporalNamespace); err != nil {

@@ -43,7 +43,10 @@ type Handler struct {
 	// RedeliveryWindow is how long an offer not answered ESME_ROK is
 	// remembered (default DefaultMORedeliveryWindow).
 	RedeliveryWindow time.Duration
-	Logger           *slog.Logger
+	// IDKey keys the hash that names inbound workflows after the numbers
+	// (lifecycle.StartInbound).
+	IDKey  []byte
+	Logger *slog.Logger
 }
 
 // HandleReceipt implements smppclient.Handler.
@@ -59,14 +62,14 @@ func (h *Handler) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 // gets a new ID.
 func (h *Handler) HandleMO(ctx context.Context, mo smsgw.MO) error {
 	again := false
-	if key, single := lifecycle.MOOfferKey(mo); single && h.Offers != nil {
-		id, seen, err := h.Offers.OfferMO(ctx, key, lifecycle.NewInboundID(mo), mo.ReceivedAt, h.window())
+	if key, single := lifecycle.MOOfferKey(h.IDKey, mo); single && h.Offers != nil {
+		id, seen, err := h.Offers.OfferMO(ctx, key, lifecycle.NewInboundID(h.IDKey, mo), mo.ReceivedAt, h.window())
 		if err != nil {
 			return fmt.Errorf("inbound message not taken: %w", err)
 		}
 		mo.ID, again = id, seen
 	}
-	id, duplicate, err := lifecycle.StartInbound(ctx, h.Temporal, mo)
+	id, duplicate, err := lifecycle.StartInbound(ctx, h.Temporal, h.IDKey, mo)
 	if err != nil {
 		return fmt.Errorf("inbound message not taken: %w", err)
 	}
@@ -77,7 +80,7 @@ func (h *Handler) HandleMO(ctx context.Context, mo smsgw.MO) error {
 // MOAnswered implements smppclient.MOAnswerWatcher: an MO answered ESME_ROK
 // is no longer awaited again, and an identical one after it is a new message.
 func (h *Handler) MOAnswered(ctx context.Context, mo smsgw.MO) {
-	key, single := lifecycle.MOOfferKey(mo)
+	key, single := lifecycle.MOOfferKey(h.IDKey, mo)
 	if !single || h.Offers == nil {
 		return
 	}

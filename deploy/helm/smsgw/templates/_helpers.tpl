@@ -9,8 +9,10 @@ worker.yaml) calls "smsgw.deployment" with a dict:
   group       connector group name, or "" (adds a selector label)
   connectors  list of connector ids for SMSGW_CONNECTORS, or empty (bind all)
   v           the role's values (for a connector group: role values merged with the group's)
-  ports       list of dicts {name, port}: the container ports besides http
+  ports       list of dicts {name, port}: the container ports besides metrics
   addrs       list of dicts {name, value}: the role's listen-address variables
+  noMetrics   true for a process without the metrics listener (the codec server)
+  probePort   the port the default probes use; default metrics
 */}}
 
 {{- define "smsgw.name" -}}
@@ -128,6 +130,9 @@ Takes (dict "root" $ "v" values).
 {{- $own := .v.probes | default dict -}}
 {{- range $kind := list "startup" "liveness" "readiness" }}
 {{- $base := deepCopy (get $.root.Values.probes $kind | default dict) -}}
+{{- if and $.probePort (hasKey $base "httpGet") }}
+{{- $_ := set $base "httpGet" (merge (dict "port" $.probePort) (omit $base.httpGet "port")) }}
+{{- end -}}
 {{- $over := get $own $kind | default dict -}}
 {{- if ne (toString (get $over "enabled")) "false" }}
 {{- if or (hasKey $over "httpGet") (hasKey $over "tcpSocket") (hasKey $over "grpc") (hasKey $over "exec") }}
@@ -140,6 +145,15 @@ Takes (dict "root" $ "v" values).
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* The Secret of the payload keys, or "" when there are none. */}}
+{{- define "smsgw.payloadKeysSecret" -}}
+{{- if .Values.payloadKeys.existingSecret -}}
+{{ .Values.payloadKeys.existingSecret }}
+{{- else if .Values.payloadKeys.keys -}}
+{{ include "smsgw.componentName" (dict "root" . "name" "payload-keys") }}
+{{- end -}}
 {{- end -}}
 
 {{/* Environment of every role and of the migration Job. Takes (dict "root" $ "v" values "addrs" list "connectors" list). */}}
@@ -163,10 +177,23 @@ Takes (dict "root" $ "v" values).
 {{- end }}
 - name: SMSGW_MONGODB_DATABASE
   value: {{ $root.Values.mongodb.database | quote }}
+{{- with $root.Values.mysql.tlsCAFile }}
+- name: SMSGW_MYSQL_TLS_CA
+  value: {{ . | quote }}
+{{- end }}
 - name: SMSGW_LOG_LEVEL
   value: {{ $root.Values.logLevel | quote }}
-- name: SMSGW_HTTP_ADDR
-  value: ":8080"
+- name: SMSGW_METRICS_ADDR
+  value: ":9102"
+{{- /* The migration Job (no .role) seals nothing and runs before a chart-managed key Secret exists. */}}
+{{- if and .role (include "smsgw.payloadKeysSecret" $root) }}
+- name: SMSGW_PAYLOAD_KEYS_DIR
+  value: /etc/smsgw/payload-keys
+{{- with $root.Values.payloadKeys.active }}
+- name: SMSGW_PAYLOAD_KEY_ACTIVE
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- range .addrs }}
 - name: {{ .name }}
   value: {{ .value | quote }}
@@ -217,6 +244,12 @@ Takes (dict "root" $ "v" values).
   configMap:
     name: {{ $root.Values.caBundle.configMapName }}
 {{- end }}
+{{- if and (ne .role "migrate") (include "smsgw.payloadKeysSecret" $root) }}
+- name: payload-keys
+  secret:
+    secretName: {{ include "smsgw.payloadKeysSecret" $root }}
+    defaultMode: 0440
+{{- end }}
 {{- with $root.Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -243,6 +276,11 @@ Takes (dict "root" $ "v" values).
 {{- if $root.Values.caBundle.configMapName }}
 - name: ca-bundle
   mountPath: /etc/smsgw/ca
+  readOnly: true
+{{- end }}
+{{- if and (ne .role "migrate") (include "smsgw.payloadKeysSecret" $root) }}
+- name: payload-keys
+  mountPath: /etc/smsgw/payload-keys
   readOnly: true
 {{- end }}
 {{- with $root.Values.extraVolumeMounts }}
@@ -354,9 +392,13 @@ spec:
             - {{ . | quote }}
             {{- end }}
           ports:
-            - name: http
-              containerPort: 8080
+            {{- if not .noMetrics }}
+            # /metrics, /healthz and /readyz: for probes and scraping only,
+            # never behind a public load balancer.
+            - name: metrics
+              containerPort: 9102
               protocol: TCP
+            {{- end }}
             {{- range .ports }}
             - name: {{ .name }}
               containerPort: {{ .port }}
