@@ -458,6 +458,8 @@ func (k *soakRun) awaitNotifications(ctx context.Context, c *checker, deadline t
 // every entry point and channel, two carriers with failover between them.
 func soakConfig(p soakProfile, hookURL string, sims map[string]string) string {
 	return fmt.Sprintf(`# Written by smsgw soak.
+webhooks:
+  allowNetworks: ["127.0.0.0/8"] # the customer's endpoint is on loopback
 customers:
   - id: soak
     apiKeys: ["plain:%s"]
