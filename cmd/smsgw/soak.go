@@ -15,13 +15,14 @@ import (
 	"syscall"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"google.golang.org/grpc"
 
 	"github.com/smsgw/smsgw/connectors/smppserver/esme"
 	"github.com/smsgw/smsgw/connectors/smpptest"
 	"github.com/smsgw/smsgw/connectors/smppwire"
 	"github.com/smsgw/smsgw/store/mongostore"
-	"github.com/smsgw/smsgw/store/mysqlstore"
 )
 
 // soak runs the gateway as production runs it, two replicas of every role
@@ -320,22 +321,18 @@ func (k *soakRun) run(ctx context.Context, temporalCLI, devdb, mysqlFallback str
 	}
 
 	// The checker.
-	events, err := mongostore.Open(ctx, k.st.mongoURI, "smsgw_soak")
+	mc, err := mongo.Connect(options.Client().ApplyURI(k.st.mongoURI).SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true}))
 	if err != nil {
 		return err
 	}
-	defer events.Close(context.WithoutCancel(ctx))
-	reports, err := mysqlstore.Open(ctx, k.st.mysqlDSN)
-	if err != nil {
-		return err
-	}
-	defer reports.Close()
+	defer mc.Disconnect(context.WithoutCancel(ctx))
 	db, err := sql.Open("mysql", k.st.mysqlDSN)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	c := &checker{st: k.st, ledger: k.ledger, cust: k.cust, sims: k.sims, events: events, reports: reports, db: db}
+	c := &checker{st: k.st, ledger: k.ledger, cust: k.cust, sims: k.sims,
+		events: mc.Database("smsgw_soak").Collection(mongostore.EventsCollection), db: db}
 	deadline := time.Now().Add(k.profile.validity + 90*time.Second)
 	c.awaitFinal(ctx, deadline, func(format string, args ...any) { k.logger.Info(fmt.Sprintf(format, args...)) })
 	k.awaitNotifications(ctx, c, time.Now().Add(90*time.Second))

@@ -14,11 +14,12 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/connectors/smpptest"
 	"github.com/smsgw/smsgw/segment"
-	"github.com/smsgw/smsgw/store/mongostore"
-	"github.com/smsgw/smsgw/store/mysqlstore"
 )
 
 // The checker reads what happened, from every side, and judges each
@@ -69,13 +70,57 @@ func (f figures) pass() bool {
 
 // checker holds what it reads from.
 type checker struct {
-	st      *stack
-	ledger  *ledger
-	cust    *customer
-	sims    map[string]*smpptest.SMSC // by carrier
-	events  *mongostore.Store
-	reports *mysqlstore.Store
-	db      *sql.DB // the reporting database, for destinations no message should have
+	st     *stack
+	ledger *ledger
+	cust   *customer
+	sims   map[string]*smpptest.SMSC // by carrier
+	events *mongo.Collection         // the event store's events
+	db     *sql.DB                   // the reporting database
+}
+
+// storedEvents reads the customer's events the checker looks at, by
+// message, in one pass: a query per message costs a scan each on the
+// MongoDB-wire development server.
+func (c *checker) storedEvents(ctx context.Context) (map[string][]smsgw.Event, error) {
+	cur, err := c.events.Find(ctx, bson.D{
+		{Key: "customerId", Value: "soak"},
+		{Key: "type", Value: bson.D{{Key: "$in", Value: bson.A{smsgw.EventAccepted, smsgw.EventFinal, smsgw.EventSent, smsgw.EventRerouted}}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event store: %w", err)
+	}
+	defer cur.Close(ctx)
+	out := map[string][]smsgw.Event{}
+	for cur.Next(ctx) {
+		var e smsgw.Event
+		if err := cur.Decode(&e); err != nil {
+			return nil, fmt.Errorf("event store: %w", err)
+		}
+		out[e.MessageID] = append(out[e.MessageID], e)
+	}
+	return out, cur.Err()
+}
+
+// storedRow is what the checker reads of a reporting row.
+type storedRow struct{ status, errorCode string }
+
+// storedRows reads the customer's reporting rows in one query.
+func (c *checker) storedRows(ctx context.Context) (map[string]storedRow, error) {
+	rows, err := c.db.QueryContext(ctx, "SELECT id, status, error_code FROM messages WHERE customer_id = ?", "soak")
+	if err != nil {
+		return nil, fmt.Errorf("reporting database: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]storedRow{}
+	for rows.Next() {
+		var id string
+		var r storedRow
+		if err := rows.Scan(&id, &r.status, &r.errorCode); err != nil {
+			return nil, fmt.Errorf("reporting database: %w", err)
+		}
+		out[id] = r
+	}
+	return out, rows.Err()
 }
 
 // apiStatus reads a message's status from the API, through any api replica.
@@ -160,6 +205,14 @@ func (c *checker) check(ctx context.Context) ([]verdict, figures, error) {
 			byDest["+"+s.DestAddr] = append(byDest["+"+s.DestAddr], delivery{carrier, partOf(s)})
 		}
 	}
+	stored, err := c.storedEvents(ctx)
+	if err != nil {
+		return nil, figures{}, err
+	}
+	rows, err := c.storedRows(ctx)
+	if err != nil {
+		return nil, figures{}, err
+	}
 	c.cust.mu.Lock()
 	defer c.cust.mu.Unlock()
 
@@ -211,13 +264,9 @@ func (c *checker) check(ctx context.Context) ([]verdict, figures, error) {
 
 		// The stores: the acceptance and the end in the event store, a
 		// final row in the reporting database.
-		evs, err := c.events.Events(ctx, s.ID)
-		if err != nil {
-			return nil, f, err
-		}
 		has := map[string]bool{}
 		resubmitted := map[int]int{}
-		for _, e := range evs {
+		for _, e := range stored[s.ID] {
 			has[e.Type] = true
 			switch e.Type {
 			case smsgw.EventSent:
@@ -241,16 +290,16 @@ func (c *checker) check(ctx context.Context) ([]verdict, figures, error) {
 			v.NoEvents = true
 			v.Problems = append(v.Problems, fmt.Sprintf("event store: accepted %v, final %v", has[smsgw.EventAccepted], has[smsgw.EventFinal]))
 		}
-		row, err := c.reports.GetMessage(ctx, s.ID)
+		row, ok := rows[s.ID]
 		switch {
-		case err != nil:
+		case !ok:
 			v.NoRow = true
-			v.Problems = append(v.Problems, "reporting row: "+err.Error())
-		case !row.Status.Final():
+			v.Problems = append(v.Problems, "no reporting row")
+		case !smsgw.Status(row.status).Final():
 			v.NoRow = true
-			v.Problems = append(v.Problems, "reporting row not final: "+string(row.Status))
+			v.Problems = append(v.Problems, "reporting row not final: "+row.status)
 		}
-		v.ErrorCode = row.ErrorCode
+		v.ErrorCode = row.errorCode
 		if v.NoEvents || v.NoRow {
 			f.MissingStores++
 		}
