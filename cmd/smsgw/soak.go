@@ -115,6 +115,7 @@ var soakProfiles = map[string]soakProfile{
 		{65 * time.Second, "carrier A answers no submit_sm for 10 s (in doubt)", carrierFault("A", 10*time.Second, smpptest.Faults{Silent: true})},
 		{75 * time.Second, "customer webhook answers 500 for 20 s", webhookDown(20 * time.Second)},
 		{78 * time.Second, "carrier A drops its connections mid-window", dropCarrier("A")},
+		{82 * time.Second, "carrier A down for 20 s: messages fail over to carrier B", carrierDown("A", 20*time.Second)},
 		{85 * time.Second, "restart the MongoDB-wire server", restartServer(func(k *soakRun) *proc { return k.st.devdb })},
 		{92 * time.Second, "kill -9 worker-2, restart", killRole("worker", 1, syscall.SIGKILL)},
 	}},
@@ -143,7 +144,8 @@ func fullFaults() []plannedFault {
 	}
 	add("restart the MongoDB-wire server", restartServer(func(k *soakRun) *proc { return k.st.devdb }))
 	add("carrier A answers no submit_sm for 20 s (in doubt)", carrierFault("A", 20*time.Second, smpptest.Faults{Silent: true}))
-	add("carrier B sends receipts 3 min late, for 30 s of submits", carrierFault("B", 30*time.Second, smpptest.Faults{ReceiptDelay: 3 * time.Minute}))
+	add("carrier A sends receipts 3 min late, for 30 s of submits", carrierFault("A", 30*time.Second, smpptest.Faults{ReceiptDelay: 3 * time.Minute}))
+	add("carrier A down for 30 s: messages fail over to carrier B", carrierDown("A", 30*time.Second))
 	add("carrier A sends every receipt twice, for 30 s", carrierFault("A", 30*time.Second, smpptest.Faults{DuplicateReceipts: true}))
 	add("restart MariaDB", restartServer(func(k *soakRun) *proc { return k.st.mariadb }))
 	add("carrier A sends receipts before submit_sm_resp, for 30 s", carrierFault("A", 30*time.Second, smpptest.Faults{ReceiptBeforeResp: true}))
@@ -203,6 +205,20 @@ func carrierFault(carrier string, d time.Duration, f smpptest.Faults) func(conte
 		sim.SetFaults(f)
 		err := sleepCtx(ctx, d)
 		sim.SetFaults(before)
+		return d, "", err
+	}
+}
+
+// carrierDown takes a carrier away (its listener and its connections) for
+// d: after the route's failover time its messages go to the other one.
+func carrierDown(carrier string, d time.Duration) func(context.Context, *soakRun) (time.Duration, string, error) {
+	return func(ctx context.Context, k *soakRun) (time.Duration, string, error) {
+		sim := k.sims[carrier]
+		sim.Stop()
+		err := sleepCtx(ctx, d)
+		if serr := sim.Start(); serr != nil && err == nil {
+			err = serr
+		}
 		return d, "", err
 	}
 }
