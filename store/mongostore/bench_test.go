@@ -86,31 +86,38 @@ func BenchmarkOutbox(b *testing.B) {
 	done := make(chan struct{})
 	slots := make(chan struct{}, benchWindow)
 	var deliveries sync.WaitGroup
-	// Before batched claims: four claimers per customer, one item per claim.
-	var claimers sync.WaitGroup
-	for range 4 {
-		claimers.Go(func() {
-			for {
+	// One claimer per customer takes as many items as the bind has free
+	// deliver slots; each item is acknowledged once "delivered".
+	var claimer sync.WaitGroup
+	claimer.Go(func() {
+		for {
+			free := 0
+			for free < benchWindow {
 				select {
+				case slots <- struct{}{}:
+					free++
+					continue
+				default:
+				}
+				if free > 0 {
+					break
+				}
+				select { // wait for a slot
+				case slots <- struct{}{}:
+					free++
 				case <-done:
 					return
-				case slots <- struct{}{}:
 				}
-				it, ok, err := ob.Claim(ctx, "acme", "r1", time.Now(), time.Minute)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				if !ok {
-					<-slots
-					select {
-					case <-wake:
-					case <-done:
-						return
-					case <-time.After(20 * time.Millisecond):
-					}
-					continue
-				}
+			}
+			items, err := ob.Claim(ctx, "acme", "r1", time.Now(), time.Minute, free)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			for range free - len(items) {
+				<-slots
+			}
+			for _, it := range items {
 				deliveries.Go(func() {
 					defer func() { <-slots }()
 					if ok, err := ob.Ack(ctx, it.ID, "r1"); err != nil || !ok {
@@ -121,15 +128,23 @@ func BenchmarkOutbox(b *testing.B) {
 					}
 				})
 			}
-		})
-	}
+			if len(items) < free {
+				select {
+				case <-wake:
+				case <-done:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}
+	})
 	writers.Wait()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Minute):
 		b.Fatalf("%d of %d items acknowledged", acked.Load(), b.N)
 	}
-	claimers.Wait()
+	claimer.Wait()
 	deliveries.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()

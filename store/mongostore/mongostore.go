@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -65,6 +66,9 @@ type Store struct {
 	batchMetrics *groupcommit.Metrics
 	eventWrites  *groupcommit.Committer[smsgw.Event]
 	corrWrites   *groupcommit.Committer[correlationDoc]
+
+	closeMu sync.Mutex
+	closers []func() // the batched writes of the outbox, stopped by Close
 }
 
 // Option changes how Open sets up the store.
@@ -148,14 +152,28 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 	return s, nil
 }
 
-// Close disconnects from the server.
+// Close writes what is still queued and disconnects from the server.
 func (s *Store) Close(ctx context.Context) error {
+	s.closeMu.Lock()
+	closers := s.closers
+	s.closers = nil
+	s.closeMu.Unlock()
+	for _, c := range closers {
+		c()
+	}
 	s.eventWrites.Close()
 	s.corrWrites.Close()
 	if err := s.client.Disconnect(ctx); err != nil {
 		return fmt.Errorf("mongostore: close: %w", err)
 	}
 	return nil
+}
+
+// onClose has Close run f first.
+func (s *Store) onClose(f func()) {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	s.closers = append(s.closers, f)
 }
 
 // Ping checks that the primary answers.
@@ -287,7 +305,12 @@ func itemErrors(err error, n int) []error {
 		return nil
 	}
 	// A write concern not met fails every item: none is known durable.
-	err = wrap(err)
+	return sameError(wrap(err), n)
+}
+
+// sameError is the outcome of a batch of n writes that failed as a whole.
+func sameError(err error, n int) []error {
+	errs := make([]error, n)
 	for i := range errs {
 		errs[i] = err
 	}
