@@ -173,11 +173,29 @@ func BenchmarkMessageStore(b *testing.B) {
 				messageHappyPath(b, ctx, s, fmt.Sprintf("run-%d-%d", b.N, i), &steps)
 			}
 			b.StopTimer()
+			if n := inFlight(b, uri, db); n != 0 {
+				b.Fatalf("%d correlations left in flight after every message ended", n)
+			}
 			b.ReportMetric(float64(wc.total())/float64(b.N), "roundtrips/msg")
 			b.Logf("N=%d round trips per message: %s", b.N, wc.breakdown(b.N))
 			b.Logf("N=%d time per message: %s", b.N, steps.per(b.N))
 		})
 	}
+}
+
+// inFlight counts the correlations in flight.
+func inFlight(b *testing.B, uri, db string) int64 {
+	ctx := context.Background()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = client.Disconnect(ctx) }()
+	n, err := client.Database(db).Collection(mongostore.CorrelationsCollection).CountDocuments(ctx, bson.D{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // messageHappyPath is what the store does for one one-part message from
@@ -251,8 +269,9 @@ func messageEvents(id string, at time.Time) []smsgw.Event {
 	return out
 }
 
-// preloadHistory writes n finished messages' worth of what the store
-// keeps, in batches: their events and their correlations.
+// preloadHistory writes n ended messages' worth of what the store keeps,
+// in batches: their events and their archived correlations (those in
+// flight are gone once a message has ended).
 func preloadHistory(b *testing.B, uri, db string, n int) {
 	b.Helper()
 	ctx := context.Background()
@@ -262,7 +281,7 @@ func preloadHistory(b *testing.B, uri, db string, n int) {
 	}
 	defer func() { _ = client.Disconnect(ctx) }()
 	events := client.Database(db).Collection(mongostore.EventsCollection)
-	corrs := client.Database(db).Collection(mongostore.CorrelationsCollection)
+	corrs := client.Database(db).Collection(mongostore.CorrelationArchiveCollection)
 	start := time.Now()
 	at := time.Now().UTC().Add(-time.Hour)
 	const batch = 500

@@ -171,22 +171,11 @@ func (o *Outbox) putBatch(ctx context.Context, items []smsgw.OutboxItem) []error
 // deliveredAmong reads which of ids are remembered as delivered, in one
 // query.
 func (o *Outbox) deliveredAmong(ctx context.Context, ids []string) (map[string]bool, error) {
-	cur, err := o.sent.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	delivered, err := stored(ctx, o.sent, ids)
 	if err != nil {
-		return nil, fmt.Errorf("mongostore: read delivered outbox items: %w", wrap(err))
+		return nil, fmt.Errorf("mongostore: read delivered outbox items: %w", err)
 	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("mongostore: read delivered outbox items: %w", wrap(err))
-	}
-	out := make(map[string]bool, len(docs))
-	for _, d := range docs {
-		out[d.ID] = true
-	}
-	return out, nil
+	return delivered, nil
 }
 
 // leaseRounds bounds how many attempts of an item one Claim skips past
