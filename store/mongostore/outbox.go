@@ -64,12 +64,12 @@ type leaseDoc struct {
 	Until  time.Time `bson:"until"`
 }
 
-// ack is one owner's acknowledgement of one item.
-type ack struct{ id, owner string }
-
-// errNotOwned marks an acknowledgement of an item whose lease its owner no
-// longer holds (or that is gone).
-var errNotOwned = errors.New("the item is not this owner's")
+// ack is one owner's acknowledgement of one item. notOwned is set when
+// the item's lease is no longer the owner's (or the item is gone).
+type ack struct {
+	id, owner string
+	notOwned  *bool
+}
 
 // Outbox returns the outbox, creating its indexes. Its batched writes stop
 // when the store is closed.
@@ -433,14 +433,11 @@ func (o *Outbox) owned(ctx context.Context, id, owner string) (it smsgw.OutboxIt
 // alone; done reports whether it was this owner's. The acknowledgements of
 // concurrent callers are written together.
 func (o *Outbox) Ack(ctx context.Context, id, owner string) (done bool, err error) {
-	err = o.acks.Do(ctx, ack{id: id, owner: owner})
-	switch {
-	case errors.Is(err, errNotOwned):
-		return false, nil
-	case err != nil:
+	var notOwned bool
+	if err := o.acks.Do(ctx, ack{id: id, owner: owner, notOwned: &notOwned}); err != nil {
 		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, err)
 	}
-	return true, nil
+	return !notOwned, nil
 }
 
 // ackBatch acknowledges the items of concurrent Acks: one read of the
@@ -471,7 +468,7 @@ func (o *Outbox) ackBatch(ctx context.Context, acks []ack) []error {
 	for i, a := range acks {
 		it, ok := byID[a.id]
 		if !ok || it.LeaseOwner != a.owner {
-			errs[i] = errNotOwned
+			*a.notOwned = true
 			continue
 		}
 		ownedAt = append(ownedAt, i)
@@ -481,7 +478,7 @@ func (o *Outbox) ackBatch(ctx context.Context, acks []ack) []error {
 		}
 	}
 	if len(owned) == 0 {
-		return errs
+		return nil
 	}
 	fail := func(err error) []error {
 		for _, i := range ownedAt {
@@ -507,7 +504,7 @@ func (o *Outbox) ackBatch(ctx context.Context, acks []ack) []error {
 	}
 	o.dropLeases(ctx, gone...)
 	o.markRedelivered(ctx, owned, now)
-	return errs
+	return nil
 }
 
 // markRedelivered lists the failed notifications that items redelivered
