@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -133,7 +132,7 @@ func newHarnessWith(t *testing.T, yaml string, send func(context.Context, activi
 		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: oneGSMPart{},
 		Channels: h.channels, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	})
-	env.RegisterActivityWithOptions(send, activity.RegisterOptions{Name: activities.SendName})
+	activities.RegisterSend(env, send)
 	return h
 }
 

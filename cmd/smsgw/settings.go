@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/smsgw/smsgw/connectors/smppserver"
+	"github.com/smsgw/smsgw/payloadcrypt"
 )
 
 // settings are what every serving role reads from flags, with defaults from
@@ -47,6 +50,8 @@ type settings struct {
 	pollers           int
 	reloadInterval    time.Duration
 	failoverAfter     time.Duration
+	maxBacklog        int
+	protection        protection
 }
 
 func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -81,8 +86,10 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.logLevel, "log-level", env("SMSGW_LOG_LEVEL", "info"), "debug, info, warn or error; env SMSGW_LOG_LEVEL")
 	fs.StringVar(&s.logFormat, "log-format", env("SMSGW_LOG_FORMAT", "json"), "json or text; env SMSGW_LOG_FORMAT")
 	fs.IntVar(&s.pollers, "pollers", 8, "Temporal task pollers per kind (worker role)")
+	fs.IntVar(&s.maxBacklog, "max-backlog", envInt(getenv, "SMSGW_MAX_BACKLOG", 500), "most messages of one customer accepted, due and not yet handed upstream, across replicas; above it submissions are refused (429, RESOURCE_EXHAUSTED, ESME_RTHROTTLED, SMTP 451) until the backlog drains (0: no cap; a customer's maxBacklog overrides it); env SMSGW_MAX_BACKLOG")
 	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	s.protection.register(fs, env, getenv)
 }
 
 // envDuration reads a duration from the environment, def when unset or
@@ -90,6 +97,13 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 func envDuration(getenv func(string) string, name string, def time.Duration) time.Duration {
 	if d, err := time.ParseDuration(getenv(name)); err == nil && d > 0 {
 		return d
+	}
+	return def
+}
+
+func envInt(getenv func(string) string, name string, def int) int {
+	if n, err := strconv.Atoi(getenv(name)); err == nil && n >= 0 {
+		return n
 	}
 	return def
 }
@@ -114,14 +128,35 @@ func (s *settings) connectorIDs() []string {
 	return ids
 }
 
-// temporalOptions are the Temporal client options: address, namespace, and
-// TLS when a certificate or CA is given (Temporal Cloud uses mTLS).
+// dialTemporal connects to Temporal with temporalOptions, for the commands
+// that need the connection at once.
+func (s *settings) dialTemporal(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+	topts, err := s.temporalOptions(logger)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := client.DialContext(ctx, topts)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: %w", err)
+	}
+	return tc, nil
+}
+
+// temporalOptions are the Temporal client options: address, namespace, the
+// payload codec when payload keys are given, and TLS when a certificate or
+// CA is given (Temporal Cloud uses mTLS). Workers built on the client take
+// its converters.
 func (s *settings) temporalOptions(logger *slog.Logger) (client.Options, error) {
 	o := client.Options{
 		HostPort:  s.temporalAddress,
 		Namespace: s.temporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
 	}
+	keys, err := s.protection.keyring()
+	if err != nil {
+		return o, err
+	}
+	o.DataConverter, o.FailureConverter = payloadcrypt.Converters(keys)
 	if s.temporalTLSCert == "" && s.temporalTLSKey == "" && s.temporalTLSCA == "" {
 		return o, nil
 	}
