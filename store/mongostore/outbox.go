@@ -586,6 +586,19 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]smsgw.
 	if err := cur.All(ctx, &items); err != nil {
 		return nil, fmt.Errorf("mongostore: find expired outbox items: %w", wrap(err))
 	}
+	// An item remembered as delivered was put back by a retried write just
+	// as it was acknowledged, and never claimed since: it goes, and is no
+	// failure. Read before the memory of what expired is forgotten.
+	var delivered map[string]bool
+	if len(items) > 0 {
+		ids := make([]string, len(items))
+		for i, it := range items {
+			ids[i] = it.ID
+		}
+		if delivered, err = o.deliveredAmong(ctx, ids); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := o.sent.DeleteMany(ctx, filter); err != nil {
 		return nil, fmt.Errorf("mongostore: forget delivered outbox items: %w", wrap(err))
 	}
@@ -593,6 +606,11 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]smsgw.
 	for _, it := range items {
 		if it.LeaseOwner != "" && it.LeaseUntil.After(now) {
 			continue // being sent right now: its outcome decides, or its lease ends first
+		}
+		if delivered[it.ID] {
+			_, _ = o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: it.ID}, {Key: "expiresAt", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}})
+			o.dropLeases(ctx, it.ID)
+			continue
 		}
 		failure, err := o.recordExpiry(ctx, it)
 		if err != nil {

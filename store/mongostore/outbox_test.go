@@ -305,6 +305,27 @@ func TestOutboxClaimSkipsHeldLeasesAndPassesStaleOnes(t *testing.T) {
 	}
 }
 
+// putBackAfterDelivery puts it (with the others), has it claimed and
+// acknowledged, and then inserts it again: a retried write whose insert
+// lands just after the acknowledgement, past Put's look at the delivered
+// items.
+func putBackAfterDelivery(t *testing.T, c context.Context, ob *mongostore.Outbox, db *mongo.Database, it smsgw.OutboxItem, others ...smsgw.OutboxItem) {
+	t.Helper()
+	if err := ob.Put(c, append([]smsgw.OutboxItem{it}, others...)...); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := claimOne(c, ob, it.CustomerID, "r1", it.CreatedAt.Add(time.Second), time.Minute); err != nil || !ok || got.ID != it.ID {
+		t.Fatalf("claim: %+v %v %v", got, ok, err)
+	}
+	if done, err := ob.Ack(c, it.ID, "r1"); err != nil || !done {
+		t.Fatalf("Ack: %v %v", done, err)
+	}
+	it.State, it.LeaseUntil = smsgw.OutboxPending, time.Unix(0, 0).UTC()
+	if _, err := db.Collection(mongostore.OutboxCollection).InsertOne(c, it); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // An item put again by a retried write just as it was acknowledged (the
 // race Put's own look at the delivered items cannot close) is taken out by
 // the next claim instead of going out twice.
@@ -312,27 +333,29 @@ func TestOutboxClaimDropsAnItemPutBackAfterDelivery(t *testing.T) {
 	t.Parallel()
 	ob, _, db := countedOutbox(t)
 	c := ctx(t)
-	it := outboxItem("x", "acme", t0)
-	if err := ob.Put(c, it, outboxItem("y", "acme", t0.Add(time.Second))); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := claimOne(c, ob, "acme", "r1", t0.Add(time.Second), time.Minute); err != nil || !ok {
-		t.Fatalf("claim: %v %v", ok, err)
-	}
-	if done, err := ob.Ack(c, "x", "r1"); err != nil || !done {
-		t.Fatalf("Ack: %v %v", done, err)
-	}
-	// The retried write's insert lands after the acknowledgement.
-	it.State, it.LeaseUntil = smsgw.OutboxPending, time.Unix(0, 0).UTC()
-	if _, err := db.Collection(mongostore.OutboxCollection).InsertOne(c, it); err != nil {
-		t.Fatal(err)
-	}
+	putBackAfterDelivery(t, c, ob, db, outboxItem("x", "acme", t0), outboxItem("y", "acme", t0.Add(time.Second)))
 	got, err := ob.Claim(c, "acme", "r2", t0.Add(2*time.Second), time.Minute, 10)
 	if ids := idsOf(got); err != nil || fmt.Sprint(ids) != "[y]" {
 		t.Fatalf("claimed %v %v, want only y", ids, err)
 	}
 	if got, ok, err := ob.Get(c, "x"); err != nil || !ok || got.State != smsgw.OutboxSent {
 		t.Fatalf("x after the claim: %+v %v %v, want it remembered as sent and out of the outbox", got, ok, err)
+	}
+}
+
+// Such an item, put back and never claimed (the customer left), is not
+// reported as expired when its time is up: it was delivered.
+func TestOutboxExpiryLeavesAnItemPutBackAfterDeliveryUnreported(t *testing.T) {
+	t.Parallel()
+	ob, _, db := countedOutbox(t)
+	c := ctx(t)
+	putBackAfterDelivery(t, c, ob, db, outboxItem("x", "acme", t0))
+	expired, err := ob.Expire(c, t0.Add(2*time.Hour), 0)
+	if err != nil || len(expired) != 0 {
+		t.Fatalf("Expire reported %v (%v), want nothing: it was delivered", idsOf(expired), err)
+	}
+	if got, ok, err := ob.Get(c, "x"); err != nil || ok {
+		t.Fatalf("x after its expiry: %+v %v %v, want gone", got, ok, err)
 	}
 }
 
