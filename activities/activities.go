@@ -147,6 +147,7 @@ func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResul
 		ConnectorID: plan.Route.Connectors[0],
 		Segments:    len(plan.Parts),
 		Encoding:    plan.Encoding,
+		ClientRef:   m.ClientRef,
 		AcceptedAt:  m.AcceptedAt,
 		UpdatedAt:   a.Now().UTC(),
 	}

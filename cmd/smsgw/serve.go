@@ -221,6 +221,8 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if runs("api") {
 		srv, err := api.New(api.Config{GRPCAddr: s.grpcAddr, HTTPAddr: s.httpAddr}, api.Deps{
 			Submitter:  submitter,
+			Canceller:  submitter,
+			Replacer:   submitter,
 			Messages:   reader,
 			Customers:  live,
 			Counter:    encoder,
