@@ -25,13 +25,13 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultGRPCAddr        = ":9090"
-	DefaultHTTPAddr        = ":8080"
-	DefaultMaxBodyBytes    = 64 << 10
+	DefaultGRPCAddr     = ":9090"
+	DefaultHTTPAddr     = ":8080"
+	DefaultMaxBodyBytes = 64 << 10
 	// DefaultMaxBatchBodyBytes fits a batch of MaxBatchSize ordinary
 	// messages (a few hundred bytes each) with room to spare.
 	DefaultMaxBatchBodyBytes = 4 << 20
-	DefaultShutdownTimeout = 15 * time.Second
+	DefaultShutdownTimeout   = 15 * time.Second
 )
 
 // Customers finds the customer an API key belongs to.
