@@ -527,6 +527,55 @@ func TestReplaceBeyondValidityIsRefused(t *testing.T) {
 	}
 }
 
+// A replacement with a schedule and no text moves the message and keeps
+// its text.
+func TestReplaceScheduleAloneKeepsTheText(t *testing.T) {
+	var sentText string
+	var sentAt time.Time
+	var h *harness
+	h = newHarness(t, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		sentText, sentAt = string(in.Parts[0].ShortMessage), h.env.Now()
+		return activities.SendResult{UpstreamIDs: []string{"abc"}, SentAt: time.Now()}, nil
+	})
+	h.msg.Validity = 3 * time.Hour
+	h.msg.ScheduleAt = h.msg.AcceptedAt.Add(time.Hour)
+	later := h.msg.AcceptedAt.Add(2 * time.Hour)
+	moved := &updateResult{}
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(UpdateReplace, "r1", moved, ReplaceRequest{ScheduleAt: later})
+	}, 10*time.Minute)
+	h.signalAt(150*time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if moved.rejected != nil || moved.completed != nil {
+		t.Fatalf("replace: %v %v", moved.rejected, moved.completed)
+	}
+	if sentText != "hello" || sentAt.Before(later) {
+		t.Fatalf("sent %q at %s; want the original text at %s or later", sentText, sentAt, later)
+	}
+}
+
+// The customer's reference goes into the reporting row and every
+// notification.
+func TestClientRefInRowAndNotifications(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	h.msg.ClientRef = "order 7"
+	h.signalAt(time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if got := h.reports.rows["m1"].ClientRef; got != "order 7" {
+		t.Errorf("row clientRef = %q, want %q", got, "order 7")
+	}
+	h.notifier.mu.Lock()
+	defer h.notifier.mu.Unlock()
+	if len(h.notifier.sent) == 0 {
+		t.Fatal("no notification")
+	}
+	for _, n := range h.notifier.sent {
+		if n.ClientRef != "order 7" {
+			t.Errorf("notification %s has clientRef %q, want %q", n.Status, n.ClientRef, "order 7")
+		}
+	}
+}
+
 func TestScheduledMessageCancelled(t *testing.T) {
 	sent := false
 	h := newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {
