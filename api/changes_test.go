@@ -76,6 +76,7 @@ func TestSubmitTakesScheduleAtAndClientRef(t *testing.T) {
 		t.Fatalf("status %d, body %v; want 202", code, out)
 	}
 	got := ts.submitter.received()
+	// fixed date: the API only parses scheduleAt; the fake submitter compares it with no clock
 	want := time.Date(2026, 12, 24, 17, 0, 0, 0, time.UTC)
 	if len(got) != 1 || !got[0].ScheduleAt.Equal(want) || got[0].ClientRef != "order 42 / ü" {
 		t.Fatalf("submitted %+v; want scheduleAt %s and the clientRef", got, want)
@@ -134,7 +135,9 @@ func TestCancelAndReplaceOverREST(t *testing.T) {
 		t.Errorf("cancelled %v, want [alice-queued]", cancelled)
 	}
 	want := []replaceCall{
+		// fixed date: the API only parses scheduleAt; the fake changer compares it with no clock
 		{"alice-queued", "new words", time.Date(2026, 12, 24, 18, 0, 0, 0, time.UTC)},
+		// fixed date: as above
 		{"alice-queued", "", time.Date(2026, 12, 25, 8, 0, 0, 0, time.UTC)},
 	}
 	if len(replaced) != len(want) {
