@@ -204,7 +204,13 @@ func (s *Server) ReplicaID() string { return s.cfg.ReplicaID }
 // and closes them, and returns once they are gone (or DrainTimeout and
 // ResponseTimeout have passed).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		// Sessions refuse new submissions before the listener closes, so a
+		// client that sees new connections refused sees its session
+		// draining too.
+		s.stopTakingWork()
+		_ = ln.Close()
+	})
 	defer stop()
 	var tempDelay time.Duration
 	for {
@@ -250,6 +256,21 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
 		s.forget(sess)
 	}()
 	sess.run(ctx)
+}
+
+// stopTakingWork refuses new connections and makes every session refuse
+// new submissions.
+func (s *Server) stopTakingWork() {
+	s.mu.Lock()
+	s.draining = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.startDraining()
+	}
 }
 
 // drain stops new connections and waits for every session to finish.
