@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ type settings struct {
 	smppTLSReload     time.Duration
 	smppOutboxTTL     time.Duration
 	smppOutboxSweep   time.Duration
+	smppEntry         smppserver.Config // the limits on unbound connections and failed binds
 	storeBatch        int
 	storeBatchWait    time.Duration
 	connectors        string
@@ -75,6 +77,7 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&s.smppTLSReload, "smpp-tls-reload", time.Minute, "how often the SMPP TLS certificate and key files are looked at for a renewal")
 	fs.DurationVar(&s.smppOutboxTTL, "smpp-outbox-ttl", envDuration(getenv, "SMSGW_SMPP_OUTBOX_TTL", smppserver.DefaultOutboxTTL), "how long a receipt or MO waits for the customer's receiver bind before it is recorded as a failed notification; env SMSGW_SMPP_OUTBOX_TTL")
 	fs.DurationVar(&s.smppOutboxSweep, "smpp-outbox-sweep", envDuration(getenv, "SMSGW_SMPP_OUTBOX_SWEEP", 30*time.Second), "how often the smpp role looks for expired outbox items; env SMSGW_SMPP_OUTBOX_SWEEP")
+	s.registerSMPPEntry(fs, getenv)
 	fs.IntVar(&s.storeBatch, "store-batch", 200, "most writes of one kind (events, correlations, reporting rows) sent to a store together (group commit)")
 	fs.DurationVar(&s.storeBatchWait, "store-batch-wait", 2*time.Millisecond, "how long a batch of store writes waits for more while another is in flight")
 	fs.StringVar(&s.connectors, "connectors", env("SMSGW_CONNECTORS", ""), "comma-separated connector IDs this process binds (default: all in the configuration); env SMSGW_CONNECTORS")
@@ -85,11 +88,45 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
 }
 
+// registerSMPPEntry registers the flags of the SMPP server's limits on
+// connections that have not bound and on failed binds (docs/security.md).
+func (s *settings) registerSMPPEntry(fs *flag.FlagSet, getenv func(string) string) {
+	c, b := &s.smppEntry, &s.smppEntry.BindFailures
+	fs.DurationVar(&c.FirstPDUTimeout, "smpp-first-pdu-timeout", envDuration(getenv, "SMSGW_SMPP_FIRST_PDU_TIMEOUT", 5*time.Second),
+		"close an SMPP connection that has sent no whole PDU by then (TLS handshake included); env SMSGW_SMPP_FIRST_PDU_TIMEOUT")
+	fs.IntVar(&c.MaxUnbound, "smpp-max-unbound", envInt(getenv, "SMSGW_SMPP_MAX_UNBOUND", 1024),
+		"most SMPP connections not bound yet, in all (-1: no cap); env SMSGW_SMPP_MAX_UNBOUND")
+	fs.IntVar(&c.MaxUnboundPerSource, "smpp-max-unbound-per-source", envInt(getenv, "SMSGW_SMPP_MAX_UNBOUND_PER_SOURCE", 32),
+		"most SMPP connections not bound yet from one IPv4 address or IPv6 /64 (-1: no cap); env SMSGW_SMPP_MAX_UNBOUND_PER_SOURCE")
+	fs.DurationVar(&b.Window, "smpp-bind-failure-window", envDuration(getenv, "SMSGW_SMPP_BIND_FAILURE_WINDOW", 10*time.Minute),
+		"how long a failed SMPP bind counts against its source and system_id; env SMSGW_SMPP_BIND_FAILURE_WINDOW")
+	fs.IntVar(&b.SlowAfter, "smpp-bind-slow-after", envInt(getenv, "SMSGW_SMPP_BIND_SLOW_AFTER", 5),
+		"failed binds of a source or system_id within the window before its binds wait (-1: never); env SMSGW_SMPP_BIND_SLOW_AFTER")
+	fs.DurationVar(&b.Delay, "smpp-bind-delay", envDuration(getenv, "SMSGW_SMPP_BIND_DELAY", 500*time.Millisecond),
+		"first wait of a bind after repeated failures, doubled by each further one; env SMSGW_SMPP_BIND_DELAY")
+	fs.DurationVar(&b.MaxDelay, "smpp-bind-max-delay", envDuration(getenv, "SMSGW_SMPP_BIND_MAX_DELAY", 10*time.Second),
+		"longest wait of a bind from a source that failed repeatedly; env SMSGW_SMPP_BIND_MAX_DELAY")
+	fs.DurationVar(&b.MaxSystemIDDelay, "smpp-bind-max-delay-system-id", envDuration(getenv, "SMSGW_SMPP_BIND_MAX_DELAY_SYSTEM_ID", 2*time.Second),
+		"longest wait of a bind naming a system_id that failed repeatedly (a system_id is never locked out); env SMSGW_SMPP_BIND_MAX_DELAY_SYSTEM_ID")
+	fs.IntVar(&b.LockoutAfter, "smpp-bind-lockout-after", envInt(getenv, "SMSGW_SMPP_BIND_LOCKOUT_AFTER", 20),
+		"failed binds of a source within the window that lock it out (-1: never); env SMSGW_SMPP_BIND_LOCKOUT_AFTER")
+	fs.DurationVar(&b.Lockout, "smpp-bind-lockout", envDuration(getenv, "SMSGW_SMPP_BIND_LOCKOUT", 10*time.Minute),
+		"how long a locked-out source's binds are refused unchecked; env SMSGW_SMPP_BIND_LOCKOUT")
+}
+
 // envDuration reads a duration from the environment, def when unset or
 // unreadable (the flag's own parsing then reports a bad value given there).
 func envDuration(getenv func(string) string, name string, def time.Duration) time.Duration {
 	if d, err := time.ParseDuration(getenv(name)); err == nil && d > 0 {
 		return d
+	}
+	return def
+}
+
+// envInt reads an integer from the environment, def when unset or unreadable.
+func envInt(getenv func(string) string, name string, def int) int {
+	if n, err := strconv.Atoi(getenv(name)); err == nil {
+		return n
 	}
 	return def
 }

@@ -30,7 +30,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 		return nil
 	}
 
-	srv, err := smppserver.New(smppserver.Config{}, smppserver.Deps{
+	srv, err := smppserver.New(a.settings.smppEntry, smppserver.Deps{
 		Config:     a.config,
 		Submitter:  a.submitter,
 		Canceller:  a.submitter,
