@@ -72,8 +72,8 @@ func checkLookups(t *testing.T, cfg *Config) {
 	if got := cfg.NumberOwners("61400000009"); len(got) != 0 {
 		t.Errorf("owners of an unowned number: %+v", got)
 	}
-	if cfg.MaxSMPPPasswordCost() != bcrypt.MinCost+1 {
-		t.Errorf("highest SMPP password cost %d, want %d", cfg.MaxSMPPPasswordCost(), bcrypt.MinCost+1)
+	if cfg.index().smppCost != bcrypt.MinCost+1 {
+		t.Errorf("highest SMPP password cost %d, want %d", cfg.index().smppCost, bcrypt.MinCost+1)
 	}
 	l := Static(cfg)
 	for key, want := range map[string]string{"acme-1": "acme", "acme-2": "acme", "beta-1": "beta", "nope": ""} {
