@@ -44,7 +44,7 @@ func (c *Config) validateEmail() []error {
 	senders := map[string]string{}
 	for _, cu := range c.Customers {
 		in := cu.EmailIngress
-		if in.Username == "" && in.Password == "" && len(in.AllowedSenders) == 0 {
+		if in.Username == "" && in.Password == "" && len(in.AllowedSenders) == 0 && !in.TrustEnvelopeSender {
 			continue
 		}
 		if len(c.Email.Domains) == 0 {
@@ -52,6 +52,14 @@ func (c *Config) validateEmail() []error {
 		}
 		if (in.Username == "") != (in.Password == "") {
 			bad(cu.line, "customer %q: emailIngress.username and emailIngress.password go together", cu.ID)
+		}
+		switch {
+		case len(in.AllowedSenders) > 0 && !in.TrustEnvelopeSender:
+			bad(cu.line, "customer %q: emailIngress.allowedSenders let mail from those envelope senders in without AUTH, "+
+				"and anyone can write any address there: set trustEnvelopeSender: true where the network vouches for the senders, "+
+				"or use username and password", cu.ID)
+		case in.TrustEnvelopeSender && len(in.AllowedSenders) == 0:
+			bad(cu.line, "customer %q: emailIngress.trustEnvelopeSender needs allowedSenders", cu.ID)
 		}
 		if in.Username != "" {
 			if other, dup := usernames[in.Username]; dup {
@@ -110,8 +118,9 @@ func (c *Config) EmailCustomerByLogin(username, password string) (Customer, bool
 	return cu, loginMatches(cu.EmailIngress.Password, known, password, x.emailCost)
 }
 
-// EmailCustomerBySender finds the customer that allows sending from address:
-// an exact allowed sender wins over an allowed "@domain".
+// EmailCustomerBySender finds the customer that allows sending from address
+// without AUTH (emailIngress.trustEnvelopeSender): an exact allowed sender
+// wins over an allowed "@domain".
 func (c *Config) EmailCustomerBySender(address string) (Customer, bool) {
 	addr, ok := senderKey(address)
 	if !ok || strings.HasPrefix(addr, "@") {

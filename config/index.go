@@ -8,7 +8,7 @@ type customerIndex struct {
 	bySystemID map[string]int // smpp.systemId
 	byAPIKey   map[string]int // hex SHA-256 of an API key
 	byLogin    map[string]int // emailIngress.username
-	bySender   map[string]int // emailIngress.allowedSenders, as senderKey gives them
+	bySender   map[string]int // emailIngress.allowedSenders of those that trust them, as senderKey gives them
 	// numbers are the owners of each virtual number (by its digits, see
 	// InboundNumber), in the order of the file.
 	numbers map[string][]NumberOwner
@@ -44,7 +44,7 @@ func newCustomerIndex(customers []Customer) *customerIndex {
 		}
 		first(x.byLogin, cu.EmailIngress.Username, i)
 		for _, s := range cu.EmailIngress.AllowedSenders {
-			if key, ok := senderKey(s); ok {
+			if key, ok := senderKey(s); ok && cu.EmailIngress.TrustEnvelopeSender {
 				first(x.bySender, key, i)
 			}
 		}

@@ -24,12 +24,12 @@ customers:
   - id: acme
     apiKeys: ["plain:acme-1", "plain:acme-2"]
     smpp: {systemId: acme-smpp, password: "bcrypt:`+string(hash)+`"}
-    emailIngress: {username: acme-mail, password: "plain:mailpw", allowedSenders: [ops@acme.example, "@acme.example"]}
+    emailIngress: {username: acme-mail, password: "plain:mailpw", allowedSenders: [ops@acme.example, "@acme.example"], trustEnvelopeSender: true}
     numbers: [{number: "+61400000001"}, {number: "61400000002", keyword: PIZZA}]
   - id: beta
     apiKeys: ["sha256:`+smsgw.HashAPIKey("beta-1")+`"]
     smpp: {systemId: beta-smpp, password: "plain:x"}
-    emailIngress: {allowedSenders: [boss@acme.example]}
+    emailIngress: {allowedSenders: [boss@acme.example], trustEnvelopeSender: true}
     numbers: [{number: "0061400000002"}]
 `), noEnv)
 	if err != nil {

@@ -233,6 +233,7 @@ func TestEndToEndInboundAndEmail(t *testing.T) {
     emailIngress: {username: shop-mail, password: "plain:mail-pw"}
 `, shop.url),
 		sections: fmt.Sprintf("smtp: {address: %q, from: \"smsgw@gw.test\"}\nemail: {domains: [sms.test]}\n", relay.addr),
+		flags:    []string{"-smtp-insecure-auth"}, // AUTH over loopback without STARTTLS (see TestEndToEndSMTPStartTLS)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

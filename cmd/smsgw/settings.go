@@ -33,6 +33,11 @@ type settings struct {
 	httpAddr          string
 	grpcAddr          string
 	smtpAddr          string
+	smtpTLSCert       string
+	smtpTLSKey        string
+	smtpTLSReload     time.Duration
+	smtpInsecureAuth  bool
+	smtpMaxAuth       int
 	smppAddr          string
 	smppTLSAddr       string
 	smppTLSCert       string
@@ -70,6 +75,13 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.httpAddr, "http-addr", env("SMSGW_HTTP_ADDR", ":8080"), "HTTP listen address: REST (api role), metrics and probes; env SMSGW_HTTP_ADDR")
 	fs.StringVar(&s.grpcAddr, "grpc-addr", env("SMSGW_GRPC_ADDR", ":9090"), "gRPC listen address (api role); env SMSGW_GRPC_ADDR")
 	fs.StringVar(&s.smtpAddr, "smtp-addr", env("SMSGW_SMTP_ADDR", ":2525"), "SMTP listen address of email to SMS (email role); env SMSGW_SMTP_ADDR")
+	fs.StringVar(&s.smtpTLSCert, "smtp-tls-cert", env("SMSGW_SMTP_TLS_CERT", ""), "PEM certificate (chain) for STARTTLS on the SMTP ingress, read again when it changes; env SMSGW_SMTP_TLS_CERT")
+	fs.StringVar(&s.smtpTLSKey, "smtp-tls-key", env("SMSGW_SMTP_TLS_KEY", ""), "PEM private key for STARTTLS on the SMTP ingress; env SMSGW_SMTP_TLS_KEY")
+	fs.DurationVar(&s.smtpTLSReload, "smtp-tls-reload", time.Minute, "how often the SMTP TLS certificate and key files are looked at for a renewal")
+	fs.BoolVar(&s.smtpInsecureAuth, "smtp-insecure-auth", env("SMSGW_SMTP_INSECURE_AUTH", "") == "true",
+		"accept SMTP AUTH without STARTTLS, passwords in the clear: only for loopback or a private network; env SMSGW_SMTP_INSECURE_AUTH=true")
+	fs.IntVar(&s.smtpMaxAuth, "smtp-max-auth-attempts", envInt(getenv, "SMSGW_SMTP_MAX_AUTH_ATTEMPTS", 3),
+		"failed SMTP AUTHs a connection may make before it is closed; env SMSGW_SMTP_MAX_AUTH_ATTEMPTS")
 	fs.StringVar(&s.smppAddr, "smpp-addr", env("SMSGW_SMPP_ADDR", ":2775"), "SMPP listen address (smpp role); env SMSGW_SMPP_ADDR")
 	fs.StringVar(&s.smppTLSAddr, "smpp-tls-addr", env("SMSGW_SMPP_TLS_ADDR", ":3550"), "SMPP over TLS listen address, used when -smpp-tls-cert and -smpp-tls-key are set; env SMSGW_SMPP_TLS_ADDR")
 	fs.StringVar(&s.smppTLSCert, "smpp-tls-cert", env("SMSGW_SMPP_TLS_CERT", ""), "PEM certificate (chain) of SMPP over TLS, read again when it changes; env SMSGW_SMPP_TLS_CERT")
