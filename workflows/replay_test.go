@@ -32,20 +32,20 @@ import (
 // Workflows started by one version of the code must replay on the next:
 // testdata/histories holds histories recorded on a Temporal dev server, and
 // the replay test runs the current code over each of them. Before changing
-// workflow code, record the histories of the code as it is:
+// workflow code, record the histories of the code as it is, named for what
+// sets it apart:
 //
-//	go test ./workflows -run TestReplayRecordedHistories -record-histories
+//	go test ./workflows -run TestReplayRecordedHistories -record-histories=<version>
 //
-// and keep the old files beside the new (they are named by scenario and
-// the date of the recording).
-var recordHistories = flag.Bool("record-histories", false,
-	"run the replay scenarios on a Temporal dev server and add their histories to testdata/histories")
+// and keep them all: each file is <scenario>.<version>.json.
+var recordHistories = flag.String("record-histories", "",
+	"run the replay scenarios on a Temporal dev server and add their histories to testdata/histories, as <scenario>.<this>.json")
 
 const historiesDir = "testdata/histories"
 
 func TestReplayRecordedHistories(t *testing.T) {
-	if *recordHistories {
-		recordScenarios(t)
+	if *recordHistories != "" {
+		recordScenarios(t, *recordHistories)
 	}
 	files, err := filepath.Glob(filepath.Join(historiesDir, "*.json"))
 	if err != nil {
@@ -105,7 +105,7 @@ func (w *scriptedWebhook) Deliver(_ context.Context, d smsgw.Delivery) error {
 
 // recordScenarios runs each scenario to its end on a dev server and writes
 // its history.
-func recordScenarios(t *testing.T) {
+func recordScenarios(t *testing.T, version string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c, err := client.Dial(client.Options{HostPort: testenv.TemporalAddress(t), Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
@@ -183,7 +183,7 @@ func recordScenarios(t *testing.T) {
 				t.Errorf("scenario %s: %v", name, err)
 				return
 			}
-			writeHistory(t, c, id, filepath.Join(historiesDir, name+"-"+time.Now().UTC().Format("20060102")+".json"))
+			writeHistory(t, c, id, filepath.Join(historiesDir, name+"."+version+".json"))
 		})
 	}
 	wg.Wait()

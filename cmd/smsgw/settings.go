@@ -52,6 +52,9 @@ type settings struct {
 	logLevel          string
 	logFormat         string
 	pollers           int
+	localActivities   int
+	webhookTimeout    time.Duration
+	webhookInFlight   int
 	reloadInterval    time.Duration
 	failoverAfter     time.Duration
 }
@@ -96,6 +99,12 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.logLevel, "log-level", env("SMSGW_LOG_LEVEL", "info"), "debug, info, warn or error; env SMSGW_LOG_LEVEL")
 	fs.StringVar(&s.logFormat, "log-format", env("SMSGW_LOG_FORMAT", "json"), "json or text; env SMSGW_LOG_FORMAT")
 	fs.IntVar(&s.pollers, "pollers", 8, "Temporal task pollers per kind (worker role)")
+	fs.IntVar(&s.localActivities, "local-activities", envInt(getenv, "SMSGW_LOCAL_ACTIVITIES", 500),
+		"local activities the worker runs at once: every message's store writes and first notification attempts; env SMSGW_LOCAL_ACTIVITIES")
+	fs.DurationVar(&s.webhookTimeout, "webhook-timeout", envDuration(getenv, "SMSGW_WEBHOOK_TIMEOUT", 5*time.Second),
+		"how long one webhook call may take; env SMSGW_WEBHOOK_TIMEOUT")
+	fs.IntVar(&s.webhookInFlight, "webhook-max-in-flight", envInt(getenv, "SMSGW_WEBHOOK_MAX_IN_FLIGHT", 32),
+		"webhook calls to one customer in progress at once in this process; more wait to be retried (0: no cap); env SMSGW_WEBHOOK_MAX_IN_FLIGHT")
 	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
 }
