@@ -10,7 +10,7 @@ BIN              := $(CURDIR)/bin
 
 include Makefile.generate
 
-.PHONY: dev test unit e2e fuzz race vet workflowcheck build tools deploy-check bench bench-e2e clean
+.PHONY: dev test unit e2e fuzz race vet workflowcheck build tools deploy-check bench bench-e2e clean record-histories
 
 ## dev: run Temporal, the databases, the SMSC simulator and `smsgw all` (Ctrl-C stops all).
 ##      UPSTREAM=host:port binds to an external SMSC instead of the simulator.
@@ -26,9 +26,10 @@ test: tools vet workflowcheck
 
 ## race: the race detector over the packages with concurrency: the SMPP
 ##       session engine and its users, the outbox and the other stores, the
-##       group commit, the receipt matcher and the client side.
+##       group commit, the receipt matcher, the client side and the codec
+##       server.
 RACE_PKGS := ./connectors/smppsession/... ./connectors/smppserver/... ./connectors/smppclient/... \
-	./connectors/smpptest/... ./connectors/upstream/... ./store/... ./lifecycle/...
+	./connectors/smpptest/... ./connectors/upstream/... ./store/... ./lifecycle/... ./payloadcrypt/...
 race: tools
 	SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
@@ -90,3 +91,14 @@ deploy-check:
 
 clean:
 	rm -rf .data $(BIN)/smsgw
+
+## record-histories: run the end-to-end tests and keep one history of every
+##       workflow path they take in workflows/testdata/histories, which
+##       TestReplayRecordedHistories replays. Run it after a deliberate,
+##       versioned change of a workflow and commit the new files beside the
+##       old ones (never delete a history while workflows of its shape may
+##       still be running somewhere).
+record-histories: tools
+	SMSGW_RECORD_HISTORIES=$(CURDIR)/workflows/testdata/histories SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb \
+	  $(GO) test -count=1 -timeout 20m -run 'EndToEnd|LoadTool' ./cmd/smsgw
+	@ls workflows/testdata/histories/*.json | xargs -n1 basename | sed "s/-.*//" | sort | uniq -c

@@ -3,6 +3,7 @@ package smsgw
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Adapters map them to protocol answers in one place each
@@ -22,6 +23,9 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error // the cause, for logs; never shown to customers
+	// RetryAfter, when set, is how long a refused caller should wait
+	// before it tries again (ETHROTTLED): REST sends it as Retry-After.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -53,6 +57,16 @@ func ErrorCode(err error) string {
 		return e.Code
 	}
 	return EINTERNAL
+}
+
+// RetryAfter returns how long the first *Error in err's chain asks its
+// caller to wait before retrying, or 0.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // ErrorMessage returns the customer-safe message of err.

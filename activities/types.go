@@ -4,7 +4,10 @@
 package activities
 
 import (
+	"context"
 	"time"
+
+	"go.temporal.io/sdk/activity"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/routing"
@@ -13,6 +16,22 @@ import (
 // SendName is the activity that submits a message upstream. It runs in a
 // connector process, on the connector's own task queue (see connectors/upstream).
 const SendName = "Send"
+
+// SendFunc is the send activity's signature. The workflow calls the
+// activity by SendName in one process and a connector implements it in
+// another; RegisterSend is the one place the name meets an implementation,
+// so both sides are checked against this signature by the compiler.
+type SendFunc func(ctx context.Context, in SendInput) (SendResult, error)
+
+// ActivityRegistry is a Temporal worker, or a test environment.
+type ActivityRegistry interface {
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}
+
+// RegisterSend registers a connector's send activity under SendName.
+func RegisterSend(r ActivityRegistry, send SendFunc) {
+	r.RegisterActivityWithOptions(send, activity.RegisterOptions{Name: SendName})
+}
 
 // Error types carried by temporal.ApplicationError, so workflows decide on
 // types rather than on messages.

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/textproto"
+	"strconv"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
@@ -69,6 +72,7 @@ func newGateway(ctx context.Context, client smsgwv1.MessageServiceClient) (*runt
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithForwardResponseOption(acceptedStatus),
+		runtime.WithErrorHandler(retryAfterHeader),
 	)
 	if err := smsgwv1.RegisterMessageServiceHandlerClient(ctx, mux, client); err != nil {
 		return nil, fmt.Errorf("api: register REST gateway: %w", err)
@@ -83,6 +87,21 @@ func incomingHeader(key string) (string, bool) {
 		return idempotencyKeyMD, true
 	}
 	return runtime.DefaultHeaderMatcher(key)
+}
+
+// retryAfterHeader answers an error as grpc-gateway does, with a
+// Retry-After header (whole seconds, at least 1) when the status carries a
+// RetryInfo: a submission refused for the customer's backlog (429).
+func retryAfterHeader(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok {
+		for _, d := range st.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+				secs := int64(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
+				w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+			}
+		}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
 
 // acceptedStatus answers a submission with 202 Accepted: the message is

@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	smsgw "github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/internal/promreg"
@@ -89,6 +91,9 @@ type interceptor struct {
 
 func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	if publicMethod(info.FullMethod) {
+		return handler(ctx, req)
+	}
 	cust, err := i.authenticate(ctx)
 	var resp any
 	if err == nil {
@@ -100,6 +105,9 @@ func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServer
 }
 
 func (i *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if publicMethod(info.FullMethod) {
+		return handler(srv, ss)
+	}
 	start := time.Now()
 	ctx := ss.Context()
 	cust, err := i.authenticate(ctx)
@@ -156,7 +164,15 @@ func (i *interceptor) toStatus(ctx context.Context, method string, err error) er
 	var domain *smsgw.Error
 	if errors.As(err, &domain) {
 		if c, ok := grpcCodes[domain.Code]; ok {
-			return status.Error(c, domain.Message)
+			st := status.New(c, domain.Message)
+			if domain.RetryAfter > 0 {
+				// RESOURCE_EXHAUSTED with the standard RetryInfo detail;
+				// the REST gateway turns it into Retry-After.
+				if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(domain.RetryAfter)}); err == nil {
+					st = d
+				}
+			}
+			return st.Err()
 		}
 	} else if _, ok := status.FromError(err); ok {
 		return err

@@ -120,6 +120,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := registerInbound(s.grpc, d.Inbound); err != nil {
 		return nil, err
 	}
+	registerStandardServices(s.grpc, d.Ready)
 
 	// The gateway dials the same grpc.Server through an in-memory listener;
 	// NewClient connects lazily, on the first REST request.

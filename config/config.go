@@ -47,6 +47,10 @@ type Customer struct {
 	Group string `yaml:"group"`
 	// TPS caps this customer's submissions per second across entry points (0: no cap).
 	TPS float64 `yaml:"tps"`
+	// MaxBacklog caps this customer's messages accepted, due and not yet
+	// handed upstream, across replicas: above it submissions are refused
+	// with a time to retry (0: the gateway's -max-backlog; -1: no cap).
+	MaxBacklog int `yaml:"maxBacklog"`
 	// AllowedSenders, when set, lists the source addresses (exact, or a
 	// regular expression between slashes) the customer may send from.
 	AllowedSenders []string `yaml:"allowedSenders"`
@@ -362,6 +366,9 @@ func (c *Config) Validate() error {
 		}
 		if cu.TPS < 0 {
 			bad(cu.line, "customer %q: tps must not be negative", cu.ID)
+		}
+		if cu.MaxBacklog < -1 {
+			bad(cu.line, "customer %q: maxBacklog must be a number of messages, 0 for the gateway's default or -1 for no cap", cu.ID)
 		}
 		if cu.Validity < 0 || cu.Validity > smsgw.MaxValidity {
 			bad(cu.line, "customer %q: validity must be between 0 and %s", cu.ID, smsgw.MaxValidity)

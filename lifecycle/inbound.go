@@ -2,10 +2,12 @@ package lifecycle
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -20,11 +22,12 @@ import (
 // holds it: then, and only then, may the connector answer deliver_sm_resp.
 // id is the inbound message ID, or for a part of a concatenated message
 // the ID of its reassembly workflow. duplicate is true for a deliver_sm
-// already taken within the dedup window.
-func StartInbound(ctx context.Context, c client.Client, mo smsgw.MO) (id string, duplicate bool, err error) {
+// already taken within the dedup window. idKey keys the hash that names the
+// workflows (see idHash).
+func StartInbound(ctx context.Context, c client.Client, idKey []byte, mo smsgw.MO) (id string, duplicate bool, err error) {
 	text, encoding, concat := decodeMO(mo)
 	if concat == nil {
-		id = singleInboundID(mo)
+		id = singleInboundID(idKey, mo)
 		_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                                       id,
 			TaskQueue:                                workflows.TaskQueue,
@@ -52,7 +55,7 @@ func StartInbound(ctx context.Context, c client.Client, mo smsgw.MO) (id string,
 		ConnectorID: mo.ConnectorID, From: mo.From, To: mo.To, Ref: concat.Ref, Total: concat.Total,
 		Timeout: workflows.ReassemblyTimeout, DedupWindow: workflows.InboundDedupWindow,
 	}
-	id = reassemblyID(in)
+	id = reassemblyID(idKey, in)
 	_, err = c.SignalWithStartWorkflow(ctx, id, workflows.SignalInboundPart,
 		workflows.InboundPart{Seq: concat.Seq, Text: text, Encoding: encoding, ReceivedAt: mo.ReceivedAt.UTC()},
 		client.StartWorkflowOptions{
@@ -111,8 +114,8 @@ func decodeMO(mo smsgw.MO) (text, encoding string, concat *moConcat) {
 // singleInboundID derives an MO's ID from what upstream sent, so the same
 // deliver_sm delivered again names the same message. No phone number shows
 // in it: workflow IDs, like search attributes, are stored unencrypted.
-func singleInboundID(mo smsgw.MO) string {
-	h := sha256.New()
+func singleInboundID(idKey []byte, mo smsgw.MO) string {
+	h := idHash(idKey)
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%d\x00%x", mo.ConnectorID, mo.From, mo.To, mo.DataCoding, mo.ESMClass, mo.ShortMessage)
 	if mo.SAR != nil {
 		fmt.Fprintf(h, "\x00%d/%d/%d", mo.SAR.Ref, mo.SAR.Total, mo.SAR.Seq)
@@ -122,7 +125,25 @@ func singleInboundID(mo smsgw.MO) string {
 
 // reassemblyID names the reassembly of (connector, source, destination,
 // reference, total), hashed so that no phone number shows in a workflow ID.
-func reassemblyID(in workflows.ReassemblyInput) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%d\x00%d", in.ConnectorID, in.From, in.To, in.Ref, in.Total))
-	return "mo-parts-" + hex.EncodeToString(h[:16])
+func reassemblyID(idKey []byte, in workflows.ReassemblyInput) string {
+	h := idHash(idKey)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%d", in.ConnectorID, in.From, in.To, in.Ref, in.Total)
+	return "mo-parts-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// idHash is the hash that turns phone numbers into workflow IDs: an
+// HMAC-SHA256 under the gateway's workflow ID key. Without a key it is a
+// plain SHA-256, as IDs were named before there was one; anybody can
+// reverse that by hashing every number of a country, so every deployment
+// sets a key (the gateway refuses to seal payloads without one). IDs named
+// under one scheme are not found under the other, and running workflows
+// keep the IDs they have: a reassembly in progress when the key is first
+// set (or changed) delivers the parts it has, flagged partial, at its
+// timeout, and the later parts form another message; a deliver_sm that
+// upstream repeats across the change is not recognised as a repeat.
+func idHash(idKey []byte) hash.Hash {
+	if len(idKey) == 0 {
+		return sha256.New()
+	}
+	return hmac.New(sha256.New, idKey)
 }

@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
@@ -44,22 +46,46 @@ func TestDecodeMO(t *testing.T) {
 }
 
 func TestInboundIDs(t *testing.T) {
+	key := []byte("workflow id key")
 	mo := smsgw.MO{ConnectorID: "sim", From: "61412345678", To: "12345", ShortMessage: []byte("hi"), ReceivedAt: time.Now()}
 	again := mo
 	again.ReceivedAt = mo.ReceivedAt.Add(time.Minute)
-	if singleInboundID(mo) != singleInboundID(again) {
+	if singleInboundID(key, mo) != singleInboundID(key, again) {
 		t.Error("the same deliver_sm delivered again got another ID")
 	}
 	other := mo
 	other.ShortMessage = []byte("ho")
-	if singleInboundID(mo) == singleInboundID(other) {
+	if singleInboundID(key, mo) == singleInboundID(key, other) {
 		t.Error("two texts got one ID")
 	}
 	in := workflows.ReassemblyInput{ConnectorID: "sim", From: "61412345678", To: "12345", Ref: 1, Total: 2}
-	for _, id := range []string{singleInboundID(mo), reassemblyID(in)} {
+	for _, id := range []string{singleInboundID(key, mo), reassemblyID(key, in)} {
 		if strings.Contains(id, "61412345678") || strings.Contains(id, "12345") {
 			t.Errorf("ID %q shows a phone number", id)
 		}
+	}
+}
+
+// TestInboundIDsAreKeyed: whoever sees a workflow ID and guesses the
+// numbers cannot confirm the guess without the key. Unkeyed, the reassembly
+// ID is the SHA-256 of what it names, which anybody recomputes.
+func TestInboundIDsAreKeyed(t *testing.T) {
+	in := workflows.ReassemblyInput{ConnectorID: "sim", From: "61412345678", To: "12345", Ref: 1, Total: 2}
+	guess := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%d\x00%d", in.ConnectorID, in.From, in.To, in.Ref, in.Total))
+	unkeyed := "mo-parts-" + hex.EncodeToString(guess[:16])
+	if got := reassemblyID(nil, in); got != unkeyed {
+		t.Fatalf("without a key the ID is %s, want the former %s (running reassemblies keep theirs)", got, unkeyed)
+	}
+	keyed := reassemblyID([]byte("k1"), in)
+	if keyed == unkeyed || keyed == reassemblyID([]byte("k2"), in) {
+		t.Fatalf("keyed ID %s is the unkeyed one, or the same under another key", keyed)
+	}
+	if keyed != reassemblyID([]byte("k1"), in) {
+		t.Fatal("the same parts under the same key got another ID")
+	}
+	mo := smsgw.MO{ConnectorID: "sim", From: "61412345678", To: "12345", ShortMessage: []byte("STOP")}
+	if singleInboundID([]byte("k1"), mo) == singleInboundID(nil, mo) || singleInboundID([]byte("k1"), mo) == singleInboundID([]byte("k2"), mo) {
+		t.Fatal("a single MO's ID does not depend on the key")
 	}
 }
 

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
@@ -25,6 +26,17 @@ import (
 type Reader struct {
 	Reports  smsgw.MessageReader // nil: only workflows are read
 	Temporal client.Client
+	// DataConverter reads the memo and input: the one Temporal's client
+	// has (the client does not expose it). Nil: the SDK's default.
+	DataConverter converter.DataConverter
+}
+
+// dataConverter is dc, or the SDK's default.
+func dataConverter(dc converter.DataConverter) converter.DataConverter {
+	if dc == nil {
+		return converter.GetDefaultDataConverter()
+	}
+	return dc
 }
 
 // GetMessage implements smsgw.MessageReader. A message with neither a row
@@ -65,7 +77,7 @@ func (r *Reader) GetMessage(ctx context.Context, id string) (smsgw.MessageRecord
 	if rec.CustomerID == "" {
 		return smsgw.MessageRecord{}, err
 	}
-	memo := submissionMemo(info)
+	memo, _ := submissionMemo(dataConverter(r.DataConverter), info) // without it, the reply lacks encoding and segments
 	rec.Encoding, rec.Segments = memo.Encoding, memo.Segments
 	if m, ok := r.submitted(ctx, id, info.GetExecution().GetRunId()); ok {
 		rec.From, rec.To = m.From, m.To
@@ -89,7 +101,7 @@ func (r *Reader) submitted(ctx context.Context, id, runID string) (smsgw.Message
 	}
 	var in workflows.MessageInput
 	started := ev.GetWorkflowExecutionStartedEventAttributes()
-	if started == nil || converter.GetDefaultDataConverter().FromPayloads(started.GetInput(), &in) != nil {
+	if started == nil || dataConverter(r.DataConverter).FromPayloads(started.GetInput(), &in) != nil {
 		return smsgw.Message{}, false
 	}
 	return in.Message, true
@@ -103,6 +115,8 @@ var messageWorkflowType = func() string {
 }()
 
 // searchAttribute returns a keyword search attribute of a workflow, or "".
+// Search attributes are never encoded by a codec: the default converter
+// reads them.
 func searchAttribute(info *workflowpb.WorkflowExecutionInfo, name string) string {
 	var v string
 	if p, ok := info.GetSearchAttributes().GetIndexedFields()[name]; ok {
@@ -112,13 +126,17 @@ func searchAttribute(info *workflowpb.WorkflowExecutionInfo, name string) string
 }
 
 // submissionMemo returns the memo a message workflow started with; a
-// workflow started before there was one has none.
-func submissionMemo(info *workflowpb.WorkflowExecutionInfo) workflows.SubmissionMemo {
+// workflow started before there was one has none. Memos go through the
+// client's data converter, and so its codec: one this process cannot read
+// (sealed with a key it does not hold) is an error.
+func submissionMemo(dc converter.DataConverter, info *workflowpb.WorkflowExecutionInfo) (workflows.SubmissionMemo, error) {
 	var m workflows.SubmissionMemo
 	if p, ok := info.GetMemo().GetFields()[workflows.MemoSubmission]; ok {
-		_ = converter.GetDefaultDataConverter().FromPayload(p, &m)
+		if err := dc.FromPayload(p, &m); err != nil {
+			return m, fmt.Errorf("read the memo of %s: %w", info.GetExecution().GetWorkflowId(), err)
+		}
 	}
-	return m
+	return m, nil
 }
 
 func validID(id string) bool {

@@ -18,6 +18,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/time/rate"
 
@@ -36,6 +37,7 @@ type Counter interface {
 // Service is the gateway's smsgw.Submitter.
 type Service struct {
 	temporal   client.Client
+	dc         converter.DataConverter
 	config     *config.Live
 	messages   smsgw.MessageReader
 	routes     *routing.Cache
@@ -44,6 +46,8 @@ type Service struct {
 	health     *Health
 	eagerStart bool
 	limits     limits
+	backlog    *Backlog
+	maxBacklog int
 	now        func() time.Time
 	logger     *slog.Logger
 	results    *prometheus.CounterVec
@@ -52,8 +56,11 @@ type Service struct {
 // Options configure a Service.
 type Options struct {
 	Temporal client.Client
-	Config   *config.Live
-	Counter  Counter
+	// DataConverter is the one Temporal's client has, to read memos back.
+	// Nil: the SDK's default.
+	DataConverter converter.DataConverter
+	Config        *config.Live
+	Counter       Counter
 	// Planner, when set, routes and encodes each message once, here, and
 	// its workflow takes the plan along; without it the workflow plans.
 	Planner *activities.Planner
@@ -62,6 +69,10 @@ type Options struct {
 	// only the workflow (a Reader without Reports).
 	Messages smsgw.MessageReader
 	Health   *Health // nil: no check before accepting
+	// Backlog, when set, refuses a customer's submissions while it has
+	// MaxBacklog messages (or its own maxBacklog) accepted and not yet sent.
+	Backlog    *Backlog
+	MaxBacklog int
 	// EagerStart asks Temporal to hand the first workflow task straight to a
 	// worker in this process; set it when this process also runs the worker.
 	EagerStart bool
@@ -72,15 +83,15 @@ type Options struct {
 // New returns a Service.
 func New(o Options) *Service {
 	s := &Service{
-		temporal: o.Temporal, config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, planner: o.Planner, health: o.Health,
-		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger,
+		temporal: o.Temporal, dc: dataConverter(o.DataConverter), config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, planner: o.Planner, health: o.Health,
+		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
 			Help: "Submissions by entry point and result (accepted, duplicate, conflict, invalid, throttled, unavailable, error).",
 		}, []string{"entry_point", "result"}),
 	}
 	if s.messages == nil {
-		s.messages = &Reader{Temporal: o.Temporal}
+		s.messages = &Reader{Temporal: o.Temporal, DataConverter: o.DataConverter}
 	}
 	if o.Planner != nil {
 		s.routes = o.Planner.Routes // one route table per process
@@ -163,6 +174,10 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	if !m.ScheduleAt.IsZero() {
 		plan = nil // its workflow plans it, and records it as accepted while it waits
 	}
+	admitted, err := s.admit(ctx, m.CustomerID, cfg.MaxBacklog)
+	if err != nil {
+		return smsgw.Accepted{}, err
+	}
 	acc := smsgw.Accepted{ID: m.ID, Status: smsgw.StatusAccepted, Segments: segments, Encoding: encoding}
 	memo := workflows.SubmissionMemo{Fingerprint: fp, Encoding: encoding, Segments: segments}
 	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -176,6 +191,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		EnableEagerStart:                         s.eagerStart,
 		StaticSummary:                            "message from " + m.CustomerID + " via " + string(m.EntryPoint),
 	}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan})
+	admitted(err == nil)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &already):
@@ -185,6 +201,18 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
 	}
 	return acc, nil
+}
+
+// admit asks the backlog to let one more message of the customer in: its
+// own bound when set (-1: none), else the gateway's.
+func (s *Service) admit(ctx context.Context, customerID string, bound int) (done func(accepted bool), err error) {
+	if s.backlog == nil || bound < 0 {
+		return func(bool) {}, nil
+	}
+	if bound == 0 {
+		bound = s.maxBacklog
+	}
+	return s.backlog.Admit(ctx, customerID, bound)
 }
 
 // repeated answers a submission whose idempotency key names a message that
@@ -197,7 +225,11 @@ func (s *Service) repeated(ctx context.Context, m smsgw.Message, fp string) (sms
 	}
 	// A message accepted before fingerprints were kept has none, and is
 	// taken to be the same request.
-	if stored := submissionMemo(desc.GetWorkflowExecutionInfo()).Fingerprint; stored != "" && stored != fp {
+	memo, err := submissionMemo(s.dc, desc.GetWorkflowExecutionInfo())
+	if err != nil {
+		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
+	}
+	if stored := memo.Fingerprint; stored != "" && stored != fp {
 		return smsgw.Accepted{}, smsgw.Errorf(smsgw.ECONFLICT,
 			"the idempotency key %q was already used for message %s with another request (from, to, text, callbackUrl, validity or schedule differ); send a new message under a new key",
 			m.IdempotencyKey, m.ID)

@@ -5,9 +5,10 @@
 # prints one table: rates against the bare workflow's, latencies, CPU per
 # message per process and history events per message.
 #
-#   N=2000 CONCURRENCY=32 RATE=0 make bench-e2e
+#   N=2000 CONCURRENCY=32 RATE=0 MAX_BACKLOG=500 make bench-e2e
 #
 # RATE > 0 runs the load open loop at that many submissions per second.
+# MAX_BACKLOG is smsgw's -max-backlog (the load tool retries what it refuses).
 # Everything listens on loopback ports of its own (17233, 37017, 33307,
 # 12775, 12776, 18080), so it runs beside `make dev`.
 set -euo pipefail
@@ -52,7 +53,7 @@ go test -c -o "$WORK/bench.test" ./bench
 
 # Temporal as `make dev` runs it.
 sa=()
-for x in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword; do
+for x in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword DueAt=Datetime; do
   sa+=(--search-attribute "$x")
 done
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 17233 --ui-port 18233 --db-filename "$WORK/temporal.db" \
@@ -96,7 +97,7 @@ sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/d
 "$BIN/smsgw" all -config "$WORK/config.yaml" -http-addr 127.0.0.1:18080 -grpc-addr 127.0.0.1:19090 \
   -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
   -mongodb-uri mongodb://127.0.0.1:37017/ -mongodb-database smsgw_bench -mysql-dsn "$dsn" \
-  -log-format text -log-level warn >"$WORK/smsgw.log" 2>&1 &
+  -max-backlog "${MAX_BACKLOG:-500}" -log-format text -log-level warn >"$WORK/smsgw.log" 2>&1 &
 smsgw_pid=$!; pids+=("$smsgw_pid")
 wait_port 18080 smsgw
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.3; done

@@ -25,12 +25,26 @@ wait_port() { # host port name
   echo "$3 did not come up on $1:$2" >&2; exit 1
 }
 
+# Message texts and numbers are sealed in Temporal (docs/security.md): a
+# payload key, the workflow ID key and the codec server's token, made once
+# and kept in .data with Temporal's database (whose histories they open).
+keys=$DATA/payload-keys
+if [ ! -d "$keys" ]; then
+  mkdir -p "$keys" && chmod 700 "$keys"
+  head -c 32 /dev/urandom | base64 >"$keys/dev-1"
+fi
+[ -s "$DATA/workflow-id-key" ] || head -c 32 /dev/urandom | base64 >"$DATA/workflow-id-key"
+[ -s "$DATA/codec-token" ] || head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$DATA/codec-token"
+codec_token=$(cat "$DATA/codec-token")
+codec=http://127.0.0.1:8089/codec
+
 sa_flags=()
-for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword; do
+for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword DueAt=Datetime; do
   sa_flags+=(--search-attribute "$sa")
 done
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \
   --db-filename "$DATA/temporal.db" --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
+  --ui-codec-endpoint "$codec/$codec_token" \
   --log-level warn "${sa_flags[@]}" >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
 
@@ -77,6 +91,9 @@ sed "s|@UPSTREAM@|$upstream|" scripts/dev-config.yaml >"$DATA/config.yaml"
 wait_port 127.0.0.1 7233 "Temporal"
 "$BIN/smsgw" all -config "$DATA/config.yaml" -http-addr 127.0.0.1:8080 -grpc-addr 127.0.0.1:9090 \
   -smpp-addr 127.0.0.1:2775 -smtp-addr 127.0.0.1:2525 \
+  -payload-keys-dir "$keys" -workflow-id-key-file "$DATA/workflow-id-key" \
+  -codec-addr 127.0.0.1:8089 -codec-tokens-file "$DATA/codec-token" \
+  -codec-origins http://127.0.0.1:8233,http://localhost:8233 \
   -log-format text >"$DATA/smsgw.log" 2>&1 &
 pids+=($!)
 wait_port 127.0.0.1 8080 "smsgw"
@@ -87,7 +104,8 @@ smsgw is running (logs in .data/*.log; Ctrl-C stops everything)
   REST        http://127.0.0.1:8080   (API key: demo-key)
   gRPC        127.0.0.1:9090
   metrics     http://127.0.0.1:8080/metrics
-  Temporal UI http://127.0.0.1:8233   (search: CustomerId = "demo")
+  Temporal UI http://127.0.0.1:8233   (search: CustomerId = "demo"; payloads opened by the codec server)
+  codec       $codec   (payload keys in .data/payload-keys; token in .data/codec-token)
   upstream    $upstream $( [ -z "${UPSTREAM:-}" ] && echo "(SMSC simulator, receipts after 500ms)")
   webhooks    printed below by the webhook sink at http://127.0.0.1:8099
   SMPP        127.0.0.1:2775   (system_id demo, password demo1234)
@@ -97,6 +115,7 @@ smsgw is running (logs in .data/*.log; Ctrl-C stops everything)
 Try:
   curl -s -X POST http://127.0.0.1:8080/v1/messages -H 'Authorization: Bearer demo-key' \\
     -d '{"from":"DEMO","to":"+61412345678","text":"Hello from smsgw"}'
+  bin/temporal workflow show -w <id> --codec-endpoint $codec --codec-auth "Bearer \$(cat .data/codec-token)"
 
 MSG
 wait -n "${pids[@]}"

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -27,6 +26,8 @@ type Connector struct {
 	Matcher  *upstream.Matcher
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// IDKey keys the hash that names inbound workflows (lifecycle.StartInbound).
+	IDKey []byte
 }
 
 // ClientConfig turns a connector's configuration into the SMPP client's.
@@ -65,7 +66,7 @@ func (c *Connector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}
-	bind, err := smppclient.New(cc, &upstream.Handler{Matcher: c.Matcher, Temporal: c.Temporal, Logger: logger}, logger, c.Registry)
+	bind, err := smppclient.New(cc, &upstream.Handler{Matcher: c.Matcher, Temporal: c.Temporal, IDKey: c.IDKey, Logger: logger}, logger, c.Registry)
 	if err != nil {
 		return fmt.Errorf("connector %s: %w", co.ID, err)
 	}
@@ -121,7 +122,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		TaskQueueActivitiesPerSecond:     co.TPS,
 		WorkerStopTimeout:                max(20*time.Second, 2*co.ResponseTimeout),
 	})
-	w.RegisterActivityWithOptions(sender.Send, activity.RegisterOptions{Name: activities.SendName})
+	activities.RegisterSend(w, sender.Send)
 	if err := w.Start(); err != nil {
 		stopBind()
 		<-bindDone

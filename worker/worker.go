@@ -63,6 +63,7 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 		workflows.SearchConnectorID.GetName():       enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		workflows.SearchUpstreamMessageID.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 		workflows.SearchEntryPoint.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		workflows.SearchDueAt.GetName():             enumspb.INDEXED_VALUE_TYPE_DATETIME,
 	}
 	missing := map[string]enumspb.IndexedValueType{}
 	for name, typ := range want {

@@ -134,7 +134,7 @@ func newHarnessWith(t *testing.T, yaml string, send func(context.Context, activi
 		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: oneGSMPart{},
 		Channels: h.channels, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	})
-	env.RegisterActivityWithOptions(send, activity.RegisterOptions{Name: activities.SendName})
+	activities.RegisterSend(env, send)
 	return h
 }
 

@@ -50,6 +50,10 @@ var (
 	SearchConnectorID       = temporal.NewSearchAttributeKeyKeyword("ConnectorId")
 	SearchUpstreamMessageID = temporal.NewSearchAttributeKeyKeywordList("UpstreamMessageId")
 	SearchEntryPoint        = temporal.NewSearchAttributeKeyKeyword("EntryPoint")
+	// SearchDueAt is when the message may go upstream: its acceptance, or
+	// the time it is scheduled for. Admission control counts a customer's
+	// messages still ACCEPTED once they are due.
+	SearchDueAt = temporal.NewSearchAttributeKeyTime("DueAt")
 )
 
 // SearchAttributeFlags lists the search attributes as the Temporal CLI's
@@ -60,6 +64,7 @@ var SearchAttributeFlags = []string{
 	"ConnectorId=Keyword",
 	"UpstreamMessageId=KeywordList",
 	"EntryPoint=Keyword",
+	"DueAt=Datetime",
 }
 
 // MemoSubmission is the memo key under which a message workflow starts with
@@ -113,5 +118,14 @@ func StartAttributes(m smsgw.Message) temporal.SearchAttributes {
 		SearchCustomerID.ValueSet(m.CustomerID),
 		SearchEntryPoint.ValueSet(string(m.EntryPoint)),
 		SearchMessageStatus.ValueSet(string(smsgw.StatusAccepted)),
+		SearchDueAt.ValueSet(DueAt(m)),
 	)
+}
+
+// DueAt is when m may go upstream.
+func DueAt(m smsgw.Message) time.Time {
+	if !m.ScheduleAt.IsZero() && m.ScheduleAt.After(m.AcceptedAt) {
+		return m.ScheduleAt.UTC()
+	}
+	return m.AcceptedAt.UTC()
 }

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/connectors/smppstatus"
 	"github.com/smsgw/smsgw/connectors/smpptest"
 	"github.com/smsgw/smsgw/internal/testenv"
 	"github.com/smsgw/smsgw/notify/webhook"
@@ -116,12 +117,18 @@ type gateway struct {
 	sim      *smpptest.SMSC
 	early    *smpptest.SMSC
 	smtp     string // the email-to-SMS SMTP listener
+	grpc     string // the gRPC API
 	smpp     string // the customers' SMSC
 	// primary and backup serve +44, in that order, for failover tests.
 	primary, backup *smpptest.SMSC
 	// cfgPath is the configuration file smsgw runs with, cfg what it held
 	// at the start.
 	cfgPath, cfg string
+	httpAddr     string
+	// keys are the payload keys smsgw seals Temporal payloads with.
+	keys *payloadKeys
+	// stop stops the running smsgw (run starts another).
+	stop func()
 }
 
 // startGateway runs `smsgw all` with two connectors: "sim" (receipts after
@@ -177,31 +184,49 @@ customers:
   - {id: early, address: %q, systemId: gw, password: pw, concat: sar}
   - {id: primary, address: %q, systemId: gw, password: pw, rebindMin: 200ms, rebindMax: 500ms}
   - {id: backup, address: %q, systemId: gw, password: pw}
-routes:
+%sroutes:
   - {name: australia, prefixes: ["+61"], connectors: [sim]}
   - {name: new-zealand, prefixes: ["+64"], connectors: [early]}
   - {name: united-kingdom, prefixes: ["+44"], connectors: [primary, backup]}
-%s`, g.hook.url, smsgw.HashAPIKey("other-key"), extra.customers, simAddr, earlyAddr, primaryAddr, backupAddr, extra.sections)
+%s%s`, g.hook.url, smsgw.HashAPIKey("other-key"), extra.customers, simAddr, earlyAddr, primaryAddr, backupAddr, extra.connectors, extra.routes, extra.sections)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g.cfgPath, g.cfg = cfgPath, cfg
-	httpAddr, grpcAddr, smtpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	g.smtp = smtpAddr
-	g.smpp = freeAddr(t)
-	g.base = "http://" + httpAddr
+	g.httpAddr, g.grpc, g.smtp, g.smpp = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	g.base = "http://" + g.httpAddr
+	g.keys = newPayloadKeys(t, "k1")
+	g.stop = g.run(t, append(g.keys.flags(), extra.flags...)...)
+	t.Cleanup(func() {
+		recordHistories(t, g.temporal, mustRing(t, g.keys))
+		g.stop()
+		cancel()
+	})
+	return g
+}
+
+// run starts `smsgw all` with the gateway's stores, listeners and
+// configuration, and flags after those, and waits until it is ready. stop
+// stops it and waits for it to exit; its logs are shown if the test failed.
+func (g *gateway) run(t *testing.T, flags ...string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	go func() {
 		args := []string{"all",
-			"-config", cfgPath, "-temporal-address", g.temporal,
+			"-config", g.cfgPath, "-temporal-address", g.temporal,
 			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
-			"-http-addr", httpAddr, "-grpc-addr", grpcAddr, "-smtp-addr", smtpAddr, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
+			"-http-addr", g.httpAddr, "-grpc-addr", g.grpc, "-smtp-addr", g.smtp, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
 		}
-		done <- run(ctx, append(args, extra.flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
+		done <- run(ctx, append(args, flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
-	t.Cleanup(func() {
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case <-done:
@@ -213,7 +238,7 @@ routes:
 			t.Logf("smsgw logs:\n%s", logs.String())
 			logMu.Unlock()
 		}
-	})
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(g.base + "/readyz")
@@ -233,7 +258,7 @@ routes:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return g
+	return stop
 }
 
 type lockedWriter struct {
@@ -477,5 +502,30 @@ func TestEndToEndUndeliverable(t *testing.T) {
 	n := g.hook.waitFor(t, acc["id"].(string), 30*time.Second)
 	if n["status"] != "UNDELIVERABLE" || n["errorCode"] != "001" {
 		t.Fatalf("webhook %v, want UNDELIVERABLE with error 001", n)
+	}
+}
+
+// TestEndToEndRejectedAndExpired covers the two ends that come from
+// upstream's silence or refusal: a submit_sm refused for good ends
+// REJECTED at once, and a message whose receipt never comes ends EXPIRED
+// when its validity does. Each is notified like any final status.
+func TestEndToEndRejectedAndExpired(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, lossy := startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw",
+		Outcome: func(string) (string, string) { return "", "" }})
+	_, strict := startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw",
+		SubmitStatus: func(string, int) uint32 { return smppstatus.ESME_RINVDSTADR }})
+	g := startGatewayWith(t, "", gatewayExtras{
+		connectors: fmt.Sprintf("  - {id: lossy, address: %q, systemId: gw, password: pw}\n  - {id: strict, address: %q, systemId: gw, password: pw}\n", lossy, strict),
+		routes:     "  - {name: sweden, prefixes: [\"+46\"], connectors: [lossy]}\n  - {name: norway, prefixes: [\"+47\"], connectors: [strict]}\n",
+	})
+	_, rejected := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+4740000001","text":"refused upstream"}`)
+	_, expired := g.do(t, "POST", "/v1/messages", "acme-key", `{"from":"ACME","to":"+4670000001","text":"receipt lost","validitySeconds":4}`)
+	if n := g.hook.waitFor(t, fmt.Sprint(rejected["id"]), 30*time.Second); n["status"] != "REJECTED" {
+		t.Errorf("webhook %v, want REJECTED", n)
+	}
+	if n := g.hook.waitFor(t, fmt.Sprint(expired["id"]), 30*time.Second); n["status"] != "EXPIRED" {
+		t.Errorf("webhook %v, want EXPIRED", n)
 	}
 }

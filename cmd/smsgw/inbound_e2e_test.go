@@ -18,19 +18,20 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/notify/webhook"
+	"github.com/smsgw/smsgw/payloadcrypt"
 	"github.com/smsgw/smsgw/store/mongostore"
 )
 
 // gatewayExtras adds to the configuration startGatewayWith writes.
 type gatewayExtras struct {
-	customers string   // more items of the customers list, indented as they are
-	sections  string   // more top-level sections, such as smtp: and email:
-	flags     []string // more command-line flags of `smsgw all`
+	customers  string   // more items of the customers list, indented as they are
+	connectors string   // more items of the connectors list
+	routes     string   // more items of the routes list
+	sections   string   // more top-level sections, such as smtp: and email:
+	flags      []string // more command-line flags of `smsgw all`
 }
 
 // eventHook is a customer's webhook endpoint that keeps every call with its
@@ -190,6 +191,17 @@ func (discardLog) Println(...any)        {}
 // sendMail submits a mail over SMTP with AUTH PLAIN and returns the final answer's text.
 func sendMail(t *testing.T, addr, user, pass string, to []string, body string) string {
 	t.Helper()
+	resp, err := mailExchange(t, addr, user, pass, "ops@shop.test", to, body)
+	if err != nil {
+		t.Fatalf("DATA: %v", err)
+	}
+	return resp.StatusText
+}
+
+// mailExchange authenticates, sends one mail from from to the recipients and
+// returns how its data was answered; any earlier refusal fails the test.
+func mailExchange(t *testing.T, addr, user, pass, from string, to []string, body string) (*smtp.DataResponse, error) {
+	t.Helper()
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +210,7 @@ func sendMail(t *testing.T, addr, user, pass string, to []string, body string) s
 	if err := c.Auth(sasl.NewPlainClient("", user, pass)); err != nil {
 		t.Fatalf("AUTH: %v", err)
 	}
-	if err := c.Mail("ops@shop.test", nil); err != nil {
+	if err := c.Mail(from, nil); err != nil {
 		t.Fatalf("MAIL: %v", err)
 	}
 	for _, r := range to {
@@ -213,11 +225,7 @@ func sendMail(t *testing.T, addr, user, pass string, to []string, body string) s
 	if _, err := io.WriteString(w, strings.ReplaceAll(body, "\n", "\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		t.Fatalf("DATA: %v", err)
-	}
-	return resp.StatusText
+	return w.CloseWithResponse()
 }
 
 func TestEndToEndInboundAndEmail(t *testing.T) {
@@ -377,11 +385,8 @@ func TestEndToEndWebhookRetriesAndRedelivery(t *testing.T) {
 
 	// Temporal's history shows the attempts: the first notification took
 	// three, one in a local activity and two in the activity that retried it.
-	tc, err := client.Dial(client.Options{HostPort: g.temporal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
+	tc := g.keys.client(t, g.temporal)
+	dc, _ := payloadcrypt.Converters(mustRing(t, g.keys))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var attempts, retries []int32
@@ -406,7 +411,7 @@ func TestEndToEndWebhookRetriesAndRedelivery(t *testing.T) {
 			ActivityType string
 			Attempt      int32
 		}
-		if err := converter.GetDefaultDataConverter().FromPayloads(m.GetDetails()["data"], &data); err == nil && (data.ActivityType == "Notify" || data.ActivityType == "RecordAndNotify") {
+		if err := dc.FromPayloads(m.GetDetails()["data"], &data); err == nil && (data.ActivityType == "Notify" || data.ActivityType == "RecordAndNotify") {
 			attempts = append(attempts, data.Attempt)
 		}
 	}

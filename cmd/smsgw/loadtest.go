@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -71,10 +72,10 @@ type loadSpec struct {
 }
 
 type loadReport struct {
-	n, accepted, failed, delivered, otherFinal, lost, duplicated int
-	submitElapsed, deliverElapsed                                time.Duration
-	acceptLatency, endToEnd                                      []time.Duration
-	firstError                                                   string
+	n, accepted, failed, throttled, delivered, otherFinal, lost, duplicated int
+	submitElapsed, deliverElapsed                                           time.Duration
+	acceptLatency, endToEnd                                                 []time.Duration
+	firstError                                                              string
 }
 
 func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
@@ -112,15 +113,32 @@ func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
 					"from": "LOADTEST", "to": fmt.Sprintf("%s%07d", spec.to, i+1),
 					"text": spec.text, "callbackUrl": callback,
 				})
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, spec.url+"/v1/messages", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+spec.key)
-				req.Header.Set("Content-Type", "application/json")
-				t0 := time.Now()
-				resp, err := httpc.Do(req)
+				first := time.Now()
 				var acc struct {
 					ID string `json:"id"`
 				}
-				if err == nil {
+				var err error
+				var t0 time.Time
+				for {
+					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, spec.url+"/v1/messages", bytes.NewReader(body))
+					req.Header.Set("Authorization", "Bearer "+spec.key)
+					req.Header.Set("Content-Type", "application/json")
+					t0 = time.Now()
+					var resp *http.Response
+					resp, err = httpc.Do(req)
+					if err != nil {
+						break
+					}
+					retry := retryAfter(resp)
+					if retry > 0 {
+						resp.Body.Close()
+						tr.throttled()
+						if sleepCtx(ctx, retry) != nil {
+							err = ctx.Err()
+							break
+						}
+						continue
+					}
 					if resp.StatusCode/100 != 2 {
 						msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 						err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
@@ -128,6 +146,7 @@ func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
 						err = json.NewDecoder(resp.Body).Decode(&acc)
 					}
 					resp.Body.Close()
+					break
 				}
 				switch {
 				case err != nil:
@@ -135,7 +154,7 @@ func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
 				case acc.ID == "":
 					tr.failed("no message id in the answer")
 				default:
-					tr.accepted(acc.ID, t0, time.Since(t0))
+					tr.accepted(acc.ID, first, time.Since(t0))
 				}
 			}
 		}()
@@ -158,6 +177,27 @@ func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
 		return rep, errors.New("no submission accepted: " + rep.firstError)
 	}
 	return rep, nil
+}
+
+// retryAfter is how long a 429 answer asks to wait (at least a second), or
+// 0 for any other answer.
+func retryAfter(resp *http.Response) time.Duration {
+	if resp.StatusCode != http.StatusTooManyRequests {
+		return 0
+	}
+	secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	return time.Duration(max(secs, 1)) * time.Second
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // paced calls next for each message index, at spec.rate per second when it
@@ -189,7 +229,7 @@ func (r *loadReport) print(w io.Writer) {
 		}
 		return float64(n) / d.Seconds()
 	}
-	fmt.Fprintf(w, "submitted      %d (accepted %d, failed %d)\n", r.n, r.accepted, r.failed)
+	fmt.Fprintf(w, "submitted      %d (accepted %d, failed %d; refused for the backlog and retried %d times)\n", r.n, r.accepted, r.failed, r.throttled)
 	fmt.Fprintf(w, "accepted/s     %.1f over %s\n", perSec(r.accepted, r.submitElapsed), r.submitElapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "delivered/s    %.1f (%d DELIVERED, %d other final) over %s\n", perSec(r.delivered+r.otherFinal, r.deliverElapsed), r.delivered, r.otherFinal, r.deliverElapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "accept latency p50 %s  p99 %s\n", pct(r.acceptLatency, 50), pct(r.acceptLatency, 99))

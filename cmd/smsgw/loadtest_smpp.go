@@ -10,6 +10,7 @@ import (
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/connectors/smppserver"
 	"github.com/smsgw/smsgw/connectors/smppserver/esme"
+	"github.com/smsgw/smsgw/connectors/smppstatus"
 	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
@@ -52,7 +53,6 @@ func runSMPPLoad(ctx context.Context, spec loadSpec, sl smppLoad) (*loadReport, 
 
 	slots := make(chan struct{}, max(sl.window, 1))
 	var wg sync.WaitGroup
-	var sendErr error
 	start := time.Now()
 	paced(ctx, spec, func(i int) bool {
 		select {
@@ -65,35 +65,43 @@ func runSMPPLoad(ctx context.Context, spec loadSpec, sl smppLoad) (*loadReport, 
 			Dest:               fmt.Sprintf("%s%07d", spec.to[1:], i+1),
 			RegisteredDelivery: 1, ShortMessage: []byte(spec.text),
 		})
-		t0 := time.Now()
-		ch, err := c.Start(raw)
-		if err != nil {
-			<-slots
-			sendErr = fmt.Errorf("submit_sm: %w", err)
-			return false
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			f, ok := <-ch
-			id := esme.MessageID(f)
-			switch {
-			case !ok:
-				tr.failed("connection ended before submit_sm_resp")
-			case f.Status != 0 || id == "":
-				tr.failed(fmt.Sprintf("submit_sm_resp command_status 0x%08X", f.Status))
-			default:
-				tr.accepted(id, t0, time.Since(t0))
+			first := time.Now()
+			for {
+				t0 := time.Now()
+				ch, err := c.Start(raw)
+				if err != nil {
+					tr.failed("submit_sm: " + err.Error())
+					return
+				}
+				f, ok := <-ch
+				id := esme.MessageID(f)
+				switch {
+				case !ok:
+					tr.failed("connection ended before submit_sm_resp")
+				case f.Status == smppstatus.ESME_RTHROTTLED:
+					// Refused for the backlog: the same message again, later.
+					tr.throttled()
+					if sleepCtx(ctx, throttledPause) != nil {
+						tr.failed("stopped while throttled")
+						return
+					}
+					continue
+				case f.Status != 0 || id == "":
+					tr.failed(fmt.Sprintf("submit_sm_resp command_status 0x%08X", f.Status))
+				default:
+					tr.accepted(id, first, time.Since(t0))
+				}
+				return
 			}
 		}()
 		return true
 	})
 	wg.Wait()
 	submitted := time.Since(start)
-	if sendErr != nil {
-		return tr.report(start, submitted, isDelivrd), sendErr
-	}
 
 	tr.wait(ctx, spec.wait)
 	rep := tr.report(start, submitted, isDelivrd)
@@ -103,5 +111,9 @@ func runSMPPLoad(ctx context.Context, spec loadSpec, sl smppLoad) (*loadReport, 
 	}
 	return rep, nil
 }
+
+// throttledPause is how long a submit_sm refused with ESME_RTHROTTLED
+// waits before it is sent again (SMPP carries no retry time).
+const throttledPause = time.Second
 
 func isDelivrd(stat string) bool { return stat == "DELIVRD" }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,5 +29,33 @@ func TestLoadTool(t *testing.T) {
 				t.Errorf("loadtest %v: report lacks %q:\n%s", args[:2], want, out.String())
 			}
 		}
+	}
+}
+
+// TestLoadToolRetriesRefusals runs the load tool for a customer whose
+// backlog bound is smaller than the tool's concurrency: submissions are
+// refused with 429 and Retry-After, the tool sends them again, and every
+// message is still accepted once and delivered once.
+func TestLoadToolRetriesRefusals(t *testing.T) {
+	g := startGatewayWith(t, "", gatewayExtras{customers: `  - id: tight
+    apiKeys: ["plain:tight-key"]
+    maxBacklog: 2
+`})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	err := loadtest(ctx, []string{"-mode", "rest", "-url", g.base, "-key", "tight-key", "-to-prefix", "+6143",
+		"-n", "6", "-concurrency", "6", "-wait", "60s"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("loadtest: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{"accepted 6, failed 0", "6 DELIVERED", "lost           0", "duplicated     0"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	m := regexp.MustCompile(`retried (\d+) times`).FindStringSubmatch(out.String())
+	if m == nil || m[1] == "0" {
+		t.Errorf("6 submitters against a backlog of 2 were never refused:\n%s", out.String())
 	}
 }

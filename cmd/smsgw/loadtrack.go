@@ -62,6 +62,14 @@ func (t *tracker) failed(reason string) {
 	}
 }
 
+// throttled records a submission refused for the moment (429,
+// ESME_RTHROTTLED) that the tool tries again.
+func (t *tracker) throttled() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rep.throttled++
+}
+
 // wait waits until every accepted message has its final notification or
 // the time is up, then a little longer for late duplicates.
 func (t *tracker) wait(ctx context.Context, d time.Duration) {

@@ -13,6 +13,8 @@
 //	smsgw hash-key   prints the configuration form of an API key
 //	smsgw hash-password  prints the configuration form of an SMPP or SMTP password
 //	smsgw inbound    lists inbound messages, such as those no customer owns
+//	smsgw codec-server   opens sealed payloads for the Temporal UI and CLI
+//	smsgw payload-keys   counts the payloads each payload key sealed
 package main
 
 import (
@@ -45,6 +47,8 @@ roles:
   hash-key   print the configuration form of an API key
   hash-password  print the configuration form of a password (bcrypt)
   inbound    list inbound messages (-unrouted: those no customer owns)
+  codec-server   serve the codec protocol of the Temporal UI and CLI (opens sealed payloads)
+  payload-keys   count the payloads each payload key sealed in recent histories
 
 Run "smsgw <role> -h" for the flags of a role.
 `
@@ -73,6 +77,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = hashPassword(rest, os.Stdin, stdout)
 	case "inbound":
 		err = inboundList(ctx, rest, getenv, stdout, stderr)
+	case "codec-server":
+		err = codecServer(ctx, rest, getenv, stderr)
+	case "payload-keys":
+		err = payloadKeysReport(ctx, rest, getenv, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, getenv, stdout)
 	case "-h", "-help", "--help", "help":

@@ -60,3 +60,34 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("hash-key: exit %d %q", code, out)
 	}
 }
+
+// TestPayloadKeySettings: what the serving roles refuse before they connect
+// to anything, and the codec server started on its own.
+func TestPayloadKeySettings(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "k1"), []byte("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "k2"), []byte("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "../../config/testdata/two-carriers.yaml"
+	for name, c := range map[string]struct {
+		args []string
+		want string
+	}{
+		"no workflow ID key": {[]string{"all", "-config", cfg, "-payload-keys-dir", dir, "-payload-key-active", "k2"}, "no workflow ID key"},
+		"no active key":      {[]string{"all", "-config", cfg, "-payload-keys-dir", dir}, "none named active"},
+		"unknown active key": {[]string{"all", "-config", cfg, "-payload-keys-dir", dir, "-payload-key-active", "k3"}, `"k3" is not among`},
+		"codec without keys": {[]string{"all", "-config", cfg, "-codec-addr", "127.0.0.1:0"}, "the codec server needs payload keys"},
+		"codec no token":     {[]string{"codec-server", "-payload-keys-dir", dir, "-payload-key-active", "k1", "-codec-addr", "127.0.0.1:0"}, "no token configured"},
+		"no keys directory":  {[]string{"codec-server", "-payload-keys-dir", filepath.Join(dir, "missing")}, "payload keys"},
+		"issuer alone":       {[]string{"codec-server", "-payload-keys-dir", dir, "-payload-key-active", "k1", "-codec-oidc-issuer", "https://login.example.com"}, "go together"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if code, out := runCmd(c.args...); code != 1 || !strings.Contains(out, c.want) {
+				t.Fatalf("exit %d, want 1 and %q:\n%s", code, c.want, out)
+			}
+		})
+	}
+}

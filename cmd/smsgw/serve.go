@@ -46,6 +46,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 
+	keys, idKey, err := s.protection.check(logger)
+	if err != nil {
+		return err
+	}
+
 	live, err := config.NewLive(s.configPath, logger)
 	if err != nil {
 		return err
@@ -96,9 +101,15 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		Concat:  activities.ConnectorConcat(live),
 	}
 	planner := &activities.Planner{Config: live, Routes: routing.NewCache(live), FailoverAfter: s.failoverAfter, Encoder: encoder, Now: time.Now}
+	backlog, err := lifecycle.NewBacklog(lifecycle.TemporalBacklog{Client: tc, Namespace: s.temporalNamespace}, reg, logger)
+	if err != nil {
+		return err
+	}
+	reader := &lifecycle.Reader{Reports: reports, Temporal: tc, DataConverter: topts.DataConverter}
 	submitter := lifecycle.New(lifecycle.Options{
-		Temporal: tc, Config: live, Counter: encoder, Planner: planner, Health: health,
-		Messages:   &lifecycle.Reader{Reports: reports, Temporal: tc},
+		Temporal: tc, DataConverter: topts.DataConverter, Config: live, Counter: encoder, Planner: planner, Health: health,
+		Backlog: backlog, MaxBacklog: s.maxBacklog,
+		Messages:   reader,
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
 
@@ -119,7 +130,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	hooks.MaxInFlight = s.webhookInFlight
 	a := &app{
 		settings: s, logger: logger, config: live, registry: reg, temporal: tc,
-		events: events, reports: reports, submitter: submitter, spawn: spawn,
+		events: events, reports: reports, reader: reader, submitter: submitter, spawn: spawn,
 		channels: map[string]activities.Channel{smsgw.ChannelWebhook: hooks},
 	}
 	if err := a.wireInbound(ctx); err != nil {
@@ -174,7 +185,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			if !ok {
 				return fmt.Errorf("connector %q is not in the configuration", id)
 			}
-			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Logger: logger, Registry: reg}
+			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Logger: logger, Registry: reg, IDKey: idKey}
 			spawn("connector "+id, c.Run)
 		}
 	}
@@ -185,11 +196,17 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		}
 	}
 
+	if s.protection.codecAddr != "" {
+		spawn("codec server", func(ctx context.Context) error {
+			return s.protection.serveCodec(ctx, keys, s.temporalNamespace, logger)
+		})
+	}
+
 	ready := func(ctx context.Context) error { return health.Check(ctx) }
 	if runs("api") {
 		srv, err := api.New(api.Config{GRPCAddr: s.grpcAddr, HTTPAddr: s.httpAddr}, api.Deps{
 			Submitter:  submitter,
-			Messages:   &lifecycle.Reader{Reports: reports, Temporal: tc},
+			Messages:   reader,
 			Customers:  live,
 			Counter:    encoder,
 			Inbound:    a.inboundAPI(),
@@ -238,6 +255,7 @@ type app struct {
 	temporal  client.Client
 	events    *mongostore.Store
 	reports   *mysqlstore.Store
+	reader    *lifecycle.Reader // a message's state, from its row or its workflow
 	submitter *lifecycle.Service
 	// channels deliver notifications; roles add theirs before the worker starts.
 	channels map[string]activities.Channel

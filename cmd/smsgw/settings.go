@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
@@ -16,6 +17,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/smsgw/smsgw/connectors/smppserver"
+	"github.com/smsgw/smsgw/payloadcrypt"
 )
 
 // settings are what every serving role reads from flags, with defaults from
@@ -57,6 +59,8 @@ type settings struct {
 	webhookInFlight   int
 	reloadInterval    time.Duration
 	failoverAfter     time.Duration
+	maxBacklog        int
+	protection        protection
 }
 
 func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -105,8 +109,10 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 		"how long one webhook call may take; env SMSGW_WEBHOOK_TIMEOUT")
 	fs.IntVar(&s.webhookInFlight, "webhook-max-in-flight", envInt(getenv, "SMSGW_WEBHOOK_MAX_IN_FLIGHT", 32),
 		"webhook calls to one customer in progress at once in this process; more wait to be retried (0: no cap); env SMSGW_WEBHOOK_MAX_IN_FLIGHT")
+	fs.IntVar(&s.maxBacklog, "max-backlog", envInt(getenv, "SMSGW_MAX_BACKLOG", 500), "most messages of one customer accepted, due and not yet handed upstream, across replicas; above it submissions are refused (429, RESOURCE_EXHAUSTED, ESME_RTHROTTLED, SMTP 451) until the backlog drains (0: no cap; a customer's maxBacklog overrides it); env SMSGW_MAX_BACKLOG")
 	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	s.protection.register(fs, env, getenv)
 }
 
 // registerSMPPEntry registers the flags of the SMPP server's limits on
@@ -172,14 +178,35 @@ func (s *settings) connectorIDs() []string {
 	return ids
 }
 
-// temporalOptions are the Temporal client options: address, namespace, and
-// TLS when a certificate or CA is given (Temporal Cloud uses mTLS).
+// dialTemporal connects to Temporal with temporalOptions, for the commands
+// that need the connection at once.
+func (s *settings) dialTemporal(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+	topts, err := s.temporalOptions(logger)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := client.DialContext(ctx, topts)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: %w", err)
+	}
+	return tc, nil
+}
+
+// temporalOptions are the Temporal client options: address, namespace, the
+// payload codec when payload keys are given, and TLS when a certificate or
+// CA is given (Temporal Cloud uses mTLS). Workers built on the client take
+// its converters.
 func (s *settings) temporalOptions(logger *slog.Logger) (client.Options, error) {
 	o := client.Options{
 		HostPort:  s.temporalAddress,
 		Namespace: s.temporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
 	}
+	keys, err := s.protection.keyring()
+	if err != nil {
+		return o, err
+	}
+	o.DataConverter, o.FailureConverter = payloadcrypt.Converters(keys)
 	if s.temporalTLSCert == "" && s.temporalTLSKey == "" && s.temporalTLSCA == "" {
 		return o, nil
 	}

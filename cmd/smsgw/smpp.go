@@ -8,7 +8,6 @@ import (
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/connectors/smppserver"
-	"github.com/smsgw/smsgw/lifecycle"
 )
 
 // wireSMPP adds the smpp notification channel, which every role with the
@@ -32,7 +31,7 @@ func (a *app) wireSMPP(ctx context.Context, serving bool) error {
 		Submitter:  a.submitter,
 		Canceller:  a.submitter,
 		Replacer:   a.submitter,
-		Messages:   &lifecycle.Reader{Reports: a.reports, Temporal: a.temporal},
+		Messages:   a.reader,
 		Outbox:     outbox,
 		Logger:     a.logger,
 		Registerer: a.registry,

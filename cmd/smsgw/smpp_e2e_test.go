@@ -23,14 +23,20 @@ var smppCustomer = gatewayExtras{customers: `  - id: smppco
 
 func smppBind(t *testing.T, ctx context.Context, g *gateway, cmd uint32) *esme.Client {
 	t.Helper()
+	return smppBindAs(t, ctx, g, cmd, "smppco", "smpp-pw")
+}
+
+// smppBindAs binds to the gateway's SMSC with the given credentials.
+func smppBindAs(t *testing.T, ctx context.Context, g *gateway, cmd uint32, systemID, password string) *esme.Client {
+	t.Helper()
 	c, err := esme.Dial(ctx, g.smpp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	resp, err := c.Bind(ctx, cmd, "smppco", "smpp-pw")
+	resp, err := c.Bind(ctx, cmd, systemID, password)
 	if err != nil || resp.Status != 0 {
-		t.Fatalf("bind: %+v %v", resp.Header, err)
+		t.Fatalf("bind as %s: %+v %v", systemID, resp.Header, err)
 	}
 	return c
 }
@@ -62,6 +68,38 @@ func waitReceipt(t *testing.T, ctx context.Context, c *esme.Client, id string) {
 	if err != nil || rt.ID != id || rt.Stat != "DELIVRD" || m.ESMClass != smppwire.ESMClassSMSCReceipt ||
 		m.TLVs[smppwire.TagMessageState][0] != smppserver.StateDelivered || m.Dest != "SMPPCO" || m.Source != "61412345678" {
 		t.Fatalf("receipt %q %+v: %+v %v", m.ShortMessage, m, rt, err)
+	}
+}
+
+// smppSubmitLater submits a message scheduled an hour from now, valid for a
+// day, and returns its ID.
+func smppSubmitLater(t *testing.T, ctx context.Context, c *esme.Client, text string) string {
+	t.Helper()
+	status, id, err := c.Submit(ctx, smppwire.Message{
+		SourceTON: 5, Source: "SMPPCO", DestTON: 1, DestNPI: 1, Dest: "61412345678",
+		RegisteredDelivery: 1, ShortMessage: []byte(text),
+		ScheduleDelivery: "000000010000000R", ValidityPeriod: "000001000000000R",
+	})
+	if err != nil || status != 0 {
+		t.Fatalf("scheduled submit_sm: 0x%08X %v", status, err)
+	}
+	return id
+}
+
+// smppCallUntilOK sends a request until it is answered with status 0 (the
+// workflow of a message just submitted may not have recorded it yet) or
+// ctx ends, and returns the last answer.
+func smppCallUntilOK(t *testing.T, ctx context.Context, c *esme.Client, pdu []byte) smppwire.Frame {
+	t.Helper()
+	for {
+		resp, err := c.Call(ctx, pdu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status == 0 || ctx.Err() != nil {
+			return resp
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -247,24 +285,8 @@ func TestEndToEndSMPPScheduledAndCancelled(t *testing.T) {
 	c := smppBind(t, ctx, g, smppwire.BindTransceiver)
 
 	// Scheduled an hour from now, then withdrawn before it goes.
-	status, id, err := c.Submit(ctx, smppwire.Message{
-		SourceTON: 5, Source: "SMPPCO", DestTON: 1, DestNPI: 1, Dest: "61412345678",
-		RegisteredDelivery: 1, ShortMessage: []byte("later"),
-		ScheduleDelivery: "000000010000000R", ValidityPeriod: "000001000000000R",
-	})
-	if err != nil || status != 0 {
-		t.Fatalf("scheduled submit_sm: 0x%08X %v", status, err)
-	}
-	var resp smppwire.Frame
-	for { // the workflow records the message first
-		if resp, err = c.Call(ctx, cancelSM(id)); err != nil {
-			t.Fatal(err)
-		}
-		if resp.Status == 0 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	id := smppSubmitLater(t, ctx, c, "later")
+	resp := smppCallUntilOK(t, ctx, c, cancelSM(id))
 	if resp.CommandID != smppwire.CancelSM|smppwire.ResponseBit || resp.Status != 0 {
 		t.Fatalf("cancel_sm_resp %+v", resp.Header)
 	}
@@ -343,25 +365,9 @@ func TestEndToEndSMPPReplace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := smppBind(t, ctx, g, smppwire.BindTransceiver)
-	status, id, err := c.Submit(ctx, smppwire.Message{
-		SourceTON: 5, Source: "SMPPCO", DestTON: 1, DestNPI: 1, Dest: "61412345678",
-		RegisteredDelivery: 1, ShortMessage: []byte("first draft"),
-		ScheduleDelivery: "000000010000000R", ValidityPeriod: "000001000000000R",
-	})
-	if err != nil || status != 0 {
-		t.Fatalf("scheduled submit_sm: 0x%08X %v", status, err)
-	}
+	id := smppSubmitLater(t, ctx, c, "first draft")
 	// New text, and go in 2 seconds instead of an hour.
-	var resp smppwire.Frame
-	for {
-		if resp, err = c.Call(ctx, replaceSM(id, "000000000002000R", "final words")); err != nil {
-			t.Fatal(err)
-		}
-		if resp.Status == 0 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	resp := smppCallUntilOK(t, ctx, c, replaceSM(id, "000000000002000R", "final words"))
 	if resp.CommandID != smppwire.ReplaceSM|smppwire.ResponseBit || resp.Status != 0 {
 		t.Fatalf("replace_sm_resp %+v", resp.Header)
 	}

@@ -12,8 +12,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"go.temporal.io/sdk/client"
-
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/smpptest"
@@ -45,13 +43,9 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer reports.Close()
 	logger.Info("reporting database migrated")
-	topts, err := s.temporalOptions(logger)
+	tc, err := s.dialTemporal(ctx, logger)
 	if err != nil {
 		return err
-	}
-	tc, err := client.DialContext(ctx, topts)
-	if err != nil {
-		return fmt.Errorf("temporal: %w", err)
 	}
 	defer tc.Close()
 	if err := worker.RegisterSearchAttributes(ctx, tc, s.temporalNamespace); err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/activity"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -130,7 +129,7 @@ connectors:
 	ts.SetLogger(tlog.NewStructuredLogger(logger(t)))
 	send := func(in activities.SendInput) (activities.SendResult, error) {
 		env := ts.NewTestActivityEnvironment()
-		env.RegisterActivityWithOptions(sender.Send, activity.RegisterOptions{Name: activities.SendName})
+		activities.RegisterSend(env, sender.Send)
 		val, err := env.ExecuteActivity(activities.SendName, in)
 		if err != nil {
 			return activities.SendResult{}, err

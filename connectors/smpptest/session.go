@@ -189,7 +189,7 @@ func (sess *session) submit(ctx context.Context, f smppwire.Frame, log *slog.Log
 		sub.UpstreamID, sub.ReceiptID = s.newIDs()
 		resp = smppwire.MessageIDResp(smppwire.SubmitSMResp, 0, f.Seq, sub.UpstreamID)
 		stat, errCode := s.cfg.Outcome(m.Dest)
-		if want := m.RegisteredDelivery & 0x03; want == 1 || want == 2 && stat != "DELIVRD" {
+		if want := m.RegisteredDelivery & 0x03; stat != "" && (want == 1 || want == 2 && stat != "DELIVRD") {
 			job = &receiptJob{systemID: systemID, origin: sess, sub: sub, stat: stat, err: errCode}
 		}
 	} else {

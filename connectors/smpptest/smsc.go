@@ -35,7 +35,8 @@ type Config struct {
 
 	// ReceiptDelay is the wait between submit_sm_resp and the receipt. Default 100ms.
 	ReceiptDelay time.Duration
-	// Outcome gives the receipt's stat and err for a destination. Default DELIVRD, 000.
+	// Outcome gives the receipt's stat and err for a destination. Default
+	// DELIVRD, 000. An empty stat sends no receipt, as an SMSC that loses it.
 	Outcome func(destAddr string) (stat string, err string)
 	// SubmitStatus gives the command_status to answer a submit_sm with; n counts
 	// the submit_sm to this destination so far, this one included (1 for the

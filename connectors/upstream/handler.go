@@ -18,7 +18,10 @@ import (
 type Handler struct {
 	Matcher  *Matcher
 	Temporal client.Client // starts inbound workflows
-	Logger   *slog.Logger
+	// IDKey keys the hash that names inbound workflows after the numbers
+	// (lifecycle.StartInbound).
+	IDKey  []byte
+	Logger *slog.Logger
 }
 
 // HandleReceipt implements smppclient.Handler.
@@ -31,7 +34,7 @@ func (h *Handler) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 // deliver_sm_resp goes upstream only then. A deliver_sm delivered again
 // within the dedup window is acknowledged without a second message.
 func (h *Handler) HandleMO(ctx context.Context, mo smsgw.MO) error {
-	id, duplicate, err := lifecycle.StartInbound(ctx, h.Temporal, mo)
+	id, duplicate, err := lifecycle.StartInbound(ctx, h.Temporal, h.IDKey, mo)
 	if err != nil {
 		return fmt.Errorf("inbound message not taken: %w", err)
 	}

@@ -168,7 +168,7 @@ func (r *rig) send(t *testing.T, in activities.SendInput, earlier *sendProgress)
 	var ts testsuite.WorkflowTestSuite
 	ts.SetLogger(tlog.NewStructuredLogger(testLogger(t)))
 	env := ts.NewTestActivityEnvironment()
-	env.RegisterActivityWithOptions(r.sender.Send, activity.RegisterOptions{Name: activities.SendName})
+	activities.RegisterSend(env, r.sender.Send)
 	if earlier != nil {
 		env.SetHeartbeatDetails(*earlier)
 	}

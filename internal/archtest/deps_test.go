@@ -45,6 +45,12 @@ var layers = []layer{
 		why:   "a helper shared across layers may depend on nothing of the module",
 	},
 	{
+		name: "payload encryption", pkgs: []string{"payloadcrypt"},
+		allow: []string{"go.temporal.io/api/common/v1", "go.temporal.io/api/failure/v1", "go.temporal.io/api/proxy", "go.temporal.io/sdk/converter",
+			"go.temporal.io/sdk/temporal", "google.golang.org/protobuf/..."},
+		why: "the payload codec seals what any Temporal client of the gateway sends, and knows nothing of what the payloads mean",
+	},
+	{
 		name: "SMPP session", pkgs: []string{"connectors/smppsession"},
 		allow: []string{"connectors/smppwire", "connectors/smppstatus"},
 		why:   "the SMPP session engine speaks the protocol for both ends of a bind and knows nothing of who uses it",

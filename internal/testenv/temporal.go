@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -41,6 +42,7 @@ func TemporalAddress(t testing.TB) string {
 			temporal.NewSearchAttributeKeyKeyword("ConnectorId").ValueSet(""),
 			temporal.NewSearchAttributeKeyKeywordList("UpstreamMessageId").ValueSet(nil),
 			temporal.NewSearchAttributeKeyKeyword("EntryPoint").ValueSet(""),
+			temporal.NewSearchAttributeKeyTime("DueAt").ValueSet(time.Time{}),
 		),
 		ClientOptions: &client.Options{Namespace: "default", Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))},
 		Stdout:        io.Discard,

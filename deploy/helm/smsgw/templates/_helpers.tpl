@@ -142,6 +142,15 @@ Takes (dict "root" $ "v" values).
 {{- end }}
 {{- end -}}
 
+{{/* The Secret of the payload keys, or "" when there are none. */}}
+{{- define "smsgw.payloadKeysSecret" -}}
+{{- if .Values.payloadKeys.existingSecret -}}
+{{ .Values.payloadKeys.existingSecret }}
+{{- else if .Values.payloadKeys.keys -}}
+{{ include "smsgw.componentName" (dict "root" . "name" "payload-keys") }}
+{{- end -}}
+{{- end -}}
+
 {{/* Environment of every role and of the migration Job. Takes (dict "root" $ "v" values "addrs" list "connectors" list). */}}
 {{- define "smsgw.env" -}}
 {{- $root := .root -}}
@@ -167,6 +176,15 @@ Takes (dict "root" $ "v" values).
   value: {{ $root.Values.logLevel | quote }}
 - name: SMSGW_HTTP_ADDR
   value: ":8080"
+{{- /* The migration Job (no .role) seals nothing and runs before a chart-managed key Secret exists. */}}
+{{- if and .role (include "smsgw.payloadKeysSecret" $root) }}
+- name: SMSGW_PAYLOAD_KEYS_DIR
+  value: /etc/smsgw/payload-keys
+{{- with $root.Values.payloadKeys.active }}
+- name: SMSGW_PAYLOAD_KEY_ACTIVE
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- range .addrs }}
 - name: {{ .name }}
   value: {{ .value | quote }}
@@ -223,6 +241,12 @@ Takes (dict "root" $ "v" values).
   configMap:
     name: {{ $root.Values.caBundle.configMapName }}
 {{- end }}
+{{- if and (ne .role "migrate") (include "smsgw.payloadKeysSecret" $root) }}
+- name: payload-keys
+  secret:
+    secretName: {{ include "smsgw.payloadKeysSecret" $root }}
+    defaultMode: 0440
+{{- end }}
 {{- with $root.Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -254,6 +278,11 @@ Takes (dict "root" $ "v" values).
 {{- if $root.Values.caBundle.configMapName }}
 - name: ca-bundle
   mountPath: /etc/smsgw/ca
+  readOnly: true
+{{- end }}
+{{- if and (ne .role "migrate") (include "smsgw.payloadKeysSecret" $root) }}
+- name: payload-keys
+  mountPath: /etc/smsgw/payload-keys
   readOnly: true
 {{- end }}
 {{- with $root.Values.extraVolumeMounts }}

@@ -1,0 +1,156 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/smsgw/smsgw"
+)
+
+// sharedCount is the visibility store as the Backlog sees it: a count per
+// customer, set by the test, and how often it was read.
+type sharedCount struct {
+	mu    sync.Mutex
+	n     map[string]int64
+	err   error
+	reads int
+}
+
+func (c *sharedCount) CountBacklog(_ context.Context, customerID string, _ time.Time) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads++
+	return c.n[customerID], c.err
+}
+
+func (c *sharedCount) set(customerID string, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[customerID] = n
+}
+
+func newTestBacklog(t *testing.T, counter BacklogCounter) (*Backlog, *time.Time, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	b, err := NewBacklog(counter, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC) // fixed date: the clock is injected
+	b.now = func() time.Time { return now }
+	return b, &now, reg
+}
+
+func TestBacklogCountsOwnAcceptancesBetweenRefreshes(t *testing.T) {
+	counter := &sharedCount{n: map[string]int64{"acme": 1}}
+	b, _, reg := newTestBacklog(t, counter)
+	ctx := context.Background()
+	for i := range 2 {
+		done, err := b.Admit(ctx, "acme", 3)
+		if err != nil {
+			t.Fatalf("submission %d: %v", i, err)
+		}
+		done(true)
+	}
+	_, err := b.Admit(ctx, "acme", 3)
+	if smsgw.ErrorCode(err) != smsgw.ETHROTTLED || smsgw.RetryAfter(err) <= 0 {
+		t.Fatalf("third submission over 1 shared + 2 own: %v, want ETHROTTLED with a retry time", err)
+	}
+	if got := testutil.ToFloat64(b.refused.WithLabelValues("acme")); got != 1 {
+		t.Errorf("refusals = %v, want 1", got)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "smsgw_customer_backlog"); n != 1 {
+		t.Errorf("backlog gauge series = %d, want 1", n)
+	}
+	if counter.reads != 1 {
+		t.Errorf("shared count read %d times within one refresh interval, want 1", counter.reads)
+	}
+}
+
+func TestBacklogFailedStartDoesNotCount(t *testing.T) {
+	b, _, _ := newTestBacklog(t, &sharedCount{n: map[string]int64{}})
+	ctx := context.Background()
+	for range 5 {
+		done, err := b.Admit(ctx, "acme", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done(false) // the workflow did not start: nothing was accepted
+	}
+}
+
+func TestBacklogAdmittingCountsUntilDone(t *testing.T) {
+	b, _, _ := newTestBacklog(t, &sharedCount{n: map[string]int64{}})
+	ctx := context.Background()
+	done, err := b.Admit(ctx, "acme", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Admit(ctx, "acme", 1); smsgw.ErrorCode(err) != smsgw.ETHROTTLED {
+		t.Fatalf("second submission while the first starts: %v, want ETHROTTLED", err)
+	}
+	done(true)
+}
+
+func TestBacklogDrainsWithTheSharedCount(t *testing.T) {
+	counter := &sharedCount{n: map[string]int64{"acme": 5}}
+	b, now, _ := newTestBacklog(t, counter)
+	ctx := context.Background()
+	if _, err := b.Admit(ctx, "acme", 5); smsgw.ErrorCode(err) != smsgw.ETHROTTLED {
+		t.Fatalf("at the bound: %v, want ETHROTTLED", err)
+	}
+	counter.set("acme", 2) // sent meanwhile, by any replica
+	*now = now.Add(BacklogRefresh + visibilityLag)
+	// The first call after the interval starts a refresh in the background
+	// and answers from the count it holds; a later one sees the new count.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		done, err := b.Admit(ctx, "acme", 5)
+		if err == nil {
+			done(true)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never admitted after the backlog drained: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestBacklogCountFailureKeepsAdmitting(t *testing.T) {
+	counter := &sharedCount{n: map[string]int64{}, err: errors.New("visibility unavailable")}
+	b, _, _ := newTestBacklog(t, counter)
+	done, err := b.Admit(context.Background(), "acme", 10)
+	if err != nil {
+		t.Fatalf("with the count unavailable: %v, want admitted (the start answers for Temporal)", err)
+	}
+	done(true)
+}
+
+func TestBacklogNoBound(t *testing.T) {
+	counter := &sharedCount{n: map[string]int64{"acme": 1 << 20}}
+	b, _, _ := newTestBacklog(t, counter)
+	if _, err := b.Admit(context.Background(), "acme", 0); err != nil {
+		t.Fatalf("bound 0: %v, want no cap", err)
+	}
+	if counter.reads != 0 {
+		t.Errorf("count read %d times without a bound, want 0", counter.reads)
+	}
+}
+
+func TestBacklogQueryCountsDueAcceptedMessagesOfOneCustomer(t *testing.T) {
+	q := BacklogQuery("acme", time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)) // fixed date: only formatted
+	for _, want := range []string{`CustomerId = "acme"`, `MessageStatus = "ACCEPTED"`, `ExecutionStatus = 'Running'`, `DueAt <= "2026-12-02T10:00:00Z"`, `WorkflowType = "MessageWorkflow"`} {
+		if !strings.Contains(q, want) {
+			t.Errorf("query %q lacks %s", q, want)
+		}
+	}
+}
