@@ -13,6 +13,21 @@ type Customer struct {
 	APIKeyHashes  []string // hex SHA-256 of each API key
 	WebhookURL    string   // default receipt webhook; a message's callbackUrl overrides it
 	WebhookSecret string   // HMAC key for webhook signatures
+	// WebhookPreviousSecret, while a secret is being rotated, is the one
+	// before WebhookSecret: webhooks carry a signature under each.
+	WebhookPreviousSecret string
+}
+
+// WebhookSecrets are the keys webhooks are signed with: the secret, then
+// the previous one during a rotation. None: webhooks go unsigned.
+func (c *Customer) WebhookSecrets() []string {
+	var out []string
+	for _, s := range []string{c.WebhookSecret, c.WebhookPreviousSecret} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // HashAPIKey returns the hex SHA-256 of an API key, the form kept in configuration.

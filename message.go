@@ -66,6 +66,9 @@ const (
 	DefaultValidity    = 48 * time.Hour
 	MaxValidity        = 7 * 24 * time.Hour
 	MaxCallbackURLSize = 2048
+	// MaxIdempotencyKeyLength bounds an idempotency key, which must be
+	// printable ASCII (see ValidIdempotencyKey).
+	MaxIdempotencyKeyLength = 255
 )
 
 // Message is a submission as accepted from a customer.
@@ -115,9 +118,12 @@ func (m *Message) Validate() error {
 		problems = append(problems, fmt.Sprintf("text has %d characters, at most %d are allowed", utf8.RuneCountInString(m.Text), MaxTextRunes))
 	}
 	if m.CallbackURL != "" {
-		if len(m.CallbackURL) > MaxCallbackURLSize || !(strings.HasPrefix(m.CallbackURL, "http://") || strings.HasPrefix(m.CallbackURL, "https://")) {
-			problems = append(problems, "callbackUrl must be an http:// or https:// URL")
+		if _, err := ParseWebhookURL(m.CallbackURL); err != nil {
+			problems = append(problems, "callbackUrl "+err.Error())
 		}
+	}
+	if m.IdempotencyKey != "" && !ValidIdempotencyKey(m.IdempotencyKey) {
+		problems = append(problems, fmt.Sprintf("the idempotency key must be 1 to %d printable ASCII characters", MaxIdempotencyKeyLength))
 	}
 	if m.Validity < 0 || m.Validity > MaxValidity {
 		problems = append(problems, fmt.Sprintf("validity must be between 0 and %s", MaxValidity))
@@ -126,6 +132,20 @@ func (m *Message) Validate() error {
 		return Errorf(EINVALID, "%s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// ValidIdempotencyKey reports whether k is 1 to MaxIdempotencyKeyLength
+// printable ASCII characters (space to '~').
+func ValidIdempotencyKey(k string) bool {
+	if k == "" || len(k) > MaxIdempotencyKeyLength {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < ' ' || k[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // NormalizeMSISDN returns a destination number in E.164 form with a leading '+'.

@@ -63,13 +63,15 @@ func ParseReceiptText(text string) (ReceiptText, error) {
 			r.Err = normalizeErr(token)
 		}
 	}
+	// The errors do not quote the text: a receipt's text: field holds the
+	// start of the customer's message, and errors end up in logs.
 	switch {
 	case r.ID == "" && r.Stat == "":
-		return r, Errorf(EINVALID, "receipt text %q has no id and no stat", truncate(text, 80))
+		return r, Errorf(EINVALID, "receipt text (%d bytes) has no id and no stat", len(text))
 	case r.ID == "":
-		return r, Errorf(EINVALID, "receipt text %q has no id", truncate(text, 80))
+		return r, Errorf(EINVALID, "receipt text (%d bytes) has no id", len(text))
 	case r.Stat == "":
-		return r, Errorf(EINVALID, "receipt text %q has no stat", truncate(text, 80))
+		return r, Errorf(EINVALID, "receipt text (%d bytes) has no stat", len(text))
 	}
 	return r, nil
 }
@@ -224,13 +226,6 @@ func firstToken(s string) string {
 }
 
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\r' || b == '\n' }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
 
 // Notations of upstream message IDs, for NormalizeUpstreamID.
 const (

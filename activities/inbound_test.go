@@ -17,10 +17,10 @@ import (
 const routingYAML = `
 customers:
   - id: pizza
-    webhook: {url: "http://127.0.0.1:1/pizza"}
+    webhook: {url: "https://hooks.example.com/pizza"}
     numbers: [{number: "12345", keyword: PIZZA}, {number: "12345", keyword: pasta}]
   - id: bank
-    webhook: {url: "http://127.0.0.1:1/bank"}
+    webhook: {url: "https://hooks.example.com/bank"}
     notify: {channels: [webhook, smpp], retryFor: 1h}
     numbers: [{number: "12345"}, {number: "+61400000001"}]
   - id: votes

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +25,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	smsgw "github.com/smsgw/smsgw"
 	smsgwv1 "github.com/smsgw/smsgw/proto/smsgw/v1"
 )
 
@@ -113,26 +117,104 @@ func acceptedStatus(_ context.Context, w http.ResponseWriter, m proto.Message) e
 	return nil
 }
 
-// newHTTPHandler routes the operational endpoints and sends everything else
-// to the REST gateway, with the body capped at maxBody bytes.
-func newHTTPHandler(gw *runtime.ServeMux, maxBody int64, ready func(context.Context) error, g prometheus.Gatherer, log *slog.Logger) http.Handler {
+// newHTTPHandler serves the REST gateway, with the body capped at maxBody
+// bytes, and the probes /healthz and /readyz for load balancers. Metrics are
+// not served here: they have a listener of their own (OperationsHandler),
+// so no path on the public listener reaches them.
+func newHTTPHandler(gw *runtime.ServeMux, maxBody int64, ready func(context.Context) error, m *metrics, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	addProbes(mux, ready, log)
+	mux.Handle("/", checkIdempotencyKey(gw, limitBody(gw, maxBody)))
+	return recoverHTTP(mux, m, log)
+}
+
+// OperationsHandler serves /metrics, /healthz and /readyz on the metrics
+// listener every role has, which is for the cluster's monitoring and
+// probes only, never for the public.
+func OperationsHandler(g prometheus.Gatherer, ready func(context.Context) error, log *slog.Logger) http.Handler {
+	if ready == nil {
+		ready = func(context.Context) error { return nil }
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	addProbes(mux, ready, log)
+	return mux
+}
+
+// addProbes adds /healthz (the process answers) and /readyz (it can take
+// work: its dependencies answer) to mux.
+func addProbes(mux *http.ServeMux, ready func(context.Context) error, log *slog.Logger) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
+	var last atomic.Value // the last answer that was not ready, to log each change once
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := ready(r.Context()); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready: %v\n", err)
+		err := ready(r.Context())
+		if err == nil {
+			last.Store("")
+			io.WriteString(w, "ready\n")
 			return
 		}
-		io.WriteString(w, "ready\n")
+		answer := "not ready: " + unready(err)
+		if prev, _ := last.Swap(answer).(string); prev != answer {
+			log.WarnContext(r.Context(), "not ready", "err", err)
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, answer+"\n")
 	})
-	mux.Handle("/", limitBody(gw, maxBody))
-	return mux
+}
+
+// unready names what is not ready, from the customer-safe message of a
+// domain error ("event store is unavailable"), never from its cause, which
+// may carry hosts, addresses and driver messages.
+func unready(err error) string {
+	var e *smsgw.Error
+	if errors.As(err, &e) && e.Code == smsgw.EUNAVAILABLE {
+		return e.Message
+	}
+	return "a dependency is unavailable"
+}
+
+// checkIdempotencyKey answers 400 to a request whose Idempotency-Key header
+// is not 1 to 255 printable ASCII characters, before the header becomes
+// gRPC metadata.
+func checkIdempotencyKey(gw *runtime.ServeMux, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, k := range r.Header.Values("Idempotency-Key") {
+			if !smsgw.ValidIdempotencyKey(k) {
+				_, out := runtime.MarshalerForRequest(gw, r)
+				runtime.HTTPError(r.Context(), gw, out, w, r, errBadIdempotencyKey)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+var errBadIdempotencyKey = status.Errorf(codes.InvalidArgument, "the Idempotency-Key header must be 1 to %d printable ASCII characters", smsgw.MaxIdempotencyKeyLength)
+
+// recoverHTTP answers 500 to a request whose handler panicked, counts it
+// and logs it, where net/http would only drop the connection.
+func recoverHTTP(next http.Handler, m *metrics, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			m.panics.WithLabelValues("http").Inc()
+			log.ErrorContext(r.Context(), "api: HTTP handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `{"code":13,"message":"internal error","details":[]}`)
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // limitBody reads at most max bytes of the request body before the gateway

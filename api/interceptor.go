@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -56,6 +58,7 @@ var grpcCodes = map[string]codes.Code{
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	panics   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -70,7 +73,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method"}),
 	}
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smsgw_api_panics_total",
+		Help: "API handlers that panicked, answered with an internal error (gRPC INTERNAL, HTTP 500), by gRPC method, or \"http\" outside one.",
+	}, []string{"method"})
 	var err error
+	if m.panics, err = promreg.Register(reg, m.panics); err != nil {
+		return nil, err
+	}
 	if m.requests, err = promreg.Register(reg, m.requests); err != nil {
 		return nil, err
 	}
@@ -81,8 +91,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // interceptor is the one chain every call goes through, REST or gRPC:
-// authenticate, run the handler, map its error to a gRPC status, then log
-// and count the result.
+// authenticate, run the handler (a panic in it becomes an internal error),
+// map its error to a gRPC status, then log and count the result.
 type interceptor struct {
 	log       *slog.Logger
 	metrics   *metrics
@@ -91,13 +101,20 @@ type interceptor struct {
 
 func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	var resp any
 	if publicMethod(info.FullMethod) {
-		return handler(ctx, req)
+		err := i.guard(ctx, info.FullMethod, func() (err error) {
+			resp, err = handler(ctx, req)
+			return err
+		})
+		return resp, err
 	}
 	cust, err := i.authenticate(ctx)
-	var resp any
 	if err == nil {
-		resp, err = handler(context.WithValue(ctx, customerKey{}, cust), req)
+		err = i.guard(ctx, info.FullMethod, func() (err error) {
+			resp, err = handler(context.WithValue(ctx, customerKey{}, cust), req)
+			return err
+		})
 	}
 	err = i.toStatus(ctx, info.FullMethod, err)
 	i.observe(ctx, info.FullMethod, cust, start, err)
@@ -106,17 +123,32 @@ func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServer
 
 func (i *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if publicMethod(info.FullMethod) {
-		return handler(srv, ss)
+		return i.guard(ss.Context(), info.FullMethod, func() error { return handler(srv, ss) })
 	}
 	start := time.Now()
 	ctx := ss.Context()
 	cust, err := i.authenticate(ctx)
 	if err == nil {
-		err = handler(srv, &customerStream{ServerStream: ss, ctx: context.WithValue(ctx, customerKey{}, cust)})
+		err = i.guard(ctx, info.FullMethod, func() error {
+			return handler(srv, &customerStream{ServerStream: ss, ctx: context.WithValue(ctx, customerKey{}, cust)})
+		})
 	}
 	err = i.toStatus(ctx, info.FullMethod, err)
 	i.observe(ctx, info.FullMethod, cust, start, err)
 	return err
+}
+
+// guard runs a handler; if it panics, the panic is logged with its stack and
+// counted, and the caller gets an internal error while the process carries on.
+func (i *interceptor) guard(ctx context.Context, method string, handler func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			i.metrics.panics.WithLabelValues(strings.TrimPrefix(method, "/")).Inc()
+			i.log.ErrorContext(ctx, "api handler panicked", "method", method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return handler()
 }
 
 type customerStream struct {

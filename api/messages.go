@@ -107,6 +107,9 @@ func idempotencyKey(ctx context.Context, req *smsgwv1.SubmitMessageRequest) (str
 			return "", smsgw.Errorf(smsgw.EINVALID, "the Idempotency-Key header and idempotencyKey differ")
 		}
 	}
+	if key != "" && !smsgw.ValidIdempotencyKey(key) {
+		return "", smsgw.Errorf(smsgw.EINVALID, "the idempotency key must be 1 to %d printable ASCII characters", smsgw.MaxIdempotencyKeyLength)
+	}
 	return key, nil
 }
 

@@ -1,8 +1,9 @@
 // Package api is the gateway's customer-facing edge: the gRPC MessageService,
 // and REST through a grpc-gateway mux that calls the same gRPC server over an
 // in-process connection, so both entry points pass through one interceptor
-// chain (logging, metrics, API-key authentication, error mapping). The HTTP
-// listener also serves /metrics, /healthz and /readyz.
+// chain (panic recovery, logging, metrics, API-key authentication, error
+// mapping). The HTTP listener also serves /healthz and /readyz; metrics are
+// served by OperationsHandler on a listener of their own.
 package api
 
 import (
@@ -49,7 +50,7 @@ type Config struct {
 
 // Deps are what the API serves from. Submitter, Messages and Customers are
 // required; a nil Ready means always ready, a nil Logger discards logs, and
-// nil Registerer and Gatherer mean a private registry served on /metrics.
+// a nil Registerer a private registry.
 type Deps struct {
 	Submitter  smsgw.Submitter
 	Messages   smsgw.MessageReader
@@ -58,7 +59,6 @@ type Deps struct {
 	Ready      func(ctx context.Context) error // /readyz: nil error = ready
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Gatherer   prometheus.Gatherer // served on /metrics
 	// Inbound, when set, adds InboundService and NotificationService.
 	Inbound *InboundDeps
 }
@@ -96,12 +96,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Ready == nil {
 		d.Ready = func(context.Context) error { return nil }
 	}
-	if d.Registerer == nil && d.Gatherer == nil {
-		reg := prometheus.NewRegistry()
-		d.Registerer, d.Gatherer = reg, reg
-	}
-	if d.Registerer == nil || d.Gatherer == nil {
-		return nil, errors.New("api: Registerer and Gatherer must be given together")
+	if d.Registerer == nil {
+		d.Registerer = prometheus.NewRegistry()
 	}
 
 	m, err := newMetrics(d.Registerer)
@@ -140,15 +136,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := registerInboundGateway(context.Background(), gw, s.gwConn, d.Inbound); err != nil {
 		return nil, err
 	}
-	s.http = newHTTPHandler(gw, cfg.MaxBodyBytes, d.Ready, d.Gatherer, d.Logger)
+	s.http = newHTTPHandler(gw, cfg.MaxBodyBytes, d.Ready, m, d.Logger)
 	return s, nil
 }
 
 // GRPCServer returns the gRPC server, for registering more services before Serve.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
-// HTTPHandler returns the HTTP handler: REST API, /metrics, /healthz and
-// /readyz. The REST routes answer only while Serve runs, because they reach
+// HTTPHandler returns the HTTP handler: REST API, /healthz and /readyz. The REST routes answer only while Serve runs, because they reach
 // the gRPC server through it.
 func (s *Server) HTTPHandler() http.Handler { return s.http }
 

@@ -10,15 +10,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -37,6 +40,8 @@ type recordingSubmitter struct {
 	mu   sync.Mutex
 	got  []smsgw.Message
 	fail error
+	// panicWith, when set, makes Submit panic with it.
+	panicWith any
 	// existing, when set, answers every submission as a repeat of it.
 	existing *smsgw.Accepted
 }
@@ -44,6 +49,9 @@ type recordingSubmitter struct {
 func (s *recordingSubmitter) Submit(_ context.Context, m smsgw.Message) (smsgw.Accepted, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.panicWith != nil {
+		panic(s.panicWith)
+	}
 	if s.fail != nil {
 		return smsgw.Accepted{}, s.fail
 	}
@@ -116,6 +124,15 @@ type testServer struct {
 	grpcAddr  string
 	logs      *syncBuffer
 	readyErr  error
+	reg       *prometheus.Registry
+}
+
+// metrics returns what the metrics listener would serve.
+func (ts *testServer) metrics(t testing.TB) string {
+	t.Helper()
+	srv := httptest.NewServer(OperationsHandler(ts.reg, nil, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	return get(t, srv.URL+"/metrics", http.StatusOK)
 }
 
 // fixed date: the fake reader returns it and the API only formats it; the API reads the clock only to time requests
@@ -128,6 +145,7 @@ func startServer(t testing.TB, cfg Config, readyErr error) *testServer {
 	ts := &testServer{submitter: &recordingSubmitter{}, logs: &syncBuffer{}, readyErr: readyErr}
 	accepted := deliveredAt.Add(-5 * time.Second)
 	reg := prometheus.NewRegistry()
+	ts.reg = reg
 	srv, err := New(cfg, Deps{
 		Submitter: ts.submitter,
 		Messages: recordReader{
@@ -139,10 +157,14 @@ func startServer(t testing.TB, cfg Config, readyErr error) *testServer {
 			{ID: "alice", APIKeyHashes: []string{smsgw.HashAPIKey(aliceKey)}},
 			{ID: "bob", APIKeyHashes: []string{smsgw.HashAPIKey(bobKey)}},
 		},
-		Ready:      func(context.Context) error { return ts.readyErr },
+		Ready: func(context.Context) error {
+			if p, ok := ts.readyErr.(panicking); ok {
+				panic(string(p))
+			}
+			return ts.readyErr
+		},
 		Logger:     slog.New(slog.NewJSONHandler(ts.logs, nil)),
 		Registerer: reg,
-		Gatherer:   reg,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -261,6 +283,132 @@ func TestRESTIdempotencyKeyHeaderReachesSubmitter(t *testing.T) {
 	code, body = ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(b), map[string]string{"Idempotency-Key": "order-42"})
 	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["message"]), "differ") {
 		t.Errorf("conflicting keys: status %d, body %v; want 400 naming the difference", code, body)
+	}
+}
+
+// An idempotency key is 1 to 255 printable ASCII characters, in the
+// header, the body field or gRPC metadata; anything else is a 400 (gRPC
+// INVALID_ARGUMENT) that reaches no submitter.
+func TestIdempotencyKeyIsBounded(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	long := strings.Repeat("k", 256)
+	for name, c := range map[string]struct {
+		header, field string
+		want          int
+	}{
+		"255 in the header":       {header: strings.Repeat("k", 255), want: http.StatusAccepted},
+		"printable symbols":       {header: "order 42/#~!", want: http.StatusAccepted},
+		"256 in the header":       {header: long, want: http.StatusBadRequest},
+		"not ASCII in the header": {header: "clé-1", want: http.StatusBadRequest},
+		"256 in the body":         {field: long, want: http.StatusBadRequest},
+		"a control in the body":   {field: `a\u0001b`, want: http.StatusBadRequest},
+		"a newline in the body":   {field: `a\nb`, want: http.StatusBadRequest},
+		"not ASCII in the body":   {field: "clé", want: http.StatusBadRequest},
+		"header and field of 256": {header: long, field: long, want: http.StatusBadRequest},
+	} {
+		before := len(ts.submitter.received())
+		body := `{"from":"Shop","to":"+61412345678","text":"hi","idempotencyKey":"` + c.field + `"}`
+		header := map[string]string{}
+		if c.header != "" {
+			header["Idempotency-Key"] = c.header
+		}
+		code, out := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(body), header)
+		if code != c.want {
+			t.Errorf("%s: status %d %v, want %d", name, code, out, c.want)
+		}
+		if code == http.StatusBadRequest && (!strings.Contains(fmt.Sprint(out["message"]), "printable ASCII") || len(ts.submitter.received()) != before) {
+			t.Errorf("%s: %v, want a reason and nothing submitted", name, out)
+		}
+	}
+	_, err := ts.grpcClient(t).SubmitMessage(withKey(aliceKey, "idempotency-key", long), &smsgwv1.SubmitMessageRequest{From: "Shop", To: "+61412345678", Text: "x"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("gRPC with a key of 256: %v, want InvalidArgument", err)
+	}
+}
+
+// panicking, as the readiness error of startServer, makes the readiness
+// check panic with its text.
+type panicking string
+
+func (p panicking) Error() string { return string(p) }
+
+// The services served without an API key (health, reflection) are guarded
+// as well: a panic in the readiness check is INTERNAL over gRPC and 500 on
+// /readyz, and the server goes on serving.
+func TestPanicsInPublicServicesAreCaught(t *testing.T) {
+	ts := startServer(t, Config{}, panicking("readiness check bug"))
+	_, err := healthpb.NewHealthClient(dialRaw(t, ts.grpcAddr)).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if status.Code(err) != codes.Internal {
+		t.Errorf("health Check: %v, want INTERNAL", err)
+	}
+	resp, err := http.Get(ts.baseURL + "/readyz")
+	if err != nil {
+		t.Fatalf("/readyz: %v (the connection was dropped?)", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("/readyz: %d, want 500", resp.StatusCode)
+	}
+	if m := ts.metrics(t); !strings.Contains(m, `smsgw_api_panics_total{method="grpc.health.v1.Health/Check"} 1`) ||
+		!strings.Contains(m, `smsgw_api_panics_total{method="http"} 1`) {
+		t.Errorf("panics not counted:\n%s", m)
+	}
+	if code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), nil); code != http.StatusAccepted {
+		t.Errorf("after the panics: status %d %v, want 202", code, body)
+	}
+}
+
+// A handler that panics answers 500 over REST and INTERNAL over gRPC, is
+// counted and logged, and the server goes on serving.
+func TestPanicsAnswerInternalAndAreCounted(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	ts.submitter.mu.Lock()
+	ts.submitter.panicWith = "index out of range [3] with length 3"
+	ts.submitter.mu.Unlock()
+	code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), nil)
+	if code != http.StatusInternalServerError || body["message"] != "internal error" {
+		t.Errorf("REST: status %d %v, want 500 internal error", code, body)
+	}
+	_, err := ts.grpcClient(t).SubmitMessage(withKey(bobKey), &smsgwv1.SubmitMessageRequest{From: "Bob", To: "+61412345678", Text: "x"})
+	if st, _ := status.FromError(err); st.Code() != codes.Internal || st.Message() != "internal error" {
+		t.Errorf("gRPC: %v, want INTERNAL internal error", err)
+	}
+	if m := ts.metrics(t); !strings.Contains(m, `smsgw_api_panics_total{method="smsgw.v1.MessageService/SubmitMessage"} 2`+"\n") ||
+		!strings.Contains(m, `smsgw_api_requests_total{code="Internal",method="smsgw.v1.MessageService/SubmitMessage"} 2`+"\n") {
+		t.Errorf("panics not counted:\n%s", m)
+	}
+	if logs := ts.logs.String(); !strings.Contains(logs, "api handler panicked") || !strings.Contains(logs, "index out of range") {
+		t.Errorf("the panic is not logged:\n%s", logs)
+	}
+
+	ts.submitter.mu.Lock()
+	ts.submitter.panicWith = nil
+	ts.submitter.mu.Unlock()
+	if code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), nil); code != http.StatusAccepted {
+		t.Errorf("after the panics: status %d %v, want 202", code, body)
+	}
+}
+
+// A panic outside any gRPC handler (in the gateway's own HTTP code) is a
+// 500 too, and counted, where net/http would drop the connection.
+func TestHTTPPanicIsA500(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := newMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(recoverHTTP(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("gateway bug") }), m, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/messages/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("status %d, want 500", resp.StatusCode)
+	}
+	if got := testutil.ToFloat64(m.panics.WithLabelValues("http")); got != 1 {
+		t.Errorf("panics{method=http} = %v, want 1", got)
 	}
 }
 
@@ -484,7 +632,7 @@ func TestRESTAndGRPCShareInterceptors(t *testing.T) {
 	}
 	ts.do(t, "POST", "/v1/messages", "", strings.NewReader(validBody), nil)
 
-	metrics := get(t, ts.baseURL+"/metrics", http.StatusOK)
+	metrics := ts.metrics(t)
 	for _, line := range []string{
 		`smsgw_api_requests_total{code="OK",method="smsgw.v1.MessageService/SubmitMessage"} 2`,
 		`smsgw_api_requests_total{code="Unauthenticated",method="smsgw.v1.MessageService/SubmitMessage"} 1`,
@@ -516,15 +664,57 @@ func TestRESTAndGRPCShareInterceptors(t *testing.T) {
 	}
 }
 
+// /readyz names what is not ready and nothing more: not the error's text,
+// which names hosts and addresses.
 func TestHealthAndReadiness(t *testing.T) {
-	ts := startServer(t, Config{}, errors.New("temporal: connection refused"))
+	cause := errors.New("dial tcp 10.20.30.40:27017: connection refused (mongodb://smsgw:hunter2@mongo.internal)")
+	ts := startServer(t, Config{}, smsgw.Unavailable("event store", cause))
 	get(t, ts.baseURL+"/healthz", http.StatusOK)
-	if body := get(t, ts.baseURL+"/readyz", http.StatusServiceUnavailable); !strings.Contains(body, "temporal: connection refused") {
-		t.Errorf("/readyz body %q does not give the reason", body)
+	body := get(t, ts.baseURL+"/readyz", http.StatusServiceUnavailable)
+	if strings.TrimSpace(body) != "not ready: event store is unavailable" {
+		t.Errorf("/readyz body %q, want the component's name only", body)
+	}
+	for _, secret := range []string{"10.20.30.40", "hunter2", "mongo.internal", "connection refused"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("/readyz body %q gives away %q", body, secret)
+		}
+	}
+	if !strings.Contains(ts.logs.String(), "10.20.30.40") {
+		t.Error("the cause is not logged for the operator")
+	}
+	opaque := startServer(t, Config{}, errors.New("temporal at 10.0.0.9:7233: connection refused"))
+	if body := get(t, opaque.baseURL+"/readyz", http.StatusServiceUnavailable); strings.Contains(body, "10.0.0.9") {
+		t.Errorf("/readyz body %q gives away the address", body)
 	}
 
 	ready := startServer(t, Config{}, nil)
 	get(t, ready.baseURL+"/readyz", http.StatusOK)
+}
+
+// Metrics are not served by the public listener, under any path.
+func TestMetricsAreNotOnThePublicListener(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	if code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), nil); code != http.StatusAccepted {
+		t.Fatalf("submit: %d %v", code, body)
+	}
+	for _, path := range []string{"/metrics", "/metrics/", "//metrics", "/v1/../metrics", "/Metrics"} {
+		req, _ := http.NewRequest("GET", ts.baseURL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK || strings.Contains(string(b), "smsgw_api_requests_total") || strings.Contains(string(b), "go_goroutines") {
+			t.Errorf("GET %s on the REST listener: %d %.80s", path, resp.StatusCode, b)
+		}
+	}
+	if code, _ := ts.do(t, "GET", "/metrics", "", nil, nil); code != http.StatusNotFound {
+		t.Errorf("GET /metrics on the REST listener: %d, want 404", code)
+	}
+	if m := ts.metrics(t); !strings.Contains(m, "smsgw_api_requests_total") {
+		t.Errorf("the metrics listener lacks the API's metrics:\n%.300s", m)
+	}
 }
 
 func TestNewRefusesMissingDependencies(t *testing.T) {

@@ -199,7 +199,7 @@ func BenchmarkMessageWorkflow(b *testing.B) {
 func benchMessageWorkflow(b *testing.B, delay time.Duration) {
 	c := startServer(b)
 	cfg, err := config.Parse([]byte(`
-customers: [{id: bench, apiKeys: ["plain:k"], webhook: {url: "http://127.0.0.1:1/hook", secret: s}}]
+customers: [{id: bench, apiKeys: ["plain:k"], webhook: {url: "https://hooks.example.com/hook", secret: s}}]
 connectors: [{id: sim, address: "127.0.0.1:1"}]
 routes: [{name: all, prefixes: ["+"], connectors: [sim]}]
 `), func(string) (string, bool) { return "", false })

@@ -1,13 +1,15 @@
 // Package config loads the gateway's configuration: customers, upstream
 // connectors and routes. Loading is strict (unknown fields are errors), every
 // problem is reported at once with its line, and environment variables
-// written as ${NAME} are expanded so secrets stay out of the file.
+// written as ${NAME} in string values are substituted so secrets stay out of
+// the file.
 package config
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"regexp"
 	"strings"
@@ -28,8 +30,20 @@ type Config struct {
 	SMTP SMTPRelay `yaml:"smtp"`
 	// Email is the email-to-SMS entry point.
 	Email EmailGateway `yaml:"email"`
+	// Webhooks is what every customer's webhooks share.
+	Webhooks Webhooks `yaml:"webhooks"`
 
-	idx *customerIndex // built by Parse; see index
+	idx    *customerIndex       // built by Parse; see index
+	policy *smsgw.WebhookPolicy // built by Parse; see WebhookPolicy
+}
+
+// Webhooks holds the settings of every customer's webhooks.
+type Webhooks struct {
+	// AllowNetworks lists networks (CIDR, or a single address) webhooks may
+	// reach although they are loopback, private, link-local or otherwise
+	// special-purpose, which webhooks never reach otherwise. For example
+	// ["127.0.0.0/8"] for a receiver on the same machine in development.
+	AllowNetworks []string `yaml:"allowNetworks"`
 }
 
 // Customer is an account allowed to submit messages.
@@ -90,6 +104,10 @@ func (cu Customer) SenderAllowed(from string) bool {
 type Webhook struct {
 	URL    string `yaml:"url"`
 	Secret string `yaml:"secret"`
+	// PreviousSecret, while the secret is being rotated, is the secret
+	// before Secret: webhooks carry a signature under each until it is
+	// removed, so the receiver can switch to the new secret at any time.
+	PreviousSecret string `yaml:"previousSecret"`
 }
 
 // SMPP holds a customer's SMPP access to our SMSC.
@@ -244,35 +262,70 @@ func Load(path string) (*Config, error) {
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// Parse expands ${NAME} references with lookup, decodes strictly and validates.
+// Parse decodes strictly, substitutes ${NAME} references with lookup and
+// validates. References are substituted after the YAML is parsed, into
+// string values only, so a value taken from the environment is taken whole
+// whatever it holds ('#', ": ", quotes, newlines) and cannot change the
+// structure of the file; a value is never scanned for references again.
 func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
-	var missing []string
-	expanded := envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
-		name := string(envRef.FindSubmatch(m)[1])
-		v, ok := lookup(name)
-		if !ok {
-			missing = append(missing, name)
-		}
-		return []byte(v)
-	})
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("environment variables not set: %s", strings.Join(missing, ", "))
-	}
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	// Strictly, as written: unknown fields and wrong types, with their lines.
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	var cfg Config
 	if err := dec.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	if err := yaml.Unmarshal(expanded, &root); err == nil {
-		cfg.recordLines(&root)
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
 	}
+	var missing []string
+	expandEnv(&root, lookup, &missing)
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("environment variables not set: %s", strings.Join(missing, ", "))
+	}
+	cfg = Config{}
+	if err := root.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	cfg.recordLines(&root)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.idx = newCustomerIndex(cfg.Customers)
+	p := cfg.webhookPolicy()
+	cfg.policy = &p
 	return &cfg, nil
+}
+
+// expandEnv substitutes ${NAME} references in the string values under n
+// (never in keys), noting the names lookup does not know in missing.
+func expandEnv(n *yaml.Node, lookup func(string) (string, bool), missing *[]string) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			expandEnv(c, lookup, missing)
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			expandEnv(n.Content[i], lookup, missing)
+		}
+	case yaml.ScalarNode:
+		if n.ShortTag() != "!!str" || !strings.Contains(n.Value, "${") {
+			return
+		}
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := envRef.FindStringSubmatch(m)[1]
+			v, ok := lookup(name)
+			if !ok {
+				*missing = append(*missing, fmt.Sprintf("%s (line %d)", name, n.Line))
+			}
+			return v
+		})
+		// A string it stays, even if the value reads as a number, a boolean or null.
+		n.Tag = "!!str"
+	}
+	// An alias is expanded where its anchor is defined.
 }
 
 // recordLines remembers the line of each list entry for error messages.
@@ -317,6 +370,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New(msg))
 	}
 
+	policy := c.webhookPolicy()
+	for _, n := range c.Webhooks.AllowNetworks {
+		if _, err := parseNetwork(n); err != nil {
+			bad(0, "webhooks.allowNetworks: %q is not a network (CIDR) or an address", n)
+		}
+	}
 	customers := map[string]bool{}
 	systemIDs := map[string]bool{}
 	apiKeys := map[string]string{} // key hash: customer
@@ -342,8 +401,13 @@ func (c *Config) Validate() error {
 			}
 			apiKeys[h] = cu.ID
 		}
-		if cu.Webhook.URL != "" && !strings.HasPrefix(cu.Webhook.URL, "http://") && !strings.HasPrefix(cu.Webhook.URL, "https://") {
-			bad(cu.line, "customer %q: webhook.url must be http:// or https://", cu.ID)
+		if cu.Webhook.URL != "" {
+			if err := policy.CheckURL(cu.Webhook.URL); err != nil {
+				bad(cu.line, "customer %q: webhook.url %v", cu.ID, err)
+			}
+		}
+		if cu.Webhook.PreviousSecret != "" && cu.Webhook.Secret == "" {
+			bad(cu.line, "customer %q: webhook.previousSecret needs webhook.secret (the new secret)", cu.ID)
 		}
 		if cu.SMPP.SystemID != "" {
 			if systemIDs[cu.SMPP.SystemID] {
@@ -501,7 +565,8 @@ func apiKeyHash(k string) (string, error) {
 func (c *Config) DomainCustomers() []*smsgw.Customer {
 	out := make([]*smsgw.Customer, 0, len(c.Customers))
 	for _, cu := range c.Customers {
-		d := &smsgw.Customer{ID: cu.ID, Name: cu.Name, WebhookURL: cu.Webhook.URL, WebhookSecret: cu.Webhook.Secret}
+		d := &smsgw.Customer{ID: cu.ID, Name: cu.Name, WebhookURL: cu.Webhook.URL,
+			WebhookSecret: cu.Webhook.Secret, WebhookPreviousSecret: cu.Webhook.PreviousSecret}
 		for _, k := range cu.APIKeys {
 			if h, err := apiKeyHash(k); err == nil {
 				d.APIKeyHashes = append(d.APIKeyHashes, h)
@@ -510,4 +575,34 @@ func (c *Config) DomainCustomers() []*smsgw.Customer {
 		out = append(out, d)
 	}
 	return out
+}
+
+// WebhookPolicy is the addresses webhooks may reach under this configuration.
+func (c *Config) WebhookPolicy() smsgw.WebhookPolicy {
+	if c.policy != nil {
+		return *c.policy
+	}
+	return c.webhookPolicy()
+}
+
+func (c *Config) webhookPolicy() smsgw.WebhookPolicy {
+	var p smsgw.WebhookPolicy
+	for _, n := range c.Webhooks.AllowNetworks {
+		if prefix, err := parseNetwork(n); err == nil {
+			p.Allow = append(p.Allow, prefix)
+		}
+	}
+	return p
+}
+
+// parseNetwork reads a CIDR, or a single address as the network of just it.
+func parseNetwork(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%s has a zone", s)
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
 }

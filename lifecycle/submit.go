@@ -130,6 +130,13 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	if err := m.Validate(); err != nil {
 		return smsgw.Accepted{}, err
 	}
+	// A callback URL that could never be posted to is refused now, not
+	// found out when the first notification fails.
+	if m.CallbackURL != "" {
+		if err := s.config.Config().WebhookPolicy().CheckURL(m.CallbackURL); err != nil {
+			return smsgw.Accepted{}, smsgw.Errorf(smsgw.EINVALID, "callbackUrl %v", err)
+		}
+	}
 	cfg, _ := s.customerConfig(customer.ID)
 	if !cfg.SenderAllowed(m.From) {
 		return smsgw.Accepted{}, smsgw.Errorf(smsgw.EINVALID, "from %q is not one of the customer's allowed senders", m.From)

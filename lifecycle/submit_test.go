@@ -74,13 +74,20 @@ func TestSubmitRefusesBadInputBeforeTouchingTemporal(t *testing.T) {
 		mutate func(*smsgw.Message)
 		code   string
 	}{
-		"no text":           {func(m *smsgw.Message) { m.Text = "" }, smsgw.EINVALID},
-		"bad number":        {func(m *smsgw.Message) { m.To = "12ab" }, smsgw.EINVALID},
-		"no route":          {func(m *smsgw.Message) { m.To = "+4915112345678" }, smsgw.EINVALID},
-		"invalid UTF-8":     {func(m *smsgw.Message) { m.Text = "a\xffb" }, smsgw.EINVALID},
-		"long sender":       {func(m *smsgw.Message) { m.From = "ACME-CORPORATION" }, smsgw.EINVALID},
-		"unknown customer":  {func(m *smsgw.Message) { m.CustomerID = "ghost" }, smsgw.EUNAUTHORIZED},
-		"too many segments": {func(m *smsgw.Message) { m.Text = string(make([]rune, 1500)) + "€" }, smsgw.EINVALID},
+		"no text":                  {func(m *smsgw.Message) { m.Text = "" }, smsgw.EINVALID},
+		"bad number":               {func(m *smsgw.Message) { m.To = "12ab" }, smsgw.EINVALID},
+		"no route":                 {func(m *smsgw.Message) { m.To = "+4915112345678" }, smsgw.EINVALID},
+		"invalid UTF-8":            {func(m *smsgw.Message) { m.Text = "a\xffb" }, smsgw.EINVALID},
+		"long sender":              {func(m *smsgw.Message) { m.From = "ACME-CORPORATION" }, smsgw.EINVALID},
+		"unknown customer":         {func(m *smsgw.Message) { m.CustomerID = "ghost" }, smsgw.EUNAUTHORIZED},
+		"too many segments":        {func(m *smsgw.Message) { m.Text = string(make([]rune, 1500)) + "€" }, smsgw.EINVALID},
+		"loopback callback":        {func(m *smsgw.Message) { m.CallbackURL = "http://127.0.0.1:8080/admin" }, smsgw.EINVALID},
+		"metadata callback":        {func(m *smsgw.Message) { m.CallbackURL = "http://169.254.169.254/latest/meta-data/" }, smsgw.EINVALID},
+		"mapped callback":          {func(m *smsgw.Message) { m.CallbackURL = "http://[::ffff:10.0.0.1]/" }, smsgw.EINVALID},
+		"private callback":         {func(m *smsgw.Message) { m.CallbackURL = "https://192.168.1.1/" }, smsgw.EINVALID},
+		"callback with a password": {func(m *smsgw.Message) { m.CallbackURL = "https://u:p@hooks.example.com/" }, smsgw.EINVALID},
+		"callback not http":        {func(m *smsgw.Message) { m.CallbackURL = "gopher://hooks.example.com/" }, smsgw.EINVALID},
+		"long idempotency key":     {func(m *smsgw.Message) { m.IdempotencyKey = string(make([]byte, 256)) }, smsgw.EINVALID},
 	} {
 		m := ok
 		c.mutate(&m)

@@ -10,7 +10,7 @@
 # RATE > 0 runs the load open loop at that many submissions per second.
 # MAX_BACKLOG is smsgw's -max-backlog (the load tool retries what it refuses).
 # Everything listens on loopback ports of its own (17233, 37017, 33307,
-# 12775, 12776, 18080), so it runs beside `make dev`.
+# 12775, 12776, 18080, 19102), so it runs beside `make dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
@@ -95,7 +95,7 @@ wait_port 37017 "MongoDB-wire server"
 pids+=($!)
 sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/dev-config.yaml >"$WORK/config.yaml"
 "$BIN/smsgw" all -config "$WORK/config.yaml" -http-addr 127.0.0.1:18080 -grpc-addr 127.0.0.1:19090 \
-  -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
+  -metrics-addr 127.0.0.1:19102 -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
   -mongodb-uri mongodb://127.0.0.1:37017/ -mongodb-database smsgw_bench -mysql-dsn "$dsn" \
   -max-backlog "${MAX_BACKLOG:-500}" -log-format text -log-level warn >"$WORK/smsgw.log" 2>&1 &
 smsgw_pid=$!; pids+=("$smsgw_pid")

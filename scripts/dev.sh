@@ -90,7 +90,7 @@ pids+=($!)
 sed "s|@UPSTREAM@|$upstream|" scripts/dev-config.yaml >"$DATA/config.yaml"
 wait_port 127.0.0.1 7233 "Temporal"
 "$BIN/smsgw" all -config "$DATA/config.yaml" -http-addr 127.0.0.1:8080 -grpc-addr 127.0.0.1:9090 \
-  -smpp-addr 127.0.0.1:2775 -smtp-addr 127.0.0.1:2525 \
+  -metrics-addr 127.0.0.1:9102 -smpp-addr 127.0.0.1:2775 -smtp-addr 127.0.0.1:2525 \
   -payload-keys-dir "$keys" -workflow-id-key-file "$DATA/workflow-id-key" \
   -codec-addr 127.0.0.1:8089 -codec-tokens-file "$DATA/codec-token" \
   -codec-origins http://127.0.0.1:8233,http://localhost:8233 \
@@ -103,7 +103,7 @@ cat <<MSG
 smsgw is running (logs in .data/*.log; Ctrl-C stops everything)
   REST        http://127.0.0.1:8080   (API key: demo-key)
   gRPC        127.0.0.1:9090
-  metrics     http://127.0.0.1:8080/metrics
+  metrics     http://127.0.0.1:9102/metrics   (also /healthz, /readyz)
   Temporal UI http://127.0.0.1:8233   (search: CustomerId = "demo"; payloads opened by the codec server)
   codec       $codec   (payload keys in .data/payload-keys; token in .data/codec-token)
   upstream    $upstream $( [ -z "${UPSTREAM:-}" ] && echo "(SMSC simulator, receipts after 500ms)")

@@ -28,12 +28,12 @@ const inboundConfig = `
 customers:
   - id: shop
     apiKeys: ["plain:k"]
-    webhook: {url: "http://127.0.0.1:1/hook", secret: s}
+    webhook: {url: "https://hooks.example.com/hook", secret: s}
     notify: {channels: [webhook, email], email: [ops@shop.example]}
     numbers: [{number: "+61400000001"}, {number: "12345", keyword: PIZZA}]
   - id: bank
     apiKeys: ["plain:k2"]
-    webhook: {url: "http://127.0.0.1:1/bank"}
+    webhook: {url: "https://hooks.example.com/bank"}
     numbers: [{number: "12345"}]
 smtp: {address: "127.0.0.1:1", from: "smsgw@example.com"}
 connectors:

@@ -588,11 +588,17 @@ func sendFailureStatus(err error) (smsgw.Status, string) {
 	return smsgw.StatusFailed, "SEND_FAILED"
 }
 
-// rootMessage is the innermost error message, which is what a customer can act on.
+// rootMessage is the innermost error message, which is what a customer can
+// act on: an application error's message alone, without the "(type: …,
+// retryable: …)" Temporal adds to its Error().
 func rootMessage(err error) string {
 	for {
 		next := errors.Unwrap(err)
 		if next == nil {
+			var appErr *temporal.ApplicationError
+			if errors.As(err, &appErr) {
+				return appErr.Message()
+			}
 			return err.Error()
 		}
 		err = next

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -98,7 +99,7 @@ type harness struct {
 
 const testConfig = `
 customers:
-  - {id: acme, apiKeys: ["plain:k"], webhook: {url: "http://127.0.0.1:1/hook", secret: s}}
+  - {id: acme, apiKeys: ["plain:k"], webhook: {url: "https://hooks.example.com/hook", secret: s}}
 connectors:
   - {id: sim, address: "127.0.0.1:2776"}
 routes:
@@ -350,7 +351,7 @@ func TestFinalOnlyByDefault(t *testing.T) {
 
 const twoConnectors = `
 customers:
-  - {id: acme, apiKeys: ["plain:k"], webhook: {url: "http://127.0.0.1:1/hook", secret: s}}
+  - {id: acme, apiKeys: ["plain:k"], webhook: {url: "https://hooks.example.com/hook", secret: s}}
 connectors:
   - {id: a, address: "127.0.0.1:1", rerouteErrors: ["err:034"]}
   - {id: b, address: "127.0.0.1:2"}
@@ -608,5 +609,21 @@ func TestFailedNotificationIsRetriedInAnActivity(t *testing.T) {
 	}
 	if _, ok := h.events.events["m1:notified-webhook-DELIVERED-DELIVRD"]; !ok {
 		t.Error("the delivery was not recorded")
+	}
+}
+
+// What a customer is told of a failure is the innermost message as it was
+// written, without what Temporal adds when it carries errors across.
+func TestRootMessageIsTheInnermostMessageAsWritten(t *testing.T) {
+	fc := temporal.GetDefaultFailureConverter()
+	for _, err := range []error{
+		fmt.Errorf("notify acme over webhook: %w", errors.New("HTTP 503")),
+		temporal.NewNonRetryableApplicationError("refused", "WebhookRefused", fmt.Errorf("x: %w", errors.New("HTTP 503"))),
+		temporal.NewApplicationError("HTTP 503", "Failure"),
+	} {
+		carried := fc.FailureToError(fc.ErrorToFailure(err))
+		if got := rootMessage(carried); got != "HTTP 503" {
+			t.Errorf("rootMessage(%v) = %q, want HTTP 503", carried, got)
+		}
 	}
 }

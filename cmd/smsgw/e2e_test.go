@@ -125,6 +125,10 @@ type gateway struct {
 	// at the start.
 	cfgPath, cfg string
 	httpAddr     string
+	// metricsAddr is the metrics listener's address, metrics its base URL.
+	metricsAddr, metrics string
+	// logs returns what the running smsgw has logged so far.
+	logs func() string
 	// keys are the payload keys smsgw seals Temporal payloads with.
 	keys *payloadKeys
 	// stop stops the running smsgw (run starts another).
@@ -173,6 +177,8 @@ func startGatewayWith(t *testing.T, mongoURI string, extras ...gatewayExtras) *g
 	}
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	cfg := fmt.Sprintf(`
+webhooks:
+  allowNetworks: ["127.0.0.0/8", "::1/128"] # the tests' receivers
 customers:
   - id: acme
     apiKeys: ["plain:acme-key"]
@@ -193,8 +199,9 @@ customers:
 		t.Fatal(err)
 	}
 	g.cfgPath, g.cfg = cfgPath, cfg
-	g.httpAddr, g.grpc, g.smtp, g.smpp = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	g.httpAddr, g.grpc, g.smtp, g.smpp, g.metricsAddr = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	g.base = "http://" + g.httpAddr
+	g.metrics = "http://" + g.metricsAddr
 	g.keys = newPayloadKeys(t, "k1")
 	g.stop = g.run(t, append(g.keys.flags(), extra.flags...)...)
 	t.Cleanup(func() {
@@ -213,11 +220,17 @@ func (g *gateway) run(t *testing.T, flags ...string) (stop func()) {
 	done := make(chan int, 1)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
+	g.logs = func() string {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.String()
+	}
 	go func() {
 		args := []string{"all",
 			"-config", g.cfgPath, "-temporal-address", g.temporal,
 			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
-			"-http-addr", g.httpAddr, "-grpc-addr", g.grpc, "-smtp-addr", g.smtp, "-smpp-addr", g.smpp, "-log-level", "warn", "-failover-after", "2s",
+			"-http-addr", g.httpAddr, "-grpc-addr", g.grpc, "-smtp-addr", g.smtp, "-smpp-addr", g.smpp, "-metrics-addr", g.metricsAddr,
+			"-log-level", "warn", "-failover-after", "2s",
 		}
 		done <- run(ctx, append(args, flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
@@ -366,6 +379,14 @@ func TestEndToEndRESTToWebhook(t *testing.T) {
 	want := []string{smsgw.EventAccepted, smsgw.EventRouted, smsgw.EventSent, smsgw.EventReceipt, smsgw.EventFinal, smsgw.EventNotified}
 	if strings.Join(types, ",") != strings.Join(want, ",") {
 		t.Fatalf("events %v, want %v", types, want)
+	}
+	// Its message ended, so its correlation has left the collection each
+	// receipt reads; the archive still knows the upstream ID.
+	if c, ok, err := events.LookupCorrelation(ctx, "sim", row.UpstreamID); err != nil || ok {
+		t.Errorf("correlation still in flight after the message ended: %+v %v %v", c, ok, err)
+	}
+	if known, err := events.Correlated(ctx, []smsgw.Receipt{{ConnectorID: "sim", UpstreamID: row.UpstreamID}}); err != nil || len(known) != 1 || !known[0] {
+		t.Errorf("the archive does not know the upstream ID %s: %v %v", row.UpstreamID, known, err)
 	}
 
 	// Upstream saw the message once, in GSM 7-bit, and with the upstream ID we recorded.

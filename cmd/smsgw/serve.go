@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
 	"github.com/smsgw/smsgw"
@@ -83,8 +82,12 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		return err
 	}
 	defer events.Close(context.WithoutCancel(ctx))
+	mysqlDSN, err := s.reportingDSN()
+	if err != nil {
+		return err
+	}
 	reports, err := openWithRetry(ctx, logger, "reporting database", func(ctx context.Context) (*mysqlstore.Store, error) {
-		return mysqlstore.Open(ctx, s.mysqlDSN, mysqlstore.WithGroupCommit(batching, batchMetrics))
+		return mysqlstore.Open(ctx, mysqlDSN, mysqlstore.WithGroupCommit(batching, batchMetrics))
 	})
 	if err != nil {
 		return err
@@ -126,7 +129,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 
 	// Everything a role needs, for the roles wired in their own files.
-	hooks := webhook.New(live, s.webhookTimeout, reg)
+	hooks := webhook.New(live, webhook.Options{
+		Timeout: s.webhookTimeout,
+		Policy:  func() smsgw.WebhookPolicy { return live.Config().WebhookPolicy() },
+		Logger:  logger.With("component", "webhook"),
+	}, reg)
 	hooks.MaxInFlight = s.webhookInFlight
 	a := &app{
 		settings: s, logger: logger, config: live, registry: reg, temporal: tc,
@@ -203,6 +210,14 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 
 	ready := func(ctx context.Context) error { return health.Check(ctx) }
+	metricsLn, err := net.Listen("tcp", s.metricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	logger.Info("metrics listening", "addr", metricsLn.Addr().String())
+	spawn("metrics", func(ctx context.Context) error {
+		return serveOperations(ctx, metricsLn, api.OperationsHandler(reg, ready, logger))
+	})
 	if runs("api") {
 		srv, err := api.New(api.Config{GRPCAddr: s.grpcAddr, HTTPAddr: s.httpAddr}, api.Deps{
 			Submitter:  submitter,
@@ -213,7 +228,6 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,
-			Gatherer:   reg,
 		})
 		if err != nil {
 			return err
@@ -228,8 +242,6 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		}
 		logger.Info("API listening", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String())
 		spawn("api", func(ctx context.Context) error { return srv.Serve(ctx, grpcLn, httpLn) })
-	} else {
-		spawn("probes", func(ctx context.Context) error { return serveProbes(ctx, s.httpAddr, reg, ready) })
 	}
 
 	// Run until asked to stop or until a part fails; either way, stop every
@@ -263,26 +275,16 @@ type app struct {
 	spawn func(name string, f func(context.Context) error)
 }
 
-// serveProbes serves /metrics, /healthz and /readyz for roles without the API.
-func serveProbes(ctx context.Context, addr string, g prometheus.Gatherer, ready func(context.Context) error) error {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(r.Context()); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+// serveOperations serves /metrics, /healthz and /readyz on ln until ctx is done.
+func serveOperations(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/smsgw/smsgw/connectors/smppserver"
 	"github.com/smsgw/smsgw/payloadcrypt"
+	"github.com/smsgw/smsgw/store/mysqlstore"
 )
 
 // settings are what every serving role reads from flags, with defaults from
@@ -32,7 +33,9 @@ type settings struct {
 	mongoURI          string
 	mongoDatabase     string
 	mysqlDSN          string
+	mysqlTLSCA        string
 	httpAddr          string
+	metricsAddr       string
 	grpcAddr          string
 	smtpAddr          string
 	smtpTLSCert       string
@@ -79,7 +82,9 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.mongoURI, "mongodb-uri", env("SMSGW_MONGODB_URI", "mongodb://127.0.0.1:27017/"), "event store URI; env SMSGW_MONGODB_URI")
 	fs.StringVar(&s.mongoDatabase, "mongodb-database", env("SMSGW_MONGODB_DATABASE", "smsgw"), "event store database; env SMSGW_MONGODB_DATABASE")
 	fs.StringVar(&s.mysqlDSN, "mysql-dsn", env("SMSGW_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/smsgw?parseTime=true&loc=UTC"), "reporting database DSN (go-sql-driver form); env SMSGW_MYSQL_DSN")
-	fs.StringVar(&s.httpAddr, "http-addr", env("SMSGW_HTTP_ADDR", ":8080"), "HTTP listen address: REST (api role), metrics and probes; env SMSGW_HTTP_ADDR")
+	fs.StringVar(&s.mysqlTLSCA, "mysql-tls-ca", env("SMSGW_MYSQL_TLS_CA", ""), "CA certificates (PEM file) to verify the reporting database's certificate with; connects over TLS (verified, host name included) when set; env SMSGW_MYSQL_TLS_CA")
+	fs.StringVar(&s.httpAddr, "http-addr", env("SMSGW_HTTP_ADDR", ":8080"), "HTTP listen address of REST, /healthz and /readyz (api role); env SMSGW_HTTP_ADDR")
+	fs.StringVar(&s.metricsAddr, "metrics-addr", env("SMSGW_METRICS_ADDR", ":9102"), "listen address of /metrics, /healthz and /readyz (every role); keep it off the public network; env SMSGW_METRICS_ADDR")
 	fs.StringVar(&s.grpcAddr, "grpc-addr", env("SMSGW_GRPC_ADDR", ":9090"), "gRPC listen address (api role); env SMSGW_GRPC_ADDR")
 	fs.StringVar(&s.smtpAddr, "smtp-addr", env("SMSGW_SMTP_ADDR", ":2525"), "SMTP listen address of email to SMS (email role); env SMSGW_SMTP_ADDR")
 	fs.StringVar(&s.smtpTLSCert, "smtp-tls-cert", env("SMSGW_SMTP_TLS_CERT", ""), "PEM certificate (chain) for STARTTLS on the SMTP ingress, read again when it changes; env SMSGW_SMTP_TLS_CERT")
@@ -158,14 +163,25 @@ func envInt(getenv func(string) string, name string, def int) int {
 	return def
 }
 
+// logger writes JSON or text records at the chosen level, with secrets,
+// message content and phone numbers taken out (see redact).
 func (s *settings) logger(w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(s.logLevel))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
 	if s.logFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// reportingDSN is the reporting database's DSN, made to verify the server's
+// certificate against -mysql-tls-ca when that is set.
+func (s *settings) reportingDSN() (string, error) {
+	if s.mysqlTLSCA == "" {
+		return s.mysqlDSN, nil
+	}
+	return mysqlstore.WithTLSCA(s.mysqlDSN, s.mysqlTLSCA)
 }
 
 func (s *settings) connectorIDs() []string {

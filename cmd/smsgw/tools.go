@@ -37,7 +37,11 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer events.Close(context.WithoutCancel(ctx))
 	logger.Info("event store indexes in place")
-	reports, err := mysqlstore.Open(ctx, s.mysqlDSN)
+	mysqlDSN, err := s.reportingDSN()
+	if err != nil {
+		return err
+	}
+	reports, err := mysqlstore.Open(ctx, mysqlDSN)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func TestEndToEndConnectorTPSAcrossProcesses(t *testing.T) {
 	var logs bytes.Buffer
 	second := exec.Command(bin, append([]string{"connector", "-config", g.cfgPath, "-connectors", "shared",
 		"-temporal-address", g.temporal, "-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB,
-		"-mysql-dsn", g.mysqlDSN, "-http-addr", freeAddr(t), "-log-level", "warn"}, g.keys.flags()...)...)
+		"-mysql-dsn", g.mysqlDSN, "-metrics-addr", freeAddr(t), "-log-level", "warn"}, g.keys.flags()...)...)
 	second.Stdout, second.Stderr = &logs, &logs
 	if err := second.Start(); err != nil {
 		t.Fatal(err)

@@ -141,7 +141,8 @@ func (c *Config) setDefaults() {
 // Outbox is where receipts and MO wait for a customer's receiver binds
 // (mongostore.Outbox).
 type Outbox interface {
-	Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration) (smsgw.OutboxItem, bool, error)
+	// Claim leases up to limit of the customer's oldest claimable items to owner.
+	Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration, limit int) ([]smsgw.OutboxItem, error)
 	Ack(ctx context.Context, id, owner string) (bool, error)
 	Release(ctx context.Context, id, owner string, retryAt time.Time) error
 	Refuse(ctx context.Context, id, owner, reason string) (bool, error)

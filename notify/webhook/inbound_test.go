@@ -23,7 +23,7 @@ func TestInboundWebhookBodyAndHeaders(t *testing.T) {
 		body, _ = io.ReadAll(r.Body)
 	}))
 	defer srv.Close()
-	s := New(customerMap{"shop": {ID: "shop", WebhookURL: srv.URL, WebhookSecret: "k"}}, time.Second, prometheus.NewRegistry())
+	s := New(customerMap{"shop": {ID: "shop", WebhookURL: srv.URL, WebhookSecret: "k"}}, loopbackAllowed, prometheus.NewRegistry())
 	// fixed date: ReceivedAt is only written into the body; the signature is stamped by the sender's clock
 	received := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
 	err := s.Deliver(context.Background(), smsgw.Delivery{Channel: smsgw.ChannelWebhook, CustomerID: "shop",
@@ -57,7 +57,7 @@ func TestStatusWebhookBodyAndRetryClasses(t *testing.T) {
 		w.WriteHeader(status)
 	}))
 	defer srv.Close()
-	s := New(customerMap{"acme": {ID: "acme", WebhookURL: srv.URL}}, time.Second, prometheus.NewRegistry())
+	s := New(customerMap{"acme": {ID: "acme", WebhookURL: srv.URL}}, loopbackAllowed, prometheus.NewRegistry())
 	d := smsgw.Delivery{Channel: smsgw.ChannelWebhook, CustomerID: "acme", Notification: &smsgw.Notification{
 		MessageID: "m1", Status: smsgw.StatusUndeliverable, Seq: 9, OccurredAt: time.Now(), ErrorCode: "001", ErrorText: "absent subscriber", Parts: 2}}
 	if err := s.Deliver(context.Background(), d); err != nil {

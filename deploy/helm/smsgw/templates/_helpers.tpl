@@ -9,8 +9,10 @@ worker.yaml) calls "smsgw.deployment" with a dict:
   group       connector group name, or "" (adds a selector label)
   connectors  list of connector ids for SMSGW_CONNECTORS, or empty (bind all)
   v           the role's values (for a connector group: role values merged with the group's)
-  ports       list of dicts {name, port}: the container ports besides http
+  ports       list of dicts {name, port}: the container ports besides metrics
   addrs       list of dicts {name, value}: the role's listen-address variables
+  noMetrics   true for a process without the metrics listener (the codec server)
+  probePort   the port the default probes use; default metrics
 */}}
 
 {{- define "smsgw.name" -}}
@@ -128,6 +130,9 @@ Takes (dict "root" $ "v" values).
 {{- $own := .v.probes | default dict -}}
 {{- range $kind := list "startup" "liveness" "readiness" }}
 {{- $base := deepCopy (get $.root.Values.probes $kind | default dict) -}}
+{{- if and $.probePort (hasKey $base "httpGet") }}
+{{- $_ := set $base "httpGet" (merge (dict "port" $.probePort) (omit $base.httpGet "port")) }}
+{{- end -}}
 {{- $over := get $own $kind | default dict -}}
 {{- if ne (toString (get $over "enabled")) "false" }}
 {{- if or (hasKey $over "httpGet") (hasKey $over "tcpSocket") (hasKey $over "grpc") (hasKey $over "exec") }}
@@ -172,10 +177,14 @@ Takes (dict "root" $ "v" values).
 {{- end }}
 - name: SMSGW_MONGODB_DATABASE
   value: {{ $root.Values.mongodb.database | quote }}
+{{- with $root.Values.mysql.tlsCAFile }}
+- name: SMSGW_MYSQL_TLS_CA
+  value: {{ . | quote }}
+{{- end }}
 - name: SMSGW_LOG_LEVEL
   value: {{ $root.Values.logLevel | quote }}
-- name: SMSGW_HTTP_ADDR
-  value: ":8080"
+- name: SMSGW_METRICS_ADDR
+  value: ":9102"
 {{- /* The migration Job (no .role) seals nothing and runs before a chart-managed key Secret exists. */}}
 {{- if and .role (include "smsgw.payloadKeysSecret" $root) }}
 - name: SMSGW_PAYLOAD_KEYS_DIR
@@ -394,9 +403,13 @@ spec:
             - {{ . | quote }}
             {{- end }}
           ports:
-            - name: http
-              containerPort: 8080
+            {{- if not .noMetrics }}
+            # /metrics, /healthz and /readyz: for probes and scraping only,
+            # never behind a public load balancer.
+            - name: metrics
+              containerPort: 9102
               protocol: TCP
+            {{- end }}
             {{- range .ports }}
             - name: {{ .name }}
               containerPort: {{ .port }}
