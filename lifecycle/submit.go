@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -139,7 +138,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		}
 	}
 	cfg, _ := s.customerConfig(customer.ID)
-	if !senderAllowed(cfg.AllowedSenders, m.From) {
+	if !cfg.SenderAllowed(m.From) {
 		return smsgw.Accepted{}, smsgw.Errorf(smsgw.EINVALID, "from %q is not one of the customer's allowed senders", m.From)
 	}
 	if !s.limits.allow(customer.ID, cfg.TPS) {
@@ -314,25 +313,6 @@ func (s *Service) customerValidity(id string) time.Duration {
 
 func (s *Service) customerConfig(id string) (config.Customer, bool) {
 	return s.config.Config().Customer(id)
-}
-
-// senderAllowed reports whether from is one of the allowed senders: exact
-// names or numbers, or regular expressions written between slashes. No list
-// allows every sender.
-func senderAllowed(allowed []string, from string) bool {
-	if len(allowed) == 0 {
-		return true
-	}
-	for _, a := range allowed {
-		if len(a) > 2 && strings.HasPrefix(a, "/") && strings.HasSuffix(a, "/") {
-			if re, err := regexp.Compile(a[1 : len(a)-1]); err == nil && re.MatchString(from) {
-				return true
-			}
-		} else if a == from {
-			return true
-		}
-	}
-	return false
 }
 
 // limits holds a token bucket per customer, for the customer's tps across

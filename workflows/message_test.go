@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -616,6 +618,46 @@ func TestPlannedMessageWithASlowSendIsRecordedAsAccepted(t *testing.T) {
 	}
 	if _, ok := h.events.events["m1:accepted"]; !ok {
 		t.Error("acceptance not recorded")
+	}
+}
+
+// A notification whose first attempt fails is retried in an activity, not
+// in the local activity: the server spaces its attempts, and a customer's
+// endpoint that is down holds no local activity slot, which every message
+// needs, while it waits.
+func TestFailedNotificationIsRetriedInAnActivity(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	flaky := &recordingChannel{fail: func(attempt int) error {
+		if attempt <= 3 {
+			return errors.New("webhook answered 503")
+		}
+		return nil
+	}}
+	h.channels[smsgw.ChannelWebhook] = flaky
+	var local, regular []string
+	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		if name := info.ActivityType.Name; strings.Contains(name, "Notify") {
+			local = append(local, name)
+		}
+	})
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		regular = append(regular, info.ActivityType.Name)
+	})
+	h.signalAt(time.Minute, "DELIVRD", "abc")
+	if res := h.run(t); res.Status != smsgw.StatusDelivered {
+		t.Fatalf("status %s", res.Status)
+	}
+	if flaky.attempts != 4 || len(flaky.got) != 1 || flaky.got[0].Notification.Status != smsgw.StatusDelivered {
+		t.Fatalf("%d attempts, delivered %+v; want the DELIVERED notification on the fourth", flaky.attempts, flaky.got)
+	}
+	if !slices.Equal(local, []string{"RecordAndNotify"}) || !slices.Equal(regular, []string{activities.SendName, "Notify", "Notify", "Notify"}) {
+		t.Fatalf("local activities %v, activities %v; want the first attempt local and the retries an activity", local, regular)
+	}
+	if _, ok := h.events.events["m1:final"]; !ok {
+		t.Error("the final status was not recorded")
+	}
+	if _, ok := h.events.events["m1:notified-webhook-DELIVERED-DELIVRD"]; !ok {
+		t.Error("the delivery was not recorded")
 	}
 }
 

@@ -129,16 +129,16 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 
 	// Everything a role needs, for the roles wired in their own files.
+	hooks := webhook.New(live, webhook.Options{
+		Timeout: s.webhookTimeout,
+		Policy:  func() smsgw.WebhookPolicy { return live.Config().WebhookPolicy() },
+		Logger:  logger.With("component", "webhook"),
+	}, reg)
+	hooks.MaxInFlight = s.webhookInFlight
 	a := &app{
 		settings: s, logger: logger, config: live, registry: reg, temporal: tc,
 		events: events, reports: reports, reader: reader, submitter: submitter, spawn: spawn,
-		channels: map[string]activities.Channel{
-			smsgw.ChannelWebhook: webhook.New(live, webhook.Options{
-				Timeout: 10 * time.Second,
-				Policy:  func() smsgw.WebhookPolicy { return live.Config().WebhookPolicy() },
-				Logger:  logger.With("component", "webhook"),
-			}, reg),
-		},
+		channels: map[string]activities.Channel{smsgw.ChannelWebhook: hooks},
 	}
 	if err := a.wireInbound(ctx); err != nil {
 		return err
@@ -167,7 +167,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Logger:        logger,
 			Now:           time.Now,
 		}
-		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers}.New()
+		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers, LocalActivities: s.localActivities}.New()
 		if err := a.registerInbound(w); err != nil {
 			return err
 		}
