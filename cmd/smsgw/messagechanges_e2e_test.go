@@ -11,7 +11,7 @@ import (
 	"github.com/smsgw/smsgw/store/mysqlstore"
 )
 
-// waitHookStatus waits for a notification of the message with the status.
+// waitStatus waits for a notification of the message with the status.
 func (h *hookRecorder) waitStatus(t *testing.T, id, status string, timeout time.Duration) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
