@@ -53,8 +53,11 @@ type Activities struct {
 	Reroutes *prometheus.CounterVec
 	// Channels by name: ChannelWebhook, ChannelSMPP, ChannelEmail.
 	Channels map[string]Channel
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Recent, when set, keeps a notification this process delivered from
+	// going out again when the workflow task that delivered it runs again.
+	Recent *RecentDeliveries
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Planner decides how a message goes: its route, its parts as the route's
@@ -264,6 +267,9 @@ func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
 	if !ok {
 		return temporal.NewNonRetryableApplicationError("no channel "+d.Channel+" in this gateway", ErrTypeWebhookRefused, nil)
 	}
+	if a.Recent.delivered(d, a.Now()) {
+		return nil // delivered and recorded for a task that then ran again
+	}
 	if err := ch.Deliver(ctx, d); err != nil {
 		if errors.Is(err, smsgw.ErrRefused) {
 			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRefused, err)
@@ -281,6 +287,7 @@ func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
 		// The customer has it; a retry would deliver it again. Log and move on.
 		a.Logger.Warn("notification delivered but not recorded", "subject", id, "err", err)
 	}
+	a.Recent.add(d, a.Now())
 	return nil
 }
 

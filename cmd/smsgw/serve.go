@@ -155,6 +155,10 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		if err != nil {
 			return err
 		}
+		recent, err := activities.NewRecentDeliveries(10*time.Minute, 100_000, reg)
+		if err != nil {
+			return err
+		}
 		acts := &activities.Activities{
 			Config:        live,
 			Routes:        planner.Routes, // one route table per process
@@ -164,6 +168,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Reports:       reports,
 			Encoder:       encoder,
 			Channels:      notifications.Wrap(a.channels),
+			Recent:        recent,
 			Logger:        logger,
 			Now:           time.Now,
 		}
