@@ -29,6 +29,8 @@ type Notification struct {
 	From        string    `json:"from,omitempty"`
 	To          string    `json:"to,omitempty"`
 	SubmittedAt time.Time `json:"submittedAt"`
+	// ClientRef is the customer's reference given at submission, if any.
+	ClientRef string `json:"clientRef,omitempty"`
 }
 
 // InboundMessage is a mobile-originated message for a customer.

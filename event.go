@@ -66,6 +66,7 @@ type MessageRecord struct {
 	UpstreamID  string     `json:"upstreamId,omitempty"`
 	Segments    int        `json:"segments"`
 	Encoding    string     `json:"encoding,omitempty"`
+	ClientRef   string     `json:"clientRef,omitempty"` // the customer's reference
 	ErrorCode   string     `json:"errorCode,omitempty"`
 	ErrorText   string     `json:"errorText,omitempty"`
 	AcceptedAt  time.Time  `json:"acceptedAt"`

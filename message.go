@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -69,6 +70,9 @@ const (
 	// MaxIdempotencyKeyLength bounds an idempotency key, which must be
 	// printable ASCII (see ValidIdempotencyKey).
 	MaxIdempotencyKeyLength = 255
+	// MaxClientRefLength bounds a client reference, which must be printable
+	// (see ValidClientRef).
+	MaxClientRefLength = 64
 )
 
 // Message is a submission as accepted from a customer.
@@ -97,6 +101,9 @@ type Message struct {
 	ReceiptRequested bool `json:"receiptRequested,omitempty"`
 	// ReceiptOnFailureOnly narrows that to failures (registered_delivery 2).
 	ReceiptOnFailureOnly bool `json:"receiptOnFailureOnly,omitempty"`
+	// ClientRef is the customer's own reference for the message: stored
+	// with it, returned when it is read and sent in its notifications.
+	ClientRef string `json:"clientRef,omitempty"`
 }
 
 // Validate checks what a customer sent. It returns an *Error with code EINVALID.
@@ -131,6 +138,9 @@ func (m *Message) Validate() error {
 	if m.IdempotencyKey != "" && !ValidIdempotencyKey(m.IdempotencyKey) {
 		problems = append(problems, fmt.Sprintf("the idempotency key must be 1 to %d printable ASCII characters", MaxIdempotencyKeyLength))
 	}
+	if m.ClientRef != "" && !ValidClientRef(m.ClientRef) {
+		problems = append(problems, fmt.Sprintf("clientRef must be at most %d printable characters", MaxClientRefLength))
+	}
 	if m.Validity < 0 || m.Validity > MaxValidity {
 		problems = append(problems, fmt.Sprintf("validity must be between 0 and %s", MaxValidity))
 	}
@@ -148,6 +158,20 @@ func ValidIdempotencyKey(k string) bool {
 	}
 	for i := 0; i < len(k); i++ {
 		if k[i] < ' ' || k[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidClientRef reports whether r is at most MaxClientRefLength
+// characters of valid UTF-8, none of them a control character.
+func ValidClientRef(r string) bool {
+	if !utf8.ValidString(r) || utf8.RuneCountInString(r) > MaxClientRefLength {
+		return false
+	}
+	for _, c := range r {
+		if unicode.IsControl(c) || !unicode.IsPrint(c) && c != ' ' {
 			return false
 		}
 	}

@@ -34,8 +34,8 @@ type Canceller interface {
 	Cancel(ctx context.Context, customerID, messageID string) error
 }
 
-// Replacer changes the text, and optionally the schedule, of a message that
-// has not been sent upstream yet. Errors are as for Canceller, plus EINVALID
+// Replacer changes the text, the schedule or both of a message that has not
+// been sent upstream yet (an empty text or a zero time keeps the current one). Errors are as for Canceller, plus EINVALID
 // for a text that cannot be sent.
 type Replacer interface {
 	Replace(ctx context.Context, customerID, messageID, text string, scheduleAt time.Time) error

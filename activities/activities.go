@@ -56,8 +56,11 @@ type Activities struct {
 	Resends *prometheus.CounterVec
 	// Channels by name: ChannelWebhook, ChannelSMPP, ChannelEmail.
 	Channels map[string]Channel
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Recent, when set, keeps a notification this process delivered from
+	// going out again when the workflow task that delivered it runs again.
+	Recent *RecentDeliveries
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Planner decides how a message goes: its route, its parts as the route's
@@ -150,6 +153,7 @@ func (a *Activities) Prepare(ctx context.Context, in PrepareInput) (PrepareResul
 		ConnectorID: plan.Route.Connectors[0],
 		Segments:    len(plan.Parts),
 		Encoding:    plan.Encoding,
+		ClientRef:   m.ClientRef,
 		AcceptedAt:  m.AcceptedAt,
 		UpdatedAt:   a.Now().UTC(),
 	}
@@ -290,7 +294,7 @@ func (a *Activities) RecordAndNotify(ctx context.Context, in RecordInput, d smsg
 	if err := a.Record(ctx, in); err != nil {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRecordFailed, err)
 	}
-	_, err := a.Notify(ctx, d)
+	err := a.Notify(ctx, d)
 	var appErr *temporal.ApplicationError
 	if err != nil && !(errors.As(err, &appErr) && appErr.NonRetryable()) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotifyLater, err)
@@ -298,25 +302,20 @@ func (a *Activities) RecordAndNotify(ctx context.Context, in RecordInput, d smsg
 	return err
 }
 
-// NotifyResult is how a delivery went.
-type NotifyResult struct {
-	// Attempt is the try that delivered it (1 for the first). A local
-	// activity retried inside its workflow task delivers again if that task
-	// is refused, so the workflow makes sure such a result is kept.
-	Attempt int32 `json:"attempt"`
-}
-
 // Notify delivers to a customer on one channel and records that it did.
-func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) (NotifyResult, error) {
+func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
 	ch, ok := a.Channels[d.Channel]
 	if !ok {
-		return NotifyResult{}, temporal.NewNonRetryableApplicationError("no channel "+d.Channel+" in this gateway", ErrTypeWebhookRefused, nil)
+		return temporal.NewNonRetryableApplicationError("no channel "+d.Channel+" in this gateway", ErrTypeWebhookRefused, nil)
+	}
+	if a.Recent.delivered(d, a.Now()) {
+		return nil // delivered and recorded for a task that then ran again
 	}
 	if err := ch.Deliver(ctx, d); err != nil {
 		if errors.Is(err, smsgw.ErrRefused) {
-			return NotifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRefused, err)
+			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRefused, err)
 		}
-		return NotifyResult{}, fmt.Errorf("notify %s over %s: %w", d.CustomerID, d.Channel, err)
+		return fmt.Errorf("notify %s over %s: %w", d.CustomerID, d.Channel, err)
 	}
 	id, what := d.Subject()
 	seq := 0
@@ -329,7 +328,8 @@ func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) (NotifyResult
 		// The customer has it; a retry would deliver it again. Log and move on.
 		a.Logger.Warn("notification delivered but not recorded", "subject", id, "err", err)
 	}
-	return NotifyResult{Attempt: activity.GetInfo(ctx).Attempt}, nil
+	a.Recent.add(d, a.Now())
+	return nil
 }
 
 // NotifyFailed records a delivery that was refused or ran out of retries, so

@@ -95,9 +95,14 @@ func incomingHeader(key string) (string, bool) {
 
 // retryAfterHeader answers an error as grpc-gateway does, with a
 // Retry-After header (whole seconds, at least 1) when the status carries a
-// RetryInfo: a submission refused for the customer's backlog (429).
+// RetryInfo: a submission refused for the customer's backlog (429). A
+// FAILED_PRECONDITION (a message too far along to cancel or replace) is
+// answered 409 Conflict, where grpc-gateway would say 400.
 func retryAfterHeader(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st, ok := status.FromError(err); ok {
+		if st.Code() == codes.FailedPrecondition {
+			err = &runtime.HTTPStatusError{HTTPStatus: http.StatusConflict, Err: err}
+		}
 		for _, d := range st.Details() {
 			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
 				secs := int64(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
@@ -121,7 +126,7 @@ func acceptedStatus(_ context.Context, w http.ResponseWriter, m proto.Message) e
 // bytes, and the probes /healthz and /readyz for load balancers. Metrics are
 // not served here: they have a listener of their own (OperationsHandler),
 // so no path on the public listener reaches them.
-func newHTTPHandler(gw *runtime.ServeMux, maxBody int64, ready func(context.Context) error, m *metrics, log *slog.Logger) http.Handler {
+func newHTTPHandler(gw *runtime.ServeMux, maxBody bodyLimits, ready func(context.Context) error, m *metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	addProbes(mux, ready, log)
 	mux.Handle("/", checkIdempotencyKey(gw, limitBody(gw, maxBody)))
@@ -217,10 +222,21 @@ func recoverHTTP(next http.Handler, m *metrics, log *slog.Logger) http.Handler {
 	})
 }
 
-// limitBody reads at most max bytes of the request body before the gateway
-// sees it, and answers 413 with grpc-gateway's error body for anything larger.
-func limitBody(gw *runtime.ServeMux, max int64) http.Handler {
+// bodyLimits are the largest request bodies: of a batch, and of anything else.
+type bodyLimits struct{ one, batch int64 }
+
+// batchPath is where SubmitMessages is served over REST.
+const batchPath = "/v1/messages:batch"
+
+// limitBody reads at most the limit's bytes of the request body before the
+// gateway sees it, and answers 413 with grpc-gateway's error body for
+// anything larger.
+func limitBody(gw *runtime.ServeMux, limits bodyLimits) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		max := limits.one
+		if r.URL.Path == batchPath {
+			max = limits.batch
+		}
 		if r.Body == nil || r.Body == http.NoBody {
 			gw.ServeHTTP(w, r)
 			return

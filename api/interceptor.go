@@ -195,15 +195,7 @@ func (i *interceptor) toStatus(ctx context.Context, method string, err error) er
 	}
 	var domain *smsgw.Error
 	if errors.As(err, &domain) {
-		if c, ok := grpcCodes[domain.Code]; ok {
-			st := status.New(c, domain.Message)
-			if domain.RetryAfter > 0 {
-				// RESOURCE_EXHAUSTED with the standard RetryInfo detail;
-				// the REST gateway turns it into Retry-After.
-				if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(domain.RetryAfter)}); err == nil {
-					st = d
-				}
-			}
+		if st, ok := domainStatus(domain); ok {
 			return st.Err()
 		}
 	} else if _, ok := status.FromError(err); ok {
@@ -215,6 +207,24 @@ func (i *interceptor) toStatus(ctx context.Context, method string, err error) er
 	}
 	i.log.ErrorContext(ctx, "api internal error", "method", method, "err", err)
 	return status.Error(codes.Internal, "internal error")
+}
+
+// domainStatus is the status of a domain error whose code the API maps
+// (grpcCodes), with its customer-safe message; false for any other code.
+func domainStatus(domain *smsgw.Error) (*status.Status, bool) {
+	c, ok := grpcCodes[domain.Code]
+	if !ok {
+		return nil, false
+	}
+	st := status.New(c, domain.Message)
+	if domain.RetryAfter > 0 {
+		// RESOURCE_EXHAUSTED with the standard RetryInfo detail;
+		// the REST gateway turns it into Retry-After.
+		if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(domain.RetryAfter)}); err == nil {
+			st = d
+		}
+	}
+	return st, true
 }
 
 // observe logs and counts one finished call.

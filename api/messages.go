@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"log/slog"
 	"time"
 	"unicode/utf8"
 
@@ -27,6 +28,11 @@ type messageService struct {
 	submitter smsgw.Submitter
 	messages  smsgw.MessageReader
 	counter   Counter
+	canceller smsgw.Canceller // nil: CancelMessage answers Unimplemented
+	replacer  smsgw.Replacer  // nil: ReplaceMessage answers Unimplemented
+	// batchWorkers bounds how many items of one batch are submitted at once.
+	batchWorkers int
+	log          *slog.Logger
 }
 
 // Counter tells how a customer's text would be encoded and split.
@@ -71,8 +77,17 @@ func (s *messageService) SubmitMessage(ctx context.Context, req *smsgwv1.SubmitM
 	if err != nil {
 		return nil, err
 	}
+	return s.submit(ctx, cust.ID, req, key)
+}
+
+// submit submits one message of the customer, alone or as a batch item.
+func (s *messageService) submit(ctx context.Context, customerID string, req *smsgwv1.SubmitMessageRequest, key string) (*smsgwv1.SubmitMessageResponse, error) {
+	at, err := scheduleTime("scheduleAt", req.GetScheduleAt())
+	if err != nil {
+		return nil, err
+	}
 	acc, err := s.submitter.Submit(ctx, smsgw.Message{
-		CustomerID:     cust.ID,
+		CustomerID:     customerID,
 		EntryPoint:     entryPoint(ctx),
 		From:           req.GetFrom(),
 		To:             req.GetTo(),
@@ -80,6 +95,8 @@ func (s *messageService) SubmitMessage(ctx context.Context, req *smsgwv1.SubmitM
 		CallbackURL:    req.GetCallbackUrl(),
 		IdempotencyKey: key,
 		Validity:       time.Duration(req.GetValiditySeconds()) * time.Second,
+		ScheduleAt:     at,
+		ClientRef:      req.GetClientRef(),
 	})
 	if err != nil {
 		return nil, err
@@ -90,6 +107,18 @@ func (s *messageService) SubmitMessage(ctx context.Context, req *smsgwv1.SubmitM
 		Segments: int32(acc.Segments),
 		Encoding: acc.Encoding,
 	}, nil
+}
+
+// scheduleTime reads an optional time from a request: unset is the zero
+// time, an out-of-range one is EINVALID.
+func scheduleTime(field string, ts *timestamppb.Timestamp) (time.Time, error) {
+	if ts == nil {
+		return time.Time{}, nil
+	}
+	if err := ts.CheckValid(); err != nil {
+		return time.Time{}, smsgw.Errorf(smsgw.EINVALID, "%s is not a valid time: %v", field, err)
+	}
+	return ts.AsTime(), nil
 }
 
 // idempotencyKey takes the key from the request field or from the
@@ -119,11 +148,8 @@ func (s *messageService) GetMessage(ctx context.Context, req *smsgwv1.GetMessage
 		return nil, smsgw.Errorf(smsgw.EUNAUTHORIZED, "not authenticated")
 	}
 	id := req.GetId()
-	if id == "" {
-		return nil, smsgw.Errorf(smsgw.EINVALID, "id is required")
-	}
-	if len(id) > maxIDLength {
-		return nil, smsgw.Errorf(smsgw.EINVALID, "id is longer than %d characters", maxIDLength)
+	if err := checkID(id); err != nil {
+		return nil, err
 	}
 	notFound := smsgw.Errorf(smsgw.ENOTFOUND, "message %q not found", id)
 	rec, err := s.messages.GetMessage(ctx, id)
@@ -140,6 +166,18 @@ func (s *messageService) GetMessage(ctx context.Context, req *smsgwv1.GetMessage
 	return &smsgwv1.GetMessageResponse{Message: recordToProto(rec)}, nil
 }
 
+// checkID refuses a message ID that no message can have, before it reaches
+// a store.
+func checkID(id string) error {
+	if id == "" {
+		return smsgw.Errorf(smsgw.EINVALID, "id is required")
+	}
+	if len(id) > maxIDLength {
+		return smsgw.Errorf(smsgw.EINVALID, "id is longer than %d characters", maxIDLength)
+	}
+	return nil
+}
+
 func recordToProto(r smsgw.MessageRecord) *smsgwv1.Message {
 	return &smsgwv1.Message{
 		Id:          r.ID,
@@ -154,6 +192,7 @@ func recordToProto(r smsgw.MessageRecord) *smsgwv1.Message {
 		AcceptedAt:  timestamp(&r.AcceptedAt),
 		SentAt:      timestamp(r.SentAt),
 		DoneAt:      timestamp(r.DoneAt),
+		ClientRef:   r.ClientRef,
 	}
 }
 

@@ -25,10 +25,13 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultGRPCAddr        = ":9090"
-	DefaultHTTPAddr        = ":8080"
-	DefaultMaxBodyBytes    = 64 << 10
-	DefaultShutdownTimeout = 15 * time.Second
+	DefaultGRPCAddr     = ":9090"
+	DefaultHTTPAddr     = ":8080"
+	DefaultMaxBodyBytes = 64 << 10
+	// DefaultMaxBatchBodyBytes fits a batch of MaxBatchSize ordinary
+	// messages (a few hundred bytes each) with room to spare.
+	DefaultMaxBatchBodyBytes = 4 << 20
+	DefaultShutdownTimeout   = 15 * time.Second
 )
 
 // Customers finds the customer an API key belongs to.
@@ -43,6 +46,13 @@ type Config struct {
 	// MaxBodyBytes caps a REST request body and a gRPC request message;
 	// default 64 KiB. A larger REST body is answered 413.
 	MaxBodyBytes int64
+	// MaxBatchBodyBytes caps a batch (SubmitMessages) instead; default 4
+	// MiB. gRPC requests of every method may be this large, since the
+	// gateway carries a batch over gRPC too.
+	MaxBatchBodyBytes int64
+	// BatchWorkers bounds how many items of one batch are submitted at
+	// once; default DefaultBatchWorkers.
+	BatchWorkers int
 	// ShutdownTimeout bounds the graceful stop once Serve's context is done;
 	// after it, open connections are closed. Default 15 s.
 	ShutdownTimeout time.Duration
@@ -56,6 +66,8 @@ type Deps struct {
 	Messages   smsgw.MessageReader
 	Customers  Customers
 	Counter    Counter                         // nil: CountMessage answers Unimplemented
+	Canceller  smsgw.Canceller                 // nil: CancelMessage answers Unimplemented
+	Replacer   smsgw.Replacer                  // nil: ReplaceMessage answers Unimplemented
 	Ready      func(ctx context.Context) error // /readyz: nil error = ready
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -87,6 +99,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxBatchBodyBytes <= 0 {
+		cfg.MaxBatchBodyBytes = DefaultMaxBatchBodyBytes
+	}
+	if cfg.BatchWorkers <= 0 {
+		cfg.BatchWorkers = DefaultBatchWorkers
+	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -110,9 +128,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(chain.unary),
 		grpc.ChainStreamInterceptor(chain.stream),
-		grpc.MaxRecvMsgSize(int(cfg.MaxBodyBytes)),
+		grpc.MaxRecvMsgSize(int(max(cfg.MaxBodyBytes, cfg.MaxBatchBodyBytes))),
 	)
-	smsgwv1.RegisterMessageServiceServer(s.grpc, &messageService{submitter: d.Submitter, messages: d.Messages, counter: d.Counter})
+	smsgwv1.RegisterMessageServiceServer(s.grpc, &messageService{
+		submitter: d.Submitter, messages: d.Messages, counter: d.Counter,
+		canceller: d.Canceller, replacer: d.Replacer,
+		batchWorkers: cfg.BatchWorkers, log: d.Logger,
+	})
 	if err := registerInbound(s.grpc, d.Inbound); err != nil {
 		return nil, err
 	}
@@ -136,7 +158,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := registerInboundGateway(context.Background(), gw, s.gwConn, d.Inbound); err != nil {
 		return nil, err
 	}
-	s.http = newHTTPHandler(gw, cfg.MaxBodyBytes, d.Ready, m, d.Logger)
+	s.http = newHTTPHandler(gw, bodyLimits{one: cfg.MaxBodyBytes, batch: cfg.MaxBatchBodyBytes}, d.Ready, m, d.Logger)
 	return s, nil
 }
 

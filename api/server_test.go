@@ -119,7 +119,8 @@ func (b *syncBuffer) String() string {
 }
 
 type testServer struct {
-	submitter *recordingSubmitter
+	submitter *recordingSubmitter // nil when the test brought its own
+	changes   *recordingChanger
 	baseURL   string
 	grpcAddr  string
 	logs      *syncBuffer
@@ -142,17 +143,29 @@ var deliveredAt = time.Date(2026, 11, 26, 10, 0, 5, 0, time.UTC)
 // checks that it then stops cleanly.
 func startServer(t testing.TB, cfg Config, readyErr error) *testServer {
 	t.Helper()
-	ts := &testServer{submitter: &recordingSubmitter{}, logs: &syncBuffer{}, readyErr: readyErr}
+	return startServerWith(t, cfg, readyErr, &recordingSubmitter{})
+}
+
+// startServerWith is startServer with a submitter of the test's own.
+func startServerWith(t testing.TB, cfg Config, readyErr error, sub smsgw.Submitter) *testServer {
+	t.Helper()
+	ts := &testServer{logs: &syncBuffer{}, readyErr: readyErr}
+	ts.submitter, _ = sub.(*recordingSubmitter)
 	accepted := deliveredAt.Add(-5 * time.Second)
 	reg := prometheus.NewRegistry()
 	ts.reg = reg
+	messages := recordReader{
+		"alice-1": {ID: "alice-1", CustomerID: "alice", From: "Shop", To: "+61412345678", Status: smsgw.StatusDelivered,
+			ConnectorID: "telco-a", Segments: 2, Encoding: "UCS2", ClientRef: "order-7", AcceptedAt: accepted, SentAt: &accepted, DoneAt: &deliveredAt},
+		"alice-queued": {ID: "alice-queued", CustomerID: "alice", From: "Shop", To: "+61412345678", Status: smsgw.StatusAccepted, AcceptedAt: accepted},
+		"bob-1":        {ID: "bob-1", CustomerID: "bob", From: "Bob", To: "+61400000000", Status: smsgw.StatusSent, AcceptedAt: accepted},
+	}
+	ts.changes = &recordingChanger{messages: messages}
 	srv, err := New(cfg, Deps{
-		Submitter: ts.submitter,
-		Messages: recordReader{
-			"alice-1": {ID: "alice-1", CustomerID: "alice", From: "Shop", To: "+61412345678", Status: smsgw.StatusDelivered,
-				ConnectorID: "telco-a", Segments: 2, Encoding: "UCS2", AcceptedAt: accepted, SentAt: &accepted, DoneAt: &deliveredAt},
-			"bob-1": {ID: "bob-1", CustomerID: "bob", From: "Bob", To: "+61400000000", Status: smsgw.StatusSent, AcceptedAt: accepted},
-		},
+		Submitter: sub,
+		Canceller: ts.changes,
+		Replacer:  ts.changes,
+		Messages:  messages,
 		Customers: customerList{
 			{ID: "alice", APIKeyHashes: []string{smsgw.HashAPIKey(aliceKey)}},
 			{ID: "bob", APIKeyHashes: []string{smsgw.HashAPIKey(bobKey)}},

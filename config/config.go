@@ -81,6 +81,25 @@ type Customer struct {
 	line int
 }
 
+// SenderAllowed reports whether the customer may send from the source
+// address from: one of its allowedSenders (exact names or numbers, or
+// regular expressions written between slashes); any, when it lists none.
+func (cu Customer) SenderAllowed(from string) bool {
+	if len(cu.AllowedSenders) == 0 {
+		return true
+	}
+	for _, a := range cu.AllowedSenders {
+		if len(a) > 2 && strings.HasPrefix(a, "/") && strings.HasSuffix(a, "/") {
+			if re, err := regexp.Compile(a[1 : len(a)-1]); err == nil && re.MatchString(from) {
+				return true
+			}
+		} else if a == from {
+			return true
+		}
+	}
+	return false
+}
+
 // Webhook is where a customer's receipts are posted.
 type Webhook struct {
 	URL    string `yaml:"url"`
@@ -136,11 +155,20 @@ type Number struct {
 }
 
 // EmailIngress identifies a customer sending email: by SMTP AUTH with
-// Username/Password ("bcrypt:…" or "plain:…"), or by an allowed sender address.
+// Username/Password ("bcrypt:…" or "plain:…"), or, only when
+// TrustEnvelopeSender says so, by the envelope sender being one of
+// AllowedSenders.
 type EmailIngress struct {
-	Username       string   `yaml:"username"`
-	Password       string   `yaml:"password"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// AllowedSenders are envelope senders (MAIL FROM: an address, or
+	// "@domain") that identify the customer without AUTH.
 	AllowedSenders []string `yaml:"allowedSenders"`
+	// TrustEnvelopeSender accepts AllowedSenders as proof of who sends.
+	// Anyone can write any address in MAIL FROM, so it is required with
+	// AllowedSenders, as the operator's statement that the network vouches
+	// for the clients (a private network, a relay that authenticates).
+	TrustEnvelopeSender bool `yaml:"trustEnvelopeSender"`
 	// PrependSubject puts the subject before the body text.
 	PrependSubject bool `yaml:"prependSubject"`
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"crypto/subtle"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -45,7 +44,7 @@ func (c *Config) validateEmail() []error {
 	senders := map[string]string{}
 	for _, cu := range c.Customers {
 		in := cu.EmailIngress
-		if in.Username == "" && in.Password == "" && len(in.AllowedSenders) == 0 {
+		if in.Username == "" && in.Password == "" && len(in.AllowedSenders) == 0 && !in.TrustEnvelopeSender {
 			continue
 		}
 		if len(c.Email.Domains) == 0 {
@@ -53,6 +52,14 @@ func (c *Config) validateEmail() []error {
 		}
 		if (in.Username == "") != (in.Password == "") {
 			bad(cu.line, "customer %q: emailIngress.username and emailIngress.password go together", cu.ID)
+		}
+		switch {
+		case len(in.AllowedSenders) > 0 && !in.TrustEnvelopeSender:
+			bad(cu.line, "customer %q: emailIngress.allowedSenders let mail from those envelope senders in without AUTH, "+
+				"and anyone can write any address there: set trustEnvelopeSender: true where the network vouches for the senders, "+
+				"or use username and password", cu.ID)
+		case in.TrustEnvelopeSender && len(in.AllowedSenders) == 0:
+			bad(cu.line, "customer %q: emailIngress.trustEnvelopeSender needs allowedSenders", cu.ID)
 		}
 		if in.Username != "" {
 			if other, dup := usernames[in.Username]; dup {
@@ -103,17 +110,17 @@ func (c *Config) EmailDomain(domain string) bool {
 
 // EmailCustomerByLogin finds the customer whose emailIngress credentials
 // these are. The password is checked only against the hash of the customer
-// the username names.
+// the username names; a username that names no customer takes as long to
+// refuse as a wrong password (see loginMatches).
 func (c *Config) EmailCustomerByLogin(username, password string) (Customer, bool) {
-	cu, ok := c.lookup(c.index().byLogin, username)
-	if !ok {
-		return Customer{}, false
-	}
-	return cu, cu.EmailIngress.PasswordMatches(password)
+	x := c.index()
+	cu, known := c.lookup(x.byLogin, username)
+	return cu, loginMatches(cu.EmailIngress.Password, known, password, x.emailCost)
 }
 
-// EmailCustomerBySender finds the customer that allows sending from address:
-// an exact allowed sender wins over an allowed "@domain".
+// EmailCustomerBySender finds the customer that allows sending from address
+// without AUTH (emailIngress.trustEnvelopeSender): an exact allowed sender
+// wins over an allowed "@domain".
 func (c *Config) EmailCustomerBySender(address string) (Customer, bool) {
 	addr, ok := senderKey(address)
 	if !ok || strings.HasPrefix(addr, "@") {
@@ -124,18 +131,6 @@ func (c *Config) EmailCustomerBySender(address string) (Customer, bool) {
 	}
 	_, domain, _ := strings.Cut(addr, "@")
 	return c.lookup(c.index().bySender, "@"+domain)
-}
-
-// PasswordMatches checks a password against the configured one
-// ("bcrypt:<hash>" or, for development, "plain:<password>").
-func (e EmailIngress) PasswordMatches(password string) bool {
-	if rest, ok := strings.CutPrefix(e.Password, "bcrypt:"); ok {
-		return bcrypt.CompareHashAndPassword([]byte(rest), []byte(password)) == nil
-	}
-	if rest, ok := strings.CutPrefix(e.Password, "plain:"); ok {
-		return subtle.ConstantTimeCompare([]byte(rest), []byte(password)) == 1
-	}
-	return false
 }
 
 // senderKey is an allowed sender in the form compared: a lower-case address,

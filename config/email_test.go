@@ -37,9 +37,44 @@ email: {domains: [sms.example.com, "bad domain", SMS.example.com], maxSize: -1}
 		}
 	}
 
-	_, err = Parse([]byte("customers:\n  - id: a\n    emailIngress: {allowedSenders: [ops@a.example]}\n"), noEnv)
+	_, err = Parse([]byte("customers:\n  - id: a\n    emailIngress: {username: a, password: \"plain:pw\"}\n"), noEnv)
 	if err == nil || !strings.Contains(err.Error(), "emailIngress needs email.domains") {
 		t.Fatalf("ingress without domains: %v", err)
+	}
+}
+
+// The envelope sender is anyone's to write: it identifies a customer only
+// where the configuration says so in as many words.
+func TestEnvelopeSenderOnlyWhenTrusted(t *testing.T) {
+	_, err := Parse([]byte(`customers:
+  - id: a
+    emailIngress: {allowedSenders: [ops@a.example]}
+  - id: b
+    emailIngress: {username: b-mail, password: "plain:pw", allowedSenders: [ops@b.example]}
+  - id: c
+    emailIngress: {trustEnvelopeSender: true}
+email: {domains: [sms.example.com]}
+`), noEnv)
+	if err == nil {
+		t.Fatal("allowed senders without trustEnvelopeSender were accepted")
+	}
+	for _, want := range []string{
+		`customer "a": emailIngress.allowedSenders let mail from those envelope senders in without AUTH`,
+		`customer "b": emailIngress.allowedSenders let mail`,
+		`customer "c": emailIngress.trustEnvelopeSender needs allowedSenders`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	// A configuration put together in code is not validated: the lookup
+	// itself passes over senders that are not trusted.
+	built := &Config{
+		Customers: []Customer{{ID: "a", EmailIngress: EmailIngress{AllowedSenders: []string{"ops@a.example"}}}},
+		Email:     EmailGateway{Domains: []string{"sms.example.com"}},
+	}
+	if cu, ok := built.EmailCustomerBySender("ops@a.example"); ok {
+		t.Fatalf("an untrusted envelope sender identified customer %q", cu.ID)
 	}
 }
 
@@ -50,9 +85,9 @@ func TestEmailCustomerLookup(t *testing.T) {
 	}
 	cfg, err := Parse([]byte(`customers:
   - id: a
-    emailIngress: {username: a-mail, password: "bcrypt:`+string(hash)+`", allowedSenders: ["@a.example"]}
+    emailIngress: {username: a-mail, password: "bcrypt:`+string(hash)+`", allowedSenders: ["@a.example"], trustEnvelopeSender: true}
   - id: b
-    emailIngress: {username: b-mail, password: "plain:pw", allowedSenders: ["boss@a.example"]}
+    emailIngress: {username: b-mail, password: "plain:pw", allowedSenders: ["boss@a.example"], trustEnvelopeSender: true}
 email: {domains: [sms.example.com]}
 `), noEnv)
 	if err != nil {

@@ -1,11 +1,5 @@
 package config
 
-import (
-	"strings"
-
-	"golang.org/x/crypto/bcrypt"
-)
-
 // customerIndex finds customers without scanning the list. Parse builds it
 // once per loaded configuration, after validation, so every key it holds is
 // unique; a Config put together in code gets a fresh one on each lookup.
@@ -14,12 +8,13 @@ type customerIndex struct {
 	bySystemID map[string]int // smpp.systemId
 	byAPIKey   map[string]int // hex SHA-256 of an API key
 	byLogin    map[string]int // emailIngress.username
-	bySender   map[string]int // emailIngress.allowedSenders, as senderKey gives them
+	bySender   map[string]int // emailIngress.allowedSenders of those that trust them, as senderKey gives them
 	// numbers are the owners of each virtual number (by its digits, see
 	// InboundNumber), in the order of the file.
 	numbers map[string][]NumberOwner
-	// smppCost is the highest bcrypt cost among the customers' SMPP passwords.
-	smppCost int
+	// smppCost and emailCost are the highest bcrypt costs among the
+	// customers' SMPP and email ingress passwords (see loginMatches).
+	smppCost, emailCost int
 }
 
 // NumberOwner is a customer owning a virtual number, for every message
@@ -49,7 +44,7 @@ func newCustomerIndex(customers []Customer) *customerIndex {
 		}
 		first(x.byLogin, cu.EmailIngress.Username, i)
 		for _, s := range cu.EmailIngress.AllowedSenders {
-			if key, ok := senderKey(s); ok {
+			if key, ok := senderKey(s); ok && cu.EmailIngress.TrustEnvelopeSender {
 				first(x.bySender, key, i)
 			}
 		}
@@ -58,11 +53,8 @@ func newCustomerIndex(customers []Customer) *customerIndex {
 				x.numbers[d] = append(x.numbers[d], NumberOwner{CustomerID: cu.ID, Keyword: n.Keyword})
 			}
 		}
-		if h, ok := strings.CutPrefix(cu.SMPP.Password, "bcrypt:"); ok {
-			if n, err := bcrypt.Cost([]byte(h)); err == nil {
-				x.smppCost = max(x.smppCost, n)
-			}
-		}
+		x.smppCost = max(x.smppCost, bcryptCost(cu.SMPP.Password))
+		x.emailCost = max(x.emailCost, bcryptCost(cu.EmailIngress.Password))
 	}
 	return x
 }
@@ -100,9 +92,12 @@ func (c *Config) NumberOwners(digits string) []NumberOwner {
 	return c.index().numbers[digits]
 }
 
-// MaxSMPPPasswordCost is the highest bcrypt cost among the customers' SMPP
-// passwords (0 when none is a bcrypt hash): what a bind with an unknown
-// system_id spends, so that it takes as long as a wrong password.
-func (c *Config) MaxSMPPPasswordCost() int {
-	return c.index().smppCost
+// SMPPLogin finds the customer whose smpp.systemId this is and checks the
+// password: known says the system_id names a customer, ok that the password
+// is its. A system_id that names no customer takes as long to refuse as a
+// wrong password (see loginMatches).
+func (c *Config) SMPPLogin(systemID, password string) (cu Customer, known, ok bool) {
+	x := c.index()
+	cu, known = c.lookup(x.bySystemID, systemID)
+	return cu, known, loginMatches(cu.SMPP.Password, known, password, x.smppCost)
 }

@@ -24,12 +24,12 @@ customers:
   - id: acme
     apiKeys: ["plain:acme-1", "plain:acme-2"]
     smpp: {systemId: acme-smpp, password: "bcrypt:`+string(hash)+`"}
-    emailIngress: {username: acme-mail, password: "plain:mailpw", allowedSenders: [ops@acme.example, "@acme.example"]}
+    emailIngress: {username: acme-mail, password: "plain:mailpw", allowedSenders: [ops@acme.example, "@acme.example"], trustEnvelopeSender: true}
     numbers: [{number: "+61400000001"}, {number: "61400000002", keyword: PIZZA}]
   - id: beta
     apiKeys: ["sha256:`+smsgw.HashAPIKey("beta-1")+`"]
     smpp: {systemId: beta-smpp, password: "plain:x"}
-    emailIngress: {allowedSenders: [boss@acme.example]}
+    emailIngress: {allowedSenders: [boss@acme.example], trustEnvelopeSender: true}
     numbers: [{number: "0061400000002"}]
 `), noEnv)
 	if err != nil {
@@ -72,8 +72,8 @@ func checkLookups(t *testing.T, cfg *Config) {
 	if got := cfg.NumberOwners("61400000009"); len(got) != 0 {
 		t.Errorf("owners of an unowned number: %+v", got)
 	}
-	if cfg.MaxSMPPPasswordCost() != bcrypt.MinCost+1 {
-		t.Errorf("highest SMPP password cost %d, want %d", cfg.MaxSMPPPasswordCost(), bcrypt.MinCost+1)
+	if cfg.index().smppCost != bcrypt.MinCost+1 {
+		t.Errorf("highest SMPP password cost %d, want %d", cfg.index().smppCost, bcrypt.MinCost+1)
 	}
 	l := Static(cfg)
 	for key, want := range map[string]string{"acme-1": "acme", "acme-2": "acme", "beta-1": "beta", "nope": ""} {

@@ -110,6 +110,7 @@ func TestRepeatedIdempotencyKey(t *testing.T) {
 			"validity":    func(m *smsgw.Message) { m.Validity = time.Hour },
 			"schedule":    func(m *smsgw.Message) { m.ScheduleAt = time.Now().Add(time.Hour) },
 			"receipt":     func(m *smsgw.Message) { m.ReceiptRequested = true },
+			"clientRef":   func(m *smsgw.Message) { m.ClientRef = "another order" },
 		} {
 			m := msg("order-3")
 			change(&m)
@@ -138,6 +139,7 @@ func TestRepeatedIdempotencyKey(t *testing.T) {
 	t.Run("the reader falls back to the workflow", func(t *testing.T) {
 		m := msg("order-5")
 		m.Text = "Grüße aus Köln ✓"
+		m.ClientRef = "Bestellung 5"
 		acc := submit(t, m)
 		r := &Reader{Reports: rows, Temporal: s.temporal}
 		rec, err := r.GetMessage(ctxFor(t), acc.ID)
@@ -145,7 +147,7 @@ func TestRepeatedIdempotencyKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		if rec.ID != acc.ID || rec.CustomerID != "acme" || rec.EntryPoint != smsgw.EntryREST || rec.Status != smsgw.StatusAccepted ||
-			rec.From != "ACME" || rec.To != "+61412345678" || rec.Encoding != "UCS2" || rec.Segments != 1 ||
+			rec.From != "ACME" || rec.To != "+61412345678" || rec.Encoding != "UCS2" || rec.Segments != 1 || rec.ClientRef != "Bestellung 5" ||
 			time.Since(rec.AcceptedAt) > time.Minute || rec.AcceptedAt.After(time.Now()) {
 			t.Fatalf("read from the workflow: %+v", rec)
 		}

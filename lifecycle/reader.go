@@ -78,7 +78,7 @@ func (r *Reader) GetMessage(ctx context.Context, id string) (smsgw.MessageRecord
 		return smsgw.MessageRecord{}, err
 	}
 	memo, _ := submissionMemo(dataConverter(r.DataConverter), info) // without it, the reply lacks encoding and segments
-	rec.Encoding, rec.Segments = memo.Encoding, memo.Segments
+	rec.Encoding, rec.Segments, rec.ClientRef = memo.Encoding, memo.Segments, memo.ClientRef
 	if m, ok := r.submitted(ctx, id, info.GetExecution().GetRunId()); ok {
 		rec.From, rec.To = m.From, m.To
 		if !m.AcceptedAt.IsZero() {

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -139,7 +138,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		}
 	}
 	cfg, _ := s.customerConfig(customer.ID)
-	if !senderAllowed(cfg.AllowedSenders, m.From) {
+	if !cfg.SenderAllowed(m.From) {
 		return smsgw.Accepted{}, smsgw.Errorf(smsgw.EINVALID, "from %q is not one of the customer's allowed senders", m.From)
 	}
 	if !s.limits.allow(customer.ID, cfg.TPS) {
@@ -191,7 +190,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		return smsgw.Accepted{}, err
 	}
 	acc := smsgw.Accepted{ID: m.ID, Status: smsgw.StatusAccepted, Segments: segments, Encoding: encoding}
-	memo := workflows.SubmissionMemo{Fingerprint: fp, Encoding: encoding, Segments: segments}
+	memo := workflows.SubmissionMemo{Fingerprint: fp, Encoding: encoding, Segments: segments, ClientRef: m.ClientRef}
 	start := func(ctx context.Context) error {
 		_, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                    m.ID,
@@ -286,7 +285,7 @@ func (s *Service) repeated(ctx context.Context, m smsgw.Message, fp string) (sms
 	}
 	if stored := memo.Fingerprint; stored != "" && stored != fp {
 		return smsgw.Accepted{}, smsgw.Errorf(smsgw.ECONFLICT,
-			"the idempotency key %q was already used for message %s with another request (from, to, text, callbackUrl, validity or schedule differ); send a new message under a new key",
+			"the idempotency key %q was already used for message %s with another request (from, to, text, callbackUrl, validity, schedule or clientRef differ); send a new message under a new key",
 			m.IdempotencyKey, m.ID)
 	}
 	rec, err := s.messages.GetMessage(ctx, m.ID)
@@ -311,9 +310,10 @@ func fingerprint(m smsgw.Message, key string) string {
 		Validity                    time.Duration
 		ScheduleAt                  int64
 		Receipt, FailureOnly        bool
+		ClientRef                   string `json:",omitempty"` // left out when empty: older fingerprints stand
 	}{
 		m.From, m.To, m.Text, m.CallbackURL, m.Validity, scheduleNanos(m.ScheduleAt),
-		m.ReceiptRequested, m.ReceiptOnFailureOnly,
+		m.ReceiptRequested, m.ReceiptOnFailureOnly, m.ClientRef,
 	})
 	mac := hmac.New(sha256.New, []byte(m.CustomerID+"\x00"+key))
 	mac.Write(canonical)
@@ -360,25 +360,6 @@ func (s *Service) customerValidity(id string) time.Duration {
 
 func (s *Service) customerConfig(id string) (config.Customer, bool) {
 	return s.config.Config().Customer(id)
-}
-
-// senderAllowed reports whether from is one of the allowed senders: exact
-// names or numbers, or regular expressions written between slashes. No list
-// allows every sender.
-func senderAllowed(allowed []string, from string) bool {
-	if len(allowed) == 0 {
-		return true
-	}
-	for _, a := range allowed {
-		if len(a) > 2 && strings.HasPrefix(a, "/") && strings.HasSuffix(a, "/") {
-			if re, err := regexp.Compile(a[1 : len(a)-1]); err == nil && re.MatchString(from) {
-				return true
-			}
-		} else if a == from {
-			return true
-		}
-	}
-	return false
 }
 
 // limits holds a token bucket per customer, for the customer's tps across
@@ -476,7 +457,8 @@ func (s *Service) Cancel(ctx context.Context, customerID, messageID string) erro
 	return s.update(ctx, rec, workflows.UpdateCancel)
 }
 
-// Replace implements smsgw.Replacer. The new text is checked as it would be
+// Replace implements smsgw.Replacer. An empty text keeps the message's
+// own, for a new schedule alone. A new text is checked as it would be
 // in a submission of the message being replaced: its sender and
 // destination, its customer's encoding options and segment limit. Then the
 // message's workflow takes it, unless the message is already on its way or
@@ -486,15 +468,20 @@ func (s *Service) Replace(ctx context.Context, customerID, messageID, text strin
 	if err != nil {
 		return err
 	}
-	m := smsgw.Message{
-		ID: rec.ID, CustomerID: rec.CustomerID, EntryPoint: rec.EntryPoint,
-		From: rec.From, To: rec.To, Text: text, ScheduleAt: scheduleAt,
+	if text == "" && scheduleAt.IsZero() {
+		return smsgw.Errorf(smsgw.EINVALID, "a new text or a new schedule is required")
 	}
-	if err := m.Validate(); err != nil {
-		return err
-	}
-	if _, _, err := s.counter.Count(text, rec.CustomerID); err != nil {
-		return smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
+	if text != "" { // empty: the message keeps its text and takes the new schedule
+		m := smsgw.Message{
+			ID: rec.ID, CustomerID: rec.CustomerID, EntryPoint: rec.EntryPoint,
+			From: rec.From, To: rec.To, Text: text, ScheduleAt: scheduleAt,
+		}
+		if err := m.Validate(); err != nil {
+			return err
+		}
+		if _, _, err := s.counter.Count(text, rec.CustomerID); err != nil {
+			return smsgw.Errorf(smsgw.EINVALID, "text: %v", err)
+		}
 	}
 	return s.update(ctx, rec, workflows.UpdateReplace, workflows.ReplaceRequest{Text: text, ScheduleAt: scheduleAt})
 }

@@ -93,6 +93,9 @@ devdb_pid=$!; pids+=("$devdb_pid")
 wait_port 37017 "MongoDB-wire server"
 "$BIN/smsgw" smsc-sim -addr 127.0.0.1:12776 -receipt-delay 500ms >"$WORK/sim.log" 2>&1 &
 pids+=($!)
+# The demo customer's own webhook (the message counted at the end uses it).
+"$BIN/smsgw" webhook-sink -addr 127.0.0.1:18099 -secret demo-webhook-secret >"$WORK/sink.log" 2>&1 &
+pids+=($!)
 sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/dev-config.yaml >"$WORK/config.yaml"
 "$BIN/smsgw" all -config "$WORK/config.yaml" -http-addr 127.0.0.1:18080 -grpc-addr 127.0.0.1:19090 \
   -metrics-addr 127.0.0.1:19102 -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
@@ -127,8 +130,15 @@ load rest
 load smpp
 
 # History events and workflow tasks of one REST message.
-id=$(curl -s -X POST http://127.0.0.1:18080/v1/messages -H 'Authorization: Bearer demo-key' \
-  -d '{"from":"DEMO","to":"+61412345678","text":"one to count"}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+id=""
+for _ in $(seq 1 30); do # a backlog refusal (429) is retried
+  answer=$(curl -s -X POST http://127.0.0.1:18080/v1/messages -H 'Authorization: Bearer demo-key' \
+    -d '{"from":"DEMO","to":"+61412345678","text":"one to count"}')
+  id=$(echo "$answer" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+  [ -n "$id" ] && break
+  sleep 1
+done
+[ -n "$id" ] || { echo "the message to count was not accepted: $answer" >&2; exit 1; }
 sleep 3
 events=$("$BIN/temporal" workflow describe -w "$id" --address 127.0.0.1:17233 -o json | jq -r '.workflowExecutionInfo.historyLength')
 tasks=$("$BIN/temporal" workflow show -w "$id" --address 127.0.0.1:17233 -o json | jq '[.events[] | select(.eventType == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED")] | length')

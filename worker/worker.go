@@ -23,6 +23,10 @@ type MessageWorker struct {
 	// Pollers is the number of workflow and activity task pollers; the SDK's
 	// defaults are low for a workflow per message.
 	Pollers int
+	// LocalActivities is how many local activities run at once (default
+	// 500): every message's store writes and first notification attempts.
+	// Notification retries are activities, on slots of their own.
+	LocalActivities int
 }
 
 // New returns the Temporal worker, registered and not started. The caller
@@ -32,10 +36,14 @@ func (m MessageWorker) New() worker.Worker {
 	if pollers <= 0 {
 		pollers = 8
 	}
+	locals := m.LocalActivities
+	if locals <= 0 {
+		locals = 500
+	}
 	w := worker.New(m.Temporal, workflows.TaskQueue, worker.Options{
 		MaxConcurrentWorkflowTaskPollers:        pollers,
 		MaxConcurrentActivityTaskPollers:        pollers,
-		MaxConcurrentLocalActivityExecutionSize: 500,
+		MaxConcurrentLocalActivityExecutionSize: locals,
 	})
 	w.RegisterWorkflow(workflows.MessageWorkflow)
 	w.RegisterActivity(m.Activities)

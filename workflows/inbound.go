@@ -92,16 +92,11 @@ func InboundWorkflow(ctx workflow.Context, in InboundInput) (InboundResult, erro
 	return res, nil
 }
 
-// deliverInbound delivers msg on every channel of the plan at once and
-// returns the channels that gave up.
+// deliverInbound delivers msg on every channel of the plan at once (see
+// notifySteps) and returns the channels that gave up.
 func deliverInbound(ctx workflow.Context, route activities.InboundRoute, msg smsgw.InboundMessage) []string {
 	var a *activities.Activities
-	notifyCtx := workflow.WithLocalActivityOptions(ctx, notifyOptions(route.Plan.RetryFor))
-	recordCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    recordTimeout,
-		ScheduleToCloseTimeout: recordRetryPeriod,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-	})
+	steps := newNotifySteps(ctx, route.Plan.RetryFor)
 	msg.Connector = "" // customers need not know which upstream carried it
 	var failed []string
 	wg := workflow.NewWaitGroup(ctx)
@@ -110,9 +105,9 @@ func deliverInbound(ctx workflow.Context, route activities.InboundRoute, msg sms
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
 			d := smsgw.Delivery{Channel: ch, CustomerID: route.CustomerID, Inbound: &msg}
-			if err := workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, nil); err != nil {
+			if err := steps.deliver(ctx, d); err != nil {
 				failed = append(failed, ch)
-				_ = workflow.ExecuteLocalActivity(recordCtx, a.NotifyFailed, d, failureReason(err)).Get(ctx, nil)
+				_ = workflow.ExecuteLocalActivity(steps.record, a.NotifyFailed, d, failureReason(err)).Get(ctx, nil)
 			}
 		})
 	}

@@ -70,7 +70,9 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		return MessageResult{}, err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReplace, func(_ workflow.Context, r ReplaceRequest) error {
-		life.msg.Text = r.Text
+		if r.Text != "" { // a new schedule alone keeps the text
+			life.msg.Text = r.Text
+		}
 		if !r.ScheduleAt.IsZero() {
 			life.msg.ScheduleAt = r.ScheduleAt
 		}
@@ -462,6 +464,7 @@ func (l *messageLife) row(ctx workflow.Context) smsgw.MessageRecord {
 		ConnectorID: l.connector,
 		Segments:    l.segments,
 		Encoding:    l.encoding,
+		ClientRef:   l.msg.ClientRef,
 		AcceptedAt:  l.msg.AcceptedAt,
 		UpdatedAt:   workflow.Now(ctx).UTC(),
 	}
@@ -643,6 +646,7 @@ func (l *messageLife) notification(ctx workflow.Context, status smsgw.Status, st
 		From:        l.msg.From,
 		To:          l.msg.To,
 		SubmittedAt: l.msg.AcceptedAt,
+		ClientRef:   l.msg.ClientRef,
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -618,6 +620,55 @@ func TestReplaceBeyondValidityIsRefused(t *testing.T) {
 	}
 }
 
+// A replacement with a schedule and no text moves the message and keeps
+// its text.
+func TestReplaceScheduleAloneKeepsTheText(t *testing.T) {
+	var sentText string
+	var sentAt time.Time
+	var h *harness
+	h = newHarness(t, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		sentText, sentAt = string(in.Parts[0].ShortMessage), h.env.Now()
+		return activities.SendResult{UpstreamIDs: []string{"abc"}, SentAt: time.Now()}, nil
+	})
+	h.msg.Validity = 3 * time.Hour
+	h.msg.ScheduleAt = h.msg.AcceptedAt.Add(time.Hour)
+	later := h.msg.AcceptedAt.Add(2 * time.Hour)
+	moved := &updateResult{}
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(UpdateReplace, "r1", moved, ReplaceRequest{ScheduleAt: later})
+	}, 10*time.Minute)
+	h.signalAt(150*time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if moved.rejected != nil || moved.completed != nil {
+		t.Fatalf("replace: %v %v", moved.rejected, moved.completed)
+	}
+	if sentText != "hello" || sentAt.Before(later) {
+		t.Fatalf("sent %q at %s; want the original text at %s or later", sentText, sentAt, later)
+	}
+}
+
+// The customer's reference goes into the reporting row and every
+// notification.
+func TestClientRefInRowAndNotifications(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	h.msg.ClientRef = "order 7"
+	h.signalAt(time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if got := h.reports.rows["m1"].ClientRef; got != "order 7" {
+		t.Errorf("row clientRef = %q, want %q", got, "order 7")
+	}
+	h.notifier.mu.Lock()
+	defer h.notifier.mu.Unlock()
+	if len(h.notifier.sent) == 0 {
+		t.Fatal("no notification")
+	}
+	for _, n := range h.notifier.sent {
+		if n.ClientRef != "order 7" {
+			t.Errorf("notification %s has clientRef %q, want %q", n.Status, n.ClientRef, "order 7")
+		}
+	}
+}
+
 func TestScheduledMessageCancelled(t *testing.T) {
 	sent := false
 	h := newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {
@@ -658,6 +709,46 @@ func TestPlannedMessageWithASlowSendIsRecordedAsAccepted(t *testing.T) {
 	}
 	if _, ok := h.events.events["m1:accepted"]; !ok {
 		t.Error("acceptance not recorded")
+	}
+}
+
+// A notification whose first attempt fails is retried in an activity, not
+// in the local activity: the server spaces its attempts, and a customer's
+// endpoint that is down holds no local activity slot, which every message
+// needs, while it waits.
+func TestFailedNotificationIsRetriedInAnActivity(t *testing.T) {
+	h := newHarness(t, sentOK("abc"))
+	flaky := &recordingChannel{fail: func(attempt int) error {
+		if attempt <= 3 {
+			return errors.New("webhook answered 503")
+		}
+		return nil
+	}}
+	h.channels[smsgw.ChannelWebhook] = flaky
+	var local, regular []string
+	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		if name := info.ActivityType.Name; strings.Contains(name, "Notify") {
+			local = append(local, name)
+		}
+	})
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		regular = append(regular, info.ActivityType.Name)
+	})
+	h.signalAt(time.Minute, "DELIVRD", "abc")
+	if res := h.run(t); res.Status != smsgw.StatusDelivered {
+		t.Fatalf("status %s", res.Status)
+	}
+	if flaky.attempts != 4 || len(flaky.got) != 1 || flaky.got[0].Notification.Status != smsgw.StatusDelivered {
+		t.Fatalf("%d attempts, delivered %+v; want the DELIVERED notification on the fourth", flaky.attempts, flaky.got)
+	}
+	if !slices.Equal(local, []string{"RecordAndNotify"}) || !slices.Equal(regular, []string{activities.SendName, "Notify", "Notify", "Notify"}) {
+		t.Fatalf("local activities %v, activities %v; want the first attempt local and the retries an activity", local, regular)
+	}
+	if _, ok := h.events.events["m1:final"]; !ok {
+		t.Error("the final status was not recorded")
+	}
+	if _, ok := h.events.events["m1:notified-webhook-DELIVERED-DELIVRD"]; !ok {
+		t.Error("the delivery was not recorded")
 	}
 }
 

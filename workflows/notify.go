@@ -18,11 +18,6 @@ import (
 type notifier struct {
 	allStatuses bool
 	queues      []*notifyQueue
-	// keep is set when a delivery succeeded after tries inside one
-	// workflow task: the workflow then ends in a task of its own, so that
-	// an event arriving meanwhile cannot make that task refused and the
-	// delivery run again.
-	keep bool
 }
 
 type notifyQueue struct {
@@ -44,39 +39,7 @@ type queuedNote struct {
 
 func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) *notifier {
 	n := &notifier{allStatuses: plan.AllStatuses}
-	retryFor := plan.RetryFor
-	if retryFor <= 0 {
-		retryFor = activities.DefaultNotifyRetry
-	}
-	notifyCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		ScheduleToCloseTimeout: retryFor,
-		StartToCloseTimeout:    30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        10 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeWebhookRefused},
-		},
-	})
-	recordCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    recordTimeout,
-		ScheduleToCloseTimeout: recordRetryPeriod,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-	})
-	// A delivery whose first try failed is retried as an activity, not a
-	// local one: a local activity retrying inside the workflow task that
-	// then completes the workflow loses its result when an event (a timer,
-	// a late receipt) arrives meanwhile, and delivers again.
-	retryCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		ScheduleToCloseTimeout: retryFor,
-		StartToCloseTimeout:    30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        10 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeWebhookRefused},
-		},
-	})
+	steps := newNotifySteps(ctx, plan.RetryFor)
 	var a *activities.Activities
 	for _, ch := range plan.Channels {
 		q := &notifyQueue{channel: ch, failureOnly: plan.SMPPFailureOnly && ch == smsgw.ChannelSMPP}
@@ -98,40 +61,29 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 				if q.channel != smsgw.ChannelWebhook {
 					d.CallbackURL = ""
 				}
-				notify := func() error {
-					var res activities.NotifyResult
-					err := workflow.ExecuteLocalActivity(notifyCtx, a.Notify, d).Get(ctx, &res)
-					n.keep = n.keep || res.Attempt > 1
-					return err
-				}
-				notifyAgain := func() error {
-					if workflow.GetVersion(ctx, changeNotifyRetryAsActivity, workflow.DefaultVersion, 1) == 1 {
-						return workflow.ExecuteActivity(retryCtx, a.Notify, d).Get(ctx, nil)
-					}
-					return notify()
-				}
 				var err error
 				if item.record == nil {
-					err = notify()
+					err = steps.deliver(ctx, d)
 				} else {
-					err = workflow.ExecuteLocalActivity(notifyCtx, a.RecordAndNotify, *item.record, d).Get(ctx, nil)
+					err = workflow.ExecuteLocalActivity(steps.first, a.RecordAndNotify, *item.record, d).Get(ctx, nil)
 					var appErr *temporal.ApplicationError
-					if errors.As(err, &appErr) {
-						switch appErr.Type() {
-						case activities.ErrTypeRecordFailed:
-							// Recorded apart, with the store retries, before the customer hears.
-							if rerr := workflow.ExecuteLocalActivity(recordCtx, a.Record, *item.record).Get(ctx, nil); rerr != nil {
-								workflow.GetLogger(ctx).Error("final status not recorded", "err", rerr)
-							}
-							err = notifyAgain()
-						case activities.ErrTypeNotifyLater:
-							err = notifyAgain()
-						}
+					switch {
+					case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeRecordFailed:
+						// Recorded apart, with the store retries, before the customer hears.
+						steps.recordApart(ctx, *item.record)
+						err = steps.deliver(ctx, d)
+					case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeNotifyLater:
+						err = steps.retry(ctx, d)
+					case mayRetry(err) && durableRetries(ctx):
+						// The local activity itself failed (it timed out): whether
+						// the record was written is not known, so it is written apart.
+						steps.recordApart(ctx, *item.record)
+						err = steps.deliver(ctx, d)
 					}
 				}
 				if err != nil {
 					// Refused, or out of retries: keep it for redelivery and go on.
-					_ = workflow.ExecuteLocalActivity(recordCtx, a.NotifyFailed, d, rootMessage(err)).Get(ctx, nil)
+					_ = workflow.ExecuteLocalActivity(steps.record, a.NotifyFailed, d, rootMessage(err)).Get(ctx, nil)
 				}
 				q.busy = false
 			}
@@ -140,10 +92,110 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 	return n
 }
 
-// changeNotifyRetryAsActivity marks the retries of a final notification
-// whose first try failed running as an activity; workflows that retried
-// before it replay with the local activity.
-const changeNotifyRetryAsActivity = "notify-retry-as-activity"
+// Notifications are tried once at once, in a local activity: a customer
+// that answers at once costs the message no history event. A delivery that
+// failed and may be retried is retried in an activity: the server spaces
+// its attempts with durable timers, so a customer whose endpoint is slow
+// or down holds no worker slot between attempts, and its attempts take
+// activity slots, not the local activity and workflow task slots every
+// message needs. Each attempt is bounded by the channel's own timeout
+// (the webhook client's), and a channel may refuse at once an attempt for
+// a customer with too many in flight, which the server retries later.
+//
+// Workflows that started before the retries moved to an activity keep
+// retrying in the local activity (durableRetries).
+type notifySteps struct {
+	first   workflow.Context // one attempt, local activity
+	retries workflow.Context // the rest, activity, for the customer's retry period
+	legacy  workflow.Context // the local activity retried for the retry period, as before
+	record  workflow.Context // store writes, retried until the stores are back
+}
+
+// notifyAttemptTime bounds one attempt of a delivery.
+const notifyAttemptTime = 30 * time.Second
+
+// durableRetriesChange names the change that moved notification retries
+// from the local activity to an activity (workflow.GetVersion).
+const durableRetriesChange = "notify-durable-retries"
+
+func newNotifySteps(ctx workflow.Context, retryFor time.Duration) notifySteps {
+	if retryFor <= 0 {
+		retryFor = activities.DefaultNotifyRetry
+	}
+	retry := &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        10 * time.Minute,
+		NonRetryableErrorTypes: []string{activities.ErrTypeWebhookRefused},
+	}
+	return notifySteps{
+		first: workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: notifyAttemptTime,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+		}),
+		retries: workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			ScheduleToCloseTimeout: retryFor,
+			StartToCloseTimeout:    notifyAttemptTime,
+			RetryPolicy:            retry,
+		}),
+		legacy: workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			ScheduleToCloseTimeout: retryFor,
+			StartToCloseTimeout:    notifyAttemptTime,
+			RetryPolicy:            retry,
+		}),
+		record: workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout:    recordTimeout,
+			ScheduleToCloseTimeout: recordRetryPeriod,
+			RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+		}),
+	}
+}
+
+// deliver tries d once, then, when that failed and may be retried, in an
+// activity until it is delivered, refused or out of time.
+func (s notifySteps) deliver(ctx workflow.Context, d smsgw.Delivery) error {
+	var a *activities.Activities
+	err := workflow.ExecuteLocalActivity(s.first, a.Notify, d).Get(ctx, nil)
+	if !mayRetry(err) || !durableRetries(ctx) {
+		return err // delivered, refused, or (started before) retried already
+	}
+	return workflow.ExecuteActivity(s.retries, a.Notify, d).Get(ctx, nil)
+}
+
+// retry delivers d after a first attempt that failed and may be retried.
+func (s notifySteps) retry(ctx workflow.Context, d smsgw.Delivery) error {
+	var a *activities.Activities
+	if !durableRetries(ctx) {
+		return workflow.ExecuteLocalActivity(s.legacy, a.Notify, d).Get(ctx, nil)
+	}
+	return workflow.ExecuteActivity(s.retries, a.Notify, d).Get(ctx, nil)
+}
+
+// recordApart writes a record the delivery could not write with it.
+func (s notifySteps) recordApart(ctx workflow.Context, record activities.RecordInput) {
+	var a *activities.Activities
+	if err := workflow.ExecuteLocalActivity(s.record, a.Record, record).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("final status not recorded", "err", err)
+	}
+}
+
+// durableRetries tells whether this workflow retries deliveries in an
+// activity (it started after that change); it is asked only once a
+// delivery has failed, so the history of a message whose customer answers
+// at once does not change.
+func durableRetries(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, durableRetriesChange, workflow.DefaultVersion, 1) == 1
+}
+
+// mayRetry tells whether a failed delivery may be tried again: it did not
+// succeed, was not refused for good, and the workflow is not cancelled.
+func mayRetry(err error) bool {
+	if err == nil || temporal.IsCanceledError(err) {
+		return false
+	}
+	var appErr *temporal.ApplicationError
+	return !errors.As(err, &appErr) || !appErr.NonRetryable()
+}
 
 // send queues a notification on every channel.
 func (n *notifier) send(note smsgw.Notification) {
@@ -190,10 +242,4 @@ func (n *notifier) finish(ctx workflow.Context) {
 		}
 		return true
 	})
-	if n.keep {
-		// A timer, not the end: the task that holds the delivery's result
-		// is accepted whatever arrived meanwhile. Histories of deliveries
-		// made before results told their attempt have none, and no timer.
-		_ = workflow.Sleep(ctx, time.Millisecond)
-	}
 }

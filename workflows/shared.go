@@ -86,6 +86,9 @@ type SubmissionMemo struct {
 	// they stand until Prepare records the message's own in its row.
 	Encoding string `json:"encoding"`
 	Segments int    `json:"segments"`
+	// ClientRef is the customer's reference for the message, so a message
+	// read from Temporal alone (no reporting row yet) still carries it.
+	ClientRef string `json:"clientRef,omitempty"`
 }
 
 // MessageInput starts a MessageWorkflow.

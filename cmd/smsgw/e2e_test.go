@@ -380,6 +380,14 @@ func TestEndToEndRESTToWebhook(t *testing.T) {
 	if strings.Join(types, ",") != strings.Join(want, ",") {
 		t.Fatalf("events %v, want %v", types, want)
 	}
+	// Its message ended, so its correlation has left the collection each
+	// receipt reads; the archive still knows the upstream ID.
+	if c, ok, err := events.LookupCorrelation(ctx, "sim", row.UpstreamID); err != nil || ok {
+		t.Errorf("correlation still in flight after the message ended: %+v %v %v", c, ok, err)
+	}
+	if known, err := events.Correlated(ctx, []smsgw.Receipt{{ConnectorID: "sim", UpstreamID: row.UpstreamID}}); err != nil || len(known) != 1 || !known[0] {
+		t.Errorf("the archive does not know the upstream ID %s: %v %v", row.UpstreamID, known, err)
+	}
 
 	// Upstream saw the message once, in GSM 7-bit, and with the upstream ID we recorded.
 	var seen int

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smsgw/smsgw/connectors/smppserver"
+	"github.com/smsgw/smsgw/config"
 )
 
 func TestHashPassword(t *testing.T) {
@@ -15,7 +15,7 @@ func TestHashPassword(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	form := strings.TrimSpace(out.String())
-	if !strings.HasPrefix(form, "bcrypt:$2a$") || !smppserver.CheckPassword(form, "s3cret") || smppserver.CheckPassword(form, "other") {
+	if !strings.HasPrefix(form, "bcrypt:$2a$") || !config.PasswordMatches(form, "s3cret") || config.PasswordMatches(form, "other") {
 		t.Fatalf("hash-password printed %q", form)
 	}
 
@@ -23,7 +23,7 @@ func TestHashPassword(t *testing.T) {
 	if err := hashPassword([]string{"-"}, strings.NewReader("from stdin\n"), &out); err != nil {
 		t.Fatal(err)
 	}
-	if !smppserver.CheckPassword(strings.TrimSpace(out.String()), "from stdin") {
+	if !config.PasswordMatches(strings.TrimSpace(out.String()), "from stdin") {
 		t.Fatalf("password from stdin hashed as %q", out.String())
 	}
 	for _, args := range [][]string{nil, {"a", "b"}, {""}} {

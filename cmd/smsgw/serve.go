@@ -132,16 +132,16 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 
 	// Everything a role needs, for the roles wired in their own files.
+	hooks := webhook.New(live, webhook.Options{
+		Timeout: s.webhookTimeout,
+		Policy:  func() smsgw.WebhookPolicy { return live.Config().WebhookPolicy() },
+		Logger:  logger.With("component", "webhook"),
+	}, reg)
+	hooks.MaxInFlight = s.webhookInFlight
 	a := &app{
 		settings: s, logger: logger, config: live, registry: reg, temporal: tc,
 		events: events, reports: reports, reader: reader, submitter: submitter, spawn: spawn,
-		channels: map[string]activities.Channel{
-			smsgw.ChannelWebhook: webhook.New(live, webhook.Options{
-				Timeout: 10 * time.Second,
-				Policy:  func() smsgw.WebhookPolicy { return live.Config().WebhookPolicy() },
-				Logger:  logger.With("component", "webhook"),
-			}, reg),
-		},
+		channels: map[string]activities.Channel{smsgw.ChannelWebhook: hooks},
 	}
 	if err := a.wireInbound(ctx); err != nil {
 		return err
@@ -158,6 +158,10 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		if err != nil {
 			return err
 		}
+		recent, err := activities.NewRecentDeliveries(10*time.Minute, 100_000, reg)
+		if err != nil {
+			return err
+		}
 		acts := &activities.Activities{
 			Config:        live,
 			Routes:        planner.Routes, // one route table per process
@@ -168,10 +172,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Reports:       reports,
 			Encoder:       encoder,
 			Channels:      notifications.Wrap(a.channels),
+			Recent:        recent,
 			Logger:        logger,
 			Now:           time.Now,
 		}
-		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers}.New()
+		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers, LocalActivities: s.localActivities}.New()
 		if err := a.registerInbound(w); err != nil {
 			return err
 		}
@@ -228,6 +233,8 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if runs("api") {
 		srv, err := api.New(api.Config{GRPCAddr: s.grpcAddr, HTTPAddr: s.httpAddr}, api.Deps{
 			Submitter:  submitter,
+			Canceller:  submitter,
+			Replacer:   submitter,
 			Messages:   reader,
 			Customers:  live,
 			Counter:    encoder,

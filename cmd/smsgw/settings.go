@@ -38,6 +38,11 @@ type settings struct {
 	metricsAddr       string
 	grpcAddr          string
 	smtpAddr          string
+	smtpTLSCert       string
+	smtpTLSKey        string
+	smtpTLSReload     time.Duration
+	smtpInsecureAuth  bool
+	smtpMaxAuth       int
 	smppAddr          string
 	smppTLSAddr       string
 	smppTLSCert       string
@@ -45,12 +50,16 @@ type settings struct {
 	smppTLSReload     time.Duration
 	smppOutboxTTL     time.Duration
 	smppOutboxSweep   time.Duration
+	smppEntry         smppserver.Config // the limits on unbound connections and failed binds
 	storeBatch        int
 	storeBatchWait    time.Duration
 	connectors        string
 	logLevel          string
 	logFormat         string
 	pollers           int
+	localActivities   int
+	webhookTimeout    time.Duration
+	webhookInFlight   int
 	reloadInterval    time.Duration
 	failoverAfter     time.Duration
 	maxBacklog        int
@@ -78,6 +87,13 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.metricsAddr, "metrics-addr", env("SMSGW_METRICS_ADDR", ":9102"), "listen address of /metrics, /healthz and /readyz (every role); keep it off the public network; env SMSGW_METRICS_ADDR")
 	fs.StringVar(&s.grpcAddr, "grpc-addr", env("SMSGW_GRPC_ADDR", ":9090"), "gRPC listen address (api role); env SMSGW_GRPC_ADDR")
 	fs.StringVar(&s.smtpAddr, "smtp-addr", env("SMSGW_SMTP_ADDR", ":2525"), "SMTP listen address of email to SMS (email role); env SMSGW_SMTP_ADDR")
+	fs.StringVar(&s.smtpTLSCert, "smtp-tls-cert", env("SMSGW_SMTP_TLS_CERT", ""), "PEM certificate (chain) for STARTTLS on the SMTP ingress, read again when it changes; env SMSGW_SMTP_TLS_CERT")
+	fs.StringVar(&s.smtpTLSKey, "smtp-tls-key", env("SMSGW_SMTP_TLS_KEY", ""), "PEM private key for STARTTLS on the SMTP ingress; env SMSGW_SMTP_TLS_KEY")
+	fs.DurationVar(&s.smtpTLSReload, "smtp-tls-reload", time.Minute, "how often the SMTP TLS certificate and key files are looked at for a renewal")
+	fs.BoolVar(&s.smtpInsecureAuth, "smtp-insecure-auth", env("SMSGW_SMTP_INSECURE_AUTH", "") == "true",
+		"accept SMTP AUTH without STARTTLS, passwords in the clear: only for loopback or a private network; env SMSGW_SMTP_INSECURE_AUTH=true")
+	fs.IntVar(&s.smtpMaxAuth, "smtp-max-auth-attempts", envInt(getenv, "SMSGW_SMTP_MAX_AUTH_ATTEMPTS", 3),
+		"failed SMTP AUTHs a connection may make before it is closed; env SMSGW_SMTP_MAX_AUTH_ATTEMPTS")
 	fs.StringVar(&s.smppAddr, "smpp-addr", env("SMSGW_SMPP_ADDR", ":2775"), "SMPP listen address (smpp role); env SMSGW_SMPP_ADDR")
 	fs.StringVar(&s.smppTLSAddr, "smpp-tls-addr", env("SMSGW_SMPP_TLS_ADDR", ":3550"), "SMPP over TLS listen address, used when -smpp-tls-cert and -smpp-tls-key are set; env SMSGW_SMPP_TLS_ADDR")
 	fs.StringVar(&s.smppTLSCert, "smpp-tls-cert", env("SMSGW_SMPP_TLS_CERT", ""), "PEM certificate (chain) of SMPP over TLS, read again when it changes; env SMSGW_SMPP_TLS_CERT")
@@ -85,16 +101,49 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&s.smppTLSReload, "smpp-tls-reload", time.Minute, "how often the SMPP TLS certificate and key files are looked at for a renewal")
 	fs.DurationVar(&s.smppOutboxTTL, "smpp-outbox-ttl", envDuration(getenv, "SMSGW_SMPP_OUTBOX_TTL", smppserver.DefaultOutboxTTL), "how long a receipt or MO waits for the customer's receiver bind before it is recorded as a failed notification; env SMSGW_SMPP_OUTBOX_TTL")
 	fs.DurationVar(&s.smppOutboxSweep, "smpp-outbox-sweep", envDuration(getenv, "SMSGW_SMPP_OUTBOX_SWEEP", 30*time.Second), "how often the smpp role looks for expired outbox items; env SMSGW_SMPP_OUTBOX_SWEEP")
+	s.registerSMPPEntry(fs, getenv)
 	fs.IntVar(&s.storeBatch, "store-batch", 200, "most writes of one kind (events, correlations, reporting rows) sent to a store together (group commit)")
 	fs.DurationVar(&s.storeBatchWait, "store-batch-wait", 2*time.Millisecond, "how long a batch of store writes waits for more while another is in flight")
 	fs.StringVar(&s.connectors, "connectors", env("SMSGW_CONNECTORS", ""), "comma-separated connector IDs this process binds (default: all in the configuration); env SMSGW_CONNECTORS")
 	fs.StringVar(&s.logLevel, "log-level", env("SMSGW_LOG_LEVEL", "info"), "debug, info, warn or error; env SMSGW_LOG_LEVEL")
 	fs.StringVar(&s.logFormat, "log-format", env("SMSGW_LOG_FORMAT", "json"), "json or text; env SMSGW_LOG_FORMAT")
 	fs.IntVar(&s.pollers, "pollers", 8, "Temporal task pollers per kind (worker role)")
+	fs.IntVar(&s.localActivities, "local-activities", envInt(getenv, "SMSGW_LOCAL_ACTIVITIES", 500),
+		"local activities the worker runs at once: every message's store writes and first notification attempts; env SMSGW_LOCAL_ACTIVITIES")
+	fs.DurationVar(&s.webhookTimeout, "webhook-timeout", envDuration(getenv, "SMSGW_WEBHOOK_TIMEOUT", 5*time.Second),
+		"how long one webhook call may take; env SMSGW_WEBHOOK_TIMEOUT")
+	fs.IntVar(&s.webhookInFlight, "webhook-max-in-flight", envInt(getenv, "SMSGW_WEBHOOK_MAX_IN_FLIGHT", 32),
+		"webhook calls to one customer in progress at once in this process; more wait to be retried (0: no cap); env SMSGW_WEBHOOK_MAX_IN_FLIGHT")
 	fs.IntVar(&s.maxBacklog, "max-backlog", envInt(getenv, "SMSGW_MAX_BACKLOG", 500), "most messages of one customer accepted, due and not yet handed upstream, across replicas; above it submissions are refused (429, RESOURCE_EXHAUSTED, ESME_RTHROTTLED, SMTP 451) until the backlog drains (0: no cap; a customer's maxBacklog overrides it); env SMSGW_MAX_BACKLOG")
 	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
 	s.protection.register(fs, env, getenv)
+}
+
+// registerSMPPEntry registers the flags of the SMPP server's limits on
+// connections that have not bound and on failed binds (docs/security.md).
+func (s *settings) registerSMPPEntry(fs *flag.FlagSet, getenv func(string) string) {
+	c, b := &s.smppEntry, &s.smppEntry.BindFailures
+	fs.DurationVar(&c.FirstPDUTimeout, "smpp-first-pdu-timeout", envDuration(getenv, "SMSGW_SMPP_FIRST_PDU_TIMEOUT", 5*time.Second),
+		"close an SMPP connection that has sent no whole PDU by then (TLS handshake included); env SMSGW_SMPP_FIRST_PDU_TIMEOUT")
+	fs.IntVar(&c.MaxUnbound, "smpp-max-unbound", envInt(getenv, "SMSGW_SMPP_MAX_UNBOUND", 1024),
+		"most SMPP connections not bound yet, in all (-1: no cap); env SMSGW_SMPP_MAX_UNBOUND")
+	fs.IntVar(&c.MaxUnboundPerSource, "smpp-max-unbound-per-source", envInt(getenv, "SMSGW_SMPP_MAX_UNBOUND_PER_SOURCE", 32),
+		"most SMPP connections not bound yet from one IPv4 address or IPv6 /64 (-1: no cap); env SMSGW_SMPP_MAX_UNBOUND_PER_SOURCE")
+	fs.DurationVar(&b.Window, "smpp-bind-failure-window", envDuration(getenv, "SMSGW_SMPP_BIND_FAILURE_WINDOW", 10*time.Minute),
+		"how long a failed SMPP bind counts against its source and system_id; env SMSGW_SMPP_BIND_FAILURE_WINDOW")
+	fs.IntVar(&b.SlowAfter, "smpp-bind-slow-after", envInt(getenv, "SMSGW_SMPP_BIND_SLOW_AFTER", 5),
+		"failed binds of a source or system_id within the window before its binds wait (-1: never); env SMSGW_SMPP_BIND_SLOW_AFTER")
+	fs.DurationVar(&b.Delay, "smpp-bind-delay", envDuration(getenv, "SMSGW_SMPP_BIND_DELAY", 500*time.Millisecond),
+		"first wait of a bind after repeated failures, doubled by each further one; env SMSGW_SMPP_BIND_DELAY")
+	fs.DurationVar(&b.MaxDelay, "smpp-bind-max-delay", envDuration(getenv, "SMSGW_SMPP_BIND_MAX_DELAY", 10*time.Second),
+		"longest wait of a bind from a source that failed repeatedly; env SMSGW_SMPP_BIND_MAX_DELAY")
+	fs.DurationVar(&b.MaxSystemIDDelay, "smpp-bind-max-delay-system-id", envDuration(getenv, "SMSGW_SMPP_BIND_MAX_DELAY_SYSTEM_ID", 2*time.Second),
+		"longest wait of a bind naming a system_id that failed repeatedly (a system_id is never locked out); env SMSGW_SMPP_BIND_MAX_DELAY_SYSTEM_ID")
+	fs.IntVar(&b.LockoutAfter, "smpp-bind-lockout-after", envInt(getenv, "SMSGW_SMPP_BIND_LOCKOUT_AFTER", 20),
+		"failed binds of a source within the window that lock it out (-1: never); env SMSGW_SMPP_BIND_LOCKOUT_AFTER")
+	fs.DurationVar(&b.Lockout, "smpp-bind-lockout", envDuration(getenv, "SMSGW_SMPP_BIND_LOCKOUT", 10*time.Minute),
+		"how long a locked-out source's binds are refused unchecked; env SMSGW_SMPP_BIND_LOCKOUT")
 }
 
 // envDuration reads a duration from the environment, def when unset or
@@ -106,8 +155,9 @@ func envDuration(getenv func(string) string, name string, def time.Duration) tim
 	return def
 }
 
+// envInt reads an integer from the environment, def when unset or unreadable.
 func envInt(getenv func(string) string, name string, def int) int {
-	if n, err := strconv.Atoi(getenv(name)); err == nil && n >= 0 {
+	if n, err := strconv.Atoi(getenv(name)); err == nil {
 		return n
 	}
 	return def

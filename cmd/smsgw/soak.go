@@ -480,7 +480,7 @@ customers:
     smpp: {systemId: %s, password: "plain:%s", maxBinds: 20}
     validity: %s
     numbers: [{number: "+%s"}]
-    emailIngress: {allowedSenders: [%q]}
+    emailIngress: {allowedSenders: [%q], trustEnvelopeSender: true} # loopback: the soak is the network
 connectors:
   - {id: carrier-a, address: %q, systemId: gw, password: pw, binds: 2, windowSize: 20, responseTimeout: 5s,
      rebindMin: 500ms, rebindMax: 2s, receiptIdFormat: hex, inDoubt: resubmit}

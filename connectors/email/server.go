@@ -2,9 +2,10 @@
 // mail to <msisdn>@<configured domain> becomes one SMS per recipient.
 //
 // A customer is identified by SMTP AUTH PLAIN (emailIngress.username and
-// password) or else by the envelope sender being one of its
-// emailIngress.allowedSenders. Every error is answered in SMTP; a mail is
-// answered 250 only once every recipient's message was accepted by the
+// password), which needs STARTTLS unless Options.InsecureAuth, or else, where
+// its configuration trusts envelope senders, by the envelope sender being one
+// of its emailIngress.allowedSenders. Every error is answered in SMTP; a mail
+// is answered 250 only once every recipient's message was accepted by the
 // Submitter, so nothing accepted is dropped.
 package email
 
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -31,10 +33,11 @@ import (
 
 // Defaults for Options fields left zero.
 const (
-	DefaultMaxRecipients = 50
-	DefaultSubmitTimeout = 30 * time.Second
-	DefaultIdleTimeout   = 5 * time.Minute
-	maxReplyLines        = 20
+	DefaultMaxRecipients   = 50
+	DefaultSubmitTimeout   = 30 * time.Second
+	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultMaxAuthAttempts = 3
+	maxReplyLines          = 20
 )
 
 // Configuration gives the configuration in force (config.Live does).
@@ -46,9 +49,14 @@ type Configuration interface {
 type Options struct {
 	// Hostname is the name in the greeting. Default "localhost".
 	Hostname string
-	// TLS enables STARTTLS. Without it AUTH PLAIN is accepted in the clear,
-	// which is only fit for a private network or a TLS-terminating proxy.
+	// TLS enables STARTTLS; AUTH is refused before it.
 	TLS *tls.Config
+	// InsecureAuth accepts AUTH PLAIN without TLS, passwords in the clear:
+	// only fit for loopback, a private network or a TLS-terminating proxy.
+	InsecureAuth bool
+	// MaxAuthAttempts is how many failed AUTHs a connection may make; the
+	// last is answered 421 and the connection closed (default 3).
+	MaxAuthAttempts int
 	// MaxRecipients caps the recipients of one mail (default 50).
 	MaxRecipients int
 	// SubmitTimeout bounds one recipient's submission (default 30 s).
@@ -82,12 +90,16 @@ func New(cfg Configuration, submitter smsgw.Submitter, opts Options, logger *slo
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
+	if opts.MaxAuthAttempts <= 0 {
+		opts.MaxAuthAttempts = DefaultMaxAuthAttempts
+	}
 	s := &Server{
 		config: cfg, submitter: submitter, opts: opts, logger: logger,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_email_submissions_total",
 			Help: "Email-to-SMS results: per recipient accepted, duplicate, invalid, unavailable, throttled or error; " +
-				"per command auth_failed, sender_refused, recipient_refused, too_large or unreadable.",
+				"per command auth_failed, auth_limit (a connection closed after too many failed AUTHs), sender_refused, " +
+				"header_sender_refused, recipient_refused, too_large or unreadable.",
 		}, []string{"result"}),
 	}
 	if err := reg.Register(s.results); err != nil {
@@ -96,7 +108,7 @@ func New(cfg Configuration, submitter smsgw.Submitter, opts Options, logger *slo
 	srv := smtp.NewServer(s)
 	srv.Domain = opts.Hostname
 	srv.TLSConfig = opts.TLS
-	srv.AllowInsecureAuth = opts.TLS == nil
+	srv.AllowInsecureAuth = opts.InsecureAuth
 	srv.MaxRecipients = opts.MaxRecipients
 	srv.MaxMessageBytes = int64(cfg.Config().EmailMaxSize())
 	srv.ReadTimeout, srv.WriteTimeout = opts.IdleTimeout, time.Minute
@@ -108,11 +120,14 @@ func New(cfg Configuration, submitter smsgw.Submitter, opts Options, logger *slo
 // Serve answers SMTP on ln until ctx is done, then stops taking
 // connections and waits up to 30 s for the mails in progress.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if s.opts.TLS == nil {
-		s.logger.Warn("SMTP ingress without STARTTLS: AUTH PLAIN passwords cross the network in the clear", "addr", ln.Addr().String())
+	switch {
+	case s.opts.InsecureAuth:
+		s.logger.Warn("SMTP ingress takes AUTH without TLS: passwords may cross the network in the clear", "addr", ln.Addr().String())
+	case s.opts.TLS == nil:
+		s.logger.Warn("SMTP ingress without STARTTLS: AUTH is refused, only customers with trustEnvelopeSender can send", "addr", ln.Addr().String())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.smtp.Serve(ln) }()
+	go func() { errc <- s.smtp.Serve(trackingListener{ln}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("email: %w", err)
@@ -130,9 +145,46 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// NewSession implements smtp.Backend.
+// NewSession implements smtp.Backend. It is called again after STARTTLS,
+// on the same connection.
 func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{srv: s, remote: c.Conn().RemoteAddr().String()}, nil
+	conn := c.Conn()
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	tracked, ok := conn.(*trackedConn)
+	if !ok {
+		tracked = &trackedConn{Conn: conn} // served without Serve: counted per session
+	}
+	return &session{srv: s, remote: conn.RemoteAddr().String(), conn: tracked}, nil
+}
+
+// trackingListener gives each connection the state that outlives its SMTP
+// sessions (a STARTTLS starts a new one).
+type trackingListener struct{ net.Listener }
+
+func (l trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &trackedConn{Conn: c}, nil
+}
+
+// trackedConn counts a connection's failed AUTHs, and closes it once the
+// answer to the last one allowed is written.
+type trackedConn struct {
+	net.Conn
+	authFailures    atomic.Int32
+	closeAfterWrite atomic.Bool
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.closeAfterWrite.Load() {
+		_ = c.Conn.Close()
+	}
+	return n, err
 }
 
 // SMTP answers of the ingress.
@@ -149,13 +201,20 @@ var (
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
 			Message: fmt.Sprintf("%q is not a phone number in international form (such as 61412345678)", local)}
 	}
-	errNoSender = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL FROM first"}
+	errNoSender  = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL FROM first"}
+	errAuthLimit = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: "Too many failed authentication attempts; closing the connection"}
+	errHeaderSender = func(from string) *smtp.SMTPError {
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+			Message: fmt.Sprintf("X-Smsgw-From %q is not one of the account's allowed senders (allowedSenders); leave the header out to send from its default", from)}
+	}
 )
 
 // session is one SMTP connection's state.
 type session struct {
 	srv      *Server
 	remote   string
+	conn     *trackedConn
 	authed   *config.Customer // by AUTH PLAIN
 	customer *config.Customer // for this mail: authed, or by sender
 	from     string
@@ -170,13 +229,19 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	}
 	return sasl.NewPlainServer(func(_, username, password string) error {
 		cu, ok := s.srv.config.Config().EmailCustomerByLogin(username, password)
-		if !ok {
-			s.srv.results.WithLabelValues("auth_failed").Inc()
-			s.srv.logger.Warn("SMTP AUTH failed", "remote", s.remote)
-			return smtp.ErrAuthFailed
+		if ok {
+			s.authed = &cu
+			return nil
 		}
-		s.authed = &cu
-		return nil
+		s.srv.results.WithLabelValues("auth_failed").Inc()
+		failures := int(s.conn.authFailures.Add(1))
+		s.srv.logger.Warn("SMTP AUTH failed", "remote", s.remote, "attempt", failures)
+		if failures >= s.srv.opts.MaxAuthAttempts {
+			s.srv.results.WithLabelValues("auth_limit").Inc()
+			s.conn.closeAfterWrite.Store(true)
+			return errAuthLimit
+		}
+		return smtp.ErrAuthFailed
 	}), nil
 }
 
@@ -251,7 +316,13 @@ func (s *session) Data(r io.Reader) error {
 		s.srv.results.WithLabelValues("unreadable").Inc()
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "The mail has no text to send"}
 	}
+	// A sender chosen by a header is one the account may use: one of its
+	// allowedSenders. An account without that list sends from its default.
 	sender := mail.SMSFrom
+	if sender != "" && (len(s.customer.AllowedSenders) == 0 || !s.customer.SenderAllowed(sender)) {
+		s.srv.results.WithLabelValues("header_sender_refused").Inc()
+		return errHeaderSender(sender)
+	}
 	if sender == "" {
 		sender = defaultSender(*s.customer)
 	}

@@ -2,6 +2,8 @@ package email_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/email"
+	"github.com/smsgw/smsgw/internal/testenv"
 )
 
 // These tests speak SMTP over TCP with go-smtp's client to the ingress. The
@@ -30,7 +33,7 @@ customers:
     allowedSenders: [ACME]
     emailIngress: {username: acme-mail, password: "plain:s3cret"}
   - id: shop
-    emailIngress: {allowedSenders: [orders@shop.example, "@branch.shop.example"], prependSubject: true}
+    emailIngress: {allowedSenders: [orders@shop.example, "@branch.shop.example"], trustEnvelopeSender: true, prependSubject: true}
 email:
   domains: [sms.example.com, SMS.example.net]
   maxSize: 4096
@@ -79,18 +82,31 @@ func (r *recorder) messages() []smsgw.Message {
 }
 
 type ingress struct {
-	addr string
-	sub  *recorder
+	addr   string
+	sub    *recorder
+	client *tls.Config // trusts the ingress's certificate; nil without STARTTLS
 }
 
+// startIngress runs the ingress with STARTTLS, as production does.
 func startIngress(t *testing.T) *ingress {
+	t.Helper()
+	cert := testenv.SelfSignedCert(t)
+	roots := x509.NewCertPool()
+	roots.AddCert(cert.Leaf)
+	in := startIngressWith(t, email.Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	in.client = &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	return in
+}
+
+func startIngressWith(t *testing.T, opts email.Options) *ingress {
 	t.Helper()
 	cfg, err := config.Parse([]byte(ingressConfig), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
 	sub := &recorder{keys: map[string]string{}}
-	srv, err := email.New(config.Static(cfg), sub, email.Options{Hostname: "sms.example.com"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	opts.Hostname = "sms.example.com"
+	srv, err := email.New(config.Static(cfg), sub, opts, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,10 +126,15 @@ func startIngress(t *testing.T) *ingress {
 	return &ingress{addr: ln.Addr().String(), sub: sub}
 }
 
-// session dials the ingress and, when user is set, authenticates.
+// session dials the ingress, starts TLS when it offers it and, when user
+// is set, authenticates.
 func (in *ingress) session(t *testing.T, user, pass string) (*smtp.Client, error) {
 	t.Helper()
-	c, err := smtp.Dial(in.addr)
+	dial := smtp.Dial
+	if in.client != nil {
+		dial = func(addr string) (*smtp.Client, error) { return smtp.DialStartTLS(addr, in.client) }
+	}
+	c, err := dial(in.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,5 +331,90 @@ func TestEmailIngressStopsWithContext(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
 		t.Fatal("still listening")
+	}
+}
+
+// AUTH needs TLS: it is refused before STARTTLS, and on a server without
+// STARTTLS unless InsecureAuth says the network is private.
+func TestAuthNeedsTLS(t *testing.T) {
+	in := startIngress(t)
+	clear := in.client
+	in.client = nil
+	if _, err := in.session(t, "acme-mail", "s3cret"); err == nil {
+		t.Fatal("AUTH accepted in the clear on a server with STARTTLS")
+	} else if code, _ := codeOf(t, err); code != 523 {
+		t.Fatalf("AUTH in the clear: %d, want 523", code)
+	}
+	in.client = clear
+	if _, err := in.session(t, "acme-mail", "s3cret"); err != nil {
+		t.Fatalf("AUTH after STARTTLS: %v", err)
+	}
+
+	plain := startIngressWith(t, email.Options{})
+	if _, err := plain.session(t, "acme-mail", "s3cret"); err == nil {
+		t.Fatal("AUTH accepted in the clear on a server without STARTTLS")
+	} else if code, _ := codeOf(t, err); code != 523 {
+		t.Fatalf("AUTH without STARTTLS: %d, want 523", code)
+	}
+	// Mail from a trusted envelope sender needs no AUTH, so no TLS either.
+	c, _ := plain.session(t, "", "")
+	if code, text := send(t, c, "orders@shop.example", []string{"61412345678@sms.example.com"}, "\nhello\n"); code != 250 {
+		t.Fatalf("trusted sender without TLS: %d %q", code, text)
+	}
+
+	private := startIngressWith(t, email.Options{InsecureAuth: true})
+	if _, err := private.session(t, "acme-mail", "s3cret"); err != nil {
+		t.Fatalf("AUTH in the clear with InsecureAuth: %v", err)
+	}
+}
+
+// A connection may fail AUTH a few times; the last failure allowed is
+// answered 421 and the connection closes, so no more guesses go over it.
+func TestAuthAttemptsPerConnection(t *testing.T) {
+	in := startIngress(t)
+	c, _ := in.session(t, "", "")
+	for i, want := range []int{535, 535, 421} {
+		err := c.Auth(sasl.NewPlainClient("", "acme-mail", fmt.Sprintf("guess-%d", i)))
+		if err == nil {
+			t.Fatalf("guess %d accepted", i+1)
+		}
+		if code, text := codeOf(t, err); code != want {
+			t.Fatalf("guess %d: %d %q, want %d", i+1, code, text, want)
+		}
+	}
+	if err := c.Auth(sasl.NewPlainClient("", "acme-mail", "s3cret")); err == nil {
+		t.Fatal("the connection took another AUTH after the limit")
+	}
+	if err := c.Noop(); err == nil {
+		t.Fatal("the connection is still open after the limit")
+	}
+	// A new connection starts again.
+	if _, err := in.session(t, "acme-mail", "s3cret"); err != nil {
+		t.Fatalf("AUTH on a new connection: %v", err)
+	}
+}
+
+// The SMS sender a mail asks for in X-Smsgw-From must be one of the
+// account's allowedSenders; an account without them cannot choose.
+func TestSenderFromHeaderIsChecked(t *testing.T) {
+	in := startIngress(t)
+	c, err := in.session(t, "acme-mail", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := []string{"61412345678@sms.example.com"}
+	if code, text := send(t, c, "ops@acme.example", to, "X-Smsgw-From: BANK\nMessage-ID: <h-1@acme>\n\nyour code is 1234\n"); code != 554 || !strings.Contains(text, "BANK") {
+		t.Fatalf("a sender the account may not use: %d %q, want 554 naming it", code, text)
+	}
+	if code, text := send(t, c, "ops@acme.example", to, "X-Smsgw-From: ACME\nMessage-ID: <h-2@acme>\n\nyour order\n"); code != 250 {
+		t.Fatalf("an allowed sender: %d %q", code, text)
+	}
+	shop, _ := in.session(t, "", "")
+	if code, text := send(t, shop, "orders@shop.example", to, "X-Smsgw-From: SHOP\n\nhello\n"); code != 554 {
+		t.Fatalf("a sender chosen by an account without allowedSenders: %d %q, want 554", code, text)
+	}
+	got := in.sub.messages()
+	if len(got) != 1 || got[0].From != "ACME" {
+		t.Fatalf("submitted %+v, want the ACME message only", got)
 	}
 }

@@ -1,14 +1,9 @@
 package smppserver
 
 import (
-	"crypto/subtle"
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
-	"sync"
-
-	"golang.org/x/crypto/bcrypt"
 )
 
 // DefaultMaxBinds is a customer's bind limit per replica when its
@@ -25,19 +20,14 @@ type account struct {
 
 // authenticate finds the customer a bind names and checks its password and
 // address. reason, for logs only, says why a bind was refused; the ESME is
-// told nothing more than ESME_RBINDFAIL.
+// told nothing more than ESME_RBINDFAIL. An unknown system_id takes as long
+// to refuse as a wrong password.
 func (s *Server) authenticate(req bindRequest, remote net.Addr) (acc account, reason string, ok bool) {
-	cfg := s.deps.Config.Config()
-	found, ok := cfg.CustomerBySystemID(req.SystemID)
-	if !ok {
-		// Spend the time a password check would, so a wrong system_id and a
-		// wrong password look alike from outside.
-		if cost := cfg.MaxSMPPPasswordCost(); cost > 0 {
-			_ = bcrypt.CompareHashAndPassword(dummyHash(cost), []byte(req.Password))
-		}
+	found, known, ok := s.deps.Config.Config().SMPPLogin(req.SystemID, req.Password)
+	switch {
+	case !known:
 		return account{}, "unknown system_id", false
-	}
-	if !CheckPassword(found.SMPP.Password, req.Password) {
+	case !ok:
 		return account{}, "wrong password", false
 	}
 	if len(found.SMPP.AllowedIPs) > 0 && !allowedIP(found.SMPP.AllowedIPs, remote) {
@@ -48,31 +38,6 @@ func (s *Server) authenticate(req bindRequest, remote net.Addr) (acc account, re
 		acc.maxBinds = DefaultMaxBinds
 	}
 	return acc, "", true
-}
-
-// CheckPassword reports whether password matches the configured form
-// "bcrypt:<hash>" or "plain:<password>", in constant time for plain ones.
-func CheckPassword(configured, password string) bool {
-	switch {
-	case strings.HasPrefix(configured, "bcrypt:"):
-		return bcrypt.CompareHashAndPassword([]byte(strings.TrimPrefix(configured, "bcrypt:")), []byte(password)) == nil
-	case strings.HasPrefix(configured, "plain:"):
-		return subtle.ConstantTimeCompare([]byte(strings.TrimPrefix(configured, "plain:")), []byte(password)) == 1
-	}
-	return false
-}
-
-// dummyHashes are bcrypt hashes of nothing, by cost, to check the
-// passwords of unknown system_ids against.
-var dummyHashes sync.Map
-
-func dummyHash(cost int) []byte {
-	if h, ok := dummyHashes.Load(cost); ok {
-		return h.([]byte)
-	}
-	h, _ := bcrypt.GenerateFromPassword([]byte("no such system_id"), cost)
-	dummyHashes.Store(cost, h)
-	return h
 }
 
 // allowedIP reports whether remote's address is one of allowed (addresses

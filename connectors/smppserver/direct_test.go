@@ -299,8 +299,9 @@ func TestDirectMORestGoesToTheOutbox(t *testing.T) {
 		t.Errorf("direct refused %v, want 1", got)
 	}
 	eventually(t, func() bool { return len(moParts(t, rx)) == 4 })
-	// The outbox's claimers run side by side, so parts 2 and 3 may come in
-	// either order from there (each carries its place in its header).
+	// One claim takes parts 2 and 3 and sends them side by side within the
+	// window, so they may come in either order (each carries its place in
+	// its header).
 	got := moParts(t, rx)
 	rest := slices.Sorted(slices.Values(got[2:]))
 	if !slices.Equal(got[:2], []int{1, 2}) || !slices.Equal(rest, []int{2, 3}) {

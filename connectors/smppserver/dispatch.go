@@ -11,13 +11,17 @@ import (
 
 // dispatcher sends one customer's outbox items to its receiver sessions on
 // this replica, within each session's deliver window. It runs while the
-// customer has a session here that can receive.
+// customer has a session here that can receive: one claimer that takes, in
+// one claim, as many items as the sessions have free deliver slots.
 type dispatcher struct {
 	srv        *Server
 	customerID string
 	wake       chan struct{}
 	stop       context.CancelFunc
 }
+
+// claimMax bounds the items one claim takes.
+const claimMax = 50
 
 // startDelivering makes sure a customer's dispatcher runs, and wakes it.
 func (s *Server) startDelivering(customerID string) {
@@ -31,17 +35,10 @@ func (s *Server) startDelivering(customerID string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &dispatcher{srv: s, customerID: customerID, wake: make(chan struct{}, claimers), stop: cancel}
+	d := &dispatcher{srv: s, customerID: customerID, wake: make(chan struct{}, 1), stop: cancel}
 	s.dispatchers[customerID] = d
-	// Several claimers hide the store's round trips; the outbox's leases
-	// keep each item to one of them.
-	for range claimers {
-		go d.run(ctx)
-	}
+	go d.run(ctx)
 }
-
-// claimers is how many outbox claims a customer's dispatcher has under way at once.
-const claimers = 4
 
 // stopDispatcherIfIdle stops a customer's dispatcher when none of its
 // sessions here can receive any more. s.mu is held.
@@ -59,16 +56,22 @@ func (s *Server) stopDispatcherIfIdle(customerID string) {
 	delete(s.dispatchers, customerID)
 }
 
+// receiverSessions lists the customer's bound sessions, in map order,
+// which spreads the load.
+func (s *Server) receiverSessions(customerID string) []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.bound[customerID]))
+	for sess := range s.bound[customerID] {
+		out = append(out, sess)
+	}
+	return out
+}
+
 // receiverWithSlot returns a receiver session of the customer that took a
 // deliver slot, or nil when every one is full, draining or gone.
 func (s *Server) receiverWithSlot(customerID string) *session {
-	s.mu.Lock()
-	candidates := make([]*session, 0, len(s.bound[customerID]))
-	for sess := range s.bound[customerID] { // map order spreads the load
-		candidates = append(candidates, sess)
-	}
-	s.mu.Unlock()
-	for _, sess := range candidates {
+	for _, sess := range s.receiverSessions(customerID) {
 		if sess.takeDeliverSlot() {
 			return sess
 		}
@@ -76,13 +79,22 @@ func (s *Server) receiverWithSlot(customerID string) *session {
 	return nil
 }
 
-func (d *dispatcher) kick() {
-	for range claimers {
-		select {
-		case d.wake <- struct{}{}:
-		default:
-			return
+// freeDeliverSlots counts the deliver slots free on the customer's
+// sessions that can receive, without taking them.
+func (s *Server) freeDeliverSlots(customerID string) int {
+	n := 0
+	for _, sess := range s.receiverSessions(customerID) {
+		if sess.canDeliver() {
+			n += cap(sess.deliverSlots) - len(sess.deliverSlots)
 		}
+	}
+	return n
+}
+
+func (d *dispatcher) kick() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -99,38 +111,92 @@ func (d *dispatcher) sleep(ctx context.Context) bool {
 	return true
 }
 
+// run claims as many items as the customer's receiver sessions have free
+// deliver slots and sends them, until ctx ends. It sleeps when no slot is
+// free (a delivery's outcome wakes it) and when the outbox has fewer items
+// than slots (a new item wakes it, or the poll interval, for items other
+// replicas wrote or released). Slots are taken only once the items are
+// claimed, so a claim never keeps a direct delivery from a slot.
 func (d *dispatcher) run(ctx context.Context) {
 	s := d.srv
 	for ctx.Err() == nil {
-		sess := s.receiverWithSlot(d.customerID)
-		if sess == nil {
+		free := min(s.freeDeliverSlots(d.customerID), claimMax)
+		if free == 0 {
 			if !d.sleep(ctx) {
 				return
 			}
 			continue
 		}
-		// Not cancelled with ctx: a claim cut short could leave the item
-		// leased to us, unsent, for a whole lease. A claimed item whose
-		// session has gone is released by deliver's callback.
+		// Not cancelled with ctx: a claim cut short could leave items
+		// leased to us, unsent, for a whole lease.
 		claimCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		it, ok, err := s.deps.Outbox.Claim(claimCtx, d.customerID, s.cfg.ReplicaID, s.cfg.Now(), s.cfg.Lease)
+		items, err := s.deps.Outbox.Claim(claimCtx, d.customerID, s.cfg.ReplicaID, s.cfg.Now(), s.cfg.Lease, free)
 		cancel()
-		if err != nil || !ok {
-			sess.returnDeliverSlot()
-			if err != nil && ctx.Err() == nil {
-				s.log.Warn("outbox claim failed", "customer", d.customerID, "err", err)
-			}
-			if !d.sleep(ctx) {
-				return
-			}
-			continue
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("outbox claim failed", "customer", d.customerID, "err", err)
 		}
-		s.settling.Add(1)
-		sess.deliver(it, func(status uint32, err error) {
-			defer s.settling.Done()
-			d.settle(it, status, err)
-			d.kick()
-		})
+		for i, it := range items {
+			sess := d.awaitSlot(ctx)
+			if sess == nil {
+				d.release(items[i:])
+				break
+			}
+			s.settling.Add(1)
+			sess.deliver(it, func(status uint32, err error) {
+				defer s.settling.Done()
+				d.settle(it, status, err)
+				d.kick()
+			})
+		}
+		if len(items) < free && !d.sleep(ctx) {
+			return
+		}
+	}
+}
+
+// slotPoll is how often a claimed item looks for a deliver slot while
+// direct deliveries hold them all.
+const slotPoll = 5 * time.Millisecond
+
+// awaitSlot takes a deliver slot of one of the customer's receiver
+// sessions, waiting while they are all in use (each is given back within
+// ResponseTimeout). nil means no session here can receive any more, or
+// ctx has ended.
+func (d *dispatcher) awaitSlot(ctx context.Context) *session {
+	s := d.srv
+	deadline := time.Now().Add(s.cfg.ResponseTimeout + time.Second)
+	for {
+		if sess := s.receiverWithSlot(d.customerID); sess != nil {
+			return sess
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return nil
+		}
+		receivers := false
+		for _, sess := range s.receiverSessions(d.customerID) {
+			receivers = receivers || sess.canDeliver()
+		}
+		if !receivers {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(slotPoll):
+		}
+	}
+}
+
+// release gives back items claimed but not sent, to be claimed again at
+// once, here or by another replica.
+func (d *dispatcher) release(items []smsgw.OutboxItem) {
+	s := d.srv
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, it := range items {
+		if err := s.deps.Outbox.Release(ctx, it.ID, s.cfg.ReplicaID, s.cfg.Now()); err != nil {
+			s.log.Warn("outbox release failed; the item is offered again when its lease ends", "customer", it.CustomerID, "err", err)
+		}
 	}
 }
 
@@ -172,12 +238,19 @@ func (d *dispatcher) settle(it smsgw.OutboxItem, status uint32, err error) {
 	}
 }
 
-// takeDeliverSlot reserves room for one deliver_sm on the session.
-func (sess *session) takeDeliverSlot() bool {
+// canDeliver reports whether the session takes deliver_sm: bound to
+// receive, and neither ending nor draining.
+func (sess *session) canDeliver() bool {
 	if sess.ended() || sess.isDraining() {
 		return false
 	}
-	if _, kind := sess.binding(); !kind.canReceive() {
+	_, kind := sess.binding()
+	return kind.canReceive()
+}
+
+// takeDeliverSlot reserves room for one deliver_sm on the session.
+func (sess *session) takeDeliverSlot() bool {
+	if !sess.canDeliver() {
 		return false
 	}
 	select {

@@ -122,8 +122,19 @@ func logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// start runs a server until the test ends.
+// start runs a server on a loopback port until the test ends.
 func start(t testing.TB, cfg smppserver.Config, deps smppserver.Deps) *fixture {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startOn(t, ln, cfg, deps)
+}
+
+// startOn runs a server on ln until the test ends; deps.Logger, when not
+// set, logs to stderr when the tests are verbose.
+func startOn(t testing.TB, ln net.Listener, cfg smppserver.Config, deps smppserver.Deps) *fixture {
 	t.Helper()
 	f := &fixture{reg: prometheus.NewRegistry(), served: make(chan error, 1)}
 	if deps.Config == nil {
@@ -135,13 +146,11 @@ func start(t testing.TB, cfg smppserver.Config, deps smppserver.Deps) *fixture {
 	} else if s, ok := deps.Submitter.(*submitter); ok {
 		f.sub = s
 	}
-	deps.Logger = logger(t)
+	if deps.Logger == nil {
+		deps.Logger = logger(t)
+	}
 	deps.Registerer = f.reg
 	srv, err := smppserver.New(cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,17 +21,40 @@ type metrics struct {
 	pending      *prometheus.GaugeVec   // customer
 	expired      *prometheus.CounterVec // customer
 	panics       prometheus.Counter
+	unbound      prometheus.GaugeFunc   // connections waiting to bind
+	shed         *prometheus.CounterVec // reason
+	bindDelayed  *prometheus.CounterVec // by: source, system_id
+	lockouts     prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the server's metrics; unbound counts the
+// connections waiting to bind.
+func newMetrics(reg prometheus.Registerer, unbound func() int) (*metrics, error) {
 	m := &metrics{
+		unbound: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "smsgw_smpp_unbound_connections",
+			Help: "Connections to this replica that have not bound yet.",
+		}, func() float64 { return float64(unbound()) }),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsgw_smpp_connections_shed_total",
+			Help: "Unbound connections closed to protect the server, by reason: evicted_per_source and evicted_total (an idle one closed for a newcomer, over the per-source or the total cap), " +
+				"refused_per_source and refused_total (the newcomer closed: every connection in the way was binding), first_pdu_timeout (no PDU in time).",
+		}, []string{"reason"}),
+		bindDelayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsgw_smpp_bind_delayed_total",
+			Help: "Binds held back before their password check because of earlier failed binds, by whose failures: source or system_id.",
+		}, []string{"by"}),
+		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "smsgw_smpp_bind_lockouts_total",
+			Help: "Sources locked out after repeated failed binds.",
+		}),
 		bound: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "smsgw_smpp_bound_sessions",
 			Help: "Customers' SMPP sessions bound to this replica, by customer and bind type.",
 		}, []string{"customer", "type"}),
 		bindAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_smpp_bind_attempts_total",
-			Help: "Bind requests from customers, by result: ok or refused.",
+			Help: "Bind requests from customers, by result: ok, refused, or locked_out (refused unchecked: its source failed too often).",
 		}, []string{"result"}),
 		pdus: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_smpp_pdus_total",
@@ -66,7 +89,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Sessions ended by a bug in the server; the server keeps serving the others.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.bound, m.bindAttempts, m.pdus, m.window, m.throttled, m.deliveries, m.direct, m.pending, m.expired, m.panics} {
+	for _, c := range []prometheus.Collector{m.bound, m.bindAttempts, m.pdus, m.window, m.throttled, m.deliveries, m.direct, m.pending, m.expired, m.panics,
+		m.unbound, m.shed, m.bindDelayed, m.lockouts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("smppserver: register metrics: %w", err)
 		}

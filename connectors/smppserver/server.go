@@ -63,6 +63,15 @@ type Config struct {
 	MissedEnquireLinks int
 	// BindTimeout closes a connection that has not bound by then. Default 30s.
 	BindTimeout time.Duration
+	// FirstPDUTimeout closes a connection that has not sent a whole PDU
+	// by then (over TLS, the handshake included). Default 5s.
+	FirstPDUTimeout time.Duration
+	// MaxUnbound caps the connections that have not bound yet, and
+	// MaxUnboundPerSource those of one source (an IPv4 address or an IPv6
+	// /64); see admission. Defaults 1024 and 32; negative: no cap.
+	MaxUnbound, MaxUnboundPerSource int
+	// BindFailures slows down and locks out repeated failed binds.
+	BindFailures BindFailures
 	// ConcatTimeout is how long the parts of a concatenated submission wait
 	// for the rest; then each is answered ESME_RSUBMITFAIL. Default 60s.
 	ConcatTimeout time.Duration
@@ -79,12 +88,14 @@ type Config struct {
 	Now func() time.Time
 }
 
-func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
+// def gives *d the default v when it is not set.
+func def(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
 	}
+}
+
+func (c *Config) setDefaults() {
 	if c.SystemID == "" {
 		c.SystemID = "smsgw"
 	}
@@ -107,6 +118,14 @@ func (c *Config) setDefaults() {
 	def(&c.ResponseTimeout, 10*time.Second)
 	def(&c.EnquireLink, 30*time.Second)
 	def(&c.BindTimeout, 30*time.Second)
+	def(&c.FirstPDUTimeout, 5*time.Second)
+	if c.MaxUnbound == 0 {
+		c.MaxUnbound = 1024
+	}
+	if c.MaxUnboundPerSource == 0 {
+		c.MaxUnboundPerSource = 32
+	}
+	c.BindFailures.setDefaults()
 	def(&c.ConcatTimeout, 60*time.Second)
 	def(&c.DrainTimeout, 10*time.Second)
 	def(&c.PollInterval, time.Second)
@@ -122,7 +141,8 @@ func (c *Config) setDefaults() {
 // Outbox is where receipts and MO wait for a customer's receiver binds
 // (mongostore.Outbox).
 type Outbox interface {
-	Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration) (smsgw.OutboxItem, bool, error)
+	// Claim leases up to limit of the customer's oldest claimable items to owner.
+	Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration, limit int) ([]smsgw.OutboxItem, error)
 	Ack(ctx context.Context, id, owner string) (bool, error)
 	Release(ctx context.Context, id, owner string, retryAt time.Time) error
 	Refuse(ctx context.Context, id, owner, reason string) (bool, error)
@@ -149,11 +169,13 @@ type Deps struct {
 // Server is the SMPP server. It is safe for concurrent use; one Server may
 // serve several listeners (plain TCP and TLS).
 type Server struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	metrics *metrics
-	concat  *reassembler
+	cfg       Config
+	deps      Deps
+	log       *slog.Logger
+	metrics   *metrics
+	concat    *reassembler
+	admission *admission // connections waiting to bind
+	guard     *bindGuard // failed binds
 	// directSent are the outbox item IDs delivered lately without the outbox.
 	directSent recentIDs
 
@@ -179,12 +201,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Registerer == nil {
 		deps.Registerer = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(deps.Registerer)
+	adm := newAdmission(cfg.MaxUnbound, cfg.MaxUnboundPerSource)
+	m, err := newMetrics(deps.Registerer, adm.count)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		cfg: cfg, deps: deps, log: deps.Logger.With("component", "smpp-server"), metrics: m,
+		admission: adm, guard: newBindGuard(cfg.BindFailures, cfg.Now),
 		sessions:    map[*session]struct{}{},
 		bound:       map[string]map[*session]struct{}{},
 		dispatchers: map[string]*dispatcher{},
@@ -203,7 +227,13 @@ func (s *Server) ReplicaID() string { return s.cfg.ReplicaID }
 // and closes them, and returns once they are gone (or DrainTimeout and
 // ResponseTimeout have passed).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		// Sessions refuse new submissions before the listener closes, so a
+		// client that sees new connections refused sees its session
+		// draining too.
+		s.stopTakingWork()
+		_ = ln.Close()
+	})
 	defer stop()
 	var tempDelay time.Duration
 	for {
@@ -240,6 +270,14 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
 	defer s.active.Done()
+	if !s.admit(sess) {
+		s.forget(sess)
+		_ = conn.Close()
+		return
+	}
+	// A connection that sends nothing is closed soon; the deadline is
+	// lifted when its first PDU arrives (newSession).
+	_ = conn.SetReadDeadline(time.Now().Add(s.cfg.FirstPDUTimeout))
 	defer func() {
 		if r := recover(); r != nil {
 			s.metrics.panics.Inc()
@@ -249,6 +287,50 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
 		s.forget(sess)
 	}()
 	sess.run(ctx)
+}
+
+// stopTakingWork refuses new connections and makes every session refuse
+// new submissions.
+func (s *Server) stopTakingWork() {
+	s.mu.Lock()
+	s.draining = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.startDraining()
+	}
+}
+
+// admit counts a new connection against the caps on unbound connections,
+// closing the idle one it replaces, if any. It reports false when the
+// connection is refused.
+func (s *Server) admit(sess *session) bool {
+	outcome, evicted := s.admission.admit(sess)
+	if evicted != nil {
+		evicted.smpp.Close()
+	}
+	switch outcome {
+	case admitted:
+		return true
+	case evictedSource:
+		s.metrics.shed.WithLabelValues("evicted_per_source").Inc()
+		evicted.log().Debug("closed an idle unbound connection to make room for a newer one from the same source")
+		return true
+	case evictedTotal:
+		s.metrics.shed.WithLabelValues("evicted_total").Inc()
+		evicted.log().Debug("closed an idle unbound connection to make room for a newer one")
+		return true
+	case refusedSource:
+		s.metrics.shed.WithLabelValues("refused_per_source").Inc()
+		sess.log().Debug("refused a connection: its source has as many binds in progress as it may")
+	default:
+		s.metrics.shed.WithLabelValues("refused_total").Inc()
+		sess.log().Debug("refused a connection: as many binds are in progress as the server takes")
+	}
+	return false
 }
 
 // drain stops new connections and waits for every session to finish.
@@ -326,6 +408,7 @@ func (s *Server) maintainOnce(ctx context.Context) {
 
 // forget removes a finished session from every registry.
 func (s *Server) forget(sess *session) {
+	s.admission.leave(sess)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, sess)

@@ -83,6 +83,7 @@ func TestBindLimitPerCustomer(t *testing.T) {
 	if err != nil || resp.Status != smppstatus.ESME_RBINDFAIL {
 		t.Fatalf("fourth bind: %+v %v, want ESME_RBINDFAIL", resp.Header, err)
 	}
+	<-extra.Done() // a refused bind closes the connection
 	// Other customers are not limited by acme's binds.
 	f.bound(t, smppwire.BindTransceiver, "other", "pw")
 	if got := f.metric(t, "smsgw_smpp_bound_sessions", "acme", "transceiver"); got != 3 {
@@ -94,7 +95,7 @@ func TestBindLimitPerCustomer(t *testing.T) {
 	}
 	<-clients[0].Done()
 	eventually(t, func() bool {
-		resp, err := extra.Bind(ctxFor(t), smppwire.BindTransmitter, "acme", "secret")
+		resp, err := f.dial(t).Bind(ctxFor(t), smppwire.BindTransmitter, "acme", "secret")
 		return err == nil && resp.Status == 0
 	})
 }

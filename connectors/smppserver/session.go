@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,11 +60,19 @@ type session struct {
 	srv    *Server
 	smpp   *smppsession.Session
 	remote net.Addr
+	source sourceKey
 	logp   atomic.Pointer[slog.Logger]
 	// id tells this connection from every other, on any replica: with a
 	// submit_sm's sequence number it names that submission (see
 	// smsgw.Message.SubmissionRef).
 	id string
+	// heard is set by the first PDU from the ESME; until then the
+	// connection has a read deadline and is the first to go when the caps
+	// on unbound connections are reached.
+	heard atomic.Bool
+	// waiting is the session's place among the connections waiting to
+	// bind, while it has one (admission.mu guards it).
+	waiting *waiting
 
 	submitSlots  chan struct{} // one per outstanding submission
 	deliverSlots chan struct{} // one per deliver_sm awaiting its response
@@ -79,7 +88,7 @@ type session struct {
 func newSession(srv *Server, conn net.Conn) *session {
 	cfg := srv.cfg
 	sess := &session{
-		srv: srv, remote: conn.RemoteAddr(), id: rand.Text(),
+		srv: srv, remote: conn.RemoteAddr(), source: sourceOf(conn.RemoteAddr()), id: rand.Text(),
 		submitSlots:  make(chan struct{}, cfg.Window),
 		deliverSlots: make(chan struct{}, cfg.DeliverWindow),
 	}
@@ -90,12 +99,23 @@ func newSession(srv *Server, conn net.Conn) *session {
 		MissedEnquireLinks: cfg.MissedEnquireLinks,
 		WriteTimeout:       writeTimeout,
 		DrainTimeout:       cfg.DrainTimeout,
+		MaxPDUBeforeBind:   maxPDUBeforeBind,
 		Logger:             sess.log(),
-		OnReceive:          func(f smppwire.Frame) { srv.metrics.countPDU("in", f.Raw) },
-		OnSend:             func(raw []byte) { srv.metrics.countPDU("out", raw) },
+		OnReceive: func(f smppwire.Frame) {
+			if !sess.heard.Load() {
+				sess.heard.Store(true)
+				_ = conn.SetReadDeadline(time.Time{}) // the first PDU is in
+			}
+			srv.metrics.countPDU("in", f.Raw)
+		},
+		OnSend: func(raw []byte) { srv.metrics.countPDU("out", raw) },
 	}, sess)
 	return sess
 }
+
+// maxPDUBeforeBind is the longest PDU an ESME may send before it binds: a
+// bind with every field at its longest takes under 100 octets.
+const maxPDUBeforeBind = 256
 
 func (sess *session) log() *slog.Logger { return sess.logp.Load() }
 
@@ -137,6 +157,11 @@ func (sess *session) logEnd(err error) {
 		sess.log().Warn("closed a session that sent an invalid command_length", "err", err)
 	case errors.Is(err, smppsession.ErrPeerSilent):
 		sess.log().Warn("closed a session silent for too long", "err", err)
+	case !sess.heard.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+		// Counted, not logged one by one: a flood of idle connections
+		// would flood the log too.
+		sess.srv.metrics.shed.WithLabelValues("first_pdu_timeout").Inc()
+		sess.log().Debug("closed a connection that sent no PDU in time", "after", sess.srv.cfg.FirstPDUTimeout)
 	default:
 		sess.log().Info("session ended", "err", err)
 	}
@@ -179,10 +204,10 @@ func (sess *session) respond(raw []byte) { _ = sess.smpp.Respond(raw) }
 
 // HandleRequest answers one request of the ESME's (enquire_link, unbind
 // and unknown commands are the engine's).
-func (sess *session) HandleRequest(_ context.Context, f smppwire.Frame) {
+func (sess *session) HandleRequest(ctx context.Context, f smppwire.Frame) {
 	switch f.CommandID {
 	case smppwire.BindTransmitter, smppwire.BindReceiver, smppwire.BindTransceiver:
-		sess.bind(f)
+		sess.bind(ctx, f)
 	case smppwire.SubmitSM, smppwire.DataSM:
 		sess.submit(f)
 	case smppwire.QuerySM, smppwire.CancelSM, smppwire.ReplaceSM:
@@ -200,45 +225,88 @@ func (sess *session) HandleRequest(_ context.Context, f smppwire.Frame) {
 	}
 }
 
-// bind answers a bind request.
-func (sess *session) bind(f smppwire.Frame) {
+// bind answers a bind request. A refused bind is answered, and then the
+// connection closes (except when it was refused because the session is
+// bound already). Before the password is checked, a bind from a source or
+// for a system_id that failed often lately waits, and one from a source
+// that failed too often is refused unchecked (BindFailures).
+func (sess *session) bind(ctx context.Context, f smppwire.Frame) {
 	kind := kindOf(f.CommandID)
 	respCmd := f.CommandID | smppwire.ResponseBit
-	refuse := func(status uint32, reason string, systemID string) {
-		sess.srv.metrics.bindAttempts.WithLabelValues("refused").Inc()
-		sess.log().Info("bind refused", "system_id", systemID, "type", kind.String(), "reason", reason, "status", smppstatus.Name(status))
+	srv := sess.srv
+	refuse := func(result, reason, systemID string, attrs ...any) {
+		srv.metrics.bindAttempts.WithLabelValues(result).Inc()
+		sess.log().Info("bind refused", append([]any{"system_id", systemID, "type", kind.String(), "reason", reason}, attrs...)...)
 		// SMPP 3.4 §4.1: no body with a non-zero command_status.
-		sess.respond(smppwire.HeaderOnly(respCmd, status, f.Seq))
+		sess.respond(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RBINDFAIL, f.Seq))
+		sess.smpp.Close() // what is queued, the answer, is written first
 	}
 	if _, cur := sess.binding(); cur != unbound {
-		refuse(smppstatus.ESME_RALYBND, "already bound as "+cur.String(), "")
+		srv.metrics.bindAttempts.WithLabelValues("refused").Inc()
+		sess.log().Info("bind refused", "type", kind.String(), "reason", "already bound as "+cur.String())
+		sess.respond(smppwire.HeaderOnly(respCmd, smppstatus.ESME_RALYBND, f.Seq))
 		return
 	}
 	req, err := decodeBind(f.Body())
+	if err == nil {
+		lockedUntil, wait, bySource := srv.guard.hold(sess.source, req.SystemID)
+		if !lockedUntil.IsZero() {
+			refuse("locked_out", "too many failed binds from this source", req.SystemID, "locked_until", lockedUntil)
+			return
+		}
+		if wait > 0 && !sess.holdBack(ctx, wait, bySource) {
+			return
+		}
+	}
+	var acc account
+	reason, ok := "unreadable bind", false
 	if err != nil {
-		refuse(smppstatus.ESME_RBINDFAIL, "unreadable bind: "+err.Error(), req.SystemID)
-		return
+		reason += ": " + err.Error()
+	} else {
+		acc, reason, ok = srv.authenticate(req, sess.remote)
 	}
-	acc, reason, ok := sess.srv.authenticate(req, sess.remote)
 	if !ok {
-		refuse(smppstatus.ESME_RBINDFAIL, reason, req.SystemID)
+		failures, lockedOut := srv.guard.failed(sess.source, req.SystemID)
+		refuse("refused", reason, req.SystemID, "source_failures", failures)
+		if lockedOut {
+			srv.metrics.lockouts.Inc()
+			sess.log().Warn("locking out a source after repeated failed binds",
+				"source", string(sess.source), "failures", failures, "for", srv.cfg.BindFailures.Lockout)
+		}
 		return
 	}
-	if reason, ok := sess.srv.reserveBind(sess, acc, kind); !ok {
-		refuse(smppstatus.ESME_RBINDFAIL, reason, req.SystemID)
+	srv.guard.succeeded(req.SystemID)
+	if reason, ok := srv.reserveBind(sess, acc, kind); !ok {
+		refuse("refused", reason, req.SystemID)
 		return
 	}
-	limiter := sess.srv.limiter(acc.customerID, acc.tps)
+	srv.admission.leave(sess)
+	limiter := srv.limiter(acc.customerID, acc.tps)
 	sess.mu.Lock()
 	sess.kind, sess.acc, sess.limiter = kind, acc, limiter
 	sess.mu.Unlock()
 	sess.logp.Store(sess.log().With("customer", acc.customerID, "system_id", acc.systemID, "type", kind.String()))
-	if err := sess.smpp.Respond(bindResp(f.CommandID, f.Seq, sess.srv.cfg.SystemID)); err != nil {
+	if err := sess.smpp.Respond(bindResp(f.CommandID, f.Seq, srv.cfg.SystemID)); err != nil {
 		return
 	}
-	sess.srv.metrics.bindAttempts.WithLabelValues("ok").Inc()
+	srv.metrics.bindAttempts.WithLabelValues("ok").Inc()
 	sess.log().Info("bound", "interface_version", fmt.Sprintf("0x%02X", req.InterfaceVersion))
 	if kind.canReceive() {
-		sess.srv.startDelivering(acc.customerID)
+		srv.startDelivering(acc.customerID)
 	}
+}
+
+// holdBack makes a bind wait before its password is checked; it reports
+// false when the session ended meanwhile.
+func (sess *session) holdBack(ctx context.Context, wait time.Duration, bySource bool) bool {
+	by := "system_id"
+	if bySource {
+		by = "source"
+	}
+	sess.srv.metrics.bindDelayed.WithLabelValues(by).Inc()
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
+	return ctx.Err() == nil
 }

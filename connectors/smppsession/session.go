@@ -22,9 +22,11 @@ package smppsession
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -56,6 +58,11 @@ type Config struct {
 	// DrainTimeout bounds how long the unbind that Run starts when its
 	// context ends waits for both windows to empty. Default 10s.
 	DrainTimeout time.Duration
+	// MaxPDUBeforeBind, when set, is the longest PDU the peer may send
+	// before the session is bound; a longer one is answered generic_nack
+	// and closes the session, before anything is allocated for it. A bind
+	// and what may precede it take a few dozen octets.
+	MaxPDUBeforeBind int
 	// Logger is for what only the session sees; nil discards.
 	Logger *slog.Logger
 
@@ -372,12 +379,27 @@ func (s *Session) addInFlight(n int) {
 	}
 }
 
+// Buffer sizes: a session that has not bound reads and writes a few small
+// PDUs, so it costs little until the peer has proved who it is.
+const (
+	unboundBufSize = 512
+	boundBufSize   = 32 << 10
+)
+
 // readLoop reads and dispatches PDUs until the connection ends or the
 // session closes, and returns why it stopped.
 func (s *Session) readLoop(ctx context.Context) error {
-	r := bufio.NewReaderSize(s.conn, 32<<10)
+	r := bufio.NewReaderSize(s.conn, unboundBufSize)
+	grown := false
 	for {
-		f, err := smppwire.ReadFrame(r)
+		if !grown && s.Bound() {
+			r, grown = growReader(r, s.conn), true
+		}
+		maxLen := uint32(smppwire.MaxPDULen)
+		if s.cfg.MaxPDUBeforeBind > 0 && !grown {
+			maxLen = uint32(s.cfg.MaxPDUBeforeBind)
+		}
+		f, err := smppwire.ReadFrameMax(r, maxLen)
 		if err != nil {
 			if errors.Is(err, smppwire.ErrBadLength) {
 				// The stream cannot be split into PDUs any more.
@@ -408,6 +430,13 @@ func (s *Session) readLoop(ctx context.Context) error {
 			s.handler.HandleRequest(ctx, f)
 		}
 	}
+}
+
+// growReader replaces the small reader of an unbound session with one
+// sized for traffic, keeping what the small one had read ahead.
+func growReader(r *bufio.Reader, conn net.Conn) *bufio.Reader {
+	ahead, _ := r.Peek(r.Buffered())
+	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(ahead)), conn), boundBufSize)
 }
 
 // refuse is the Handler of a session given none: it answers every request
@@ -485,26 +514,40 @@ func (s *Session) send(raw []byte) error {
 // writeLoop writes queued PDUs, flushing whenever the queue runs dry. When
 // the session closes it writes what is still queued and closes the
 // connection; a failed write closes it at once.
+//
+// The write buffer is made when there is something to write, small until
+// the session is bound; between batches it is empty, so it is replaced then.
 func (s *Session) writeLoop() {
 	defer s.conn.Close()
-	w := bufio.NewWriterSize(s.conn, 32<<10)
+	var w *bufio.Writer
 	for {
 		select {
 		case raw := <-s.out:
-			if err := s.writeBatch(w, raw); err != nil {
+			if err := s.writeBatch(&w, raw); err != nil {
 				s.end(fmt.Errorf("writing: %w", err))
 				s.Close()
 				return
 			}
 		case <-s.closing:
-			_ = s.writeBatch(w, nil)
+			_ = s.writeBatch(&w, nil)
 			return
 		}
 	}
 }
 
 // writeBatch writes first (when not nil) and whatever else is queued, then flushes.
-func (s *Session) writeBatch(w *bufio.Writer, first []byte) error {
+func (s *Session) writeBatch(wp **bufio.Writer, first []byte) error {
+	if first == nil && len(s.out) == 0 {
+		return nil
+	}
+	size := unboundBufSize
+	if s.Bound() {
+		size = boundBufSize
+	}
+	if *wp == nil || (*wp).Size() < size {
+		*wp = bufio.NewWriterSize(s.conn, size)
+	}
+	w := *wp
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if first != nil {
 		if _, err := w.Write(first); err != nil {

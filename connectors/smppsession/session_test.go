@@ -245,6 +245,44 @@ func TestBadCommandLengthClosesAfterGenericNack(t *testing.T) {
 	}
 }
 
+// Before the bind only small PDUs are read: a long command_length is
+// refused before anything is allocated for it. After the bind the session
+// reads PDUs of any valid length, and a PDU that arrived together with the
+// bind (read ahead into the small buffer) is not lost.
+func TestMaxPDUBeforeBind(t *testing.T) {
+	cfg := smppsession.Config{MaxPDUBeforeBind: 64}
+	_, p, ended := pair(t, cfg, nil)
+	big := smppwire.MessageIDResp(smppwire.EnquireLink, 0, 3, string(make([]byte, 100)))
+	p.Write(big)
+	if f := p.Read(); f.CommandID != smppwire.GenericNack || f.Status != smppstatus.ESME_RINVCMDLEN || f.Seq != 3 {
+		t.Fatalf("a %d-octet PDU before the bind answered with %+v", len(big), f.Header)
+	}
+	p.ExpectClosed()
+	if err := <-ended; !errors.Is(err, smppwire.ErrBadLength) {
+		t.Fatalf("Run: %v", err)
+	}
+
+	var s *smppsession.Session
+	var got atomic.Int32
+	a, b := net.Pipe()
+	s, _ = run(t, a, cfg, binder(&s, func(req smppwire.Frame) []byte {
+		got.Store(int32(len(req.Raw)))
+		return smppwire.MessageIDResp(smppwire.SubmitSMResp, 0, req.Seq, "ok")
+	}))
+	p = smppwiretest.NewPeer(t, b)
+	large := smppwire.MessageIDResp(smppwire.SubmitSM, 0, 2, string(make([]byte, 40<<10)))
+	// The bind and the large PDU in one write: the small reader holds the
+	// large one's first octets when the session binds. (A pipe's write
+	// waits for the reader, and the session answers the bind meanwhile.)
+	go func() { _, _ = b.Write(append(smppwire.HeaderOnly(smppwire.BindTransceiver, 0, 1), large...)) }()
+	if f := p.Read(); f.CommandID != smppwire.BindTransceiverResp || f.Seq != 1 {
+		t.Fatalf("bind answered with %+v", f.Header)
+	}
+	if f := p.Read(); f.CommandID != smppwire.SubmitSMResp || f.Seq != 2 || int(got.Load()) != len(large) {
+		t.Fatalf("a %d-octet PDU after the bind: answered %+v, handler saw %d octets", len(large), f.Header, got.Load())
+	}
+}
+
 // A Handler answers from another goroutine, and Unbind waits for the
 // answers owed and the responses awaited before it unbinds.
 func TestUnbindDrainsBothWindows(t *testing.T) {

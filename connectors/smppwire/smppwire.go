@@ -175,13 +175,18 @@ var ErrBadLength = errors.New("invalid command_length")
 
 // ReadFrame reads one PDU. After an error wrapping ErrBadLength the returned
 // frame still holds the header, so a generic_nack can name its sequence number.
-func ReadFrame(r io.Reader) (Frame, error) {
+func ReadFrame(r io.Reader) (Frame, error) { return ReadFrameMax(r, MaxPDULen) }
+
+// ReadFrameMax reads one PDU of at most maxLen octets (and never more than
+// MaxPDULen): a longer command_length is an error wrapping ErrBadLength,
+// found before anything is allocated for the body.
+func ReadFrameMax(r io.Reader, maxLen uint32) (Frame, error) {
 	var hb [HeaderLen]byte
 	if _, err := io.ReadFull(r, hb[:]); err != nil {
 		return Frame{}, err
 	}
 	h, _ := HeaderOf(hb[:])
-	if h.Length < HeaderLen || h.Length > MaxPDULen {
+	if h.Length < HeaderLen || h.Length > min(maxLen, MaxPDULen) {
 		return Frame{Header: h}, fmt.Errorf("%w: %d", ErrBadLength, h.Length)
 	}
 	raw := make([]byte, h.Length)

@@ -67,6 +67,17 @@ func TestReadFrameRejectsBadLengths(t *testing.T) {
 	}
 }
 
+func TestReadFrameMax(t *testing.T) {
+	resp := smppwire.MessageIDResp(smppwire.SubmitSMResp, 0, 9, "abc")
+	if f, err := smppwire.ReadFrameMax(bytes.NewReader(resp), uint32(len(resp))); err != nil || f.Seq != 9 {
+		t.Fatalf("a PDU of the limit's length: %+v %v", f.Header, err)
+	}
+	f, err := smppwire.ReadFrameMax(bytes.NewReader(resp), uint32(len(resp)-1))
+	if !errors.Is(err, smppwire.ErrBadLength) || f.Seq != 9 {
+		t.Fatalf("a PDU over the limit: %+v %v, want ErrBadLength with the header", f.Header, err)
+	}
+}
+
 func TestDecodeMessageErrors(t *testing.T) {
 	for name, body := range map[string][]byte{
 		"empty":                 {},

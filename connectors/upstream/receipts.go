@@ -27,6 +27,11 @@ type Correlations interface {
 	TakeParked(ctx context.Context, r smsgw.Receipt) (bool, error)
 	ListParked(ctx context.Context, olderThan time.Time, limit int) ([]smsgw.Receipt, error)
 	CountParked(ctx context.Context) (int64, error)
+	// Correlated reports, for each receipt, whether its upstream ID was
+	// given to a message lately, in flight or ended. The store forgets the
+	// correlations of ended messages (LookupCorrelation no longer finds
+	// them), but remembers that they were made.
+	Correlated(ctx context.Context, receipts []smsgw.Receipt) ([]bool, error)
 }
 
 // CorrelationExpirer is a correlation store that may need help to forget
@@ -40,6 +45,15 @@ type CorrelationExpirer interface {
 // ExpireInterval is how often Rematch expires correlations on a store
 // whose server does not.
 const ExpireInterval = time.Hour
+
+// LateAfter is how long a parked receipt waits before the rematcher asks
+// whether it came after its message ended: a receipt that no message in
+// flight claims, for an upstream ID that was correlated, is a late one (a
+// duplicate an SMSC sent again, or a receipt after the message's
+// validity), and is dropped. The wait covers a correlation written late
+// for an upstream ID the SMSC has reused: its receipt is parked first and
+// must not be taken for the old message's.
+const LateAfter = 10 * time.Minute
 
 // recentReceipts is how many delivered receipts a Matcher remembers to
 // recognise an SMSC's duplicates without signalling the workflow again.
@@ -61,7 +75,14 @@ type Signaler interface {
 // state) is recognised as a duplicate and acknowledged without a second
 // signal: an SMSC repeats a receipt whenever an answer was lost, and each
 // signal costs the workflow history events. A duplicate that reaches
-// another replica is signalled, and the workflow ignores it.
+// another replica while its message is in flight is signalled, and the
+// workflow ignores it.
+//
+// Once a message has ended the store forgets its correlations, so a receipt
+// that comes after (a duplicate, or a receipt later than the message's
+// validity) finds none and is parked like an early one; the rematcher
+// recognises it, LateAfter after it came, by its upstream ID having been
+// correlated (Correlations.Correlated), and drops it, counted as late.
 type Matcher struct {
 	store   Correlations
 	signal  Signaler
@@ -70,18 +91,21 @@ type Matcher struct {
 	results *prometheus.CounterVec
 	parked  prometheus.Gauge
 	recent  recentSet
+	// lateAfter is LateAfter; tests shorten it.
+	lateAfter time.Duration
 }
 
 // NewMatcher returns a Matcher whose metrics are registered on reg.
 func NewMatcher(store Correlations, signal Signaler, logger *slog.Logger, reg prometheus.Registerer) *Matcher {
 	m := &Matcher{
-		store:  store,
-		signal: signal,
-		logger: logger,
-		now:    time.Now,
+		store:     store,
+		signal:    signal,
+		logger:    logger,
+		now:       time.Now,
+		lateAfter: LateAfter,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_receipts_total",
-			Help: "Delivery receipts from upstream by connector and result: matched at once, parked (no correlation yet), rematched later, or duplicate (already delivered).",
+			Help: "Delivery receipts from upstream by connector and result: matched at once, parked (no correlation yet), rematched later, duplicate (already delivered), or late (parked, then dropped: its message had ended).",
 		}, []string{"connector", "result"}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "smsgw_receipts_unmatched",
@@ -200,18 +224,25 @@ func (m *Matcher) Rematch(ctx context.Context, interval, minAge time.Duration) {
 	}
 }
 
-// RematchOnce makes one pass over parked receipts older than minAge.
+// RematchOnce makes one pass over parked receipts older than minAge: each
+// one whose message is now known is delivered, and those that came more
+// than LateAfter ago for a message that has ended are dropped.
 func (m *Matcher) RematchOnce(ctx context.Context, minAge time.Duration) error {
-	parked, err := m.store.ListParked(ctx, m.now().Add(-minAge), 500)
+	now := m.now()
+	parked, err := m.store.ListParked(ctx, now.Add(-minAge), 500)
 	if err != nil {
 		return err
 	}
+	var old []smsgw.Receipt
 	for _, r := range parked {
 		c, ok, err := m.store.LookupCorrelation(ctx, r.ConnectorID, r.UpstreamID)
 		if err != nil {
 			return err
 		}
 		if !ok {
+			if r.ReceivedAt.Before(now.Add(-m.lateAfter)) {
+				old = append(old, r)
+			}
 			continue
 		}
 		if err := m.deliver(ctx, c, r); err != nil {
@@ -219,11 +250,40 @@ func (m *Matcher) RematchOnce(ctx context.Context, minAge time.Duration) error {
 		}
 		m.results.WithLabelValues(r.ConnectorID, "rematched").Inc()
 	}
+	if err := m.dropLate(ctx, old); err != nil {
+		return err
+	}
 	n, err := m.store.CountParked(ctx)
 	if err != nil {
 		return err
 	}
 	m.parked.Set(float64(n))
+	return nil
+}
+
+// dropLate takes out of the parked set the receipts, parked long enough,
+// whose upstream ID was correlated to a message that has since ended.
+func (m *Matcher) dropLate(ctx context.Context, old []smsgw.Receipt) error {
+	if len(old) == 0 {
+		return nil
+	}
+	known, err := m.store.Correlated(ctx, old)
+	if err != nil {
+		return fmt.Errorf("look for the messages of old parked receipts: %w", err)
+	}
+	for i, r := range old {
+		if !known[i] {
+			continue // never correlated: kept for an operator to see
+		}
+		took, err := m.store.TakeParked(ctx, r)
+		if err != nil {
+			return fmt.Errorf("drop late receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
+		}
+		if took {
+			m.results.WithLabelValues(r.ConnectorID, "late").Inc()
+			m.logger.Info("late receipt dropped: its message had ended", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "stat", r.Stat, "received_at", r.ReceivedAt)
+		}
+	}
 	return nil
 }
 

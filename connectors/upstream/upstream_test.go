@@ -669,3 +669,70 @@ func TestRaceSignalsOnce(t *testing.T) {
 		}
 	}
 }
+
+// A receipt that comes after its message ended (an SMSC's duplicate that
+// reaches another replica, or a receipt later than the validity) finds no
+// correlation: the store forgot it when the final status was recorded. It
+// is parked, not signalled, and dropped as late once it has waited
+// LateAfter; a receipt for an upstream ID never correlated stays parked.
+func TestLateReceiptIsDroppedNotParkedForever(t *testing.T) {
+	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close(context.Background()) })
+	ctx := ctxT(t)
+	sig := newSignals()
+	reg := prometheus.NewRegistry()
+	m := NewMatcher(store, sig, testLogger(t), reg)
+	c := smsgw.Correlation{ConnectorID: "up", UpstreamID: "u1", MessageID: "m1", Segment: 1, CreatedAt: time.Now()}
+	if err := m.Correlate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	r := smsgw.Receipt{ConnectorID: "up", UpstreamID: "u1", Stat: "DELIVRD", ReceivedAt: time.Now()}
+	if err := m.HandleReceipt(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	sig.waitN(t, 1)
+	if err := store.AppendEvents(ctx, smsgw.NewEvent("m1", "c1", 5, smsgw.EventFinal, "final", time.Now(), nil)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The SMSC sends it again to another replica, an hour after the first.
+	otherReg := prometheus.NewRegistry()
+	other := NewMatcher(store, sig, testLogger(t), otherReg)
+	other.lateAfter = time.Hour
+	dup := r
+	dup.ReceivedAt = time.Now()
+	stray := smsgw.Receipt{ConnectorID: "up", UpstreamID: "never-sent", Stat: "DELIVRD", ReceivedAt: time.Now()}
+	for _, x := range []smsgw.Receipt{dup, stray} {
+		if err := other.HandleReceipt(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.RematchOnce(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.CountParked(ctx); err != nil || n != 2 {
+		t.Fatalf("%d parked (%v), want both while they are recent", n, err)
+	}
+	// Past LateAfter, the late one goes; the stray stays for an operator.
+	other.lateAfter = 0
+	other.now = func() time.Time { return time.Now().Add(time.Second) }
+	if err := other.RematchOnce(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	left, err := store.ListParked(ctx, time.Now().Add(time.Minute), 10)
+	if err != nil || len(left) != 1 || left[0].UpstreamID != "never-sent" {
+		t.Fatalf("parked after the pass: %+v %v, want only the stray", left, err)
+	}
+	if n := sig.count(); n != 1 {
+		t.Errorf("%d signals, want the first receipt's only", n)
+	}
+	if got := counterValue(t, reg, "smsgw_receipts_total", "matched"); got != 1 {
+		t.Errorf("matched %v, want 1", got)
+	}
+	if got := counterValue(t, otherReg, "smsgw_receipts_total", "late"); got != 1 {
+		t.Errorf("late %v, want 1", got)
+	}
+}

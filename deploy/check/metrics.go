@@ -48,7 +48,7 @@ var knownMetrics = map[string]metric{
 	"smsgw_upstream_bind_attempts_total":               {kind: counter, labels: []string{"connector", "result"}, values: map[string][]string{"result": {"ok", "refused", "error"}}},
 	"smsgw_upstream_receipts_total":                    {kind: counter, labels: []string{"connector", "result"}, values: map[string][]string{"result": {"ok", "handler_error", "invalid"}}},
 	"smsgw_upstream_mo_total":                          {kind: counter, labels: []string{"connector", "result"}, values: map[string][]string{"result": {"ok", "handler_error", "invalid"}}},
-	"smsgw_receipts_total":                             {kind: counter, labels: []string{"connector", "result"}, values: map[string][]string{"result": {"matched", "parked", "rematched", "duplicate"}}, required: true},
+	"smsgw_receipts_total":                             {kind: counter, labels: []string{"connector", "result"}, values: map[string][]string{"result": {"matched", "parked", "rematched", "duplicate", "late"}}, required: true},
 	"smsgw_receipts_unmatched":                         {kind: gauge, required: true},
 	"smsgw_webhook_attempts_total":                     {kind: counter, labels: []string{"result"}, values: map[string][]string{"result": {"ok", "retry", "failed", "blocked"}}, required: true},
 	"smsgw_notifications_total":                        {kind: counter, labels: []string{"channel", "result"}, values: map[string][]string{"channel": {"webhook", "smpp", "email"}, "result": {"ok", "retry", "refused"}}},

@@ -45,12 +45,20 @@ type Customers interface {
 
 // Sender posts JSON notifications. It is the gateway's webhook channel.
 type Sender struct {
+	// MaxInFlight caps the calls to one customer's endpoints in progress
+	// at once in this process (0: no cap). A delivery over it fails at
+	// once, to be retried later, so an endpoint that answers slowly or
+	// never holds at most this many of the worker's slots, each for at
+	// most the timeout, and other customers' messages keep the rest.
+	MaxInFlight int
+
 	customers Customers
 	client    *http.Client
 	policy    func() smsgw.WebhookPolicy
 	log       *slog.Logger
 	now       func() time.Time
 	attempts  *prometheus.CounterVec
+	inFlight  inFlight
 
 	mu         sync.Mutex
 	lastPolicy smsgw.WebhookPolicy // the policy the pooled connections were made under
@@ -91,7 +99,8 @@ func New(customers Customers, o Options, reg prometheus.Registerer) *Sender {
 		now:        time.Now,
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_webhook_attempts_total",
-			Help: "Webhook delivery attempts by result: ok, retry (will be retried), failed (refused for good) or blocked (the address is not allowed).",
+			Help: "Webhook delivery attempts by result: ok, retry (will be retried), failed (refused for good), blocked (the address is not allowed) " +
+				"or busy (not made: the customer had as many calls in progress as it may; retried later).",
 		}, []string{"result"}),
 	}
 	reg.MustRegister(s.attempts)
@@ -158,6 +167,13 @@ func (s *Sender) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return fmt.Errorf("encode notification: %w", err)
+	}
+	if s.MaxInFlight > 0 {
+		if !s.inFlight.take(d.CustomerID, s.MaxInFlight) {
+			s.attempts.WithLabelValues("busy").Inc()
+			return &Failure{Reason: fmt.Sprintf("not sent yet: %d calls to your webhook were still in progress", s.MaxInFlight)}
+		}
+		defer s.inFlight.release(d.CustomerID)
 	}
 	return s.Post(ctx, target, event, body, c.WebhookSecrets()...)
 }

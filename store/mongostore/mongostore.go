@@ -6,6 +6,13 @@
 // transactions nor change streams. Every write is acknowledged with a
 // majority write concern before the call returns, which is what makes the
 // receipt race safe (see ParkReceipt).
+//
+// The collections a message's path reads hold only what is in flight, so
+// their cost does not grow with history (FerretDB reads a whole collection
+// for every query, even by _id): a message's correlations leave the
+// correlations collection when its final status is recorded, and the
+// append-only events and the correlation archive are written on the
+// message's path but never read there.
 package mongostore
 
 import (
@@ -13,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -28,10 +36,18 @@ import (
 
 // Collection names.
 const (
-	EventsCollection       = "events"
+	EventsCollection = "events"
+	// CorrelationsCollection holds the correlations of the messages in
+	// flight: written at the send, read on each receipt, removed when the
+	// message's final status is recorded.
 	CorrelationsCollection = "correlations"
-	ParkedCollection       = "unmatched_receipts"
-	IntentsCollection      = "submit_intents"
+	// CorrelationArchiveCollection keeps every correlation written, for the
+	// correlation TTL, so that a receipt that comes after its message ended
+	// is known for what it is (Correlated). It is written at the send and
+	// read only for receipts no message in flight claims.
+	CorrelationArchiveCollection = "correlations_archive"
+	ParkedCollection             = "unmatched_receipts"
+	IntentsCollection            = "submit_intents"
 )
 
 // DefaultCorrelationTTL is how long a correlation is kept when no
@@ -54,6 +70,7 @@ type Store struct {
 	db           *mongo.Database
 	events       *mongo.Collection
 	correlations *mongo.Collection
+	archive      *mongo.Collection
 	parked       *mongo.Collection
 	intents      *mongo.Collection
 	ttl          time.Duration
@@ -68,6 +85,9 @@ type Store struct {
 	eventWrites  *groupcommit.Committer[smsgw.Event]
 	corrWrites   *groupcommit.Committer[correlationDoc]
 	intentWrites *groupcommit.Committer[intentDoc]
+
+	closeMu sync.Mutex
+	closers []func() // the batched writes of the outbox, stopped by Close
 }
 
 // Option changes how Open sets up the store.
@@ -137,6 +157,7 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 	s.db = client.Database(database)
 	s.events = s.db.Collection(EventsCollection)
 	s.correlations = s.db.Collection(CorrelationsCollection)
+	s.archive = s.db.Collection(CorrelationArchiveCollection)
 	s.parked = s.db.Collection(ParkedCollection)
 	s.intents = s.db.Collection(IntentsCollection)
 	if err := s.Ping(ctx); err != nil {
@@ -153,8 +174,15 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 	return s, nil
 }
 
-// Close disconnects from the server.
+// Close writes what is still queued and disconnects from the server.
 func (s *Store) Close(ctx context.Context) error {
+	s.closeMu.Lock()
+	closers := s.closers
+	s.closers = nil
+	s.closeMu.Unlock()
+	for _, c := range closers {
+		c()
+	}
 	s.eventWrites.Close()
 	s.corrWrites.Close()
 	s.intentWrites.Close()
@@ -162,6 +190,13 @@ func (s *Store) Close(ctx context.Context) error {
 		return fmt.Errorf("mongostore: close: %w", err)
 	}
 	return nil
+}
+
+// onClose has Close run f first.
+func (s *Store) onClose(f func()) {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	s.closers = append(s.closers, f)
 }
 
 // Ping checks that the primary answers.
@@ -185,10 +220,9 @@ func (s *Store) createIndexes(ctx context.Context) error {
 	}{
 		{s.events, "messageId_seq", bson.D{{Key: "messageId", Value: 1}, {Key: "seq", Value: 1}}},
 		{s.events, "customerId_at", bson.D{{Key: "customerId", Value: 1}, {Key: "at", Value: 1}}},
+		{s.correlations, "messageId", bson.D{{Key: "messageId", Value: 1}}},
 		{s.parked, "connectorId_upstreamId", bson.D{{Key: "connectorId", Value: 1}, {Key: "upstreamId", Value: 1}}},
 		{s.parked, "parkedAt", bson.D{{Key: "parkedAt", Value: 1}}},
-		// A retried send looks up the parts of its message accepted before.
-		{s.correlations, "messageId_segment", bson.D{{Key: "messageId", Value: 1}, {Key: "segment", Value: 1}}},
 	}
 	// One index per command: FerretDB v1 fails a createIndexes that lists
 	// several indexes when some of them already exist.
@@ -198,18 +232,18 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			return fmt.Errorf("mongostore: create index %s on %s: %w", ix.name, ix.coll.Name(), wrap(err))
 		}
 	}
-	for _, c := range []*mongo.Collection{s.correlations, s.intents} {
-		if err := s.createTTLIndex(ctx, c); err != nil {
+	for _, coll := range []*mongo.Collection{s.correlations, s.archive, s.intents} {
+		if err := s.createTTLIndex(ctx, coll); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// createTTLIndex puts a TTL index on coll.createdAt (correlations and
-// submission intents), or adjusts the one already there when the TTL has
-// changed. Where the server has no TTL indexes (FerretDB v1) it makes a
-// plain index instead, so that ExpireCorrelations stays cheap.
+// createTTLIndex puts a TTL index on coll.createdAt, or adjusts the
+// one already there when the TTL has changed. Where the server has no TTL
+// indexes (FerretDB v1) it makes a plain index instead, so that
+// ExpireCorrelations stays cheap.
 func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) error {
 	secs := int32(s.ttl / time.Second)
 	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{
@@ -232,7 +266,9 @@ func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) erro
 		s.serverTTL = true
 		return nil
 	case errors.As(err, &ce) && ce.Code == codeNotImplemented:
-		s.log.Info("the server has no TTL indexes; expired documents are removed by ExpireCorrelations", "collection", coll.Name(), "ttl", s.ttl)
+		if coll == s.correlations {
+			s.log.Info("the server has no TTL indexes; expired correlations and submission intents are removed by ExpireCorrelations", "ttl", s.ttl)
+		}
 		_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{
 			Keys:    bson.D{{Key: "createdAt", Value: 1}},
 			Options: options.Index().SetName("createdAt"),
@@ -249,6 +285,12 @@ func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) erro
 // AppendEvents records events. It is idempotent: an event whose ID is
 // already stored is skipped, so an activity retry never writes twice. Times
 // are kept to the millisecond.
+//
+// Recording a message's final event (smsgw.EventFinal) also retires its
+// correlations: no receipt can change the message any more, so they leave
+// the collection each receipt reads (the archive still knows them). The
+// call returns once both are done; if the retirement fails, so does the
+// call, and the caller's retry does it again.
 func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
 	for i, e := range events {
 		if e.ID == "" || e.MessageID == "" {
@@ -262,14 +304,44 @@ func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
 }
 
 // insertEvents writes a batch of events in one unordered insert. An event
-// already stored (a retry) counts as written.
+// already stored (a retry) counts as written. The correlations of the
+// messages whose final event is written are then retired, in one delete.
 func (s *Store) insertEvents(ctx context.Context, events []smsgw.Event) []error {
 	docs := make([]any, len(events))
 	for i, e := range events {
 		docs[i] = e
 	}
 	_, err := s.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	return itemErrors(err, len(events))
+	errs := itemErrors(err, len(events))
+	var finals []int
+	var ended []string
+	for i, e := range events {
+		if e.Type == smsgw.EventFinal && (errs == nil || errs[i] == nil) {
+			finals = append(finals, i)
+			ended = append(ended, e.MessageID)
+		}
+	}
+	if len(ended) == 0 {
+		return errs
+	}
+	if err := s.retireCorrelations(ctx, ended); err != nil {
+		if errs == nil {
+			errs = make([]error, len(events))
+		}
+		for _, i := range finals {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+// retireCorrelations removes the correlations of messages that have ended.
+func (s *Store) retireCorrelations(ctx context.Context, messageIDs []string) error {
+	_, err := s.correlations.DeleteMany(ctx, bson.D{{Key: "messageId", Value: bson.D{{Key: "$in", Value: messageIDs}}}})
+	if err != nil {
+		return fmt.Errorf("retire the correlations of %d ended messages: %w", len(messageIDs), wrap(err))
+	}
+	return nil
 }
 
 // itemErrors spreads the error of a bulk write of n documents over them:
@@ -300,7 +372,12 @@ func itemErrors(err error, n int) []error {
 		return nil
 	}
 	// A write concern not met fails every item: none is known durable.
-	err = wrap(err)
+	return sameError(wrap(err), n)
+}
+
+// sameError is the outcome of a batch of n writes that failed as a whole.
+func sameError(err error, n int) []error {
+	errs := make([]error, n)
 	for i := range errs {
 		errs[i] = err
 	}
@@ -355,15 +432,45 @@ func (s *Store) PutCorrelation(ctx context.Context, c smsgw.Correlation) error {
 }
 
 // upsertCorrelations writes a batch of correlations in one unordered bulk
-// write. Two upserts racing on a new _id end with one stored: the other
-// one's duplicate key error is no failure.
+// write, then those written into the archive in one unordered insert. Two
+// upserts racing on a new _id end with one stored: the other one's
+// duplicate key error is no failure. The archive keeps the first message
+// an upstream ID was given to: all it answers is whether the ID was used.
+//
+// The archive is written second, so an upstream ID in the archive and not
+// in the correlations belongs to a message that has ended.
 func (s *Store) upsertCorrelations(ctx context.Context, docs []correlationDoc) []error {
 	models := make([]mongo.WriteModel, len(docs))
 	for i, d := range docs {
 		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: d.ID}}).SetReplacement(d).SetUpsert(true)
 	}
 	_, err := s.correlations.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	return itemErrors(err, len(docs))
+	errs := itemErrors(err, len(docs))
+	archive := make([]any, 0, len(docs))
+	at := make([]int, 0, len(docs)) // the correlation each archived doc is
+	for i, d := range docs {
+		if errs == nil || errs[i] == nil {
+			archive = append(archive, d)
+			at = append(at, i)
+		}
+	}
+	if len(archive) == 0 {
+		return errs
+	}
+	_, err = s.archive.InsertMany(ctx, archive, options.InsertMany().SetOrdered(false))
+	archiveErrs := itemErrors(err, len(archive))
+	if archiveErrs == nil {
+		return errs
+	}
+	if errs == nil {
+		errs = make([]error, len(docs))
+	}
+	for j, e := range archiveErrs {
+		if e != nil {
+			errs[at[j]] = fmt.Errorf("archive: %w", e)
+		}
+	}
+	return errs
 }
 
 // LookupCorrelation finds the message an upstream ID belongs to. ok is false
@@ -387,21 +494,70 @@ func (s *Store) LookupCorrelation(ctx context.Context, connectorID, upstreamID s
 	}, true, nil
 }
 
-// ExpireCorrelations deletes correlations and submission intents created
-// more than the TTL before now and returns how many it deleted. Servers
-// with TTL indexes do this themselves (see ServerTTL); calling it there is
-// harmless.
+// Correlated reports, for each receipt, whether its upstream ID was given
+// to a message within the correlation TTL, in flight or ended: the archive
+// keeps every correlation written. A receipt whose upstream ID is
+// correlated but not in flight (LookupCorrelation finds nothing) came
+// after its message ended. It reads the archive, which grows with
+// history: it is for receipts no message in flight claims, never for the
+// message's own path.
+func (s *Store) Correlated(ctx context.Context, receipts []smsgw.Receipt) ([]bool, error) {
+	if len(receipts) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(receipts))
+	for i, r := range receipts {
+		keys[i] = correlationKey(r.ConnectorID, r.UpstreamID)
+	}
+	known, err := stored(ctx, s.archive, keys)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: read the correlation archive: %w", err)
+	}
+	out := make([]bool, len(receipts))
+	for i, k := range keys {
+		out[i] = known[k]
+	}
+	return out, nil
+}
+
+// stored reads which of ids are the _id of a document in coll, in one
+// query.
+func stored(ctx context.Context, coll *mongo.Collection, ids []string) (map[string]bool, error) {
+	cur, err := coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap(err)
+	}
+	out := make(map[string]bool, len(docs))
+	for _, d := range docs {
+		out[d.ID] = true
+	}
+	return out, nil
+}
+
+// ExpireCorrelations deletes correlations (in flight and archived) and
+// submission intents created more than the TTL before now, and returns how
+// many it deleted from the correlations in flight. Servers with TTL indexes do this themselves
+// (see ServerTTL); calling it there is harmless.
 func (s *Store) ExpireCorrelations(ctx context.Context, now time.Time) (int64, error) {
 	old := bson.D{{Key: "createdAt", Value: bson.D{{Key: "$lt", Value: now.Add(-s.ttl).UTC()}}}}
-	var n int64
-	for _, c := range []*mongo.Collection{s.correlations, s.intents} {
-		res, err := c.DeleteMany(ctx, old)
-		if err != nil {
-			return n, fmt.Errorf("mongostore: expire %s: %w", c.Name(), wrap(err))
-		}
-		n += res.DeletedCount
+	res, err := s.correlations.DeleteMany(ctx, old)
+	if err != nil {
+		return 0, fmt.Errorf("mongostore: expire correlations: %w", wrap(err))
 	}
-	return n, nil
+	if _, err := s.archive.DeleteMany(ctx, old); err != nil {
+		return res.DeletedCount, fmt.Errorf("mongostore: expire archived correlations: %w", wrap(err))
+	}
+	if _, err := s.intents.DeleteMany(ctx, old); err != nil {
+		return res.DeletedCount, fmt.Errorf("mongostore: expire submission intents: %w", wrap(err))
+	}
+	return res.DeletedCount, nil
 }
 
 // parkedDoc is a parked receipt as stored.

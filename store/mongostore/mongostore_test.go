@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -194,6 +195,61 @@ func TestCorrelations(t *testing.T) {
 	}
 }
 
+// Recording a message's final event takes its correlations out of the
+// collection receipts read, and the archive still knows them; another
+// message's, and an upstream ID reused by a newer message, stay.
+func TestFinalEventRetiresCorrelations(t *testing.T) {
+	t.Parallel()
+	s, uri, db := open(t)
+	c := ctx(t)
+	for _, corr := range []smsgw.Correlation{
+		{ConnectorID: "up1", UpstreamID: "a1", MessageID: "m1", Segment: 1},
+		{ConnectorID: "up1", UpstreamID: "a2", MessageID: "m1", Segment: 2},
+		{ConnectorID: "up2", UpstreamID: "b1", MessageID: "m2", Segment: 1},
+		{ConnectorID: "up1", UpstreamID: "r", MessageID: "m1", Segment: 3},
+		{ConnectorID: "up1", UpstreamID: "r", MessageID: "m3", Segment: 1}, // the SMSC reused r
+	} {
+		if err := s.PutCorrelation(c, corr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	final := smsgw.NewEvent("m1", "c1", 5, smsgw.EventFinal, "final", t0, map[string]any{"status": "DELIVERED"})
+	receipt := smsgw.NewEvent("m1", "c1", 4, smsgw.EventReceipt, "receipt-1", t0, nil)
+	if err := s.AppendEvents(c, receipt, final); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		if got, ok, err := s.LookupCorrelation(c, "up1", id); err != nil || ok {
+			t.Errorf("correlation %s of the ended message: %+v %v %v", id, got, ok, err)
+		}
+	}
+	if got, ok, err := s.LookupCorrelation(c, "up2", "b1"); err != nil || !ok || got.MessageID != "m2" {
+		t.Errorf("correlation of a message in flight: %+v %v %v", got, ok, err)
+	}
+	if got, ok, err := s.LookupCorrelation(c, "up1", "r"); err != nil || !ok || got.MessageID != "m3" {
+		t.Errorf("reused upstream ID: %+v %v %v, want m3's", got, ok, err)
+	}
+	known, err := s.Correlated(c, []smsgw.Receipt{
+		{ConnectorID: "up1", UpstreamID: "a1"}, {ConnectorID: "up1", UpstreamID: "never"},
+		{ConnectorID: "up2", UpstreamID: "b1"}, {ConnectorID: "up2", UpstreamID: "a1"},
+	})
+	if err != nil || fmt.Sprint(known) != "[true false true false]" {
+		t.Errorf("Correlated = %v %v, want [true false true false]", known, err)
+	}
+	// Recorded again by a retried activity: nothing changes.
+	if err := s.AppendEvents(c, final); err != nil {
+		t.Fatal(err)
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	if n, err := client.Database(db).Collection(mongostore.CorrelationsCollection).CountDocuments(c, bson.D{}); err != nil || n != 2 {
+		t.Errorf("%d correlations in flight (%v), want 2", n, err)
+	}
+}
+
 func TestExpireCorrelations(t *testing.T) {
 	t.Parallel()
 	s, _, _ := open(t, mongostore.WithCorrelationTTL(time.Hour))
@@ -219,6 +275,10 @@ func TestExpireCorrelations(t *testing.T) {
 	}
 	if _, ok, _ := s.LookupCorrelation(c, "up1", "new"); !ok {
 		t.Error("a fresh correlation was removed")
+	}
+	// The archive forgets it too.
+	if known, err := s.Correlated(c, []smsgw.Receipt{{ConnectorID: "up1", UpstreamID: "old"}, {ConnectorID: "up1", UpstreamID: "new"}}); err != nil || fmt.Sprint(known) != "[false true]" {
+		t.Errorf("Correlated after expiry = %v %v, want [false true]", known, err)
 	}
 }
 

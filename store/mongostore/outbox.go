@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/store/groupcommit"
 )
 
 // OutboxCollection holds what is owed to customers' SMPP binds: delivery
@@ -39,12 +41,19 @@ type sentDoc struct {
 // (FerretDB v1's is not): a replica claims attempt n of an item by
 // inserting the lease document "<item ID>:<n>", and an insert on a unique
 // _id succeeds for exactly one replica on every server.
+//
+// Its work is batched, so a receipt costs a fraction of a round trip per
+// step under load: the Puts and the Acks of concurrent callers are written
+// together (group commit), and a Claim takes several items at once.
 type Outbox struct {
 	coll   *mongo.Collection
 	leases *mongo.Collection
 	sent   *mongo.Collection
 	events *mongo.Collection
 	now    func() time.Time
+
+	puts *groupcommit.Committer[smsgw.OutboxItem]
+	acks *groupcommit.Committer[ack]
 }
 
 // leaseDoc is one claimed attempt of an outbox item.
@@ -55,7 +64,15 @@ type leaseDoc struct {
 	Until  time.Time `bson:"until"`
 }
 
-// Outbox returns the outbox, creating its indexes.
+// ack is one owner's acknowledgement of one item. notOwned is set when
+// the item's lease is no longer the owner's (or the item is gone).
+type ack struct {
+	id, owner string
+	notOwned  *bool
+}
+
+// Outbox returns the outbox, creating its indexes. Its batched writes stop
+// when the store is closed.
 func (s *Store) Outbox(ctx context.Context) (*Outbox, error) {
 	o := &Outbox{
 		coll:   s.db.Collection(OutboxCollection),
@@ -80,26 +97,27 @@ func (s *Store) Outbox(ctx context.Context) (*Outbox, error) {
 			return nil, fmt.Errorf("mongostore: create index %s on %s: %w", ix.name, ix.coll.Name(), wrap(err))
 		}
 	}
+	o.puts = groupcommit.New("outbox_puts", o.putBatch, s.batching, s.batchMetrics)
+	o.acks = groupcommit.New("outbox_acks", o.ackBatch, s.batching, s.batchMetrics)
+	s.onClose(func() {
+		o.puts.Close()
+		o.acks.Close()
+	})
 	return o, nil
 }
 
 // Put writes items. An item whose ID is already stored is left as it is, so
-// a retried write neither duplicates nor resets one being sent.
+// a retried write neither duplicates nor resets one being sent; one already
+// delivered is not written again. The items of concurrent Puts are written
+// together.
 func (o *Outbox) Put(ctx context.Context, items ...smsgw.OutboxItem) error {
 	if len(items) == 0 {
 		return nil
 	}
-	docs := make([]any, 0, len(items))
+	docs := make([]smsgw.OutboxItem, 0, len(items))
 	for i, it := range items {
 		if it.ID == "" || it.CustomerID == "" || len(it.PDU) == 0 {
 			return smsgw.Errorf(smsgw.EINVALID, "outbox item %d has no ID, customer or PDU", i)
-		}
-		delivered, err := o.sent.CountDocuments(ctx, bson.D{{Key: "_id", Value: it.ID}})
-		if err != nil {
-			return fmt.Errorf("mongostore: put outbox item %s: %w", it.ID, wrap(err))
-		}
-		if delivered > 0 {
-			continue // a retried write of something already delivered
 		}
 		if it.CreatedAt.IsZero() {
 			it.CreatedAt = o.now()
@@ -108,40 +126,75 @@ func (o *Outbox) Put(ctx context.Context, items ...smsgw.OutboxItem) error {
 		it.LeaseOwner, it.Attempts, it.State, it.SentAt = "", 0, smsgw.OutboxPending, time.Time{}
 		docs = append(docs, it)
 	}
-	if len(docs) == 0 {
-		return nil
-	}
-	_, err := o.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err != nil && !onlyDuplicates(err) {
-		return fmt.Errorf("mongostore: put %d outbox items: %w", len(items), wrap(err))
-	}
-	// An item delivered and acknowledged between the check above and the
-	// insert is back in the outbox: take it out again. (Claim skips such an
-	// item too, should it get there first.)
-	for _, d := range docs {
-		id := d.(smsgw.OutboxItem).ID
-		if o.delivered(ctx, id) {
-			_, _ = o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "attempts", Value: 0}})
-		}
+	if err := o.puts.Do(ctx, docs...); err != nil {
+		return fmt.Errorf("mongostore: put %d outbox items: %w", len(items), err)
 	}
 	return nil
 }
 
-// delivered reports whether an item is remembered as delivered. An error
-// reads as not delivered: the caller then errs on the side of sending.
-func (o *Outbox) delivered(ctx context.Context, id string) bool {
-	n, err := o.sent.CountDocuments(ctx, bson.D{{Key: "_id", Value: id}})
-	return err == nil && n > 0
+// putBatch writes the items of concurrent Puts with one look at the
+// delivered items and one unordered insert of the others. An item
+// delivered and acknowledged between the two is back in the outbox; Claim
+// finds it remembered as delivered and takes it out instead of sending it.
+func (o *Outbox) putBatch(ctx context.Context, items []smsgw.OutboxItem) []error {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.ID
+	}
+	delivered, err := o.deliveredAmong(ctx, ids)
+	if err != nil {
+		return sameError(err, len(items))
+	}
+	docs := make([]any, 0, len(items))
+	at := make([]int, 0, len(items)) // the item each doc is
+	for i, it := range items {
+		if !delivered[it.ID] { // else a retried write of something already delivered
+			docs = append(docs, it)
+			at = append(at, i)
+		}
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	_, err = o.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	docErrs := itemErrors(err, len(docs)) // an item already pending is no failure
+	if docErrs == nil {
+		return nil
+	}
+	errs := make([]error, len(items))
+	for j, e := range docErrs {
+		errs[at[j]] = e
+	}
+	return errs
 }
 
-// claimBatch is how many candidates one Claim looks at.
-const claimBatch = 8
+// deliveredAmong reads which of ids are remembered as delivered, in one
+// query.
+func (o *Outbox) deliveredAmong(ctx context.Context, ids []string) (map[string]bool, error) {
+	delivered, err := stored(ctx, o.sent, ids)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: read delivered outbox items: %w", err)
+	}
+	return delivered, nil
+}
 
-// Claim takes the oldest item of a customer that is neither expired, nor
-// leased, nor waiting for a retry, and leases it to owner until now+lease.
-// ok is false when there is none.
-func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration) (it smsgw.OutboxItem, ok bool, err error) {
+// leaseRounds bounds how many attempts of an item one Claim skips past
+// when their leases were left behind by owners that stopped.
+const leaseRounds = 4
+
+// Claim takes up to limit of the oldest items of a customer that are neither
+// expired, nor leased, nor waiting for a retry, and leases them to owner
+// until now+lease, oldest first. None is an empty slice. Other replicas
+// claiming at the same time get other items: each attempt's lease can be
+// taken once.
+//
+// On the happy path a claim costs four round trips however many items it
+// takes: the candidates, their leases (one unordered insert), the items
+// marked as leased (one bulk write), and a look at the delivered items.
+func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.Time, lease time.Duration, limit int) ([]smsgw.OutboxItem, error) {
+	limit = max(limit, 1)
 	now = now.UTC()
+	until := now.Add(lease).Truncate(time.Millisecond) // as stored
 	filter := bson.D{
 		{Key: "customerId", Value: customerID},
 		{Key: "state", Value: smsgw.OutboxPending},
@@ -150,75 +203,214 @@ func (o *Outbox) Claim(ctx context.Context, customerID, owner string, now time.T
 	}
 	cur, err := o.coll.Find(ctx, filter, options.Find().
 		SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}).
-		SetLimit(claimBatch))
+		SetLimit(int64(limit)))
 	if err != nil {
-		return smsgw.OutboxItem{}, false, fmt.Errorf("mongostore: find outbox items of %s: %w", customerID, wrap(err))
+		return nil, fmt.Errorf("mongostore: find outbox items of %s: %w", customerID, wrap(err))
 	}
 	var candidates []smsgw.OutboxItem
 	if err := cur.All(ctx, &candidates); err != nil {
-		return smsgw.OutboxItem{}, false, fmt.Errorf("mongostore: find outbox items of %s: %w", customerID, wrap(err))
+		return nil, fmt.Errorf("mongostore: find outbox items of %s: %w", customerID, wrap(err))
 	}
-	for _, c := range candidates {
-		attempt, won, err := o.takeLease(ctx, c, owner, now, lease)
-		if err != nil {
-			return smsgw.OutboxItem{}, false, err
-		}
-		if !won {
-			continue
-		}
-		c.LeaseOwner, c.LeaseUntil, c.Attempts = owner, now.Add(lease), attempt
-		res, err := o.coll.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: c.ID}, {Key: "state", Value: smsgw.OutboxPending}, {Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}}},
-			bson.D{{Key: "$set", Value: bson.D{
-				{Key: "leaseOwner", Value: owner}, {Key: "leaseUntil", Value: c.LeaseUntil}, {Key: "attempts", Value: attempt},
-			}}})
-		if err != nil {
-			return smsgw.OutboxItem{}, false, fmt.Errorf("mongostore: lease outbox item %s: %w", c.ID, wrap(err))
-		}
-		if res.MatchedCount == 0 {
-			// The candidate was read before another replica delivered it (and
-			// dropped its leases), or released it for a later retry: not ours.
-			_, _ = o.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: leaseID(c.ID, attempt)}})
-			continue
-		}
-		if o.delivered(ctx, c.ID) {
-			// Put again by a retried write after it was delivered.
-			_, _ = o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: c.ID}})
-			o.dropLeases(ctx, c.ID)
-			continue
-		}
-		return c, true, nil
+	if len(candidates) == 0 {
+		return nil, nil
 	}
-	return smsgw.OutboxItem{}, false, nil
+	won, err := o.takeLeases(ctx, candidates, owner, now, until)
+	if err != nil || len(won) == 0 {
+		return nil, err
+	}
+	claimed, err := o.markLeased(ctx, won, owner, now, until)
+	if err != nil || len(claimed) == 0 {
+		return nil, err
+	}
+	return o.skipDelivered(ctx, claimed)
 }
 
-// takeLease claims the next attempt of an item by inserting its lease
-// document. An attempt already taken whose lease has run out (its owner
-// stopped before marking the item) is skipped for the one after it.
-func (o *Outbox) takeLease(ctx context.Context, it smsgw.OutboxItem, owner string, now time.Time, lease time.Duration) (attempt int, won bool, err error) {
-	attempt = it.Attempts + 1
-	for range 4 {
-		doc := leaseDoc{ID: leaseID(it.ID, attempt), ItemID: it.ID, Owner: owner, Until: now.Add(lease)}
-		_, err := o.leases.InsertOne(ctx, doc)
-		if err == nil {
-			return attempt, true, nil
-		}
-		if !mongo.IsDuplicateKeyError(err) {
-			return 0, false, fmt.Errorf("mongostore: lease outbox item %s: %w", it.ID, wrap(err))
-		}
-		var held leaseDoc
-		if err := o.leases.FindOne(ctx, bson.D{{Key: "_id", Value: doc.ID}}).Decode(&held); err != nil {
-			if errors.Is(err, mongo.ErrNoDocuments) {
-				return 0, false, nil // acked and cleaned up meanwhile
-			}
-			return 0, false, fmt.Errorf("mongostore: read lease %s: %w", doc.ID, wrap(err))
-		}
-		if held.Until.After(now) {
-			return 0, false, nil // another replica holds this attempt
-		}
-		attempt++
+// takeLeases claims the next attempt of each candidate by inserting its
+// lease document, all in one unordered insert, and returns the candidates
+// won, with their attempt numbers. An attempt already taken whose lease has
+// run out (its owner stopped before marking the item) is skipped for the
+// one after it.
+func (o *Outbox) takeLeases(ctx context.Context, candidates []smsgw.OutboxItem, owner string, now, until time.Time) ([]smsgw.OutboxItem, error) {
+	pending := make([]smsgw.OutboxItem, len(candidates))
+	for i, c := range candidates {
+		c.Attempts++
+		pending[i] = c
 	}
-	return 0, false, nil
+	var won []smsgw.OutboxItem
+	for range leaseRounds {
+		docs := make([]any, len(pending))
+		for i, c := range pending {
+			docs[i] = leaseDoc{ID: leaseID(c.ID, c.Attempts), ItemID: c.ID, Owner: owner, Until: until}
+		}
+		taken, err := duplicatesOf(o.leases.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)))
+		if err != nil {
+			return nil, fmt.Errorf("mongostore: lease %d outbox items: %w", len(pending), wrap(err))
+		}
+		var held []string
+		for i, c := range pending {
+			if taken[i] {
+				held = append(held, leaseID(c.ID, c.Attempts))
+			} else {
+				won = append(won, c)
+			}
+		}
+		if len(held) == 0 {
+			break
+		}
+		// Those attempts are someone else's: held by another replica now,
+		// or left behind by one that stopped before marking its item.
+		stale, err := o.staleLeases(ctx, held, now)
+		if err != nil {
+			return nil, err
+		}
+		next := pending[:0]
+		for i, c := range pending {
+			if taken[i] && stale[leaseID(c.ID, c.Attempts)] {
+				c.Attempts++
+				next = append(next, c)
+			}
+		}
+		pending = next
+		if len(pending) == 0 {
+			break
+		}
+	}
+	// Oldest first, as the candidates came.
+	order := make(map[string]int, len(candidates))
+	for i, c := range candidates {
+		order[c.ID] = i
+	}
+	slices.SortFunc(won, func(a, b smsgw.OutboxItem) int { return order[a.ID] - order[b.ID] })
+	return won, nil
+}
+
+// staleLeases reads which of the lease documents ids have run out by now.
+// A lease that is gone (its item delivered meanwhile) is not stale.
+func (o *Outbox) staleLeases(ctx context.Context, ids []string, now time.Time) (map[string]bool, error) {
+	cur, err := o.leases.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: read outbox leases: %w", wrap(err))
+	}
+	var held []leaseDoc
+	if err := cur.All(ctx, &held); err != nil {
+		return nil, fmt.Errorf("mongostore: read outbox leases: %w", wrap(err))
+	}
+	stale := make(map[string]bool, len(held))
+	for _, l := range held {
+		if !l.Until.After(now) {
+			stale[l.ID] = true
+		}
+	}
+	return stale, nil
+}
+
+// markLeased records the leases won on their items in one bulk write and
+// returns the items that are now this owner's. An item read before another
+// replica delivered it, or released it for a later retry, matches nothing:
+// it is not ours, and our lease on it goes.
+func (o *Outbox) markLeased(ctx context.Context, won []smsgw.OutboxItem, owner string, now, until time.Time) ([]smsgw.OutboxItem, error) {
+	models := make([]mongo.WriteModel, len(won))
+	for i, c := range won {
+		models[i] = mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: c.ID}, {Key: "state", Value: smsgw.OutboxPending}, {Key: "leaseUntil", Value: bson.D{{Key: "$lte", Value: now}}}}).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{
+				{Key: "leaseOwner", Value: owner}, {Key: "leaseUntil", Value: until}, {Key: "attempts", Value: c.Attempts},
+			}}})
+	}
+	res, err := o.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if err != nil && !errors.As(err, &bwe) {
+		return nil, fmt.Errorf("mongostore: lease %d outbox items: %w", len(won), wrap(err))
+	}
+	for i := range won {
+		won[i].LeaseOwner, won[i].LeaseUntil = owner, until
+	}
+	if err == nil && res.MatchedCount == int64(len(won)) {
+		return won, nil
+	}
+	// Some did not match: read which are ours.
+	ids := make([]string, len(won))
+	for i, c := range won {
+		ids[i] = c.ID
+	}
+	cur, err := o.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "leaseOwner", Value: 1}, {Key: "leaseUntil", Value: 1}, {Key: "attempts", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: read leased outbox items: %w", wrap(err))
+	}
+	var marked []smsgw.OutboxItem
+	if err := cur.All(ctx, &marked); err != nil {
+		return nil, fmt.Errorf("mongostore: read leased outbox items: %w", wrap(err))
+	}
+	byID := make(map[string]smsgw.OutboxItem, len(marked))
+	for _, m := range marked {
+		byID[m.ID] = m
+	}
+	var ours []smsgw.OutboxItem
+	var lost []string
+	for _, c := range won {
+		m, ok := byID[c.ID]
+		if ok && m.LeaseOwner == owner && m.Attempts == c.Attempts && m.LeaseUntil.Equal(until) {
+			ours = append(ours, c)
+		} else {
+			lost = append(lost, leaseID(c.ID, c.Attempts))
+		}
+	}
+	if len(lost) > 0 {
+		_, _ = o.leases.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: lost}}}})
+	}
+	return ours, nil
+}
+
+// skipDelivered takes out of claimed the items remembered as delivered
+// (put again by a retried write just as they were acknowledged): they
+// leave the outbox instead of going out twice.
+func (o *Outbox) skipDelivered(ctx context.Context, claimed []smsgw.OutboxItem) ([]smsgw.OutboxItem, error) {
+	ids := make([]string, len(claimed))
+	for i, c := range claimed {
+		ids[i] = c.ID
+	}
+	delivered, err := o.deliveredAmong(ctx, ids)
+	if err != nil {
+		// Not sent: their leases run out and they are claimed again.
+		return nil, err
+	}
+	if len(delivered) == 0 {
+		return claimed, nil
+	}
+	out := claimed[:0]
+	var gone []string
+	for _, c := range claimed {
+		if delivered[c.ID] {
+			gone = append(gone, c.ID)
+		} else {
+			out = append(out, c)
+		}
+	}
+	_, _ = o.coll.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: gone}}}})
+	o.dropLeases(ctx, gone...)
+	return out, nil
+}
+
+// duplicatesOf reads the outcome of an unordered insert: which documents,
+// by index, were refused as duplicates of stored ones (the others were
+// written). Any other failure is an error.
+func duplicatesOf(_ *mongo.InsertManyResult, err error) (map[int]bool, error) {
+	if err == nil {
+		return nil, nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return nil, err
+	}
+	dups := make(map[int]bool, len(bwe.WriteErrors))
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 && we.Code != 11001 {
+			return nil, err
+		}
+		dups[we.Index] = true
+	}
+	return dups, nil
 }
 
 func leaseID(itemID string, attempt int) string { return fmt.Sprintf("%s:%d", itemID, attempt) }
@@ -238,38 +430,108 @@ func (o *Outbox) owned(ctx context.Context, id, owner string) (it smsgw.OutboxIt
 
 // Ack records an item its owner has delivered as sent and takes it out of
 // the outbox. An item whose lease another replica has taken since is left
-// alone; done reports whether it was this owner's.
+// alone; done reports whether it was this owner's. The acknowledgements of
+// concurrent callers are written together.
 func (o *Outbox) Ack(ctx context.Context, id, owner string) (done bool, err error) {
-	it, ok, err := o.owned(ctx, id, owner)
-	if !ok || err != nil {
-		return false, err
+	var notOwned bool
+	if err := o.acks.Do(ctx, ack{id: id, owner: owner, notOwned: &notOwned}); err != nil {
+		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, err)
+	}
+	return !notOwned, nil
+}
+
+// ackBatch acknowledges the items of concurrent Acks: one read of the
+// items, one insert into the delivered memory, one delete from the outbox
+// and one of their leases, whatever their number.
+func (o *Outbox) ackBatch(ctx context.Context, acks []ack) []error {
+	ids := make([]string, len(acks))
+	for i, a := range acks {
+		ids[i] = a.id
+	}
+	cur, err := o.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "state", Value: smsgw.OutboxPending}},
+		options.Find().SetProjection(bson.D{{Key: "pdu", Value: 0}}))
+	if err != nil {
+		return sameError(fmt.Errorf("read outbox items: %w", wrap(err)), len(acks))
+	}
+	var found []smsgw.OutboxItem
+	if err := cur.All(ctx, &found); err != nil {
+		return sameError(fmt.Errorf("read outbox items: %w", wrap(err)), len(acks))
+	}
+	byID := make(map[string]smsgw.OutboxItem, len(found))
+	for _, it := range found {
+		byID[it.ID] = it
+	}
+	errs := make([]error, len(acks))
+	var owned []smsgw.OutboxItem
+	var ownedAt []int // the acks of owned items
+	seen := map[string]bool{}
+	for i, a := range acks {
+		it, ok := byID[a.id]
+		if !ok || it.LeaseOwner != a.owner {
+			*a.notOwned = true
+			continue
+		}
+		ownedAt = append(ownedAt, i)
+		if !seen[a.id] {
+			seen[a.id] = true
+			owned = append(owned, it)
+		}
+	}
+	if len(owned) == 0 {
+		return nil
+	}
+	fail := func(err error) []error {
+		for _, i := range ownedAt {
+			errs[i] = err
+		}
+		return errs
 	}
 	// Remembered first, removed second, so a retried Put never brings a
 	// delivered item back; a crash in between leaves it pending as well,
 	// and the customer may get that one deliver_sm twice.
-	doc := sentDoc{ID: id, CustomerID: it.CustomerID, SentAt: o.now().UTC(), ExpiresAt: it.ExpiresAt}
-	if _, err := o.sent.InsertOne(ctx, doc); err != nil && !mongo.IsDuplicateKeyError(err) {
-		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, wrap(err))
+	now := o.now().UTC()
+	sent := make([]any, len(owned))
+	gone := make([]string, len(owned))
+	for i, it := range owned {
+		sent[i] = sentDoc{ID: it.ID, CustomerID: it.CustomerID, SentAt: now, ExpiresAt: it.ExpiresAt}
+		gone[i] = it.ID
 	}
-	if _, err := o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
-		return false, fmt.Errorf("mongostore: ack outbox item %s: %w", id, wrap(err))
+	if _, err := o.sent.InsertMany(ctx, sent, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
+		return fail(fmt.Errorf("remember delivered outbox items: %w", wrap(err)))
 	}
-	o.dropLeases(ctx, id)
-	if it.Delivery != nil && it.Delivery.Redelivers != "" {
-		// A redelivery of a failed notification went through: the failure
-		// is listed as delivered after all. Its delivery stands even if
-		// this mark is lost, so a failure to write it is not reported.
-		_, _ = o.events.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: it.Delivery.Redelivers}, {Key: "type", Value: smsgw.EventNotifyFailed}, {Key: "data.deliveredAt", Value: bson.D{{Key: "$exists", Value: false}}}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "data.deliveredAt", Value: o.now().UTC()}}}})
+	if _, err := o.coll.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: gone}}}}); err != nil {
+		return fail(fmt.Errorf("remove delivered outbox items: %w", wrap(err)))
 	}
-	return true, nil
+	o.dropLeases(ctx, gone...)
+	o.markRedelivered(ctx, owned, now)
+	return nil
 }
 
-// dropLeases removes the lease documents of an item that is gone. Leftovers
+// markRedelivered lists the failed notifications that items redelivered
+// as delivered after all. Their delivery stands even if this mark is
+// lost, so a failure to write it is not reported.
+func (o *Outbox) markRedelivered(ctx context.Context, items []smsgw.OutboxItem, now time.Time) {
+	var models []mongo.WriteModel
+	for _, it := range items {
+		if it.Delivery == nil || it.Delivery.Redelivers == "" {
+			continue
+		}
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: it.Delivery.Redelivers}, {Key: "type", Value: smsgw.EventNotifyFailed}, {Key: "data.deliveredAt", Value: bson.D{{Key: "$exists", Value: false}}}}).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "data.deliveredAt", Value: now}}}}))
+	}
+	if len(models) > 0 {
+		_, _ = o.events.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	}
+}
+
+// dropLeases removes the lease documents of items that are gone. Leftovers
 // are harmless, so a failure is not reported.
-func (o *Outbox) dropLeases(ctx context.Context, id string) {
-	_, _ = o.leases.DeleteMany(ctx, bson.D{{Key: "itemId", Value: id}})
+func (o *Outbox) dropLeases(ctx context.Context, ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	_, _ = o.leases.DeleteMany(ctx, bson.D{{Key: "itemId", Value: bson.D{{Key: "$in", Value: ids}}}})
 }
 
 // Refuse takes out an item its owner's customer refused for good, and
@@ -324,6 +586,19 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]smsgw.
 	if err := cur.All(ctx, &items); err != nil {
 		return nil, fmt.Errorf("mongostore: find expired outbox items: %w", wrap(err))
 	}
+	// An item remembered as delivered was put back by a retried write just
+	// as it was acknowledged, and never claimed since: it goes, and is no
+	// failure. Read before the memory of what expired is forgotten.
+	var delivered map[string]bool
+	if len(items) > 0 {
+		ids := make([]string, len(items))
+		for i, it := range items {
+			ids[i] = it.ID
+		}
+		if delivered, err = o.deliveredAmong(ctx, ids); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := o.sent.DeleteMany(ctx, filter); err != nil {
 		return nil, fmt.Errorf("mongostore: forget delivered outbox items: %w", wrap(err))
 	}
@@ -331,6 +606,11 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]smsgw.
 	for _, it := range items {
 		if it.LeaseOwner != "" && it.LeaseUntil.After(now) {
 			continue // being sent right now: its outcome decides, or its lease ends first
+		}
+		if delivered[it.ID] {
+			_, _ = o.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: it.ID}, {Key: "expiresAt", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}})
+			o.dropLeases(ctx, it.ID)
+			continue
 		}
 		failure, err := o.recordExpiry(ctx, it)
 		if err != nil {
@@ -347,7 +627,7 @@ func (o *Outbox) Expire(ctx context.Context, now time.Time, limit int) ([]smsgw.
 			expired = append(expired, it)
 			continue
 		}
-		if failure != "" && it.Kind == smsgw.OutboxReceipt && o.delivered(ctx, it.ID) {
+		if failure != "" && it.Kind == smsgw.OutboxReceipt && o.isDelivered(ctx, it.ID) {
 			// Acknowledged by the customer in the meantime: not a failure.
 			_, _ = o.events.DeleteOne(ctx, bson.D{{Key: "_id", Value: failure}})
 		}
@@ -369,6 +649,13 @@ func (o *Outbox) recordExpiry(ctx context.Context, it smsgw.OutboxItem) (eventID
 		return "", fmt.Errorf("mongostore: record expired outbox item %s: %w", it.ID, wrap(err))
 	}
 	return ev.ID, nil
+}
+
+// isDelivered reports whether an item is remembered as delivered. An error
+// reads as not delivered.
+func (o *Outbox) isDelivered(ctx context.Context, id string) bool {
+	delivered, err := o.deliveredAmong(ctx, []string{id})
+	return err == nil && delivered[id]
 }
 
 // Pending counts the items not yet delivered, by customer.

@@ -151,6 +151,24 @@ func TestUpsertFillsInOutOfOrder(t *testing.T) {
 	}
 }
 
+// The client reference is kept from the row that has it, whichever update
+// lands first, and bounded by its column.
+func TestClientRefIsKept(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	withRef := accepted("m1")
+	withRef.ClientRef = "Bestellung 7 ✓"
+	upsert(t, s, sent("m1", "upA", t0.Add(time.Second)), withRef, final("m1", smsgw.StatusDelivered, t0.Add(time.Minute)))
+	if got := get(t, s, "m1"); got.ClientRef != "Bestellung 7 ✓" || got.Status != smsgw.StatusDelivered {
+		t.Errorf("clientRef %q, status %s; want the reference kept through later updates", got.ClientRef, got.Status)
+	}
+	long := accepted("m2")
+	long.ClientRef = strings.Repeat("r", 65)
+	if err := s.UpsertMessage(ctx(t), long); smsgw.ErrorCode(err) != smsgw.EINVALID {
+		t.Errorf("a 65-character clientRef: %v, want %s", err, smsgw.EINVALID)
+	}
+}
+
 func TestUpsertRejectsBadRecords(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
@@ -351,8 +369,8 @@ func TestMigrationsAreSafeToRepeat(t *testing.T) {
 	if err := db.QueryRowContext(ctx(t), "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil {
 		t.Fatalf("count schema_migrations: %v", err)
 	}
-	if n != 1 {
-		t.Errorf("schema_migrations has %d rows, want 1", n)
+	if n != 2 { // one per file in migrations/
+		t.Errorf("schema_migrations has %d rows, want 2", n)
 	}
 	if got := get(t, s, "m1"); got.CustomerID != "c1" {
 		t.Errorf("data changed by a second Open: %+v", got)

@@ -127,8 +127,16 @@ type SubmitMessageRequest struct {
 	// is refused with ALREADY_EXISTS (HTTP 409). Over REST it may be sent as
 	// the Idempotency-Key header instead.
 	IdempotencyKey *string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3,oneof" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the message may be sent at the earliest, RFC 3339 over REST (such
+	// as 2026-12-24T18:00:00Z). It must be before the end of validity. Unset:
+	// at once.
+	ScheduleAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=schedule_at,json=scheduleAt,proto3" json:"schedule_at,omitempty"`
+	// The customer's own reference for the message, at most 64 printable
+	// characters. It is stored with the message, returned by GetMessage and
+	// sent in every notification about the message.
+	ClientRef     string `protobuf:"bytes,8,opt,name=client_ref,json=clientRef,proto3" json:"client_ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubmitMessageRequest) Reset() {
@@ -199,6 +207,20 @@ func (x *SubmitMessageRequest) GetValiditySeconds() int32 {
 func (x *SubmitMessageRequest) GetIdempotencyKey() string {
 	if x != nil && x.IdempotencyKey != nil {
 		return *x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *SubmitMessageRequest) GetScheduleAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ScheduleAt
+	}
+	return nil
+}
+
+func (x *SubmitMessageRequest) GetClientRef() string {
+	if x != nil {
+		return x.ClientRef
 	}
 	return ""
 }
@@ -535,7 +557,9 @@ type Message struct {
 	// When the message was handed to an operator; unset until then.
 	SentAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
 	// When the message reached its final status; unset until then.
-	DoneAt        *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=done_at,json=doneAt,proto3" json:"done_at,omitempty"`
+	DoneAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=done_at,json=doneAt,proto3" json:"done_at,omitempty"`
+	// The customer's reference given at submission, if any.
+	ClientRef     string `protobuf:"bytes,13,opt,name=client_ref,json=clientRef,proto3" json:"client_ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -654,18 +678,381 @@ func (x *Message) GetDoneAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Message) GetClientRef() string {
+	if x != nil {
+		return x.ClientRef
+	}
+	return ""
+}
+
+// CancelMessageRequest names the message to withdraw.
+type CancelMessageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message ID returned by SubmitMessage.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelMessageRequest) Reset() {
+	*x = CancelMessageRequest{}
+	mi := &file_smsgw_v1_messages_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelMessageRequest) ProtoMessage() {}
+
+func (x *CancelMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_messages_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelMessageRequest.ProtoReflect.Descriptor instead.
+func (*CancelMessageRequest) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CancelMessageRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// CancelMessageResponse is empty: the message is withdrawn.
+type CancelMessageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelMessageResponse) Reset() {
+	*x = CancelMessageResponse{}
+	mi := &file_smsgw_v1_messages_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelMessageResponse) ProtoMessage() {}
+
+func (x *CancelMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_messages_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelMessageResponse.ProtoReflect.Descriptor instead.
+func (*CancelMessageResponse) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{8}
+}
+
+// ReplaceMessageRequest is the message to change and what to change.
+type ReplaceMessageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message ID returned by SubmitMessage.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The new text; empty keeps the current one.
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// The new schedule; unset keeps the current one. Text or schedule_at is
+	// required.
+	ScheduleAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=schedule_at,json=scheduleAt,proto3" json:"schedule_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplaceMessageRequest) Reset() {
+	*x = ReplaceMessageRequest{}
+	mi := &file_smsgw_v1_messages_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplaceMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplaceMessageRequest) ProtoMessage() {}
+
+func (x *ReplaceMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_messages_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplaceMessageRequest.ProtoReflect.Descriptor instead.
+func (*ReplaceMessageRequest) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReplaceMessageRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReplaceMessageRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ReplaceMessageRequest) GetScheduleAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ScheduleAt
+	}
+	return nil
+}
+
+// ReplaceMessageResponse is empty: the message will be sent as changed.
+type ReplaceMessageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplaceMessageResponse) Reset() {
+	*x = ReplaceMessageResponse{}
+	mi := &file_smsgw_v1_messages_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplaceMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplaceMessageResponse) ProtoMessage() {}
+
+func (x *ReplaceMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_messages_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplaceMessageResponse.ProtoReflect.Descriptor instead.
+func (*ReplaceMessageResponse) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{10}
+}
+
+// SubmitMessagesRequest is a batch of messages.
+type SubmitMessagesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 1,000 messages, each as for SubmitMessage (idempotency_key
+	// included; the Idempotency-Key header does not apply to a batch).
+	Messages      []*SubmitMessageRequest `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitMessagesRequest) Reset() {
+	*x = SubmitMessagesRequest{}
+	mi := &file_smsgw_v1_messages_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitMessagesRequest) ProtoMessage() {}
+
+func (x *SubmitMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_messages_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitMessagesRequest.ProtoReflect.Descriptor instead.
+func (*SubmitMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SubmitMessagesRequest) GetMessages() []*SubmitMessageRequest {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+// SubmitMessagesResponse has one result per item, in the order of the request.
+type SubmitMessagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*SubmitMessageResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitMessagesResponse) Reset() {
+	*x = SubmitMessagesResponse{}
+	mi := &file_smsgw_v1_messages_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitMessagesResponse) ProtoMessage() {}
+
+func (x *SubmitMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_messages_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitMessagesResponse.ProtoReflect.Descriptor instead.
+func (*SubmitMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SubmitMessagesResponse) GetResults() []*SubmitMessageResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// SubmitMessageResult is what became of one item of a batch.
+type SubmitMessageResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item's position in the request, from 0.
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// Set when the item was accepted (or named by a repeated idempotency key).
+	Accepted *SubmitMessageResponse `protobuf:"bytes,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// Set when the item was refused: the gRPC code name it would have had
+	// alone, such as INVALID_ARGUMENT, ALREADY_EXISTS, RESOURCE_EXHAUSTED or
+	// UNAVAILABLE.
+	ErrorCode string `protobuf:"bytes,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// Why the item was refused.
+	ErrorMessage  string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitMessageResult) Reset() {
+	*x = SubmitMessageResult{}
+	mi := &file_smsgw_v1_messages_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitMessageResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitMessageResult) ProtoMessage() {}
+
+func (x *SubmitMessageResult) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_messages_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitMessageResult.ProtoReflect.Descriptor instead.
+func (*SubmitMessageResult) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_messages_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SubmitMessageResult) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SubmitMessageResult) GetAccepted() *SubmitMessageResponse {
+	if x != nil {
+		return x.Accepted
+	}
+	return nil
+}
+
+func (x *SubmitMessageResult) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *SubmitMessageResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 var File_smsgw_v1_messages_proto protoreflect.FileDescriptor
 
 const file_smsgw_v1_messages_proto_rawDesc = "" +
 	"\n" +
-	"\x17smsgw/v1/messages.proto\x12\bsmsgw.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x01\n" +
+	"\x17smsgw/v1/messages.proto\x12\bsmsgw.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n" +
 	"\x14SubmitMessageRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
 	"\x04text\x18\x03 \x01(\tR\x04text\x12!\n" +
 	"\fcallback_url\x18\x04 \x01(\tR\vcallbackUrl\x12.\n" +
 	"\x10validity_seconds\x18\x05 \x01(\x05H\x00R\x0fvaliditySeconds\x88\x01\x01\x12,\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tH\x01R\x0eidempotencyKey\x88\x01\x01B\x13\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tH\x01R\x0eidempotencyKey\x88\x01\x01\x12;\n" +
+	"\vschedule_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"scheduleAt\x12\x1d\n" +
+	"\n" +
+	"client_ref\x18\b \x01(\tR\tclientRefB\x13\n" +
 	"\x11_validity_secondsB\x12\n" +
 	"\x10_idempotency_key\")\n" +
 	"\x13CountMessageRequest\x12\x12\n" +
@@ -688,7 +1075,7 @@ const file_smsgw_v1_messages_proto_rawDesc = "" +
 	"\x11GetMessageRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"A\n" +
 	"\x12GetMessageResponse\x12+\n" +
-	"\amessage\x18\x01 \x01(\v2\x11.smsgw.v1.MessageR\amessage\"\xae\x03\n" +
+	"\amessage\x18\x01 \x01(\v2\x11.smsgw.v1.MessageR\amessage\"\xcd\x03\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x17.smsgw.v1.MessageStatusR\x06status\x12\x12\n" +
@@ -705,7 +1092,28 @@ const file_smsgw_v1_messages_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"acceptedAt\x123\n" +
 	"\asent_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x123\n" +
-	"\adone_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x06doneAt*\x97\x02\n" +
+	"\adone_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x06doneAt\x12\x1d\n" +
+	"\n" +
+	"client_ref\x18\r \x01(\tR\tclientRef\"&\n" +
+	"\x14CancelMessageRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
+	"\x15CancelMessageResponse\"x\n" +
+	"\x15ReplaceMessageRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12;\n" +
+	"\vschedule_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"scheduleAt\"\x18\n" +
+	"\x16ReplaceMessageResponse\"S\n" +
+	"\x15SubmitMessagesRequest\x12:\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1e.smsgw.v1.SubmitMessageRequestR\bmessages\"Q\n" +
+	"\x16SubmitMessagesResponse\x127\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.smsgw.v1.SubmitMessageResultR\aresults\"\xac\x01\n" +
+	"\x13SubmitMessageResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12;\n" +
+	"\baccepted\x18\x02 \x01(\v2\x1f.smsgw.v1.SubmitMessageResponseR\baccepted\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\tR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage*\x97\x02\n" +
 	"\rMessageStatus\x12\x1e\n" +
 	"\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17MESSAGE_STATUS_ACCEPTED\x10\x01\x12\x17\n" +
@@ -715,12 +1123,15 @@ const file_smsgw_v1_messages_proto_rawDesc = "" +
 	"\x16MESSAGE_STATUS_EXPIRED\x10\x05\x12\x1b\n" +
 	"\x17MESSAGE_STATUS_REJECTED\x10\x06\x12\x19\n" +
 	"\x15MESSAGE_STATUS_FAILED\x10\a\x12\x1c\n" +
-	"\x18MESSAGE_STATUS_CANCELLED\x10\b2\xd6\x02\n" +
+	"\x18MESSAGE_STATUS_CANCELLED\x10\b2\xbc\x05\n" +
 	"\x0eMessageService\x12i\n" +
 	"\rSubmitMessage\x12\x1e.smsgw.v1.SubmitMessageRequest\x1a\x1f.smsgw.v1.SubmitMessageResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/messages\x12l\n" +
 	"\fCountMessage\x12\x1d.smsgw.v1.CountMessageRequest\x1a\x1e.smsgw.v1.CountMessageResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/messages:count\x12k\n" +
 	"\n" +
-	"GetMessage\x12\x1b.smsgw.v1.GetMessageRequest\x1a\x1c.smsgw.v1.GetMessageResponse\"\"\x82\xd3\xe4\x93\x02\x1cb\amessage\x12\x11/v1/messages/{id}B/Z-github.com/smsgw/smsgw/proto/smsgw/v1;smsgwv1b\x06proto3"
+	"GetMessage\x12\x1b.smsgw.v1.GetMessageRequest\x1a\x1c.smsgw.v1.GetMessageResponse\"\"\x82\xd3\xe4\x93\x02\x1cb\amessage\x12\x11/v1/messages/{id}\x12u\n" +
+	"\rCancelMessage\x12\x1e.smsgw.v1.CancelMessageRequest\x1a\x1f.smsgw.v1.CancelMessageResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/messages/{id}:cancel\x12y\n" +
+	"\x0eReplaceMessage\x12\x1f.smsgw.v1.ReplaceMessageRequest\x1a .smsgw.v1.ReplaceMessageResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/messages/{id}:replace\x12r\n" +
+	"\x0eSubmitMessages\x12\x1f.smsgw.v1.SubmitMessagesRequest\x1a .smsgw.v1.SubmitMessagesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/messages:batchB/Z-github.com/smsgw/smsgw/proto/smsgw/v1;smsgwv1b\x06proto3"
 
 var (
 	file_smsgw_v1_messages_proto_rawDescOnce sync.Once
@@ -735,36 +1146,54 @@ func file_smsgw_v1_messages_proto_rawDescGZIP() []byte {
 }
 
 var file_smsgw_v1_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_smsgw_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_smsgw_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_smsgw_v1_messages_proto_goTypes = []any{
-	(MessageStatus)(0),            // 0: smsgw.v1.MessageStatus
-	(*SubmitMessageRequest)(nil),  // 1: smsgw.v1.SubmitMessageRequest
-	(*CountMessageRequest)(nil),   // 2: smsgw.v1.CountMessageRequest
-	(*CountMessageResponse)(nil),  // 3: smsgw.v1.CountMessageResponse
-	(*SubmitMessageResponse)(nil), // 4: smsgw.v1.SubmitMessageResponse
-	(*GetMessageRequest)(nil),     // 5: smsgw.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),    // 6: smsgw.v1.GetMessageResponse
-	(*Message)(nil),               // 7: smsgw.v1.Message
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(MessageStatus)(0),             // 0: smsgw.v1.MessageStatus
+	(*SubmitMessageRequest)(nil),   // 1: smsgw.v1.SubmitMessageRequest
+	(*CountMessageRequest)(nil),    // 2: smsgw.v1.CountMessageRequest
+	(*CountMessageResponse)(nil),   // 3: smsgw.v1.CountMessageResponse
+	(*SubmitMessageResponse)(nil),  // 4: smsgw.v1.SubmitMessageResponse
+	(*GetMessageRequest)(nil),      // 5: smsgw.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),     // 6: smsgw.v1.GetMessageResponse
+	(*Message)(nil),                // 7: smsgw.v1.Message
+	(*CancelMessageRequest)(nil),   // 8: smsgw.v1.CancelMessageRequest
+	(*CancelMessageResponse)(nil),  // 9: smsgw.v1.CancelMessageResponse
+	(*ReplaceMessageRequest)(nil),  // 10: smsgw.v1.ReplaceMessageRequest
+	(*ReplaceMessageResponse)(nil), // 11: smsgw.v1.ReplaceMessageResponse
+	(*SubmitMessagesRequest)(nil),  // 12: smsgw.v1.SubmitMessagesRequest
+	(*SubmitMessagesResponse)(nil), // 13: smsgw.v1.SubmitMessagesResponse
+	(*SubmitMessageResult)(nil),    // 14: smsgw.v1.SubmitMessageResult
+	(*timestamppb.Timestamp)(nil),  // 15: google.protobuf.Timestamp
 }
 var file_smsgw_v1_messages_proto_depIdxs = []int32{
-	0, // 0: smsgw.v1.SubmitMessageResponse.status:type_name -> smsgw.v1.MessageStatus
-	7, // 1: smsgw.v1.GetMessageResponse.message:type_name -> smsgw.v1.Message
-	0, // 2: smsgw.v1.Message.status:type_name -> smsgw.v1.MessageStatus
-	8, // 3: smsgw.v1.Message.accepted_at:type_name -> google.protobuf.Timestamp
-	8, // 4: smsgw.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	8, // 5: smsgw.v1.Message.done_at:type_name -> google.protobuf.Timestamp
-	1, // 6: smsgw.v1.MessageService.SubmitMessage:input_type -> smsgw.v1.SubmitMessageRequest
-	2, // 7: smsgw.v1.MessageService.CountMessage:input_type -> smsgw.v1.CountMessageRequest
-	5, // 8: smsgw.v1.MessageService.GetMessage:input_type -> smsgw.v1.GetMessageRequest
-	4, // 9: smsgw.v1.MessageService.SubmitMessage:output_type -> smsgw.v1.SubmitMessageResponse
-	3, // 10: smsgw.v1.MessageService.CountMessage:output_type -> smsgw.v1.CountMessageResponse
-	6, // 11: smsgw.v1.MessageService.GetMessage:output_type -> smsgw.v1.GetMessageResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	15, // 0: smsgw.v1.SubmitMessageRequest.schedule_at:type_name -> google.protobuf.Timestamp
+	0,  // 1: smsgw.v1.SubmitMessageResponse.status:type_name -> smsgw.v1.MessageStatus
+	7,  // 2: smsgw.v1.GetMessageResponse.message:type_name -> smsgw.v1.Message
+	0,  // 3: smsgw.v1.Message.status:type_name -> smsgw.v1.MessageStatus
+	15, // 4: smsgw.v1.Message.accepted_at:type_name -> google.protobuf.Timestamp
+	15, // 5: smsgw.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	15, // 6: smsgw.v1.Message.done_at:type_name -> google.protobuf.Timestamp
+	15, // 7: smsgw.v1.ReplaceMessageRequest.schedule_at:type_name -> google.protobuf.Timestamp
+	1,  // 8: smsgw.v1.SubmitMessagesRequest.messages:type_name -> smsgw.v1.SubmitMessageRequest
+	14, // 9: smsgw.v1.SubmitMessagesResponse.results:type_name -> smsgw.v1.SubmitMessageResult
+	4,  // 10: smsgw.v1.SubmitMessageResult.accepted:type_name -> smsgw.v1.SubmitMessageResponse
+	1,  // 11: smsgw.v1.MessageService.SubmitMessage:input_type -> smsgw.v1.SubmitMessageRequest
+	2,  // 12: smsgw.v1.MessageService.CountMessage:input_type -> smsgw.v1.CountMessageRequest
+	5,  // 13: smsgw.v1.MessageService.GetMessage:input_type -> smsgw.v1.GetMessageRequest
+	8,  // 14: smsgw.v1.MessageService.CancelMessage:input_type -> smsgw.v1.CancelMessageRequest
+	10, // 15: smsgw.v1.MessageService.ReplaceMessage:input_type -> smsgw.v1.ReplaceMessageRequest
+	12, // 16: smsgw.v1.MessageService.SubmitMessages:input_type -> smsgw.v1.SubmitMessagesRequest
+	4,  // 17: smsgw.v1.MessageService.SubmitMessage:output_type -> smsgw.v1.SubmitMessageResponse
+	3,  // 18: smsgw.v1.MessageService.CountMessage:output_type -> smsgw.v1.CountMessageResponse
+	6,  // 19: smsgw.v1.MessageService.GetMessage:output_type -> smsgw.v1.GetMessageResponse
+	9,  // 20: smsgw.v1.MessageService.CancelMessage:output_type -> smsgw.v1.CancelMessageResponse
+	11, // 21: smsgw.v1.MessageService.ReplaceMessage:output_type -> smsgw.v1.ReplaceMessageResponse
+	13, // 22: smsgw.v1.MessageService.SubmitMessages:output_type -> smsgw.v1.SubmitMessagesResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_smsgw_v1_messages_proto_init() }
@@ -779,7 +1208,7 @@ func file_smsgw_v1_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_smsgw_v1_messages_proto_rawDesc), len(file_smsgw_v1_messages_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,9 +23,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MessageService_SubmitMessage_FullMethodName = "/smsgw.v1.MessageService/SubmitMessage"
-	MessageService_CountMessage_FullMethodName  = "/smsgw.v1.MessageService/CountMessage"
-	MessageService_GetMessage_FullMethodName    = "/smsgw.v1.MessageService/GetMessage"
+	MessageService_SubmitMessage_FullMethodName  = "/smsgw.v1.MessageService/SubmitMessage"
+	MessageService_CountMessage_FullMethodName   = "/smsgw.v1.MessageService/CountMessage"
+	MessageService_GetMessage_FullMethodName     = "/smsgw.v1.MessageService/GetMessage"
+	MessageService_CancelMessage_FullMethodName  = "/smsgw.v1.MessageService/CancelMessage"
+	MessageService_ReplaceMessage_FullMethodName = "/smsgw.v1.MessageService/ReplaceMessage"
+	MessageService_SubmitMessages_FullMethodName = "/smsgw.v1.MessageService/SubmitMessages"
 )
 
 // MessageServiceClient is the client API for MessageService service.
@@ -44,13 +47,30 @@ type MessageServiceClient interface {
 	// again; the same key with a different request is refused with
 	// ALREADY_EXISTS (HTTP 409).
 	SubmitMessage(ctx context.Context, in *SubmitMessageRequest, opts ...grpc.CallOption) (*SubmitMessageResponse, error)
-	// GetMessage returns a message's current state. A message of another
-	// customer is reported as not found.
 	// CountMessage tells how a text would be encoded and into how many parts
 	// it would be split, without sending anything. The same rules apply when
 	// the message is submitted.
 	CountMessage(ctx context.Context, in *CountMessageRequest, opts ...grpc.CallOption) (*CountMessageResponse, error)
+	// GetMessage returns a message's current state. A message of another
+	// customer is reported as not found.
 	GetMessage(ctx context.Context, in *GetMessageRequest, opts ...grpc.CallOption) (*GetMessageResponse, error)
+	// CancelMessage withdraws a message that has not been sent upstream yet
+	// (as SMPP cancel_sm does); it ends CANCELLED. A message already on its
+	// way or final is refused with FAILED_PRECONDITION (HTTP 409) and the
+	// reason; another customer's message is not found.
+	CancelMessage(ctx context.Context, in *CancelMessageRequest, opts ...grpc.CallOption) (*CancelMessageResponse, error)
+	// ReplaceMessage changes the text, the schedule or both of a message that
+	// has not been sent upstream yet (as SMPP replace_sm does). Refusals are
+	// as for CancelMessage, plus INVALID_ARGUMENT (HTTP 400) for a text that
+	// cannot be sent or a schedule not before the end of validity.
+	ReplaceMessage(ctx context.Context, in *ReplaceMessageRequest, opts ...grpc.CallOption) (*ReplaceMessageResponse, error)
+	// SubmitMessages submits up to 1,000 messages in one call. Each item is
+	// submitted as SubmitMessage would submit it, with its own idempotency
+	// key, and has a result of its own: accepted, or refused with a code and
+	// the reason. The call itself fails (INVALID_ARGUMENT, HTTP 400) only for
+	// a malformed batch: no items, or more than 1,000; over REST it answers
+	// 200 even when some items are refused.
+	SubmitMessages(ctx context.Context, in *SubmitMessagesRequest, opts ...grpc.CallOption) (*SubmitMessagesResponse, error)
 }
 
 type messageServiceClient struct {
@@ -91,6 +111,36 @@ func (c *messageServiceClient) GetMessage(ctx context.Context, in *GetMessageReq
 	return out, nil
 }
 
+func (c *messageServiceClient) CancelMessage(ctx context.Context, in *CancelMessageRequest, opts ...grpc.CallOption) (*CancelMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelMessageResponse)
+	err := c.cc.Invoke(ctx, MessageService_CancelMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messageServiceClient) ReplaceMessage(ctx context.Context, in *ReplaceMessageRequest, opts ...grpc.CallOption) (*ReplaceMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplaceMessageResponse)
+	err := c.cc.Invoke(ctx, MessageService_ReplaceMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messageServiceClient) SubmitMessages(ctx context.Context, in *SubmitMessagesRequest, opts ...grpc.CallOption) (*SubmitMessagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitMessagesResponse)
+	err := c.cc.Invoke(ctx, MessageService_SubmitMessages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MessageServiceServer is the server API for MessageService service.
 // All implementations must embed UnimplementedMessageServiceServer
 // for forward compatibility.
@@ -107,13 +157,30 @@ type MessageServiceServer interface {
 	// again; the same key with a different request is refused with
 	// ALREADY_EXISTS (HTTP 409).
 	SubmitMessage(context.Context, *SubmitMessageRequest) (*SubmitMessageResponse, error)
-	// GetMessage returns a message's current state. A message of another
-	// customer is reported as not found.
 	// CountMessage tells how a text would be encoded and into how many parts
 	// it would be split, without sending anything. The same rules apply when
 	// the message is submitted.
 	CountMessage(context.Context, *CountMessageRequest) (*CountMessageResponse, error)
+	// GetMessage returns a message's current state. A message of another
+	// customer is reported as not found.
 	GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error)
+	// CancelMessage withdraws a message that has not been sent upstream yet
+	// (as SMPP cancel_sm does); it ends CANCELLED. A message already on its
+	// way or final is refused with FAILED_PRECONDITION (HTTP 409) and the
+	// reason; another customer's message is not found.
+	CancelMessage(context.Context, *CancelMessageRequest) (*CancelMessageResponse, error)
+	// ReplaceMessage changes the text, the schedule or both of a message that
+	// has not been sent upstream yet (as SMPP replace_sm does). Refusals are
+	// as for CancelMessage, plus INVALID_ARGUMENT (HTTP 400) for a text that
+	// cannot be sent or a schedule not before the end of validity.
+	ReplaceMessage(context.Context, *ReplaceMessageRequest) (*ReplaceMessageResponse, error)
+	// SubmitMessages submits up to 1,000 messages in one call. Each item is
+	// submitted as SubmitMessage would submit it, with its own idempotency
+	// key, and has a result of its own: accepted, or refused with a code and
+	// the reason. The call itself fails (INVALID_ARGUMENT, HTTP 400) only for
+	// a malformed batch: no items, or more than 1,000; over REST it answers
+	// 200 even when some items are refused.
+	SubmitMessages(context.Context, *SubmitMessagesRequest) (*SubmitMessagesResponse, error)
 	mustEmbedUnimplementedMessageServiceServer()
 }
 
@@ -132,6 +199,15 @@ func (UnimplementedMessageServiceServer) CountMessage(context.Context, *CountMes
 }
 func (UnimplementedMessageServiceServer) GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMessage not implemented")
+}
+func (UnimplementedMessageServiceServer) CancelMessage(context.Context, *CancelMessageRequest) (*CancelMessageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelMessage not implemented")
+}
+func (UnimplementedMessageServiceServer) ReplaceMessage(context.Context, *ReplaceMessageRequest) (*ReplaceMessageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplaceMessage not implemented")
+}
+func (UnimplementedMessageServiceServer) SubmitMessages(context.Context, *SubmitMessagesRequest) (*SubmitMessagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitMessages not implemented")
 }
 func (UnimplementedMessageServiceServer) mustEmbedUnimplementedMessageServiceServer() {}
 func (UnimplementedMessageServiceServer) testEmbeddedByValue()                        {}
@@ -208,6 +284,60 @@ func _MessageService_GetMessage_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MessageService_CancelMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessageServiceServer).CancelMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessageService_CancelMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessageServiceServer).CancelMessage(ctx, req.(*CancelMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MessageService_ReplaceMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplaceMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessageServiceServer).ReplaceMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessageService_ReplaceMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessageServiceServer).ReplaceMessage(ctx, req.(*ReplaceMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MessageService_SubmitMessages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitMessagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessageServiceServer).SubmitMessages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessageService_SubmitMessages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessageServiceServer).SubmitMessages(ctx, req.(*SubmitMessagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MessageService_ServiceDesc is the grpc.ServiceDesc for MessageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -226,6 +356,18 @@ var MessageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMessage",
 			Handler:    _MessageService_GetMessage_Handler,
+		},
+		{
+			MethodName: "CancelMessage",
+			Handler:    _MessageService_CancelMessage_Handler,
+		},
+		{
+			MethodName: "ReplaceMessage",
+			Handler:    _MessageService_ReplaceMessage_Handler,
+		},
+		{
+			MethodName: "SubmitMessages",
+			Handler:    _MessageService_SubmitMessages_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -239,6 +239,12 @@ Takes (dict "root" $ "v" values).
     secretName: {{ $root.Values.smpp.tls.secretName }}
     defaultMode: 0440
 {{- end }}
+{{- if and (eq .role "email") (($root.Values.email.tls | default dict).secretName) }}
+- name: smtp-tls
+  secret:
+    secretName: {{ $root.Values.email.tls.secretName }}
+    defaultMode: 0440
+{{- end }}
 {{- if $root.Values.caBundle.configMapName }}
 - name: ca-bundle
   configMap:
@@ -271,6 +277,11 @@ Takes (dict "root" $ "v" values).
 {{- if and (eq .role "smpp") $root.Values.smpp.tls.secretName }}
 - name: smpp-tls
   mountPath: /etc/smsgw/tls/smpp
+  readOnly: true
+{{- end }}
+{{- if and (eq .role "email") (($root.Values.email.tls | default dict).secretName) }}
+- name: smtp-tls
+  mountPath: /etc/smsgw/tls/smtp
   readOnly: true
 {{- end }}
 {{- if $root.Values.caBundle.configMapName }}
