@@ -20,12 +20,12 @@ import (
 	"github.com/smsgw/smsgw/routing"
 )
 
-// The happy path of a one-part message costs 18 history events and three
-// workflow tasks when its receipt comes 500 ms after the send: the
-// throughput of the whole gateway rests on that count, so a change that
-// adds to it fails here. Run on a real Temporal dev server, with the
-// message's own activities over in-memory stores.
-func TestHappyPathHistoryShape(t *testing.T) {
+// onDevServer runs MessageWorkflow and its activities (over in-memory
+// stores, with channels) on a real Temporal dev server, with send as the
+// connector "sim"'s send activity; it returns the client and the
+// configuration the workers run with.
+func onDevServer(t *testing.T, channels map[string]activities.Channel, send func(c client.Client) activities.SendFunc) (client.Client, *config.Live) {
+	t.Helper()
 	addr := testenv.TemporalAddress(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -33,8 +33,7 @@ func TestHappyPathHistoryShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-
+	t.Cleanup(c.Close)
 	cfg, err := config.Parse([]byte(testConfig), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -43,29 +42,28 @@ func TestHappyPathHistoryShape(t *testing.T) {
 	acts := &activities.Activities{
 		Config: live, Routes: routing.NewCache(live), Events: &memEvents{events: map[string]smsgw.Event{}},
 		Reports: &memReports{rows: map[string]smsgw.MessageRecord{}}, Encoder: oneGSMPart{},
-		Channels: map[string]activities.Channel{smsgw.ChannelWebhook: &memNotifier{}}, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+		Channels: channels, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	}
 	w := worker.New(c, TaskQueue, worker.Options{})
 	w.RegisterWorkflow(MessageWorkflow)
 	w.RegisterActivity(acts)
-	send := worker.New(c, SendTaskQueue("sim"), worker.Options{})
-	activities.RegisterSend(send, func(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
-		id := "up-" + in.MessageID
-		time.AfterFunc(500*time.Millisecond, func() {
-			_ = c.SignalWorkflow(context.Background(), in.MessageID, "", SignalReceipt,
-				ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: in.ConnectorID, UpstreamID: id, Stat: "DELIVRD"}, Segment: 1})
-		})
-		return activities.SendResult{UpstreamIDs: []string{id}, SentAt: time.Now()}, nil
-	})
-	for _, wk := range []worker.Worker{w, send} {
+	sender := worker.New(c, SendTaskQueue("sim"), worker.Options{})
+	activities.RegisterSend(sender, send(c))
+	for _, wk := range []worker.Worker{w, sender} {
 		if err := wk.Start(); err != nil {
 			t.Fatal(err)
 		}
-		defer wk.Stop()
+		t.Cleanup(wk.Stop)
 	}
+	return c, live
+}
 
-	m := smsgw.Message{ID: "history-shape", CustomerID: "acme", EntryPoint: smsgw.EntryREST, From: "ACME", To: "+61412345678",
-		Text: "hello", Validity: time.Hour, AcceptedAt: time.Now().UTC()}
+// runMessage plans m as the Submitter does, runs its workflow to the end
+// and returns how it ended and the plan it had.
+func runMessage(t *testing.T, c client.Client, live *config.Live, m smsgw.Message) (MessageResult, activities.PrepareResult) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	plan, err := activities.Planner{Config: live, Routes: routing.NewCache(live), Encoder: oneGSMPart{}}.Plan(m)
 	if err != nil {
 		t.Fatal(err)
@@ -76,11 +74,39 @@ func TestHappyPathHistoryShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res MessageResult
-	if err := run.Get(ctx, &res); err != nil || res.Status != smsgw.StatusDelivered {
-		t.Fatalf("message ended %+v, %v", res, err)
+	if err := run.Get(ctx, &res); err != nil {
+		t.Fatalf("%s: %v", m.ID, err)
+	}
+	return res, plan
+}
+
+// receiptAfter signals a DELIVRD receipt for the message of in after d.
+func receiptAfter(c client.Client, in activities.SendInput, d time.Duration) {
+	time.AfterFunc(d, func() {
+		_ = c.SignalWorkflow(context.Background(), in.MessageID, "", SignalReceipt,
+			ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: in.ConnectorID, UpstreamID: "up-" + in.MessageID, Stat: "DELIVRD"}, Segment: 1})
+	})
+}
+
+// The happy path of a one-part message costs 18 history events and three
+// workflow tasks when its receipt comes 500 ms after the send: the
+// throughput of the whole gateway rests on that count, so a change that
+// adds to it fails here. Run on a real Temporal dev server, with the
+// message's own activities over in-memory stores.
+func TestHappyPathHistoryShape(t *testing.T) {
+	c, live := onDevServer(t, map[string]activities.Channel{smsgw.ChannelWebhook: &memNotifier{}}, func(c client.Client) activities.SendFunc {
+		return func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+			receiptAfter(c, in, 500*time.Millisecond)
+			return activities.SendResult{UpstreamIDs: []string{"up-" + in.MessageID}, SentAt: time.Now()}, nil
+		}
+	})
+	m := smsgw.Message{ID: "history-shape", CustomerID: "acme", EntryPoint: smsgw.EntryREST, From: "ACME", To: "+61412345678",
+		Text: "hello", Validity: time.Hour, AcceptedAt: time.Now().UTC()}
+	if res, _ := runMessage(t, c, live, m); res.Status != smsgw.StatusDelivered {
+		t.Fatalf("message ended %+v", res)
 	}
 	events, tasks := 0, 0
-	it := c.GetWorkflowHistory(ctx, m.ID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := c.GetWorkflowHistory(context.Background(), m.ID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {
@@ -124,78 +150,38 @@ func (f *flakyChannel) Deliver(_ context.Context, d smsgw.Delivery) error {
 // (its first try with the final record) and one notified on two (an SMPP
 // submission that asked for receipts) take different paths.
 func TestFinalNotificationRetriedDuringAnEventIsDeliveredOnce(t *testing.T) {
-	addr := testenv.TemporalAddress(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cfg, err := config.Parse([]byte(testConfig), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	live := config.Static(cfg)
 	hooks := map[string]*flakyChannel{}
 	var hooksMu sync.Mutex
-	hookOf := func(d smsgw.Delivery) *flakyChannel {
+	hookOf := func(id string) *flakyChannel {
 		hooksMu.Lock()
 		defer hooksMu.Unlock()
-		if hooks[d.Notification.MessageID] == nil {
-			hooks[d.Notification.MessageID] = &flakyChannel{failFirst: 3}
+		if hooks[id] == nil {
+			hooks[id] = &flakyChannel{failFirst: 3}
 		}
-		return hooks[d.Notification.MessageID]
+		return hooks[id]
 	}
-	acts := &activities.Activities{
-		Config: live, Routes: routing.NewCache(live), Events: &memEvents{events: map[string]smsgw.Event{}},
-		Reports: &memReports{rows: map[string]smsgw.MessageRecord{}}, Encoder: oneGSMPart{},
-		Channels: map[string]activities.Channel{
-			smsgw.ChannelWebhook: channelFunc(func(ctx context.Context, d smsgw.Delivery) error { return hookOf(d).Deliver(ctx, d) }),
-			smsgw.ChannelSMPP:    &memNotifier{},
-		},
-		Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+	channels := map[string]activities.Channel{
+		smsgw.ChannelWebhook: channelFunc(func(ctx context.Context, d smsgw.Delivery) error {
+			return hookOf(d.Notification.MessageID).Deliver(ctx, d)
+		}),
+		smsgw.ChannelSMPP: &memNotifier{},
 	}
-	w := worker.New(c, TaskQueue, worker.Options{})
-	w.RegisterWorkflow(MessageWorkflow)
-	w.RegisterActivity(acts)
-	send := worker.New(c, SendTaskQueue("sim"), worker.Options{})
-	receipt := func(id string) ReceiptSignal {
-		return ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "sim", UpstreamID: "up-" + id, Stat: "DELIVRD"}, Segment: 1}
-	}
-	activities.RegisterSend(send, func(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
-		time.AfterFunc(100*time.Millisecond, func() {
-			_ = c.SignalWorkflow(context.Background(), in.MessageID, "", SignalReceipt, receipt(in.MessageID))
-		})
-		// The carrier repeats the receipt while the customer's endpoint is down.
-		time.AfterFunc(2500*time.Millisecond, func() {
-			_ = c.SignalWorkflow(context.Background(), in.MessageID, "", SignalReceipt, receipt(in.MessageID))
-		})
-		return activities.SendResult{UpstreamIDs: []string{"up-" + in.MessageID}, SentAt: time.Now()}, nil
+	c, live := onDevServer(t, channels, func(c client.Client) activities.SendFunc {
+		return func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+			receiptAfter(c, in, 100*time.Millisecond)
+			// The carrier repeats the receipt while the customer's endpoint is down.
+			receiptAfter(c, in, 2500*time.Millisecond)
+			return activities.SendResult{UpstreamIDs: []string{"up-" + in.MessageID}, SentAt: time.Now()}, nil
+		}
 	})
-	for _, wk := range []worker.Worker{w, send} {
-		if err := wk.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer wk.Stop()
-	}
 	for _, entry := range []smsgw.EntryPoint{smsgw.EntryREST, smsgw.EntrySMPP} {
 		m := smsgw.Message{ID: "notify-once-" + string(entry), CustomerID: "acme", EntryPoint: entry, From: "ACME", To: "+61412345678",
 			Text: "hello", Validity: time.Hour, AcceptedAt: time.Now().UTC(), ReceiptRequested: entry == smsgw.EntrySMPP}
-		plan, err := activities.Planner{Config: live, Routes: routing.NewCache(live), Encoder: oneGSMPart{}}.Plan(m)
-		if err != nil {
-			t.Fatal(err)
+		res, plan := runMessage(t, c, live, m)
+		if res.Status != smsgw.StatusDelivered {
+			t.Fatalf("%s: message ended %+v", entry, res)
 		}
-		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: m.ID, TaskQueue: TaskQueue, TypedSearchAttributes: StartAttributes(m)},
-			MessageWorkflow, MessageInput{Message: m, Plan: &plan})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res MessageResult
-		if err := run.Get(ctx, &res); err != nil || res.Status != smsgw.StatusDelivered {
-			t.Fatalf("%s: message ended %+v, %v", entry, res, err)
-		}
-		hook := hooks[m.ID]
+		hook := hookOf(m.ID)
 		hook.mu.Lock()
 		if len(hook.delivered) != 1 || len(plan.Notify.Channels) != map[smsgw.EntryPoint]int{smsgw.EntryREST: 1, smsgw.EntrySMPP: 2}[entry] {
 			t.Errorf("%s (channels %v): the final status reached the webhook %d times after %d tries, want once",

@@ -445,15 +445,8 @@ func report(w io.Writer, p soakProfile, started time.Time, faults []faultRecord,
 	row("webhook calls answered 500 (the endpoint-down fault) / bad signatures", fmt.Sprintf("%d / %d", f.WebhookRefusals, f.BadSignatures), "")
 	fmt.Fprintln(w)
 
-	fmt.Fprintf(w, "Final statuses of the accepted messages:\n\n| status | messages |\n|---|---|\n")
-	statuses := make([]string, 0, len(f.Final))
-	for s := range f.Final {
-		statuses = append(statuses, s)
-	}
-	sort.Strings(statuses)
-	for _, s := range statuses {
-		fmt.Fprintf(w, "| %s | %d |\n", s, f.Final[s])
-	}
+	fmt.Fprintf(w, "Final statuses of the accepted messages:\n\n")
+	countTable(w, "status", "messages", f.Final)
 	codes := map[string]int{}
 	for _, v := range vs {
 		if v.Final != "" && v.Final != "DELIVERED" {
@@ -461,25 +454,11 @@ func report(w io.Writer, p soakProfile, started time.Time, faults []faultRecord,
 		}
 	}
 	if len(codes) > 0 {
-		fmt.Fprintf(w, "\n| not delivered: status and error code | messages |\n|---|---|\n")
-		keys := make([]string, 0, len(codes))
-		for k := range codes {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "| %s | %d |\n", k, codes[k])
-		}
+		fmt.Fprintln(w)
+		countTable(w, "not delivered: status and error code", "messages", codes)
 	}
-	fmt.Fprintf(w, "\nSubmissions by entry point and outcome:\n\n| entry point and outcome | submissions |\n|---|---|\n")
-	keys := make([]string, 0, len(f.ByEntry))
-	for k := range f.ByEntry {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(w, "| %s | %d |\n", k, f.ByEntry[k])
-	}
+	fmt.Fprintf(w, "\nSubmissions by entry point and outcome:\n\n")
+	countTable(w, "entry point and outcome", "submissions", f.ByEntry)
 	fmt.Fprintf(w, "\nFaults (time since the load began):\n\n| at | fault | took | detail |\n|---|---|---|---|\n")
 	for _, fr := range faults {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", fr.At.Round(time.Second), fr.What, fr.Took.Round(100*time.Millisecond), fr.Detail)
@@ -501,6 +480,19 @@ func report(w io.Writer, p soakProfile, started time.Time, faults []faultRecord,
 	}
 	if problems > 50 {
 		fmt.Fprintf(w, "\n… and %d more (messages.jsonl has all).\n", problems-50)
+	}
+}
+
+// countTable writes counts as a Markdown table, in the order of their keys.
+func countTable(w io.Writer, what, counted string, counts map[string]int) {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(w, "| %s | %s |\n|---|---|\n", what, counted)
+	for _, k := range keys {
+		fmt.Fprintf(w, "| %s | %d |\n", k, counts[k])
 	}
 }
 
