@@ -124,7 +124,7 @@ connectors:
 		t.Errorf("binds by mode %v, want two transmitters and two receivers", modes)
 	}
 
-	sender := &upstream.Sender{Connector: co, Bind: client, Matcher: matcher, Logger: logger(t), Now: time.Now}
+	sender := &upstream.Sender{Connector: co, Bind: client, Matcher: matcher, Intents: store, Logger: logger(t), Now: time.Now}
 	var ts testsuite.WorkflowTestSuite
 	ts.SetLogger(tlog.NewStructuredLogger(logger(t)))
 	send := func(in activities.SendInput) (activities.SendResult, error) {
