@@ -88,7 +88,7 @@ bench-e2e: tools
 ## soak: two replicas of every role as processes of their own, Temporal,
 ##       MongoDB-wire and MariaDB servers and two SMSC simulators, under load
 ##       from every entry point while faults are injected in turn; a checker
-##       then judges every message (docs/reliability.md). About 15 minutes.
+##       then judges every message (docs/reliability.md). About 11 minutes.
 ##       soak-short: the same with the main faults, about 2 minutes.
 soak: tools build
 	$(BIN)/smsgw soak -profile full -temporal-cli $(BIN)/temporal -devdb $(BIN)/devdb
