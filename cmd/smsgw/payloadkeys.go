@@ -171,17 +171,7 @@ func (p *protection) serveCodec(ctx context.Context, keys *payloadcrypt.Keyring,
 		return err
 	}
 	logger.Info("codec server listening", "addr", ln.Addr().String(), "origins", strings.Join(origins, ","))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveUntilDone(ctx, ln, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
 }
 
 // codecServer runs only the codec server: it needs the payload keys and

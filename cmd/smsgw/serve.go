@@ -291,7 +291,12 @@ type app struct {
 
 // serveOperations serves /metrics, /healthz and /readyz on ln until ctx is done.
 func serveOperations(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	return serveUntilDone(ctx, ln, &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute})
+}
+
+// serveUntilDone serves srv on ln until ctx is done, then shuts it down
+// (requests in flight get 5 s to finish).
+func serveUntilDone(ctx context.Context, ln net.Listener, srv *http.Server) error {
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
