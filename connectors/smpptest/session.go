@@ -122,13 +122,15 @@ func (sess *session) bind(f smppwire.Frame, log *slog.Logger) {
 	sess.mu.Lock()
 	sess.bindCmd, sess.sysID = f.CommandID, req.SystemID
 	sess.mu.Unlock()
-	if err := sess.write(smppwire.Encode(resp, f.Seq)); err != nil {
-		return
-	}
+	// Counted before bind_resp goes out: the engine answers an unbind on its
+	// own goroutine, so a peer that unbinds at once must find its bind counted.
 	s.mu.Lock()
 	s.binds++
 	s.notify()
 	s.mu.Unlock()
+	if err := sess.write(smppwire.Encode(resp, f.Seq)); err != nil {
+		return
+	}
 	log.Info("bound", "system_id", req.SystemID, "command_id", fmt.Sprintf("0x%08X", f.CommandID))
 }
 
