@@ -195,3 +195,51 @@ func TestFinalNotificationRetriedDuringAnEventIsDeliveredOnce(t *testing.T) {
 type channelFunc func(context.Context, smsgw.Delivery) error
 
 func (f channelFunc) Deliver(ctx context.Context, d smsgw.Delivery) error { return f(ctx, d) }
+
+// slowChannel takes every delivery after a delay, as a slow endpoint does,
+// counting each one.
+type slowChannel struct {
+	delay     time.Duration
+	mu        sync.Mutex
+	delivered []smsgw.Notification
+}
+
+func (s *slowChannel) Deliver(ctx context.Context, d smsgw.Delivery) error {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delivered = append(s.delivered, *d.Notification)
+	return nil
+}
+
+// A final status that comes just before the sentGrace timer fires is
+// delivered once (found by the soak: the timer fired while the workflow
+// task that recorded and delivered the final status ran, Temporal refused
+// that task, and the next one, on a worker that did not know of the
+// delivery, delivered it again). The receipt comes 300 ms before the timer
+// and the endpoint takes 1 s to answer.
+func TestFinalStatusAsSentGraceEndsIsDeliveredOnce(t *testing.T) {
+	hook := &slowChannel{delay: time.Second}
+	start := make(chan time.Time, 1)
+	c, live := onDevServer(t, map[string]activities.Channel{smsgw.ChannelWebhook: hook}, func(c client.Client) activities.SendFunc {
+		return func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+			receiptAfter(c, in, time.Until((<-start).Add(sentGrace-300*time.Millisecond)))
+			return activities.SendResult{UpstreamIDs: []string{"up-" + in.MessageID}, SentAt: time.Now()}, nil
+		}
+	})
+	m := smsgw.Message{ID: "final-as-grace-ends", CustomerID: "acme", EntryPoint: smsgw.EntryREST, From: "ACME", To: "+61412345678",
+		Text: "hello", Validity: time.Hour, AcceptedAt: time.Now().UTC()}
+	start <- time.Now() // the timer starts in the workflow's first task, a few milliseconds later
+	if res, _ := runMessage(t, c, live, m); res.Status != smsgw.StatusDelivered {
+		t.Fatalf("message ended %+v", res)
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if len(hook.delivered) != 1 {
+		t.Errorf("the final status reached the webhook %d times, want once", len(hook.delivered))
+	}
+}

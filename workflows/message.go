@@ -318,6 +318,7 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 func (l *messageLife) startGrace(ctx workflow.Context) {
 	if l.msg.AcceptedAt.Add(l.msg.Validity).Sub(workflow.Now(ctx)) > sentGrace {
 		l.grace, l.graceFired = workflow.NewTimer(ctx, sentGrace), false
+		l.graceEnds = workflow.Now(ctx).Add(sentGrace)
 	}
 }
 
@@ -422,6 +423,7 @@ type messageLife struct {
 	// grace is the sentGrace timer: what is not recorded when it fires is
 	// recorded then. graceFired says it has.
 	grace      workflow.Future
+	graceEnds  time.Time
 	graceFired bool
 	notify     *notifier
 	cancelled  bool // the customer withdrew it (UpdateCancel)
@@ -603,6 +605,7 @@ func combine(parts []smsgw.Status, errs []string) (smsgw.Status, string) {
 // free to take it at once (one local activity instead of two).
 func (l *messageLife) end(ctx, recordCtx workflow.Context, status smsgw.Status, code, text string) (MessageResult, error) {
 	var a *activities.Activities
+	l.awaitGraceAboutToEnd(ctx)
 	l.status = status
 	now := workflow.Now(ctx).UTC()
 	attrs := []temporal.SearchAttributeUpdate{SearchMessageStatus.ValueSet(string(status))}
@@ -630,6 +633,34 @@ func (l *messageLife) end(ctx, recordCtx workflow.Context, status smsgw.Status, 
 	}
 	l.notify.finish(ctx)
 	return MessageResult{Status: status, ErrorCode: code, ErrorText: text}, nil
+}
+
+// finalSettle is how close to its end the sentGrace timer must be for the
+// final step to wait for it: longer than the final step's record and first
+// delivery usually take.
+const finalSettle = 3 * time.Second
+
+// changeFinalAfterGrace marks the final step that waits for a sentGrace
+// timer about to fire; workflows that ended before it replay without.
+const changeFinalAfterGrace = "final-after-grace"
+
+// awaitGraceAboutToEnd lets a sentGrace timer that fires within finalSettle
+// fire before the final step. The final step records the status and makes
+// the first delivery in the workflow task that completes the workflow; a
+// timer firing while that task runs makes Temporal refuse the task, and the
+// next one would deliver the final status again (on another replica, which
+// does not know it was delivered). Only the few messages that end within
+// finalSettle of the timer pay for it, with that wait and a workflow task;
+// the version marker is recorded only for them.
+func (l *messageLife) awaitGraceAboutToEnd(ctx workflow.Context) {
+	if !l.graceRunning() || l.graceEnds.Sub(workflow.Now(ctx)) > finalSettle {
+		return
+	}
+	if workflow.GetVersion(ctx, changeFinalAfterGrace, workflow.DefaultVersion, 1) < 1 {
+		return
+	}
+	_ = l.grace.Get(ctx, nil) // a timer's only error is its cancellation, which never happens here
+	l.graceFired = true
 }
 
 // notification describes the message's status now.
