@@ -15,6 +15,7 @@ const (
 	ECONFLICT     = "conflict"     // the request clashes with existing state
 	EUNAVAILABLE  = "unavailable"  // a dependency is down; retry later, nothing was accepted
 	ETHROTTLED    = "throttled"    // over a rate limit; retry later
+	EUNKNOWN      = "unknown"      // no answer in time: the request may have taken effect; look before retrying
 	EINTERNAL     = "internal"     // a bug or an unexpected failure
 )
 

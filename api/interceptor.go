@@ -44,7 +44,7 @@ func entryPoint(ctx context.Context) smsgw.EntryPoint {
 }
 
 // grpcCodes maps domain error codes to gRPC codes; grpc-gateway then maps
-// those to HTTP (400, 401, 404, 409, 503, 429). Anything else is Internal.
+// those to HTTP (400, 401, 404, 409, 503, 429, 504). Anything else is Internal.
 var grpcCodes = map[string]codes.Code{
 	smsgw.EINVALID:      codes.InvalidArgument,
 	smsgw.EUNAUTHORIZED: codes.Unauthenticated,
@@ -52,6 +52,9 @@ var grpcCodes = map[string]codes.Code{
 	smsgw.ECONFLICT:     codes.AlreadyExists,
 	smsgw.EUNAVAILABLE:  codes.Unavailable,
 	smsgw.ETHROTTLED:    codes.ResourceExhausted,
+	// No answer in time: gRPC's DEADLINE_EXCEEDED (HTTP 504) allows that
+	// the operation took effect.
+	smsgw.EUNKNOWN: codes.DeadlineExceeded,
 }
 
 // metrics are the API's request counters, labelled by gRPC method.

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -113,6 +114,8 @@ func (s *Service) Submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		result = "throttled"
 	case err != nil && smsgw.ErrorCode(err) == smsgw.ECONFLICT:
 		result = "conflict"
+	case err != nil && smsgw.ErrorCode(err) == smsgw.EUNKNOWN:
+		result = "unknown"
 	case err != nil:
 		result = "error"
 	case acc.Existing:
@@ -205,16 +208,21 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan})
 		return err
 	}
-	if key != "" {
-		err = startAgainIfUnsure(ctx, start)
-	} else {
-		err = start(ctx)
-	}
+	// The message's ID is its own (random, or derived from the key), so a
+	// start tried again finds the workflow a lost answer started.
+	unsure, err := startAgainIfUnsure(ctx, start)
 	admitted(err == nil)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
+	case errors.As(err, &already) && key == "":
+		return acc, nil // started by a try whose answer was lost
 	case errors.As(err, &already):
 		return s.repeated(ctx, m, fp)
+	case err != nil && unsure:
+		// A refusal would be a lie: a try may have started the message.
+		s.logger.Warn("message may have been accepted: its workflow start was not answered", "customer", m.CustomerID, "message", m.ID, "err", err)
+		return smsgw.Accepted{ID: m.ID}, &smsgw.Error{Code: smsgw.EUNKNOWN, Err: err, Message: fmt.Sprintf(
+			"the workflow engine did not answer in time: message %s may have been accepted; look it up (GET /v1/messages/%s) before submitting it again", m.ID, m.ID)}
 	case err != nil:
 		s.logger.Error("message not accepted: workflow start failed", "customer", m.CustomerID, "err", err)
 		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
@@ -234,14 +242,15 @@ func (s *Service) admit(ctx context.Context, customerID string, bound int) (done
 	return s.backlog.Admit(ctx, customerID, bound)
 }
 
-// startAgainIfUnsure runs the start of a workflow whose ID is derived from
-// the submission, and runs it again when it failed without saying whether
-// the workflow exists (its answer timed out or was lost with the
-// connection): the workflow may have been started. Each try leaves a share
-// of ctx's time for the next, which starts the workflow or finds it
+// startAgainIfUnsure runs the start of a workflow whose ID belongs to the
+// submission, and runs it again when it failed without saying whether the
+// workflow exists (its answer timed out or was lost with the connection):
+// the workflow may have been started. Each try leaves a share of ctx's
+// time for the next, which starts the workflow or finds it
 // (WorkflowExecutionAlreadyStarted), so the submission is answered with
-// the message it made instead of an error.
-func startAgainIfUnsure(ctx context.Context, start func(context.Context) error) error {
+// the message it made instead of an error. unsure reports that a try
+// ended without an answer: when every try failed, the workflow may exist.
+func startAgainIfUnsure(ctx context.Context, start func(context.Context) error) (unsure bool, err error) {
 	wait := 100 * time.Millisecond
 	for {
 		tryCtx, cancel := ctx, context.CancelFunc(func() {})
@@ -250,23 +259,36 @@ func startAgainIfUnsure(ctx context.Context, start func(context.Context) error) 
 				tryCtx, cancel = context.WithTimeout(ctx, left-min(left/3, 3*time.Second))
 			}
 		}
-		err := start(tryCtx)
+		err = start(tryCtx)
 		cancel()
+		unsure = unsure || unanswered(err)
 		var already *serviceerror.WorkflowExecutionAlreadyStarted
 		var invalid *serviceerror.InvalidArgument
 		if err == nil || errors.As(err, &already) || errors.As(err, &invalid) || ctx.Err() != nil {
-			return err
+			return unsure, err
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait+100*time.Millisecond {
-			return err
+			return unsure, err
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return unsure, err
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)
 	}
+}
+
+// unanswered tells an error that leaves a request's outcome unknown (its
+// answer did not come in time, or its connection went while it waited)
+// from a refusal.
+func unanswered(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var deadline *serviceerror.DeadlineExceeded
+	var canceled *serviceerror.Canceled
+	return errors.As(err, &deadline) || errors.As(err, &canceled)
 }
 
 // repeated answers a submission whose idempotency key names a message that
