@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"google.golang.org/grpc"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/connectors/smppserver/esme"
 	"github.com/smsgw/smsgw/connectors/smpptest"
 	"github.com/smsgw/smsgw/connectors/smppwire"
@@ -36,9 +38,10 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	profileName := fs.String("profile", "short", "short (about 3 minutes of load, the main faults) or full (10 minutes, every fault)")
 	dir := fs.String("dir", "", "directory of the run: data, logs, the report (default .data/soak-<time>)")
-	rate := fs.Float64("rate", 0, "submissions per second over all entry points (default: the profile's)")
+	rate := fs.Float64("rate", 0, "submissions per second over all entry points (default: half the rate a measuring run reaches on the stack just before the soak)")
 	temporalCLI := fs.String("temporal-cli", envOr("SMSGW_TEMPORAL_CLI", "bin/temporal"), "the Temporal CLI (env SMSGW_TEMPORAL_CLI)")
 	devdb := fs.String("devdb", envOr("SMSGW_DEVDB", "bin/devdb"), "the MongoDB-wire server (env SMSGW_DEVDB)")
+	alertRules := fs.String("alert-rules", "deploy/prometheus/alerts.yaml", "the alert rules a Prometheus of the soak's own evaluates, when prometheus is installed")
 	mysqlFallback := fs.String("mysql-dsn", "root@tcp(127.0.0.1:3306)/smsgw_soak?parseTime=true&loc=UTC",
 		"reporting database when no mariadbd can be run for the soak (it is then never restarted)")
 	if err := fs.Parse(args); err != nil {
@@ -49,7 +52,7 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unknown -profile %q: short or full", *profileName)
 	}
 	if *rate > 0 {
-		p.rate = *rate
+		p.rate, p.measureN = *rate, 0
 	}
 	if *dir == "" {
 		*dir = filepath.Join(".data", "soak-"+time.Now().UTC().Format("20060102-150405"))
@@ -75,7 +78,7 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("soak", p.name)
 	k := &soakRun{profile: p, st: &stack{dir: abs, self: self, logger: logger}, logger: logger, stdout: stdout,
-		ledger: &ledger{}, cust: newCustomer(), sims: map[string]*smpptest.SMSC{}}
+		ledger: &ledger{}, cust: newCustomer(), sims: map[string]*smpptest.SMSC{}, alertRules: *alertRules}
 	return k.run(ctx, *temporalCLI, *devdb, *mysqlFallback)
 }
 
@@ -94,6 +97,11 @@ type soakProfile struct {
 	moEvery  time.Duration
 	validity time.Duration // of every message
 	faults   []plannedFault
+
+	// measureN is how many messages the measuring run sends before the
+	// soak: the load is then half the rate it reached. 0: rate is set.
+	measureN int
+	measured string // how the rate was measured, for the report
 }
 
 // plannedFault is one fault of the schedule: at its time (or when the one
@@ -106,7 +114,7 @@ type plannedFault struct {
 
 // soakProfiles: the short one for CI, the full one for a release.
 var soakProfiles = map[string]soakProfile{
-	"short": {name: "short", load: 100 * time.Second, rate: 4, moEvery: 4 * time.Second, validity: 2 * time.Minute, faults: []plannedFault{
+	"short": {name: "short", load: 100 * time.Second, rate: 4, measureN: 120, moEvery: 4 * time.Second, validity: 2 * time.Minute, faults: []plannedFault{
 		{10 * time.Second, "kill -9 connector-1, restart", killRole("connector", 0, syscall.SIGKILL)},
 		{20 * time.Second, "carrier A answers ESME_RTHROTTLED for 15 s", carrierFault("A", 15*time.Second, smpptest.Faults{Throttle: true})},
 		{35 * time.Second, "SIGTERM worker-1 (drain), restart", killRole("worker", 0, syscall.SIGTERM)},
@@ -119,7 +127,7 @@ var soakProfiles = map[string]soakProfile{
 		{85 * time.Second, "restart the MongoDB-wire server", restartServer(func(k *soakRun) *proc { return k.st.devdb })},
 		{92 * time.Second, "kill -9 worker-2, restart", killRole("worker", 1, syscall.SIGKILL)},
 	}},
-	"full": {name: "full", load: 10 * time.Minute, rate: 4, moEvery: 2 * time.Second, validity: 10 * time.Minute, faults: fullFaults()},
+	"full": {name: "full", load: 10 * time.Minute, rate: 4, measureN: 300, moEvery: 2 * time.Second, validity: 10 * time.Minute, faults: fullFaults()},
 }
 
 // fullFaults is the full profile's schedule: each role's replicas killed
@@ -257,7 +265,28 @@ type soakRun struct {
 	ledger  *ledger
 	cust    *customer
 	sims    map[string]*smpptest.SMSC
-	faults  []faultRecord
+
+	alertRules string
+	measuredAt time.Time     // when the measuring run began
+	alerts     *alertWatcher // nil when no prometheus is installed
+
+	faultsMu sync.Mutex
+	faults   []faultRecord
+	current  *faultRecord // the fault under way
+}
+
+// faultsSoFar returns the faults run so far and the one under way, its
+// duration so far as its Took.
+func (k *soakRun) faultsSoFar() []faultRecord {
+	k.faultsMu.Lock()
+	defer k.faultsMu.Unlock()
+	out := slices.Clone(k.faults)
+	if k.current != nil {
+		cur := *k.current
+		cur.Took = time.Since(cur.started)
+		out = append(out, cur)
+	}
+	return out
 }
 
 func (k *soakRun) run(ctx context.Context, temporalCLI, devdb, mysqlFallback string) error {
@@ -301,6 +330,10 @@ func (k *soakRun) run(ctx context.Context, temporalCLI, devdb, mysqlFallback str
 		return err
 	}
 	k.logger.Info("stack ready", "took", time.Since(started).Round(time.Second))
+	promURL, err := k.st.startPrometheus(ctx, k.alertRules)
+	if err != nil {
+		return err
+	}
 
 	// The customer's binds: a transmitter and a receiver on each smpp replica.
 	ld := &loader{st: k.st, ledger: k.ledger, smpp: map[string]*esme.Client{}, grpcConns: map[string]*grpc.ClientConn{}}
@@ -321,8 +354,23 @@ func (k *soakRun) run(ctx context.Context, temporalCLI, devdb, mysqlFallback str
 		return err
 	}
 
+	if k.profile.measureN > 0 {
+		if err := k.measure(ctx, ld, k.profile.measureN); err != nil {
+			return err
+		}
+	}
+
 	// Load and faults, side by side.
 	loadStart := time.Now()
+	if !k.measuredAt.IsZero() {
+		// Listed with the faults: the alerts its burst raises are its own.
+		k.faults = append(k.faults, faultRecord{At: k.measuredAt.Sub(loadStart), What: "the measuring run's burst (before the load)", Took: loadStart.Sub(k.measuredAt)})
+	}
+	if promURL != "" {
+		k.alerts = &alertWatcher{url: promURL, loadStart: loadStart, faults: k.faultsSoFar, firing: map[string]*alertSpan{}}
+		wg.Add(1)
+		go func() { defer wg.Done(); k.alerts.watch(bg) }()
+	}
 	loadCtx, stopLoad := context.WithTimeout(ctx, k.profile.load)
 	defer stopLoad()
 	var load sync.WaitGroup
@@ -352,6 +400,9 @@ func (k *soakRun) run(ctx context.Context, temporalCLI, devdb, mysqlFallback str
 	deadline := time.Now().Add(k.profile.validity + 90*time.Second)
 	c.awaitFinal(ctx, deadline, func(format string, args ...any) { k.logger.Info(fmt.Sprintf(format, args...)) })
 	k.awaitNotifications(ctx, c, time.Now().Add(90*time.Second))
+	if k.alerts != nil {
+		k.alerts.awaitResolved(ctx, time.Now().Add(2*time.Minute))
+	}
 	vs, f, err := c.check(ctx)
 	if err != nil {
 		return err
@@ -364,11 +415,82 @@ func (k *soakRun) run(ctx context.Context, temporalCLI, devdb, mysqlFallback str
 		return err
 	}
 	defer out.Close()
-	report(io.MultiWriter(out, k.stdout), k.profile, started, k.faults, f, vs, k.st.ownMariaDB)
+	af := k.alerts.figures()
+	report(io.MultiWriter(out, k.stdout), k.profile, started, k.faultsSoFar(), f, vs, k.st.ownMariaDB)
+	reportAlerts(io.MultiWriter(out, k.stdout), af)
 	fmt.Fprintf(k.stdout, "\nThe run took %s; its logs and records are in %s\n", time.Since(started).Round(time.Second), k.st.dir)
+	if !af.pass() {
+		return fmt.Errorf("the alert rules did not fire during their faults or did not resolve after them (see %s)", filepath.Join(k.st.dir, "report.md"))
+	}
 	if !f.pass() {
 		return fmt.Errorf("the soak found messages the gateway lost, sent twice unrecorded, or failed to keep (see %s)", filepath.Join(k.st.dir, "report.md"))
 	}
+	return nil
+}
+
+// measureConcurrency is how many REST clients the measuring run has.
+const measureConcurrency = 16
+
+// measure sends n messages over REST, from measureConcurrency clients
+// spread over both api replicas, and waits for their final webhooks: the
+// stack's capacity is n over the time from the first submission to the
+// last final status, and the soak's load is half of it. The messages are
+// checked with the soak's own.
+func (k *soakRun) measure(ctx context.Context, ld *loader, n int) error {
+	before := len(k.ledger.submissions())
+	start := time.Now()
+	next := make(chan struct{})
+	var wg sync.WaitGroup
+	for range measureConcurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				ld.submit(ctx, "rest")
+			}
+		}()
+	}
+	for range n {
+		next <- struct{}{}
+	}
+	close(next)
+	wg.Wait()
+	accepted := map[string]bool{}
+	for _, s := range k.ledger.submissions()[before:] {
+		if s.Outcome == outcomeAccepted {
+			accepted[s.ID] = true
+		}
+	}
+	if len(accepted) < n/2 {
+		return fmt.Errorf("measuring run: %d of %d submissions accepted", len(accepted), n)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		final := 0
+		k.cust.mu.Lock()
+		for id := range accepted {
+			if slices.ContainsFunc(k.cust.webhooks[id], func(nt note) bool { return smsgw.Status(nt.Status).Final() }) {
+				final++
+			}
+		}
+		k.cust.mu.Unlock()
+		if final == len(accepted) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("measuring run: %d of %d messages final after 3 minutes", final, len(accepted))
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	took := time.Since(start)
+	k.measuredAt = start
+	capacity := float64(len(accepted)) / took.Seconds()
+	k.profile.rate = capacity / 2
+	k.profile.measured = fmt.Sprintf("half of %.1f messages/s, the rate the stack reached just before the soak: %d messages over REST from %d clients, final in %s",
+		capacity, len(accepted), measureConcurrency, took.Round(100*time.Millisecond))
+	k.logger.Info("measured the stack", "capacity", fmt.Sprintf("%.1f/s", capacity), "load", fmt.Sprintf("%.1f/s", k.profile.rate))
 	return nil
 }
 
@@ -427,12 +549,18 @@ func (k *soakRun) runFaults(ctx context.Context, loadStart time.Time) {
 		}
 		at := time.Since(loadStart)
 		k.logger.Info("fault", "what", pf.what)
+		k.faultsMu.Lock()
+		k.current = &faultRecord{At: at, What: pf.what, started: time.Now()}
+		k.faultsMu.Unlock()
 		took, detail, err := pf.run(ctx, k)
 		if err != nil {
 			detail = strings.TrimSpace(detail + " error: " + err.Error())
 			k.logger.Error("fault", "what", pf.what, "err", err)
 		}
+		k.faultsMu.Lock()
 		k.faults = append(k.faults, faultRecord{At: at, What: pf.what, Took: took, Detail: detail})
+		k.current = nil
+		k.faultsMu.Unlock()
 	}
 }
 

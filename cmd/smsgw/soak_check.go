@@ -406,6 +406,8 @@ type faultRecord struct {
 	What   string
 	Took   time.Duration // to stop, or how long it lasted
 	Detail string
+
+	started time.Time // when it began, while it runs
 }
 
 // report writes the run's report in Markdown: the figures, the final
@@ -418,6 +420,9 @@ func report(w io.Writer, p soakProfile, started time.Time, faults []faultRecord,
 	}
 	fmt.Fprintf(w, "Result: **%s**. Load %.1f submissions/s for %s over REST, gRPC, SMPP and email (in turn), MO every %s; validity %s.\n\n",
 		verdict, p.rate, p.load, p.moEvery, p.validity)
+	if p.measured != "" {
+		fmt.Fprintf(w, "The rate is %s.\n\n", p.measured)
+	}
 	row := func(name string, v any, want string) { fmt.Fprintf(w, "| %s | %v | %s |\n", name, v, want) }
 	fmt.Fprintf(w, "| figure | value | must be |\n|---|---|---|\n")
 	row("submissions attempted", f.Attempts, "")

@@ -135,6 +135,7 @@ type stack struct {
 	logger *slog.Logger
 
 	temporal, devdb, mariadb *proc
+	prometheus               *proc // the soak's alerting, when installed
 	temporalAddr             string
 	mongoURI, mysqlDSN       string
 	ownMariaDB               bool // a server of the soak's own, which it may restart
@@ -364,7 +365,7 @@ func (s *stack) stopAll() {
 		}
 	}
 	wg.Wait()
-	for _, p := range []*proc{s.temporal, s.devdb, s.mariadb} {
+	for _, p := range []*proc{s.prometheus, s.temporal, s.devdb, s.mariadb} {
 		if p != nil {
 			p.stop(syscall.SIGTERM, 30*time.Second)
 		}

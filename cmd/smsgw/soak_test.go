@@ -1,7 +1,12 @@
 package main
 
 import (
+	"os"
+	"slices"
+	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/smpptest"
@@ -40,5 +45,58 @@ func TestSoakPartOf(t *testing.T) {
 	}
 	if text, parts := soakText(longTextEvery); parts != 2 || len(text) <= 160 {
 		t.Errorf("every %dth soak message should take two parts: %d characters", longTextEvery, len(text))
+	}
+}
+
+// The soak's Prometheus evaluates the gateway's own alert rules with every
+// `for` and range divided by the time scale, and nothing else changed.
+func TestSoakScalesAlertRules(t *testing.T) {
+	src, err := os.ReadFile("../../deploy/prometheus/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := scaleAlertRules(src, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert, Expr, For string
+			}
+		}
+	}
+	if err := yaml.Unmarshal(out, &rules); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			got[r.Alert] = r.For + " " + strings.Join(strings.Fields(r.Expr), " ")
+		}
+	}
+	for alert, want := range map[string]string{
+		"ConnectorUnbound":        "6s sum by (connector) (smsgw_connector_bound_sessions) < 1",
+		"APIPanics":               " sum by (method) (increase(smsgw_api_panics_total[45s])) > 0",
+		"ReceiptsUnmatchedRising": "45s max(delta(smsgw_receipts_unmatched[90s])) > 50",
+	} {
+		if got[alert] != want {
+			t.Errorf("%s: %q, want %q", alert, got[alert], want)
+		}
+	}
+	if len(got) < 8 {
+		t.Errorf("%d rules after scaling: %v", len(got), got)
+	}
+	for _, expected := range expectedAlerts {
+		if _, ok := got[expected.alert]; !ok {
+			t.Errorf("the soak expects %s, which is not a rule", expected.alert)
+		}
+	}
+	for name, p := range soakProfiles {
+		for _, expected := range expectedAlerts {
+			if !slices.ContainsFunc(p.faults, func(f plannedFault) bool { return strings.Contains(f.what, expected.fault) }) {
+				t.Errorf("the %s profile has no fault %q for %s", name, expected.fault, expected.alert)
+			}
+		}
 	}
 }
