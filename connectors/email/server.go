@@ -384,7 +384,9 @@ func (s *session) submitAll(sender, text, mailID string) error {
 	// are not sent twice. Otherwise the refusal is final.
 	for _, f := range failed {
 		switch smsgw.ErrorCode(f.err) {
-		case smsgw.EUNAVAILABLE, smsgw.ETHROTTLED, smsgw.EINTERNAL:
+		case smsgw.EUNAVAILABLE, smsgw.ETHROTTLED, smsgw.EINTERNAL, smsgw.EUNKNOWN:
+			// EUNKNOWN too: each recipient's submission carries an
+			// idempotency key made from the mail, so the retry finds it.
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: strings.Join(lines, "\n")}
 		}
 	}

@@ -139,6 +139,10 @@ func submitStatus(err error) (uint32, string) {
 		return invalidStatus(msg), msg
 	case smsgw.EUNAVAILABLE:
 		return smppstatus.ESME_RSYSERR, err.Error()
+	case smsgw.EUNKNOWN:
+		// SMPP has no status for "may have been accepted"; a customer that
+		// resubmits makes a second message, as after a lost submit_sm_resp.
+		return smppstatus.ESME_RMSGQFUL, msg
 	case smsgw.ETHROTTLED:
 		return smppstatus.ESME_RTHROTTLED, msg
 	case smsgw.EUNAUTHORIZED:
