@@ -73,6 +73,8 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Inbound, when set, adds InboundService and NotificationService.
 	Inbound *InboundDeps
+	// Admin, when set, adds AdminService, which takes admin keys only.
+	Admin Admin
 }
 
 // Server serves the gRPC API, its REST mapping and the operational endpoints.
@@ -123,6 +125,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	chain := &interceptor{log: d.Logger, metrics: m, customers: d.Customers}
+	if d.Admin != nil {
+		chain.admins = d.Admin
+	}
 
 	s := &Server{cfg: cfg, log: d.Logger, gateway: newInProcessListener()}
 	s.grpc = grpc.NewServer(
@@ -138,6 +143,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := registerInbound(s.grpc, d.Inbound); err != nil {
 		return nil, err
 	}
+	registerAdmin(s.grpc, d.Admin)
 	registerStandardServices(s.grpc, d.Ready)
 
 	// The gateway dials the same grpc.Server through an in-memory listener;
@@ -156,6 +162,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	if err := registerInboundGateway(context.Background(), gw, s.gwConn, d.Inbound); err != nil {
+		return nil, err
+	}
+	if err := registerAdminGateway(context.Background(), gw, s.gwConn, d.Admin); err != nil {
 		return nil, err
 	}
 	s.http = newHTTPHandler(gw, bodyLimits{one: cfg.MaxBodyBytes, batch: cfg.MaxBatchBodyBytes}, d.Ready, m, d.Logger)
