@@ -7,7 +7,6 @@ import (
 	"testing"
 )
 
-
 // Marshal writes what Parse reads back to the same configuration: the
 // repository's example configurations survive the round trip.
 func TestMarshalRoundTrips(t *testing.T) {
