@@ -45,6 +45,10 @@ type Options struct {
 	// Lookup resolves ${NAME} references (os.LookupEnv when nil).
 	Lookup func(string) (string, bool)
 	Now    func() time.Time
+	// FileWins has Start store a configuration file that differs from the
+	// stored configuration as a change, instead of only reporting it: for
+	// development, where the file is what one edits.
+	FileWins bool
 }
 
 // Service changes the stored configuration and keeps this process's in step
@@ -55,6 +59,8 @@ type Service struct {
 	log    *slog.Logger
 	lookup func(string) (string, bool)
 	now    func() time.Time
+	// fileWins: see Options.FileWins.
+	fileWins bool
 
 	mu       sync.Mutex
 	applied  int64 // the version in force in this process
@@ -73,7 +79,7 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{store: o.Store, live: o.Live, log: o.Logger, lookup: o.Lookup, now: o.Now}
+	return &Service{store: o.Store, live: o.Live, log: o.Logger, lookup: o.Lookup, now: o.Now, fileWins: o.FileWins}
 }
 
 // state is one version of the configuration, parsed.
@@ -115,11 +121,14 @@ func (s *Service) Start(ctx context.Context, file *config.Config, source string)
 	if err != nil {
 		return fmt.Errorf("stored configuration version %d: %w", latest.Version, err)
 	}
-	if diff := config.Diff(st.cfg, file); len(diff) > 0 {
+	s.apply(st.version, st.cfg)
+	if diff := config.Diff(st.cfg, file); len(diff) > 0 && s.fileWins {
+		s.log.Info("the configuration file differs from the stored configuration: stored as a change", "file", source)
+		return s.FileChanged(ctx, file)
+	} else if len(diff) > 0 {
 		s.log.Warn("the configuration file differs from the stored configuration, which stays in force (`smsgw ctl import` applies a file)",
 			"file", source, "version", st.version, "differences", strings.Join(diff, "\n"))
 	}
-	s.apply(st.version, st.cfg)
 	return nil
 }
 

@@ -306,3 +306,25 @@ func TestFileChangesWhileRunningAreChanges(t *testing.T) {
 		t.Fatalf("audit: %+v", audit)
 	}
 }
+
+func TestFileWinsStoresADifferingFileAtStart(t *testing.T) {
+	ctx := context.Background()
+	store := &memStore{}
+	replica(t, store, bootstrap)
+	changed := strings.Replace(bootstrap, "plain:acme-key", "plain:acme-key-2", 1)
+	cfg := parse(t, changed)
+	live := config.Static(cfg)
+	s := admin.New(admin.Options{Store: store, Live: live, FileWins: true})
+	if err := s.Start(ctx, cfg, "dev.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if s.Version() != 2 {
+		t.Fatalf("version %d, want 2", s.Version())
+	}
+	if _, ok := live.CustomerByAPIKey("acme-key-2"); !ok {
+		t.Error("the file's key is not in force")
+	}
+	if audit, _ := s.Audit(ctx, 0, 1); len(audit) != 1 || audit[0].Who != "file" {
+		t.Errorf("audit: %+v", audit)
+	}
+}

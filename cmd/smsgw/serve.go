@@ -89,7 +89,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	// The configuration is kept in the event store: the file bootstraps an
 	// empty store, and from then on the stored version is in force on
 	// every replica (docs/admin.md).
-	configs := admin.New(admin.Options{Store: events, Live: live, Logger: logger.With("component", "configuration")})
+	configs := admin.New(admin.Options{Store: events, Live: live, Logger: logger.With("component", "configuration"), FileWins: s.configFileWins})
 	if err := configs.Start(ctx, live.Config(), s.configPath); err != nil {
 		return err
 	}
