@@ -270,5 +270,6 @@ func (i *interceptor) observe(ctx context.Context, method string, cust *smsgw.Cu
 		slog.Duration("duration", elapsed),
 		slog.String("customer", customer),
 		slog.String("entry", string(entryPoint(ctx))),
+		slog.String("admin", who(ctx)),
 	)
 }
