@@ -46,7 +46,8 @@ type Config struct {
 	// MaxBodyBytes caps a REST request body and a gRPC request message;
 	// default 64 KiB. A larger REST body is answered 413.
 	MaxBodyBytes int64
-	// MaxBatchBodyBytes caps a batch (SubmitMessages) instead; default 4
+	// MaxBatchBodyBytes caps a batch (SubmitMessages) and a configuration
+	// import (ImportConfig) instead; default 4
 	// MiB. gRPC requests of every method may be this large, since the
 	// gateway carries a batch over gRPC too.
 	MaxBatchBodyBytes int64
