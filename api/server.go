@@ -47,9 +47,9 @@ type Config struct {
 	// default 64 KiB. A larger REST body is answered 413.
 	MaxBodyBytes int64
 	// MaxBatchBodyBytes caps a batch (SubmitMessages) and a configuration
-	// import (ImportConfig) instead; default 4
-	// MiB. gRPC requests of every method may be this large, since the
-	// gateway carries a batch over gRPC too.
+	// import (ImportConfig) instead; default 4 MiB. gRPC requests of every
+	// method may be this large, since the gateway carries a batch over gRPC
+	// too.
 	MaxBatchBodyBytes int64
 	// BatchWorkers bounds how many items of one batch are submitted at
 	// once; default DefaultBatchWorkers.
