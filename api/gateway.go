@@ -228,13 +228,17 @@ type bodyLimits struct{ one, batch int64 }
 // batchPath is where SubmitMessages is served over REST.
 const batchPath = "/v1/messages:batch"
 
+// importPath is where ImportConfig is served over REST: a whole
+// configuration file may be as large as a batch.
+const importPath = "/v1/admin/config:import"
+
 // limitBody reads at most the limit's bytes of the request body before the
 // gateway sees it, and answers 413 with grpc-gateway's error body for
 // anything larger.
 func limitBody(gw *runtime.ServeMux, limits bodyLimits) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		max := limits.one
-		if r.URL.Path == batchPath {
+		if r.URL.Path == batchPath || r.URL.Path == importPath {
 			max = limits.batch
 		}
 		if r.Body == nil || r.Body == http.NoBody {

@@ -100,6 +100,12 @@ type interceptor struct {
 	log       *slog.Logger
 	metrics   *metrics
 	customers Customers
+	admins    AdminKeys // nil: no admin API
+}
+
+// AdminKeys finds the name of an admin API key.
+type AdminKeys interface {
+	AdminByKey(key string) (name string, ok bool)
 }
 
 func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -112,10 +118,10 @@ func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServer
 		})
 		return resp, err
 	}
-	cust, err := i.authenticate(ctx)
+	cust, ctx, err := i.authenticate(ctx, info.FullMethod)
 	if err == nil {
 		err = i.guard(ctx, info.FullMethod, func() (err error) {
-			resp, err = handler(context.WithValue(ctx, customerKey{}, cust), req)
+			resp, err = handler(ctx, req)
 			return err
 		})
 	}
@@ -130,10 +136,10 @@ func (i *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	}
 	start := time.Now()
 	ctx := ss.Context()
-	cust, err := i.authenticate(ctx)
+	cust, ctx, err := i.authenticate(ctx, info.FullMethod)
 	if err == nil {
 		err = i.guard(ctx, info.FullMethod, func() error {
-			return handler(srv, &customerStream{ServerStream: ss, ctx: context.WithValue(ctx, customerKey{}, cust)})
+			return handler(srv, &customerStream{ServerStream: ss, ctx: ctx})
 		})
 	}
 	err = i.toStatus(ctx, info.FullMethod, err)
@@ -161,22 +167,41 @@ type customerStream struct {
 
 func (s *customerStream) Context() context.Context { return s.ctx }
 
-// authenticate finds the customer of the `authorization: Bearer <key>` metadata.
-func (i *interceptor) authenticate(ctx context.Context) (*smsgw.Customer, error) {
+// authenticate checks the `authorization: Bearer <key>` metadata: the
+// admin API takes admin keys only, every other method customers' keys
+// only. It returns the customer (nil for an admin) and ctx with the
+// customer or the admin key's name.
+func (i *interceptor) authenticate(ctx context.Context, method string) (*smsgw.Customer, context.Context, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) == 0 {
-		return nil, smsgw.Errorf(smsgw.EUNAUTHORIZED, "missing API key: send the header Authorization: Bearer <key>")
+		return nil, ctx, smsgw.Errorf(smsgw.EUNAUTHORIZED, "missing API key: send the header Authorization: Bearer <key>")
 	}
 	key, ok := bearerToken(vals[0])
 	if !ok {
-		return nil, smsgw.Errorf(smsgw.EUNAUTHORIZED, "the Authorization header must be Bearer <key>")
+		return nil, ctx, smsgw.Errorf(smsgw.EUNAUTHORIZED, "the Authorization header must be Bearer <key>")
+	}
+	admin, isAdmin := "", false
+	if i.admins != nil {
+		admin, isAdmin = i.admins.AdminByKey(key)
+	}
+	if adminMethod(method) {
+		if isAdmin {
+			return nil, context.WithValue(ctx, adminKey{}, admin), nil
+		}
+		if cust, ok := i.customers.CustomerByAPIKey(key); ok && cust != nil {
+			return nil, ctx, status.Error(codes.PermissionDenied, "a customer's API key cannot use the admin API: use an admin key")
+		}
+		return nil, ctx, smsgw.Errorf(smsgw.EUNAUTHORIZED, "invalid admin API key")
 	}
 	cust, ok := i.customers.CustomerByAPIKey(key)
 	if !ok || cust == nil {
-		return nil, smsgw.Errorf(smsgw.EUNAUTHORIZED, "invalid API key")
+		if isAdmin {
+			return nil, ctx, status.Error(codes.PermissionDenied, "an admin key acts for no customer: use the customer's API key")
+		}
+		return nil, ctx, smsgw.Errorf(smsgw.EUNAUTHORIZED, "invalid API key")
 	}
-	return cust, nil
+	return cust, context.WithValue(ctx, customerKey{}, cust), nil
 }
 
 // bearerToken returns the key of "Bearer <key>"; the scheme is case-insensitive.
@@ -248,5 +273,6 @@ func (i *interceptor) observe(ctx context.Context, method string, cust *smsgw.Cu
 		slog.Duration("duration", elapsed),
 		slog.String("customer", customer),
 		slog.String("entry", string(entryPoint(ctx))),
+		slog.String("admin", who(ctx)),
 	)
 }

@@ -46,9 +46,10 @@ type Config struct {
 	// MaxBodyBytes caps a REST request body and a gRPC request message;
 	// default 64 KiB. A larger REST body is answered 413.
 	MaxBodyBytes int64
-	// MaxBatchBodyBytes caps a batch (SubmitMessages) instead; default 4
-	// MiB. gRPC requests of every method may be this large, since the
-	// gateway carries a batch over gRPC too.
+	// MaxBatchBodyBytes caps a batch (SubmitMessages) and a configuration
+	// import (ImportConfig) instead; default 4 MiB. gRPC requests of every
+	// method may be this large, since the gateway carries a batch over gRPC
+	// too.
 	MaxBatchBodyBytes int64
 	// BatchWorkers bounds how many items of one batch are submitted at
 	// once; default DefaultBatchWorkers.
@@ -73,6 +74,8 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Inbound, when set, adds InboundService and NotificationService.
 	Inbound *InboundDeps
+	// Admin, when set, adds AdminService, which takes admin keys only.
+	Admin Admin
 }
 
 // Server serves the gRPC API, its REST mapping and the operational endpoints.
@@ -123,6 +126,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	chain := &interceptor{log: d.Logger, metrics: m, customers: d.Customers}
+	if d.Admin != nil {
+		chain.admins = d.Admin
+	}
 
 	s := &Server{cfg: cfg, log: d.Logger, gateway: newInProcessListener()}
 	s.grpc = grpc.NewServer(
@@ -138,6 +144,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := registerInbound(s.grpc, d.Inbound); err != nil {
 		return nil, err
 	}
+	registerAdmin(s.grpc, d.Admin)
 	registerStandardServices(s.grpc, d.Ready)
 
 	// The gateway dials the same grpc.Server through an in-memory listener;
@@ -156,6 +163,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	if err := registerInboundGateway(context.Background(), gw, s.gwConn, d.Inbound); err != nil {
+		return nil, err
+	}
+	if err := registerAdminGateway(context.Background(), gw, s.gwConn, d.Admin); err != nil {
 		return nil, err
 	}
 	s.http = newHTTPHandler(gw, bodyLimits{one: cfg.MaxBodyBytes, batch: cfg.MaxBatchBodyBytes}, d.Ready, m, d.Logger)

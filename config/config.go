@@ -32,6 +32,8 @@ type Config struct {
 	Email EmailGateway `yaml:"email"`
 	// Webhooks is what every customer's webhooks share.
 	Webhooks Webhooks `yaml:"webhooks"`
+	// Admin is who may use the admin API (docs/admin.md).
+	Admin Admin `yaml:"admin"`
 
 	idx    *customerIndex       // built by Parse; see index
 	policy *smsgw.WebhookPolicy // built by Parse; see WebhookPolicy
@@ -50,6 +52,10 @@ type Webhooks struct {
 type Customer struct {
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
+	// Disabled refuses the customer's API keys, SMPP binds and email, and
+	// its numbers take no inbound messages, until it is enabled again. Its
+	// messages in flight go on.
+	Disabled bool `yaml:"disabled"`
 	// APIKeys are "sha256:<hex>" hashes of the customer's API keys (see
 	// `smsgw hash-key`), or, for development only, "plain:<key>".
 	APIKeys []string `yaml:"apiKeys"`
@@ -449,6 +455,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateSMPP()...)
 	errs = append(errs, c.validateNotify()...)
 	errs = append(errs, c.validateEmail()...)
+	errs = append(errs, c.validateAdmin(apiKeys)...)
 	return errors.Join(errs...)
 }
 

@@ -36,6 +36,12 @@ func newCustomerIndex(customers []Customer) *customerIndex {
 	}
 	for i, cu := range customers {
 		first(x.byID, cu.ID, i)
+		x.smppCost = max(x.smppCost, bcryptCost(cu.SMPP.Password))
+		x.emailCost = max(x.emailCost, bcryptCost(cu.EmailIngress.Password))
+		if cu.Disabled {
+			// Known by its ID (its messages in flight), by no credential.
+			continue
+		}
 		first(x.bySystemID, cu.SMPP.SystemID, i)
 		for _, k := range cu.APIKeys {
 			if h, err := apiKeyHash(k); err == nil {
@@ -53,8 +59,6 @@ func newCustomerIndex(customers []Customer) *customerIndex {
 				x.numbers[d] = append(x.numbers[d], NumberOwner{CustomerID: cu.ID, Keyword: n.Keyword})
 			}
 		}
-		x.smppCost = max(x.smppCost, bcryptCost(cu.SMPP.Password))
-		x.emailCost = max(x.emailCost, bcryptCost(cu.EmailIngress.Password))
 	}
 	return x
 }

@@ -89,7 +89,7 @@ pids+=($!)
 
 sed "s|@UPSTREAM@|$upstream|" scripts/dev-config.yaml >"$DATA/config.yaml"
 wait_port 127.0.0.1 7233 "Temporal"
-"$BIN/smsgw" all -config "$DATA/config.yaml" -http-addr 127.0.0.1:8080 -grpc-addr 127.0.0.1:9090 \
+"$BIN/smsgw" all -config "$DATA/config.yaml" -config-file-wins -http-addr 127.0.0.1:8080 -grpc-addr 127.0.0.1:9090 \
   -metrics-addr 127.0.0.1:9102 -smpp-addr 127.0.0.1:2775 -smtp-addr 127.0.0.1:2525 \
   -payload-keys-dir "$keys" -workflow-id-key-file "$DATA/workflow-id-key" \
   -codec-addr 127.0.0.1:8089 -codec-tokens-file "$DATA/codec-token" \

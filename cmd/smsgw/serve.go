@@ -18,6 +18,7 @@ import (
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw/admin"
 	"github.com/smsgw/smsgw/api"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/upstream"
@@ -54,7 +55,6 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
-	go live.Watch(ctx, s.reloadInterval)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -85,6 +85,17 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		return err
 	}
 	defer events.Close(context.WithoutCancel(ctx))
+
+	// The configuration is kept in the event store: the file bootstraps an
+	// empty store, and from then on the stored version is in force on
+	// every replica (docs/admin.md).
+	configs := admin.New(admin.Options{Store: events, Live: live, Logger: logger.With("component", "configuration"), FileWins: s.configFileWins})
+	if err := configs.Start(ctx, live.Config(), s.configPath); err != nil {
+		return err
+	}
+	live.OnFileChange(func(cfg *config.Config) error { return configs.FileChanged(ctx, cfg) })
+	go live.Watch(ctx, s.reloadInterval)
+	go configs.Run(ctx, s.configPoll)
 	mysqlDSN, err := s.reportingDSN()
 	if err != nil {
 		return err
@@ -194,19 +205,16 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		matcher := upstream.NewMatcher(events, lifecycle.TemporalSignaler{Client: tc}, logger, reg)
 		spawn("rematcher", func(ctx context.Context) error { matcher.Rematch(ctx, 30*time.Second, 10*time.Second); return nil })
 		ids := s.connectorIDs()
-		if len(ids) == 0 {
-			for _, c := range live.Config().Connectors {
-				ids = append(ids, c.ID)
-			}
-		}
 		for _, id := range ids {
-			co, ok := live.Config().Connector(id)
-			if !ok {
+			if _, ok := live.Config().Connector(id); !ok {
 				return fmt.Errorf("connector %q is not in the configuration", id)
 			}
-			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Intents: events, Offers: events, Logger: logger, Registry: reg, IDKey: idKey}
-			spawn("connector "+id, c.Run)
 		}
+		connectors := &connectorSupervisor{live: live, only: ids, logger: logger, run: func(ctx context.Context, co config.Connector) error {
+			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Intents: events, Offers: events, Logger: logger, Registry: reg, IDKey: idKey}
+			return c.Run(ctx)
+		}}
+		spawn("connectors", connectors.Run)
 	}
 
 	if runs("email") {
@@ -239,6 +247,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Customers:  live,
 			Counter:    encoder,
 			Inbound:    a.inboundAPI(),
+			Admin:      configs,
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,

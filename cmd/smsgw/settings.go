@@ -61,6 +61,8 @@ type settings struct {
 	webhookTimeout    time.Duration
 	webhookInFlight   int
 	reloadInterval    time.Duration
+	configPoll        time.Duration
+	configFileWins    bool
 	failoverAfter     time.Duration
 	maxBacklog        int
 	protection        protection
@@ -117,6 +119,8 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&s.maxBacklog, "max-backlog", envInt(getenv, "SMSGW_MAX_BACKLOG", 500), "most messages of one customer accepted, due and not yet handed upstream, across replicas; above it submissions are refused (429, RESOURCE_EXHAUSTED, ESME_RTHROTTLED, SMTP 451) until the backlog drains (0: no cap; a customer's maxBacklog overrides it); env SMSGW_MAX_BACKLOG")
 	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
+	fs.BoolVar(&s.configFileWins, "config-file-wins", false, "at start, store a configuration file that differs from the stored configuration as a change instead of only reporting it (for development)")
+	fs.DurationVar(&s.configPoll, "config-poll", time.Second, "how often the stored configuration's version is checked for changes made on other replicas (docs/admin.md)")
 	s.protection.register(fs, env, getenv)
 }
 
