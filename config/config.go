@@ -32,6 +32,8 @@ type Config struct {
 	Email EmailGateway `yaml:"email"`
 	// Webhooks is what every customer's webhooks share.
 	Webhooks Webhooks `yaml:"webhooks"`
+	// Retention is how long messages are kept (docs/retention.md).
+	Retention Retention `yaml:"retention"`
 
 	idx    *customerIndex       // built by Parse; see index
 	policy *smsgw.WebhookPolicy // built by Parse; see WebhookPolicy
@@ -77,6 +79,10 @@ type Customer struct {
 	Numbers []Number `yaml:"numbers"`
 	// EmailIngress identifies the customer for email-to-SMS.
 	EmailIngress EmailIngress `yaml:"emailIngress"`
+	// RetentionDays is how many days the customer's messages are kept in
+	// the event store and the reporting database: 0 for retention.defaultDays,
+	// -1 for ever.
+	RetentionDays int `yaml:"retentionDays"`
 
 	line int
 }
@@ -449,6 +455,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateSMPP()...)
 	errs = append(errs, c.validateNotify()...)
 	errs = append(errs, c.validateEmail()...)
+	errs = append(errs, c.validateRetention()...)
 	return errors.Join(errs...)
 }
 

@@ -16,6 +16,8 @@
 //	smsgw inbound    lists inbound messages, such as those no customer owns
 //	smsgw codec-server   opens sealed payloads for the Temporal UI and CLI
 //	smsgw payload-keys   counts the payloads each payload key sealed
+//	smsgw import     brings another gateway's message history in (Kannel sqlbox, JSON lines)
+//	smsgw erase      removes every message to or from a phone number, everywhere
 package main
 
 import (
@@ -51,6 +53,8 @@ roles:
   inbound    list inbound messages (-unrouted: those no customer owns)
   codec-server   serve the codec protocol of the Temporal UI and CLI (opens sealed payloads)
   payload-keys   count the payloads each payload key sealed in recent histories
+  import     bring another gateway's message history in (Kannel sqlbox, JSON lines)
+  erase      remove every message to or from a phone number from the stores and Temporal
 
 Run "smsgw <role> -h" for the flags of a role.
 `
@@ -85,6 +89,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = codecServer(ctx, rest, getenv, stderr)
 	case "payload-keys":
 		err = payloadKeysReport(ctx, rest, getenv, stdout, stderr)
+	case "import":
+		err = importHistory(ctx, rest, getenv, stdout, stderr)
+	case "erase":
+		err = erase(ctx, rest, getenv, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, getenv, stdout)
 	case "-h", "-help", "--help", "help":
