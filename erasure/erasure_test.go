@@ -39,7 +39,7 @@ func TestEraseANumber(t *testing.T) {
 	}
 	defer tc.Close()
 
-	at := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	at := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC) // fixed date: only stored, never compared with the clock
 	msgs := []smsgw.MessageRecord{
 		{ID: "to-number", From: "ACME", To: "+61412345001"},
 		{ID: "from-number", From: "61412345001", To: "+61400000000"},
