@@ -61,14 +61,22 @@ func (s *Store) HistoryCustomers(ctx context.Context) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
 	for _, coll := range []*mongo.Collection{s.events, s.inbound()} {
-		var ids []string
-		if err := coll.Distinct(ctx, "customerId", bson.D{}).Decode(&ids); err != nil {
+		// A $group rather than distinct: the driver cannot read FerretDB
+		// v1's distinct reply.
+		cur, err := coll.Aggregate(ctx, bson.A{bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$customerId"}}}}})
+		if err != nil {
 			return nil, fmt.Errorf("mongostore: customers of %s: %w", coll.Name(), wrap(err))
 		}
-		for _, id := range ids {
-			if !seen[id] {
-				seen[id] = true
-				out = append(out, id)
+		var docs []struct {
+			ID string `bson:"_id"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, fmt.Errorf("mongostore: customers of %s: %w", coll.Name(), wrap(err))
+		}
+		for _, d := range docs {
+			if !seen[d.ID] {
+				seen[d.ID] = true
+				out = append(out, d.ID)
 			}
 		}
 	}
