@@ -37,7 +37,7 @@ func TestPurgeRemovesOnlyWhatIsPastItsCustomersRetention(t *testing.T) {
 	defer reports.Close()
 
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) // fixed date: the purgers are given it as their clock
-	ages := []int{1, 20, 40, 100, 400} // days
+	ages := []int{1, 20, 40, 100, 400}                   // days
 	for _, cust := range []string{"short", "default", "forever"} {
 		for _, days := range ages {
 			for k := range 3 {
