@@ -48,7 +48,6 @@ type Events interface {
 // Temporal is what erasure needs of Temporal's client (client.Client has it).
 type Temporal interface {
 	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
-	TerminateWorkflow(ctx context.Context, workflowID, runID, reason string, details ...interface{}) error
 	WorkflowService() workflowservice.WorkflowServiceClient
 }
 
@@ -151,23 +150,15 @@ func (e *Eraser) Erase(ctx context.Context, number string, opts Options) (Report
 	}
 	for _, r := range runs {
 		if r.running {
-			err := e.Temporal.TerminateWorkflow(ctx, r.workflowID, r.runID, "erasure "+rep.ID)
-			var nf *serviceerror.NotFound
-			if err != nil && !errors.As(err, &nf) {
-				return fail(fmt.Errorf("erase: terminate workflow %s: %w", r.workflowID, err))
-			}
+			// DeleteWorkflowExecution terminates a running execution
+			// before it deletes it.
 			rep.Terminated++
 		}
-		_, err := e.Temporal.WorkflowService().DeleteWorkflowExecution(ctx, &workflowservice.DeleteWorkflowExecutionRequest{
-			Namespace:         e.Namespace,
-			WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: r.workflowID, RunId: r.runID},
-		})
-		var nf *serviceerror.NotFound
-		switch {
-		case errors.As(err, &nf): // gone already (an earlier, interrupted erasure)
-		case err != nil:
-			return fail(fmt.Errorf("erase: delete workflow %s: %w", r.workflowID, err))
-		default:
+		deleted, err := e.deleteRun(ctx, r)
+		if err != nil {
+			return fail(err)
+		}
+		if deleted {
 			rep.Workflows++
 		}
 	}
@@ -193,6 +184,48 @@ func (e *Eraser) Erase(ctx context.Context, number string, opts Options) (Report
 	}
 	logger.Info("number erased", "erasure", rep.ID, "messages", rep.Messages, "workflows", rep.Workflows, "terminated", rep.Terminated)
 	return rep, nil
+}
+
+// deleteWait bounds how long deleteRun waits for Temporal to have deleted
+// an execution; deleteRetry is how often it asks again meanwhile.
+const (
+	deleteWait  = 3 * time.Minute
+	deleteRetry = time.Second
+)
+
+// deleteRun deletes one workflow execution and waits until Temporal no
+// longer knows it. The deletion runs in the background: an execution closed
+// long ago goes within a second, one closed moments before can take tens of
+// seconds (measured on the dev server: up to a minute), so it is asked for
+// again every deleteRetry until the execution is gone. deleted is false
+// when it was gone already.
+func (e *Eraser) deleteRun(ctx context.Context, r run) (deleted bool, err error) {
+	deadline := time.Now().Add(deleteWait)
+	for attempt := 0; ; attempt++ {
+		_, err := e.Temporal.WorkflowService().DeleteWorkflowExecution(ctx, &workflowservice.DeleteWorkflowExecutionRequest{
+			Namespace:         e.Namespace,
+			WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: r.workflowID, RunId: r.runID},
+		})
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			return attempt > 0, nil
+		case err != nil:
+			return false, fmt.Errorf("erase: delete workflow %s: %w", r.workflowID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("erase: delete workflow %s: %w", r.workflowID, ctx.Err())
+		case <-time.After(deleteRetry):
+		}
+		_, err = e.Temporal.DescribeWorkflowExecution(ctx, r.workflowID, r.runID)
+		if errors.As(err, &nf) {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("erase: workflow %s run %s was not deleted by Temporal within %s", r.workflowID, r.runID, deleteWait)
+		}
+	}
 }
 
 // runs finds the workflow executions of ids: the current run of each, and

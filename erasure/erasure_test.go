@@ -59,6 +59,12 @@ func TestEraseANumber(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An inbound message from the number (its workflow long gone).
+	if _, _, err := events.PutInbound(ctx, smsgw.InboundRecord{InboundMessage: smsgw.InboundMessage{
+		ID: "mo-from-number", From: "+61412345001", To: "+61400000000", Text: "STOP", Encoding: "GSM7", Parts: 1, ReceivedAt: at,
+	}, CustomerID: "acme", Status: "delivered", UpdatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
 	if err := tc.TerminateWorkflow(ctx, "from-number", "", "ended before the erasure"); err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +93,8 @@ func TestEraseANumber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Messages != 2 || rep.Workflows != 3 || rep.Terminated != 1 || rep.Deleted["reporting/messages"] != 2 ||
-		rep.Deleted["eventstore/events"] != 4 || rep.NumberHash != smsgw.NumberHash("+61412345001") {
+	if rep.Messages != 3 || rep.Workflows != 3 || rep.Terminated != 1 || rep.Deleted["reporting/messages"] != 2 ||
+		rep.Deleted["eventstore/events"] != 4 || rep.Deleted["eventstore/inbound"] != 1 || rep.NumberHash != smsgw.NumberHash("+61412345001") {
 		t.Errorf("report %+v", rep)
 	}
 	for _, id := range []string{"to-number", "from-number"} {
@@ -102,6 +108,9 @@ func TestEraseANumber(t *testing.T) {
 	for _, id := range []string{"to-number", "from-number", redeliver} {
 		waitGone(t, ctx, tc, id)
 	}
+	if _, err := events.GetInbound(ctx, "mo-from-number"); smsgw.ErrorCode(err) != smsgw.ENOTFOUND {
+		t.Errorf("the number's inbound message after the erasure: %v", err)
+	}
 	if _, err := reports.GetMessage(ctx, "other-number"); err != nil {
 		t.Errorf("the other number's row: %v", err)
 	}
@@ -113,7 +122,7 @@ func TestEraseANumber(t *testing.T) {
 	}
 	audits, err := events.Erasures(ctx, smsgw.NumberHash("+61412345001"))
 	if err != nil || len(audits) != 1 || audits[0].ID != rep.ID || audits[0].RequestedBy != "dpo@example.com" ||
-		audits[0].Messages != 2 || audits[0].Deleted["reporting/messages"] != 2 || audits[0].Error != "" {
+		audits[0].Messages != 3 || audits[0].Deleted["reporting/messages"] != 2 || audits[0].Error != "" {
 		t.Errorf("audit %+v %v", audits, err)
 	}
 
@@ -137,5 +146,6 @@ func waitGone(t *testing.T, ctx context.Context, tc client.Client, id string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Errorf("workflow %s still exists after the erasure", id)
+	d, err := tc.DescribeWorkflowExecution(ctx, id, "")
+	t.Errorf("workflow %s still exists after the erasure: %v %v", id, d.GetWorkflowExecutionInfo(), err)
 }
