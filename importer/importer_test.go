@@ -137,8 +137,17 @@ func snapshot(t *testing.T, s stores) string {
 
 func TestSQLBoxFixtureImportsOnceWithFinalStatuses(t *testing.T) {
 	s := openStores(t, testenv.MongoURI(t))
-	_, src := sqlbox(t, sqlboxtest.Fixture(t0))
+	db, src := sqlbox(t, sqlboxtest.Fixture(t0))
 	ctx := ctxFor(t)
+	if missing, err := src.UnindexedColumns(ctx); err != nil || strings.Join(missing, ",") != "foreign_id,dlr_url" {
+		t.Errorf("unindexed columns of sqlbox's table: %v %v", missing, err)
+	}
+	if _, err := db.ExecContext(ctx, "ALTER TABLE sent_sms ADD INDEX (dlr_url), ADD INDEX (foreign_id, smsc_id)"); err != nil {
+		t.Fatal(err)
+	}
+	if missing, err := src.UnindexedColumns(ctx); err != nil || len(missing) != 0 {
+		t.Errorf("unindexed columns after adding indexes: %v %v", missing, err)
+	}
 
 	sum, err := importer.Run(ctx, src, s, s.events, importer.Options{Customer: mapAccounts, BatchSize: 4})
 	if err != nil {

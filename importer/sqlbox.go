@@ -80,6 +80,40 @@ func OpenSQLBox(ctx context.Context, dsn, table, name string) (*SQLBox, error) {
 // Close closes the connection pool.
 func (s *SQLBox) Close() error { return s.db.Close() }
 
+// UnindexedColumns returns the columns DLR matching looks rows up by
+// (foreign_id, dlr_url) that no index of the table starts with. sqlbox
+// creates none: on a large table each lookup then reads the whole table,
+// so an import should have them added first (docs/import.md).
+func (s *SQLBox) UnindexedColumns(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT column_name FROM information_schema.statistics
+		WHERE table_schema = DATABASE() AND table_name = ? AND seq_in_index = 1`, s.table)
+	if err != nil {
+		return nil, fmt.Errorf("sqlbox: read the indexes of %s: %w", s.table, err)
+	}
+	defer rows.Close()
+	indexed := map[string]bool{}
+	for rows.Next() {
+		var col string
+		if err := rows.Scan(&col); err != nil {
+			return nil, fmt.Errorf("sqlbox: read the indexes of %s: %w", s.table, err)
+		}
+		indexed[strings.ToLower(col)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlbox: read the indexes of %s: %w", s.table, err)
+	}
+	var missing []string
+	for _, col := range []string{"foreign_id", "dlr_url"} {
+		if !indexed[col] {
+			missing = append(missing, col)
+		}
+	}
+	return missing, nil
+}
+
+// Table is the table the source reads.
+func (s *SQLBox) Table() string { return s.table }
+
 // Name implements Source.
 func (s *SQLBox) Name() string { return s.name }
 

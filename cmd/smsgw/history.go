@@ -69,6 +69,14 @@ func importHistory(ctx context.Context, args []string, getenv func(string) strin
 		}
 		defer sb.Close()
 		src = sb
+		missing, err := sb.UnindexedColumns(ctx)
+		if err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			fmt.Fprintf(stderr, "smsgw import: %s has no index on %s: matching each message's DLRs reads the whole table; on a large table add one first (ALTER TABLE %s ADD INDEX (%s), on a copy if the old gateway must not be touched)\n",
+				sb.Table(), strings.Join(missing, ", "), sb.Table(), strings.Join(missing, "), ADD INDEX ("))
+		}
 	} else {
 		jl, err := importer.OpenJSONLines(*jsonl, *source)
 		if err != nil {
@@ -93,13 +101,17 @@ func importHistory(ctx context.Context, args []string, getenv func(string) strin
 	defer reports.Close()
 
 	show := newProgressDisplay(*progress, stderr)
+	started := time.Now()
 	sum, err := importer.Run(ctx, src, sink{events, reports}, events, importer.Options{
 		Customer: mapping.lookup, Restart: *restart, Follow: *follow, PollInterval: *poll, BatchSize: *batch,
 		Progress: show.update,
 	})
 	show.done()
+	elapsed := time.Since(started)
+	records := sum.Imported + sum.Updated + sum.SkippedTotal() + sum.RefusedTotal()
 	fmt.Fprintf(stdout, "source %s: imported %d messages, updated %d from delivery reports, skipped %d, refused %d; checkpoint %d\n",
 		src.Name(), sum.Imported, sum.Updated, sum.SkippedTotal(), sum.RefusedTotal(), sum.Position)
+	fmt.Fprintf(stdout, "  %d records in %s (%.0f a second)\n", records, elapsed.Round(time.Millisecond), float64(records)/max(elapsed.Seconds(), 0.001))
 	for _, r := range importer.Reasons(sum.Skipped) {
 		fmt.Fprintf(stdout, "  skipped: %s\n", r)
 	}

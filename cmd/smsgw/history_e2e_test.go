@@ -104,7 +104,8 @@ func TestHistoryEndToEnd(t *testing.T) {
 		t.Fatalf("checkpoint after the interruption %d (%v), want between 0 and %d", cp, err, lastID)
 	}
 	code, out, errOut := smsgwCmd(ctx, importArgs...)
-	if code != 0 || !strings.Contains(out, fmt.Sprintf("checkpoint %d", lastID)) || !strings.Contains(errOut, "progress: ") {
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("checkpoint %d", lastID)) || !strings.Contains(errOut, "progress: ") ||
+		!strings.Contains(errOut, "sent_sms has no index on foreign_id, dlr_url") || !strings.Contains(out, " a second)") {
 		t.Fatalf("resumed import: exit %d\n%s\n%s", code, out, errOut)
 	}
 	t.Logf("interrupted at %d of %d; resumed:\n%s", cp, lastID, out)
@@ -128,6 +129,7 @@ func TestHistoryEndToEnd(t *testing.T) {
 	if after := historySnapshot(t, ctx, g.mysqlDSN, g.mongoURI, g.mongoDB); after != before {
 		t.Errorf("importing again changed the stores")
 	}
+	t.Logf("import from the start:\n%s", out)
 
 	// Read back over REST, as any message; no workflow was started.
 	code, msg := g.do(t, "GET", "/v1/messages/kannel-1", "acme-key", "")
