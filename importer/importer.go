@@ -394,12 +394,23 @@ func Convert(source string, m Message, customer func(string) (string, bool)) (sm
 	if status != smsgw.StatusAccepted {
 		sent := submitted
 		rec.SentAt = &sent
-		events = append(events, smsgw.NewEvent(id, cust, 2, smsgw.EventSent, "sent-"+m.Connector, submitted, map[string]any{
+		// One step name whatever the connector: a report read later may
+		// name the connector the message itself did not.
+		events = append(events, smsgw.NewEvent(id, cust, 2, smsgw.EventSent, "sent", submitted, map[string]any{
 			"connector": m.Connector, "upstreamIds": []string{m.UpstreamID},
 		}))
 	}
+	// Receipts give done dates to the minute: none is taken to be before
+	// the message was submitted.
+	notBefore := func(t time.Time) time.Time {
+		t = t.UTC().Truncate(time.Millisecond)
+		if t.Before(submitted) {
+			return submitted
+		}
+		return t
+	}
 	for _, r := range receipts {
-		at := r.At.UTC().Truncate(time.Millisecond)
+		at := notBefore(r.At)
 		if at.After(rec.UpdatedAt) {
 			rec.UpdatedAt = at
 		}
@@ -408,7 +419,7 @@ func Convert(source string, m Message, customer func(string) (string, bool)) (sm
 		}))
 	}
 	if status.Final() {
-		done := doneAt.UTC().Truncate(time.Millisecond)
+		done := notBefore(doneAt)
 		if doneAt.IsZero() {
 			done = rec.UpdatedAt
 		}
