@@ -92,9 +92,9 @@ type run struct {
 // Erase removes every message to or from number, in every store, and
 // records the erasure. number is an international phone number in any
 // form NormalizeMSISDN reads. An invalid number is EINVALID; running
-// workflows without opts.TerminateRunning are ECONFLICT. A failure part
-// way leaves the audit record with its error; running Erase again finishes
-// the work.
+// workflows without opts.TerminateRunning are ECONFLICT. A refusal, and a
+// failure part way, leave an audit record with the error; running Erase
+// again finishes the work.
 func (e *Eraser) Erase(ctx context.Context, number string, opts Options) (Report, error) {
 	e164, err := smsgw.NormalizeMSISDN(number)
 	if err != nil {
@@ -135,11 +135,7 @@ func (e *Eraser) Erase(ctx context.Context, number string, opts Options) (Report
 			running = append(running, r.workflowID)
 		}
 	}
-	if len(running) > 0 && !opts.TerminateRunning {
-		return rep, smsgw.Errorf(smsgw.ECONFLICT, "erase: %d workflows of the number's messages are still running (%s); "+
-			"erase again once they end, or terminate them", len(running), strings.Join(first(running, 5), ", "))
-	}
-
+	// fail records the failure (or refusal) in the audit, then returns it.
 	fail := func(err error) (Report, error) {
 		audit.FinishedAt, audit.Error = e.now(), err.Error()
 		audit.Messages, audit.Workflows, audit.Terminated, audit.Deleted = rep.Messages, rep.Workflows, rep.Terminated, rep.Deleted
@@ -148,6 +144,11 @@ func (e *Eraser) Erase(ctx context.Context, number string, opts Options) (Report
 		}
 		return rep, err
 	}
+	if len(running) > 0 && !opts.TerminateRunning {
+		return fail(smsgw.Errorf(smsgw.ECONFLICT, "erase: %d workflows of the number's messages are still running (%s); "+
+			"erase again once they end, or terminate them", len(running), strings.Join(first(running, 5), ", ")))
+	}
+
 	for _, r := range runs {
 		if r.running {
 			// DeleteWorkflowExecution terminates a running execution

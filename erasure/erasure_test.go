@@ -3,6 +3,7 @@ package erasure_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,8 +122,10 @@ func TestEraseANumber(t *testing.T) {
 		t.Errorf("the other number's workflow: %v", err)
 	}
 	audits, err := events.Erasures(ctx, smsgw.NumberHash("+61412345001"))
-	if err != nil || len(audits) != 1 || audits[0].ID != rep.ID || audits[0].RequestedBy != "dpo@example.com" ||
-		audits[0].Messages != 3 || audits[0].Deleted["reporting/messages"] != 2 || audits[0].Error != "" {
+	// The refusal, then the erasure.
+	if err != nil || len(audits) != 2 || !strings.Contains(audits[0].Error, "still running") || audits[0].Deleted["reporting/messages"] != 0 ||
+		audits[1].ID != rep.ID || audits[1].RequestedBy != "dpo@example.com" || audits[1].Reason != "ticket 42" ||
+		audits[1].Messages != 3 || audits[1].Deleted["reporting/messages"] != 2 || audits[1].Error != "" || audits[1].FinishedAt.Before(audits[1].StartedAt) {
 		t.Errorf("audit %+v %v", audits, err)
 	}
 

@@ -208,7 +208,8 @@ func TestHistoryEndToEnd(t *testing.T) {
 	if _, err := tc.DescribeWorkflowExecution(ctx, keepID, ""); err != nil {
 		t.Errorf("the other number's workflow after the erasure: %v", err)
 	}
-	if audits, err := events.Erasures(ctx, smsgw.NumberHash("+61412345001")); err != nil || len(audits) != 1 || audits[0].Messages != 4 {
+	if audits, err := events.Erasures(ctx, smsgw.NumberHash("+61412345001")); err != nil || len(audits) != 2 || audits[0].Error == "" ||
+		audits[1].Messages != 4 || audits[1].RequestedBy != "dpo@example.com" || audits[1].Error != "" {
 		t.Errorf("audit records %+v %v", audits, err)
 	}
 
