@@ -58,6 +58,9 @@ const (
 	EntryGRPC  EntryPoint = "grpc"
 	EntrySMPP  EntryPoint = "smpp"
 	EntryEmail EntryPoint = "email"
+	// EntryImport marks a message brought over from another gateway's
+	// history by `smsgw import`: it was never sent by this gateway.
+	EntryImport EntryPoint = "import"
 )
 
 // Limits on what a customer may submit.

@@ -34,6 +34,8 @@ type Config struct {
 	Webhooks Webhooks `yaml:"webhooks"`
 	// Admin is who may use the admin API (docs/admin.md).
 	Admin Admin `yaml:"admin"`
+	// Retention is how long messages are kept (docs/retention.md).
+	Retention Retention `yaml:"retention"`
 
 	idx    *customerIndex       // built by Parse; see index
 	policy *smsgw.WebhookPolicy // built by Parse; see WebhookPolicy
@@ -83,6 +85,10 @@ type Customer struct {
 	Numbers []Number `yaml:"numbers"`
 	// EmailIngress identifies the customer for email-to-SMS.
 	EmailIngress EmailIngress `yaml:"emailIngress"`
+	// RetentionDays is how many days the customer's messages are kept in
+	// the event store and the reporting database: 0 for retention.defaultDays,
+	// -1 for ever.
+	RetentionDays int `yaml:"retentionDays"`
 
 	line int
 }
@@ -456,6 +462,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateNotify()...)
 	errs = append(errs, c.validateEmail()...)
 	errs = append(errs, c.validateAdmin(apiKeys)...)
+	errs = append(errs, c.validateRetention()...)
 	return errors.Join(errs...)
 }
 

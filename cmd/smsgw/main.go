@@ -17,6 +17,8 @@
 //	smsgw codec-server   opens sealed payloads for the Temporal UI and CLI
 //	smsgw payload-keys   counts the payloads each payload key sealed
 //	smsgw ctl        the admin API and the customer API from the command line
+//	smsgw import     brings another gateway's message history in (Kannel sqlbox, JSON lines)
+//	smsgw erase      removes every message to or from a phone number, everywhere
 package main
 
 import (
@@ -53,6 +55,8 @@ roles:
   codec-server   serve the codec protocol of the Temporal UI and CLI (opens sealed payloads)
   payload-keys   count the payloads each payload key sealed in recent histories
   ctl        customers, keys, connectors, routes, audit, export/import and messages over the API
+  import     bring another gateway's message history in (Kannel sqlbox, JSON lines)
+  erase      remove every message to or from a phone number from the stores and Temporal
 
 Run "smsgw <role> -h" for the flags of a role.
 `
@@ -89,6 +93,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = payloadKeysReport(ctx, rest, getenv, stdout, stderr)
 	case "ctl":
 		err = ctl(rest, getenv, stdout, stderr)
+	case "import":
+		err = importHistory(ctx, rest, getenv, stdout, stderr)
+	case "erase":
+		err = erase(ctx, rest, getenv, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, getenv, stdout)
 	case "-h", "-help", "--help", "help":

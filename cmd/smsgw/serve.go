@@ -199,6 +199,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		spawn("running workflows count", func(ctx context.Context) error {
 			return worker.CountRunning(ctx, tc, s.temporalNamespace, reg, 30*time.Second, logger)
 		})
+		purger, err := retentionPurger(live, events, reports, s.retentionBatch, reg, logger)
+		if err != nil {
+			return err
+		}
+		spawn("retention purge", func(ctx context.Context) error { purger.Run(ctx, s.retentionInterval); return nil })
 	}
 
 	if runs("connector") {

@@ -65,6 +65,8 @@ type settings struct {
 	configFileWins    bool
 	failoverAfter     time.Duration
 	maxBacklog        int
+	retentionInterval time.Duration
+	retentionBatch    int
 	protection        protection
 }
 
@@ -118,6 +120,10 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 		"webhook calls to one customer in progress at once in this process; more wait to be retried (0: no cap); env SMSGW_WEBHOOK_MAX_IN_FLIGHT")
 	fs.IntVar(&s.maxBacklog, "max-backlog", envInt(getenv, "SMSGW_MAX_BACKLOG", 500), "most messages of one customer accepted, due and not yet handed upstream, across replicas; above it submissions are refused (429, RESOURCE_EXHAUSTED, ESME_RTHROTTLED, SMTP 451) until the backlog drains (0: no cap; a customer's maxBacklog overrides it); env SMSGW_MAX_BACKLOG")
 	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
+	fs.DurationVar(&s.retentionInterval, "retention-interval", envDuration(getenv, "SMSGW_RETENTION_INTERVAL", time.Hour),
+		"how often the worker role purges messages past their customer's retention (docs/retention.md); env SMSGW_RETENTION_INTERVAL")
+	fs.IntVar(&s.retentionBatch, "retention-batch", envInt(getenv, "SMSGW_RETENTION_BATCH", 1000),
+		"rows or documents the retention purge deletes per statement; env SMSGW_RETENTION_BATCH")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
 	fs.BoolVar(&s.configFileWins, "config-file-wins", false, "at start, store a configuration file that differs from the stored configuration as a change instead of only reporting it (for development)")
 	fs.DurationVar(&s.configPoll, "config-poll", time.Second, "how often the stored configuration's version is checked for changes made on other replicas (docs/admin.md)")

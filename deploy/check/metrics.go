@@ -65,6 +65,8 @@ var knownMetrics = map[string]metric{
 	"smsgw_smpp_outbox_expired_total":                  {kind: counter, labels: []string{"customer"}},
 	"smsgw_smpp_session_panics_total":                  {kind: counter},
 	"smsgw_workflows_running":                          {kind: gauge},
+	"smsgw_retention_purged_total":                     {kind: counter, labels: []string{"store"}, values: map[string][]string{"store": {"events", "reporting"}}},
+	"smsgw_retention_passes_total":                     {kind: counter, labels: []string{"store", "outcome"}, values: map[string][]string{"store": {"events", "reporting"}, "outcome": {"ok", "error"}}},
 	"temporal_workflow_task_schedule_to_start_latency": {kind: histogram},
 	"temporal_activity_schedule_to_start_latency":      {kind: histogram},
 }

@@ -80,6 +80,12 @@ var layers = []layer{
 		why: "activities reach stores and channels through interfaces they declare",
 	},
 	{
+		name: "history upkeep", pkgs: []string{"importer", "erasure", "retention"},
+		allow: []string{".", "segment", "internal/promreg", "github.com/go-sql-driver/mysql",
+			"github.com/prometheus/client_golang/prometheus", "go.temporal.io/api/..."},
+		why: "import, retention and erasure reach the stores through interfaces they declare, and Temporal only through its API types",
+	},
+	{
 		name: "notification channels", pkgs: []string{"notify/..."},
 		forbid: []string{"activities", "workflows", "lifecycle", "store/...", "connectors/...", "api", "worker", "cmd/...", "go.temporal.io/..."},
 		why:    "a channel delivers a domain Delivery; it knows nothing of where it is called from",
@@ -117,7 +123,7 @@ var layers = []layer{
 }
 
 // testOnly are packages for tests: no other code imports them.
-var testOnly = []string{"internal/testenv", "connectors/smppwire/smppwiretest"}
+var testOnly = []string{"internal/testenv", "connectors/smppwire/smppwiretest", "importer/sqlboxtest"}
 
 // pkg is what `go list -json` says of a package, as far as the rules need.
 type pkg struct {
