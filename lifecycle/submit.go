@@ -210,7 +210,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	}
 	// The message's ID is its own (random, or derived from the key), so a
 	// start tried again finds the workflow a lost answer started.
-	unsure, err := startAgainIfUnsure(ctx, start)
+	unsure, err := startAgainIfUnsure(ctx, start, key != "")
 	admitted(err == nil)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
@@ -250,7 +250,17 @@ func (s *Service) admit(ctx context.Context, customerID string, bound int) (done
 // (WorkflowExecutionAlreadyStarted), so the submission is answered with
 // the message it made instead of an error. unsure reports that a try
 // ended without an answer: when every try failed, the workflow may exist.
-func startAgainIfUnsure(ctx context.Context, start func(context.Context) error) (unsure bool, err error) {
+//
+// Only a try that was not answered is tried again, unless everyError: a
+// submission with an idempotency key, whose customer would retry it
+// anyway, is also tried again after a refusal (Temporal unreachable), until
+// ctx ends; one without is refused at once.
+func startAgainIfUnsure(ctx context.Context, start func(context.Context) error, everyError bool) (unsure bool, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, startTriesFor)
+		defer cancel()
+	}
 	wait := 100 * time.Millisecond
 	for {
 		tryCtx, cancel := ctx, context.CancelFunc(func() {})
@@ -264,7 +274,7 @@ func startAgainIfUnsure(ctx context.Context, start func(context.Context) error) 
 		unsure = unsure || unanswered(err)
 		var already *serviceerror.WorkflowExecutionAlreadyStarted
 		var invalid *serviceerror.InvalidArgument
-		if err == nil || errors.As(err, &already) || errors.As(err, &invalid) || ctx.Err() != nil {
+		if err == nil || errors.As(err, &already) || errors.As(err, &invalid) || ctx.Err() != nil || !everyError && !unanswered(err) {
 			return unsure, err
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait+100*time.Millisecond {
@@ -278,6 +288,9 @@ func startAgainIfUnsure(ctx context.Context, start func(context.Context) error) 
 		wait = min(2*wait, time.Second)
 	}
 }
+
+// startTriesFor bounds the tries of a start whose caller set no deadline.
+const startTriesFor = 10 * time.Second
 
 // unanswered tells an error that leaves a request's outcome unknown (its
 // answer did not come in time, or its connection went while it waited)
