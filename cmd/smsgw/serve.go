@@ -239,6 +239,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Customers:  live,
 			Counter:    encoder,
 			Inbound:    a.inboundAPI(),
+			Traffic:    &api.TrafficDeps{Messages: reports, Events: events, Usage: reports},
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,
