@@ -54,8 +54,10 @@ UPDATE messages SET
     counted_segments = segments
 WHERE counted_status <> '';
 
+-- (Emptied first, so that a run of this migration cut short and run again
+-- counts nothing twice: only this migration has written to the table yet.)
+DELETE FROM usage_buckets;
 INSERT INTO usage_buckets (bucket, customer_id, entry_point, connector_id, status, messages, segments)
 SELECT counted_bucket, counted_customer, counted_entry_point, counted_connector, counted_status, COUNT(*), SUM(counted_segments)
 FROM messages WHERE counted_status <> ''
-GROUP BY counted_bucket, counted_customer, counted_entry_point, counted_connector, counted_status
-ON DUPLICATE KEY UPDATE messages = VALUES(messages), segments = VALUES(segments);
+GROUP BY counted_bucket, counted_customer, counted_entry_point, counted_connector, counted_status;
