@@ -72,14 +72,7 @@ func (s *trafficService) SearchMessages(ctx context.Context, req *smsgwv1.Search
 	if err != nil {
 		return nil, err
 	}
-	q, err := messageQuery(id, searchFields{
-		status: req.GetStatus(), to: req.GetTo(), from: req.GetFrom(), connector: req.GetConnectorId(), clientRef: req.GetClientRef(),
-		since: req.GetSince(), until: req.GetUntil(), pageSize: req.GetPageSize(), pageToken: req.GetPageToken(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	found, next, err := s.search(ctx, q)
+	found, next, err := s.search(ctx, id, req)
 	if err != nil {
 		return nil, err
 	}
@@ -117,14 +110,7 @@ type operatorTrafficService struct {
 }
 
 func (s *operatorTrafficService) SearchAllMessages(ctx context.Context, req *smsgwv1.SearchAllMessagesRequest) (*smsgwv1.SearchAllMessagesResponse, error) {
-	q, err := messageQuery(req.GetCustomerId(), searchFields{
-		status: req.GetStatus(), to: req.GetTo(), from: req.GetFrom(), connector: req.GetConnectorId(), clientRef: req.GetClientRef(),
-		since: req.GetSince(), until: req.GetUntil(), pageSize: req.GetPageSize(), pageToken: req.GetPageToken(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	found, next, err := s.search(ctx, q)
+	found, next, err := s.search(ctx, req.GetCustomerId(), req)
 	if err != nil {
 		return nil, err
 	}
@@ -147,12 +133,17 @@ func (s *operatorTrafficService) GetAllUsage(ctx context.Context, req *smsgwv1.G
 	return &smsgwv1.GetAllUsageResponse{Rows: rows, TotalMessages: msgs, TotalSegments: segs}, nil
 }
 
-// searchFields are a search request's fields, whichever service's.
-type searchFields struct {
-	status, to, from, connector, clientRef string
-	since, until                           *timestamppb.Timestamp
-	pageSize                               int32
-	pageToken                              string
+// searchRequest is a search request, whichever service's.
+type searchRequest interface {
+	GetStatus() string
+	GetTo() string
+	GetFrom() string
+	GetConnectorId() string
+	GetClientRef() string
+	GetSince() *timestamppb.Timestamp
+	GetUntil() *timestamppb.Timestamp
+	GetPageSize() int32
+	GetPageToken() string
 }
 
 // maxFilterLength bounds a filter value before it reaches a store: no
@@ -161,34 +152,34 @@ const maxFilterLength = 128
 
 // messageQuery checks a search request and makes it a query; customerID
 // "" searches every customer.
-func messageQuery(customerID string, f searchFields) (smsgw.MessageQuery, error) {
+func messageQuery(customerID string, r searchRequest) (smsgw.MessageQuery, error) {
 	q := smsgw.MessageQuery{
-		CustomerID: customerID, To: f.to, From: f.from, ConnectorID: f.connector, ClientRef: f.clientRef,
-		PageSize: int(f.pageSize), PageToken: f.pageToken,
+		CustomerID: customerID, To: r.GetTo(), From: r.GetFrom(), ConnectorID: r.GetConnectorId(), ClientRef: r.GetClientRef(),
+		PageSize: int(r.GetPageSize()), PageToken: r.GetPageToken(),
 	}
-	for _, v := range [][2]string{{"to", f.to}, {"from", f.from}, {"connectorId", f.connector}, {"clientRef", f.clientRef}, {"customerId", customerID}} {
+	for _, v := range [][2]string{{"to", q.To}, {"from", q.From}, {"connectorId", q.ConnectorID}, {"clientRef", q.ClientRef}, {"customerId", customerID}} {
 		if len(v[1]) > maxFilterLength {
 			return q, smsgw.Errorf(smsgw.EINVALID, "%s is longer than %d characters", v[0], maxFilterLength)
 		}
 	}
-	if len(f.pageToken) > 4*maxFilterLength {
+	if len(q.PageToken) > 4*maxFilterLength {
 		return q, smsgw.Errorf(smsgw.EINVALID, "pageToken is not a page token of this search")
 	}
-	if f.pageSize < 0 {
+	if q.PageSize < 0 {
 		return q, smsgw.Errorf(smsgw.EINVALID, "pageSize must not be negative")
 	}
-	if f.status != "" {
-		st, ok := statusFromText(f.status)
+	if r.GetStatus() != "" {
+		st, ok := statusFromText(r.GetStatus())
 		if !ok {
-			return q, smsgw.Errorf(smsgw.EINVALID, "status %q is not a message status (such as DELIVERED)", f.status)
+			return q, smsgw.Errorf(smsgw.EINVALID, "status %q is not a message status (such as DELIVERED)", r.GetStatus())
 		}
 		q.Status = st
 	}
 	var err error
-	if q.Since, err = scheduleTime("since", f.since); err != nil {
+	if q.Since, err = scheduleTime("since", r.GetSince()); err != nil {
 		return q, err
 	}
-	if q.Until, err = scheduleTime("until", f.until); err != nil {
+	if q.Until, err = scheduleTime("until", r.GetUntil()); err != nil {
 		return q, err
 	}
 	return q, nil
@@ -201,7 +192,13 @@ func statusFromText(s string) (smsgw.Status, bool) {
 	return st, st.Valid()
 }
 
-func (t traffic) search(ctx context.Context, q smsgw.MessageQuery) ([]*smsgwv1.FoundMessage, string, error) {
+// search checks a search request and runs it; customerID "" searches
+// every customer.
+func (t traffic) search(ctx context.Context, customerID string, r searchRequest) ([]*smsgwv1.FoundMessage, string, error) {
+	q, err := messageQuery(customerID, r)
+	if err != nil {
+		return nil, "", err
+	}
 	page, err := t.Messages.SearchMessages(ctx, q)
 	if err != nil {
 		return nil, "", err

@@ -143,6 +143,15 @@ func benchDatabase(b *testing.B, ctx context.Context, rows int) (*mysqlstore.Sto
 		b.Fatal(err)
 	}
 	start := time.Now()
+	// The secondary indexes the migrations made are dropped for the load
+	// and built again after it, by sorting: much faster than keeping ten
+	// indexes up to date row by row, and the same indexes in the end.
+	indexes := secondaryIndexes(b, ctx, db)
+	for _, ix := range indexes {
+		if _, err := db.ExecContext(ctx, "ALTER TABLE messages DROP INDEX "+ix.name); err != nil {
+			b.Fatal(err)
+		}
+	}
 	const chunk = 1000000
 	for from := 0; from < rows; from += chunk {
 		n := min(chunk, rows-from)
@@ -173,11 +182,51 @@ func benchDatabase(b *testing.B, ctx context.Context, rows int) (*mysqlstore.Sto
 			b.Fatalf("generate messages %d to %d: %v", from, from+n-1, err)
 		}
 	}
+	b.Logf("loaded %d messages in %s", rows, time.Since(start).Round(time.Second))
+	var add []string
+	for _, ix := range indexes {
+		add = append(add, "ADD INDEX "+ix.name+" ("+strings.Join(ix.columns, ", ")+")")
+	}
+	if _, err := db.ExecContext(ctx, "ALTER TABLE messages "+strings.Join(add, ", ")); err != nil {
+		b.Fatalf("build the indexes again: %v", err)
+	}
 	if _, err := db.ExecContext(ctx, "ANALYZE TABLE messages"); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("generated %d messages in %s", rows, time.Since(start).Round(time.Second))
 	return s, db
+}
+
+// index is a secondary index of messages: its name and columns in order.
+type index struct {
+	name    string
+	columns []string
+}
+
+// secondaryIndexes lists the indexes of messages other than the primary key.
+func secondaryIndexes(b *testing.B, ctx context.Context, db *sql.DB) []index {
+	rows, err := db.QueryContext(ctx, `SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'messages' AND INDEX_NAME <> 'PRIMARY'
+		ORDER BY INDEX_NAME, SEQ_IN_INDEX`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	var out []index
+	for rows.Next() {
+		var name, column string
+		if err := rows.Scan(&name, &column); err != nil {
+			b.Fatal(err)
+		}
+		if len(out) == 0 || out[len(out)-1].name != name {
+			out = append(out, index{name: name})
+		}
+		out[len(out)-1].columns = append(out[len(out)-1].columns, column)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return out
 }
 
 // logExplain logs the plan of the query SearchMessages runs for q.
