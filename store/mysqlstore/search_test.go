@@ -1,6 +1,7 @@
 package mysqlstore_test
 
 import (
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -239,5 +240,39 @@ func TestUsageDaysInATimeZone(t *testing.T) {
 		if _, err := s.Usage(ctx(t), q); smsgw.ErrorCode(err) != smsgw.EINVALID {
 			t.Errorf("Usage(%v to %v) = %v, want %s", q.From, q.To, err, smsgw.EINVALID)
 		}
+	}
+}
+
+// A message counted in daily_stats by a process that predates usage
+// buckets (during a rolling upgrade) is counted in usage when its final
+// status is recorded again, and in daily_stats still once.
+func TestUsageCountsAMessageCountedBeforeBuckets(t *testing.T) {
+	t.Parallel()
+	s, dsn := open(t)
+	upsert(t, s, accepted("m1"), sent("m1", "upA", t0), final("m1", smsgw.StatusDelivered, t0))
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// As the older process leaves it: counted by day, not in a bucket.
+	for _, stmt := range []string{
+		"UPDATE messages SET counted_bucket = NULL, counted_entry_point = '', counted_segments = 0",
+		"DELETE FROM usage_buckets",
+	} {
+		if _, err := db.ExecContext(ctx(t), stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day := smsgw.UsageQuery{From: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}
+	if got := usage(t, s, day); got != "" {
+		t.Fatalf("usage before the record again: %q", got)
+	}
+	upsert(t, s, final("m1", smsgw.StatusDelivered, t0), final("m1", smsgw.StatusDelivered, t0))
+	if got, want := usage(t, s, day), "2026-11-26 c1 rest upA DELIVERED 1/2"; got != want {
+		t.Errorf("usage = %q, want %q", got, want)
+	}
+	if got := stats(t, s); fmt.Sprint(got) != "map[2026-11-26/c1/upA/DELIVERED:1]" {
+		t.Errorf("daily_stats = %v, want the message once", got)
 	}
 }
