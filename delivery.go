@@ -94,8 +94,12 @@ func NotifyFailedEvent(d Delivery, reason, occasion string, at time.Time) Event 
 	if occasion != "" {
 		step += "-" + occasion
 	}
-	return NewEvent(id, d.CustomerID, 0, EventNotifyFailed, step, at.UTC(),
-		map[string]any{"channel": d.Channel, "subject": what, "reason": reason, "delivery": d})
+	seq := 0 // in a message's history, beside the status it notified
+	if d.Notification != nil {
+		seq = d.Notification.Seq
+	}
+	return NewEvent(id, d.CustomerID, seq, EventNotifyFailed, step, at.UTC(),
+		map[string]any{"channel": d.Channel, "subject": what, "reason": reason, "result": "failed", "delivery": d})
 }
 
 // FailedNotification is a delivery that was refused or ran out of retries,

@@ -17,7 +17,14 @@ type Receipt struct {
 	Err         string    `json:"err,omitempty"` // network error code, 3 digits
 	DoneAt      time.Time `json:"doneAt,omitempty"`
 	ReceivedAt  time.Time `json:"receivedAt"`
+	// Raw is the receipt as upstream sent it: its text (the short message
+	// or message_payload), at most MaxRawReceipt bytes; "" when it came
+	// in optional parameters only.
+	Raw string `json:"raw,omitempty"`
 }
+
+// MaxRawReceipt caps Receipt.Raw.
+const MaxRawReceipt = 512
 
 // Status maps the receipt's state word to a message status. ok is false for
 // intermediate states that do not end the wait.

@@ -322,8 +322,12 @@ func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
 	if d.Notification != nil {
 		seq = d.Notification.Seq
 	}
-	ev := smsgw.NewEvent(id, d.CustomerID, seq, smsgw.EventNotified, "notified-"+d.Channel+"-"+what, a.Now().UTC(),
-		map[string]any{"channel": d.Channel, "subject": what})
+	data := map[string]any{"channel": d.Channel, "subject": what, "result": "delivered"}
+	if activity.IsActivity(ctx) {
+		// > 1: the channel failed the earlier attempts, which were retried.
+		data["attempt"] = activity.GetInfo(ctx).Attempt
+	}
+	ev := smsgw.NewEvent(id, d.CustomerID, seq, smsgw.EventNotified, "notified-"+d.Channel+"-"+what, a.Now().UTC(), data)
 	if err := a.Events.AppendEvents(ctx, ev); err != nil {
 		// The customer has it; a retry would deliver it again. Log and move on.
 		a.Logger.Warn("notification delivered but not recorded", "subject", id, "err", err)

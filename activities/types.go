@@ -88,6 +88,12 @@ type SendResult struct {
 	// handset may get them twice.
 	Resubmitted []int     `json:"resubmitted,omitempty"`
 	SentAt      time.Time `json:"sentAt"`
+	// Latencies are, per part in order, how long upstream took to answer
+	// its submit_sm; 0 for a part an earlier attempt had submitted.
+	Latencies []time.Duration `json:"latencies,omitempty"`
+	// Attempt is the attempt of the send activity that finished the
+	// send, from 1 (more than 1: earlier attempts were retried).
+	Attempt int32 `json:"attempt,omitempty"`
 }
 
 // SendFailure is the detail attached to a failed send.

@@ -126,10 +126,14 @@ func acceptedStatus(_ context.Context, w http.ResponseWriter, m proto.Message) e
 // bytes, and the probes /healthz and /readyz for load balancers. Metrics are
 // not served here: they have a listener of their own (OperationsHandler),
 // so no path on the public listener reaches them.
-func newHTTPHandler(gw *runtime.ServeMux, maxBody bodyLimits, ready func(context.Context) error, m *metrics, log *slog.Logger) http.Handler {
+func newHTTPHandler(gw *runtime.ServeMux, csv *csvExport, maxBody bodyLimits, ready func(context.Context) error, m *metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	addProbes(mux, ready, log)
-	mux.Handle("/", checkIdempotencyKey(gw, limitBody(gw, maxBody)))
+	var rest http.Handler = checkIdempotencyKey(gw, limitBody(gw, maxBody))
+	if csv != nil {
+		rest = csv.or(rest)
+	}
+	mux.Handle("/", rest)
 	return recoverHTTP(mux, m, log)
 }
 

@@ -76,6 +76,8 @@ type Deps struct {
 	Inbound *InboundDeps
 	// Admin, when set, adds AdminService, which takes admin keys only.
 	Admin Admin
+	// Traffic, when set, adds TrafficService: search, events, usage.
+	Traffic *TrafficDeps
 }
 
 // Server serves the gRPC API, its REST mapping and the operational endpoints.
@@ -145,6 +147,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	registerAdmin(s.grpc, d.Admin)
+	if err := registerTraffic(s.grpc, d.Traffic); err != nil {
+		return nil, err
+	}
 	registerStandardServices(s.grpc, d.Ready)
 
 	// The gateway dials the same grpc.Server through an in-memory listener;
@@ -168,7 +173,15 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := registerAdminGateway(context.Background(), gw, s.gwConn, d.Admin); err != nil {
 		return nil, err
 	}
-	s.http = newHTTPHandler(gw, bodyLimits{one: cfg.MaxBodyBytes, batch: cfg.MaxBatchBodyBytes}, d.Ready, m, d.Logger)
+	var csv *csvExport
+	if d.Traffic != nil {
+		client := smsgwv1.NewTrafficServiceClient(s.gwConn)
+		if err := smsgwv1.RegisterTrafficServiceHandlerClient(context.Background(), gw, client); err != nil {
+			return nil, fmt.Errorf("api: register traffic REST gateway: %w", err)
+		}
+		csv = &csvExport{gw: gw, client: client, log: d.Logger}
+	}
+	s.http = newHTTPHandler(gw, csv, bodyLimits{one: cfg.MaxBodyBytes, batch: cfg.MaxBatchBodyBytes}, d.Ready, m, d.Logger)
 	return s, nil
 }
 

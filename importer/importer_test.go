@@ -246,7 +246,8 @@ func TestSQLBoxImportResumesAfterInterruption(t *testing.T) {
 	if err != nil || rest.Position != int64(len(rows)) {
 		t.Fatalf("resumed run: %+v %v", rest, err)
 	}
-	list, err := s.reports.ListMessages(ctxFor(t), mysqlstore.Filter{CustomerID: "acme", Limit: 1000})
+	page, err := s.reports.SearchMessages(ctxFor(t), smsgw.MessageQuery{CustomerID: "acme", PageSize: 1000})
+	list := page.Messages
 	if err != nil || len(list) != 120 {
 		t.Fatalf("%d rows after resuming, want 120: %v", len(list), err)
 	}

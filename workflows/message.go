@@ -205,6 +205,17 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		life.sentAt = sent.SentAt
 		life.sentRecorded = false
 		sentData := map[string]any{"connector": target.ID, "upstreamIds": sent.UpstreamIDs}
+		if len(sent.Latencies) > 0 {
+			// How long upstream took to answer each part's submit_sm.
+			ms := make([]int64, len(sent.Latencies))
+			for i, d := range sent.Latencies {
+				ms[i] = d.Milliseconds()
+			}
+			sentData["latenciesMs"] = ms
+		}
+		if sent.Attempt > 0 {
+			sentData["attempt"] = sent.Attempt // > 1: earlier attempts were retried
+		}
 		if len(sent.Resubmitted) > 0 {
 			// Parts sent again while in doubt: the handset may have them twice.
 			sentData["resubmitted"] = sent.Resubmitted
@@ -537,9 +548,13 @@ func (l *messageLife) awaitReceipts(ctx, recordCtx workflow.Context, receipts wo
 			}
 			st, final := s.Receipt.Status()
 			l.receipts = append(l.receipts, s)
-			l.pending = append(l.pending, l.event(ctx, smsgw.EventReceipt, "receipt-"+strconv.Itoa(i+1)+"-"+s.Receipt.Stat, map[string]any{
+			data := map[string]any{
 				"segment": i + 1, "upstreamId": s.Receipt.UpstreamID, "stat": s.Receipt.Stat, "err": s.Receipt.Err,
-			}))
+			}
+			if s.Receipt.Raw != "" {
+				data["raw"] = s.Receipt.Raw
+			}
+			l.pending = append(l.pending, l.event(ctx, smsgw.EventReceipt, "receipt-"+strconv.Itoa(i+1)+"-"+s.Receipt.Stat, data))
 			if final {
 				parts[i] = st
 				errs[i] = s.Receipt.Err

@@ -109,7 +109,8 @@ func TestHistoryEndToEnd(t *testing.T) {
 		t.Fatalf("resumed import: exit %d\n%s\n%s", code, out, errOut)
 	}
 	t.Logf("interrupted at %d of %d; resumed:\n%s", cp, lastID, out)
-	list, err := reports.ListMessages(ctx, mysqlstore.Filter{Limit: 1000})
+	page, err := reports.SearchMessages(ctx, smsgw.MessageQuery{PageSize: 1000})
+	list := page.Messages
 	if err != nil || len(list) != 305 {
 		t.Fatalf("%d reporting rows after the import, want 305: %v", len(list), err)
 	}
@@ -234,7 +235,8 @@ func TestHistoryEndToEnd(t *testing.T) {
 	if evs, err := events.Events(ctx, "kannel-4"); err != nil || len(evs) != 0 {
 		t.Errorf("events of a purged message: %d %v", len(evs), err)
 	}
-	if list, err = reports.ListMessages(ctx, mysqlstore.Filter{Limit: 1000}); err != nil || len(list) != 301 {
+	if page, err = reports.SearchMessages(ctx, smsgw.MessageQuery{PageSize: 1000}); err != nil || len(page.Messages) != 301 {
+		list = page.Messages
 		t.Errorf("%d rows left after the purge, want the 300 recent imports and the other number's message: %v", len(list), err)
 	}
 	if evs, err := events.Events(ctx, "kannel-100"); err != nil || len(evs) == 0 {

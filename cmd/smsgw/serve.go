@@ -253,6 +253,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Counter:    encoder,
 			Inbound:    a.inboundAPI(),
 			Admin:      configs,
+			Traffic:    &api.TrafficDeps{Messages: reports, Events: events, Usage: reports},
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/smsgw/smsgw"
@@ -107,7 +108,17 @@ func (c *Client) receiptFrom(m smppwire.Message, now time.Time) (smsgw.Receipt, 
 		Err:         errCode,
 		DoneAt:      text.DoneDate,
 		ReceivedAt:  now,
+		Raw:         rawReceipt(m.Text()),
 	}, nil
+}
+
+// rawReceipt is a receipt's text as kept with it: at most
+// smsgw.MaxRawReceipt bytes, and valid UTF-8 (other bytes are replaced).
+func rawReceipt(text []byte) string {
+	if len(text) > smsgw.MaxRawReceipt {
+		text = text[:smsgw.MaxRawReceipt]
+	}
+	return strings.ToValidUTF8(string(text), "\uFFFD")
 }
 
 // sarFrom reads the sar_* optional parameters, or returns nil when they are

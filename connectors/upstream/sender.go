@@ -75,6 +75,8 @@ type sendProgress struct {
 	// Resubmitted are the parts (1-based) sent again while in doubt, each
 	// as often as it was sent again.
 	Resubmitted []int `json:"resubmitted,omitempty"`
+	// Latencies are the parts' submit times (see activities.SendResult).
+	Latencies []time.Duration `json:"latencies,omitempty"`
 }
 
 // Send submits each part of a message and records the correlation of each
@@ -113,11 +115,18 @@ func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.
 			Validity:           in.Validity,
 			SAR:                p.SAR,
 		}
+		start := time.Now()
 		id, resends, err := s.submit(ctx, in, i, part)
 		if err != nil {
 			return activities.SendResult{}, failedAfter(err, len(progress.UpstreamIDs))
 		}
 		progress.UpstreamIDs = append(progress.UpstreamIDs, id)
+		// Parts an earlier attempt submitted before heartbeats carried
+		// latencies have none.
+		for len(progress.Latencies) < len(progress.UpstreamIDs)-1 {
+			progress.Latencies = append(progress.Latencies, 0)
+		}
+		progress.Latencies = append(progress.Latencies, time.Since(start))
 		for range resends {
 			progress.Resubmitted = append(progress.Resubmitted, i+1)
 		}
@@ -126,7 +135,10 @@ func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.
 			return activities.SendResult{}, err
 		}
 	}
-	return activities.SendResult{UpstreamIDs: progress.UpstreamIDs, Resubmitted: progress.Resubmitted, SentAt: s.Now().UTC()}, nil
+	return activities.SendResult{
+		UpstreamIDs: progress.UpstreamIDs, Resubmitted: progress.Resubmitted, SentAt: s.Now().UTC(),
+		Latencies: progress.Latencies, Attempt: attempt(ctx),
+	}, nil
 }
 
 // submit sends part i once its intent is durable. A part an earlier attempt
@@ -355,4 +367,12 @@ func addressOf(a string, source bool) address {
 	default:
 		return address{1, 1, digits}
 	}
+}
+
+// attempt is the activity's attempt, from 1; 0 outside an activity.
+func attempt(ctx context.Context) int32 {
+	if !activity.IsActivity(ctx) {
+		return 0
+	}
+	return activity.GetInfo(ctx).Attempt
 }

@@ -570,10 +570,11 @@ type parkedDoc struct {
 	DoneAt      time.Time `bson:"doneAt,omitempty"`
 	ReceivedAt  time.Time `bson:"receivedAt"`
 	ParkedAt    time.Time `bson:"parkedAt"`
+	Raw         string    `bson:"raw,omitempty"`
 }
 
 func (d parkedDoc) receipt() smsgw.Receipt {
-	return smsgw.Receipt{ConnectorID: d.ConnectorID, UpstreamID: d.UpstreamID, Stat: d.Stat, Err: d.Err, DoneAt: d.DoneAt, ReceivedAt: d.ReceivedAt}
+	return smsgw.Receipt{ConnectorID: d.ConnectorID, UpstreamID: d.UpstreamID, Stat: d.Stat, Err: d.Err, DoneAt: d.DoneAt, ReceivedAt: d.ReceivedAt, Raw: d.Raw}
 }
 
 func parkedKey(r smsgw.Receipt) string { return r.ConnectorID + ":" + r.UpstreamID + ":" + r.Stat }
@@ -597,7 +598,7 @@ func (s *Store) ParkReceipt(ctx context.Context, r smsgw.Receipt) error {
 	}
 	doc := parkedDoc{
 		ID: parkedKey(r), ConnectorID: r.ConnectorID, UpstreamID: r.UpstreamID, Stat: r.Stat, Err: r.Err,
-		DoneAt: r.DoneAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(), ParkedAt: now,
+		DoneAt: r.DoneAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(), ParkedAt: now, Raw: r.Raw,
 	}
 	_, err := s.parked.InsertOne(ctx, doc)
 	if err != nil && !mongo.IsDuplicateKeyError(err) {

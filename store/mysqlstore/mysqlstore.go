@@ -35,12 +35,6 @@ import (
 // what names the reporting database in Unavailable errors.
 const what = "reporting database"
 
-// Limits of ListMessages.
-const (
-	DefaultListLimit = 100
-	MaxListLimit     = 1000
-)
-
 // maxErrorText is the size of messages.error_text; longer texts are cut.
 const maxErrorText = 512
 
@@ -267,65 +261,103 @@ func (s *Store) upsertTx(ctx context.Context, rows []smsgw.MessageRecord) error 
 	return tx.Commit()
 }
 
-// statKey is the daily_stats row a message is counted under.
+// statKey is the daily_stats and usage_buckets rows a message is counted
+// under.
 type statKey struct {
-	day       string // YYYY-MM-DD, UTC
-	customer  string
-	connector string
-	status    string
+	bucket     time.Time // start of the UTC quarter-hour; its day is daily_stats' day
+	customer   string
+	connector  string
+	status     string
+	entryPoint string
+	segments   int
 }
 
-// countFinal keeps daily_stats in step with a message's row, in the transaction
-// that has just upserted (and so locked) the row: a final row not yet
-// counted is counted, and a counted row whose key has changed since is moved
-// to its new key. A failure rolls back with the upsert, for the retry.
+// day is the daily_stats day of the key.
+func (k statKey) day() string { return k.bucket.Format(time.DateOnly) }
+
+// dailyKey is the part of the key daily_stats is kept by.
+func (k statKey) dailyKey() [4]string { return [4]string{k.day(), k.customer, k.connector, k.status} }
+
+// quarterHour is the start of the UTC quarter-hour t is in, a usage bucket.
+func quarterHour(t time.Time) time.Time { return t.UTC().Truncate(15 * time.Minute) }
+
+// countFinal keeps daily_stats and usage_buckets in step with a message's
+// row, in the transaction that has just upserted (and so locked) the row: a
+// final row not yet counted is counted, and a counted row whose key has
+// changed since is moved to its new key. A failure rolls back with the
+// upsert, for the retry, so a message is counted exactly once however often
+// its final status is recorded.
 func countFinal(ctx context.Context, tx *sql.Tx, id string) error {
 	var rank int
 	var now statKey
-	var accepted, done, countedDay sql.NullTime
+	var accepted, done, countedDay, countedBucket sql.NullTime
 	var updated time.Time
 	var counted statKey
-	err := tx.QueryRowContext(ctx, `SELECT status_rank, customer_id, connector_id, status, accepted_at, done_at, updated_at,
-		counted_status, counted_day, counted_customer, counted_connector
+	err := tx.QueryRowContext(ctx, `SELECT status_rank, customer_id, connector_id, status, entry_point, segments, accepted_at, done_at, updated_at,
+		counted_status, counted_day, counted_customer, counted_connector, counted_bucket, counted_entry_point, counted_segments
 		FROM messages WHERE id = ? FOR UPDATE`, id).
-		Scan(&rank, &now.customer, &now.connector, &now.status, &accepted, &done, &updated,
-			&counted.status, &countedDay, &counted.customer, &counted.connector)
+		Scan(&rank, &now.customer, &now.connector, &now.status, &now.entryPoint, &now.segments, &accepted, &done, &updated,
+			&counted.status, &countedDay, &counted.customer, &counted.connector, &countedBucket, &counted.entryPoint, &counted.segments)
 	if err != nil {
 		return err
 	}
 	if !smsgw.Status(now.status).Final() {
 		return nil
 	}
-	day := updated
+	at := updated
 	switch {
 	case accepted.Valid:
-		day = accepted.Time
+		at = accepted.Time
 	case done.Valid:
-		day = done.Time
+		at = done.Time
 	}
-	now.day = day.UTC().Format(time.DateOnly)
+	now.bucket = quarterHour(at)
+	// A row counted before usage_buckets existed (by a process that
+	// predates them) has a day but no bucket: it is in daily_stats only.
+	inUsage := countedBucket.Valid
+	countedDaily := [4]string{"", counted.customer, counted.connector, counted.status}
 	if countedDay.Valid {
-		counted.day = countedDay.Time.UTC().Format(time.DateOnly)
+		countedDaily[0] = countedDay.Time.UTC().Format(time.DateOnly)
 	}
-	if counted == now {
-		return nil
+	if inUsage {
+		counted.bucket = countedBucket.Time.UTC()
+		if counted == now {
+			return nil
+		}
 	}
-	if counted.status != "" {
+	if counted.status != "" && countedDaily != now.dailyKey() {
 		if _, err := tx.ExecContext(ctx,
 			"UPDATE daily_stats SET `count` = `count` - 1 WHERE day = ? AND customer_id = ? AND connector_id = ? AND status = ? AND `count` > 0",
-			counted.day, counted.customer, counted.connector, counted.status); err != nil {
+			countedDaily[0], countedDaily[1], countedDaily[2], countedDaily[3]); err != nil {
+			return err
+		}
+	}
+	if counted.status == "" || countedDaily != now.dailyKey() {
+		if _, err := tx.ExecContext(ctx,
+			"INSERT INTO daily_stats (day, customer_id, connector_id, status, `count`) VALUES (?, ?, ?, ?, 1) "+
+				"ON DUPLICATE KEY UPDATE `count` = `count` + 1",
+			now.day(), now.customer, now.connector, now.status); err != nil {
+			return err
+		}
+	}
+	if inUsage {
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE usage_buckets SET messages = messages - 1, segments = GREATEST(segments - ?, 0)
+			WHERE bucket = ? AND customer_id = ? AND entry_point = ? AND connector_id = ? AND status = ? AND messages > 0`,
+			counted.segments, counted.bucket, counted.customer, counted.entryPoint, counted.connector, counted.status); err != nil {
 			return err
 		}
 	}
 	if _, err := tx.ExecContext(ctx,
-		"INSERT INTO daily_stats (day, customer_id, connector_id, status, `count`) VALUES (?, ?, ?, ?, 1) "+
-			"ON DUPLICATE KEY UPDATE `count` = `count` + 1",
-		now.day, now.customer, now.connector, now.status); err != nil {
+		`INSERT INTO usage_buckets (bucket, customer_id, entry_point, connector_id, status, messages, segments) VALUES (?, ?, ?, ?, ?, 1, ?)
+		ON DUPLICATE KEY UPDATE messages = messages + 1, segments = segments + VALUES(segments)`,
+		now.bucket, now.customer, now.entryPoint, now.connector, now.status, now.segments); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx,
-		"UPDATE messages SET counted_status = ?, counted_day = ?, counted_customer = ?, counted_connector = ? WHERE id = ?",
-		now.status, now.day, now.customer, now.connector, id)
+		`UPDATE messages SET counted_status = ?, counted_day = ?, counted_customer = ?, counted_connector = ?,
+		counted_bucket = ?, counted_entry_point = ?, counted_segments = ? WHERE id = ?`,
+		now.status, now.day(), now.customer, now.connector, now.bucket, now.entryPoint, now.segments, id)
 	return err
 }
 
@@ -366,68 +398,6 @@ func (s *Store) GetMessage(ctx context.Context, id string) (smsgw.MessageRecord,
 		return smsgw.MessageRecord{}, fmt.Errorf("mysqlstore: get message %s: %w", id, wrap(err))
 	}
 	return r, nil
-}
-
-// Filter selects messages for ListMessages. Empty fields match everything.
-type Filter struct {
-	CustomerID string
-	To         string       // destination, E.164 with '+'
-	Status     smsgw.Status // current status
-	Since      time.Time    // accepted at or after
-	Until      time.Time    // accepted before
-	Limit      int          // DefaultListLimit when 0, at most MaxListLimit
-}
-
-// ListMessages returns the messages that match f, newest accepted first.
-func (s *Store) ListMessages(ctx context.Context, f Filter) ([]smsgw.MessageRecord, error) {
-	if f.Limit < 0 {
-		return nil, smsgw.Errorf(smsgw.EINVALID, "limit must not be negative")
-	}
-	if f.Limit == 0 {
-		f.Limit = DefaultListLimit
-	}
-	f.Limit = min(f.Limit, MaxListLimit)
-	var where []string
-	var args []any
-	if f.CustomerID != "" {
-		where, args = append(where, "customer_id = ?"), append(args, f.CustomerID)
-	}
-	if f.To != "" {
-		where, args = append(where, "dst = ?"), append(args, f.To)
-	}
-	if f.Status != "" {
-		where, args = append(where, "status = ?"), append(args, string(f.Status))
-	}
-	if !f.Since.IsZero() {
-		where, args = append(where, "accepted_at >= ?"), append(args, f.Since.UTC())
-	}
-	if !f.Until.IsZero() {
-		where, args = append(where, "accepted_at < ?"), append(args, f.Until.UTC())
-	}
-	q := "SELECT " + columns + " FROM messages"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY accepted_at DESC, id DESC LIMIT ?"
-	args = append(args, f.Limit)
-
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("mysqlstore: list messages: %w", wrap(err))
-	}
-	defer rows.Close()
-	out := []smsgw.MessageRecord{}
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, fmt.Errorf("mysqlstore: list messages: %w", wrap(err))
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("mysqlstore: list messages: %w", wrap(err))
-	}
-	return out, nil
 }
 
 // DailyStat is one row of daily_stats.

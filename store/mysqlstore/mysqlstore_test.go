@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -190,55 +191,6 @@ func TestGetMessageNotFound(t *testing.T) {
 	}
 }
 
-func TestListMessages(t *testing.T) {
-	t.Parallel()
-	s, _ := open(t)
-	for i := range 6 {
-		r := accepted(fmt.Sprintf("m%d", i))
-		r.AcceptedAt = t0.Add(time.Duration(i) * time.Hour)
-		if i%2 == 1 {
-			r.CustomerID = "c2"
-		}
-		if i == 4 {
-			r.To = "+4915112345678"
-		}
-		upsert(t, s, r)
-	}
-	upsert(t, s, final("m2", smsgw.StatusDelivered, t0.Add(3*time.Hour)))
-
-	ids := func(f mysqlstore.Filter) string {
-		t.Helper()
-		rs, err := s.ListMessages(ctx(t), f)
-		if err != nil {
-			t.Fatalf("ListMessages(%+v): %v", f, err)
-		}
-		out := ""
-		for _, r := range rs {
-			out += r.ID + " "
-		}
-		return out
-	}
-	for _, tc := range []struct {
-		f    mysqlstore.Filter
-		want string
-	}{
-		{mysqlstore.Filter{}, "m5 m4 m3 m2 m1 m0 "},
-		{mysqlstore.Filter{CustomerID: "c1"}, "m4 m2 m0 "},
-		{mysqlstore.Filter{To: "+4915112345678"}, "m4 "},
-		{mysqlstore.Filter{Status: smsgw.StatusDelivered}, "m2 "},
-		{mysqlstore.Filter{Since: t0.Add(time.Hour), Until: t0.Add(3 * time.Hour)}, "m2 m1 "},
-		{mysqlstore.Filter{CustomerID: "c2", Limit: 2}, "m5 m3 "},
-		{mysqlstore.Filter{CustomerID: "nobody"}, ""},
-	} {
-		if got := ids(tc.f); got != tc.want {
-			t.Errorf("ListMessages(%+v) = %q, want %q", tc.f, got, tc.want)
-		}
-	}
-	if _, err := s.ListMessages(ctx(t), mysqlstore.Filter{Limit: -1}); smsgw.ErrorCode(err) != smsgw.EINVALID {
-		t.Errorf("negative limit = %v, want %s", err, smsgw.EINVALID)
-	}
-}
-
 func stats(t *testing.T, s *mysqlstore.Store) map[string]int64 {
 	t.Helper()
 	rows, err := s.DailyStats(ctx(t), "", t0.Add(-48*time.Hour), t0.Add(48*time.Hour))
@@ -369,8 +321,12 @@ func TestMigrationsAreSafeToRepeat(t *testing.T) {
 	if err := db.QueryRowContext(ctx(t), "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil {
 		t.Fatalf("count schema_migrations: %v", err)
 	}
-	if n != 2 { // one per file in migrations/
-		t.Errorf("schema_migrations has %d rows, want 2", n)
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations/*.sql: %v %v", files, err)
+	}
+	if n != len(files) { // one per file in migrations/
+		t.Errorf("schema_migrations has %d rows, want %d", n, len(files))
 	}
 	if got := get(t, s, "m1"); got.CustomerID != "c1" {
 		t.Errorf("data changed by a second Open: %+v", got)

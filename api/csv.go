@@ -1,0 +1,193 @@
+package api
+
+import (
+	"context"
+	"encoding/csv"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	smsgw "github.com/smsgw/smsgw"
+	smsgwv1 "github.com/smsgw/smsgw/proto/smsgw/v1"
+)
+
+// REST paths that answer CSV to Accept: text/csv.
+const (
+	messagesPath = "/v1/messages"
+	usagePath    = "/v1/usage"
+)
+
+// csvExport answers GET /v1/messages and GET /v1/usage in CSV when the
+// request accepts text/csv. It calls TrafficService over the gateway's
+// in-process connection, with the request's headers as metadata, so the
+// interceptors authenticate, log and count it as they do the JSON form;
+// a search is streamed a page at a time until its last page.
+type csvExport struct {
+	gw     *runtime.ServeMux
+	client smsgwv1.TrafficServiceClient
+	log    *slog.Logger
+}
+
+// or serves the CSV requests and hands every other request to next.
+func (c *csvExport) or(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !acceptsCSV(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		switch r.URL.Path {
+		case messagesPath:
+			c.messages(w, r)
+		case usagePath:
+			c.usage(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// acceptsCSV tells whether the Accept header names text/csv.
+func acceptsCSV(r *http.Request) bool {
+	for _, h := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(h, ",") {
+			if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "text/csv" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// messageColumns is the header of the messages CSV.
+var messageColumns = []string{
+	"id", "status", "from", "to", "connector_id", "segments", "encoding", "client_ref", "entry_point", "upstream_id",
+	"error_code", "error_text", "accepted_at", "sent_at", "done_at",
+}
+
+// messages streams every page of a search from the request's page on,
+// MaxMessagePageSize messages a call unless the request sets pageSize.
+func (c *csvExport) messages(w http.ResponseWriter, r *http.Request) {
+	req := &smsgwv1.SearchMessagesRequest{}
+	ctx, ok := c.prepare(w, r, req, "SearchMessages", messagesPath)
+	if !ok {
+		return
+	}
+	if req.PageSize == 0 {
+		req.PageSize = smsgw.MaxMessagePageSize
+	}
+	page, err := c.client.SearchMessages(ctx, req)
+	if err != nil {
+		c.fail(ctx, w, r, err)
+		return
+	}
+	out := c.start(w, "messages.csv", messageColumns)
+	for {
+		for _, f := range page.GetMessages() {
+			m := f.GetMessage()
+			out.Write([]string{
+				m.GetId(), statusText(m.GetStatus()), m.GetFrom(), m.GetTo(), m.GetConnectorId(), strconv.Itoa(int(m.GetSegments())),
+				m.GetEncoding(), m.GetClientRef(), f.GetEntryPoint(), f.GetUpstreamId(), m.GetErrorCode(), m.GetErrorText(),
+				csvTime(m.GetAcceptedAt()), csvTime(m.GetSentAt()), csvTime(m.GetDoneAt()),
+			})
+		}
+		out.Flush()
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		if page.GetNextPageToken() == "" {
+			return
+		}
+		req.PageToken = page.GetNextPageToken()
+		if page, err = c.client.SearchMessages(ctx, req); err != nil {
+			// The status is sent: cut the answer short, so the client
+			// sees a broken transfer rather than a CSV that looks whole.
+			c.log.WarnContext(ctx, "api: CSV export cut short", "path", r.URL.Path, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// usageColumns is the header of the usage CSV.
+var usageColumns = []string{"day", "entry_point", "connector_id", "status", "messages", "segments"}
+
+func (c *csvExport) usage(w http.ResponseWriter, r *http.Request) {
+	req := &smsgwv1.GetUsageRequest{}
+	ctx, ok := c.prepare(w, r, req, "GetUsage", usagePath)
+	if !ok {
+		return
+	}
+	rep, err := c.client.GetUsage(ctx, req)
+	if err != nil {
+		c.fail(ctx, w, r, err)
+		return
+	}
+	out := c.start(w, "usage.csv", usageColumns)
+	for _, row := range rep.GetRows() {
+		out.Write([]string{
+			row.GetDay(), row.GetEntryPoint(), row.GetConnectorId(), statusText(row.GetStatus()),
+			strconv.FormatInt(row.GetMessages(), 10), strconv.FormatInt(row.GetSegments(), 10),
+		})
+	}
+	out.Flush()
+}
+
+// prepare reads the query parameters into req as the JSON route would, and
+// makes the context of the gRPC call (the request's headers as metadata).
+// It answers the error itself when it returns false.
+func (c *csvExport) prepare(w http.ResponseWriter, r *http.Request, req proto.Message, method, path string) (context.Context, bool) {
+	if err := r.ParseForm(); err != nil {
+		c.fail(r.Context(), w, r, status.Errorf(codes.InvalidArgument, "query: %v", err))
+		return nil, false
+	}
+	if err := runtime.PopulateQueryParameters(req, r.Form, utilities.NewDoubleArray(nil)); err != nil {
+		c.fail(r.Context(), w, r, status.Errorf(codes.InvalidArgument, "%v", err))
+		return nil, false
+	}
+	ctx, err := runtime.AnnotateContext(r.Context(), c.gw, r, "/smsgw.v1.TrafficService/"+method, runtime.WithHTTPPathPattern(path))
+	if err != nil {
+		c.fail(r.Context(), w, r, err)
+		return nil, false
+	}
+	return ctx, true
+}
+
+// start writes the CSV's headers and its header row.
+func (c *csvExport) start(w http.ResponseWriter, filename string, columns []string) *csv.Writer {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
+	out := csv.NewWriter(w)
+	out.Write(columns)
+	return out
+}
+
+// fail answers err as the JSON routes answer errors.
+func (c *csvExport) fail(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) {
+	_, m := runtime.MarshalerForRequest(c.gw, r)
+	runtime.HTTPError(ctx, c.gw, m, w, r, err)
+}
+
+// statusText is a status as the domain names it: DELIVERED.
+func statusText(s smsgwv1.MessageStatus) string {
+	if s == smsgwv1.MessageStatus_MESSAGE_STATUS_UNSPECIFIED {
+		return ""
+	}
+	return strings.TrimPrefix(s.String(), "MESSAGE_STATUS_")
+}
+
+// csvTime is a time in RFC 3339 (UTC), or "" when unset.
+func csvTime(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return ""
+	}
+	return ts.AsTime().UTC().Format(time.RFC3339Nano)
+}
