@@ -176,16 +176,24 @@ func Diff(old, new *Config) []string {
 		out = append(out, "~ routes: order changed")
 	}
 	items("admin key", old.Admin.Keys, new.Admin.Keys, byField("Name"))
-	for _, s := range []struct {
-		name     string
-		old, new any
-	}{{"smtp", old.SMTP, new.SMTP}, {"email", old.Email, new.Email}, {"webhooks", old.Webhooks, new.Webhooks}} {
-		if fields := fieldChanges("", s.old, s.new); len(fields) > 0 {
-			out = append(out, fmt.Sprintf("~ %s: %s", s.name, strings.Join(fields, "; ")))
+	// Every other section (smtp, email, webhooks, retention, …) field by
+	// field, so a section added to Config is compared without a change here.
+	ov, nv := reflect.ValueOf(*old), reflect.ValueOf(*new)
+	for i := range ov.NumField() {
+		f := ov.Type().Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "" || name == "-" || listedSections[name] {
+			continue
+		}
+		if fields := fieldChanges("", ov.Field(i).Interface(), nv.Field(i).Interface()); len(fields) > 0 {
+			out = append(out, fmt.Sprintf("~ %s: %s", name, strings.Join(fields, "; ")))
 		}
 	}
 	return out
 }
+
+// listedSections are the sections Diff compares item by item.
+var listedSections = map[string]bool{"customers": true, "connectors": true, "routes": true, "admin": true}
 
 func routeOrder(c *Config) string {
 	names := make([]string, len(c.Routes))

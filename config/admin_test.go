@@ -66,6 +66,7 @@ customers:
   - {id: b}
 connectors:
   - {id: c, address: "h:2", systemId: gw, password: pw2}
+retention: {defaultDays: 30}
 `), noEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +77,7 @@ connectors:
 		"+ customer b",
 		"~ connector c: address h:1 → h:2; password changed (secret)",
 		"- route r",
+		"~ retention: defaultDays - → 30",
 	}, "\n")
 	if got != want {
 		t.Errorf("diff:\n%s\nwant\n%s", got, want)
