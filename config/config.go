@@ -32,6 +32,8 @@ type Config struct {
 	Email EmailGateway `yaml:"email"`
 	// Webhooks is what every customer's webhooks share.
 	Webhooks Webhooks `yaml:"webhooks"`
+	// PriceLists price the customers' messages (billing.go).
+	PriceLists []PriceList `yaml:"priceLists"`
 
 	idx    *customerIndex       // built by Parse; see index
 	policy *smsgw.WebhookPolicy // built by Parse; see WebhookPolicy
@@ -77,6 +79,8 @@ type Customer struct {
 	Numbers []Number `yaml:"numbers"`
 	// EmailIngress identifies the customer for email-to-SMS.
 	EmailIngress EmailIngress `yaml:"emailIngress"`
+	// Billing is how the customer pays: prepaid or postpaid (billing.go).
+	Billing Billing `yaml:"billing"`
 
 	line int
 }
@@ -355,6 +359,12 @@ func (c *Config) recordLines(root *yaml.Node) {
 					c.Routes[j].line = items[j].Line
 				}
 			}
+		case "priceLists":
+			for j := range c.PriceLists {
+				if j < len(items) {
+					c.PriceLists[j].line = items[j].Line
+				}
+			}
 		}
 	}
 }
@@ -449,6 +459,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateSMPP()...)
 	errs = append(errs, c.validateNotify()...)
 	errs = append(errs, c.validateEmail()...)
+	errs = append(errs, c.validateBilling(customers)...)
 	return errors.Join(errs...)
 }
 
