@@ -163,3 +163,31 @@ func FormatMicros(v int64) string {
 	}
 	return fmt.Sprintf("%s%d.%s", sign, v/MicrosPerUnit, frac)
 }
+
+// BalanceAlert tells a customer that its available balance fell below one
+// of its low-balance thresholds (webhook event "low_balance").
+type BalanceAlert struct {
+	// ID names the crossing: the customer, currency and threshold, and the
+	// ledger step that crossed it.
+	ID         string `json:"id"`
+	CustomerID string `json:"customerId"`
+	Currency   string `json:"currency"`
+	Threshold  string `json:"threshold"`
+	Available  string `json:"available"`
+	// The same amounts in micro-units.
+	ThresholdMicros int64     `json:"thresholdMicros"`
+	AvailableMicros int64     `json:"availableMicros"`
+	OccurredAt      time.Time `json:"occurredAt"`
+}
+
+// Crossed are the thresholds a movement took the available balance below:
+// those it was at or above before and is below after.
+func (m Movement) Crossed(thresholds []int64) []int64 {
+	var out []int64
+	for _, t := range thresholds {
+		if m.Before >= t && m.After < t {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -26,6 +26,9 @@ const (
 	EventReceipt   = "receipt"
 	EventFinal     = "final"
 	EventNotified  = "notified"
+	// EventBilled is what a billed message cost: settled (charged) or
+	// released (its reservation lifted), with the amounts.
+	EventBilled = "billed"
 	// EventNotifyFailed is a notification refused by the customer's endpoint
 	// or not delivered within its retry period; it can be redelivered.
 	EventNotifyFailed = "notify_failed"

@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/connectors/smppstatus"
 )
 
 // PriceList prices the segments of the customers (or groups of customers)
@@ -74,6 +75,10 @@ type Billing struct {
 	// LowBalance are amounts of the available balance that, when it falls
 	// below one of them, notify the customer (webhook), once per crossing.
 	LowBalance []Price `yaml:"lowBalance"`
+	// SMPPStatus is the command_status of an SMPP submission the balance
+	// cannot cover (default ESME_RSUBMITFAIL, 0x45); for example 0x58
+	// (ESME_RTHROTTLED) for clients that retry those later.
+	SMPPStatus uint32 `yaml:"smppStatus"`
 }
 
 // Billing modes.
@@ -259,6 +264,9 @@ func (c *Config) validateBilling(customers map[string]bool) []error {
 		if b.Mode != "" && !priced {
 			bad(cu.line, "customer %q: billing.mode %s needs a price list naming the customer or its group", cu.ID, b.Mode)
 		}
+		if b.SMPPStatus != 0 && (b.SMPPStatus == smppstatus.ESME_ROK || b.SMPPStatus > 0x4FF) {
+			bad(cu.line, "customer %q: billing.smppStatus must be an error command_status (0x1 to 0x4FF), like 0x45", cu.ID)
+		}
 		if len(b.LowBalance) > 0 && !priced {
 			bad(cu.line, "customer %q: billing.lowBalance needs a price list naming the customer or its group", cu.ID)
 		}
@@ -277,3 +285,20 @@ func validCurrency(s string) bool {
 	}
 	return true
 }
+
+// BillingAccount is the currency of the customer's price list and whether
+// it is prepaid; ok is false when no price list applies to it.
+func (l *Live) BillingAccount(customerID string) (currency string, prepaid, ok bool) {
+	cfg := l.Config()
+	pl, ok := cfg.PriceListFor(customerID)
+	if !ok {
+		return "", false, false
+	}
+	cu, _ := cfg.Customer(customerID)
+	return pl.Currency, cu.Billing.Prepaid(), true
+}
+
+// APIKeyHash reads a key written as API keys are ("sha256:<hex>" or
+// "plain:<key>") into its hex SHA-256, for keys kept outside the file
+// (the billing operator key).
+func APIKeyHash(k string) (string, error) { return apiKeyHash(k) }
