@@ -73,6 +73,8 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Inbound, when set, adds InboundService and NotificationService.
 	Inbound *InboundDeps
+	// Billing, when set, adds BillingService.
+	Billing *BillingDeps
 }
 
 // Server serves the gRPC API, its REST mapping and the operational endpoints.
@@ -123,6 +125,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	chain := &interceptor{log: d.Logger, metrics: m, customers: d.Customers}
+	if d.Billing != nil {
+		chain.operatorKeyHash = d.Billing.OperatorKeyHash
+	}
 
 	s := &Server{cfg: cfg, log: d.Logger, gateway: newInProcessListener()}
 	s.grpc = grpc.NewServer(
@@ -136,6 +141,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		batchWorkers: cfg.BatchWorkers, log: d.Logger,
 	})
 	if err := registerInbound(s.grpc, d.Inbound); err != nil {
+		return nil, err
+	}
+	if err := registerBilling(s.grpc, d.Billing); err != nil {
 		return nil, err
 	}
 	registerStandardServices(s.grpc, d.Ready)
@@ -156,6 +164,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	if err := registerInboundGateway(context.Background(), gw, s.gwConn, d.Inbound); err != nil {
+		return nil, err
+	}
+	if err := registerBillingGateway(context.Background(), gw, s.gwConn, d.Billing); err != nil {
 		return nil, err
 	}
 	s.http = newHTTPHandler(gw, bodyLimits{one: cfg.MaxBodyBytes, batch: cfg.MaxBatchBodyBytes}, d.Ready, m, d.Logger)

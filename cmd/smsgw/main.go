@@ -16,6 +16,7 @@
 //	smsgw inbound    lists inbound messages, such as those no customer owns
 //	smsgw codec-server   opens sealed payloads for the Temporal UI and CLI
 //	smsgw payload-keys   counts the payloads each payload key sealed
+//	smsgw billing    tops up, shows and reconciles customers' balances
 package main
 
 import (
@@ -51,6 +52,7 @@ roles:
   inbound    list inbound messages (-unrouted: those no customer owns)
   codec-server   serve the codec protocol of the Temporal UI and CLI (opens sealed payloads)
   payload-keys   count the payloads each payload key sealed in recent histories
+  billing    topup, balance or reconcile: customers' balances in the billing ledger
 
 Run "smsgw <role> -h" for the flags of a role.
 `
@@ -85,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = codecServer(ctx, rest, getenv, stderr)
 	case "payload-keys":
 		err = payloadKeysReport(ctx, rest, getenv, stdout, stderr)
+	case "billing":
+		err = billing(ctx, rest, getenv, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, getenv, stdout)
 	case "-h", "-help", "--help", "help":
