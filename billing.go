@@ -129,7 +129,7 @@ func ParseMicros(s string) (int64, error) {
 	neg := strings.HasPrefix(t, "-")
 	t = strings.TrimPrefix(t, "-")
 	whole, frac, dot := strings.Cut(t, ".")
-	if whole == "" || (dot && frac == "") || len(frac) > 6 || !digits(whole) || (frac != "" && !digits(frac)) || len(whole) > 12 {
+	if whole == "" || (dot && frac == "") || len(frac) > 6 || !allDigits(whole, 10) || (frac != "" && !allDigits(frac, 10)) || len(whole) > 12 {
 		return 0, fmt.Errorf("%q is not an amount: write units and at most six decimals, like 0.065", s)
 	}
 	w, _ := strconv.ParseInt(whole, 10, 64)
@@ -139,15 +139,6 @@ func ParseMicros(s string) (int64, error) {
 		v = -v
 	}
 	return v, nil
-}
-
-func digits(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // FormatMicros writes micro-units as a decimal amount with as many

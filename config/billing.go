@@ -173,14 +173,8 @@ func (r Rate) inEffect(at time.Time) bool {
 
 // validateBilling checks the price lists and the customers' billing.
 func (c *Config) validateBilling(customers map[string]bool) []error {
-	var errs []error
-	bad := func(line int, format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		if line > 0 {
-			msg = fmt.Sprintf("line %d: %s", line, msg)
-		}
-		errs = append(errs, fmt.Errorf("%s", msg))
-	}
+	var errs problems
+	bad := errs.add
 	groups := map[string]bool{}
 	for _, cu := range c.Customers {
 		if cu.Group != "" {
@@ -188,8 +182,23 @@ func (c *Config) validateBilling(customers map[string]bool) []error {
 		}
 	}
 	ids := map[string]bool{}
-	byCustomer := map[string]string{}
+	byCustomer := map[string]string{} // customer: the price list that names it
 	byGroup := map[string]string{}
+	// claim gives a list's customers (or groups) to it, reporting those
+	// that do not exist and those another list has.
+	claim := func(line int, list, kind string, names []string, known map[string]bool, taken map[string]string) {
+		for _, n := range names {
+			switch other, dup := taken[n]; {
+			case !known[n] && kind == "group":
+				bad(line, "price list %s: no customer is in group %q", list, n)
+			case !known[n]:
+				bad(line, "price list %s: unknown %s %q", list, kind, n)
+			case dup:
+				bad(line, "price list %s: %s %q is already on price list %s", list, kind, n, other)
+			}
+			taken[n] = list
+		}
+	}
 	for i, pl := range c.PriceLists {
 		name := pl.ID
 		switch {
@@ -208,24 +217,8 @@ func (c *Config) validateBilling(customers map[string]bool) []error {
 		if len(pl.Customers) == 0 && len(pl.Groups) == 0 {
 			bad(pl.line, "price list %s: name the customers or groups that pay by it", name)
 		}
-		for _, id := range pl.Customers {
-			switch other, dup := byCustomer[id]; {
-			case !customers[id]:
-				bad(pl.line, "price list %s: unknown customer %q", name, id)
-			case dup:
-				bad(pl.line, "price list %s: customer %q is already on price list %s", name, id, other)
-			}
-			byCustomer[id] = name
-		}
-		for _, g := range pl.Groups {
-			switch other, dup := byGroup[g]; {
-			case !groups[g]:
-				bad(pl.line, "price list %s: no customer is in group %q", name, g)
-			case dup:
-				bad(pl.line, "price list %s: group %q is already on price list %s", name, g, other)
-			}
-			byGroup[g] = name
-		}
+		claim(pl.line, name, "customer", pl.Customers, customers, byCustomer)
+		claim(pl.line, name, "group", pl.Groups, groups, byGroup)
 		if pl.Default == nil && len(pl.Rates) == 0 {
 			bad(pl.line, "price list %s: needs rates, a default, or both", name)
 		}
