@@ -148,7 +148,7 @@ func startServer(t testing.TB, cfg Config, readyErr error) *testServer {
 }
 
 // startServerWith is startServer with a submitter of the test's own.
-func startServerWith(t testing.TB, cfg Config, readyErr error, sub smsgw.Submitter) *testServer {
+func startServerWith(t testing.TB, cfg Config, readyErr error, sub smsgw.Submitter, change ...func(*Deps)) *testServer {
 	t.Helper()
 	ts := &testServer{logs: &syncBuffer{}, readyErr: readyErr}
 	ts.submitter, _ = sub.(*recordingSubmitter)
@@ -162,7 +162,7 @@ func startServerWith(t testing.TB, cfg Config, readyErr error, sub smsgw.Submitt
 		"bob-1":        {ID: "bob-1", CustomerID: "bob", From: "Bob", To: "+61400000000", Status: smsgw.StatusSent, AcceptedAt: accepted},
 	}
 	ts.changes = &recordingChanger{messages: messages}
-	srv, err := New(cfg, Deps{
+	deps := Deps{
 		Submitter: sub,
 		Canceller: ts.changes,
 		Replacer:  ts.changes,
@@ -179,7 +179,11 @@ func startServerWith(t testing.TB, cfg Config, readyErr error, sub smsgw.Submitt
 		},
 		Logger:     slog.New(slog.NewJSONHandler(ts.logs, nil)),
 		Registerer: reg,
-	})
+	}
+	for _, c := range change {
+		c(&deps)
+	}
+	srv, err := New(cfg, deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
