@@ -264,8 +264,22 @@ func TestEndToEndPrepaidAcrossTwoProcesses(t *testing.T) {
 	if steps[smsgw.MoveReserve] != 20 || steps[smsgw.MoveSettle] != 20 || steps[smsgw.MoveTopUp] != 1 || len(steps) != 3 {
 		t.Errorf("ledger %v, want 20 reservations, 20 settlements and the top-up", steps)
 	}
-	var out strings.Builder
-	if code := run(context.Background(), []string{"billing", "reconcile", "-mysql-dsn", g.mysqlDSN}, func(string) string { return "" }, &out, &out); code != 0 {
-		t.Errorf("smsgw billing reconcile: exit %d: %s", code, out.String())
+	cli := func(args ...string) string {
+		t.Helper()
+		var out strings.Builder
+		args = append(args, "-config", g.cfgPath, "-mysql-dsn", g.mysqlDSN)
+		if code := run(context.Background(), append([]string{"billing"}, args...), func(string) string { return "" }, &out, &out); code != 0 {
+			t.Fatalf("smsgw billing %s: exit %d: %s", args[0], code, out.String())
+		}
+		return out.String()
+	}
+	// The command tops up once per reference, and the ledger still adds up.
+	cli("topup", "-customer", "prepay", "-amount", "0.10", "-reference", "cli-1")
+	if out := cli("topup", "-customer", "prepay", "-amount", "0.10", "-reference", "cli-1"); !strings.Contains(out, "applied before") ||
+		!strings.Contains(out, "prepay: balance 0.10 EUR, reserved 0.00, available 0.10") {
+		t.Errorf("repeated top-up: %q", out)
+	}
+	if out := cli("reconcile"); !strings.Contains(out, "every balance equals the sum of its ledger") {
+		t.Errorf("reconcile: %q", out)
 	}
 }
