@@ -55,6 +55,7 @@ type Delivery struct {
 	CallbackURL  string          `json:"callbackUrl,omitempty"` // overrides the customer's webhook
 	Notification *Notification   `json:"notification,omitempty"`
 	Inbound      *InboundMessage `json:"inbound,omitempty"`
+	Balance      *BalanceAlert   `json:"balance,omitempty"`
 	// Redelivers is the event ID of the failed notification this delivery
 	// repeats, "" for a first delivery.
 	Redelivers string `json:"redelivers,omitempty"`
@@ -69,6 +70,9 @@ type Delivery struct {
 func (d Delivery) Subject() (id, what string) {
 	if d.Inbound != nil {
 		return d.Inbound.ID, "inbound"
+	}
+	if d.Balance != nil {
+		return d.Balance.ID, "low_balance"
 	}
 	if d.Notification != nil {
 		n := d.Notification

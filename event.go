@@ -26,6 +26,9 @@ const (
 	EventReceipt   = "receipt"
 	EventFinal     = "final"
 	EventNotified  = "notified"
+	// EventBilled is what a billed message cost: settled (charged) or
+	// released (its reservation lifted), with the amounts.
+	EventBilled = "billed"
 	// EventNotifyFailed is a notification refused by the customer's endpoint
 	// or not delivered within its retry period; it can be redelivered.
 	EventNotifyFailed = "notify_failed"
@@ -67,10 +70,14 @@ type MessageRecord struct {
 	Segments    int        `json:"segments"`
 	Encoding    string     `json:"encoding,omitempty"`
 	ClientRef   string     `json:"clientRef,omitempty"` // the customer's reference
-	ErrorCode   string     `json:"errorCode,omitempty"`
-	ErrorText   string     `json:"errorText,omitempty"`
-	AcceptedAt  time.Time  `json:"acceptedAt"`
-	SentAt      *time.Time `json:"sentAt,omitempty"`
-	DoneAt      *time.Time `json:"doneAt,omitempty"`
-	UpdatedAt   time.Time  `json:"updatedAt"`
+	// CostMicros is what the message was charged, in micro-units of
+	// Currency, once it is settled (billing); 0 before or when not billed.
+	CostMicros int64      `json:"costMicros,omitempty"`
+	Currency   string     `json:"currency,omitempty"`
+	ErrorCode  string     `json:"errorCode,omitempty"`
+	ErrorText  string     `json:"errorText,omitempty"`
+	AcceptedAt time.Time  `json:"acceptedAt"`
+	SentAt     *time.Time `json:"sentAt,omitempty"`
+	DoneAt     *time.Time `json:"doneAt,omitempty"`
+	UpdatedAt  time.Time  `json:"updatedAt"`
 }

@@ -59,8 +59,18 @@ type Activities struct {
 	// Recent, when set, keeps a notification this process delivered from
 	// going out again when the workflow task that delivered it runs again.
 	Recent *RecentDeliveries
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Ledger settles and releases billed messages (RecordInput.Close).
+	Ledger smsgw.Ledger
+	// Balances, when set, hears of every new ledger movement, for the
+	// customers' low-balance alerts.
+	Balances BalanceWatcher
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// BalanceWatcher hears of new movements of customers' balances.
+type BalanceWatcher interface {
+	Moved(ctx context.Context, m smsgw.Movement)
 }
 
 // Planner decides how a message goes: its route, its parts as the route's
@@ -257,6 +267,9 @@ func NotifyPlanFor(live *config.Live, m smsgw.Message) smsgw.NotifyPlan {
 // Record appends events and moves the reporting row forward. Both writes are
 // idempotent, so a retry after a partial failure records nothing twice.
 func (a *Activities) Record(ctx context.Context, in RecordInput) error {
+	if err := a.closeCharge(ctx, in.Close); err != nil {
+		return err
+	}
 	if len(in.Events) > 0 {
 		if err := a.Events.AppendEvents(ctx, in.Events...); err != nil {
 			return fmt.Errorf("record events of %s: %w", in.Row.ID, err)
@@ -279,6 +292,26 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 		if err := a.Reports.UpsertMessage(ctx, in.Row); err != nil {
 			return fmt.Errorf("update reporting row of %s: %w", in.Row.ID, err)
 		}
+	}
+	return nil
+}
+
+// closeCharge settles or releases a billed message in the ledger, before
+// its events and row say so: a retry after a later write failed finds the
+// ledger step made and makes nothing twice.
+func (a *Activities) closeCharge(ctx context.Context, c *LedgerClose) error {
+	if c == nil {
+		return nil
+	}
+	if a.Ledger == nil {
+		return fmt.Errorf("close message %s in the billing ledger: this worker has no ledger", c.MessageID)
+	}
+	m, err := a.Ledger.CloseMessage(ctx, c.CustomerID, c.Currency, c.MessageID, c.Kind, c.Charge, c.Segments, a.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("close message %s in the billing ledger: %w", c.MessageID, err)
+	}
+	if m.New && a.Balances != nil {
+		a.Balances.Moved(ctx, m)
 	}
 	return nil
 }

@@ -122,4 +122,19 @@ func (f SendFailure) Reached() int {
 type RecordInput struct {
 	Events []smsgw.Event       `json:"events"`
 	Row    smsgw.MessageRecord `json:"row"`
+	// Close, when set, settles or releases the message in the billing
+	// ledger before the events and the row say so.
+	Close *LedgerClose `json:"close,omitempty"`
+}
+
+// LedgerClose is the last ledger step of a billed message.
+type LedgerClose struct {
+	CustomerID string `json:"customerId"`
+	MessageID  string `json:"messageId"`
+	Currency   string `json:"currency"`
+	// Kind is smsgw.MoveSettle or smsgw.MoveRelease; Charge is what a
+	// settlement takes (the unit price times Segments).
+	Kind     string `json:"kind"`
+	Charge   int64  `json:"charge"`
+	Segments int    `json:"segments"`
 }

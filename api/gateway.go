@@ -97,11 +97,16 @@ func incomingHeader(key string) (string, bool) {
 // Retry-After header (whole seconds, at least 1) when the status carries a
 // RetryInfo: a submission refused for the customer's backlog (429). A
 // FAILED_PRECONDITION (a message too far along to cancel or replace) is
-// answered 409 Conflict, where grpc-gateway would say 400.
+// answered 409 Conflict, where grpc-gateway would say 400, unless its
+// ErrorInfo says the balance is insufficient: 402 Payment Required.
 func retryAfterHeader(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st, ok := status.FromError(err); ok {
 		if st.Code() == codes.FailedPrecondition {
-			err = &runtime.HTTPStatusError{HTTPStatus: http.StatusConflict, Err: err}
+			code := http.StatusConflict
+			if insufficientBalance(st) {
+				code = http.StatusPaymentRequired
+			}
+			err = &runtime.HTTPStatusError{HTTPStatus: code, Err: err}
 		}
 		for _, d := range st.Details() {
 			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
@@ -111,6 +116,16 @@ func retryAfterHeader(ctx context.Context, mux *runtime.ServeMux, m runtime.Mars
 		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// insufficientBalance tells an EPAYMENT refusal by its ErrorInfo.
+func insufficientBalance(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetReason() == smsgw.ReasonInsufficientBalance {
+			return true
+		}
+	}
+	return false
 }
 
 // acceptedStatus answers a submission with 202 Accepted: the message is

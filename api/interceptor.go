@@ -55,7 +55,11 @@ var grpcCodes = map[string]codes.Code{
 	// No answer in time: gRPC's DEADLINE_EXCEEDED (HTTP 504) allows that
 	// the operation took effect.
 	smsgw.EUNKNOWN: codes.DeadlineExceeded,
+	smsgw.EPAYMENT: codes.FailedPrecondition, // with ErrorInfo INSUFFICIENT_BALANCE; REST 402
 }
+
+// errorDomain is the domain of the ErrorInfo details the API sends.
+const errorDomain = "smsgw"
 
 // metrics are the API's request counters, labelled by gRPC method.
 type metrics struct {
@@ -101,6 +105,8 @@ type interceptor struct {
 	metrics   *metrics
 	customers Customers
 	admins    AdminKeys // nil: no admin API
+	// operatorKeyHash authorises the operator methods (billing.go).
+	operatorKeyHash string
 }
 
 // AdminKeys finds the name of an admin API key.
@@ -116,6 +122,18 @@ func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServer
 			resp, err = handler(ctx, req)
 			return err
 		})
+		return resp, err
+	}
+	if operatorMethod(info.FullMethod) {
+		err := i.authenticateOperator(ctx)
+		if err == nil {
+			err = i.guard(ctx, info.FullMethod, func() (err error) {
+				resp, err = handler(ctx, req)
+				return err
+			})
+		}
+		err = i.toStatus(ctx, info.FullMethod, err)
+		i.observe(ctx, info.FullMethod, nil, start, err)
 		return resp, err
 	}
 	cust, ctx, err := i.authenticate(ctx, info.FullMethod)
@@ -245,6 +263,11 @@ func domainStatus(domain *smsgw.Error) (*status.Status, bool) {
 		return nil, false
 	}
 	st := status.New(c, domain.Message)
+	if domain.Code == smsgw.EPAYMENT {
+		if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: smsgw.ReasonInsufficientBalance, Domain: errorDomain}); err == nil {
+			st = d
+		}
+	}
 	if domain.RetryAfter > 0 {
 		// RESOURCE_EXHAUSTED with the standard RetryInfo detail;
 		// the REST gateway turns it into Retry-After.

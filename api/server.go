@@ -78,6 +78,8 @@ type Deps struct {
 	Admin Admin
 	// Traffic, when set, adds TrafficService: search, events, usage.
 	Traffic *TrafficDeps
+	// Billing, when set, adds BillingService.
+	Billing *BillingDeps
 }
 
 // Server serves the gRPC API, its REST mapping and the operational endpoints.
@@ -131,6 +133,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Admin != nil {
 		chain.admins = d.Admin
 	}
+	if d.Billing != nil {
+		chain.operatorKeyHash = d.Billing.OperatorKeyHash
+	}
 
 	s := &Server{cfg: cfg, log: d.Logger, gateway: newInProcessListener()}
 	s.grpc = grpc.NewServer(
@@ -148,6 +153,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	registerAdmin(s.grpc, d.Admin)
 	if err := registerTraffic(s.grpc, d.Traffic); err != nil {
+		return nil, err
+	}
+	if err := registerBilling(s.grpc, d.Billing); err != nil {
 		return nil, err
 	}
 	registerStandardServices(s.grpc, d.Ready)
@@ -171,6 +179,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	if err := registerAdminGateway(context.Background(), gw, s.gwConn, d.Admin); err != nil {
+		return nil, err
+	}
+	if err := registerBillingGateway(context.Background(), gw, s.gwConn, d.Billing); err != nil {
 		return nil, err
 	}
 	var csv *csvExport

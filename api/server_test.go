@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -147,7 +148,7 @@ func startServer(t testing.TB, cfg Config, readyErr error) *testServer {
 }
 
 // startServerWith is startServer with a submitter of the test's own.
-func startServerWith(t testing.TB, cfg Config, readyErr error, sub smsgw.Submitter) *testServer {
+func startServerWith(t testing.TB, cfg Config, readyErr error, sub smsgw.Submitter, change ...func(*Deps)) *testServer {
 	t.Helper()
 	ts := &testServer{logs: &syncBuffer{}, readyErr: readyErr}
 	ts.submitter, _ = sub.(*recordingSubmitter)
@@ -161,7 +162,7 @@ func startServerWith(t testing.TB, cfg Config, readyErr error, sub smsgw.Submitt
 		"bob-1":        {ID: "bob-1", CustomerID: "bob", From: "Bob", To: "+61400000000", Status: smsgw.StatusSent, AcceptedAt: accepted},
 	}
 	ts.changes = &recordingChanger{messages: messages}
-	srv, err := New(cfg, Deps{
+	deps := Deps{
 		Submitter: sub,
 		Canceller: ts.changes,
 		Replacer:  ts.changes,
@@ -178,7 +179,11 @@ func startServerWith(t testing.TB, cfg Config, readyErr error, sub smsgw.Submitt
 		},
 		Logger:     slog.New(slog.NewJSONHandler(ts.logs, nil)),
 		Registerer: reg,
-	})
+	}
+	for _, c := range change {
+		c(&deps)
+	}
+	srv, err := New(cfg, deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -618,6 +623,7 @@ func TestDomainErrorsMapToHTTPStatus(t *testing.T) {
 		{smsgw.Unavailable("workflow service", errors.New("dial tcp: refused")), http.StatusServiceUnavailable, "workflow service is unavailable"},
 		{smsgw.Errorf(smsgw.ETHROTTLED, "over 10 messages per second"), http.StatusTooManyRequests, "over 10 messages per second"},
 		{smsgw.Errorf(smsgw.ECONFLICT, "idempotency key reused with another message"), http.StatusConflict, "idempotency key reused with another message"},
+		{smsgw.InsufficientBalance("EUR", 50_000, 20_000), http.StatusPaymentRequired, "insufficient balance: the message costs 0.05 EUR and 0.02 EUR is available; top up the account"},
 		{fmt.Errorf("boom: secret detail"), http.StatusInternalServerError, "internal error"},
 		{&smsgw.Error{Code: smsgw.EINTERNAL, Message: "store broke", Err: errors.New("secret detail")}, http.StatusInternalServerError, "internal error"},
 	} {
@@ -759,4 +765,27 @@ func get(t testing.TB, url string, wantCode int) string {
 		t.Fatalf("GET %s: status %d, want %d; body %s", url, resp.StatusCode, wantCode, b)
 	}
 	return string(b)
+}
+
+// A refusal for the balance says why in a machine-readable way: REST 402
+// with the ErrorInfo reason in its details, gRPC FAILED_PRECONDITION with
+// the same ErrorInfo.
+func TestInsufficientBalanceIsMachineReadable(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	ts.submitter.setFail(smsgw.InsufficientBalance("EUR", 50_000, 0))
+	code, body := ts.do(t, "POST", "/v1/messages", aliceKey, strings.NewReader(validBody), nil)
+	if code != http.StatusPaymentRequired || !strings.Contains(fmt.Sprint(body["details"]), "reason:INSUFFICIENT_BALANCE") {
+		t.Errorf("REST: %d %v, want 402 with the reason INSUFFICIENT_BALANCE", code, body)
+	}
+	_, err := ts.grpcClient(t).SubmitMessage(withKey(aliceKey), &smsgwv1.SubmitMessageRequest{From: "Shop", To: "+61412345678", Text: "x"})
+	st := status.Convert(err)
+	var reason string
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			reason = ei.GetReason()
+		}
+	}
+	if st.Code() != codes.FailedPrecondition || reason != smsgw.ReasonInsufficientBalance {
+		t.Errorf("gRPC: %v with reason %q, want FAILED_PRECONDITION with INSUFFICIENT_BALANCE", err, reason)
+	}
 }

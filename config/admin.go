@@ -185,6 +185,12 @@ func Diff(old, new *Config) []string {
 		if !f.IsExported() || name == "" || name == "-" || listedSections[name] {
 			continue
 		}
+		if f.Type.Kind() == reflect.Slice {
+			if !reflect.DeepEqual(asAny(ov.Field(i).Interface()), asAny(nv.Field(i).Interface())) {
+				out = append(out, fmt.Sprintf("~ %s: changed", name))
+			}
+			continue
+		}
 		if fields := fieldChanges("", ov.Field(i).Interface(), nv.Field(i).Interface()); len(fields) > 0 {
 			out = append(out, fmt.Sprintf("~ %s: %s", name, strings.Join(fields, "; ")))
 		}
@@ -238,6 +244,18 @@ func fieldChanges(prefix string, a, b any) []string {
 		}
 		out = append(out, fmt.Sprintf("%s %s → %s", name, flow(redact(av)), flow(redact(bv))))
 	}
+	return out
+}
+
+// asAny is v as the YAML would hold it, zero fields left out.
+func asAny(v any) any {
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
+		return nil
+	}
+	prune(&n)
+	var out any
+	_ = n.Decode(&out)
 	return out
 }
 

@@ -116,3 +116,33 @@ customers:
 		t.Error("an unknown key is an admin key")
 	}
 }
+
+// Price lists survive the stored configuration's round trip: prices are
+// written back as the decimals they were read from.
+func TestMarshalKeepsPriceLists(t *testing.T) {
+	src := `
+customers:
+  - {id: a, apiKeys: ["plain:k1"], billing: {mode: prepaid}}
+connectors:
+  - {id: c, address: "h:1", systemId: gw, password: pw1}
+routes:
+  - {name: r, prefixes: ["+1"], connectors: [c]}
+priceLists:
+  - {id: std, currency: EUR, customers: [a], default: 0.07, rates: [{prefix: "+1", price: 0.065, from: 2026-01-01T00:00:00Z}]}
+`
+	cfg, err := Parse([]byte(src), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out, noEnv)
+	if err != nil {
+		t.Fatalf("marshalled configuration does not parse: %v\n%s", err, out)
+	}
+	if d := Diff(cfg, back); len(d) != 0 || back.PriceLists[0].Rates[0].Price.Micros != 65000 || back.PriceLists[0].Default.Micros != 70000 {
+		t.Errorf("round trip changed %v\n%s", d, out)
+	}
+}

@@ -36,6 +36,8 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Retention is how long messages are kept (docs/retention.md).
 	Retention Retention `yaml:"retention"`
+	// PriceLists price the customers' messages (billing.go).
+	PriceLists []PriceList `yaml:"priceLists"`
 
 	idx    *customerIndex       // built by Parse; see index
 	policy *smsgw.WebhookPolicy // built by Parse; see WebhookPolicy
@@ -89,6 +91,8 @@ type Customer struct {
 	// the event store and the reporting database: 0 for retention.defaultDays,
 	// -1 for ever.
 	RetentionDays int `yaml:"retentionDays"`
+	// Billing is how the customer pays: prepaid or postpaid (billing.go).
+	Billing Billing `yaml:"billing"`
 
 	line int
 }
@@ -367,6 +371,12 @@ func (c *Config) recordLines(root *yaml.Node) {
 					c.Routes[j].line = items[j].Line
 				}
 			}
+		case "priceLists":
+			for j := range c.PriceLists {
+				if j < len(items) {
+					c.PriceLists[j].line = items[j].Line
+				}
+			}
 		}
 	}
 }
@@ -463,6 +473,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateEmail()...)
 	errs = append(errs, c.validateAdmin(apiKeys)...)
 	errs = append(errs, c.validateRetention()...)
+	errs = append(errs, c.validateBilling(customers)...)
 	return errors.Join(errs...)
 }
 

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net/mail"
 	"strings"
 
@@ -17,14 +16,8 @@ const (
 // validateEmail checks the email-to-SMS entry point: its recipient domains,
 // its size limit, and how each customer is identified.
 func (c *Config) validateEmail() []error {
-	var errs []error
-	bad := func(line int, format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		if line > 0 {
-			msg = fmt.Sprintf("line %d: %s", line, msg)
-		}
-		errs = append(errs, fmt.Errorf("%s", msg))
-	}
+	var errs problems
+	bad := errs.add
 
 	domains := map[string]bool{}
 	for _, d := range c.Email.Domains {

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net"
 	"net/mail"
 	"strings"
@@ -18,14 +17,8 @@ const MaxNotifyRetry = 7 * 24 * time.Hour
 // validateNotify checks notification preferences, the SMTP relay they go out
 // through, and the numbers that route mobile-originated messages.
 func (c *Config) validateNotify() []error {
-	var errs []error
-	bad := func(line int, format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		if line > 0 {
-			msg = fmt.Sprintf("line %d: %s", line, msg)
-		}
-		errs = append(errs, fmt.Errorf("%s", msg))
-	}
+	var errs problems
+	bad := errs.add
 
 	if r := c.SMTP; r.Address != "" || r.From != "" || r.Username != "" {
 		if _, port, err := net.SplitHostPort(r.Address); err != nil || port == "" {

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 
@@ -16,14 +15,8 @@ const MaxSMPPBinds = 1000
 // is within limits, and every allowedIps entry is an address or CIDR.
 // (Duplicate and over-long system_ids are reported by Validate.)
 func (c *Config) validateSMPP() []error {
-	var errs []error
-	bad := func(line int, format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		if line > 0 {
-			msg = fmt.Sprintf("line %d: %s", line, msg)
-		}
-		errs = append(errs, fmt.Errorf("%s", msg))
-	}
+	var errs problems
+	bad := errs.add
 	for _, cu := range c.Customers {
 		s := cu.SMPP
 		if s.SystemID == "" && s.Password == "" && s.MaxBinds == 0 && len(s.AllowedIPs) == 0 {

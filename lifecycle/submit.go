@@ -49,6 +49,8 @@ type Service struct {
 	limits     limits
 	backlog    *Backlog
 	maxBacklog int
+	ledger     smsgw.Ledger
+	alerts     *BalanceAlerts
 	now        func() time.Time
 	logger     *slog.Logger
 	results    *prometheus.CounterVec
@@ -74,6 +76,12 @@ type Options struct {
 	// MaxBacklog messages (or its own maxBacklog) accepted and not yet sent.
 	Backlog    *Backlog
 	MaxBacklog int
+	// Ledger, when set, bills the customers a price list applies to: a
+	// prepaid customer's message is reserved for here, before its
+	// workflow starts (billing.go).
+	Ledger smsgw.Ledger
+	// Alerts, when set, tells customers of low balances (billing.go).
+	Alerts *BalanceAlerts
 	// EagerStart asks Temporal to hand the first workflow task straight to a
 	// worker in this process; set it when this process also runs the worker.
 	EagerStart bool
@@ -85,10 +93,10 @@ type Options struct {
 func New(o Options) *Service {
 	s := &Service{
 		temporal: o.Temporal, dc: dataConverter(o.DataConverter), config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, planner: o.Planner, health: o.Health,
-		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog,
+		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog, ledger: o.Ledger, alerts: o.Alerts,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
-			Help: "Submissions by entry point and result (accepted, duplicate, conflict, invalid, throttled, unavailable, error).",
+			Help: "Submissions by entry point and result (accepted, duplicate, conflict, invalid, throttled, payment_required, unavailable, error).",
 		}, []string{"entry_point", "result"}),
 	}
 	if s.messages == nil {
@@ -116,6 +124,8 @@ func (s *Service) Submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		result = "conflict"
 	case err != nil && smsgw.ErrorCode(err) == smsgw.EUNKNOWN:
 		result = "unknown"
+	case err != nil && smsgw.ErrorCode(err) == smsgw.EPAYMENT:
+		result = "payment_required"
 	case err != nil:
 		result = "error"
 	case acc.Existing:
@@ -188,8 +198,17 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	if !m.ScheduleAt.IsZero() {
 		plan = nil // its workflow plans it, and records it as accepted while it waits
 	}
+	charge, err := s.charge(m, cfg, segments)
+	if err != nil {
+		return smsgw.Accepted{}, err
+	}
 	admitted, err := s.admit(ctx, m.CustomerID, cfg.MaxBacklog)
 	if err != nil {
+		return smsgw.Accepted{}, err
+	}
+	reserved, err := s.reserve(ctx, m, charge)
+	if err != nil {
+		admitted(false)
 		return smsgw.Accepted{}, err
 	}
 	acc := smsgw.Accepted{ID: m.ID, Status: smsgw.StatusAccepted, Segments: segments, Encoding: encoding}
@@ -205,7 +224,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 			Memo:                                     map[string]any{workflows.MemoSubmission: memo},
 			EnableEagerStart:                         s.eagerStart,
 			StaticSummary:                            "message from " + m.CustomerID + " via " + string(m.EntryPoint),
-		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan})
+		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan, Charge: charge})
 		return err
 	}
 	// The message's ID is its own (random, or derived from the key), so a
@@ -225,6 +244,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 			"the workflow engine did not answer in time: message %s may have been accepted; look it up (GET /v1/messages/%s) before submitting it again", m.ID, m.ID)}
 	case err != nil:
 		s.logger.Error("message not accepted: workflow start failed", "customer", m.CustomerID, "err", err)
+		s.unreserve(ctx, m, charge, reserved)
 		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
 	}
 	return acc, nil

@@ -52,7 +52,7 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		m.Validity = smsgw.DefaultValidity
 	}
 	var a *activities.Activities
-	life := &messageLife{msg: m, status: smsgw.StatusAccepted}
+	life := &messageLife{msg: m, status: smsgw.StatusAccepted, charge: in.Charge}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (smsgw.Status, error) { return life.status, nil }); err != nil {
 		return MessageResult{}, err
 	}
@@ -437,9 +437,10 @@ type messageLife struct {
 	graceEnds  time.Time
 	graceFired bool
 	notify     *notifier
-	cancelled  bool // the customer withdrew it (UpdateCancel)
-	replaced   bool // the customer changed it (UpdateReplace); not yet re-encoded
-	sending    bool // handed to a connector: too late to cancel
+	cancelled  bool          // the customer withdrew it (UpdateCancel)
+	replaced   bool          // the customer changed it (UpdateReplace); not yet re-encoded
+	sending    bool          // handed to a connector: too late to cancel
+	charge     *smsgw.Charge // the price, when the customer is billed
 }
 
 // ErrCannotChange is the error type of a refused UpdateCancel or UpdateReplace.
@@ -635,6 +636,9 @@ func (l *messageLife) end(ctx, recordCtx workflow.Context, status smsgw.Status, 
 	row.DoneAt = &now
 	row.ErrorCode, row.ErrorText = code, text
 	record := activities.RecordInput{Events: append(l.takePending(), final), Row: row}
+	if l.charge != nil && workflow.GetVersion(ctx, changeBilling, workflow.DefaultVersion, 1) == 1 {
+		l.bill(ctx, status, &record)
+	}
 
 	if l.notify == nil {
 		l.notify = startNotifier(ctx, l, smsgw.NotifyPlan{})
@@ -676,6 +680,36 @@ func (l *messageLife) awaitGraceAboutToEnd(ctx workflow.Context) {
 	}
 	_ = l.grace.Get(ctx, nil) // a timer's only error is its cancellation, which never happens here
 	l.graceFired = true
+}
+
+// changeBilling marks the settlement or release of a billed message with
+// its final record; workflows started before it have no price to settle.
+const changeBilling = "billing"
+
+// bill adds the message's last ledger step to its final record: a message
+// that was sent is settled for the segments of the connector that sent it
+// (an EXPIRED one only when its customer is charged for those), any other is
+// released. The step, its event and the row's cost go in one local activity.
+func (l *messageLife) bill(ctx workflow.Context, status smsgw.Status, record *activities.RecordInput) {
+	c := l.charge
+	step := &activities.LedgerClose{
+		CustomerID: l.msg.CustomerID, MessageID: l.msg.ID, Currency: c.Currency,
+		Kind: smsgw.MoveRelease, Segments: l.segments,
+	}
+	sent := len(l.upstreamIDs) > 0
+	if sent && (status != smsgw.StatusExpired || c.ChargeExpired) {
+		step.Kind, step.Charge = smsgw.MoveSettle, c.Amount(l.segments)
+	}
+	data := map[string]any{
+		"kind": step.Kind, "currency": c.Currency, "costMicros": step.Charge, "cost": smsgw.FormatMicros(step.Charge),
+		"segments": l.segments, "unitMicros": c.UnitMicros, "priceList": c.PriceList, "prefix": c.Prefix, "prepaid": c.Prepaid,
+	}
+	if c.Prepaid {
+		data["reservedMicros"] = c.Amount(c.Segments)
+	}
+	record.Events = append(record.Events, l.event(ctx, smsgw.EventBilled, "billed", data))
+	record.Row.CostMicros, record.Row.Currency = step.Charge, c.Currency
+	record.Close = step
 }
 
 // notification describes the message's status now.

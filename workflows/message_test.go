@@ -97,6 +97,8 @@ type harness struct {
 	msg      smsgw.Message
 	live     *config.Live
 	plan     *activities.PrepareResult // handed to the workflow, as the Submitter does
+	charge   *smsgw.Charge             // handed to the workflow, as the Submitter does
+	ledger   *memLedger
 	resends  *prometheus.CounterVec
 }
 
@@ -140,9 +142,10 @@ func newHarnessEncoding(t *testing.T, yaml string, enc activities.Encoder, send 
 	h.live = config.Static(cfg)
 	h.channels = map[string]activities.Channel{smsgw.ChannelWebhook: h.notifier}
 	h.resends = activities.NewResendsCounter(prometheus.NewRegistry())
+	h.ledger = newMemLedger()
 	env.RegisterActivity(&activities.Activities{
 		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: enc,
-		Resends: h.resends, Channels: h.channels, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+		Resends: h.resends, Channels: h.channels, Ledger: h.ledger, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	})
 	activities.RegisterSend(env, send)
 	return h
@@ -156,7 +159,7 @@ func (h *harness) signalAt(d time.Duration, stat, upstreamID string) {
 
 func (h *harness) run(t *testing.T) MessageResult {
 	t.Helper()
-	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg, Plan: h.plan})
+	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg, Plan: h.plan, Charge: h.charge})
 	if !h.env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}

@@ -99,6 +99,10 @@ type MessageInput struct {
 	// (and for a message scheduled for later) the workflow plans in a
 	// Prepare local activity.
 	Plan *activities.PrepareResult `json:"plan,omitempty"`
+	// Charge is the message's price when its customer is billed: the
+	// workflow settles it when it was sent, else releases it (the
+	// reservation a prepaid message was accepted with).
+	Charge *smsgw.Charge `json:"charge,omitempty"`
 }
 
 // MessageResult is how a message's life ended.

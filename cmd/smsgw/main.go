@@ -19,6 +19,7 @@
 //	smsgw ctl        the admin API and the customer API from the command line
 //	smsgw import     brings another gateway's message history in (Kannel sqlbox, JSON lines)
 //	smsgw erase      removes every message to or from a phone number, everywhere
+//	smsgw billing    tops up, shows and reconciles customers' balances
 package main
 
 import (
@@ -57,6 +58,7 @@ roles:
   ctl        customers, keys, connectors, routes, audit, export/import and messages over the API
   import     bring another gateway's message history in (Kannel sqlbox, JSON lines)
   erase      remove every message to or from a phone number from the stores and Temporal
+  billing    topup, balance or reconcile: customers' balances in the billing ledger
 
 Run "smsgw <role> -h" for the flags of a role.
 `
@@ -97,6 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = importHistory(ctx, rest, getenv, stdout, stderr)
 	case "erase":
 		err = erase(ctx, rest, getenv, stdout, stderr)
+	case "billing":
+		err = billing(ctx, rest, getenv, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, getenv, stdout)
 	case "-h", "-help", "--help", "help":

@@ -122,10 +122,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
+	alerts := &lifecycle.BalanceAlerts{Temporal: tc, Config: live, Logger: logger}
 	reader := &lifecycle.Reader{Reports: reports, Temporal: tc, DataConverter: topts.DataConverter}
 	submitter := lifecycle.New(lifecycle.Options{
 		Temporal: tc, DataConverter: topts.DataConverter, Config: live, Counter: encoder, Planner: planner, Health: health,
-		Backlog: backlog, MaxBacklog: s.maxBacklog,
+		Backlog: backlog, MaxBacklog: s.maxBacklog, Ledger: reports, Alerts: alerts,
 		Messages:   reader,
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
@@ -184,6 +185,8 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Encoder:       encoder,
 			Channels:      notifications.Wrap(a.channels),
 			Recent:        recent,
+			Ledger:        reports,
+			Balances:      alerts,
 			Logger:        logger,
 			Now:           time.Now,
 		}
@@ -244,6 +247,10 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		return serveOperations(ctx, metricsLn, api.OperationsHandler(reg, ready, logger))
 	})
 	if runs("api") {
+		operatorKeyHash, err := operatorKeyHash(s.billingOperatorKey)
+		if err != nil {
+			return err
+		}
 		srv, err := api.New(api.Config{GRPCAddr: s.grpcAddr, HTTPAddr: s.httpAddr}, api.Deps{
 			Submitter:  submitter,
 			Canceller:  submitter,
@@ -254,6 +261,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Inbound:    a.inboundAPI(),
 			Admin:      configs,
 			Traffic:    &api.TrafficDeps{Messages: reports, Events: events, Usage: reports},
+			Billing:    &api.BillingDeps{Ledger: reports, Accounts: live, OperatorKeyHash: operatorKeyHash},
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,

@@ -67,7 +67,10 @@ type settings struct {
 	maxBacklog        int
 	retentionInterval time.Duration
 	retentionBatch    int
-	protection        protection
+	// billingOperatorKey authorises top-ups over the API: "sha256:<hex>"
+	// or, for development, "plain:<key>"; empty disables them.
+	billingOperatorKey string
+	protection         protection
 }
 
 func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -118,6 +121,7 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 		"how long one webhook call may take; env SMSGW_WEBHOOK_TIMEOUT")
 	fs.IntVar(&s.webhookInFlight, "webhook-max-in-flight", envInt(getenv, "SMSGW_WEBHOOK_MAX_IN_FLIGHT", 32),
 		"webhook calls to one customer in progress at once in this process; more wait to be retried (0: no cap); env SMSGW_WEBHOOK_MAX_IN_FLIGHT")
+	fs.StringVar(&s.billingOperatorKey, "billing-operator-key", env("SMSGW_BILLING_OPERATOR_KEY", ""), "the key that authorises top-ups over the API (BillingService.TopUp), as \"sha256:<hex>\" (see `smsgw hash-key`) or, for development, \"plain:<key>\"; empty: top-ups only with `smsgw billing topup`; env SMSGW_BILLING_OPERATOR_KEY")
 	fs.IntVar(&s.maxBacklog, "max-backlog", envInt(getenv, "SMSGW_MAX_BACKLOG", 500), "most messages of one customer accepted, due and not yet handed upstream, across replicas; above it submissions are refused (429, RESOURCE_EXHAUSTED, ESME_RTHROTTLED, SMTP 451) until the backlog drains (0: no cap; a customer's maxBacklog overrides it); env SMSGW_MAX_BACKLOG")
 	fs.DurationVar(&s.failoverAfter, "failover-after", 30*time.Second, "how long a message waits for a bound connector before the next of its route is tried")
 	fs.DurationVar(&s.retentionInterval, "retention-interval", envDuration(getenv, "SMSGW_RETENTION_INTERVAL", time.Hour),

@@ -390,6 +390,13 @@ func (s *session) submitAll(sender, text, mailID string) error {
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: strings.Join(lines, "\n")}
 		}
 	}
+	// A balance that cannot cover a recipient is answered 552, so the
+	// sender knows a top-up, not a new mail, is what helps.
+	for _, f := range failed {
+		if smsgw.ErrorCode(f.err) == smsgw.EPAYMENT {
+			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: strings.Join(lines, "\n")}
+		}
+	}
 	return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: strings.Join(lines, "\n")}
 }
 
@@ -418,6 +425,8 @@ func submitResult(acc smsgw.Accepted, err error) string {
 		return "unavailable"
 	case smsgw.ETHROTTLED:
 		return "throttled"
+	case smsgw.EPAYMENT:
+		return "payment_required"
 	}
 	return "error"
 }

@@ -308,6 +308,13 @@ func TestEmailIngressSubmitterErrors(t *testing.T) {
 	if code != 554 || !strings.Contains(text, "at most 10") {
 		t.Fatalf("too long: %d %q, want 554 with the reason", code, text)
 	}
+
+	// A balance that cannot cover the message: 552, with the reason.
+	in.sub.setFail(func(string) error { return smsgw.InsufficientBalance("EUR", 50_000, 0) })
+	code, text = send(t, c, "ops@acme.example", to[:1], "Subject: x\nMessage-ID: <broke@x>\n\nhello\n")
+	if code != 552 || !strings.Contains(text, "insufficient balance") {
+		t.Fatalf("balance too low: %d %q, want 552 with the reason", code, text)
+	}
 }
 
 func TestEmailIngressStopsWithContext(t *testing.T) {

@@ -236,6 +236,8 @@ func TestSubmitRefusals(t *testing.T) {
 			return smsgw.Unavailable("workflow engine", errors.New("connection refused"))
 		case "busy":
 			return smsgw.Errorf(smsgw.ETHROTTLED, "over the limit")
+		case "broke":
+			return smsgw.InsufficientBalance("EUR", 50_000, 0)
 		case "nowhere":
 			return smsgw.Errorf(smsgw.EINVALID, "no route to %s", m.To)
 		case "odd":
@@ -287,6 +289,7 @@ func TestSubmitRefusals(t *testing.T) {
 		{"half a SAR", with(func(m *smppwire.Message) { m.TLVs = map[uint16][]byte{smppwire.TagSarMsgRefNum: {0, 1}} }), smppstatus.ESME_RINVOPTPARAMVAL},
 		{"workflow engine down", with(func(m *smppwire.Message) { m.ShortMessage = []byte("down") }), smppstatus.ESME_RSYSERR},
 		{"throttled by the gateway", with(func(m *smppwire.Message) { m.ShortMessage = []byte("busy") }), smppstatus.ESME_RTHROTTLED},
+		{"balance too low", with(func(m *smppwire.Message) { m.ShortMessage = []byte("broke") }), smppstatus.ESME_RSUBMITFAIL},
 		{"no route", with(func(m *smppwire.Message) { m.ShortMessage = []byte("nowhere") }), smppstatus.ESME_RINVDSTADR},
 		{"other invalid", with(func(m *smppwire.Message) { m.ShortMessage = []byte("odd") }), smppstatus.ESME_RSUBMITFAIL},
 		{"accepted", text("fine"), smppstatus.ESME_ROK},

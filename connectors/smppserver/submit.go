@@ -122,6 +122,9 @@ func (s *Server) accept(m smsgw.Message) (status uint32, id, reason string) {
 	acc, err := s.deps.Submitter.Submit(ctx, m)
 	if err != nil {
 		status, reason := submitStatus(err)
+		if smsgw.ErrorCode(err) == smsgw.EPAYMENT {
+			status = s.paymentStatus(m.CustomerID)
+		}
 		return status, "", reason
 	}
 	return smppstatus.ESME_ROK, acc.ID, ""
@@ -145,10 +148,21 @@ func submitStatus(err error) (uint32, string) {
 		return smppstatus.ESME_RMSGQFUL, msg
 	case smsgw.ETHROTTLED:
 		return smppstatus.ESME_RTHROTTLED, msg
-	case smsgw.EUNAUTHORIZED:
+	case smsgw.EUNAUTHORIZED, smsgw.EPAYMENT:
 		return smppstatus.ESME_RSUBMITFAIL, msg
 	}
 	return smppstatus.ESME_RSYSERR, err.Error()
+}
+
+// paymentStatus is the command_status of a submission the customer's
+// balance cannot cover: its billing.smppStatus, else ESME_RSUBMITFAIL.
+func (s *Server) paymentStatus(customerID string) uint32 {
+	if s.deps.Config != nil {
+		if cu, ok := s.deps.Config.Config().Customer(customerID); ok && cu.Billing.SMPPStatus != 0 {
+			return cu.Billing.SMPPStatus
+		}
+	}
+	return smppstatus.ESME_RSUBMITFAIL
 }
 
 // invalidStatus picks the command_status for an EINVALID message by its

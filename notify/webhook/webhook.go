@@ -164,6 +164,9 @@ func (s *Sender) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	if d.Inbound != nil {
 		payload, event = d.Inbound, "inbound"
 	}
+	if d.Balance != nil {
+		payload, event = d.Balance, "low_balance"
+	}
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return fmt.Errorf("encode notification: %w", err)

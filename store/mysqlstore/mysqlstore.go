@@ -48,7 +48,7 @@ func checkSizes(r smsgw.MessageRecord) error {
 		{"id", r.ID, 64}, {"customer", r.CustomerID, 64}, {"entry point", string(r.EntryPoint), 16},
 		{"from", r.From, 32}, {"to", r.To, 32}, {"connector", r.ConnectorID, 64},
 		{"upstream ID", r.UpstreamID, 128}, {"encoding", r.Encoding, 16}, {"error code", r.ErrorCode, 64},
-		{"client reference", r.ClientRef, 64},
+		{"client reference", r.ClientRef, 64}, {"currency", r.Currency, 3},
 	} {
 		if utf8.RuneCountInString(f.value) > f.max {
 			return smsgw.Errorf(smsgw.EINVALID, "message record %.64s: %s is longer than %d characters", r.ID, f.name, f.max)
@@ -140,14 +140,14 @@ func (s *Store) Ping(ctx context.Context) error {
 const ahead = `(VALUES(status_rank) > status_rank OR VALUES(status) = status)`
 
 // upsertValues is one row of upsertSQL; a batch repeats it.
-const upsertValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+const upsertValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 // upsertSQL inserts a message or merges an update into it in one statement,
 // so concurrent retries are safe. MySQL assigns left to right and later
 // expressions see earlier assignments, so status and status_rank come last.
 const upsertSQL = `INSERT INTO messages (id, customer_id, entry_point, src, dst, status, status_rank,
 	connector_id, upstream_id, segments, encoding, error_code, error_text,
-	accepted_at, sent_at, done_at, updated_at, client_ref)
+	accepted_at, sent_at, done_at, updated_at, client_ref, cost_micros, currency)
 VALUES ` + upsertValues + `
 ON DUPLICATE KEY UPDATE
 	customer_id  = IF(customer_id = '', VALUES(customer_id), customer_id),
@@ -156,6 +156,8 @@ ON DUPLICATE KEY UPDATE
 	dst          = IF(dst = '', VALUES(dst), dst),
 	accepted_at  = COALESCE(accepted_at, VALUES(accepted_at)),
 	client_ref   = IF(client_ref = '', VALUES(client_ref), client_ref),
+	cost_micros  = IF(VALUES(currency) <> '', VALUES(cost_micros), cost_micros),
+	currency     = IF(VALUES(currency) <> '', VALUES(currency), currency),
 	connector_id = IF(VALUES(connector_id) <> '' AND (connector_id = '' OR ` + ahead + `), VALUES(connector_id), connector_id),
 	upstream_id  = IF(VALUES(upstream_id) <> '' AND (upstream_id = '' OR ` + ahead + `), VALUES(upstream_id), upstream_id),
 	segments     = IF(VALUES(segments) > 0 AND (segments = 0 OR ` + ahead + `), VALUES(segments), segments),
@@ -240,12 +242,12 @@ func (s *Store) upsertTx(ctx context.Context, rows []smsgw.MessageRecord) error 
 	if len(rows) > 1 {
 		query = strings.Replace(upsertSQL, upsertValues, upsertValues+strings.Repeat(", "+upsertValues, len(rows)-1), 1)
 	}
-	args := make([]any, 0, len(rows)*17)
+	args := make([]any, 0, len(rows)*20)
 	for _, r := range rows {
 		args = append(args,
 			r.ID, r.CustomerID, string(r.EntryPoint), r.From, r.To, string(r.Status), r.Status.Rank(),
 			r.ConnectorID, r.UpstreamID, r.Segments, r.Encoding, r.ErrorCode, truncate(r.ErrorText, maxErrorText),
-			nullTime(&r.AcceptedAt), nullTime(r.SentAt), nullTime(r.DoneAt), r.UpdatedAt.UTC(), r.ClientRef)
+			nullTime(&r.AcceptedAt), nullTime(r.SentAt), nullTime(r.DoneAt), r.UpdatedAt.UTC(), r.ClientRef, r.CostMicros, r.Currency)
 	}
 	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 		return err
@@ -385,7 +387,7 @@ func (s *Store) withRetry(ctx context.Context, f func() error, op string) error 
 
 // columns is the select list that scanRecord reads.
 const columns = `id, customer_id, entry_point, src, dst, status, connector_id, upstream_id, segments, encoding,
-	error_code, error_text, accepted_at, sent_at, done_at, updated_at, client_ref`
+	error_code, error_text, accepted_at, sent_at, done_at, updated_at, client_ref, cost_micros, currency`
 
 // GetMessage returns a message's row, or an error with code smsgw.ENOTFOUND.
 func (s *Store) GetMessage(ctx context.Context, id string) (smsgw.MessageRecord, error) {
@@ -448,7 +450,7 @@ func scanRecord(sc scanner) (smsgw.MessageRecord, error) {
 	var entry, status string
 	var accepted, sent, done sql.NullTime
 	err := sc.Scan(&r.ID, &r.CustomerID, &entry, &r.From, &r.To, &status, &r.ConnectorID, &r.UpstreamID,
-		&r.Segments, &r.Encoding, &r.ErrorCode, &r.ErrorText, &accepted, &sent, &done, &r.UpdatedAt, &r.ClientRef)
+		&r.Segments, &r.Encoding, &r.ErrorCode, &r.ErrorText, &accepted, &sent, &done, &r.UpdatedAt, &r.ClientRef, &r.CostMicros, &r.Currency)
 	if err != nil {
 		return smsgw.MessageRecord{}, err
 	}
