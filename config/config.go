@@ -32,6 +32,9 @@ type Config struct {
 	Email EmailGateway `yaml:"email"`
 	// Webhooks is what every customer's webhooks share.
 	Webhooks Webhooks `yaml:"webhooks"`
+	// Rules are the gateway-wide commercial controls (opt-out keywords,
+	// content rules, pumping guard).
+	Rules Rules `yaml:"rules"`
 
 	idx    *customerIndex       // built by Parse; see index
 	policy *smsgw.WebhookPolicy // built by Parse; see WebhookPolicy
@@ -77,6 +80,9 @@ type Customer struct {
 	Numbers []Number `yaml:"numbers"`
 	// EmailIngress identifies the customer for email-to-SMS.
 	EmailIngress EmailIngress `yaml:"emailIngress"`
+	// Rules are the customer's commercial controls: opt-out scope,
+	// allowed destinations, content rules, velocity limits, pumping guard.
+	Rules CustomerRules `yaml:"rules"`
 
 	line int
 }
@@ -449,6 +455,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateSMPP()...)
 	errs = append(errs, c.validateNotify()...)
 	errs = append(errs, c.validateEmail()...)
+	errs = append(errs, c.validateRules()...)
 	return errors.Join(errs...)
 }
 

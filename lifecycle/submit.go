@@ -48,6 +48,7 @@ type Service struct {
 	limits     limits
 	backlog    *Backlog
 	maxBacklog int
+	admitter   smsgw.Admitter
 	now        func() time.Time
 	logger     *slog.Logger
 	results    *prometheus.CounterVec
@@ -73,6 +74,10 @@ type Options struct {
 	// MaxBacklog messages (or its own maxBacklog) accepted and not yet sent.
 	Backlog    *Backlog
 	MaxBacklog int
+	// Admitter, when set, checks each submission against the opt-out list
+	// and the rules before it is planned: it may refuse it, rewrite its
+	// sender or have its workflow hold it for review.
+	Admitter smsgw.Admitter
 	// EagerStart asks Temporal to hand the first workflow task straight to a
 	// worker in this process; set it when this process also runs the worker.
 	EagerStart bool
@@ -84,10 +89,10 @@ type Options struct {
 func New(o Options) *Service {
 	s := &Service{
 		temporal: o.Temporal, dc: dataConverter(o.DataConverter), config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, planner: o.Planner, health: o.Health,
-		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog,
+		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog, admitter: o.Admitter,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
-			Help: "Submissions by entry point and result (accepted, duplicate, conflict, invalid, throttled, unavailable, error).",
+			Help: "Submissions by entry point and result (accepted, duplicate, conflict, invalid, forbidden, throttled, unavailable, error).",
 		}, []string{"entry_point", "result"}),
 	}
 	if s.messages == nil {
@@ -113,6 +118,8 @@ func (s *Service) Submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		result = "throttled"
 	case err != nil && smsgw.ErrorCode(err) == smsgw.ECONFLICT:
 		result = "conflict"
+	case err != nil && smsgw.ErrorCode(err) == smsgw.EFORBIDDEN:
+		result = "forbidden"
 	case err != nil:
 		result = "error"
 	case acc.Existing:
@@ -168,6 +175,13 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	} else {
 		m.ID = newID(m.AcceptedAt)
 	}
+	admission, err := s.admit(ctx, m)
+	if err != nil {
+		return smsgw.Accepted{}, err
+	}
+	if admission != nil && admission.From != "" {
+		m.From = admission.From
+	}
 	plan, encoding, segments, err := s.plan(m)
 	if err != nil {
 		return smsgw.Accepted{}, err
@@ -185,7 +199,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	if !m.ScheduleAt.IsZero() {
 		plan = nil // its workflow plans it, and records it as accepted while it waits
 	}
-	admitted, err := s.admit(ctx, m.CustomerID, cfg.MaxBacklog)
+	admitted, err := s.admitBacklog(ctx, m.CustomerID, cfg.MaxBacklog)
 	if err != nil {
 		return smsgw.Accepted{}, err
 	}
@@ -202,7 +216,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 			Memo:                                     map[string]any{workflows.MemoSubmission: memo},
 			EnableEagerStart:                         s.eagerStart,
 			StaticSummary:                            "message from " + m.CustomerID + " via " + string(m.EntryPoint),
-		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan})
+		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan, Admission: admission})
 		return err
 	}
 	if key != "" {
@@ -222,9 +236,27 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	return acc, nil
 }
 
-// admit asks the backlog to let one more message of the customer in: its
+// admit is the one place where the admission rules see a submission,
+// before it is planned and before it costs anything. The decision goes to
+// the workflow only when a rule matched, so a message no rule touches
+// starts as it always has.
+func (s *Service) admit(ctx context.Context, m smsgw.Message) (*smsgw.Admission, error) {
+	if s.admitter == nil {
+		return nil, nil
+	}
+	adm, err := s.admitter.Admit(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if len(adm.Matches) == 0 && adm.Hold == nil && adm.From == "" {
+		return nil, nil
+	}
+	return &adm, nil
+}
+
+// admitBacklog asks the backlog to let one more message of the customer in: its
 // own bound when set (-1: none), else the gateway's.
-func (s *Service) admit(ctx context.Context, customerID string, bound int) (done func(accepted bool), err error) {
+func (s *Service) admitBacklog(ctx context.Context, customerID string, bound int) (done func(accepted bool), err error) {
 	if s.backlog == nil || bound < 0 {
 		return func(bool) {}, nil
 	}
@@ -484,6 +516,16 @@ func (s *Service) Replace(ctx context.Context, customerID, messageID, text strin
 		}
 	}
 	return s.update(ctx, rec, workflows.UpdateReplace, workflows.ReplaceRequest{Text: text, ScheduleAt: scheduleAt})
+}
+
+// Review implements smsgw.Reviewer: it releases or rejects a message held
+// for review, through its workflow.
+func (s *Service) Review(ctx context.Context, customerID, messageID string, release bool, reason string) error {
+	rec, err := s.owned(ctx, customerID, messageID)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, rec, workflows.UpdateReview, workflows.ReviewRequest{Release: release, Reason: reason})
 }
 
 // owned reads a message that must be the customer's: another customer's is
