@@ -44,7 +44,7 @@ func entryPoint(ctx context.Context) smsgw.EntryPoint {
 }
 
 // grpcCodes maps domain error codes to gRPC codes; grpc-gateway then maps
-// those to HTTP (400, 401, 404, 409, 503, 429). Anything else is Internal.
+// those to HTTP (400, 401, 404, 409, 503, 429, 403). Anything else is Internal.
 var grpcCodes = map[string]codes.Code{
 	smsgw.EINVALID:      codes.InvalidArgument,
 	smsgw.EUNAUTHORIZED: codes.Unauthenticated,
@@ -52,6 +52,7 @@ var grpcCodes = map[string]codes.Code{
 	smsgw.ECONFLICT:     codes.AlreadyExists,
 	smsgw.EUNAVAILABLE:  codes.Unavailable,
 	smsgw.ETHROTTLED:    codes.ResourceExhausted,
+	smsgw.EFORBIDDEN:    codes.PermissionDenied,
 }
 
 // metrics are the API's request counters, labelled by gRPC method.
@@ -209,6 +210,9 @@ func (i *interceptor) toStatus(ctx context.Context, method string, err error) er
 	return status.Error(codes.Internal, "internal error")
 }
 
+// ErrorDomain is the domain of the ErrorInfo detail of a policy's refusal.
+const ErrorDomain = "smsgw"
+
 // domainStatus is the status of a domain error whose code the API maps
 // (grpcCodes), with its customer-safe message; false for any other code.
 func domainStatus(domain *smsgw.Error) (*status.Status, bool) {
@@ -217,6 +221,13 @@ func domainStatus(domain *smsgw.Error) (*status.Status, bool) {
 		return nil, false
 	}
 	st := status.New(c, domain.Message)
+	if domain.Reason != "" {
+		// A policy's refusal names itself in the standard ErrorInfo
+		// detail: {"@type": ".../google.rpc.ErrorInfo", "reason": "OPTED_OUT", "domain": "smsgw"}.
+		if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: domain.Reason, Domain: ErrorDomain}); err == nil {
+			st = d
+		}
+	}
 	if domain.RetryAfter > 0 {
 		// RESOURCE_EXHAUSTED with the standard RetryInfo detail;
 		// the REST gateway turns it into Retry-After.

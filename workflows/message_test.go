@@ -97,6 +97,7 @@ type harness struct {
 	msg      smsgw.Message
 	live     *config.Live
 	plan     *activities.PrepareResult // handed to the workflow, as the Submitter does
+	admitted *smsgw.Admission          // what the admission rules decided, as the Submitter hands it
 	resends  *prometheus.CounterVec
 }
 
@@ -156,7 +157,7 @@ func (h *harness) signalAt(d time.Duration, stat, upstreamID string) {
 
 func (h *harness) run(t *testing.T) MessageResult {
 	t.Helper()
-	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg, Plan: h.plan})
+	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg, Plan: h.plan, Admission: h.admitted})
 	if !h.env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}
