@@ -222,11 +222,15 @@ func recoverHTTP(next http.Handler, m *metrics, log *slog.Logger) http.Handler {
 	})
 }
 
-// bodyLimits are the largest request bodies: of a batch, and of anything else.
+// bodyLimits are the largest request bodies: of a batch (or an opt-out
+// import), and of anything else.
 type bodyLimits struct{ one, batch int64 }
 
 // batchPath is where SubmitMessages is served over REST.
 const batchPath = "/v1/messages:batch"
+
+// importPath is where ImportOptOuts is served over REST.
+const importPath = "/v1/optouts:import"
 
 // limitBody reads at most the limit's bytes of the request body before the
 // gateway sees it, and answers 413 with grpc-gateway's error body for
@@ -234,7 +238,7 @@ const batchPath = "/v1/messages:batch"
 func limitBody(gw *runtime.ServeMux, limits bodyLimits) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		max := limits.one
-		if r.URL.Path == batchPath {
+		if r.URL.Path == batchPath || r.URL.Path == importPath {
 			max = limits.batch
 		}
 		if r.Body == nil || r.Body == http.NoBody {

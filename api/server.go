@@ -73,6 +73,8 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Inbound, when set, adds InboundService and NotificationService.
 	Inbound *InboundDeps
+	// Rules, when set, adds RulesService.
+	Rules *RulesDeps
 }
 
 // Server serves the gRPC API, its REST mapping and the operational endpoints.
@@ -138,6 +140,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := registerInbound(s.grpc, d.Inbound); err != nil {
 		return nil, err
 	}
+	if err := registerRules(s.grpc, d.Rules); err != nil {
+		return nil, err
+	}
 	registerStandardServices(s.grpc, d.Ready)
 
 	// The gateway dials the same grpc.Server through an in-memory listener;
@@ -156,6 +161,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	if err := registerInboundGateway(context.Background(), gw, s.gwConn, d.Inbound); err != nil {
+		return nil, err
+	}
+	if err := registerRulesGateway(context.Background(), gw, s.gwConn, d.Rules); err != nil {
 		return nil, err
 	}
 	s.http = newHTTPHandler(gw, bodyLimits{one: cfg.MaxBodyBytes, batch: cfg.MaxBatchBodyBytes}, d.Ready, m, d.Logger)

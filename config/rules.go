@@ -278,17 +278,15 @@ func (c *Config) validateRules() []error {
 		errs = append(errs, fmt.Errorf("%s", msg))
 	}
 	r := c.Rules
-	for lang, ks := range r.OptOut.Stop {
-		for _, k := range ks {
-			if strings.TrimSpace(k) == "" || strings.ContainsAny(strings.TrimSpace(k), " \t") {
-				bad(0, "rules.optOut.stop.%s: %q must be one word", lang, k)
-			}
-		}
-	}
-	for lang, ks := range r.OptOut.Start {
-		for _, k := range ks {
-			if strings.TrimSpace(k) == "" || strings.ContainsAny(strings.TrimSpace(k), " \t") {
-				bad(0, "rules.optOut.start.%s: %q must be one word", lang, k)
+	for _, list := range []struct {
+		name   string
+		byLang map[string][]string
+	}{{"stop", r.OptOut.Stop}, {"start", r.OptOut.Start}} {
+		for _, lang := range sortedKeys(list.byLang) {
+			for _, k := range list.byLang[lang] {
+				if strings.TrimSpace(k) == "" || strings.ContainsAny(strings.TrimSpace(k), " \t") {
+					bad(0, "rules.optOut.%s.%s: %q must be one word", list.name, lang, k)
+				}
 			}
 		}
 	}

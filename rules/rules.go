@@ -163,10 +163,12 @@ func (e *Engine) Admit(ctx context.Context, m smsgw.Message) (smsgw.Admission, e
 			"the message was refused by content rule %q", refusedBy))
 	}
 
-	if err := e.velocity(ctx, cfg, cu, m, at, &adm); err != nil {
+	undo, err := e.velocity(ctx, cfg, cu, m, at, &adm)
+	if err != nil {
 		return smsgw.Admission{}, err
 	}
 	if err := e.guard(ctx, cfg, cu, m, at, &adm); err != nil {
+		undo() // a refused message does not count toward the limits
 		return smsgw.Admission{}, err
 	}
 	return adm, nil
@@ -194,14 +196,15 @@ func DestinationAllowed(allowed []string, to string) bool {
 
 // velocity counts the message against each of the customer's limits that
 // applies to its destination. Over a limit whose action is refuse, the
-// counts are taken back and the submission refused.
-func (e *Engine) velocity(ctx context.Context, cfg *config.Config, cu config.Customer, m smsgw.Message, at time.Time, adm *smsgw.Admission) error {
+// counts are taken back and the submission refused; otherwise undo takes
+// them back should a later check refuse it.
+func (e *Engine) velocity(ctx context.Context, cfg *config.Config, cu config.Customer, m smsgw.Message, at time.Time, adm *smsgw.Admission) (undo func(), err error) {
 	type counted struct {
 		key            string
 		bucket, expire time.Time
 	}
 	var done []counted
-	undo := func() {
+	undo = func() {
 		for _, c := range done {
 			if _, err := e.counters.AddVelocity(context.WithoutCancel(ctx), c.key, c.bucket, c.expire, -1); err != nil {
 				e.logger.Warn("velocity count not taken back", "key", c.key, "err", err)
@@ -219,7 +222,7 @@ func (e *Engine) velocity(ctx context.Context, cfg *config.Config, cu config.Cus
 		n, err := e.counters.AddVelocity(ctx, c.key, c.bucket, c.expire, 1)
 		if err != nil {
 			undo()
-			return smsgw.Unavailable("velocity counters", err)
+			return nil, smsgw.Unavailable("velocity counters", err)
 		}
 		done = append(done, c)
 		if n <= v.Max {
@@ -234,7 +237,7 @@ func (e *Engine) velocity(ctx context.Context, cfg *config.Config, cu config.Cus
 			err := smsgw.Refused(smsgw.ETHROTTLED, smsgw.ReasonVelocityLimit,
 				"over the account's limit of %d messages to %s per %s", v.Max, dest, window)
 			err.RetryAfter = bucket.Add(window).Sub(at)
-			return e.refuse(m.CustomerID, err)
+			return nil, e.refuse(m.CustomerID, err)
 		case smsgw.ActionHold:
 			if adm.Hold == nil {
 				adm.Hold = &smsgw.Hold{Reason: "velocity limit: " + detail, Timeout: cfg.Rules.HoldTimeoutOr(0)}
@@ -244,7 +247,7 @@ func (e *Engine) velocity(ctx context.Context, cfg *config.Config, cu config.Cus
 		}
 		adm.Matches = append(adm.Matches, smsgw.RuleMatch{Rule: "velocity:" + strconv.Itoa(i), Action: action, Detail: detail})
 	}
-	return nil
+	return undo, nil
 }
 
 // baseline is a customer's traffic over the 7 days before an hour.

@@ -24,6 +24,7 @@ import (
 	"github.com/smsgw/smsgw/lifecycle"
 	"github.com/smsgw/smsgw/notify/webhook"
 	"github.com/smsgw/smsgw/routing"
+	"github.com/smsgw/smsgw/rules"
 	"github.com/smsgw/smsgw/segment"
 	"github.com/smsgw/smsgw/store/groupcommit"
 	"github.com/smsgw/smsgw/store/mongostore"
@@ -111,10 +112,14 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
+	admitter, keywords, err := wireRules(ctx, live, events, reports, logger, reg)
+	if err != nil {
+		return err
+	}
 	reader := &lifecycle.Reader{Reports: reports, Temporal: tc, DataConverter: topts.DataConverter}
 	submitter := lifecycle.New(lifecycle.Options{
 		Temporal: tc, DataConverter: topts.DataConverter, Config: live, Counter: encoder, Planner: planner, Health: health,
-		Backlog: backlog, MaxBacklog: s.maxBacklog,
+		Backlog: backlog, MaxBacklog: s.maxBacklog, Admitter: admitter,
 		Messages:   reader,
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
@@ -140,7 +145,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	hooks.MaxInFlight = s.webhookInFlight
 	a := &app{
 		settings: s, logger: logger, config: live, registry: reg, temporal: tc,
-		events: events, reports: reports, reader: reader, submitter: submitter, spawn: spawn,
+		events: events, reports: reports, reader: reader, submitter: submitter, spawn: spawn, optOutKeywords: keywords,
 		channels: map[string]activities.Channel{smsgw.ChannelWebhook: hooks},
 	}
 	if err := a.wireInbound(ctx); err != nil {
@@ -149,6 +154,10 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err := a.wireSMPP(ctx, runs("smpp")); err != nil {
 		return err
 	}
+	spawn("rule counters expiry", func(ctx context.Context) error {
+		expireRuleCounters(ctx, reports, 10*time.Minute, logger)
+		return nil
+	})
 
 	if runs("worker") {
 		if err := worker.RegisterSearchAttributes(ctx, tc, s.temporalNamespace); err != nil {
@@ -239,6 +248,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Customers:  live,
 			Counter:    encoder,
 			Inbound:    a.inboundAPI(),
+			Rules:      &api.RulesDeps{OptOuts: events, Reviewer: submitter},
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,
@@ -285,6 +295,8 @@ type app struct {
 	submitter *lifecycle.Service
 	// channels deliver notifications; roles add theirs before the worker starts.
 	channels map[string]activities.Channel
+	// optOutKeywords turn MO keywords into opt-out list changes.
+	optOutKeywords *rules.OptOutKeywords
 	// spawn runs a long-lived part of the role until ctx is done.
 	spawn func(name string, f func(context.Context) error)
 }
