@@ -427,3 +427,32 @@ func TestConfigRefusesBadRules(t *testing.T) {
 		t.Errorf("SMPPStatusFor(CONTENT_REFUSED) = %#x, want ESME_RSUBMITFAIL", got)
 	}
 }
+
+// A submission the pumping guard refuses after the velocity limits counted
+// it is taken back from their counts.
+func TestGuardRefusalTakesBackVelocityCounts(t *testing.T) {
+	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
+	e, counters, _, _ := newEngine(t, now)
+	cfg := e.config.Config()
+	for i := range cfg.Customers {
+		if cfg.Customers[i].ID == "open" {
+			cfg.Customers[i].Rules.Velocity = []config.VelocityLimit{{Per: "number", Max: 100}}
+		}
+	}
+	counters.history = map[string]int64{"+44": 100}
+	m := smsgw.Message{CustomerID: "open", From: "OPEN", To: "+882345678", Text: "hi"}
+	if _, err := e.Admit(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Admit(context.Background(), m); smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination {
+		t.Fatalf("second message to a new prefix: %v, want %s", err, smsgw.ReasonUnusualDestination)
+	}
+	for k, n := range counters.velocity {
+		if n != 1 {
+			t.Errorf("velocity count %s = %d after the guard refused the second message, want 1", k, n)
+		}
+	}
+	if len(counters.velocity) != 1 {
+		t.Errorf("velocity counts %v, want one", counters.velocity)
+	}
+}

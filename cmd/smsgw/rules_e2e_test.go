@@ -148,8 +148,11 @@ func TestEndToEndRules(t *testing.T) {
 	if code, out := g.do(t, "DELETE", "/v1/optouts/+61412000002", key, ""); code != 200 || out["deleted"] != true {
 		t.Errorf("delete an opt-out: HTTP %d %v", code, out)
 	}
-	if code, out := g.do(t, "GET", "/v1/optouts", "other-key", ""); code != 200 || len(fmt.Sprint(out["optOuts"])) > 2 && out["optOuts"] != nil {
+	if code, out := g.do(t, "GET", "/v1/optouts", "other-key", ""); code != 200 || len(jsonArray(out["optOuts"])) != 0 {
 		t.Errorf("another customer's list: HTTP %d %v, want empty", code, out)
+	}
+	if _, out := g.do(t, "GET", "/v1/optouts", key, ""); len(jsonArray(out["optOuts"])) != 3 {
+		t.Errorf("the customer's list: %v, want the added entry and the two imported", out)
 	}
 
 	// Geography, content and velocity.
@@ -230,6 +233,12 @@ func TestEndToEndRules(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// jsonArray is a JSON array, or nil.
+func jsonArray(v any) []any {
+	l, _ := v.([]any)
+	return l
 }
 
 // reasonOf is the reason of the ErrorInfo detail of a REST error body.
