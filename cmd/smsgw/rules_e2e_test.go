@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	_ "github.com/go-sql-driver/mysql"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -30,8 +32,9 @@ import (
 // MO START takes it off; a destination outside the customer's allowed
 // prefixes, a refused keyword and a velocity limit are refused the same
 // way; a message a content rule holds is sent only when the operator
-// releases it, and another is rejected. None of the refused reaches the
-// SMSC.
+// releases it, and another is rejected; traffic to a prefix the customer
+// never used before is refused by the pumping guard. None of the refused
+// reaches the SMSC.
 func TestEndToEndRules(t *testing.T) {
 	g := startGatewayWith(t, "", gatewayExtras{
 		customers: `  - id: ruled
@@ -41,7 +44,8 @@ func TestEndToEndRules(t *testing.T) {
     numbers: [{number: "+61400000009"}]
     rules:
       optOutScope: customer
-      allowedDestinations: ["+61"]
+      pumpingGuard: {factor: 2, minMessages: 2, prefixDigits: 2, minBaseline: 50, action: refuse}
+      allowedDestinations: ["+61", "+64"]
       content:
         - {name: no-crypto, keywords: [bitcoin], action: refuse}
         - {name: review-links, regex: "https?://", action: hold, holdFor: 1h}
@@ -56,6 +60,19 @@ func TestEndToEndRules(t *testing.T) {
 	const key = "ruled-key"
 	submit := func(to, text string) (int, map[string]any) {
 		return g.do(t, "POST", "/v1/messages", key, fmt.Sprintf(`{"from":"RULED","to":%q,"text":%q}`, to, text))
+	}
+	// Yesterday the customer sent 100 messages, all to +61.
+	db, err := sql.Open("mysql", g.mysqlDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	yesterday := time.Now().UTC().Truncate(time.Hour).Add(-24 * time.Hour)
+	for _, prefix := range []string{"+61", "*"} {
+		if _, err := db.ExecContext(ctx, "INSERT INTO traffic_counts (customer_id, hour_start, prefix, n, expire_at) VALUES (?, ?, ?, 100, ?)",
+			"ruled", yesterday, prefix, yesterday.Add(8*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	esmeClient := smppBindAs(t, ctx, g, smppwire.BindTransmitter, "ruled", "ruled-pw")
 	smppSubmit := func(dest, text string) uint32 {
@@ -151,8 +168,8 @@ func TestEndToEndRules(t *testing.T) {
 	if code, out := g.do(t, "GET", "/v1/optouts", "other-key", ""); code != 200 || len(jsonArray(out["optOuts"])) != 0 {
 		t.Errorf("another customer's list: HTTP %d %v, want empty", code, out)
 	}
-	if _, out := g.do(t, "GET", "/v1/optouts", key, ""); len(jsonArray(out["optOuts"])) != 3 {
-		t.Errorf("the customer's list: %v, want the added entry and the two imported", out)
+	if _, out := g.do(t, "GET", "/v1/optouts", key, ""); len(jsonArray(out["optOuts"])) != 2 {
+		t.Errorf("the customer's list: %v, want the two imported (the added one was deleted)", out)
 	}
 
 	// Geography, content and velocity.
@@ -164,6 +181,17 @@ func TestEndToEndRules(t *testing.T) {
 		}
 	}
 	refusedEverywhere("+61490000001", "velocity 3", http.StatusTooManyRequests, "VELOCITY_LIMIT", smppstatus.ESME_RSUBMITFAIL)
+
+	// Pumping guard: the customer's traffic over the last days went to +61
+	// only (seeded at the start, before any submission: the guard reads a
+	// customer's 7 days at most every 5 minutes); the second message of
+	// this hour to +64 is refused.
+	if code, out := submit("+64211000001", "first to +64"); code != http.StatusAccepted {
+		t.Fatalf("first message to an unusual prefix: HTTP %d %v", code, out)
+	}
+	if code, out := submit("+64211000002", "second to +64"); code != http.StatusTooManyRequests || reasonOf(out) != "UNUSUAL_DESTINATION_TRAFFIC" {
+		t.Errorf("second message to an unusual prefix: HTTP %d %v, want 429 UNUSUAL_DESTINATION_TRAFFIC", code, out)
+	}
 
 	// Hold for review: sent only once released; another rejected.
 	code, out := submit("+61412000020", "see https://shop.test/offer")
@@ -228,6 +256,7 @@ func TestEndToEndRules(t *testing.T) {
 		`smsgw_rule_refusals_total{customer="ruled",reason="CONTENT_REFUSED"} 3`,
 		`smsgw_rule_refusals_total{customer="ruled",reason="VELOCITY_LIMIT"} 3`,
 		`smsgw_optout_changes_total{change="opt_out",source="mo"} 1`,
+		`smsgw_pumping_guard_flags_total{action="refuse",customer="ruled"} 1`,
 	} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("metrics lack %s", want)
