@@ -175,7 +175,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	} else {
 		m.ID = newID(m.AcceptedAt)
 	}
-	admission, err := s.admit(ctx, m)
+	admission, err := s.admitRules(ctx, m)
 	if err != nil {
 		return smsgw.Accepted{}, err
 	}
@@ -199,7 +199,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	if !m.ScheduleAt.IsZero() {
 		plan = nil // its workflow plans it, and records it as accepted while it waits
 	}
-	admitted, err := s.admitBacklog(ctx, m.CustomerID, cfg.MaxBacklog)
+	admitted, err := s.admit(ctx, m.CustomerID, cfg.MaxBacklog)
 	if err != nil {
 		return smsgw.Accepted{}, err
 	}
@@ -236,11 +236,11 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	return acc, nil
 }
 
-// admit is the one place where the admission rules see a submission,
+// admitRules is the one place where the admission rules see a submission,
 // before it is planned and before it costs anything. The decision goes to
 // the workflow only when a rule matched, so a message no rule touches
 // starts as it always has.
-func (s *Service) admit(ctx context.Context, m smsgw.Message) (*smsgw.Admission, error) {
+func (s *Service) admitRules(ctx context.Context, m smsgw.Message) (*smsgw.Admission, error) {
 	if s.admitter == nil {
 		return nil, nil
 	}
@@ -254,9 +254,9 @@ func (s *Service) admit(ctx context.Context, m smsgw.Message) (*smsgw.Admission,
 	return &adm, nil
 }
 
-// admitBacklog asks the backlog to let one more message of the customer in: its
+// admit asks the backlog to let one more message of the customer in: its
 // own bound when set (-1: none), else the gateway's.
-func (s *Service) admitBacklog(ctx context.Context, customerID string, bound int) (done func(accepted bool), err error) {
+func (s *Service) admit(ctx context.Context, customerID string, bound int) (done func(accepted bool), err error) {
 	if s.backlog == nil || bound < 0 {
 		return func(bool) {}, nil
 	}
