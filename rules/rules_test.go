@@ -165,7 +165,9 @@ func newEngine(t *testing.T, now time.Time) (*Engine, *memCounters, *memOptOuts,
 }
 
 func TestAdmit(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
 	noon := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
 	night := time.Date(2026, 3, 2, 23, 0, 0, 0, time.UTC)
 	msg := func(from, to, text string) smsgw.Message {
 		return smsgw.Message{CustomerID: "acme", From: from, To: to, Text: text}
@@ -252,6 +254,7 @@ func TestAdmit(t *testing.T) {
 }
 
 func TestVelocity(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
 	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
 	e, counters, _, _ := newEngine(t, now)
 	ctx := context.Background()
@@ -305,6 +308,7 @@ func TestVelocity(t *testing.T) {
 }
 
 func TestPumpingGuard(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
 	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
 	cases := []struct {
 		name    string
@@ -431,6 +435,7 @@ func TestConfigRefusesBadRules(t *testing.T) {
 // A submission the pumping guard refuses after the velocity limits counted
 // it is taken back from their counts.
 func TestGuardRefusalTakesBackVelocityCounts(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
 	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
 	e, counters, _, _ := newEngine(t, now)
 	cfg := e.config.Config()
