@@ -16,6 +16,7 @@ const (
 	EUNAVAILABLE  = "unavailable"  // a dependency is down; retry later, nothing was accepted
 	ETHROTTLED    = "throttled"    // over a rate limit; retry later
 	EUNKNOWN      = "unknown"      // no answer in time: the request may have taken effect; look before retrying
+	EFORBIDDEN    = "forbidden"    // refused by a policy (opt-out, destination, content); do not retry
 	EINTERNAL     = "internal"     // a bug or an unexpected failure
 )
 
@@ -27,6 +28,11 @@ type Error struct {
 	// RetryAfter, when set, is how long a refused caller should wait
 	// before it tries again (ETHROTTLED): REST sends it as Retry-After.
 	RetryAfter time.Duration
+	// Reason, when set, names the policy that refused the request in a
+	// machine-readable word (ReasonOptedOut, …): REST and gRPC send it as
+	// an ErrorInfo detail, SMPP maps it to a command_status, SMTP puts it
+	// in the reply.
+	Reason string
 }
 
 func (e *Error) Error() string {
@@ -68,6 +74,15 @@ func RetryAfter(err error) time.Duration {
 		return e.RetryAfter
 	}
 	return 0
+}
+
+// ErrorReason returns the Reason of the first *Error in err's chain, or "".
+func ErrorReason(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 // ErrorMessage returns the customer-safe message of err.

@@ -41,6 +41,10 @@ type FinishInboundInput struct {
 // Inbound holds the activities of mobile-originated messages. Register it
 // on the message worker beside Activities (their method names differ).
 type Inbound struct {
+	// OptOuts, when set, turns opt-out and opt-in keywords of the
+	// messages a customer owns into changes of its opt-out list.
+	OptOuts MOKeywords
+
 	config *config.Live
 	store  InboundStore
 	events EventStore
@@ -60,6 +64,14 @@ func NewInbound(cfg *config.Live, store InboundStore, events EventStore, logger 
 		return nil, err
 	}
 	return &Inbound{config: cfg, store: store, events: events, logger: logger, now: time.Now, mo: mo}, nil
+}
+
+// MOKeywords applies the opt-out and opt-in keywords of an inbound
+// message (rules.OptOutKeywords does): it returns the change it made, or
+// "" for any other text. Applying the same message twice changes nothing
+// more.
+type MOKeywords interface {
+	HandleMO(ctx context.Context, customerID, from, to, text string) (string, error)
 }
 
 // ReceiveInbound stores an inbound message, routes it to the customer that
@@ -83,10 +95,20 @@ func (a *Inbound) ReceiveInbound(ctx context.Context, msg smsgw.InboundMessage) 
 	if created {
 		a.mo.WithLabelValues(map[bool]string{true: "routed", false: "unrouted"}[stored.CustomerID != ""]).Inc()
 	}
-	ev := smsgw.NewEvent(msg.ID, stored.CustomerID, 1, smsgw.EventInboundReceived, "inbound-received", msg.ReceivedAt, map[string]any{
+	data := map[string]any{
 		"connector": msg.Connector, "encoding": msg.Encoding, "parts": msg.Parts, "partial": msg.Partial,
 		"keyword": stored.Keyword, "routed": stored.CustomerID != "",
-	})
+	}
+	if a.OptOuts != nil && stored.CustomerID != "" {
+		change, err := a.OptOuts.HandleMO(ctx, stored.CustomerID, msg.From, msg.To, msg.Text)
+		if err != nil {
+			return InboundRoute{}, fmt.Errorf("opt-out keywords of inbound %s: %w", msg.ID, err)
+		}
+		if change != "" {
+			data["optOut"] = change
+		}
+	}
+	ev := smsgw.NewEvent(msg.ID, stored.CustomerID, 1, smsgw.EventInboundReceived, "inbound-received", msg.ReceivedAt, data)
 	if err := a.events.AppendEvents(ctx, ev); err != nil {
 		return InboundRoute{}, fmt.Errorf("record inbound %s: %w", msg.ID, err)
 	}

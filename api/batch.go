@@ -107,5 +107,6 @@ var codeNames = map[codes.Code]string{
 	codes.AlreadyExists:     "ALREADY_EXISTS",
 	codes.Unavailable:       "UNAVAILABLE",
 	codes.ResourceExhausted: "RESOURCE_EXHAUSTED",
+	codes.PermissionDenied:  "PERMISSION_DENIED",
 	codes.Internal:          "INTERNAL",
 }

@@ -241,15 +241,19 @@ func recoverHTTP(next http.Handler, m *metrics, log *slog.Logger) http.Handler {
 	})
 }
 
-// bodyLimits are the largest request bodies: of a batch, and of anything else.
+// bodyLimits are the largest request bodies: of a batch (or an opt-out
+// import), and of anything else.
 type bodyLimits struct{ one, batch int64 }
 
 // batchPath is where SubmitMessages is served over REST.
 const batchPath = "/v1/messages:batch"
 
-// importPath is where ImportConfig is served over REST: a whole
+// configImportPath is where ImportConfig is served over REST: a whole
 // configuration file may be as large as a batch.
-const importPath = "/v1/admin/config:import"
+const configImportPath = "/v1/admin/config:import"
+
+// optOutImportPath is where ImportOptOuts is served over REST.
+const optOutImportPath = "/v1/optouts:import"
 
 // limitBody reads at most the limit's bytes of the request body before the
 // gateway sees it, and answers 413 with grpc-gateway's error body for
@@ -257,7 +261,7 @@ const importPath = "/v1/admin/config:import"
 func limitBody(gw *runtime.ServeMux, limits bodyLimits) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		max := limits.one
-		if r.URL.Path == batchPath || r.URL.Path == importPath {
+		if r.URL.Path == batchPath || r.URL.Path == configImportPath || r.URL.Path == optOutImportPath {
 			max = limits.batch
 		}
 		if r.Body == nil || r.Body == http.NoBody {

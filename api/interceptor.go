@@ -44,7 +44,7 @@ func entryPoint(ctx context.Context) smsgw.EntryPoint {
 }
 
 // grpcCodes maps domain error codes to gRPC codes; grpc-gateway then maps
-// those to HTTP (400, 401, 404, 409, 503, 429, 504). Anything else is Internal.
+// those to HTTP (400, 401, 403, 404, 409, 429, 503, 504). Anything else is Internal.
 var grpcCodes = map[string]codes.Code{
 	smsgw.EINVALID:      codes.InvalidArgument,
 	smsgw.EUNAUTHORIZED: codes.Unauthenticated,
@@ -54,12 +54,10 @@ var grpcCodes = map[string]codes.Code{
 	smsgw.ETHROTTLED:    codes.ResourceExhausted,
 	// No answer in time: gRPC's DEADLINE_EXCEEDED (HTTP 504) allows that
 	// the operation took effect.
-	smsgw.EUNKNOWN: codes.DeadlineExceeded,
-	smsgw.EPAYMENT: codes.FailedPrecondition, // with ErrorInfo INSUFFICIENT_BALANCE; REST 402
+	smsgw.EUNKNOWN:   codes.DeadlineExceeded,
+	smsgw.EPAYMENT:   codes.FailedPrecondition, // with ErrorInfo INSUFFICIENT_BALANCE; REST 402
+	smsgw.EFORBIDDEN: codes.PermissionDenied,
 }
-
-// errorDomain is the domain of the ErrorInfo details the API sends.
-const errorDomain = "smsgw"
 
 // metrics are the API's request counters, labelled by gRPC method.
 type metrics struct {
@@ -255,6 +253,9 @@ func (i *interceptor) toStatus(ctx context.Context, method string, err error) er
 	return status.Error(codes.Internal, "internal error")
 }
 
+// ErrorDomain is the domain of the ErrorInfo detail of a policy's refusal.
+const ErrorDomain = "smsgw"
+
 // domainStatus is the status of a domain error whose code the API maps
 // (grpcCodes), with its customer-safe message; false for any other code.
 func domainStatus(domain *smsgw.Error) (*status.Status, bool) {
@@ -263,8 +264,14 @@ func domainStatus(domain *smsgw.Error) (*status.Status, bool) {
 		return nil, false
 	}
 	st := status.New(c, domain.Message)
+	reason := domain.Reason
 	if domain.Code == smsgw.EPAYMENT {
-		if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: smsgw.ReasonInsufficientBalance, Domain: errorDomain}); err == nil {
+		reason = smsgw.ReasonInsufficientBalance
+	}
+	if reason != "" {
+		// A refusal names itself in the standard ErrorInfo detail:
+		// {"@type": ".../google.rpc.ErrorInfo", "reason": "OPTED_OUT", "domain": "smsgw"}.
+		if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); err == nil {
 			st = d
 		}
 	}

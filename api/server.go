@@ -80,6 +80,8 @@ type Deps struct {
 	Traffic *TrafficDeps
 	// Billing, when set, adds BillingService.
 	Billing *BillingDeps
+	// Rules, when set, adds RulesService.
+	Rules *RulesDeps
 }
 
 // Server serves the gRPC API, its REST mapping and the operational endpoints.
@@ -158,6 +160,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := registerBilling(s.grpc, d.Billing); err != nil {
 		return nil, err
 	}
+	if err := registerRules(s.grpc, d.Rules); err != nil {
+		return nil, err
+	}
 	registerStandardServices(s.grpc, d.Ready)
 
 	// The gateway dials the same grpc.Server through an in-memory listener;
@@ -176,6 +181,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	if err := registerInboundGateway(context.Background(), gw, s.gwConn, d.Inbound); err != nil {
+		return nil, err
+	}
+	if err := registerRulesGateway(context.Background(), gw, s.gwConn, d.Rules); err != nil {
 		return nil, err
 	}
 	if err := registerAdminGateway(context.Background(), gw, s.gwConn, d.Admin); err != nil {

@@ -38,7 +38,7 @@ func (f *trafficFakes) Usage(_ context.Context, q smsgw.UsageQuery) ([]smsgw.Usa
 }
 
 func newTrafficFakes() *trafficFakes {
-	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) // fixed date: fake data, read back by its own time range
 	return &trafficFakes{events: map[string][]smsgw.Event{
 		"m1": {
 			// As the store returns them: by seq, the failed notification

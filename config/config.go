@@ -38,6 +38,9 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	// PriceLists price the customers' messages (billing.go).
 	PriceLists []PriceList `yaml:"priceLists"`
+	// Rules are the gateway-wide commercial controls (opt-out keywords,
+	// content rules, pumping guard).
+	Rules Rules `yaml:"rules"`
 
 	idx    *customerIndex       // built by Parse; see index
 	policy *smsgw.WebhookPolicy // built by Parse; see WebhookPolicy
@@ -93,6 +96,9 @@ type Customer struct {
 	RetentionDays int `yaml:"retentionDays"`
 	// Billing is how the customer pays: prepaid or postpaid (billing.go).
 	Billing Billing `yaml:"billing"`
+	// Rules are the customer's commercial controls: opt-out scope,
+	// allowed destinations, content rules, velocity limits, pumping guard.
+	Rules CustomerRules `yaml:"rules"`
 
 	line int
 }
@@ -474,6 +480,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateAdmin(apiKeys)...)
 	errs = append(errs, c.validateRetention()...)
 	errs = append(errs, c.validateBilling(customers)...)
+	errs = append(errs, c.validateRules()...)
 	return errors.Join(errs...)
 }
 

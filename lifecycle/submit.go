@@ -51,6 +51,7 @@ type Service struct {
 	maxBacklog int
 	ledger     smsgw.Ledger
 	alerts     *BalanceAlerts
+	admitter   smsgw.Admitter
 	now        func() time.Time
 	logger     *slog.Logger
 	results    *prometheus.CounterVec
@@ -82,6 +83,10 @@ type Options struct {
 	Ledger smsgw.Ledger
 	// Alerts, when set, tells customers of low balances (billing.go).
 	Alerts *BalanceAlerts
+	// Admitter, when set, checks each submission against the opt-out list
+	// and the rules before it is planned: it may refuse it, rewrite its
+	// sender or have its workflow hold it for review.
+	Admitter smsgw.Admitter
 	// EagerStart asks Temporal to hand the first workflow task straight to a
 	// worker in this process; set it when this process also runs the worker.
 	EagerStart bool
@@ -93,10 +98,10 @@ type Options struct {
 func New(o Options) *Service {
 	s := &Service{
 		temporal: o.Temporal, dc: dataConverter(o.DataConverter), config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, planner: o.Planner, health: o.Health,
-		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog, ledger: o.Ledger, alerts: o.Alerts,
+		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog, ledger: o.Ledger, alerts: o.Alerts, admitter: o.Admitter,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
-			Help: "Submissions by entry point and result (accepted, duplicate, conflict, invalid, throttled, payment_required, unavailable, error).",
+			Help: "Submissions by entry point and result (accepted, duplicate, conflict, invalid, forbidden, throttled, payment_required, unavailable, unknown, error).",
 		}, []string{"entry_point", "result"}),
 	}
 	if s.messages == nil {
@@ -126,6 +131,8 @@ func (s *Service) Submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		result = "unknown"
 	case err != nil && smsgw.ErrorCode(err) == smsgw.EPAYMENT:
 		result = "payment_required"
+	case err != nil && smsgw.ErrorCode(err) == smsgw.EFORBIDDEN:
+		result = "forbidden"
 	case err != nil:
 		result = "error"
 	case acc.Existing:
@@ -181,6 +188,13 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	} else {
 		m.ID = newID(m.AcceptedAt)
 	}
+	admission, err := s.admitRules(ctx, m)
+	if err != nil {
+		return smsgw.Accepted{}, err
+	}
+	if admission != nil && admission.From != "" {
+		m.From = admission.From
+	}
 	plan, encoding, segments, err := s.plan(m)
 	if err != nil {
 		return smsgw.Accepted{}, err
@@ -224,7 +238,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 			Memo:                                     map[string]any{workflows.MemoSubmission: memo},
 			EnableEagerStart:                         s.eagerStart,
 			StaticSummary:                            "message from " + m.CustomerID + " via " + string(m.EntryPoint),
-		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan, Charge: charge})
+		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan, Charge: charge, Admission: admission})
 		return err
 	}
 	// The message's ID is its own (random, or derived from the key), so a
@@ -248,6 +262,24 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
 	}
 	return acc, nil
+}
+
+// admitRules is the one place where the admission rules see a submission,
+// before it is planned and before it costs anything. The decision goes to
+// the workflow only when a rule matched, so a message no rule touches
+// starts as it always has.
+func (s *Service) admitRules(ctx context.Context, m smsgw.Message) (*smsgw.Admission, error) {
+	if s.admitter == nil {
+		return nil, nil
+	}
+	adm, err := s.admitter.Admit(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if len(adm.Matches) == 0 && adm.Hold == nil && adm.From == "" {
+		return nil, nil
+	}
+	return &adm, nil
 }
 
 // admit asks the backlog to let one more message of the customer in: its
@@ -539,6 +571,16 @@ func (s *Service) Replace(ctx context.Context, customerID, messageID, text strin
 		}
 	}
 	return s.update(ctx, rec, workflows.UpdateReplace, workflows.ReplaceRequest{Text: text, ScheduleAt: scheduleAt})
+}
+
+// Review implements smsgw.Reviewer: it releases or rejects a message held
+// for review, through its workflow.
+func (s *Service) Review(ctx context.Context, customerID, messageID string, release bool, reason string) error {
+	rec, err := s.owned(ctx, customerID, messageID)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, rec, workflows.UpdateReview, workflows.ReviewRequest{Release: release, Reason: reason})
 }
 
 // owned reads a message that must be the customer's: another customer's is

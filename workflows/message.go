@@ -69,6 +69,20 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	}, workflow.UpdateHandlerOptions{Validator: notSentYet}); err != nil {
 		return MessageResult{}, err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReview, func(_ workflow.Context, r ReviewRequest) error {
+		life.review = &r
+		return nil
+	}, workflow.UpdateHandlerOptions{Validator: func(ReviewRequest) error {
+		switch {
+		case !life.held:
+			return temporal.NewApplicationError("the message is not held for review", ErrCannotChange)
+		case life.review != nil:
+			return temporal.NewApplicationError("the message was already reviewed", ErrCannotChange)
+		}
+		return nil
+	}}); err != nil {
+		return MessageResult{}, err
+	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReplace, func(_ workflow.Context, r ReplaceRequest) error {
 		if r.Text != "" { // a new schedule alone keeps the text
 			life.msg.Text = r.Text
@@ -136,6 +150,17 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 	}
 	life.encoding, life.segments = prep.Encoding, len(prep.Parts)
 	life.notify = startNotifier(ctx, life, prep.Notify)
+
+	// The rules that matched when it was accepted are recorded with it; a
+	// message a rule held waits for an operator's review.
+	if in.Admission != nil {
+		life.recordMatches(ctx, *in.Admission)
+		if hold := in.Admission.Hold; hold != nil && workflow.GetVersion(ctx, changeReviewHold, workflow.DefaultVersion, 1) == 1 {
+			if res, ended, err := life.awaitReview(ctx, recordCtx, *hold); ended {
+				return res, err
+			}
+		}
+	}
 
 	// A scheduled message waits, durably, until it may go; until then the
 	// customer may cancel it, or replace its text or schedule.
@@ -256,6 +281,71 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 // were accepted on its connector (unless the connector says resend);
 // workflows that failed over before it replay without either.
 const changeFailoverPerConnector = "failover-per-connector"
+
+// changeReviewHold marks the hold for review of a message a rule held.
+const changeReviewHold = "review-hold"
+
+// Error codes of a message rejected in review.
+const (
+	CodeReviewRejected = "REVIEW_REJECTED"
+	CodeReviewTimeout  = "REVIEW_TIMEOUT"
+)
+
+// recordMatches adds an event per rule that matched the message when it
+// was accepted; they are recorded with the next step.
+func (l *messageLife) recordMatches(ctx workflow.Context, adm smsgw.Admission) {
+	for i, m := range adm.Matches {
+		data := map[string]any{"rule": m.Rule, "action": m.Action}
+		if m.Detail != "" {
+			data["detail"] = m.Detail
+		}
+		if m.Tag != "" {
+			data["tag"] = m.Tag
+		}
+		if m.Sender != "" {
+			data["sender"] = m.Sender
+		}
+		l.pending = append(l.pending, l.event(ctx, smsgw.EventRuleMatched, "rule-"+strconv.Itoa(i+1), data))
+	}
+}
+
+// awaitReview holds the message until an operator releases or rejects it
+// (UpdateReview), the customer cancels it, or the hold times out, which
+// rejects it. The hold is recorded first, so the message shows as held.
+// ended is true when the message's life is over.
+func (l *messageLife) awaitReview(ctx, recordCtx workflow.Context, hold smsgw.Hold) (res MessageResult, ended bool, err error) {
+	l.held = true
+	l.pending = append(l.pending, l.event(ctx, smsgw.EventHeld, "held", map[string]any{
+		"reason": hold.Reason, "timeout": hold.Timeout.String(),
+	}))
+	if err := l.record(ctx, recordCtx); err != nil {
+		return MessageResult{}, true, err
+	}
+	reviewed, err := workflow.AwaitWithTimeout(ctx, hold.Timeout, func() bool { return l.review != nil || l.cancelled })
+	if err != nil {
+		return MessageResult{}, true, err
+	}
+	l.held = false
+	switch {
+	case l.cancelled:
+		return MessageResult{}, false, nil // the schedule loop ends it as cancelled
+	case !reviewed:
+		text := "not released within " + hold.Timeout.String() + " of review (" + hold.Reason + ")"
+		l.pending = append(l.pending, l.event(ctx, smsgw.EventReviewRejected, "review-rejected", map[string]any{"reason": text, "timeout": true}))
+		res, err := l.end(ctx, recordCtx, smsgw.StatusRejected, CodeReviewTimeout, text)
+		return res, true, err
+	case !l.review.Release:
+		text := "rejected in review"
+		if l.review.Reason != "" {
+			text += ": " + l.review.Reason
+		}
+		l.pending = append(l.pending, l.event(ctx, smsgw.EventReviewRejected, "review-rejected", map[string]any{"reason": l.review.Reason}))
+		res, err := l.end(ctx, recordCtx, smsgw.StatusRejected, CodeReviewRejected, text)
+		return res, true, err
+	}
+	l.pending = append(l.pending, l.event(ctx, smsgw.EventReviewReleased, "review-released", map[string]any{"reason": l.review.Reason}))
+	return MessageResult{}, false, nil
+}
 
 // kindRerouteError is the failover kind of a refusal the connector lists
 // among its rerouteErrors.
@@ -441,6 +531,8 @@ type messageLife struct {
 	replaced   bool          // the customer changed it (UpdateReplace); not yet re-encoded
 	sending    bool          // handed to a connector: too late to cancel
 	charge     *smsgw.Charge // the price, when the customer is billed
+	held       bool          // held for review, awaiting UpdateReview
+	review     *ReviewRequest
 }
 
 // ErrCannotChange is the error type of a refused UpdateCancel or UpdateReplace.

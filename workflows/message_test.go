@@ -99,6 +99,7 @@ type harness struct {
 	plan     *activities.PrepareResult // handed to the workflow, as the Submitter does
 	charge   *smsgw.Charge             // handed to the workflow, as the Submitter does
 	ledger   *memLedger
+	admitted *smsgw.Admission // what the admission rules decided, as the Submitter hands it
 	resends  *prometheus.CounterVec
 }
 
@@ -159,7 +160,7 @@ func (h *harness) signalAt(d time.Duration, stat, upstreamID string) {
 
 func (h *harness) run(t *testing.T) MessageResult {
 	t.Helper()
-	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg, Plan: h.plan, Charge: h.charge})
+	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg, Plan: h.plan, Charge: h.charge, Admission: h.admitted})
 	if !h.env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}

@@ -35,6 +35,16 @@ const UpdateCancel = "cancel"
 // on its way.
 const UpdateReplace = "replace"
 
+// UpdateReview releases or rejects a message held for review
+// (ReviewRequest). It is refused for a message that is not held.
+const UpdateReview = "review"
+
+// ReviewRequest is the payload of UpdateReview.
+type ReviewRequest struct {
+	Release bool   `json:"release"` // true: send it; false: reject it
+	Reason  string `json:"reason,omitempty"`
+}
+
 // ReplaceRequest is the payload of UpdateReplace.
 type ReplaceRequest struct {
 	Text       string    `json:"text"`
@@ -103,6 +113,10 @@ type MessageInput struct {
 	// workflow settles it when it was sent, else releases it (the
 	// reservation a prepaid message was accepted with).
 	Charge *smsgw.Charge `json:"charge,omitempty"`
+	// Admission is what the admission rules decided, when a rule matched:
+	// the matches are recorded as events, and a hold keeps the message
+	// until it is reviewed.
+	Admission *smsgw.Admission `json:"admission,omitempty"`
 }
 
 // MessageResult is how a message's life ended.

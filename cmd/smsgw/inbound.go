@@ -39,6 +39,7 @@ func (a *app) registerInbound(w workflows.Registry) error {
 	if err != nil {
 		return err
 	}
+	acts.OptOuts = a.optOutKeywords
 	workflows.RegisterInbound(w, acts)
 	return nil
 }

@@ -165,7 +165,11 @@ func TestEndToEndMetricsOfDashboardAndAlertsAreExported(t *testing.T) {
 	// Counters of events a message's life does not provoke show on
 	// /metrics only once one happens (a vector has no series before): for
 	// those the code must at least register the name.
-	for name, event := range map[string]string{"smsgw_api_panics_total": "a handler panics"} {
+	for name, event := range map[string]string{
+		"smsgw_api_panics_total":          "a handler panics",
+		"smsgw_pumping_guard_flags_total": "the pumping guard flags a submission",
+		"smsgw_rule_refusals_total":       "a rule refuses a submission",
+	} {
 		if _, ok := want[name]; ok {
 			if !registeredInSource(t, name) {
 				t.Errorf("%s is registered nowhere, but %s use it (it shows once %s)", name, strings.Join(want[name], ", "), event)

@@ -25,6 +25,7 @@ import (
 	"github.com/smsgw/smsgw/lifecycle"
 	"github.com/smsgw/smsgw/notify/webhook"
 	"github.com/smsgw/smsgw/routing"
+	"github.com/smsgw/smsgw/rules"
 	"github.com/smsgw/smsgw/segment"
 	"github.com/smsgw/smsgw/store/groupcommit"
 	"github.com/smsgw/smsgw/store/mongostore"
@@ -123,10 +124,14 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 		return err
 	}
 	alerts := &lifecycle.BalanceAlerts{Temporal: tc, Config: live, Logger: logger}
+	admitter, keywords, err := wireRules(ctx, live, events, reports, logger, reg)
+	if err != nil {
+		return err
+	}
 	reader := &lifecycle.Reader{Reports: reports, Temporal: tc, DataConverter: topts.DataConverter}
 	submitter := lifecycle.New(lifecycle.Options{
 		Temporal: tc, DataConverter: topts.DataConverter, Config: live, Counter: encoder, Planner: planner, Health: health,
-		Backlog: backlog, MaxBacklog: s.maxBacklog, Ledger: reports, Alerts: alerts,
+		Backlog: backlog, MaxBacklog: s.maxBacklog, Ledger: reports, Alerts: alerts, Admitter: admitter,
 		Messages:   reader,
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
@@ -152,7 +157,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	hooks.MaxInFlight = s.webhookInFlight
 	a := &app{
 		settings: s, logger: logger, config: live, registry: reg, temporal: tc,
-		events: events, reports: reports, reader: reader, submitter: submitter, spawn: spawn,
+		events: events, reports: reports, reader: reader, submitter: submitter, spawn: spawn, optOutKeywords: keywords,
 		channels: map[string]activities.Channel{smsgw.ChannelWebhook: hooks},
 	}
 	if err := a.wireInbound(ctx); err != nil {
@@ -161,6 +166,10 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err := a.wireSMPP(ctx, runs("smpp")); err != nil {
 		return err
 	}
+	spawn("rule counters expiry", func(ctx context.Context) error {
+		expireRuleCounters(ctx, reports, 10*time.Minute, logger)
+		return nil
+	})
 
 	if runs("worker") {
 		if err := worker.RegisterSearchAttributes(ctx, tc, s.temporalNamespace); err != nil {
@@ -262,6 +271,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Admin:      configs,
 			Traffic:    &api.TrafficDeps{Messages: reports, Events: events, Usage: reports},
 			Billing:    &api.BillingDeps{Ledger: reports, Accounts: live, OperatorKeyHash: operatorKeyHash},
+			Rules:      &api.RulesDeps{OptOuts: events, Reviewer: submitter},
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,
@@ -308,6 +318,8 @@ type app struct {
 	submitter *lifecycle.Service
 	// channels deliver notifications; roles add theirs before the worker starts.
 	channels map[string]activities.Channel
+	// optOutKeywords turn MO keywords into opt-out list changes.
+	optOutKeywords *rules.OptOutKeywords
 	// spawn runs a long-lived part of the role until ctx is done.
 	spawn func(name string, f func(context.Context) error)
 }

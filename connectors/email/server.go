@@ -97,7 +97,7 @@ func New(cfg Configuration, submitter smsgw.Submitter, opts Options, logger *slo
 		config: cfg, submitter: submitter, opts: opts, logger: logger,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_email_submissions_total",
-			Help: "Email-to-SMS results: per recipient accepted, duplicate, invalid, unavailable, throttled or error; " +
+			Help: "Email-to-SMS results: per recipient accepted, duplicate, invalid, forbidden, unavailable, throttled or error; " +
 				"per command auth_failed, auth_limit (a connection closed after too many failed AUTHs), sender_refused, " +
 				"header_sender_refused, recipient_refused, too_large or unreadable.",
 		}, []string{"result"}),
@@ -367,6 +367,10 @@ func (s *session) submitAll(sender, text, mailID string) error {
 
 	var lines []string
 	for _, f := range failed {
+		if reason := smsgw.ErrorReason(f.err); reason != "" {
+			lines = append(lines, fmt.Sprintf("%s not accepted (%s): %s", f.to, reason, oneLine(smsgw.ErrorMessage(f.err))))
+			continue
+		}
 		lines = append(lines, fmt.Sprintf("%s not accepted: %s", f.to, oneLine(smsgw.ErrorMessage(f.err))))
 	}
 	for _, a := range accepted {
@@ -381,8 +385,15 @@ func (s *session) submitAll(sender, text, mailID string) error {
 		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: strings.Join(lines, "\n")}
 	}
 	// Retrying helps when a dependency was down: the accepted recipients
-	// are not sent twice. Otherwise the refusal is final.
+	// are not sent twice. Otherwise the refusal is final: 550 (5.7.1, not
+	// authorised) when a policy refused a recipient, with its reason in the
+	// text, else 554.
+	policy := false
 	for _, f := range failed {
+		if smsgw.ErrorReason(f.err) != "" {
+			policy = true
+			continue
+		}
 		switch smsgw.ErrorCode(f.err) {
 		case smsgw.EUNAVAILABLE, smsgw.ETHROTTLED, smsgw.EINTERNAL, smsgw.EUNKNOWN:
 			// EUNKNOWN too: each recipient's submission carries an
@@ -396,6 +407,9 @@ func (s *session) submitAll(sender, text, mailID string) error {
 		if smsgw.ErrorCode(f.err) == smsgw.EPAYMENT {
 			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: strings.Join(lines, "\n")}
 		}
+	}
+	if policy {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: strings.Join(lines, "\n")}
 	}
 	return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: strings.Join(lines, "\n")}
 }
@@ -421,6 +435,8 @@ func submitResult(acc smsgw.Accepted, err error) string {
 		return "accepted"
 	case smsgw.EINVALID, smsgw.EUNAUTHORIZED:
 		return "invalid"
+	case smsgw.EFORBIDDEN:
+		return "forbidden"
 	case smsgw.EUNAVAILABLE:
 		return "unavailable"
 	case smsgw.ETHROTTLED:

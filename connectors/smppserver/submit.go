@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
 	"github.com/smsgw/smsgw/connectors/smppwire"
 	"github.com/smsgw/smsgw/segment"
@@ -121,7 +122,7 @@ func (s *Server) accept(m smsgw.Message) (status uint32, id, reason string) {
 	defer cancel()
 	acc, err := s.deps.Submitter.Submit(ctx, m)
 	if err != nil {
-		status, reason := submitStatus(err)
+		status, reason := submitStatus(err, s.deps.Config.Config().Rules)
 		if smsgw.ErrorCode(err) == smsgw.EPAYMENT {
 			status = s.paymentStatus(m.CustomerID)
 		}
@@ -131,12 +132,17 @@ func (s *Server) accept(m smsgw.Message) (status uint32, id, reason string) {
 }
 
 // submitStatus maps a Submitter error to a command_status: the one place
-// where domain errors become SMPP answers.
-func submitStatus(err error) (uint32, string) {
+// where domain errors become SMPP answers. A policy's refusal (opt-out,
+// destination, content, velocity) answers the status the configuration
+// gives its reason (rules.smppStatus), by default ESME_RSUBMITFAIL.
+func submitStatus(err error, rules config.Rules) (uint32, string) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return smppstatus.ESME_RMSGQFUL, "the workflow engine did not accept the message in time: " + err.Error()
 	}
 	msg := smsgw.ErrorMessage(err)
+	if reason := smsgw.ErrorReason(err); reason != "" {
+		return rules.SMPPStatusFor(reason), reason + ": " + msg
+	}
 	switch smsgw.ErrorCode(err) {
 	case smsgw.EINVALID:
 		return invalidStatus(msg), msg

@@ -86,6 +86,11 @@ var layers = []layer{
 		why: "import, retention and erasure reach the stores through interfaces they declare, and Temporal only through its API types",
 	},
 	{
+		name: "admission rules", pkgs: []string{"rules"},
+		allow: []string{".", "config", "internal/promreg", "github.com/prometheus/client_golang/prometheus"},
+		why:   "the admission rules decide from the configuration and reach the shared list and counters through interfaces",
+	},
+	{
 		name: "notification channels", pkgs: []string{"notify/..."},
 		forbid: []string{"activities", "workflows", "lifecycle", "store/...", "connectors/...", "api", "worker", "cmd/...", "go.temporal.io/..."},
 		why:    "a channel delivers a domain Delivery; it knows nothing of where it is called from",

@@ -30,7 +30,7 @@ const EnvSearchBench = "SMSGW_SEARCH_BENCH"
 
 // benchStart is the acceptance time of the first generated message; one
 // message follows every 250 ms, so 10 million span about 29 days.
-var benchStart = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+var benchStart = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC) // fixed date: stored data queried by its own range; the store reads the clock only to stamp migrations
 
 // BenchmarkSearchFirstPage measures the first page (100 messages) of the
 // searches customers and operators make, on a table of generated messages:

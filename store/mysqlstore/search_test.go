@@ -136,7 +136,7 @@ func usage(t *testing.T, s *mysqlstore.Store, q smsgw.UsageQuery) string {
 func TestUsageCountsEachFinalMessageOnceUnderRetries(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
-	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) } // fixed date: stored data queried by its own range; the store reads the clock only to stamp migrations
 	all := smsgw.UsageQuery{From: day(20), To: day(30)}
 
 	upsert(t, s, accepted("m1"), sent("m1", "upA", t0.Add(time.Second)))
@@ -208,15 +208,15 @@ func TestUsageDaysInATimeZone(t *testing.T) {
 		upsert(t, s, r, sent(id, "upA", when), final(id, smsgw.StatusDelivered, when))
 	}
 	// 2026-03-29: Europe/Berlin moves from +01:00 to +02:00 at 01:00 UTC.
-	at("a", time.Date(2026, 3, 28, 22, 59, 0, 0, time.UTC)) // 28th 23:59 in Berlin, 28th UTC
-	at("b", time.Date(2026, 3, 28, 23, 0, 0, 0, time.UTC))  // 29th 00:00 in Berlin
-	at("c", time.Date(2026, 3, 29, 21, 59, 0, 0, time.UTC)) // 29th 23:59 in Berlin (+02:00)
-	at("d", time.Date(2026, 3, 29, 22, 0, 0, 0, time.UTC))  // 30th 00:00 in Berlin, 29th UTC
+	at("a", time.Date(2026, 3, 28, 22, 59, 0, 0, time.UTC)) // fixed date: stored data queried by its own range; the store reads the clock only to stamp migrations; 28th 23:59 in Berlin, 28th UTC
+	at("b", time.Date(2026, 3, 28, 23, 0, 0, 0, time.UTC))  // fixed date: stored data queried by its own range; the store reads the clock only to stamp migrations; 29th 00:00 in Berlin
+	at("c", time.Date(2026, 3, 29, 21, 59, 0, 0, time.UTC)) // fixed date: stored data queried by its own range; the store reads the clock only to stamp migrations; 29th 23:59 in Berlin (+02:00)
+	at("d", time.Date(2026, 3, 29, 22, 0, 0, 0, time.UTC))  // fixed date: stored data queried by its own range; the store reads the clock only to stamp migrations; 30th 00:00 in Berlin, 29th UTC
 	// Kathmandu is +05:45: 18:15 UTC is the next day's midnight there.
-	at("e", time.Date(2026, 3, 30, 18, 14, 0, 0, time.UTC))
-	at("f", time.Date(2026, 3, 30, 18, 15, 0, 0, time.UTC))
+	at("e", time.Date(2026, 3, 30, 18, 14, 0, 0, time.UTC)) // fixed date: stored data queried by its own range; the store reads the clock only to stamp migrations
+	at("f", time.Date(2026, 3, 30, 18, 15, 0, 0, time.UTC)) // fixed date: stored data queried by its own range; the store reads the clock only to stamp migrations
 
-	from, to := time.Date(2026, 3, 28, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	from, to := time.Date(2026, 3, 28, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC) // fixed date: stored data queried by its own range; the store reads the clock only to stamp migrations
 	load := func(name string) *time.Location {
 		loc, err := time.LoadLocation(name)
 		if err != nil {
@@ -264,7 +264,7 @@ func TestUsageCountsAMessageCountedBeforeBuckets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	day := smsgw.UsageQuery{From: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}
+	day := smsgw.UsageQuery{From: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)} // fixed date: stored data queried by its own range; the store reads the clock only to stamp migrations
 	if got := usage(t, s, day); got != "" {
 		t.Fatalf("usage before the record again: %q", got)
 	}

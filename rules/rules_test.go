@@ -1,0 +1,463 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/config"
+)
+
+// memCounters and memOptOuts stand in for the shared stores (store tests
+// run the MongoDB ones against a real server).
+type memCounters struct {
+	mu       sync.Mutex
+	velocity map[string]int64
+	traffic  map[string]int64 // customer|prefix|hour
+	history  map[string]int64 // prefix: messages over the 7 days
+	fail     error
+}
+
+func newCounters() *memCounters {
+	return &memCounters{velocity: map[string]int64{}, traffic: map[string]int64{}, history: map[string]int64{}}
+}
+
+func (c *memCounters) AddVelocity(_ context.Context, key string, bucket, _ time.Time, n int64) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail != nil {
+		return 0, c.fail
+	}
+	k := key + "@" + bucket.String()
+	c.velocity[k] += n
+	return c.velocity[k], nil
+}
+
+func (c *memCounters) AddTraffic(_ context.Context, customerID, prefix string, hour time.Time) (int64, int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.traffic[customerID+"|"+prefix+"|"+hour.String()]++
+	c.traffic[customerID+"|*|"+hour.String()]++
+	return c.traffic[customerID+"|"+prefix+"|"+hour.String()], c.traffic[customerID+"|*|"+hour.String()], nil
+}
+
+func (c *memCounters) Traffic(context.Context, string, time.Time, time.Time) (map[string]int64, int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out, total := map[string]int64{}, int64(0)
+	for p, n := range c.history {
+		out[p] = n
+		total += n
+	}
+	return out, total, nil
+}
+
+type memOptOuts struct {
+	mu      sync.Mutex
+	entries map[string]smsgw.OptOut
+}
+
+func optOutKey(customerID, sender, number string) string {
+	return customerID + "|" + sender + "|" + number
+}
+
+func (l *memOptOuts) OptedOut(_ context.Context, customerID, sender, number string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, whole := l.entries[optOutKey(customerID, "", number)]
+	_, bySender := l.entries[optOutKey(customerID, sender, number)]
+	return whole || (sender != "" && bySender), nil
+}
+
+func (l *memOptOuts) AddOptOuts(_ context.Context, entries []smsgw.OptOut) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	added := 0
+	for _, e := range entries {
+		k := optOutKey(e.CustomerID, e.Sender, e.Number)
+		if _, ok := l.entries[k]; !ok {
+			l.entries[k] = e
+			added++
+		}
+	}
+	return added, nil
+}
+
+func (l *memOptOuts) RemoveOptOut(_ context.Context, customerID, sender, number string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := optOutKey(customerID, sender, number)
+	_, ok := l.entries[k]
+	delete(l.entries, k)
+	return ok, nil
+}
+
+func (l *memOptOuts) ListOptOuts(context.Context, smsgw.OptOutQuery) ([]smsgw.OptOut, string, error) {
+	return nil, "", errors.New("not used")
+}
+
+const testConfig = `
+rules:
+  holdTimeout: 2h
+  content:
+    - name: no-crypto
+      keywords: [bitcoin, "free money"]
+      action: refuse
+    - name: night-promo
+      regex: "(?i)promo"
+      window: {from: "22:00", to: "06:00", timezone: UTC}
+      action: hold
+customers:
+  - id: acme
+    apiKeys: ["plain:k"]
+    rules:
+      allowedDestinations: ["+44", "+331"]
+      content:
+        - name: brand
+          senders: [OLDNAME]
+          action: rewriteSender
+          sender: NEWNAME
+        - name: uk-marketing
+          destinationPrefixes: ["+447"]
+          keywords: [sale]
+          action: tag
+          tag: marketing
+        - name: review-links
+          regex: "https?://"
+          action: hold
+          holdFor: 30m
+      velocity:
+        - per: number
+          max: 2
+          window: 1h
+        - prefix: "+449"
+          per: range
+          rangeDigits: 6
+          max: 3
+          action: hold
+  - id: open
+    apiKeys: ["plain:o"]
+    rules:
+      optOutScope: customer
+      pumpingGuard: {factor: 3, minMessages: 2, prefixDigits: 2, minBaseline: 10, action: refuse}
+`
+
+func newEngine(t *testing.T, now time.Time) (*Engine, *memCounters, *memOptOuts, *prometheus.Registry) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(testConfig), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	counters, list := newCounters(), &memOptOuts{entries: map[string]smsgw.OptOut{}}
+	reg := prometheus.NewRegistry()
+	e, err := New(Options{Config: config.Static(cfg), OptOuts: list, Counters: counters, Now: func() time.Time { return now }, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, counters, list, reg
+}
+
+func TestAdmit(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	noon := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	night := time.Date(2026, 3, 2, 23, 0, 0, 0, time.UTC)
+	msg := func(from, to, text string) smsgw.Message {
+		return smsgw.Message{CustomerID: "acme", From: from, To: to, Text: text}
+	}
+	cases := []struct {
+		name       string
+		at         time.Time
+		m          smsgw.Message
+		optedOut   []smsgw.OptOut
+		wantCode   string
+		wantReason string
+		wantFrom   string
+		wantHold   time.Duration
+		wantRules  []string
+	}{
+		{name: "nothing matches", at: noon, m: msg("ACME", "+441234567890", "hello")},
+		{name: "destination not allowed", at: noon, m: msg("ACME", "+33612345678", "hello"),
+			wantCode: smsgw.EFORBIDDEN, wantReason: smsgw.ReasonDestinationNotAllowed},
+		{name: "allowed by a longer prefix", at: noon, m: msg("ACME", "+33112345678", "hello")},
+		{name: "opted out of the customer", at: noon, m: msg("ACME", "+441234567890", "hello"),
+			optedOut: []smsgw.OptOut{{CustomerID: "acme", Number: "+441234567890"}},
+			wantCode: smsgw.EFORBIDDEN, wantReason: smsgw.ReasonOptedOut},
+		{name: "opted out of the sender number", at: noon, m: msg("+447700900001", "+441234567890", "hello"),
+			optedOut: []smsgw.OptOut{{CustomerID: "acme", Sender: "447700900001", Number: "+441234567890"}},
+			wantCode: smsgw.EFORBIDDEN, wantReason: smsgw.ReasonOptedOut},
+		{name: "opted out of another sender only", at: noon, m: msg("+447700900002", "+441234567890", "hello"),
+			optedOut: []smsgw.OptOut{{CustomerID: "acme", Sender: "447700900001", Number: "+441234567890"}}},
+		{name: "opted out of another customer only", at: noon, m: msg("ACME", "+441234567890", "hello"),
+			optedOut: []smsgw.OptOut{{CustomerID: "open", Number: "+441234567890"}}},
+		{name: "global keyword refuses", at: noon, m: msg("ACME", "+441234567890", "Buy BITCOIN now"),
+			wantCode: smsgw.EFORBIDDEN, wantReason: smsgw.ReasonContentRefused},
+		{name: "keyword of two words", at: noon, m: msg("ACME", "+441234567890", "get free money!"),
+			wantCode: smsgw.EFORBIDDEN, wantReason: smsgw.ReasonContentRefused},
+		{name: "keyword inside a word does not match", at: noon, m: msg("ACME", "+441234567890", "bitcoins"),
+			wantRules: nil},
+		{name: "regex in its window holds", at: night, m: msg("ACME", "+441234567890", "Promo tonight"),
+			wantHold: 2 * time.Hour, wantRules: []string{"content:night-promo"}},
+		{name: "regex outside its window", at: noon, m: msg("ACME", "+441234567890", "Promo today")},
+		{name: "sender rewritten", at: noon, m: msg("OLDNAME", "+441234567890", "hi"),
+			wantFrom: "NEWNAME", wantRules: []string{"content:brand"}},
+		{name: "tag by prefix and keyword", at: noon, m: msg("ACME", "+447912345678", "big sale"),
+			wantRules: []string{"content:uk-marketing"}},
+		{name: "tag prefix does not match", at: noon, m: msg("ACME", "+441912345678", "big sale")},
+		{name: "hold with its own timeout", at: noon, m: msg("ACME", "+441234567890", "see https://x.example"),
+			wantHold: 30 * time.Minute, wantRules: []string{"content:review-links"}},
+		{name: "refuse wins over hold and tag", at: noon, m: msg("ACME", "+447912345678", "sale bitcoin https://x.example"),
+			wantCode: smsgw.EFORBIDDEN, wantReason: smsgw.ReasonContentRefused},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, _, list, reg := newEngine(t, c.at)
+			if _, err := list.AddOptOuts(context.Background(), c.optedOut); err != nil {
+				t.Fatal(err)
+			}
+			adm, err := e.Admit(context.Background(), c.m)
+			if smsgw.ErrorCode(err) != c.wantCode || smsgw.ErrorReason(err) != c.wantReason {
+				t.Fatalf("Admit: %v (code %q reason %q), want code %q reason %q", err, smsgw.ErrorCode(err), smsgw.ErrorReason(err), c.wantCode, c.wantReason)
+			}
+			if c.wantReason != "" {
+				if got := testutil.ToFloat64(e.refusals.WithLabelValues("acme", c.wantReason)); got != 1 {
+					t.Errorf("refusals{%s} = %v, want 1", c.wantReason, got)
+				}
+				_ = reg
+				return
+			}
+			if adm.From != c.wantFrom {
+				t.Errorf("From = %q, want %q", adm.From, c.wantFrom)
+			}
+			switch {
+			case c.wantHold == 0 && adm.Hold != nil:
+				t.Errorf("held: %+v", adm.Hold)
+			case c.wantHold != 0 && (adm.Hold == nil || adm.Hold.Timeout != c.wantHold):
+				t.Errorf("hold = %+v, want timeout %s", adm.Hold, c.wantHold)
+			}
+			var rules []string
+			for _, m := range adm.Matches {
+				rules = append(rules, m.Rule)
+			}
+			if strings.Join(rules, ",") != strings.Join(c.wantRules, ",") {
+				t.Errorf("matches = %v, want %v", rules, c.wantRules)
+			}
+		})
+	}
+}
+
+func TestVelocity(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
+	e, counters, _, _ := newEngine(t, now)
+	ctx := context.Background()
+	m := smsgw.Message{CustomerID: "acme", From: "ACME", To: "+441234567890", Text: "hi"}
+	for i := range 2 {
+		if _, err := e.Admit(ctx, m); err != nil {
+			t.Fatalf("message %d: %v", i+1, err)
+		}
+	}
+	_, err := e.Admit(ctx, m)
+	if smsgw.ErrorCode(err) != smsgw.ETHROTTLED || smsgw.ErrorReason(err) != smsgw.ReasonVelocityLimit {
+		t.Fatalf("third message: %v, want ETHROTTLED VELOCITY_LIMIT", err)
+	}
+	if ra := smsgw.RetryAfter(err); ra != 30*time.Minute {
+		t.Errorf("RetryAfter = %s, want 30m (the end of the hour's window)", ra)
+	}
+	// The refused message was not counted: the count stays at the limit.
+	for k, n := range counters.velocity {
+		if strings.Contains(k, "+441234567890") && n != 2 {
+			t.Errorf("count %s = %d, want 2", k, n)
+		}
+	}
+	// Another number has its own count.
+	if _, err := e.Admit(ctx, smsgw.Message{CustomerID: "acme", From: "ACME", To: "+441234567891", Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A range limit with action hold: the fourth message to +449123… holds.
+	var held *smsgw.Admission
+	for i := range 4 {
+		to := "+44912300000" + string(rune('0'+i))
+		adm, err := e.Admit(ctx, smsgw.Message{CustomerID: "acme", From: "ACME", To: to, Text: "hi"})
+		if err != nil {
+			t.Fatalf("range message %d: %v", i+1, err)
+		}
+		if adm.Hold != nil {
+			held = &adm
+			if i != 3 {
+				t.Fatalf("range message %d held, want the 4th", i+1)
+			}
+		}
+	}
+	if held == nil || held.Matches[len(held.Matches)-1].Rule != "velocity:1" || held.Hold.Timeout != 2*time.Hour {
+		t.Fatalf("fourth message to the range: %+v, want held by velocity:1 for the hold timeout", held)
+	}
+
+	counters.fail = errors.New("down")
+	if _, err := e.Admit(ctx, m); smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
+		t.Errorf("counters down: %v, want EUNAVAILABLE", err)
+	}
+}
+
+func TestPumpingGuard(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
+	cases := []struct {
+		name    string
+		history map[string]int64
+		sends   []string // destinations, in order
+		refused int      // index of the first refused send, -1 for none
+	}{
+		{name: "a usual prefix is never flagged", history: map[string]int64{"+44": 100},
+			sends: []string{"+441", "+442", "+443", "+444"}, refused: -1},
+		{name: "a rare prefix is flagged at minMessages", history: map[string]int64{"+44": 99, "+88": 1},
+			sends: []string{"+441", "+881", "+882"}, refused: 2},
+		{name: "an unused prefix is flagged at minMessages", history: map[string]int64{"+44": 100},
+			sends: []string{"+441", "+442", "+443", "+881", "+882"}, refused: 4},
+		{name: "below minBaseline nothing is judged", history: map[string]int64{"+44": 5},
+			sends: []string{"+881", "+882", "+883"}, refused: -1},
+		{name: "within factor times the share", history: map[string]int64{"+44": 50, "+88": 50},
+			sends: []string{"+881", "+882", "+883"}, refused: -1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, counters, _, _ := newEngine(t, now)
+			counters.history = c.history
+			got := -1
+			for i, to := range c.sends {
+				_, err := e.Admit(context.Background(), smsgw.Message{CustomerID: "open", From: "OPEN", To: to + "2345678", Text: "hi"})
+				if err != nil {
+					if smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination || smsgw.ErrorCode(err) != smsgw.ETHROTTLED {
+						t.Fatalf("send %d: %v", i, err)
+					}
+					got = i
+					break
+				}
+			}
+			if got != c.refused {
+				t.Errorf("first refused send = %d, want %d", got, c.refused)
+			}
+			if c.refused >= 0 && testutil.ToFloat64(e.flags.WithLabelValues("open", "refuse")) != 1 {
+				t.Errorf("flags counter not counted")
+			}
+		})
+	}
+}
+
+func TestOptOutKeywords(t *testing.T) {
+	cfg, err := config.Parse([]byte(testConfig+`
+  - id: fr
+    apiKeys: ["plain:f"]
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Rules.OptOut = config.OptOutKeywords{Stop: map[string][]string{"en": {"STOP"}, "fr": {"ARRET"}}, Start: map[string][]string{"fr": {"REPRISE"}}}
+	list := &memOptOuts{entries: map[string]smsgw.OptOut{}}
+	k, err := NewOptOutKeywords(config.Static(cfg), list, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	steps := []struct {
+		customer, from, to, text string
+		want                     string
+		optedOut                 bool // afterwards, of the customer's sender "+4470001"
+	}{
+		{"acme", "447700900123", "+4470001", "hello", "", false},
+		{"acme", "447700900123", "+4470001", "stop.", ChangeOptOut, true},
+		{"acme", "447700900123", "+4470001", "Stop please", ChangeOptOut, true},
+		{"acme", "447700900123", "+4470001", "START", "", true}, // START is not configured any more
+		{"acme", "447700900123", "+4470001", "reprise", ChangeOptIn, false},
+		{"acme", "447700900123", "+4470001", "ARRET", ChangeOptOut, true},
+		{"acme", "not a number", "+4470001", "STOP", "", true},
+	}
+	for i, s := range steps {
+		got, err := k.HandleMO(ctx, s.customer, s.from, s.to, s.text)
+		if err != nil || got != s.want {
+			t.Fatalf("step %d %q: %q, %v; want %q", i, s.text, got, err, s.want)
+		}
+		opted, _ := list.OptedOut(ctx, "acme", "4470001", "+447700900123")
+		if opted != s.optedOut {
+			t.Fatalf("step %d %q: opted out = %v, want %v", i, s.text, opted, s.optedOut)
+		}
+	}
+	// The customer scope applies to every sender of the customer.
+	if _, err := k.HandleMO(ctx, "open", "+33600000001", "+4470009", "STOP"); err != nil {
+		t.Fatal(err)
+	}
+	if opted, _ := list.OptedOut(ctx, "open", "OPEN", "+33600000001"); !opted {
+		t.Error("customer-scope opt-out does not cover the customer's alphanumeric sender")
+	}
+}
+
+func TestConfigRefusesBadRules(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"bad action", "rules:\n  content:\n    - {name: a, keywords: [x], action: delete}\n", "action must be"},
+		{"no condition", "rules:\n  content:\n    - {name: a, action: refuse}\n", "at least one of"},
+		{"bad regex", "rules:\n  content:\n    - {name: a, regex: '(', action: refuse}\n", "regex"},
+		{"rewrite without sender", "rules:\n  content:\n    - {name: a, keywords: [x], action: rewriteSender}\n", "valid sender"},
+		{"bad prefix", "customers:\n  - id: c\n    rules: {allowedDestinations: ['44']}\n", "allowedDestinations"},
+		{"velocity max", "customers:\n  - id: c\n    rules: {velocity: [{max: 0}]}\n", "max must be"},
+		{"scope", "customers:\n  - id: c\n    rules: {optOutScope: all}\n", "optOutScope"},
+		{"smpp status", "rules:\n  smppStatus: {OPTED_OUT: ESME_ROK}\n", "smppStatus"},
+		{"smpp reason", "rules:\n  smppStatus: {NOPE: '0x45'}\n", "unknown reason"},
+		{"guard action", "rules:\n  pumpingGuard: {action: drop}\n", "pumpingGuard"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(c.yaml), func(string) (string, bool) { return "", false })
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Parse: %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+	cfg, err := config.Parse([]byte("rules:\n  smppStatus: {OPTED_OUT: '0x450'}\n"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Rules.SMPPStatusFor(smsgw.ReasonOptedOut); got != 0x450 {
+		t.Errorf("SMPPStatusFor(OPTED_OUT) = %#x, want 0x450", got)
+	}
+	if got := cfg.Rules.SMPPStatusFor(smsgw.ReasonContentRefused); got != 0x45 {
+		t.Errorf("SMPPStatusFor(CONTENT_REFUSED) = %#x, want ESME_RSUBMITFAIL", got)
+	}
+}
+
+// A submission the pumping guard refuses after the velocity limits counted
+// it is taken back from their counts.
+func TestGuardRefusalTakesBackVelocityCounts(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
+	e, counters, _, _ := newEngine(t, now)
+	cfg := e.config.Config()
+	for i := range cfg.Customers {
+		if cfg.Customers[i].ID == "open" {
+			cfg.Customers[i].Rules.Velocity = []config.VelocityLimit{{Per: "number", Max: 100}}
+		}
+	}
+	counters.history = map[string]int64{"+44": 100}
+	m := smsgw.Message{CustomerID: "open", From: "OPEN", To: "+882345678", Text: "hi"}
+	if _, err := e.Admit(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Admit(context.Background(), m); smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination {
+		t.Fatalf("second message to a new prefix: %v, want %s", err, smsgw.ReasonUnusualDestination)
+	}
+	for k, n := range counters.velocity {
+		if n != 1 {
+			t.Errorf("velocity count %s = %d after the guard refused the second message, want 1", k, n)
+		}
+	}
+	if len(counters.velocity) != 1 {
+		t.Errorf("velocity counts %v, want one", counters.velocity)
+	}
+}
