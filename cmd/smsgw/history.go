@@ -85,20 +85,11 @@ func importHistory(ctx context.Context, args []string, getenv func(string) strin
 		defer jl.Close()
 		src = jl
 	}
-	events, err := mongostore.Open(ctx, s.mongoURI, s.mongoDatabase, mongostore.WithLogger(logger))
+	events, reports, closeStores, err := s.openStores(ctx, logger)
 	if err != nil {
 		return err
 	}
-	defer events.Close(context.WithoutCancel(ctx))
-	dsn, err := s.reportingDSN()
-	if err != nil {
-		return err
-	}
-	reports, err := mysqlstore.Open(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer reports.Close()
+	defer closeStores()
 
 	show := newProgressDisplay(*progress, stderr)
 	started := time.Now()
@@ -301,20 +292,11 @@ func erase(ctx context.Context, args []string, getenv func(string) string, stdou
 		return errors.New("usage: smsgw erase [flags] <phone number>")
 	}
 	logger := s.logger(stderr)
-	events, err := mongostore.Open(ctx, s.mongoURI, s.mongoDatabase, mongostore.WithLogger(logger))
+	events, reports, closeStores, err := s.openStores(ctx, logger)
 	if err != nil {
 		return err
 	}
-	defer events.Close(context.WithoutCancel(ctx))
-	dsn, err := s.reportingDSN()
-	if err != nil {
-		return err
-	}
-	reports, err := mysqlstore.Open(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer reports.Close()
+	defer closeStores()
 	tc, err := s.dialTemporal(ctx, logger)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/smsgw/smsgw/connectors/smppserver"
 	"github.com/smsgw/smsgw/payloadcrypt"
+	"github.com/smsgw/smsgw/store/mongostore"
 	"github.com/smsgw/smsgw/store/mysqlstore"
 )
 
@@ -196,6 +197,28 @@ func (s *settings) reportingDSN() (string, error) {
 		return s.mysqlDSN, nil
 	}
 	return mysqlstore.WithTLSCA(s.mysqlDSN, s.mysqlTLSCA)
+}
+
+// openStores opens the event store and the reporting database (migrated
+// to the schema this binary knows), for the commands that use both; close
+// closes them.
+func (s *settings) openStores(ctx context.Context, logger *slog.Logger) (events *mongostore.Store, reports *mysqlstore.Store, close func(), err error) {
+	events, err = mongostore.Open(ctx, s.mongoURI, s.mongoDatabase, mongostore.WithLogger(logger))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dsn, err := s.reportingDSN()
+	if err == nil {
+		reports, err = mysqlstore.Open(ctx, dsn)
+	}
+	if err != nil {
+		events.Close(context.WithoutCancel(ctx))
+		return nil, nil, nil, err
+	}
+	return events, reports, func() {
+		reports.Close()
+		events.Close(context.WithoutCancel(ctx))
+	}, nil
 }
 
 func (s *settings) connectorIDs() []string {
