@@ -336,7 +336,7 @@ func erase(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-func sortedKeys(m map[string]int64) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
