@@ -229,6 +229,10 @@ func usageDays(from, to, zone string, now time.Time) (string, string, error) {
 	return from, to, nil
 }
 
+// eraseTimeout is how long `ctl erase` waits for the answer: the erasure
+// waits up to 3 minutes for Temporal's deletions.
+const eraseTimeout = 5 * time.Minute
+
 var eraseVerb = ctlVerb{name: "erase", args: "NUMBER", summary: "erase every message to or from a phone number, in every store",
 	flags: func(fs *flag.FlagSet) func() map[string]any {
 		terminate := fs.Bool("terminate", false, "terminate the number's messages still running, then erase them")
@@ -241,6 +245,9 @@ var eraseVerb = ctlVerb{name: "erase", args: "NUMBER", summary: "erase every mes
 			return err
 		}
 		o["number"] = number
+		// The erasure answers when done, after Temporal has deleted the
+		// number's workflow executions: up to minutes.
+		c.http.Timeout = eraseTimeout
 		out, err := c.admin("POST", "/v1/admin/erasures", o)
 		if err != nil || c.json {
 			return c.print(out, err)
