@@ -47,9 +47,15 @@ type Admin interface {
 // adminKey is the context key of the authenticated admin key's name.
 type adminKey struct{}
 
-// adminMethod reports whether a gRPC method is the admin API's.
+// adminMethod reports whether a gRPC method is the admin API's:
+// AdminService's or OperatorTrafficService's.
 func adminMethod(fullMethod string) bool {
-	return strings.HasPrefix(fullMethod, "/"+smsgwv1.AdminService_ServiceDesc.ServiceName+"/")
+	for _, service := range []string{smsgwv1.AdminService_ServiceDesc.ServiceName, smsgwv1.OperatorTrafficService_ServiceDesc.ServiceName} {
+		if strings.HasPrefix(fullMethod, "/"+service+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // who is the name of the admin key that authenticated the call.
@@ -58,27 +64,45 @@ func who(ctx context.Context) string {
 	return name
 }
 
-// registerAdmin adds AdminService to the gRPC server and its REST mapping
-// to the gateway mux. Nothing is added when a is nil.
-func registerAdmin(s *grpc.Server, a Admin) {
-	if a != nil {
-		smsgwv1.RegisterAdminServiceServer(s, &adminService{admin: a})
+// registerAdmin adds AdminService to the gRPC server, and
+// OperatorTrafficService when t is set too. Nothing is added when a is nil.
+func registerAdmin(s *grpc.Server, a Admin, e Eraser, t *TrafficDeps) error {
+	if a == nil {
+		return nil
 	}
+	smsgwv1.RegisterAdminServiceServer(s, &adminService{admin: a, eraser: e})
+	if t == nil {
+		return nil
+	}
+	op, err := NewOperatorTrafficServer(*t)
+	if err != nil {
+		return err
+	}
+	smsgwv1.RegisterOperatorTrafficServiceServer(s, op)
+	return nil
 }
 
-func registerAdminGateway(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface, a Admin) error {
+// registerAdminGateway adds the REST mapping of what registerAdmin added.
+func registerAdminGateway(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface, a Admin, t *TrafficDeps) error {
 	if a == nil {
 		return nil
 	}
 	if err := smsgwv1.RegisterAdminServiceHandlerClient(ctx, mux, smsgwv1.NewAdminServiceClient(conn)); err != nil {
 		return fmt.Errorf("api: register admin REST gateway: %w", err)
 	}
+	if t == nil {
+		return nil
+	}
+	if err := smsgwv1.RegisterOperatorTrafficServiceHandlerClient(ctx, mux, smsgwv1.NewOperatorTrafficServiceClient(conn)); err != nil {
+		return fmt.Errorf("api: register operator traffic REST gateway: %w", err)
+	}
 	return nil
 }
 
 type adminService struct {
 	smsgwv1.UnimplementedAdminServiceServer
-	admin Admin
+	admin  Admin
+	eraser Eraser // nil: EraseNumber answers Unimplemented
 }
 
 // toStruct turns a resource into its protobuf form.

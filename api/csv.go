@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,19 +24,23 @@ import (
 
 // REST paths that answer CSV to Accept: text/csv.
 const (
-	messagesPath = "/v1/messages"
-	usagePath    = "/v1/usage"
+	messagesPath      = "/v1/messages"
+	usagePath         = "/v1/usage"
+	adminMessagesPath = "/v1/admin/messages"
+	adminUsagePath    = "/v1/admin/usage"
 )
 
-// csvExport answers GET /v1/messages and GET /v1/usage in CSV when the
-// request accepts text/csv. It calls TrafficService over the gateway's
-// in-process connection, with the request's headers as metadata, so the
-// interceptors authenticate, log and count it as they do the JSON form;
-// a search is streamed a page at a time until its last page.
+// csvExport answers GET /v1/messages and GET /v1/usage (and their
+// operators' forms under /v1/admin/) in CSV when the request accepts
+// text/csv. It calls the services over the gateway's in-process
+// connection, with the request's headers as metadata, so the interceptors
+// authenticate, log and count it as they do the JSON form; a search is
+// streamed a page at a time until its last page.
 type csvExport struct {
-	gw     *runtime.ServeMux
-	client smsgwv1.TrafficServiceClient
-	log    *slog.Logger
+	gw       *runtime.ServeMux
+	client   smsgwv1.TrafficServiceClient
+	operator smsgwv1.OperatorTrafficServiceClient // nil: the operators' routes are not served
+	log      *slog.Logger
 }
 
 // or serves the CSV requests and hands every other request to next.
@@ -45,11 +50,15 @@ func (c *csvExport) or(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		switch r.URL.Path {
-		case messagesPath:
+		switch {
+		case r.URL.Path == messagesPath:
 			c.messages(w, r)
-		case usagePath:
+		case r.URL.Path == usagePath:
 			c.usage(w, r)
+		case r.URL.Path == adminMessagesPath && c.operator != nil:
+			c.allMessages(w, r)
+		case r.URL.Path == adminUsagePath && c.operator != nil:
+			c.allUsage(w, r)
 		default:
 			next.ServeHTTP(w, r)
 		}
@@ -68,37 +77,78 @@ func acceptsCSV(r *http.Request) bool {
 	return false
 }
 
-// messageColumns is the header of the messages CSV.
+// messageColumns is the header of the messages CSV; the operators' form
+// has customer_id after id.
 var messageColumns = []string{
 	"id", "status", "from", "to", "connector_id", "segments", "encoding", "client_ref", "entry_point", "upstream_id",
 	"error_code", "error_text", "accepted_at", "sent_at", "done_at",
 }
 
-// messages streams every page of a search from the request's page on,
-// MaxMessagePageSize messages a call unless the request sets pageSize.
+// searchPage is a page of either service's search.
+type searchPage interface {
+	GetMessages() []*smsgwv1.FoundMessage
+	GetNextPageToken() string
+}
+
+// messages streams every page of a customer's search from the request's
+// page on, MaxMessagePageSize messages a call unless the request sets
+// pageSize.
 func (c *csvExport) messages(w http.ResponseWriter, r *http.Request) {
 	req := &smsgwv1.SearchMessagesRequest{}
-	ctx, ok := c.prepare(w, r, req, "SearchMessages", messagesPath)
+	ctx, ok := c.prepare(w, r, req, "/smsgw.v1.TrafficService/SearchMessages", messagesPath)
 	if !ok {
 		return
 	}
 	if req.PageSize == 0 {
 		req.PageSize = smsgw.MaxMessagePageSize
 	}
-	page, err := c.client.SearchMessages(ctx, req)
+	c.streamMessages(ctx, w, r, false, func(token string) (searchPage, error) {
+		req.PageToken = token
+		return c.client.SearchMessages(ctx, req)
+	}, req.PageToken)
+}
+
+// allMessages is messages for an operator's search.
+func (c *csvExport) allMessages(w http.ResponseWriter, r *http.Request) {
+	req := &smsgwv1.SearchAllMessagesRequest{}
+	ctx, ok := c.prepare(w, r, req, "/smsgw.v1.OperatorTrafficService/SearchAllMessages", adminMessagesPath)
+	if !ok {
+		return
+	}
+	if req.PageSize == 0 {
+		req.PageSize = smsgw.MaxMessagePageSize
+	}
+	c.streamMessages(ctx, w, r, true, func(token string) (searchPage, error) {
+		req.PageToken = token
+		return c.operator.SearchAllMessages(ctx, req)
+	}, req.PageToken)
+}
+
+// streamMessages writes the pages of a search from the one at token on;
+// withCustomer adds the customer_id column.
+func (c *csvExport) streamMessages(ctx context.Context, w http.ResponseWriter, r *http.Request, withCustomer bool, search func(token string) (searchPage, error), token string) {
+	page, err := search(token)
 	if err != nil {
 		c.fail(ctx, w, r, err)
 		return
 	}
-	out := c.start(w, "messages.csv", messageColumns)
+	columns := messageColumns
+	if withCustomer {
+		columns = slices.Insert(slices.Clone(columns), 1, "customer_id")
+	}
+	out := c.start(w, "messages.csv", columns)
 	for {
 		for _, f := range page.GetMessages() {
 			m := f.GetMessage()
-			out.Write([]string{
+			row := []string{
 				m.GetId(), statusText(m.GetStatus()), m.GetFrom(), m.GetTo(), m.GetConnectorId(), strconv.Itoa(int(m.GetSegments())),
 				m.GetEncoding(), m.GetClientRef(), f.GetEntryPoint(), f.GetUpstreamId(), m.GetErrorCode(), m.GetErrorText(),
 				csvTime(m.GetAcceptedAt()), csvTime(m.GetSentAt()), csvTime(m.GetDoneAt()),
-			})
+			}
+			if withCustomer {
+				row = slices.Insert(row, 1, f.GetCustomerId())
+			}
+			out.Write(row)
 		}
 		out.Flush()
 		if f, ok := w.(http.Flusher); ok {
@@ -107,8 +157,7 @@ func (c *csvExport) messages(w http.ResponseWriter, r *http.Request) {
 		if page.GetNextPageToken() == "" {
 			return
 		}
-		req.PageToken = page.GetNextPageToken()
-		if page, err = c.client.SearchMessages(ctx, req); err != nil {
+		if page, err = search(page.GetNextPageToken()); err != nil {
 			// The status is sent: cut the answer short, so the client
 			// sees a broken transfer rather than a CSV that looks whole.
 			c.log.WarnContext(ctx, "api: CSV export cut short", "path", r.URL.Path, "err", err)
@@ -117,12 +166,13 @@ func (c *csvExport) messages(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// usageColumns is the header of the usage CSV.
+// usageColumns is the header of the usage CSV; the operators' form has
+// customer_id after day.
 var usageColumns = []string{"day", "entry_point", "connector_id", "status", "messages", "segments"}
 
 func (c *csvExport) usage(w http.ResponseWriter, r *http.Request) {
 	req := &smsgwv1.GetUsageRequest{}
-	ctx, ok := c.prepare(w, r, req, "GetUsage", usagePath)
+	ctx, ok := c.prepare(w, r, req, "/smsgw.v1.TrafficService/GetUsage", usagePath)
 	if !ok {
 		return
 	}
@@ -131,12 +181,41 @@ func (c *csvExport) usage(w http.ResponseWriter, r *http.Request) {
 		c.fail(ctx, w, r, err)
 		return
 	}
-	out := c.start(w, "usage.csv", usageColumns)
-	for _, row := range rep.GetRows() {
-		out.Write([]string{
+	c.writeUsage(w, rep.GetRows(), false)
+}
+
+// allUsage is usage for an operator's report.
+func (c *csvExport) allUsage(w http.ResponseWriter, r *http.Request) {
+	req := &smsgwv1.GetAllUsageRequest{}
+	ctx, ok := c.prepare(w, r, req, "/smsgw.v1.OperatorTrafficService/GetAllUsage", adminUsagePath)
+	if !ok {
+		return
+	}
+	rep, err := c.operator.GetAllUsage(ctx, req)
+	if err != nil {
+		c.fail(ctx, w, r, err)
+		return
+	}
+	c.writeUsage(w, rep.GetRows(), true)
+}
+
+// writeUsage writes a usage report's rows; withCustomer adds the
+// customer_id column.
+func (c *csvExport) writeUsage(w http.ResponseWriter, rows []*smsgwv1.UsageRow, withCustomer bool) {
+	columns := usageColumns
+	if withCustomer {
+		columns = slices.Insert(slices.Clone(columns), 1, "customer_id")
+	}
+	out := c.start(w, "usage.csv", columns)
+	for _, row := range rows {
+		line := []string{
 			row.GetDay(), row.GetEntryPoint(), row.GetConnectorId(), statusText(row.GetStatus()),
 			strconv.FormatInt(row.GetMessages(), 10), strconv.FormatInt(row.GetSegments(), 10),
-		})
+		}
+		if withCustomer {
+			line = slices.Insert(line, 1, row.GetCustomerId())
+		}
+		out.Write(line)
 	}
 	out.Flush()
 }
@@ -144,7 +223,7 @@ func (c *csvExport) usage(w http.ResponseWriter, r *http.Request) {
 // prepare reads the query parameters into req as the JSON route would, and
 // makes the context of the gRPC call (the request's headers as metadata).
 // It answers the error itself when it returns false.
-func (c *csvExport) prepare(w http.ResponseWriter, r *http.Request, req proto.Message, method, path string) (context.Context, bool) {
+func (c *csvExport) prepare(w http.ResponseWriter, r *http.Request, req proto.Message, fullMethod, path string) (context.Context, bool) {
 	if err := r.ParseForm(); err != nil {
 		c.fail(r.Context(), w, r, status.Errorf(codes.InvalidArgument, "query: %v", err))
 		return nil, false
@@ -153,7 +232,7 @@ func (c *csvExport) prepare(w http.ResponseWriter, r *http.Request, req proto.Me
 		c.fail(r.Context(), w, r, status.Errorf(codes.InvalidArgument, "%v", err))
 		return nil, false
 	}
-	ctx, err := runtime.AnnotateContext(r.Context(), c.gw, r, "/smsgw.v1.TrafficService/"+method, runtime.WithHTTPPathPattern(path))
+	ctx, err := runtime.AnnotateContext(r.Context(), c.gw, r, fullMethod, runtime.WithHTTPPathPattern(path))
 	if err != nil {
 		c.fail(r.Context(), w, r, err)
 		return nil, false

@@ -76,7 +76,11 @@ type Deps struct {
 	Inbound *InboundDeps
 	// Admin, when set, adds AdminService, which takes admin keys only.
 	Admin Admin
-	// Traffic, when set, adds TrafficService: search, events, usage.
+	// Eraser, with Admin, serves AdminService's EraseNumber; without it
+	// EraseNumber answers Unimplemented.
+	Eraser Eraser
+	// Traffic, when set, adds TrafficService: search, events, usage; with
+	// Admin, OperatorTrafficService too, behind the admin keys.
 	Traffic *TrafficDeps
 	// Billing, when set, adds BillingService.
 	Billing *BillingDeps
@@ -153,7 +157,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := registerInbound(s.grpc, d.Inbound); err != nil {
 		return nil, err
 	}
-	registerAdmin(s.grpc, d.Admin)
+	if err := registerAdmin(s.grpc, d.Admin, d.Eraser, d.Traffic); err != nil {
+		return nil, err
+	}
 	if err := registerTraffic(s.grpc, d.Traffic); err != nil {
 		return nil, err
 	}
@@ -186,7 +192,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := registerRulesGateway(context.Background(), gw, s.gwConn, d.Rules); err != nil {
 		return nil, err
 	}
-	if err := registerAdminGateway(context.Background(), gw, s.gwConn, d.Admin); err != nil {
+	if err := registerAdminGateway(context.Background(), gw, s.gwConn, d.Admin, d.Traffic); err != nil {
 		return nil, err
 	}
 	if err := registerBillingGateway(context.Background(), gw, s.gwConn, d.Billing); err != nil {
@@ -199,6 +205,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 			return nil, fmt.Errorf("api: register traffic REST gateway: %w", err)
 		}
 		csv = &csvExport{gw: gw, client: client, log: d.Logger}
+		if d.Admin != nil {
+			csv.operator = smsgwv1.NewOperatorTrafficServiceClient(s.gwConn)
+		}
 	}
 	s.http = newHTTPHandler(gw, csv, bodyLimits{one: cfg.MaxBodyBytes, batch: cfg.MaxBatchBodyBytes}, d.Ready, m, d.Logger)
 	return s, nil

@@ -188,6 +188,10 @@ func TestEndToEndAdminAPIAndCtl(t *testing.T) {
 		t.Errorf("ctl messages get on the second replica: %v\n%s", err, out)
 	}
 
+	// The operator finds it across customers, reads its events and the
+	// usage, over REST and with ctl; a customer's key is refused there.
+	operatorTraffic(t, g, bin, id, created.Key)
+
 	// Revoked, the key is refused on both replicas within 5 s.
 	ctlOK(t, bin, g.base, "keys", "revoke", "zeta", created.APIKey.ID)
 	took = waitStatus(t, created.Key, http.StatusUnauthorized, 5*time.Second, g.base, second)
@@ -272,5 +276,92 @@ func TestEndToEndAdminAPIAndCtl(t *testing.T) {
 	}
 	if code, _ := g.do(t, "GET", "/v1/admin/customers/zeta", "admin-key", ""); code != http.StatusOK {
 		t.Errorf("after the restart the customer made through the API: HTTP %d", code)
+	}
+}
+
+// operatorTraffic checks the operators' traffic routes and their ctl
+// commands on zeta's delivered message id (to +61412340001), then erases
+// the number through the admin API.
+func operatorTraffic(t *testing.T, g *gateway, bin, id, zetaKey string) {
+	t.Helper()
+	for _, path := range []string{"/v1/admin/messages", "/v1/admin/messages/" + id + "/events", "/v1/admin/usage?from=2026-01-01&to=2026-01-02"} {
+		if code, out := g.do(t, "GET", path, zetaKey, ""); code != http.StatusForbidden {
+			t.Errorf("a customer key on %s: HTTP %d %v, want 403", path, code, out)
+		}
+	}
+	// The reporting database has the message once its projection ran.
+	var found map[string]any
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		code, out := g.do(t, "GET", "/v1/admin/messages?customerId=zeta&status=DELIVERED", "admin-key", "")
+		if list, _ := out["messages"].([]any); code == http.StatusOK && len(list) == 1 {
+			found = list[0].(map[string]any)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("operator search for zeta's message: HTTP %d %v", code, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if found["customerId"] != "zeta" || found["message"].(map[string]any)["id"] != id {
+		t.Errorf("operator search found %v, want zeta's %s", found, id)
+	}
+	if code, out := g.do(t, "GET", "/v1/admin/messages/"+id+"/events", "admin-key", ""); code != http.StatusOK || out["customerId"] != "zeta" || len(out["events"].([]any)) < 4 {
+		t.Errorf("operator events: HTTP %d %v", code, out)
+	}
+	today := time.Now().UTC()
+	days := fmt.Sprintf("from=%s&to=%s", today.AddDate(0, 0, -1).Format(time.DateOnly), today.AddDate(0, 0, 2).Format(time.DateOnly))
+	if code, out := g.do(t, "GET", "/v1/admin/usage?customerId=zeta&"+days, "admin-key", ""); code != http.StatusOK || fmt.Sprint(out["totalMessages"]) != "1" {
+		t.Errorf("operator usage of zeta: HTTP %d %v, want 1 message", code, out)
+	}
+	if code, ctype, body := g.get(t, "/v1/admin/usage?"+days, "admin-key", "text/csv"); code != http.StatusOK || !strings.HasPrefix(ctype, "text/csv") ||
+		!strings.HasPrefix(body, "day,customer_id,") || !strings.Contains(body, ",zeta,rest,sim,DELIVERED,1,1\n") {
+		t.Errorf("operator usage CSV: HTTP %d %s\n%s", code, ctype, body)
+	}
+
+	// ctl, with the admin key only: every customer's traffic.
+	if out := ctlOK(t, bin, g.base, "messages", "search", "-customer", "zeta", "-since", "1h"); !strings.Contains(out, id) || !strings.Contains(out, "DELIVERED") || !strings.Contains(out, "+61412340001") {
+		t.Errorf("ctl messages search:\n%s", out)
+	}
+	out := ctlOK(t, bin, g.base, "-o", "json", "messages", "search", "-to", "+61412340001", "-page-size", "1", "-all")
+	var page struct {
+		Messages []struct {
+			CustomerID string `json:"customerId"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(out), &page); err != nil || len(page.Messages) != 1 || page.Messages[0].CustomerID != "zeta" {
+		t.Errorf("ctl -o json messages search -all: %v\n%s", err, out)
+	}
+	if out := ctlOK(t, bin, g.base, "messages", "events", id); !strings.Contains(out, "# customer zeta") || !strings.Contains(out, "accepted") || !strings.Contains(out, "final") {
+		t.Errorf("ctl messages events:\n%s", out)
+	}
+	if out := ctlOK(t, bin, g.base, "usage", "-customer", "zeta"); !strings.Contains(out, "zeta") || !strings.Contains(out, "total: 1 messages, 1 segments") {
+		t.Errorf("ctl usage -customer zeta:\n%s", out)
+	}
+	if code, _, errOut := ctlRun(t, bin, g.base, "usage", "-tz", "Mars/Olympus"); code == 0 || !strings.Contains(errOut, "Mars/Olympus") {
+		t.Errorf("ctl usage in no time zone: exit %d %s", code, errOut)
+	}
+
+	// Erasure through the admin API: the number's message is gone from
+	// every store.
+	if code, _, errOut := ctlRun(t, bin, g.base, "erase", "not-a-number"); code == 0 || !strings.Contains(errOut, "HTTP 400") {
+		t.Errorf("ctl erase of no number: exit %d %s", code, errOut)
+	}
+	if code, out := g.do(t, "POST", "/v1/admin/erasures", zetaKey, `{"number":"+61412340001"}`); code != http.StatusForbidden {
+		t.Errorf("a customer key erasing: HTTP %d %v, want 403", code, out)
+	}
+	out = ctlOK(t, bin, g.base, "-o", "json", "erase", "+61412340001", "-terminate", "-reason", "e2e request")
+	var rep struct {
+		ID       string `json:"id"`
+		Messages int    `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.ID == "" || rep.Messages != 1 {
+		t.Errorf("ctl erase: %v\n%s", err, out)
+	}
+	t.Logf("erasure through the admin API: %s", strings.Join(strings.Fields(out), " "))
+	if code, out := g.do(t, "GET", "/v1/admin/messages?to=%2B61412340001", "admin-key", ""); code != http.StatusOK || out["messages"] != nil && len(out["messages"].([]any)) != 0 {
+		t.Errorf("search after the erasure: HTTP %d %v, want nothing", code, out)
+	}
+	if code, out := g.do(t, "GET", "/v1/admin/messages/"+id+"/events", "admin-key", ""); code != http.StatusNotFound {
+		t.Errorf("events after the erasure: HTTP %d %v, want 404", code, out)
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -38,6 +40,15 @@ type ctlGroup struct {
 	name    string
 	summary string
 	verbs   []ctlVerb
+}
+
+// ctlShortcuts are verbs that are also commands of their own: `smsgw ctl
+// usage` is `smsgw ctl traffic usage`.
+var ctlShortcuts = map[string]string{
+	"export": "config export",
+	"import": "config import",
+	"usage":  "traffic usage",
+	"erase":  "numbers erase",
 }
 
 // ctlGroups are the commands of `smsgw ctl`, in the order of its usage.
@@ -117,7 +128,7 @@ func init() {
 				},
 				run: ctlImport},
 		}},
-		{name: "messages", summary: "messages, with a customer's API key", verbs: []ctlVerb{
+		{name: "messages", summary: "messages: a customer's with its API key; search and events also any customer's with an admin key", verbs: []ctlVerb{
 			{name: "get", args: "ID", summary: "a message and its status", run: func(c *ctlClient, args []string, _ map[string]any) error {
 				id, err := oneArg(args, "ID")
 				if err != nil {
@@ -151,7 +162,11 @@ func init() {
 				out, err := c.customer("POST", "/v1/messages/"+url.PathEscape(id)+":cancel", map[string]any{})
 				return c.done(out, err, "cancelled")
 			}},
+			searchVerb,
+			eventsVerb,
 		}},
+		{name: "traffic", summary: "usage reports (a customer's with an API key, every customer's with an admin key)", verbs: []ctlVerb{usageVerb}},
+		{name: "numbers", summary: "phone numbers", verbs: []ctlVerb{eraseVerb}},
 	}
 }
 
@@ -520,9 +535,9 @@ func ctl(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		ctlUsage(stderr, fs)
 		return errors.New("no command")
 	}
-	// `export` and `import` are also commands of their own.
-	if rest[0] == "export" || rest[0] == "import" {
-		rest = append([]string{"config"}, rest...)
+	// Some verbs are also commands of their own.
+	if full, ok := ctlShortcuts[rest[0]]; ok {
+		rest = append(strings.Fields(full), rest[1:]...)
 	}
 	var group *ctlGroup
 	for i := range ctlGroups {
@@ -612,7 +627,9 @@ func ctlUsage(w io.Writer, fs *flag.FlagSet) {
 			fmt.Fprintf(tw, "  %s %s %s\t%s\n", g.name, v.name, v.args, v.summary)
 		}
 	}
-	fmt.Fprintf(tw, "  export\tas config export\n  import FILE\tas config import\n")
+	for _, short := range slices.Sorted(maps.Keys(ctlShortcuts)) {
+		fmt.Fprintf(tw, "  %s\tas %s\n", short, ctlShortcuts[short])
+	}
 	tw.Flush()
 	fmt.Fprint(w, "\nflags:\n")
 	fs.PrintDefaults()

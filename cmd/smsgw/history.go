@@ -318,7 +318,7 @@ func erase(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-func sortedKeys(m map[string]int64) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -339,4 +339,19 @@ func retentionPurger(live *config.Live, events *mongostore.Store, reports *mysql
 	}
 	p.Batch = batch
 	return p, nil
+}
+
+// apiEraser serves the admin API's erasures (POST /v1/admin/erasures) with
+// an erasure.Eraser, in the api process.
+type apiEraser struct{ *erasure.Eraser }
+
+func (e apiEraser) EraseNumber(ctx context.Context, number string, terminateRunning bool, requestedBy, reason string) (smsgw.ErasureRecord, error) {
+	rep, err := e.Erase(ctx, number, erasure.Options{TerminateRunning: terminateRunning, RequestedBy: requestedBy, Reason: reason})
+	if err != nil {
+		return smsgw.ErasureRecord{}, err
+	}
+	return smsgw.ErasureRecord{
+		ID: rep.ID, NumberHash: rep.NumberHash, Messages: rep.Messages, Workflows: rep.Workflows,
+		Terminated: rep.Terminated, Deleted: rep.Deleted,
+	}, nil
 }

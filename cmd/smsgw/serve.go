@@ -22,6 +22,7 @@ import (
 	"github.com/smsgw/smsgw/api"
 	"github.com/smsgw/smsgw/config"
 	"github.com/smsgw/smsgw/connectors/upstream"
+	"github.com/smsgw/smsgw/erasure"
 	"github.com/smsgw/smsgw/lifecycle"
 	"github.com/smsgw/smsgw/notify/webhook"
 	"github.com/smsgw/smsgw/routing"
@@ -269,6 +270,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Counter:    encoder,
 			Inbound:    a.inboundAPI(),
 			Admin:      configs,
+			Eraser:     apiEraser{&erasure.Eraser{Reports: reports, Events: events, Temporal: tc, Namespace: s.temporalNamespace, Logger: logger}},
 			Traffic:    &api.TrafficDeps{Messages: reports, Events: events, Usage: reports},
 			Billing:    &api.BillingDeps{Ledger: reports, Accounts: live, OperatorKeyHash: operatorKeyHash},
 			Rules:      &api.RulesDeps{OptOuts: events, Reviewer: submitter},

@@ -2344,6 +2344,162 @@ func (x *ImportConfigResponse) GetVersion() int64 {
 	return 0
 }
 
+// EraseNumberRequest names the number to erase.
+type EraseNumberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An international phone number, such as +61412345678.
+	Number string `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	// Terminate the workflows of the number's messages still running, then
+	// erase them too.
+	TerminateRunning bool `protobuf:"varint,2,opt,name=terminate_running,json=terminateRunning,proto3" json:"terminate_running,omitempty"`
+	// Why, for the erasure audit record.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseNumberRequest) Reset() {
+	*x = EraseNumberRequest{}
+	mi := &file_smsgw_v1_admin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseNumberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseNumberRequest) ProtoMessage() {}
+
+func (x *EraseNumberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_admin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseNumberRequest.ProtoReflect.Descriptor instead.
+func (*EraseNumberRequest) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *EraseNumberRequest) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *EraseNumberRequest) GetTerminateRunning() bool {
+	if x != nil {
+		return x.TerminateRunning
+	}
+	return false
+}
+
+func (x *EraseNumberRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// EraseNumberResponse is what the erasure did.
+type EraseNumberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The erasure audit record's ID.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How the audit record names the number (a keyed hash).
+	NumberHash string `protobuf:"bytes,2,opt,name=number_hash,json=numberHash,proto3" json:"number_hash,omitempty"`
+	// Messages and inbound messages of the number found.
+	Messages int32 `protobuf:"varint,3,opt,name=messages,proto3" json:"messages,omitempty"`
+	// Workflow executions deleted.
+	Workflows int32 `protobuf:"varint,4,opt,name=workflows,proto3" json:"workflows,omitempty"`
+	// Of those, terminated first.
+	Terminated int32 `protobuf:"varint,5,opt,name=terminated,proto3" json:"terminated,omitempty"`
+	// Documents and rows deleted, per "store/collection".
+	Deleted       map[string]int64 `protobuf:"bytes,6,rep,name=deleted,proto3" json:"deleted,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseNumberResponse) Reset() {
+	*x = EraseNumberResponse{}
+	mi := &file_smsgw_v1_admin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseNumberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseNumberResponse) ProtoMessage() {}
+
+func (x *EraseNumberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_admin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseNumberResponse.ProtoReflect.Descriptor instead.
+func (*EraseNumberResponse) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *EraseNumberResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EraseNumberResponse) GetNumberHash() string {
+	if x != nil {
+		return x.NumberHash
+	}
+	return ""
+}
+
+func (x *EraseNumberResponse) GetMessages() int32 {
+	if x != nil {
+		return x.Messages
+	}
+	return 0
+}
+
+func (x *EraseNumberResponse) GetWorkflows() int32 {
+	if x != nil {
+		return x.Workflows
+	}
+	return 0
+}
+
+func (x *EraseNumberResponse) GetTerminated() int32 {
+	if x != nil {
+		return x.Terminated
+	}
+	return 0
+}
+
+func (x *EraseNumberResponse) GetDeleted() map[string]int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
 var File_smsgw_v1_admin_proto protoreflect.FileDescriptor
 
 const file_smsgw_v1_admin_proto_rawDesc = "" +
@@ -2484,7 +2640,24 @@ const file_smsgw_v1_admin_proto_rawDesc = "" +
 	"\x10expected_version\x18\x03 \x01(\x03R\x0fexpectedVersion\"J\n" +
 	"\x14ImportConfigResponse\x12\x18\n" +
 	"\achanges\x18\x01 \x03(\tR\achanges\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion2\xbf\x13\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"q\n" +
+	"\x12EraseNumberRequest\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12+\n" +
+	"\x11terminate_running\x18\x02 \x01(\bR\x10terminateRunning\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xa2\x02\n" +
+	"\x13EraseNumberResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vnumber_hash\x18\x02 \x01(\tR\n" +
+	"numberHash\x12\x1a\n" +
+	"\bmessages\x18\x03 \x01(\x05R\bmessages\x12\x1c\n" +
+	"\tworkflows\x18\x04 \x01(\x05R\tworkflows\x12\x1e\n" +
+	"\n" +
+	"terminated\x18\x05 \x01(\x05R\n" +
+	"terminated\x12D\n" +
+	"\adeleted\x18\x06 \x03(\v2*.smsgw.v1.EraseNumberResponse.DeletedEntryR\adeleted\x1a:\n" +
+	"\fDeletedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\xaa\x14\n" +
 	"\fAdminService\x12m\n" +
 	"\rListCustomers\x12\x1e.smsgw.v1.ListCustomersRequest\x1a\x1f.smsgw.v1.ListCustomersResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/admin/customers\x12l\n" +
 	"\vGetCustomer\x12\x1c.smsgw.v1.GetCustomerRequest\x1a\x1d.smsgw.v1.GetCustomerResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/admin/customers/{id}\x12z\n" +
@@ -2507,7 +2680,8 @@ const file_smsgw_v1_admin_proto_rawDesc = "" +
 	"\vDeleteRoute\x12\x1c.smsgw.v1.DeleteRouteRequest\x1a\x1d.smsgw.v1.DeleteRouteResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/v1/admin/routes/{name}\x12r\n" +
 	"\x10ListAuditEntries\x12!.smsgw.v1.ListAuditEntriesRequest\x1a\".smsgw.v1.ListAuditEntriesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/admin/audit\x12g\n" +
 	"\fExportConfig\x12\x1d.smsgw.v1.ExportConfigRequest\x1a\x1e.smsgw.v1.ExportConfigResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/admin/config\x12q\n" +
-	"\fImportConfig\x12\x1d.smsgw.v1.ImportConfigRequest\x1a\x1e.smsgw.v1.ImportConfigResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/admin/config:importB/Z-github.com/smsgw/smsgw/proto/smsgw/v1;smsgwv1b\x06proto3"
+	"\fImportConfig\x12\x1d.smsgw.v1.ImportConfigRequest\x1a\x1e.smsgw.v1.ImportConfigResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/admin/config:import\x12i\n" +
+	"\vEraseNumber\x12\x1c.smsgw.v1.EraseNumberRequest\x1a\x1d.smsgw.v1.EraseNumberResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/admin/erasuresB/Z-github.com/smsgw/smsgw/proto/smsgw/v1;smsgwv1b\x06proto3"
 
 var (
 	file_smsgw_v1_admin_proto_rawDescOnce sync.Once
@@ -2521,7 +2695,7 @@ func file_smsgw_v1_admin_proto_rawDescGZIP() []byte {
 	return file_smsgw_v1_admin_proto_rawDescData
 }
 
-var file_smsgw_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_smsgw_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_smsgw_v1_admin_proto_goTypes = []any{
 	(*ListCustomersRequest)(nil),     // 0: smsgw.v1.ListCustomersRequest
 	(*ListCustomersResponse)(nil),    // 1: smsgw.v1.ListCustomersResponse
@@ -2567,81 +2741,87 @@ var file_smsgw_v1_admin_proto_goTypes = []any{
 	(*ExportConfigResponse)(nil),     // 41: smsgw.v1.ExportConfigResponse
 	(*ImportConfigRequest)(nil),      // 42: smsgw.v1.ImportConfigRequest
 	(*ImportConfigResponse)(nil),     // 43: smsgw.v1.ImportConfigResponse
-	(*structpb.Struct)(nil),          // 44: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
+	(*EraseNumberRequest)(nil),       // 44: smsgw.v1.EraseNumberRequest
+	(*EraseNumberResponse)(nil),      // 45: smsgw.v1.EraseNumberResponse
+	nil,                              // 46: smsgw.v1.EraseNumberResponse.DeletedEntry
+	(*structpb.Struct)(nil),          // 47: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 48: google.protobuf.Timestamp
 }
 var file_smsgw_v1_admin_proto_depIdxs = []int32{
-	44, // 0: smsgw.v1.ListCustomersResponse.customers:type_name -> google.protobuf.Struct
-	44, // 1: smsgw.v1.GetCustomerResponse.customer:type_name -> google.protobuf.Struct
-	44, // 2: smsgw.v1.CreateCustomerRequest.customer:type_name -> google.protobuf.Struct
-	44, // 3: smsgw.v1.CreateCustomerResponse.customer:type_name -> google.protobuf.Struct
-	44, // 4: smsgw.v1.UpdateCustomerRequest.customer:type_name -> google.protobuf.Struct
-	44, // 5: smsgw.v1.UpdateCustomerResponse.customer:type_name -> google.protobuf.Struct
-	44, // 6: smsgw.v1.DisableCustomerResponse.customer:type_name -> google.protobuf.Struct
-	45, // 7: smsgw.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	47, // 0: smsgw.v1.ListCustomersResponse.customers:type_name -> google.protobuf.Struct
+	47, // 1: smsgw.v1.GetCustomerResponse.customer:type_name -> google.protobuf.Struct
+	47, // 2: smsgw.v1.CreateCustomerRequest.customer:type_name -> google.protobuf.Struct
+	47, // 3: smsgw.v1.CreateCustomerResponse.customer:type_name -> google.protobuf.Struct
+	47, // 4: smsgw.v1.UpdateCustomerRequest.customer:type_name -> google.protobuf.Struct
+	47, // 5: smsgw.v1.UpdateCustomerResponse.customer:type_name -> google.protobuf.Struct
+	47, // 6: smsgw.v1.DisableCustomerResponse.customer:type_name -> google.protobuf.Struct
+	48, // 7: smsgw.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
 	10, // 8: smsgw.v1.CreateAPIKeyResponse.api_key:type_name -> smsgw.v1.APIKey
 	10, // 9: smsgw.v1.ListAPIKeysResponse.api_keys:type_name -> smsgw.v1.APIKey
-	44, // 10: smsgw.v1.ListConnectorsResponse.connectors:type_name -> google.protobuf.Struct
-	44, // 11: smsgw.v1.GetConnectorResponse.connector:type_name -> google.protobuf.Struct
-	44, // 12: smsgw.v1.CreateConnectorRequest.connector:type_name -> google.protobuf.Struct
-	44, // 13: smsgw.v1.CreateConnectorResponse.connector:type_name -> google.protobuf.Struct
-	44, // 14: smsgw.v1.UpdateConnectorRequest.connector:type_name -> google.protobuf.Struct
-	44, // 15: smsgw.v1.UpdateConnectorResponse.connector:type_name -> google.protobuf.Struct
-	44, // 16: smsgw.v1.ListRoutesResponse.routes:type_name -> google.protobuf.Struct
-	44, // 17: smsgw.v1.GetRouteResponse.route:type_name -> google.protobuf.Struct
-	44, // 18: smsgw.v1.CreateRouteRequest.route:type_name -> google.protobuf.Struct
-	44, // 19: smsgw.v1.CreateRouteResponse.route:type_name -> google.protobuf.Struct
-	44, // 20: smsgw.v1.UpdateRouteRequest.route:type_name -> google.protobuf.Struct
-	44, // 21: smsgw.v1.UpdateRouteResponse.route:type_name -> google.protobuf.Struct
-	45, // 22: smsgw.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	47, // 10: smsgw.v1.ListConnectorsResponse.connectors:type_name -> google.protobuf.Struct
+	47, // 11: smsgw.v1.GetConnectorResponse.connector:type_name -> google.protobuf.Struct
+	47, // 12: smsgw.v1.CreateConnectorRequest.connector:type_name -> google.protobuf.Struct
+	47, // 13: smsgw.v1.CreateConnectorResponse.connector:type_name -> google.protobuf.Struct
+	47, // 14: smsgw.v1.UpdateConnectorRequest.connector:type_name -> google.protobuf.Struct
+	47, // 15: smsgw.v1.UpdateConnectorResponse.connector:type_name -> google.protobuf.Struct
+	47, // 16: smsgw.v1.ListRoutesResponse.routes:type_name -> google.protobuf.Struct
+	47, // 17: smsgw.v1.GetRouteResponse.route:type_name -> google.protobuf.Struct
+	47, // 18: smsgw.v1.CreateRouteRequest.route:type_name -> google.protobuf.Struct
+	47, // 19: smsgw.v1.CreateRouteResponse.route:type_name -> google.protobuf.Struct
+	47, // 20: smsgw.v1.UpdateRouteRequest.route:type_name -> google.protobuf.Struct
+	47, // 21: smsgw.v1.UpdateRouteResponse.route:type_name -> google.protobuf.Struct
+	48, // 22: smsgw.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
 	37, // 23: smsgw.v1.ListAuditEntriesResponse.entries:type_name -> smsgw.v1.AuditEntry
-	0,  // 24: smsgw.v1.AdminService.ListCustomers:input_type -> smsgw.v1.ListCustomersRequest
-	2,  // 25: smsgw.v1.AdminService.GetCustomer:input_type -> smsgw.v1.GetCustomerRequest
-	4,  // 26: smsgw.v1.AdminService.CreateCustomer:input_type -> smsgw.v1.CreateCustomerRequest
-	6,  // 27: smsgw.v1.AdminService.UpdateCustomer:input_type -> smsgw.v1.UpdateCustomerRequest
-	8,  // 28: smsgw.v1.AdminService.DisableCustomer:input_type -> smsgw.v1.DisableCustomerRequest
-	11, // 29: smsgw.v1.AdminService.CreateAPIKey:input_type -> smsgw.v1.CreateAPIKeyRequest
-	13, // 30: smsgw.v1.AdminService.ListAPIKeys:input_type -> smsgw.v1.ListAPIKeysRequest
-	15, // 31: smsgw.v1.AdminService.RevokeAPIKey:input_type -> smsgw.v1.RevokeAPIKeyRequest
-	17, // 32: smsgw.v1.AdminService.ListConnectors:input_type -> smsgw.v1.ListConnectorsRequest
-	19, // 33: smsgw.v1.AdminService.GetConnector:input_type -> smsgw.v1.GetConnectorRequest
-	21, // 34: smsgw.v1.AdminService.CreateConnector:input_type -> smsgw.v1.CreateConnectorRequest
-	23, // 35: smsgw.v1.AdminService.UpdateConnector:input_type -> smsgw.v1.UpdateConnectorRequest
-	25, // 36: smsgw.v1.AdminService.DeleteConnector:input_type -> smsgw.v1.DeleteConnectorRequest
-	27, // 37: smsgw.v1.AdminService.ListRoutes:input_type -> smsgw.v1.ListRoutesRequest
-	29, // 38: smsgw.v1.AdminService.GetRoute:input_type -> smsgw.v1.GetRouteRequest
-	31, // 39: smsgw.v1.AdminService.CreateRoute:input_type -> smsgw.v1.CreateRouteRequest
-	33, // 40: smsgw.v1.AdminService.UpdateRoute:input_type -> smsgw.v1.UpdateRouteRequest
-	35, // 41: smsgw.v1.AdminService.DeleteRoute:input_type -> smsgw.v1.DeleteRouteRequest
-	38, // 42: smsgw.v1.AdminService.ListAuditEntries:input_type -> smsgw.v1.ListAuditEntriesRequest
-	40, // 43: smsgw.v1.AdminService.ExportConfig:input_type -> smsgw.v1.ExportConfigRequest
-	42, // 44: smsgw.v1.AdminService.ImportConfig:input_type -> smsgw.v1.ImportConfigRequest
-	1,  // 45: smsgw.v1.AdminService.ListCustomers:output_type -> smsgw.v1.ListCustomersResponse
-	3,  // 46: smsgw.v1.AdminService.GetCustomer:output_type -> smsgw.v1.GetCustomerResponse
-	5,  // 47: smsgw.v1.AdminService.CreateCustomer:output_type -> smsgw.v1.CreateCustomerResponse
-	7,  // 48: smsgw.v1.AdminService.UpdateCustomer:output_type -> smsgw.v1.UpdateCustomerResponse
-	9,  // 49: smsgw.v1.AdminService.DisableCustomer:output_type -> smsgw.v1.DisableCustomerResponse
-	12, // 50: smsgw.v1.AdminService.CreateAPIKey:output_type -> smsgw.v1.CreateAPIKeyResponse
-	14, // 51: smsgw.v1.AdminService.ListAPIKeys:output_type -> smsgw.v1.ListAPIKeysResponse
-	16, // 52: smsgw.v1.AdminService.RevokeAPIKey:output_type -> smsgw.v1.RevokeAPIKeyResponse
-	18, // 53: smsgw.v1.AdminService.ListConnectors:output_type -> smsgw.v1.ListConnectorsResponse
-	20, // 54: smsgw.v1.AdminService.GetConnector:output_type -> smsgw.v1.GetConnectorResponse
-	22, // 55: smsgw.v1.AdminService.CreateConnector:output_type -> smsgw.v1.CreateConnectorResponse
-	24, // 56: smsgw.v1.AdminService.UpdateConnector:output_type -> smsgw.v1.UpdateConnectorResponse
-	26, // 57: smsgw.v1.AdminService.DeleteConnector:output_type -> smsgw.v1.DeleteConnectorResponse
-	28, // 58: smsgw.v1.AdminService.ListRoutes:output_type -> smsgw.v1.ListRoutesResponse
-	30, // 59: smsgw.v1.AdminService.GetRoute:output_type -> smsgw.v1.GetRouteResponse
-	32, // 60: smsgw.v1.AdminService.CreateRoute:output_type -> smsgw.v1.CreateRouteResponse
-	34, // 61: smsgw.v1.AdminService.UpdateRoute:output_type -> smsgw.v1.UpdateRouteResponse
-	36, // 62: smsgw.v1.AdminService.DeleteRoute:output_type -> smsgw.v1.DeleteRouteResponse
-	39, // 63: smsgw.v1.AdminService.ListAuditEntries:output_type -> smsgw.v1.ListAuditEntriesResponse
-	41, // 64: smsgw.v1.AdminService.ExportConfig:output_type -> smsgw.v1.ExportConfigResponse
-	43, // 65: smsgw.v1.AdminService.ImportConfig:output_type -> smsgw.v1.ImportConfigResponse
-	45, // [45:66] is the sub-list for method output_type
-	24, // [24:45] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	46, // 24: smsgw.v1.EraseNumberResponse.deleted:type_name -> smsgw.v1.EraseNumberResponse.DeletedEntry
+	0,  // 25: smsgw.v1.AdminService.ListCustomers:input_type -> smsgw.v1.ListCustomersRequest
+	2,  // 26: smsgw.v1.AdminService.GetCustomer:input_type -> smsgw.v1.GetCustomerRequest
+	4,  // 27: smsgw.v1.AdminService.CreateCustomer:input_type -> smsgw.v1.CreateCustomerRequest
+	6,  // 28: smsgw.v1.AdminService.UpdateCustomer:input_type -> smsgw.v1.UpdateCustomerRequest
+	8,  // 29: smsgw.v1.AdminService.DisableCustomer:input_type -> smsgw.v1.DisableCustomerRequest
+	11, // 30: smsgw.v1.AdminService.CreateAPIKey:input_type -> smsgw.v1.CreateAPIKeyRequest
+	13, // 31: smsgw.v1.AdminService.ListAPIKeys:input_type -> smsgw.v1.ListAPIKeysRequest
+	15, // 32: smsgw.v1.AdminService.RevokeAPIKey:input_type -> smsgw.v1.RevokeAPIKeyRequest
+	17, // 33: smsgw.v1.AdminService.ListConnectors:input_type -> smsgw.v1.ListConnectorsRequest
+	19, // 34: smsgw.v1.AdminService.GetConnector:input_type -> smsgw.v1.GetConnectorRequest
+	21, // 35: smsgw.v1.AdminService.CreateConnector:input_type -> smsgw.v1.CreateConnectorRequest
+	23, // 36: smsgw.v1.AdminService.UpdateConnector:input_type -> smsgw.v1.UpdateConnectorRequest
+	25, // 37: smsgw.v1.AdminService.DeleteConnector:input_type -> smsgw.v1.DeleteConnectorRequest
+	27, // 38: smsgw.v1.AdminService.ListRoutes:input_type -> smsgw.v1.ListRoutesRequest
+	29, // 39: smsgw.v1.AdminService.GetRoute:input_type -> smsgw.v1.GetRouteRequest
+	31, // 40: smsgw.v1.AdminService.CreateRoute:input_type -> smsgw.v1.CreateRouteRequest
+	33, // 41: smsgw.v1.AdminService.UpdateRoute:input_type -> smsgw.v1.UpdateRouteRequest
+	35, // 42: smsgw.v1.AdminService.DeleteRoute:input_type -> smsgw.v1.DeleteRouteRequest
+	38, // 43: smsgw.v1.AdminService.ListAuditEntries:input_type -> smsgw.v1.ListAuditEntriesRequest
+	40, // 44: smsgw.v1.AdminService.ExportConfig:input_type -> smsgw.v1.ExportConfigRequest
+	42, // 45: smsgw.v1.AdminService.ImportConfig:input_type -> smsgw.v1.ImportConfigRequest
+	44, // 46: smsgw.v1.AdminService.EraseNumber:input_type -> smsgw.v1.EraseNumberRequest
+	1,  // 47: smsgw.v1.AdminService.ListCustomers:output_type -> smsgw.v1.ListCustomersResponse
+	3,  // 48: smsgw.v1.AdminService.GetCustomer:output_type -> smsgw.v1.GetCustomerResponse
+	5,  // 49: smsgw.v1.AdminService.CreateCustomer:output_type -> smsgw.v1.CreateCustomerResponse
+	7,  // 50: smsgw.v1.AdminService.UpdateCustomer:output_type -> smsgw.v1.UpdateCustomerResponse
+	9,  // 51: smsgw.v1.AdminService.DisableCustomer:output_type -> smsgw.v1.DisableCustomerResponse
+	12, // 52: smsgw.v1.AdminService.CreateAPIKey:output_type -> smsgw.v1.CreateAPIKeyResponse
+	14, // 53: smsgw.v1.AdminService.ListAPIKeys:output_type -> smsgw.v1.ListAPIKeysResponse
+	16, // 54: smsgw.v1.AdminService.RevokeAPIKey:output_type -> smsgw.v1.RevokeAPIKeyResponse
+	18, // 55: smsgw.v1.AdminService.ListConnectors:output_type -> smsgw.v1.ListConnectorsResponse
+	20, // 56: smsgw.v1.AdminService.GetConnector:output_type -> smsgw.v1.GetConnectorResponse
+	22, // 57: smsgw.v1.AdminService.CreateConnector:output_type -> smsgw.v1.CreateConnectorResponse
+	24, // 58: smsgw.v1.AdminService.UpdateConnector:output_type -> smsgw.v1.UpdateConnectorResponse
+	26, // 59: smsgw.v1.AdminService.DeleteConnector:output_type -> smsgw.v1.DeleteConnectorResponse
+	28, // 60: smsgw.v1.AdminService.ListRoutes:output_type -> smsgw.v1.ListRoutesResponse
+	30, // 61: smsgw.v1.AdminService.GetRoute:output_type -> smsgw.v1.GetRouteResponse
+	32, // 62: smsgw.v1.AdminService.CreateRoute:output_type -> smsgw.v1.CreateRouteResponse
+	34, // 63: smsgw.v1.AdminService.UpdateRoute:output_type -> smsgw.v1.UpdateRouteResponse
+	36, // 64: smsgw.v1.AdminService.DeleteRoute:output_type -> smsgw.v1.DeleteRouteResponse
+	39, // 65: smsgw.v1.AdminService.ListAuditEntries:output_type -> smsgw.v1.ListAuditEntriesResponse
+	41, // 66: smsgw.v1.AdminService.ExportConfig:output_type -> smsgw.v1.ExportConfigResponse
+	43, // 67: smsgw.v1.AdminService.ImportConfig:output_type -> smsgw.v1.ImportConfigResponse
+	45, // 68: smsgw.v1.AdminService.EraseNumber:output_type -> smsgw.v1.EraseNumberResponse
+	47, // [47:69] is the sub-list for method output_type
+	25, // [25:47] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_smsgw_v1_admin_proto_init() }
@@ -2655,7 +2835,7 @@ func file_smsgw_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_smsgw_v1_admin_proto_rawDesc), len(file_smsgw_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,6 +44,7 @@ const (
 	AdminService_ListAuditEntries_FullMethodName = "/smsgw.v1.AdminService/ListAuditEntries"
 	AdminService_ExportConfig_FullMethodName     = "/smsgw.v1.AdminService/ExportConfig"
 	AdminService_ImportConfig_FullMethodName     = "/smsgw.v1.AdminService/ImportConfig"
+	AdminService_EraseNumber_FullMethodName      = "/smsgw.v1.AdminService/EraseNumber"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -120,6 +121,12 @@ type AdminServiceClient interface {
 	// ImportConfig makes a configuration file the configuration, as one
 	// change; with dry_run it only returns the differences.
 	ImportConfig(ctx context.Context, in *ImportConfigRequest, opts ...grpc.CallOption) (*ImportConfigResponse, error)
+	// EraseNumber removes every message to or from a phone number, in every
+	// store, with the workflow histories, and records the erasure in the
+	// erasure audit (docs/retention.md). Messages of the number still in
+	// flight refuse it with ALREADY_EXISTS (HTTP 409), before anything is
+	// removed, unless terminate_running is set. It changes no configuration version.
+	EraseNumber(ctx context.Context, in *EraseNumberRequest, opts ...grpc.CallOption) (*EraseNumberResponse, error)
 }
 
 type adminServiceClient struct {
@@ -340,6 +347,16 @@ func (c *adminServiceClient) ImportConfig(ctx context.Context, in *ImportConfigR
 	return out, nil
 }
 
+func (c *adminServiceClient) EraseNumber(ctx context.Context, in *EraseNumberRequest, opts ...grpc.CallOption) (*EraseNumberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseNumberResponse)
+	err := c.cc.Invoke(ctx, AdminService_EraseNumber_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -414,6 +431,12 @@ type AdminServiceServer interface {
 	// ImportConfig makes a configuration file the configuration, as one
 	// change; with dry_run it only returns the differences.
 	ImportConfig(context.Context, *ImportConfigRequest) (*ImportConfigResponse, error)
+	// EraseNumber removes every message to or from a phone number, in every
+	// store, with the workflow histories, and records the erasure in the
+	// erasure audit (docs/retention.md). Messages of the number still in
+	// flight refuse it with ALREADY_EXISTS (HTTP 409), before anything is
+	// removed, unless terminate_running is set. It changes no configuration version.
+	EraseNumber(context.Context, *EraseNumberRequest) (*EraseNumberResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -486,6 +509,9 @@ func (UnimplementedAdminServiceServer) ExportConfig(context.Context, *ExportConf
 }
 func (UnimplementedAdminServiceServer) ImportConfig(context.Context, *ImportConfigRequest) (*ImportConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportConfig not implemented")
+}
+func (UnimplementedAdminServiceServer) EraseNumber(context.Context, *EraseNumberRequest) (*EraseNumberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseNumber not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -886,6 +912,24 @@ func _AdminService_ImportConfig_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_EraseNumber_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseNumberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).EraseNumber(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_EraseNumber_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).EraseNumber(ctx, req.(*EraseNumberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -976,6 +1020,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportConfig",
 			Handler:    _AdminService_ImportConfig_Handler,
+		},
+		{
+			MethodName: "EraseNumber",
+			Handler:    _AdminService_EraseNumber_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1171,11 +1171,11 @@ const file_smsgw_v1_traffic_proto_rawDesc = "" +
 	"\x0eTrafficService\x12i\n" +
 	"\x0eSearchMessages\x12\x1f.smsgw.v1.SearchMessagesRequest\x1a .smsgw.v1.SearchMessagesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/messages\x12~\n" +
 	"\x11ListMessageEvents\x12\".smsgw.v1.ListMessageEventsRequest\x1a#.smsgw.v1.ListMessageEventsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/messages/{id}/events\x12T\n" +
-	"\bGetUsage\x12\x19.smsgw.v1.GetUsageRequest\x1a\x1a.smsgw.v1.GetUsageResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/usage2\xa9\x02\n" +
-	"\x16OperatorTrafficService\x12\\\n" +
-	"\x11SearchAllMessages\x12\".smsgw.v1.SearchAllMessagesRequest\x1a#.smsgw.v1.SearchAllMessagesResponse\x12e\n" +
-	"\x14ListAnyMessageEvents\x12%.smsgw.v1.ListAnyMessageEventsRequest\x1a&.smsgw.v1.ListAnyMessageEventsResponse\x12J\n" +
-	"\vGetAllUsage\x12\x1c.smsgw.v1.GetAllUsageRequest\x1a\x1d.smsgw.v1.GetAllUsageResponseB/Z-github.com/smsgw/smsgw/proto/smsgw/v1;smsgwv1b\x06proto3"
+	"\bGetUsage\x12\x19.smsgw.v1.GetUsageRequest\x1a\x1a.smsgw.v1.GetUsageResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/usage2\x87\x03\n" +
+	"\x16OperatorTrafficService\x12x\n" +
+	"\x11SearchAllMessages\x12\".smsgw.v1.SearchAllMessagesRequest\x1a#.smsgw.v1.SearchAllMessagesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/admin/messages\x12\x8d\x01\n" +
+	"\x14ListAnyMessageEvents\x12%.smsgw.v1.ListAnyMessageEventsRequest\x1a&.smsgw.v1.ListAnyMessageEventsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/admin/messages/{id}/events\x12c\n" +
+	"\vGetAllUsage\x12\x1c.smsgw.v1.GetAllUsageRequest\x1a\x1d.smsgw.v1.GetAllUsageResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/admin/usageB/Z-github.com/smsgw/smsgw/proto/smsgw/v1;smsgwv1b\x06proto3"
 
 var (
 	file_smsgw_v1_traffic_proto_rawDescOnce sync.Once

@@ -244,9 +244,11 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // OperatorTrafficService is TrafficService across customers, for the
-// gateway's operators: the customer is a filter, optional. It has no
-// HTTP mapping and is not served on the customers' API; the operators' API
-// mounts it behind its own authentication.
+// gateway's operators: the customer is a filter, optional. It is served
+// with AdminService, under /v1/admin/, and takes admin keys only: a
+// customer's API key is refused with PERMISSION_DENIED (HTTP 403). Over
+// REST, SearchAllMessages and GetAllUsage answer CSV to `Accept: text/csv`
+// as their TrafficService forms do, with the customer as a column.
 type OperatorTrafficServiceClient interface {
 	// SearchAllMessages is SearchMessages over every customer, or the one
 	// named by customer_id.
@@ -301,9 +303,11 @@ func (c *operatorTrafficServiceClient) GetAllUsage(ctx context.Context, in *GetA
 // for forward compatibility.
 //
 // OperatorTrafficService is TrafficService across customers, for the
-// gateway's operators: the customer is a filter, optional. It has no
-// HTTP mapping and is not served on the customers' API; the operators' API
-// mounts it behind its own authentication.
+// gateway's operators: the customer is a filter, optional. It is served
+// with AdminService, under /v1/admin/, and takes admin keys only: a
+// customer's API key is refused with PERMISSION_DENIED (HTTP 403). Over
+// REST, SearchAllMessages and GetAllUsage answer CSV to `Accept: text/csv`
+// as their TrafficService forms do, with the customer as a column.
 type OperatorTrafficServiceServer interface {
 	// SearchAllMessages is SearchMessages over every customer, or the one
 	// named by customer_id.
