@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -243,8 +244,13 @@ func (g *gateway) run(t *testing.T, flags ...string) (stop func()) {
 		cancel()
 		select {
 		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("smsgw did not stop within 30s")
+		case <-time.After(60 * time.Second):
+			// A drain waits up to 20 s for a connector's sends and longer on
+			// a loaded machine; past a minute, what it is still doing tells a
+			// slow drain from a hang.
+			var stacks strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			t.Errorf("smsgw did not stop within 60s; goroutines:\n%s", stacks.String())
 		}
 		if t.Failed() {
 			logMu.Lock()
