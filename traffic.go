@@ -64,8 +64,8 @@ type UsageQuery struct {
 // MaxUsageDays is the longest range a usage report covers.
 const MaxUsageDays = 366
 
-// UsageRow is the count of one day, customer, entry point, connector and
-// final status.
+// UsageRow is the count of one day, customer, entry point, connector,
+// final status and currency.
 type UsageRow struct {
 	Day         string // YYYY-MM-DD in the query's time zone
 	CustomerID  string
@@ -74,6 +74,10 @@ type UsageRow struct {
 	Status      Status
 	Messages    int64
 	Segments    int64
+	// Currency is what the messages were charged in, "" for messages not
+	// billed; CostMicros their charges' sum, in micro-units of it.
+	Currency   string
+	CostMicros int64
 }
 
 // UsageReader reports usage (the reporting database does).

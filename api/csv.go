@@ -168,7 +168,7 @@ func (c *csvExport) streamMessages(ctx context.Context, w http.ResponseWriter, r
 
 // usageColumns is the header of the usage CSV; the operators' form has
 // customer_id after day.
-var usageColumns = []string{"day", "entry_point", "connector_id", "status", "messages", "segments"}
+var usageColumns = []string{"day", "entry_point", "connector_id", "status", "messages", "segments", "currency", "cost_micros"}
 
 func (c *csvExport) usage(w http.ResponseWriter, r *http.Request) {
 	req := &smsgwv1.GetUsageRequest{}
@@ -211,6 +211,7 @@ func (c *csvExport) writeUsage(w http.ResponseWriter, rows []*smsgwv1.UsageRow, 
 		line := []string{
 			row.GetDay(), row.GetEntryPoint(), row.GetConnectorId(), statusText(row.GetStatus()),
 			strconv.FormatInt(row.GetMessages(), 10), strconv.FormatInt(row.GetSegments(), 10),
+			row.GetCurrency(), strconv.FormatInt(row.GetCostMicros(), 10),
 		}
 		if withCustomer {
 			line = slices.Insert(line, 1, row.GetCustomerId())

@@ -152,6 +152,12 @@ priceLists:
 			t.Errorf("message %s: reporting row cost %d %q, want 50000 EUR", id, cost, currency)
 		}
 	}
+	// The usage report sums the four charges once.
+	today := time.Now().UTC()
+	usagePath := "/v1/usage?from=" + today.AddDate(0, 0, -1).Format(time.DateOnly) + "&to=" + today.AddDate(0, 0, 2).Format(time.DateOnly)
+	if code, rep := call("GET", usagePath, "prepay-key", ""); code != http.StatusOK || fmt.Sprint(rep["totalCosts"]) != "[map[costMicros:200000 currency:EUR]]" {
+		t.Errorf("GET %s: HTTP %d %v, want a total cost of 200000 EUR", usagePath, code, rep)
+	}
 	// Available fell from 0.10 to 0.05 with the fourth reservation: one alert.
 	alerts := hook.waitFor(t, 1, func(c hookCall) bool { return c.event == "low_balance" })
 	if a := alerts[0].body; a["threshold"] != "0.10" || a["available"] != "0.05" || a["currency"] != "EUR" {

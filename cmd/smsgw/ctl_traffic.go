@@ -22,7 +22,8 @@ var (
 		{"SEGMENTS", field("message.segments")}, {"ENTRY", field("entryPoint")}, {"ACCEPTED", field("message.acceptedAt")}}
 	eventColumns = []ctlColumn{{"SEQ", field("seq")}, {"TYPE", field("type")}, {"AT", field("at")}, {"DATA", jsonField("data")}}
 	usageColumns = []ctlColumn{{"DAY", field("day")}, {"CUSTOMER", field("customerId")}, {"ENTRY", field("entryPoint")},
-		{"CONNECTOR", field("connectorId")}, {"STATUS", statusField("status")}, {"MESSAGES", field("messages")}, {"SEGMENTS", field("segments")}}
+		{"CONNECTOR", field("connectorId")}, {"STATUS", statusField("status")}, {"MESSAGES", field("messages")}, {"SEGMENTS", field("segments")},
+		{"CURRENCY", field("currency")}, {"COST_MICROS", field("costMicros")}}
 )
 
 // count writes a number of the API's JSON, where 0 is left out.

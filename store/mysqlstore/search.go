@@ -129,8 +129,9 @@ func searchSQL(q smsgw.MessageQuery) (query string, args []any, size int, err er
 }
 
 // Usage implements smsgw.UsageReader: the messages that reached a final
-// status and their segments, per day of acceptance in the query's time
-// zone, customer, entry point, connector and status, ordered by those. The
+// status, their segments and what they were charged, per day of acceptance
+// in the query's time zone, customer, entry point, connector, status and
+// currency, ordered by those. The
 // days are summed from usage_buckets' UTC quarter-hours; between two
 // changes of the zone's offset (daylight saving) a bucket's local day is
 // its UTC time plus the offset, so the sum is done in SQL a stretch of
@@ -149,7 +150,7 @@ func (s *Store) Usage(ctx context.Context, q smsgw.UsageQuery) ([]smsgw.UsageRow
 		return nil, smsgw.Errorf(smsgw.EINVALID, "the range is longer than %d days", smsgw.MaxUsageDays)
 	}
 	type key struct {
-		day, customer, entry, connector, status string
+		day, customer, entry, connector, status, currency string
 	}
 	sums := map[key]*smsgw.UsageRow{}
 	for start := from; start.Before(to); {
@@ -158,20 +159,21 @@ func (s *Store) Usage(ctx context.Context, q smsgw.UsageQuery) ([]smsgw.UsageRow
 			end = to
 		}
 		_, offset := start.Zone()
-		query := `SELECT DATE_FORMAT(DATE_ADD(bucket, INTERVAL ? MINUTE), '%Y-%m-%d'), customer_id, entry_point, connector_id, status,
-			SUM(messages), SUM(segments)
+		query := `SELECT DATE_FORMAT(DATE_ADD(bucket, INTERVAL ? MINUTE), '%Y-%m-%d'), customer_id, entry_point, connector_id, status, currency,
+			SUM(messages), SUM(segments), SUM(cost_micros)
 			FROM usage_buckets WHERE bucket >= ? AND bucket < ?`
 		args := []any{offset / 60, start.UTC(), end.UTC()}
 		if q.CustomerID != "" {
 			query += " AND customer_id = ?"
 			args = append(args, q.CustomerID)
 		}
-		query += " GROUP BY 1, customer_id, entry_point, connector_id, status"
+		query += " GROUP BY 1, customer_id, entry_point, connector_id, status, currency"
 		if err := s.sumUsage(ctx, query, args, func(r smsgw.UsageRow) {
-			k := key{r.Day, r.CustomerID, string(r.EntryPoint), r.ConnectorID, string(r.Status)}
+			k := key{r.Day, r.CustomerID, string(r.EntryPoint), r.ConnectorID, string(r.Status), r.Currency}
 			if sum, ok := sums[k]; ok {
 				sum.Messages += r.Messages
 				sum.Segments += r.Segments
+				sum.CostMicros += r.CostMicros
 				return
 			}
 			sums[k] = &r
@@ -188,7 +190,7 @@ func (s *Store) Usage(ctx context.Context, q smsgw.UsageQuery) ([]smsgw.UsageRow
 	}
 	slices.SortFunc(out, func(a, b smsgw.UsageRow) int {
 		for _, c := range [][2]string{{a.Day, b.Day}, {a.CustomerID, b.CustomerID}, {string(a.EntryPoint), string(b.EntryPoint)},
-			{a.ConnectorID, b.ConnectorID}, {string(a.Status), string(b.Status)}} {
+			{a.ConnectorID, b.ConnectorID}, {string(a.Status), string(b.Status)}, {a.Currency, b.Currency}} {
 			if n := strings.Compare(c[0], c[1]); n != 0 {
 				return n
 			}
@@ -208,7 +210,7 @@ func (s *Store) sumUsage(ctx context.Context, query string, args []any, add func
 	for rows.Next() {
 		var r smsgw.UsageRow
 		var entry, status string
-		if err := rows.Scan(&r.Day, &r.CustomerID, &entry, &r.ConnectorID, &status, &r.Messages, &r.Segments); err != nil {
+		if err := rows.Scan(&r.Day, &r.CustomerID, &entry, &r.ConnectorID, &status, &r.Currency, &r.Messages, &r.Segments, &r.CostMicros); err != nil {
 			return fmt.Errorf("mysqlstore: usage: %w", wrap(err))
 		}
 		r.EntryPoint, r.Status = smsgw.EntryPoint(entry), smsgw.Status(status)

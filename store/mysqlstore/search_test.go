@@ -276,3 +276,80 @@ func TestUsageCountsAMessageCountedBeforeBuckets(t *testing.T) {
 		t.Errorf("daily_stats = %v, want the message once", got)
 	}
 }
+
+// usageCosts reads a usage report as "customer connector status currency messages cost" lines.
+func usageCosts(t *testing.T, s *mysqlstore.Store, q smsgw.UsageQuery) string {
+	t.Helper()
+	rows, err := s.Usage(ctx(t), q)
+	if err != nil {
+		t.Fatalf("Usage(%+v): %v", q, err)
+	}
+	var out []string
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("%s %s %s %q %d %d", r.CustomerID, r.ConnectorID, r.Status, r.Currency, r.Messages, r.CostMicros))
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestUsageSumsEachChargeOnce(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	all := smsgw.UsageQuery{From: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)} // fixed date: stored data queried by its own range
+
+	// The charge in the same write as the final status, recorded again and
+	// again, also concurrently: summed once.
+	charged := func(id string, cost int64) smsgw.MessageRecord {
+		r := final(id, smsgw.StatusDelivered, t0.Add(2*time.Second))
+		r.CostMicros, r.Currency = cost, "EUR"
+		return r
+	}
+	upsert(t, s, accepted("m1"), sent("m1", "upA", t0.Add(time.Second)), charged("m1", 70000), charged("m1", 70000))
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { errs <- s.UpsertMessage(ctx(t), charged("m1", 70000)) }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := usageCosts(t, s, all), `c1 upA DELIVERED "EUR" 1 70000`; got != want {
+		t.Fatalf("usage after repeated charged final records:\n%s\nwant\n%s", got, want)
+	}
+
+	// The final status first, the charge in a later write (repeated, and
+	// concurrently): the message moves from the unbilled row to the EUR one.
+	upsert(t, s, accepted("m2"), sent("m2", "upA", t0), final("m2", smsgw.StatusDelivered, t0.Add(time.Second)))
+	if got, want := usageCosts(t, s, all), "c1 upA DELIVERED \"\" 1 0\nc1 upA DELIVERED \"EUR\" 1 70000"; got != want {
+		t.Fatalf("usage before the late charge:\n%s\nwant\n%s", got, want)
+	}
+	for range 4 {
+		go func() { errs <- s.UpsertMessage(ctx(t), charged("m2", 35000)) }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	upsert(t, s, charged("m2", 35000), final("m2", smsgw.StatusDelivered, t0.Add(3*time.Second)))
+	if got, want := usageCosts(t, s, all), `c1 upA DELIVERED "EUR" 2 105000`; got != want {
+		t.Fatalf("usage after the late charge:\n%s\nwant\n%s", got, want)
+	}
+
+	// An undeliverable message charged nothing is counted under its currency
+	// with a zero charge; another customer in another currency apart.
+	upsert(t, s, accepted("m3"), sent("m3", "upB", t0), charged("m3", 0))
+	m4 := accepted("m4")
+	m4.CustomerID = "c2"
+	c4 := charged("m4", 1250)
+	c4.Currency = "USD"
+	upsert(t, s, m4, sent("m4", "upA", t0), c4, c4)
+	want := strings.Join([]string{
+		`c1 upA DELIVERED "EUR" 2 105000`,
+		`c1 upB DELIVERED "EUR" 1 0`,
+		`c2 upA DELIVERED "USD" 1 1250`,
+	}, "\n")
+	if got := usageCosts(t, s, all); got != want {
+		t.Errorf("usage of every customer:\n%s\nwant\n%s", got, want)
+	}
+}

@@ -864,6 +864,9 @@ type GetUsageResponse struct {
 	// The sums of every row.
 	TotalMessages int64 `protobuf:"varint,2,opt,name=total_messages,json=totalMessages,proto3" json:"total_messages,omitempty"`
 	TotalSegments int64 `protobuf:"varint,3,opt,name=total_segments,json=totalSegments,proto3" json:"total_segments,omitempty"`
+	// The sums of every row's cost, one per currency (messages not billed
+	// are left out), ordered by currency.
+	TotalCosts    []*UsageCost `protobuf:"bytes,4,rep,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -919,13 +922,21 @@ func (x *GetUsageResponse) GetTotalSegments() int64 {
 	return 0
 }
 
+func (x *GetUsageResponse) GetTotalCosts() []*UsageCost {
+	if x != nil {
+		return x.TotalCosts
+	}
+	return nil
+}
+
 // GetAllUsageResponse is an operator's usage report.
 type GetAllUsageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// As in GetUsageResponse.
-	Rows          []*UsageRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
-	TotalMessages int64       `protobuf:"varint,2,opt,name=total_messages,json=totalMessages,proto3" json:"total_messages,omitempty"`
-	TotalSegments int64       `protobuf:"varint,3,opt,name=total_segments,json=totalSegments,proto3" json:"total_segments,omitempty"`
+	Rows          []*UsageRow  `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	TotalMessages int64        `protobuf:"varint,2,opt,name=total_messages,json=totalMessages,proto3" json:"total_messages,omitempty"`
+	TotalSegments int64        `protobuf:"varint,3,opt,name=total_segments,json=totalSegments,proto3" json:"total_segments,omitempty"`
+	TotalCosts    []*UsageCost `protobuf:"bytes,4,rep,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -981,8 +992,15 @@ func (x *GetAllUsageResponse) GetTotalSegments() int64 {
 	return 0
 }
 
-// UsageRow is the count of one day, customer, entry point, connector and
-// final status.
+func (x *GetAllUsageResponse) GetTotalCosts() []*UsageCost {
+	if x != nil {
+		return x.TotalCosts
+	}
+	return nil
+}
+
+// UsageRow is the count of one day, customer, entry point, connector,
+// final status and currency.
 type UsageRow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// YYYY-MM-DD in the report's time zone.
@@ -995,7 +1013,13 @@ type UsageRow struct {
 	// Messages that reached the status.
 	Messages int64 `protobuf:"varint,6,opt,name=messages,proto3" json:"messages,omitempty"`
 	// Their SMS parts.
-	Segments      int64 `protobuf:"varint,7,opt,name=segments,proto3" json:"segments,omitempty"`
+	Segments int64 `protobuf:"varint,7,opt,name=segments,proto3" json:"segments,omitempty"`
+	// The ISO 4217 code the messages were charged in; empty for messages
+	// not billed.
+	Currency string `protobuf:"bytes,8,opt,name=currency,proto3" json:"currency,omitempty"`
+	// What they were charged in all, in micro-units of the currency
+	// (1 EUR = 1000000).
+	CostMicros    int64 `protobuf:"varint,9,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1079,6 +1103,74 @@ func (x *UsageRow) GetSegments() int64 {
 	return 0
 }
 
+func (x *UsageRow) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *UsageRow) GetCostMicros() int64 {
+	if x != nil {
+		return x.CostMicros
+	}
+	return 0
+}
+
+// UsageCost is what a report's messages were charged in one currency.
+type UsageCost struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Currency string                 `protobuf:"bytes,1,opt,name=currency,proto3" json:"currency,omitempty"`
+	// In micro-units of the currency.
+	CostMicros    int64 `protobuf:"varint,2,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageCost) Reset() {
+	*x = UsageCost{}
+	mi := &file_smsgw_v1_traffic_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageCost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageCost) ProtoMessage() {}
+
+func (x *UsageCost) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_traffic_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageCost.ProtoReflect.Descriptor instead.
+func (*UsageCost) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_traffic_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UsageCost) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *UsageCost) GetCostMicros() int64 {
+	if x != nil {
+		return x.CostMicros
+	}
+	return 0
+}
+
 var File_smsgw_v1_traffic_proto protoreflect.FileDescriptor
 
 const file_smsgw_v1_traffic_proto_rawDesc = "" +
@@ -1149,15 +1241,19 @@ const file_smsgw_v1_traffic_proto_rawDesc = "" +
 	"customerId\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12\x1b\n" +
-	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\"\x88\x01\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\"\xbe\x01\n" +
 	"\x10GetUsageResponse\x12&\n" +
 	"\x04rows\x18\x01 \x03(\v2\x12.smsgw.v1.UsageRowR\x04rows\x12%\n" +
 	"\x0etotal_messages\x18\x02 \x01(\x03R\rtotalMessages\x12%\n" +
-	"\x0etotal_segments\x18\x03 \x01(\x03R\rtotalSegments\"\x8b\x01\n" +
+	"\x0etotal_segments\x18\x03 \x01(\x03R\rtotalSegments\x124\n" +
+	"\vtotal_costs\x18\x04 \x03(\v2\x13.smsgw.v1.UsageCostR\n" +
+	"totalCosts\"\xc1\x01\n" +
 	"\x13GetAllUsageResponse\x12&\n" +
 	"\x04rows\x18\x01 \x03(\v2\x12.smsgw.v1.UsageRowR\x04rows\x12%\n" +
 	"\x0etotal_messages\x18\x02 \x01(\x03R\rtotalMessages\x12%\n" +
-	"\x0etotal_segments\x18\x03 \x01(\x03R\rtotalSegments\"\xea\x01\n" +
+	"\x0etotal_segments\x18\x03 \x01(\x03R\rtotalSegments\x124\n" +
+	"\vtotal_costs\x18\x04 \x03(\v2\x13.smsgw.v1.UsageCostR\n" +
+	"totalCosts\"\xa7\x02\n" +
 	"\bUsageRow\x12\x10\n" +
 	"\x03day\x18\x01 \x01(\tR\x03day\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -1167,7 +1263,14 @@ const file_smsgw_v1_traffic_proto_rawDesc = "" +
 	"\fconnector_id\x18\x04 \x01(\tR\vconnectorId\x12/\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x17.smsgw.v1.MessageStatusR\x06status\x12\x1a\n" +
 	"\bmessages\x18\x06 \x01(\x03R\bmessages\x12\x1a\n" +
-	"\bsegments\x18\a \x01(\x03R\bsegments2\xd1\x02\n" +
+	"\bsegments\x18\a \x01(\x03R\bsegments\x12\x1a\n" +
+	"\bcurrency\x18\b \x01(\tR\bcurrency\x12\x1f\n" +
+	"\vcost_micros\x18\t \x01(\x03R\n" +
+	"costMicros\"H\n" +
+	"\tUsageCost\x12\x1a\n" +
+	"\bcurrency\x18\x01 \x01(\tR\bcurrency\x12\x1f\n" +
+	"\vcost_micros\x18\x02 \x01(\x03R\n" +
+	"costMicros2\xd1\x02\n" +
 	"\x0eTrafficService\x12i\n" +
 	"\x0eSearchMessages\x12\x1f.smsgw.v1.SearchMessagesRequest\x1a .smsgw.v1.SearchMessagesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/messages\x12~\n" +
 	"\x11ListMessageEvents\x12\".smsgw.v1.ListMessageEventsRequest\x1a#.smsgw.v1.ListMessageEventsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/messages/{id}/events\x12T\n" +
@@ -1189,7 +1292,7 @@ func file_smsgw_v1_traffic_proto_rawDescGZIP() []byte {
 	return file_smsgw_v1_traffic_proto_rawDescData
 }
 
-var file_smsgw_v1_traffic_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_smsgw_v1_traffic_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_smsgw_v1_traffic_proto_goTypes = []any{
 	(*SearchMessagesRequest)(nil),        // 0: smsgw.v1.SearchMessagesRequest
 	(*SearchAllMessagesRequest)(nil),     // 1: smsgw.v1.SearchAllMessagesRequest
@@ -1206,43 +1309,46 @@ var file_smsgw_v1_traffic_proto_goTypes = []any{
 	(*GetUsageResponse)(nil),             // 12: smsgw.v1.GetUsageResponse
 	(*GetAllUsageResponse)(nil),          // 13: smsgw.v1.GetAllUsageResponse
 	(*UsageRow)(nil),                     // 14: smsgw.v1.UsageRow
-	(*timestamppb.Timestamp)(nil),        // 15: google.protobuf.Timestamp
-	(*Message)(nil),                      // 16: smsgw.v1.Message
-	(*structpb.Struct)(nil),              // 17: google.protobuf.Struct
-	(MessageStatus)(0),                   // 18: smsgw.v1.MessageStatus
+	(*UsageCost)(nil),                    // 15: smsgw.v1.UsageCost
+	(*timestamppb.Timestamp)(nil),        // 16: google.protobuf.Timestamp
+	(*Message)(nil),                      // 17: smsgw.v1.Message
+	(*structpb.Struct)(nil),              // 18: google.protobuf.Struct
+	(MessageStatus)(0),                   // 19: smsgw.v1.MessageStatus
 }
 var file_smsgw_v1_traffic_proto_depIdxs = []int32{
-	15, // 0: smsgw.v1.SearchMessagesRequest.since:type_name -> google.protobuf.Timestamp
-	15, // 1: smsgw.v1.SearchMessagesRequest.until:type_name -> google.protobuf.Timestamp
-	15, // 2: smsgw.v1.SearchAllMessagesRequest.since:type_name -> google.protobuf.Timestamp
-	15, // 3: smsgw.v1.SearchAllMessagesRequest.until:type_name -> google.protobuf.Timestamp
+	16, // 0: smsgw.v1.SearchMessagesRequest.since:type_name -> google.protobuf.Timestamp
+	16, // 1: smsgw.v1.SearchMessagesRequest.until:type_name -> google.protobuf.Timestamp
+	16, // 2: smsgw.v1.SearchAllMessagesRequest.since:type_name -> google.protobuf.Timestamp
+	16, // 3: smsgw.v1.SearchAllMessagesRequest.until:type_name -> google.protobuf.Timestamp
 	4,  // 4: smsgw.v1.SearchMessagesResponse.messages:type_name -> smsgw.v1.FoundMessage
 	4,  // 5: smsgw.v1.SearchAllMessagesResponse.messages:type_name -> smsgw.v1.FoundMessage
-	16, // 6: smsgw.v1.FoundMessage.message:type_name -> smsgw.v1.Message
+	17, // 6: smsgw.v1.FoundMessage.message:type_name -> smsgw.v1.Message
 	9,  // 7: smsgw.v1.ListMessageEventsResponse.events:type_name -> smsgw.v1.MessageEvent
 	9,  // 8: smsgw.v1.ListAnyMessageEventsResponse.events:type_name -> smsgw.v1.MessageEvent
-	15, // 9: smsgw.v1.MessageEvent.at:type_name -> google.protobuf.Timestamp
-	17, // 10: smsgw.v1.MessageEvent.data:type_name -> google.protobuf.Struct
+	16, // 9: smsgw.v1.MessageEvent.at:type_name -> google.protobuf.Timestamp
+	18, // 10: smsgw.v1.MessageEvent.data:type_name -> google.protobuf.Struct
 	14, // 11: smsgw.v1.GetUsageResponse.rows:type_name -> smsgw.v1.UsageRow
-	14, // 12: smsgw.v1.GetAllUsageResponse.rows:type_name -> smsgw.v1.UsageRow
-	18, // 13: smsgw.v1.UsageRow.status:type_name -> smsgw.v1.MessageStatus
-	0,  // 14: smsgw.v1.TrafficService.SearchMessages:input_type -> smsgw.v1.SearchMessagesRequest
-	5,  // 15: smsgw.v1.TrafficService.ListMessageEvents:input_type -> smsgw.v1.ListMessageEventsRequest
-	10, // 16: smsgw.v1.TrafficService.GetUsage:input_type -> smsgw.v1.GetUsageRequest
-	1,  // 17: smsgw.v1.OperatorTrafficService.SearchAllMessages:input_type -> smsgw.v1.SearchAllMessagesRequest
-	7,  // 18: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:input_type -> smsgw.v1.ListAnyMessageEventsRequest
-	11, // 19: smsgw.v1.OperatorTrafficService.GetAllUsage:input_type -> smsgw.v1.GetAllUsageRequest
-	2,  // 20: smsgw.v1.TrafficService.SearchMessages:output_type -> smsgw.v1.SearchMessagesResponse
-	6,  // 21: smsgw.v1.TrafficService.ListMessageEvents:output_type -> smsgw.v1.ListMessageEventsResponse
-	12, // 22: smsgw.v1.TrafficService.GetUsage:output_type -> smsgw.v1.GetUsageResponse
-	3,  // 23: smsgw.v1.OperatorTrafficService.SearchAllMessages:output_type -> smsgw.v1.SearchAllMessagesResponse
-	8,  // 24: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:output_type -> smsgw.v1.ListAnyMessageEventsResponse
-	13, // 25: smsgw.v1.OperatorTrafficService.GetAllUsage:output_type -> smsgw.v1.GetAllUsageResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	15, // 12: smsgw.v1.GetUsageResponse.total_costs:type_name -> smsgw.v1.UsageCost
+	14, // 13: smsgw.v1.GetAllUsageResponse.rows:type_name -> smsgw.v1.UsageRow
+	15, // 14: smsgw.v1.GetAllUsageResponse.total_costs:type_name -> smsgw.v1.UsageCost
+	19, // 15: smsgw.v1.UsageRow.status:type_name -> smsgw.v1.MessageStatus
+	0,  // 16: smsgw.v1.TrafficService.SearchMessages:input_type -> smsgw.v1.SearchMessagesRequest
+	5,  // 17: smsgw.v1.TrafficService.ListMessageEvents:input_type -> smsgw.v1.ListMessageEventsRequest
+	10, // 18: smsgw.v1.TrafficService.GetUsage:input_type -> smsgw.v1.GetUsageRequest
+	1,  // 19: smsgw.v1.OperatorTrafficService.SearchAllMessages:input_type -> smsgw.v1.SearchAllMessagesRequest
+	7,  // 20: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:input_type -> smsgw.v1.ListAnyMessageEventsRequest
+	11, // 21: smsgw.v1.OperatorTrafficService.GetAllUsage:input_type -> smsgw.v1.GetAllUsageRequest
+	2,  // 22: smsgw.v1.TrafficService.SearchMessages:output_type -> smsgw.v1.SearchMessagesResponse
+	6,  // 23: smsgw.v1.TrafficService.ListMessageEvents:output_type -> smsgw.v1.ListMessageEventsResponse
+	12, // 24: smsgw.v1.TrafficService.GetUsage:output_type -> smsgw.v1.GetUsageResponse
+	3,  // 25: smsgw.v1.OperatorTrafficService.SearchAllMessages:output_type -> smsgw.v1.SearchAllMessagesResponse
+	8,  // 26: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:output_type -> smsgw.v1.ListAnyMessageEventsResponse
+	13, // 27: smsgw.v1.OperatorTrafficService.GetAllUsage:output_type -> smsgw.v1.GetAllUsageResponse
+	22, // [22:28] is the sub-list for method output_type
+	16, // [16:22] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_smsgw_v1_traffic_proto_init() }
@@ -1257,7 +1363,7 @@ func file_smsgw_v1_traffic_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_smsgw_v1_traffic_proto_rawDesc), len(file_smsgw_v1_traffic_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
