@@ -122,13 +122,21 @@ func TestSearchMessagesFiltersAndPages(t *testing.T) {
 // usage reads a usage report as "day customer entry connector status messages/segments" lines.
 func usage(t *testing.T, s *mysqlstore.Store, q smsgw.UsageQuery) string {
 	t.Helper()
+	return usageLines(t, s, q, func(r smsgw.UsageRow) string {
+		return fmt.Sprintf("%s %s %s %s %s %d/%d", r.Day, r.CustomerID, r.EntryPoint, r.ConnectorID, r.Status, r.Messages, r.Segments)
+	})
+}
+
+// usageLines reads a usage report as a line per row, as line writes it.
+func usageLines(t *testing.T, s *mysqlstore.Store, q smsgw.UsageQuery, line func(smsgw.UsageRow) string) string {
+	t.Helper()
 	rows, err := s.Usage(ctx(t), q)
 	if err != nil {
 		t.Fatalf("Usage(%+v): %v", q, err)
 	}
 	var out []string
 	for _, r := range rows {
-		out = append(out, fmt.Sprintf("%s %s %s %s %s %d/%d", r.Day, r.CustomerID, r.EntryPoint, r.ConnectorID, r.Status, r.Messages, r.Segments))
+		out = append(out, line(r))
 	}
 	return strings.Join(out, "\n")
 }
@@ -280,15 +288,9 @@ func TestUsageCountsAMessageCountedBeforeBuckets(t *testing.T) {
 // usageCosts reads a usage report as "customer connector status currency messages cost" lines.
 func usageCosts(t *testing.T, s *mysqlstore.Store, q smsgw.UsageQuery) string {
 	t.Helper()
-	rows, err := s.Usage(ctx(t), q)
-	if err != nil {
-		t.Fatalf("Usage(%+v): %v", q, err)
-	}
-	var out []string
-	for _, r := range rows {
-		out = append(out, fmt.Sprintf("%s %s %s %q %d %d", r.CustomerID, r.ConnectorID, r.Status, r.Currency, r.Messages, r.CostMicros))
-	}
-	return strings.Join(out, "\n")
+	return usageLines(t, s, q, func(r smsgw.UsageRow) string {
+		return fmt.Sprintf("%s %s %s %q %d %d", r.CustomerID, r.ConnectorID, r.Status, r.Currency, r.Messages, r.CostMicros)
+	})
 }
 
 func TestUsageSumsEachChargeOnce(t *testing.T) {
