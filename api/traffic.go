@@ -128,7 +128,7 @@ func (s *operatorTrafficService) GetAllUsage(ctx context.Context, req *smsgwv1.G
 		return nil, err
 	}
 	return &smsgwv1.GetAllUsageResponse{Rows: rep.Rows, TotalMessages: rep.TotalMessages, TotalSegments: rep.TotalSegments,
-		TotalCosts: rep.TotalCosts}, nil
+		TotalCosts: rep.TotalCosts, Refusals: rep.Refusals, TotalRefusals: rep.TotalRefusals}, nil
 }
 
 // searchRequest is a search request, whichever service's.
@@ -311,6 +311,14 @@ func (t traffic) usage(ctx context.Context, customerID, from, to, zone string) (
 	}
 	for _, currency := range slices.Sorted(maps.Keys(costs)) {
 		rep.TotalCosts = append(rep.TotalCosts, &smsgwv1.UsageCost{Currency: currency, CostMicros: costs[currency]})
+	}
+	refused, err := t.Usage.Refusals(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refused {
+		rep.Refusals = append(rep.Refusals, &smsgwv1.UsageRefusal{Day: r.Day, CustomerId: r.CustomerID, Reason: r.Reason, Refusals: r.Refusals})
+		rep.TotalRefusals += r.Refusals
 	}
 	return rep, nil
 }

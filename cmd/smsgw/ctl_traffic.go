@@ -24,6 +24,7 @@ var (
 	usageColumns = []ctlColumn{{"DAY", field("day")}, {"CUSTOMER", field("customerId")}, {"ENTRY", field("entryPoint")},
 		{"CONNECTOR", field("connectorId")}, {"STATUS", statusField("status")}, {"MESSAGES", field("messages")}, {"SEGMENTS", field("segments")},
 		{"CURRENCY", field("currency")}, {"COST_MICROS", field("costMicros")}}
+	refusalColumns = []ctlColumn{{"DAY", field("day")}, {"CUSTOMER", field("customerId")}, {"REASON", field("reason")}, {"REFUSED", field("refusals")}}
 )
 
 // count writes a number of the API's JSON, where 0 is left out.
@@ -210,6 +211,13 @@ var usageVerb = ctlVerb{name: "usage", summary: "messages and segments that reac
 			return err
 		}
 		fmt.Fprintf(c.out, "total: %s messages, %s segments (%s to %s, %s)\n", count(out["totalMessages"]), count(out["totalSegments"]), from, to, o["timeZone"])
+		if refusals, _ := out["refusals"].([]any); len(refusals) > 0 {
+			fmt.Fprintln(c.out)
+			if err := c.table(out, nil, "refusals", refusalColumns); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "total: %s refused submissions\n", count(out["totalRefusals"]))
+		}
 		return nil
 	}}
 

@@ -133,7 +133,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	submitter := lifecycle.New(lifecycle.Options{
 		Temporal: tc, DataConverter: topts.DataConverter, Config: live, Counter: encoder, Planner: planner, Health: health,
 		Backlog: backlog, MaxBacklog: s.maxBacklog, Ledger: reports, Alerts: alerts, Admitter: admitter,
-		Messages:   reader,
+		Refusals: reports, Messages: reader,
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
 

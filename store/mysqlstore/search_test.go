@@ -355,3 +355,54 @@ func TestUsageSumsEachChargeOnce(t *testing.T) {
 		t.Errorf("usage of every customer:\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestRefusalsAreCountedPerQuarterHourAndReason(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	// 23:50 UTC on the 25th is the 26th in Berlin: the day follows the zone.
+	late := time.Date(2026, 11, 25, 23, 50, 0, 0, time.UTC) // fixed date: stored data queried by its own range
+	for _, r := range []struct {
+		customer, reason string
+		at               time.Time
+	}{
+		{"c1", smsgw.ReasonOptedOut, t0}, {"c1", smsgw.ReasonOptedOut, t0.Add(20 * time.Minute)},
+		{"c1", smsgw.ReasonInsufficientBalance, t0}, {"c2", smsgw.ReasonOptedOut, t0}, {"c1", smsgw.ReasonOptedOut, late},
+	} {
+		if err := s.CountRefusal(ctx(t), r.customer, r.reason, r.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(q smsgw.UsageQuery) string {
+		t.Helper()
+		rows, err := s.Refusals(ctx(t), q)
+		if err != nil {
+			t.Fatalf("Refusals(%+v): %v", q, err)
+		}
+		var out []string
+		for _, r := range rows {
+			out = append(out, fmt.Sprintf("%s %s %s %d", r.Day, r.CustomerID, r.Reason, r.Refusals))
+		}
+		return strings.Join(out, "\n")
+	}
+	from, to := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC) // fixed date: as above
+	want := strings.Join([]string{
+		"2026-11-25 c1 OPTED_OUT 1",
+		"2026-11-26 c1 INSUFFICIENT_BALANCE 1",
+		"2026-11-26 c1 OPTED_OUT 2",
+		"2026-11-26 c2 OPTED_OUT 1",
+	}, "\n")
+	if got := read(smsgw.UsageQuery{From: from, To: to}); got != want {
+		t.Errorf("refusals:\n%s\nwant\n%s", got, want)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := read(smsgw.UsageQuery{CustomerID: "c1", From: from, To: to, Location: berlin}),
+		"2026-11-26 c1 INSUFFICIENT_BALANCE 1\n2026-11-26 c1 OPTED_OUT 3"; got != want {
+		t.Errorf("c1's refusals in Berlin:\n%s\nwant\n%s", got, want)
+	}
+	if _, err := s.Refusals(ctx(t), smsgw.UsageQuery{From: to, To: from}); smsgw.ErrorCode(err) != smsgw.EINVALID {
+		t.Errorf("Refusals of an empty range = %v, want %s", err, smsgw.EINVALID)
+	}
+}

@@ -866,7 +866,13 @@ type GetUsageResponse struct {
 	TotalSegments int64 `protobuf:"varint,3,opt,name=total_segments,json=totalSegments,proto3" json:"total_segments,omitempty"`
 	// The sums of every row's cost, one per currency (messages not billed
 	// are left out), ordered by currency.
-	TotalCosts    []*UsageCost `protobuf:"bytes,4,rep,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
+	TotalCosts []*UsageCost `protobuf:"bytes,4,rep,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
+	// The submissions refused before they became messages (by an admission
+	// rule or for want of balance), by day of the refusal, customer and
+	// reason; only counts above zero.
+	Refusals []*UsageRefusal `protobuf:"bytes,5,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	// The sum of the refusals.
+	TotalRefusals int64 `protobuf:"varint,6,opt,name=total_refusals,json=totalRefusals,proto3" json:"total_refusals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -929,14 +935,30 @@ func (x *GetUsageResponse) GetTotalCosts() []*UsageCost {
 	return nil
 }
 
+func (x *GetUsageResponse) GetRefusals() []*UsageRefusal {
+	if x != nil {
+		return x.Refusals
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetTotalRefusals() int64 {
+	if x != nil {
+		return x.TotalRefusals
+	}
+	return 0
+}
+
 // GetAllUsageResponse is an operator's usage report.
 type GetAllUsageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// As in GetUsageResponse.
-	Rows          []*UsageRow  `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
-	TotalMessages int64        `protobuf:"varint,2,opt,name=total_messages,json=totalMessages,proto3" json:"total_messages,omitempty"`
-	TotalSegments int64        `protobuf:"varint,3,opt,name=total_segments,json=totalSegments,proto3" json:"total_segments,omitempty"`
-	TotalCosts    []*UsageCost `protobuf:"bytes,4,rep,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
+	Rows          []*UsageRow     `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	TotalMessages int64           `protobuf:"varint,2,opt,name=total_messages,json=totalMessages,proto3" json:"total_messages,omitempty"`
+	TotalSegments int64           `protobuf:"varint,3,opt,name=total_segments,json=totalSegments,proto3" json:"total_segments,omitempty"`
+	TotalCosts    []*UsageCost    `protobuf:"bytes,4,rep,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
+	Refusals      []*UsageRefusal `protobuf:"bytes,5,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	TotalRefusals int64           `protobuf:"varint,6,opt,name=total_refusals,json=totalRefusals,proto3" json:"total_refusals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -997,6 +1019,20 @@ func (x *GetAllUsageResponse) GetTotalCosts() []*UsageCost {
 		return x.TotalCosts
 	}
 	return nil
+}
+
+func (x *GetAllUsageResponse) GetRefusals() []*UsageRefusal {
+	if x != nil {
+		return x.Refusals
+	}
+	return nil
+}
+
+func (x *GetAllUsageResponse) GetTotalRefusals() int64 {
+	if x != nil {
+		return x.TotalRefusals
+	}
+	return 0
 }
 
 // UsageRow is the count of one day, customer, entry point, connector,
@@ -1117,6 +1153,80 @@ func (x *UsageRow) GetCostMicros() int64 {
 	return 0
 }
 
+// UsageRefusal is the count of one day, customer and reason of refused
+// submissions.
+type UsageRefusal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// YYYY-MM-DD in the report's time zone.
+	Day        string `protobuf:"bytes,1,opt,name=day,proto3" json:"day,omitempty"`
+	CustomerId string `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// The refusal's reason, as the API answered it: OPTED_OUT,
+	// DESTINATION_NOT_ALLOWED, CONTENT_REFUSED, VELOCITY_LIMIT,
+	// UNUSUAL_DESTINATION_TRAFFIC or INSUFFICIENT_BALANCE.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Refusals      int64  `protobuf:"varint,4,opt,name=refusals,proto3" json:"refusals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRefusal) Reset() {
+	*x = UsageRefusal{}
+	mi := &file_smsgw_v1_traffic_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRefusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRefusal) ProtoMessage() {}
+
+func (x *UsageRefusal) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_traffic_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRefusal.ProtoReflect.Descriptor instead.
+func (*UsageRefusal) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_traffic_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UsageRefusal) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *UsageRefusal) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *UsageRefusal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *UsageRefusal) GetRefusals() int64 {
+	if x != nil {
+		return x.Refusals
+	}
+	return 0
+}
+
 // UsageCost is what a report's messages were charged in one currency.
 type UsageCost struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -1129,7 +1239,7 @@ type UsageCost struct {
 
 func (x *UsageCost) Reset() {
 	*x = UsageCost{}
-	mi := &file_smsgw_v1_traffic_proto_msgTypes[15]
+	mi := &file_smsgw_v1_traffic_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1251,7 @@ func (x *UsageCost) String() string {
 func (*UsageCost) ProtoMessage() {}
 
 func (x *UsageCost) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_traffic_proto_msgTypes[15]
+	mi := &file_smsgw_v1_traffic_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1264,7 @@ func (x *UsageCost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageCost.ProtoReflect.Descriptor instead.
 func (*UsageCost) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_traffic_proto_rawDescGZIP(), []int{15}
+	return file_smsgw_v1_traffic_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UsageCost) GetCurrency() string {
@@ -1241,19 +1351,23 @@ const file_smsgw_v1_traffic_proto_rawDesc = "" +
 	"customerId\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12\x1b\n" +
-	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\"\xbe\x01\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\"\x99\x02\n" +
 	"\x10GetUsageResponse\x12&\n" +
 	"\x04rows\x18\x01 \x03(\v2\x12.smsgw.v1.UsageRowR\x04rows\x12%\n" +
 	"\x0etotal_messages\x18\x02 \x01(\x03R\rtotalMessages\x12%\n" +
 	"\x0etotal_segments\x18\x03 \x01(\x03R\rtotalSegments\x124\n" +
 	"\vtotal_costs\x18\x04 \x03(\v2\x13.smsgw.v1.UsageCostR\n" +
-	"totalCosts\"\xc1\x01\n" +
+	"totalCosts\x122\n" +
+	"\brefusals\x18\x05 \x03(\v2\x16.smsgw.v1.UsageRefusalR\brefusals\x12%\n" +
+	"\x0etotal_refusals\x18\x06 \x01(\x03R\rtotalRefusals\"\x9c\x02\n" +
 	"\x13GetAllUsageResponse\x12&\n" +
 	"\x04rows\x18\x01 \x03(\v2\x12.smsgw.v1.UsageRowR\x04rows\x12%\n" +
 	"\x0etotal_messages\x18\x02 \x01(\x03R\rtotalMessages\x12%\n" +
 	"\x0etotal_segments\x18\x03 \x01(\x03R\rtotalSegments\x124\n" +
 	"\vtotal_costs\x18\x04 \x03(\v2\x13.smsgw.v1.UsageCostR\n" +
-	"totalCosts\"\xa7\x02\n" +
+	"totalCosts\x122\n" +
+	"\brefusals\x18\x05 \x03(\v2\x16.smsgw.v1.UsageRefusalR\brefusals\x12%\n" +
+	"\x0etotal_refusals\x18\x06 \x01(\x03R\rtotalRefusals\"\xa7\x02\n" +
 	"\bUsageRow\x12\x10\n" +
 	"\x03day\x18\x01 \x01(\tR\x03day\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -1266,7 +1380,13 @@ const file_smsgw_v1_traffic_proto_rawDesc = "" +
 	"\bsegments\x18\a \x01(\x03R\bsegments\x12\x1a\n" +
 	"\bcurrency\x18\b \x01(\tR\bcurrency\x12\x1f\n" +
 	"\vcost_micros\x18\t \x01(\x03R\n" +
-	"costMicros\"H\n" +
+	"costMicros\"u\n" +
+	"\fUsageRefusal\x12\x10\n" +
+	"\x03day\x18\x01 \x01(\tR\x03day\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1a\n" +
+	"\brefusals\x18\x04 \x01(\x03R\brefusals\"H\n" +
 	"\tUsageCost\x12\x1a\n" +
 	"\bcurrency\x18\x01 \x01(\tR\bcurrency\x12\x1f\n" +
 	"\vcost_micros\x18\x02 \x01(\x03R\n" +
@@ -1292,7 +1412,7 @@ func file_smsgw_v1_traffic_proto_rawDescGZIP() []byte {
 	return file_smsgw_v1_traffic_proto_rawDescData
 }
 
-var file_smsgw_v1_traffic_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_smsgw_v1_traffic_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_smsgw_v1_traffic_proto_goTypes = []any{
 	(*SearchMessagesRequest)(nil),        // 0: smsgw.v1.SearchMessagesRequest
 	(*SearchAllMessagesRequest)(nil),     // 1: smsgw.v1.SearchAllMessagesRequest
@@ -1309,46 +1429,49 @@ var file_smsgw_v1_traffic_proto_goTypes = []any{
 	(*GetUsageResponse)(nil),             // 12: smsgw.v1.GetUsageResponse
 	(*GetAllUsageResponse)(nil),          // 13: smsgw.v1.GetAllUsageResponse
 	(*UsageRow)(nil),                     // 14: smsgw.v1.UsageRow
-	(*UsageCost)(nil),                    // 15: smsgw.v1.UsageCost
-	(*timestamppb.Timestamp)(nil),        // 16: google.protobuf.Timestamp
-	(*Message)(nil),                      // 17: smsgw.v1.Message
-	(*structpb.Struct)(nil),              // 18: google.protobuf.Struct
-	(MessageStatus)(0),                   // 19: smsgw.v1.MessageStatus
+	(*UsageRefusal)(nil),                 // 15: smsgw.v1.UsageRefusal
+	(*UsageCost)(nil),                    // 16: smsgw.v1.UsageCost
+	(*timestamppb.Timestamp)(nil),        // 17: google.protobuf.Timestamp
+	(*Message)(nil),                      // 18: smsgw.v1.Message
+	(*structpb.Struct)(nil),              // 19: google.protobuf.Struct
+	(MessageStatus)(0),                   // 20: smsgw.v1.MessageStatus
 }
 var file_smsgw_v1_traffic_proto_depIdxs = []int32{
-	16, // 0: smsgw.v1.SearchMessagesRequest.since:type_name -> google.protobuf.Timestamp
-	16, // 1: smsgw.v1.SearchMessagesRequest.until:type_name -> google.protobuf.Timestamp
-	16, // 2: smsgw.v1.SearchAllMessagesRequest.since:type_name -> google.protobuf.Timestamp
-	16, // 3: smsgw.v1.SearchAllMessagesRequest.until:type_name -> google.protobuf.Timestamp
+	17, // 0: smsgw.v1.SearchMessagesRequest.since:type_name -> google.protobuf.Timestamp
+	17, // 1: smsgw.v1.SearchMessagesRequest.until:type_name -> google.protobuf.Timestamp
+	17, // 2: smsgw.v1.SearchAllMessagesRequest.since:type_name -> google.protobuf.Timestamp
+	17, // 3: smsgw.v1.SearchAllMessagesRequest.until:type_name -> google.protobuf.Timestamp
 	4,  // 4: smsgw.v1.SearchMessagesResponse.messages:type_name -> smsgw.v1.FoundMessage
 	4,  // 5: smsgw.v1.SearchAllMessagesResponse.messages:type_name -> smsgw.v1.FoundMessage
-	17, // 6: smsgw.v1.FoundMessage.message:type_name -> smsgw.v1.Message
+	18, // 6: smsgw.v1.FoundMessage.message:type_name -> smsgw.v1.Message
 	9,  // 7: smsgw.v1.ListMessageEventsResponse.events:type_name -> smsgw.v1.MessageEvent
 	9,  // 8: smsgw.v1.ListAnyMessageEventsResponse.events:type_name -> smsgw.v1.MessageEvent
-	16, // 9: smsgw.v1.MessageEvent.at:type_name -> google.protobuf.Timestamp
-	18, // 10: smsgw.v1.MessageEvent.data:type_name -> google.protobuf.Struct
+	17, // 9: smsgw.v1.MessageEvent.at:type_name -> google.protobuf.Timestamp
+	19, // 10: smsgw.v1.MessageEvent.data:type_name -> google.protobuf.Struct
 	14, // 11: smsgw.v1.GetUsageResponse.rows:type_name -> smsgw.v1.UsageRow
-	15, // 12: smsgw.v1.GetUsageResponse.total_costs:type_name -> smsgw.v1.UsageCost
-	14, // 13: smsgw.v1.GetAllUsageResponse.rows:type_name -> smsgw.v1.UsageRow
-	15, // 14: smsgw.v1.GetAllUsageResponse.total_costs:type_name -> smsgw.v1.UsageCost
-	19, // 15: smsgw.v1.UsageRow.status:type_name -> smsgw.v1.MessageStatus
-	0,  // 16: smsgw.v1.TrafficService.SearchMessages:input_type -> smsgw.v1.SearchMessagesRequest
-	5,  // 17: smsgw.v1.TrafficService.ListMessageEvents:input_type -> smsgw.v1.ListMessageEventsRequest
-	10, // 18: smsgw.v1.TrafficService.GetUsage:input_type -> smsgw.v1.GetUsageRequest
-	1,  // 19: smsgw.v1.OperatorTrafficService.SearchAllMessages:input_type -> smsgw.v1.SearchAllMessagesRequest
-	7,  // 20: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:input_type -> smsgw.v1.ListAnyMessageEventsRequest
-	11, // 21: smsgw.v1.OperatorTrafficService.GetAllUsage:input_type -> smsgw.v1.GetAllUsageRequest
-	2,  // 22: smsgw.v1.TrafficService.SearchMessages:output_type -> smsgw.v1.SearchMessagesResponse
-	6,  // 23: smsgw.v1.TrafficService.ListMessageEvents:output_type -> smsgw.v1.ListMessageEventsResponse
-	12, // 24: smsgw.v1.TrafficService.GetUsage:output_type -> smsgw.v1.GetUsageResponse
-	3,  // 25: smsgw.v1.OperatorTrafficService.SearchAllMessages:output_type -> smsgw.v1.SearchAllMessagesResponse
-	8,  // 26: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:output_type -> smsgw.v1.ListAnyMessageEventsResponse
-	13, // 27: smsgw.v1.OperatorTrafficService.GetAllUsage:output_type -> smsgw.v1.GetAllUsageResponse
-	22, // [22:28] is the sub-list for method output_type
-	16, // [16:22] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	16, // 12: smsgw.v1.GetUsageResponse.total_costs:type_name -> smsgw.v1.UsageCost
+	15, // 13: smsgw.v1.GetUsageResponse.refusals:type_name -> smsgw.v1.UsageRefusal
+	14, // 14: smsgw.v1.GetAllUsageResponse.rows:type_name -> smsgw.v1.UsageRow
+	16, // 15: smsgw.v1.GetAllUsageResponse.total_costs:type_name -> smsgw.v1.UsageCost
+	15, // 16: smsgw.v1.GetAllUsageResponse.refusals:type_name -> smsgw.v1.UsageRefusal
+	20, // 17: smsgw.v1.UsageRow.status:type_name -> smsgw.v1.MessageStatus
+	0,  // 18: smsgw.v1.TrafficService.SearchMessages:input_type -> smsgw.v1.SearchMessagesRequest
+	5,  // 19: smsgw.v1.TrafficService.ListMessageEvents:input_type -> smsgw.v1.ListMessageEventsRequest
+	10, // 20: smsgw.v1.TrafficService.GetUsage:input_type -> smsgw.v1.GetUsageRequest
+	1,  // 21: smsgw.v1.OperatorTrafficService.SearchAllMessages:input_type -> smsgw.v1.SearchAllMessagesRequest
+	7,  // 22: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:input_type -> smsgw.v1.ListAnyMessageEventsRequest
+	11, // 23: smsgw.v1.OperatorTrafficService.GetAllUsage:input_type -> smsgw.v1.GetAllUsageRequest
+	2,  // 24: smsgw.v1.TrafficService.SearchMessages:output_type -> smsgw.v1.SearchMessagesResponse
+	6,  // 25: smsgw.v1.TrafficService.ListMessageEvents:output_type -> smsgw.v1.ListMessageEventsResponse
+	12, // 26: smsgw.v1.TrafficService.GetUsage:output_type -> smsgw.v1.GetUsageResponse
+	3,  // 27: smsgw.v1.OperatorTrafficService.SearchAllMessages:output_type -> smsgw.v1.SearchAllMessagesResponse
+	8,  // 28: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:output_type -> smsgw.v1.ListAnyMessageEventsResponse
+	13, // 29: smsgw.v1.OperatorTrafficService.GetAllUsage:output_type -> smsgw.v1.GetAllUsageResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_smsgw_v1_traffic_proto_init() }
@@ -1363,7 +1486,7 @@ func file_smsgw_v1_traffic_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_smsgw_v1_traffic_proto_rawDesc), len(file_smsgw_v1_traffic_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
