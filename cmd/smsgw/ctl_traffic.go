@@ -269,3 +269,25 @@ var eraseVerb = ctlVerb{name: "erase", args: "NUMBER", summary: "erase every mes
 		}
 		return nil
 	}}
+
+// reviewVerb releases or rejects (action; done in the past tense) a held
+// message with an admin key.
+func reviewVerb(action, done, summary string) ctlVerb {
+	return ctlVerb{name: action, args: "ID", summary: summary,
+		flags: func(fs *flag.FlagSet) func() map[string]any {
+			reason := fs.String("reason", "", "why, for the message's review event")
+			return func() map[string]any { return map[string]any{"reason": *reason} }
+		},
+		run: func(c *ctlClient, args []string, o map[string]any) error {
+			id, err := oneArg(args, "ID")
+			if err != nil {
+				return err
+			}
+			out, err := c.admin("POST", "/v1/admin/messages/"+url.PathEscape(id)+":"+action, o)
+			if err != nil || c.json {
+				return c.print(out, err)
+			}
+			fmt.Fprintf(c.out, "%s %s (customer %v)\n", id, done, out["customerId"])
+			return nil
+		}}
+}
