@@ -5,11 +5,10 @@
 -- corrected) changes the message's key, and the count moves with it as it
 -- does for a late connector, so every charge is summed exactly once.
 -- Unbilled messages are counted under currency ''.
-ALTER TABLE usage_buckets
-    ADD COLUMN currency    CHAR(3) NOT NULL DEFAULT '' AFTER status,
-    ADD COLUMN cost_micros BIGINT  NOT NULL DEFAULT 0 AFTER segments,
-    DROP PRIMARY KEY,
-    ADD PRIMARY KEY (bucket, customer_id, entry_point, connector_id, status, currency);
+ALTER TABLE usage_buckets ADD COLUMN currency CHAR(3) NOT NULL DEFAULT '' AFTER `status`;
+ALTER TABLE usage_buckets ADD COLUMN cost_micros BIGINT NOT NULL DEFAULT 0 AFTER segments;
+ALTER TABLE usage_buckets DROP PRIMARY KEY;
+ALTER TABLE usage_buckets ADD PRIMARY KEY (bucket, customer_id, entry_point, connector_id, `status`, currency);
 
 ALTER TABLE messages
     ADD COLUMN counted_currency    CHAR(3) NOT NULL DEFAULT '' AFTER counted_segments,
