@@ -83,6 +83,13 @@ type Reviewer interface {
 	Review(ctx context.Context, customerID, messageID string, release bool, reason string) error
 }
 
+// OperatorReviewer releases or rejects a held message of any customer, for
+// the operators, and says whose it was. It answers ENOTFOUND for an
+// unknown message and ECONFLICT for one that is not held.
+type OperatorReviewer interface {
+	ReviewAny(ctx context.Context, messageID string, release bool, reason string) (customerID string, err error)
+}
+
 // OptOut is one number that asked not to receive messages: from one of the
 // customer's sender numbers (Sender, digits only) or from the customer as a
 // whole (Sender "").

@@ -64,8 +64,8 @@ type UsageQuery struct {
 // MaxUsageDays is the longest range a usage report covers.
 const MaxUsageDays = 366
 
-// UsageRow is the count of one day, customer, entry point, connector and
-// final status.
+// UsageRow is the count of one day, customer, entry point, connector,
+// final status and currency.
 type UsageRow struct {
 	Day         string // YYYY-MM-DD in the query's time zone
 	CustomerID  string
@@ -74,9 +74,30 @@ type UsageRow struct {
 	Status      Status
 	Messages    int64
 	Segments    int64
+	// Currency is what the messages were charged in, "" for messages not
+	// billed; CostMicros their charges' sum, in micro-units of it.
+	Currency   string
+	CostMicros int64
+}
+
+// RefusalRow is the count of one day, customer and reason of the
+// submissions refused before they became messages.
+type RefusalRow struct {
+	Day        string // YYYY-MM-DD in the query's time zone
+	CustomerID string
+	Reason     string // the refusal's Reason: OPTED_OUT, INSUFFICIENT_BALANCE, …
+	Refusals   int64
 }
 
 // UsageReader reports usage (the reporting database does).
 type UsageReader interface {
 	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
+	// Refusals counts the refused submissions over the same days.
+	Refusals(ctx context.Context, q UsageQuery) ([]RefusalRow, error)
+}
+
+// RefusalCounter counts refused submissions for the usage reports, per
+// customer, reason (the refusal's Error.Reason) and time.
+type RefusalCounter interface {
+	CountRefusal(ctx context.Context, customerID, reason string, at time.Time) error
 }

@@ -50,7 +50,8 @@ type adminKey struct{}
 // adminMethod reports whether a gRPC method is the admin API's:
 // AdminService's or OperatorTrafficService's.
 func adminMethod(fullMethod string) bool {
-	for _, service := range []string{smsgwv1.AdminService_ServiceDesc.ServiceName, smsgwv1.OperatorTrafficService_ServiceDesc.ServiceName} {
+	for _, service := range []string{smsgwv1.AdminService_ServiceDesc.ServiceName, smsgwv1.OperatorTrafficService_ServiceDesc.ServiceName,
+		smsgwv1.OperatorReviewService_ServiceDesc.ServiceName} {
 		if strings.HasPrefix(fullMethod, "/"+service+"/") {
 			return true
 		}

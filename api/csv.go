@@ -167,8 +167,10 @@ func (c *csvExport) streamMessages(ctx context.Context, w http.ResponseWriter, r
 }
 
 // usageColumns is the header of the usage CSV; the operators' form has
-// customer_id after day.
-var usageColumns = []string{"day", "entry_point", "connector_id", "status", "messages", "segments"}
+// customer_id after day. The refused submissions follow the messages, a
+// row per day (and customer) and reason, with the status REFUSED and their
+// count in messages.
+var usageColumns = []string{"day", "entry_point", "connector_id", "status", "messages", "segments", "currency", "cost_micros", "refusal_reason"}
 
 func (c *csvExport) usage(w http.ResponseWriter, r *http.Request) {
 	req := &smsgwv1.GetUsageRequest{}
@@ -181,7 +183,7 @@ func (c *csvExport) usage(w http.ResponseWriter, r *http.Request) {
 		c.fail(ctx, w, r, err)
 		return
 	}
-	c.writeUsage(w, rep.GetRows(), false)
+	c.writeUsage(w, rep.GetRows(), rep.GetRefusals(), false)
 }
 
 // allUsage is usage for an operator's report.
@@ -196,12 +198,12 @@ func (c *csvExport) allUsage(w http.ResponseWriter, r *http.Request) {
 		c.fail(ctx, w, r, err)
 		return
 	}
-	c.writeUsage(w, rep.GetRows(), true)
+	c.writeUsage(w, rep.GetRows(), rep.GetRefusals(), true)
 }
 
 // writeUsage writes a usage report's rows; withCustomer adds the
 // customer_id column.
-func (c *csvExport) writeUsage(w http.ResponseWriter, rows []*smsgwv1.UsageRow, withCustomer bool) {
+func (c *csvExport) writeUsage(w http.ResponseWriter, rows []*smsgwv1.UsageRow, refusals []*smsgwv1.UsageRefusal, withCustomer bool) {
 	columns := usageColumns
 	if withCustomer {
 		columns = slices.Insert(slices.Clone(columns), 1, "customer_id")
@@ -211,9 +213,17 @@ func (c *csvExport) writeUsage(w http.ResponseWriter, rows []*smsgwv1.UsageRow, 
 		line := []string{
 			row.GetDay(), row.GetEntryPoint(), row.GetConnectorId(), statusText(row.GetStatus()),
 			strconv.FormatInt(row.GetMessages(), 10), strconv.FormatInt(row.GetSegments(), 10),
+			row.GetCurrency(), strconv.FormatInt(row.GetCostMicros(), 10), "",
 		}
 		if withCustomer {
 			line = slices.Insert(line, 1, row.GetCustomerId())
+		}
+		out.Write(line)
+	}
+	for _, r := range refusals {
+		line := []string{r.GetDay(), "", "", "REFUSED", strconv.FormatInt(r.GetRefusals(), 10), "0", "", "0", r.GetReason()}
+		if withCustomer {
+			line = slices.Insert(line, 1, r.GetCustomerId())
 		}
 		out.Write(line)
 	}

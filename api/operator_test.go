@@ -94,7 +94,8 @@ func TestOperatorTrafficOverRESTTakesAdminKeysOnly(t *testing.T) {
 		return resp.StatusCode, rows
 	}
 	code, rows := csvGet("/v1/admin/usage?from=2026-12-01&to=2026-12-02", "admin-secret")
-	if code != http.StatusOK || len(rows) != 3 || rows[0][1] != "customer_id" || rows[2][1] != "bob" || rows[2][4] != "FAILED" {
+	if code != http.StatusOK || len(rows) != 4 || rows[0][1] != "customer_id" || rows[2][1] != "bob" || rows[2][4] != "FAILED" ||
+		rows[3][4] != "REFUSED" || rows[3][5] != "2" || rows[3][9] != "OPTED_OUT" {
 		t.Errorf("usage CSV: HTTP %d %v", code, rows)
 	}
 	if code, _ := csvGet("/v1/admin/usage?from=2026-12-01&to=2026-12-02", aliceKey); code != http.StatusForbidden {

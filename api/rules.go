@@ -25,6 +25,9 @@ import (
 type RulesDeps struct {
 	OptOuts  smsgw.OptOutList
 	Reviewer smsgw.Reviewer
+	// Operators, when set, adds OperatorReviewService: the review of any
+	// customer's held messages, behind the admin keys.
+	Operators smsgw.OperatorReviewer
 }
 
 // MaxImportLines bounds an opt-out import (the request body's own bound,
@@ -39,6 +42,9 @@ func registerRules(s *grpc.Server, d *RulesDeps) error {
 		return errors.New("api: RulesDeps needs OptOuts and Reviewer")
 	}
 	smsgwv1.RegisterRulesServiceServer(s, &rulesService{optOuts: d.OptOuts, reviewer: d.Reviewer})
+	if d.Operators != nil {
+		smsgwv1.RegisterOperatorReviewServiceServer(s, &operatorReviewService{reviewer: d.Operators})
+	}
 	return nil
 }
 
@@ -48,6 +54,11 @@ func registerRulesGateway(ctx context.Context, mux *runtime.ServeMux, conn grpc.
 	}
 	if err := smsgwv1.RegisterRulesServiceHandlerClient(ctx, mux, smsgwv1.NewRulesServiceClient(conn)); err != nil {
 		return fmt.Errorf("api: register rules REST gateway: %w", err)
+	}
+	if d.Operators != nil {
+		if err := smsgwv1.RegisterOperatorReviewServiceHandlerClient(ctx, mux, smsgwv1.NewOperatorReviewServiceClient(conn)); err != nil {
+			return fmt.Errorf("api: register operator review REST gateway: %w", err)
+		}
 	}
 	return nil
 }
@@ -226,11 +237,53 @@ func (s *rulesService) review(ctx context.Context, messageID string, release boo
 	if err != nil {
 		return err
 	}
+	if err := checkReview(messageID, reason); err != nil {
+		return err
+	}
+	return changeError(s.reviewer.Review(ctx, id, messageID, release, reason))
+}
+
+// checkReview checks a review request's message ID and reason.
+func checkReview(messageID, reason string) error {
 	if err := checkID(messageID); err != nil {
 		return err
 	}
 	if len(reason) > maxReviewReason {
 		return smsgw.Errorf(smsgw.EINVALID, "reason is longer than %d bytes", maxReviewReason)
 	}
-	return changeError(s.reviewer.Review(ctx, id, messageID, release, reason))
+	return nil
+}
+
+// operatorReviewService implements smsgwv1.OperatorReviewService, behind
+// the admin keys (adminMethod).
+type operatorReviewService struct {
+	smsgwv1.UnimplementedOperatorReviewServiceServer
+	reviewer smsgw.OperatorReviewer
+}
+
+func (s *operatorReviewService) ReleaseHeldMessage(ctx context.Context, req *smsgwv1.ReleaseHeldMessageRequest) (*smsgwv1.ReleaseHeldMessageResponse, error) {
+	owner, err := s.review(ctx, req.GetId(), true, req.GetReason())
+	if err != nil {
+		return nil, err
+	}
+	return &smsgwv1.ReleaseHeldMessageResponse{Id: req.GetId(), CustomerId: owner}, nil
+}
+
+func (s *operatorReviewService) RejectHeldMessage(ctx context.Context, req *smsgwv1.RejectHeldMessageRequest) (*smsgwv1.RejectHeldMessageResponse, error) {
+	owner, err := s.review(ctx, req.GetId(), false, req.GetReason())
+	if err != nil {
+		return nil, err
+	}
+	return &smsgwv1.RejectHeldMessageResponse{Id: req.GetId(), CustomerId: owner}, nil
+}
+
+func (s *operatorReviewService) review(ctx context.Context, messageID string, release bool, reason string) (string, error) {
+	if err := checkReview(messageID, reason); err != nil {
+		return "", err
+	}
+	owner, err := s.reviewer.ReviewAny(ctx, messageID, release, reason)
+	if err != nil {
+		return "", changeError(err)
+	}
+	return owner, nil
 }

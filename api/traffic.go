@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -96,11 +97,7 @@ func (s *trafficService) GetUsage(ctx context.Context, req *smsgwv1.GetUsageRequ
 	if err != nil {
 		return nil, err
 	}
-	rows, msgs, segs, err := s.usage(ctx, id, req.GetFrom(), req.GetTo(), req.GetTimeZone())
-	if err != nil {
-		return nil, err
-	}
-	return &smsgwv1.GetUsageResponse{Rows: rows, TotalMessages: msgs, TotalSegments: segs}, nil
+	return s.usage(ctx, id, req.GetFrom(), req.GetTo(), req.GetTimeZone())
 }
 
 // operatorTrafficService implements smsgwv1.OperatorTrafficService.
@@ -126,11 +123,12 @@ func (s *operatorTrafficService) ListAnyMessageEvents(ctx context.Context, req *
 }
 
 func (s *operatorTrafficService) GetAllUsage(ctx context.Context, req *smsgwv1.GetAllUsageRequest) (*smsgwv1.GetAllUsageResponse, error) {
-	rows, msgs, segs, err := s.usage(ctx, req.GetCustomerId(), req.GetFrom(), req.GetTo(), req.GetTimeZone())
+	rep, err := s.usage(ctx, req.GetCustomerId(), req.GetFrom(), req.GetTo(), req.GetTimeZone())
 	if err != nil {
 		return nil, err
 	}
-	return &smsgwv1.GetAllUsageResponse{Rows: rows, TotalMessages: msgs, TotalSegments: segs}, nil
+	return &smsgwv1.GetAllUsageResponse{Rows: rep.Rows, TotalMessages: rep.TotalMessages, TotalSegments: rep.TotalSegments,
+		TotalCosts: rep.TotalCosts, Refusals: rep.Refusals, TotalRefusals: rep.TotalRefusals}, nil
 }
 
 // searchRequest is a search request, whichever service's.
@@ -270,15 +268,16 @@ func eventData(data map[string]any) (*structpb.Struct, error) {
 
 // usage checks a usage request and reads the report; customerID "" counts
 // every customer.
-func (t traffic) usage(ctx context.Context, customerID, from, to, zone string) (rows []*smsgwv1.UsageRow, messages, segments int64, err error) {
+func (t traffic) usage(ctx context.Context, customerID, from, to, zone string) (*smsgwv1.GetUsageResponse, error) {
+	var err error
 	q := smsgw.UsageQuery{CustomerID: customerID, Location: time.UTC}
 	if zone != "" && zone != "UTC" {
 		// "Local" would be the server's zone, which the caller cannot know.
 		if zone == "Local" || len(zone) > 64 {
-			return nil, 0, 0, smsgw.Errorf(smsgw.EINVALID, "timeZone %q is not an IANA time zone (such as Europe/Berlin)", zone)
+			return nil, smsgw.Errorf(smsgw.EINVALID, "timeZone %q is not an IANA time zone (such as Europe/Berlin)", zone)
 		}
 		if q.Location, err = time.LoadLocation(zone); err != nil {
-			return nil, 0, 0, smsgw.Errorf(smsgw.EINVALID, "timeZone %q is not an IANA time zone (such as Europe/Berlin)", zone)
+			return nil, smsgw.Errorf(smsgw.EINVALID, "timeZone %q is not an IANA time zone (such as Europe/Berlin)", zone)
 		}
 	}
 	for _, d := range []struct {
@@ -286,24 +285,40 @@ func (t traffic) usage(ctx context.Context, customerID, from, to, zone string) (
 		into        *time.Time
 	}{{"from", from, &q.From}, {"to", to, &q.To}} {
 		if d.value == "" {
-			return nil, 0, 0, smsgw.Errorf(smsgw.EINVALID, "%s is required, as YYYY-MM-DD", d.name)
+			return nil, smsgw.Errorf(smsgw.EINVALID, "%s is required, as YYYY-MM-DD", d.name)
 		}
 		if *d.into, err = time.ParseInLocation(time.DateOnly, d.value, q.Location); err != nil {
-			return nil, 0, 0, smsgw.Errorf(smsgw.EINVALID, "%s %q is not a date YYYY-MM-DD", d.name, d.value)
+			return nil, smsgw.Errorf(smsgw.EINVALID, "%s %q is not a date YYYY-MM-DD", d.name, d.value)
 		}
 	}
 	found, err := t.Usage.Usage(ctx, q)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, err
 	}
-	rows = make([]*smsgwv1.UsageRow, 0, len(found))
+	rep := &smsgwv1.GetUsageResponse{Rows: make([]*smsgwv1.UsageRow, 0, len(found))}
+	costs := map[string]int64{}
 	for _, r := range found {
-		rows = append(rows, &smsgwv1.UsageRow{
+		rep.Rows = append(rep.Rows, &smsgwv1.UsageRow{
 			Day: r.Day, CustomerId: r.CustomerID, EntryPoint: string(r.EntryPoint), ConnectorId: r.ConnectorID,
 			Status: statusToProto(r.Status), Messages: r.Messages, Segments: r.Segments,
+			Currency: r.Currency, CostMicros: r.CostMicros,
 		})
-		messages += r.Messages
-		segments += r.Segments
+		rep.TotalMessages += r.Messages
+		rep.TotalSegments += r.Segments
+		if r.Currency != "" {
+			costs[r.Currency] += r.CostMicros
+		}
 	}
-	return rows, messages, segments, nil
+	for _, currency := range slices.Sorted(maps.Keys(costs)) {
+		rep.TotalCosts = append(rep.TotalCosts, &smsgwv1.UsageCost{Currency: currency, CostMicros: costs[currency]})
+	}
+	refused, err := t.Usage.Refusals(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refused {
+		rep.Refusals = append(rep.Refusals, &smsgwv1.UsageRefusal{Day: r.Day, CustomerId: r.CustomerID, Reason: r.Reason, Refusals: r.Refusals})
+		rep.TotalRefusals += r.Refusals
+	}
+	return rep, nil
 }

@@ -37,6 +37,10 @@ func (f *trafficFakes) Usage(_ context.Context, q smsgw.UsageQuery) ([]smsgw.Usa
 	}, nil
 }
 
+func (f *trafficFakes) Refusals(_ context.Context, q smsgw.UsageQuery) ([]smsgw.RefusalRow, error) {
+	return []smsgw.RefusalRow{{Day: "2026-12-01", CustomerID: "acme", Reason: smsgw.ReasonOptedOut, Refusals: 2}}, nil
+}
+
 func newTrafficFakes() *trafficFakes {
 	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) // fixed date: fake data, read back by its own time range
 	return &trafficFakes{events: map[string][]smsgw.Event{
@@ -102,6 +106,9 @@ func TestOperatorTrafficSpansCustomers(t *testing.T) {
 	}
 	if f.usage.CustomerID != "" || f.usage.Location.String() != "Australia/Sydney" || f.usage.From.Day() != 1 || f.usage.To.Day() != 2 {
 		t.Errorf("usage query %+v", f.usage)
+	}
+	if rep.GetTotalRefusals() != 2 || len(rep.GetRefusals()) != 1 || rep.GetRefusals()[0].GetReason() != smsgw.ReasonOptedOut {
+		t.Errorf("usage refusals %v", rep.GetRefusals())
 	}
 	if rep.GetTotalMessages() != 4 || rep.GetTotalSegments() != 5 || len(rep.GetRows()) != 2 || rep.GetRows()[1].GetStatus() != smsgwv1.MessageStatus_MESSAGE_STATUS_FAILED {
 		t.Errorf("usage %v", rep)

@@ -55,6 +55,7 @@ func (s *Service) reserve(ctx context.Context, m smsgw.Message, c *smsgw.Charge)
 	mv, err := s.ledger.Reserve(ctx, m.CustomerID, c.Currency, m.ID, c.Amount(c.Segments), c.Segments, m.AcceptedAt)
 	switch {
 	case smsgw.ErrorCode(err) == smsgw.EPAYMENT:
+		s.countRefusal(ctx, m, smsgw.ReasonInsufficientBalance)
 		return false, err
 	case err != nil:
 		s.logger.Error("message not accepted: no reservation", "customer", m.CustomerID, "err", err)

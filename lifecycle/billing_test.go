@@ -43,6 +43,14 @@ func (p *purse) CloseMessage(_ context.Context, _, _, id, kind string, _ int64, 
 	return smsgw.Movement{Kind: kind, New: true}, nil
 }
 
+// CountRefusal makes the purse a smsgw.RefusalCounter too.
+func (p *purse) CountRefusal(_ context.Context, customerID, reason string, _ time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.steps = append(p.steps, "refusal "+customerID+" "+reason)
+	return nil
+}
+
 func (p *purse) TopUp(context.Context, string, string, string, int64, time.Time) (smsgw.Movement, error) {
 	return smsgw.Movement{}, nil
 }
@@ -73,8 +81,9 @@ func billedService(t *testing.T, ledger smsgw.Ledger, reg *prometheus.Registry) 
 	}
 	t.Cleanup(tc.Close)
 	live := config.Static(cfg)
+	refusals, _ := ledger.(smsgw.RefusalCounter)
 	return New(Options{
-		Temporal: tc, Config: live, Ledger: ledger,
+		Temporal: tc, Config: live, Ledger: ledger, Refusals: refusals,
 		Counter: activities.TextEncoder{Refs: segment.NewMemoryAllocator(0), Options: activities.CustomerOptions(live)},
 		Logger:  slog.New(slog.DiscardHandler), Registerer: reg,
 	})
@@ -102,11 +111,16 @@ func TestPrepaidSubmissionIsReservedOrRefused(t *testing.T) {
 		t.Fatalf("ledger steps %q, want the reservation and its release", p.steps)
 	}
 
-	// 0.01 left: a 0.05 message is refused, Temporal never asked.
+	// 0.01 left: a 0.05 message is refused, Temporal never asked, and the
+	// refusal counted for the usage reports.
 	m.IdempotencyKey = "k2"
+	p.steps = nil
 	_, err := s.Submit(ctx, m)
 	if smsgw.ErrorCode(err) != smsgw.EPAYMENT {
 		t.Fatalf("over the balance: %v, want EPAYMENT", err)
+	}
+	if len(p.steps) != 1 || p.steps[0] != "refusal pre "+smsgw.ReasonInsufficientBalance {
+		t.Errorf("ledger steps %q, want the refusal counted", p.steps)
 	}
 	if got := testutil.ToFloat64(s.results.WithLabelValues(string(smsgw.EntryREST), "payment_required")); got != 1 {
 		t.Errorf("payment_required submissions counted %v, want 1", got)

@@ -52,6 +52,7 @@ type Service struct {
 	ledger     smsgw.Ledger
 	alerts     *BalanceAlerts
 	admitter   smsgw.Admitter
+	refusals   smsgw.RefusalCounter
 	now        func() time.Time
 	logger     *slog.Logger
 	results    *prometheus.CounterVec
@@ -87,6 +88,9 @@ type Options struct {
 	// and the rules before it is planned: it may refuse it, rewrite its
 	// sender or have its workflow hold it for review.
 	Admitter smsgw.Admitter
+	// Refusals, when set, counts the submissions the rules or the balance
+	// refuse, for the usage reports (best effort: a failure is logged).
+	Refusals smsgw.RefusalCounter
 	// EagerStart asks Temporal to hand the first workflow task straight to a
 	// worker in this process; set it when this process also runs the worker.
 	EagerStart bool
@@ -99,6 +103,7 @@ func New(o Options) *Service {
 	s := &Service{
 		temporal: o.Temporal, dc: dataConverter(o.DataConverter), config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, planner: o.Planner, health: o.Health,
 		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog, ledger: o.Ledger, alerts: o.Alerts, admitter: o.Admitter,
+		refusals: o.Refusals,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
 			Help: "Submissions by entry point and result (accepted, duplicate, conflict, invalid, forbidden, throttled, payment_required, unavailable, unknown, error).",
@@ -274,12 +279,26 @@ func (s *Service) admitRules(ctx context.Context, m smsgw.Message) (*smsgw.Admis
 	}
 	adm, err := s.admitter.Admit(ctx, m)
 	if err != nil {
+		s.countRefusal(ctx, m, smsgw.ErrorReason(err))
 		return nil, err
 	}
 	if len(adm.Matches) == 0 && adm.Hold == nil && adm.From == "" {
 		return nil, nil
 	}
 	return &adm, nil
+}
+
+// countRefusal counts a refusal of m for the usage reports, when the
+// refusal has a reason (a rule's, or the balance's): the count is best
+// effort, so a failure to write it is logged and the refusal answered
+// all the same.
+func (s *Service) countRefusal(ctx context.Context, m smsgw.Message, reason string) {
+	if s.refusals == nil || reason == "" {
+		return
+	}
+	if err := s.refusals.CountRefusal(ctx, m.CustomerID, reason, m.AcceptedAt); err != nil {
+		s.logger.Warn("refusal not counted in the usage reports", "customer", m.CustomerID, "reason", reason, "err", err)
+	}
 }
 
 // admit asks the backlog to let one more message of the customer in: its
@@ -581,6 +600,16 @@ func (s *Service) Review(ctx context.Context, customerID, messageID string, rele
 		return err
 	}
 	return s.update(ctx, rec, workflows.UpdateReview, workflows.ReviewRequest{Release: release, Reason: reason})
+}
+
+// ReviewAny implements smsgw.OperatorReviewer: Review for the operators,
+// whoever the message's customer is.
+func (s *Service) ReviewAny(ctx context.Context, messageID string, release bool, reason string) (string, error) {
+	rec, err := s.messages.GetMessage(ctx, messageID)
+	if err != nil {
+		return "", err
+	}
+	return rec.CustomerID, s.update(ctx, rec, workflows.UpdateReview, workflows.ReviewRequest{Release: release, Reason: reason})
 }
 
 // owned reads a message that must be the customer's: another customer's is

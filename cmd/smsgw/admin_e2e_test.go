@@ -314,7 +314,7 @@ func operatorTraffic(t *testing.T, g *gateway, bin, id, zetaKey string) {
 		t.Errorf("operator usage of zeta: HTTP %d %v, want 1 message", code, out)
 	}
 	if code, ctype, body := g.get(t, "/v1/admin/usage?"+days, "admin-key", "text/csv"); code != http.StatusOK || !strings.HasPrefix(ctype, "text/csv") ||
-		!strings.HasPrefix(body, "day,customer_id,") || !strings.Contains(body, ",zeta,rest,sim,DELIVERED,1,1\n") {
+		!strings.HasPrefix(body, "day,customer_id,") || !strings.Contains(body, ",zeta,rest,sim,DELIVERED,1,1,,0,\n") {
 		t.Errorf("operator usage CSV: HTTP %d %s\n%s", code, ctype, body)
 	}
 

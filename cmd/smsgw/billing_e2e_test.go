@@ -20,7 +20,8 @@ import (
 // over REST and two over SMPP, are accepted and the fifth is refused (REST
 // 402 with the reason INSUFFICIENT_BALANCE, SMPP ESME_RSUBMITFAIL, SMTP
 // 552); once they are delivered the balance is 0.20 - 4 x 0.05 with
-// nothing held, each reporting row carries its cost, and the customer was
+// nothing held, each reporting row carries its cost, the usage report sums
+// the costs and counts the refusals, and the customer was
 // told when its available balance fell below 0.10. Then a scheduled
 // message holds the price of its segments until it is cancelled, which
 // releases it.
@@ -151,6 +152,14 @@ priceLists:
 		if cost != 50_000 || currency != "EUR" {
 			t.Errorf("message %s: reporting row cost %d %q, want 50000 EUR", id, cost, currency)
 		}
+	}
+	// The usage report sums the four charges once, and counts the four
+	// refusals.
+	today := time.Now().UTC()
+	usagePath := "/v1/usage?from=" + today.AddDate(0, 0, -1).Format(time.DateOnly) + "&to=" + today.AddDate(0, 0, 2).Format(time.DateOnly)
+	if code, rep := call("GET", usagePath, "prepay-key", ""); code != http.StatusOK || fmt.Sprint(rep["totalCosts"]) != "[map[costMicros:200000 currency:EUR]]" ||
+		rep["totalRefusals"] != "4" || !strings.Contains(fmt.Sprint(rep["refusals"]), "reason:INSUFFICIENT_BALANCE") {
+		t.Errorf("GET %s: HTTP %d %v, want a total cost of 200000 EUR and 4 refusals for INSUFFICIENT_BALANCE", usagePath, code, rep)
 	}
 	// Available fell from 0.10 to 0.05 with the fourth reservation: one alert.
 	alerts := hook.waitFor(t, 1, func(c hookCall) bool { return c.event == "low_balance" })

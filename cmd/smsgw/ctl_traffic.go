@@ -22,7 +22,9 @@ var (
 		{"SEGMENTS", field("message.segments")}, {"ENTRY", field("entryPoint")}, {"ACCEPTED", field("message.acceptedAt")}}
 	eventColumns = []ctlColumn{{"SEQ", field("seq")}, {"TYPE", field("type")}, {"AT", field("at")}, {"DATA", jsonField("data")}}
 	usageColumns = []ctlColumn{{"DAY", field("day")}, {"CUSTOMER", field("customerId")}, {"ENTRY", field("entryPoint")},
-		{"CONNECTOR", field("connectorId")}, {"STATUS", statusField("status")}, {"MESSAGES", field("messages")}, {"SEGMENTS", field("segments")}}
+		{"CONNECTOR", field("connectorId")}, {"STATUS", statusField("status")}, {"MESSAGES", field("messages")}, {"SEGMENTS", field("segments")},
+		{"CURRENCY", field("currency")}, {"COST_MICROS", field("costMicros")}}
+	refusalColumns = []ctlColumn{{"DAY", field("day")}, {"CUSTOMER", field("customerId")}, {"REASON", field("reason")}, {"REFUSED", field("refusals")}}
 )
 
 // count writes a number of the API's JSON, where 0 is left out.
@@ -209,6 +211,13 @@ var usageVerb = ctlVerb{name: "usage", summary: "messages and segments that reac
 			return err
 		}
 		fmt.Fprintf(c.out, "total: %s messages, %s segments (%s to %s, %s)\n", count(out["totalMessages"]), count(out["totalSegments"]), from, to, o["timeZone"])
+		if refusals, _ := out["refusals"].([]any); len(refusals) > 0 {
+			fmt.Fprintln(c.out)
+			if err := c.table(out, nil, "refusals", refusalColumns); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "total: %s refused submissions\n", count(out["totalRefusals"]))
+		}
 		return nil
 	}}
 
@@ -260,3 +269,25 @@ var eraseVerb = ctlVerb{name: "erase", args: "NUMBER", summary: "erase every mes
 		}
 		return nil
 	}}
+
+// reviewVerb releases or rejects (action; done in the past tense) a held
+// message with an admin key.
+func reviewVerb(action, done, summary string) ctlVerb {
+	return ctlVerb{name: action, args: "ID", summary: summary,
+		flags: func(fs *flag.FlagSet) func() map[string]any {
+			reason := fs.String("reason", "", "why, for the message's review event")
+			return func() map[string]any { return map[string]any{"reason": *reason} }
+		},
+		run: func(c *ctlClient, args []string, o map[string]any) error {
+			id, err := oneArg(args, "ID")
+			if err != nil {
+				return err
+			}
+			out, err := c.admin("POST", "/v1/admin/messages/"+url.PathEscape(id)+":"+action, o)
+			if err != nil || c.json {
+				return c.print(out, err)
+			}
+			fmt.Fprintf(c.out, "%s %s (customer %v)\n", id, done, out["customerId"])
+			return nil
+		}}
+}

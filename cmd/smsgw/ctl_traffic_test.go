@@ -6,7 +6,7 @@ import (
 )
 
 func TestCtlTrafficTimes(t *testing.T) {
-	now := time.Date(2026, 12, 2, 23, 30, 0, 0, time.UTC) // fixed date: searchTime takes now as an argument
+	now := time.Date(2026, 12, 2, 23, 30, 0, 0, time.UTC) // fixed date: searchTime and usageDays take now as an argument
 	for _, tc := range []struct{ in, want string }{
 		{"", ""}, {"2026-12-01T00:00:00Z", "2026-12-01T00:00:00Z"}, {"24h", "2026-12-01T23:30:00Z"}, {"90m", "2026-12-02T22:00:00Z"},
 	} {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -52,8 +53,9 @@ func TestEndToEndRules(t *testing.T) {
       velocity:
         - {prefix: "+6149", per: number, max: 2, window: 1h}
 `,
-		sections: "email: {domains: [sms.test]}\nrules:\n  smppStatus: {OPTED_OUT: \"0x00000450\"}\n",
-		flags:    []string{"-smtp-insecure-auth"},
+		sections: "email: {domains: [sms.test]}\nrules:\n  smppStatus: {OPTED_OUT: \"0x00000450\"}\n" +
+			"admin:\n  keys: [{name: ops, key: \"plain:admin-key\"}]\n",
+		flags: []string{"-smtp-insecure-auth"},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -194,16 +196,16 @@ func TestEndToEndRules(t *testing.T) {
 	}
 
 	// Hold for review: sent only once released; another rejected.
-	code, out := submit("+61412000020", "see https://shop.test/offer")
-	if code != http.StatusAccepted {
-		t.Fatalf("a message to hold: HTTP %d %v", code, out)
+	hold := func(to, text string) string {
+		t.Helper()
+		code, out := submit(to, text)
+		if code != http.StatusAccepted {
+			t.Fatalf("a message to hold, to %s: HTTP %d %v", to, code, out)
+		}
+		return fmt.Sprint(out["id"])
 	}
-	held := fmt.Sprint(out["id"])
-	code, out = submit("+61412000021", "see http://shop.test/other")
-	if code != http.StatusAccepted {
-		t.Fatalf("a second message to hold: HTTP %d %v", code, out)
-	}
-	rejected := fmt.Sprint(out["id"])
+	held := hold("+61412000020", "see https://shop.test/offer")
+	rejected := hold("+61412000021", "see http://shop.test/other")
 	time.Sleep(2 * time.Second)
 	if n := g.submitsTo("61412000020"); n != 0 {
 		t.Fatalf("the held message reached the SMSC %d times before its release", n)
@@ -230,6 +232,42 @@ func TestEndToEndRules(t *testing.T) {
 	})
 	if n := g.submitsTo("61412000021"); n != 0 {
 		t.Errorf("the rejected message reached the SMSC %d times", n)
+	}
+
+	// An operator reviews any customer's held messages with an admin key:
+	// one released with `smsgw ctl held release`, one rejected over REST.
+	opReleased := hold("+61412000022", "see https://shop.test/third")
+	opRejected := hold("+61412000023", "see https://shop.test/fourth")
+	if code, out := g.do(t, "POST", "/v1/admin/messages/"+opRejected+":reject", key, `{}`); code != http.StatusForbidden {
+		t.Errorf("operator reject with a customer's key: HTTP %d %v, want 403", code, out)
+	}
+	if code, out := g.do(t, "POST", "/v1/admin/messages/no-such-message:release", "admin-key", `{}`); code != http.StatusNotFound {
+		t.Errorf("operator release of no message: HTTP %d %v, want 404", code, out)
+	}
+	if code, out := g.do(t, "POST", "/v1/admin/messages/"+opRejected+":reject", "admin-key", `{"reason":"phishing, says ops"}`); code != 200 || out["customerId"] != "ruled" {
+		t.Fatalf("operator reject: HTTP %d %v, want 200 naming the customer ruled", code, out)
+	}
+	var ctlOut, ctlErr bytes.Buffer
+	env := func(name string) string {
+		if name == "SMSGW_ADMIN_KEY" {
+			return "admin-key"
+		}
+		return ""
+	}
+	if code := run(ctx, []string{"ctl", "-addr", g.base, "held", "release", "-reason", "checked", opReleased}, env, &ctlOut, &ctlErr); code != 0 ||
+		!strings.Contains(ctlOut.String(), opReleased+" released (customer ruled)") {
+		t.Fatalf("smsgw ctl held release: exit %d\n%s%s", code, ctlOut.String(), ctlErr.String())
+	}
+	waitFor(t, ctx, "the message the operator released delivered", func() bool {
+		_, out := g.do(t, "GET", "/v1/messages/"+opReleased, key, "")
+		return statusName(out["status"]) == "DELIVERED"
+	})
+	waitFor(t, ctx, "the message the operator rejected final", func() bool {
+		_, out := g.do(t, "GET", "/v1/messages/"+opRejected, key, "")
+		return statusName(out["status"]) == "REJECTED"
+	})
+	if n := g.submitsTo("61412000023"); n != 0 {
+		t.Errorf("the message the operator rejected reached the SMSC %d times", n)
 	}
 
 	// Nothing refused reached the SMSC; the refusals are counted.

@@ -133,7 +133,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	submitter := lifecycle.New(lifecycle.Options{
 		Temporal: tc, DataConverter: topts.DataConverter, Config: live, Counter: encoder, Planner: planner, Health: health,
 		Backlog: backlog, MaxBacklog: s.maxBacklog, Ledger: reports, Alerts: alerts, Admitter: admitter,
-		Messages:   reader,
+		Refusals: reports, Messages: reader,
 		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
 	})
 
@@ -273,7 +273,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Eraser:     apiEraser{&erasure.Eraser{Reports: reports, Events: events, Temporal: tc, Namespace: s.temporalNamespace, Logger: logger}},
 			Traffic:    &api.TrafficDeps{Messages: reports, Events: events, Usage: reports},
 			Billing:    &api.BillingDeps{Ledger: reports, Accounts: live, OperatorKeyHash: operatorKeyHash},
-			Rules:      &api.RulesDeps{OptOuts: events, Reviewer: submitter},
+			Rules:      &api.RulesDeps{OptOuts: events, Reviewer: submitter, Operators: submitter},
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,

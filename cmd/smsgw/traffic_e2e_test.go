@@ -233,8 +233,8 @@ func TestEndToEndSearchEventsUsage(t *testing.T) {
 		t.Errorf("usage by status = %s", got)
 	}
 	code, ctype, body = g.get(t, "/v1/usage?"+days+"&timeZone=Pacific/Auckland", "acme-key", "text/csv")
-	if code != http.StatusOK || !strings.HasPrefix(ctype, "text/csv") || !strings.HasPrefix(body, "day,entry_point,connector_id,status,messages,segments\n") ||
-		!strings.Contains(body, ",rest,sim,UNDELIVERABLE,1,1\n") {
+	if code != http.StatusOK || !strings.HasPrefix(ctype, "text/csv") || !strings.HasPrefix(body, "day,entry_point,connector_id,status,messages,segments,currency,cost_micros,refusal_reason\n") ||
+		!strings.Contains(body, ",rest,sim,UNDELIVERABLE,1,1,,0,\n") {
 		t.Errorf("usage CSV in Auckland: HTTP %d %s\n%s", code, ctype, body)
 	}
 	for _, q := range []string{days + "&timeZone=Mars/Olympus", "from=2026-13-01&to=2027-01-01", "from=2026-01-02&to=2026-01-01", "to=2026-01-01", "from=2020-01-01&to=2026-01-01"} {

@@ -272,6 +272,8 @@ type statKey struct {
 	status     string
 	entryPoint string
 	segments   int
+	currency   string // '' when the message was not billed (yet)
+	cost       int64  // micro-units of currency
 }
 
 // day is the daily_stats day of the key.
@@ -286,7 +288,8 @@ func quarterHour(t time.Time) time.Time { return t.UTC().Truncate(15 * time.Minu
 // countFinal keeps daily_stats and usage_buckets in step with a message's
 // row, in the transaction that has just upserted (and so locked) the row: a
 // final row not yet counted is counted, and a counted row whose key has
-// changed since is moved to its new key. A failure rolls back with the
+// changed since (a late connector, or a charge recorded after the final
+// status) is moved to its new key. A failure rolls back with the
 // upsert, for the retry, so a message is counted exactly once however often
 // its final status is recorded.
 func countFinal(ctx context.Context, tx *sql.Tx, id string) error {
@@ -295,11 +298,13 @@ func countFinal(ctx context.Context, tx *sql.Tx, id string) error {
 	var accepted, done, countedDay, countedBucket sql.NullTime
 	var updated time.Time
 	var counted statKey
-	err := tx.QueryRowContext(ctx, `SELECT status_rank, customer_id, connector_id, status, entry_point, segments, accepted_at, done_at, updated_at,
-		counted_status, counted_day, counted_customer, counted_connector, counted_bucket, counted_entry_point, counted_segments
+	err := tx.QueryRowContext(ctx, `SELECT status_rank, customer_id, connector_id, status, entry_point, segments, currency, cost_micros,
+		accepted_at, done_at, updated_at, counted_status, counted_day, counted_customer, counted_connector, counted_bucket,
+		counted_entry_point, counted_segments, counted_currency, counted_cost_micros
 		FROM messages WHERE id = ? FOR UPDATE`, id).
-		Scan(&rank, &now.customer, &now.connector, &now.status, &now.entryPoint, &now.segments, &accepted, &done, &updated,
-			&counted.status, &countedDay, &counted.customer, &counted.connector, &countedBucket, &counted.entryPoint, &counted.segments)
+		Scan(&rank, &now.customer, &now.connector, &now.status, &now.entryPoint, &now.segments, &now.currency, &now.cost,
+			&accepted, &done, &updated, &counted.status, &countedDay, &counted.customer, &counted.connector, &countedBucket,
+			&counted.entryPoint, &counted.segments, &counted.currency, &counted.cost)
 	if err != nil {
 		return err
 	}
@@ -344,22 +349,24 @@ func countFinal(ctx context.Context, tx *sql.Tx, id string) error {
 	}
 	if inUsage {
 		if _, err := tx.ExecContext(ctx,
-			`UPDATE usage_buckets SET messages = messages - 1, segments = GREATEST(segments - ?, 0)
-			WHERE bucket = ? AND customer_id = ? AND entry_point = ? AND connector_id = ? AND status = ? AND messages > 0`,
-			counted.segments, counted.bucket, counted.customer, counted.entryPoint, counted.connector, counted.status); err != nil {
+			`UPDATE usage_buckets SET messages = messages - 1, segments = GREATEST(segments - ?, 0), cost_micros = cost_micros - ?
+			WHERE bucket = ? AND customer_id = ? AND entry_point = ? AND connector_id = ? AND status = ? AND currency = ? AND messages > 0`,
+			counted.segments, counted.cost, counted.bucket, counted.customer, counted.entryPoint, counted.connector, counted.status,
+			counted.currency); err != nil {
 			return err
 		}
 	}
 	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO usage_buckets (bucket, customer_id, entry_point, connector_id, status, messages, segments) VALUES (?, ?, ?, ?, ?, 1, ?)
-		ON DUPLICATE KEY UPDATE messages = messages + 1, segments = segments + VALUES(segments)`,
-		now.bucket, now.customer, now.entryPoint, now.connector, now.status, now.segments); err != nil {
+		`INSERT INTO usage_buckets (bucket, customer_id, entry_point, connector_id, status, currency, messages, segments, cost_micros)
+		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
+		ON DUPLICATE KEY UPDATE messages = messages + 1, segments = segments + VALUES(segments), cost_micros = cost_micros + VALUES(cost_micros)`,
+		now.bucket, now.customer, now.entryPoint, now.connector, now.status, now.currency, now.segments, now.cost); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx,
 		`UPDATE messages SET counted_status = ?, counted_day = ?, counted_customer = ?, counted_connector = ?,
-		counted_bucket = ?, counted_entry_point = ?, counted_segments = ? WHERE id = ?`,
-		now.status, now.day(), now.customer, now.connector, now.bucket, now.entryPoint, now.segments, id)
+		counted_bucket = ?, counted_entry_point = ?, counted_segments = ?, counted_currency = ?, counted_cost_micros = ? WHERE id = ?`,
+		now.status, now.day(), now.customer, now.connector, now.bucket, now.entryPoint, now.segments, now.currency, now.cost, id)
 	return err
 }
 

@@ -1,6 +1,7 @@
 package mysqlstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -129,56 +130,34 @@ func searchSQL(q smsgw.MessageQuery) (query string, args []any, size int, err er
 }
 
 // Usage implements smsgw.UsageReader: the messages that reached a final
-// status and their segments, per day of acceptance in the query's time
-// zone, customer, entry point, connector and status, ordered by those. The
+// status, their segments and what they were charged, per day of acceptance
+// in the query's time zone, customer, entry point, connector, status and
+// currency, ordered by those. The
 // days are summed from usage_buckets' UTC quarter-hours; between two
 // changes of the zone's offset (daylight saving) a bucket's local day is
 // its UTC time plus the offset, so the sum is done in SQL a stretch of
 // constant offset at a time.
 func (s *Store) Usage(ctx context.Context, q smsgw.UsageQuery) ([]smsgw.UsageRow, error) {
-	loc := q.Location
-	if loc == nil {
-		loc = time.UTC
-	}
-	from := time.Date(q.From.Year(), q.From.Month(), q.From.Day(), 0, 0, 0, 0, loc)
-	to := time.Date(q.To.Year(), q.To.Month(), q.To.Day(), 0, 0, 0, 0, loc)
-	if !from.Before(to) {
-		return nil, smsgw.Errorf(smsgw.EINVALID, "the range of days is empty: from must be before to")
-	}
-	if to.After(from.AddDate(0, 0, smsgw.MaxUsageDays)) {
-		return nil, smsgw.Errorf(smsgw.EINVALID, "the range is longer than %d days", smsgw.MaxUsageDays)
-	}
 	type key struct {
-		day, customer, entry, connector, status string
+		day, customer, entry, connector, status, currency string
 	}
 	sums := map[key]*smsgw.UsageRow{}
-	for start := from; start.Before(to); {
-		_, end := start.ZoneBounds()
-		if end.IsZero() || end.After(to) {
-			end = to
-		}
-		_, offset := start.Zone()
-		query := `SELECT DATE_FORMAT(DATE_ADD(bucket, INTERVAL ? MINUTE), '%Y-%m-%d'), customer_id, entry_point, connector_id, status,
-			SUM(messages), SUM(segments)
-			FROM usage_buckets WHERE bucket >= ? AND bucket < ?`
-		args := []any{offset / 60, start.UTC(), end.UTC()}
-		if q.CustomerID != "" {
-			query += " AND customer_id = ?"
-			args = append(args, q.CustomerID)
-		}
-		query += " GROUP BY 1, customer_id, entry_point, connector_id, status"
-		if err := s.sumUsage(ctx, query, args, func(r smsgw.UsageRow) {
-			k := key{r.Day, r.CustomerID, string(r.EntryPoint), r.ConnectorID, string(r.Status)}
+	if err := eachStretch(q, func(offset int, start, end time.Time) error {
+		query, args := stretchSQL(`customer_id, entry_point, connector_id, status, currency,
+			SUM(messages), SUM(segments), SUM(cost_micros) FROM usage_buckets`, "customer_id, entry_point, connector_id, status, currency",
+			q.CustomerID, offset, start, end)
+		return s.sumUsage(ctx, query, args, func(r smsgw.UsageRow) {
+			k := key{r.Day, r.CustomerID, string(r.EntryPoint), r.ConnectorID, string(r.Status), r.Currency}
 			if sum, ok := sums[k]; ok {
 				sum.Messages += r.Messages
 				sum.Segments += r.Segments
+				sum.CostMicros += r.CostMicros
 				return
 			}
 			sums[k] = &r
-		}); err != nil {
-			return nil, err
-		}
-		start = end
+		})
+	}); err != nil {
+		return nil, err
 	}
 	out := make([]smsgw.UsageRow, 0, len(sums))
 	for _, r := range sums {
@@ -188,7 +167,7 @@ func (s *Store) Usage(ctx context.Context, q smsgw.UsageQuery) ([]smsgw.UsageRow
 	}
 	slices.SortFunc(out, func(a, b smsgw.UsageRow) int {
 		for _, c := range [][2]string{{a.Day, b.Day}, {a.CustomerID, b.CustomerID}, {string(a.EntryPoint), string(b.EntryPoint)},
-			{a.ConnectorID, b.ConnectorID}, {string(a.Status), string(b.Status)}} {
+			{a.ConnectorID, b.ConnectorID}, {string(a.Status), string(b.Status)}, {a.Currency, b.Currency}} {
 			if n := strings.Compare(c[0], c[1]); n != 0 {
 				return n
 			}
@@ -196,6 +175,101 @@ func (s *Store) Usage(ctx context.Context, q smsgw.UsageQuery) ([]smsgw.UsageRow
 		return 0
 	})
 	return out, nil
+}
+
+// eachStretch checks the query's range of days and calls f for each
+// stretch of it where the zone's offset (in seconds) is constant, with the
+// stretch's bounds.
+func eachStretch(q smsgw.UsageQuery, f func(offset int, start, end time.Time) error) error {
+	loc := q.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	from := time.Date(q.From.Year(), q.From.Month(), q.From.Day(), 0, 0, 0, 0, loc)
+	to := time.Date(q.To.Year(), q.To.Month(), q.To.Day(), 0, 0, 0, 0, loc)
+	if !from.Before(to) {
+		return smsgw.Errorf(smsgw.EINVALID, "the range of days is empty: from must be before to")
+	}
+	if to.After(from.AddDate(0, 0, smsgw.MaxUsageDays)) {
+		return smsgw.Errorf(smsgw.EINVALID, "the range is longer than %d days", smsgw.MaxUsageDays)
+	}
+	for start := from; start.Before(to); {
+		_, end := start.ZoneBounds()
+		if end.IsZero() || end.After(to) {
+			end = to
+		}
+		_, offset := start.Zone()
+		if err := f(offset, start, end); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// stretchSQL is the query of one stretch of eachStretch: the local day of
+// each bucket (offset seconds from UTC) and what columnsFrom selects, from
+// the buckets of [start, end) of the customer (every one when ""),
+// grouped by the day and groupBy.
+func stretchSQL(columnsFrom, groupBy, customerID string, offset int, start, end time.Time) (string, []any) {
+	query := "SELECT DATE_FORMAT(DATE_ADD(bucket, INTERVAL ? MINUTE), '%Y-%m-%d'), " + columnsFrom + " WHERE bucket >= ? AND bucket < ?"
+	args := []any{offset / 60, start.UTC(), end.UTC()}
+	if customerID != "" {
+		query += " AND customer_id = ?"
+		args = append(args, customerID)
+	}
+	return query + " GROUP BY 1, " + groupBy, args
+}
+
+// Refusals implements smsgw.UsageReader: the refused submissions per day
+// of the refusal in the query's time zone, customer and reason, ordered by
+// those, summed from usage_refusals as Usage sums usage_buckets.
+func (s *Store) Refusals(ctx context.Context, q smsgw.UsageQuery) ([]smsgw.RefusalRow, error) {
+	type key struct{ day, customer, reason string }
+	sums := map[key]int64{}
+	err := eachStretch(q, func(offset int, start, end time.Time) error {
+		query, args := stretchSQL("customer_id, reason, SUM(refusals) FROM usage_refusals", "customer_id, reason", q.CustomerID, offset, start, end)
+		rows, err := s.db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("mysqlstore: refusals: %w", wrap(err))
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k key
+			var n int64
+			if err := rows.Scan(&k.day, &k.customer, &k.reason, &n); err != nil {
+				return fmt.Errorf("mysqlstore: refusals: %w", wrap(err))
+			}
+			sums[k] += n
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("mysqlstore: refusals: %w", wrap(err))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]smsgw.RefusalRow, 0, len(sums))
+	for k, n := range sums {
+		if n > 0 {
+			out = append(out, smsgw.RefusalRow{Day: k.day, CustomerID: k.customer, Reason: k.reason, Refusals: n})
+		}
+	}
+	slices.SortFunc(out, func(a, b smsgw.RefusalRow) int {
+		return cmp.Or(strings.Compare(a.Day, b.Day), strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(a.Reason, b.Reason))
+	})
+	return out, nil
+}
+
+// CountRefusal implements smsgw.RefusalCounter: one more refused
+// submission of the customer for the reason, in at's quarter-hour.
+func (s *Store) CountRefusal(ctx context.Context, customerID, reason string, at time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO usage_refusals (bucket, customer_id, reason, refusals) VALUES (?, ?, ?, 1)
+		ON DUPLICATE KEY UPDATE refusals = refusals + 1`, quarterHour(at), customerID, truncate(reason, 64)); err != nil {
+		return fmt.Errorf("mysqlstore: count refusal: %w", wrap(err))
+	}
+	return nil
 }
 
 // sumUsage runs one usage query and hands each row to add.
@@ -208,7 +282,7 @@ func (s *Store) sumUsage(ctx context.Context, query string, args []any, add func
 	for rows.Next() {
 		var r smsgw.UsageRow
 		var entry, status string
-		if err := rows.Scan(&r.Day, &r.CustomerID, &entry, &r.ConnectorID, &status, &r.Messages, &r.Segments); err != nil {
+		if err := rows.Scan(&r.Day, &r.CustomerID, &entry, &r.ConnectorID, &status, &r.Currency, &r.Messages, &r.Segments, &r.CostMicros); err != nil {
 			return fmt.Errorf("mysqlstore: usage: %w", wrap(err))
 		}
 		r.EntryPoint, r.Status = smsgw.EntryPoint(entry), smsgw.Status(status)

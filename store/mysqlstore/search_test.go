@@ -122,13 +122,21 @@ func TestSearchMessagesFiltersAndPages(t *testing.T) {
 // usage reads a usage report as "day customer entry connector status messages/segments" lines.
 func usage(t *testing.T, s *mysqlstore.Store, q smsgw.UsageQuery) string {
 	t.Helper()
+	return usageLines(t, s, q, func(r smsgw.UsageRow) string {
+		return fmt.Sprintf("%s %s %s %s %s %d/%d", r.Day, r.CustomerID, r.EntryPoint, r.ConnectorID, r.Status, r.Messages, r.Segments)
+	})
+}
+
+// usageLines reads a usage report as a line per row, as line writes it.
+func usageLines(t *testing.T, s *mysqlstore.Store, q smsgw.UsageQuery, line func(smsgw.UsageRow) string) string {
+	t.Helper()
 	rows, err := s.Usage(ctx(t), q)
 	if err != nil {
 		t.Fatalf("Usage(%+v): %v", q, err)
 	}
 	var out []string
 	for _, r := range rows {
-		out = append(out, fmt.Sprintf("%s %s %s %s %s %d/%d", r.Day, r.CustomerID, r.EntryPoint, r.ConnectorID, r.Status, r.Messages, r.Segments))
+		out = append(out, line(r))
 	}
 	return strings.Join(out, "\n")
 }
@@ -274,5 +282,127 @@ func TestUsageCountsAMessageCountedBeforeBuckets(t *testing.T) {
 	}
 	if got := stats(t, s); fmt.Sprint(got) != "map[2026-11-26/c1/upA/DELIVERED:1]" {
 		t.Errorf("daily_stats = %v, want the message once", got)
+	}
+}
+
+// usageCosts reads a usage report as "customer connector status currency messages cost" lines.
+func usageCosts(t *testing.T, s *mysqlstore.Store, q smsgw.UsageQuery) string {
+	t.Helper()
+	return usageLines(t, s, q, func(r smsgw.UsageRow) string {
+		return fmt.Sprintf("%s %s %s %q %d %d", r.CustomerID, r.ConnectorID, r.Status, r.Currency, r.Messages, r.CostMicros)
+	})
+}
+
+func TestUsageSumsEachChargeOnce(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	all := smsgw.UsageQuery{From: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)} // fixed date: stored data queried by its own range
+
+	// The charge in the same write as the final status, recorded again and
+	// again, also concurrently: summed once.
+	charged := func(id string, cost int64) smsgw.MessageRecord {
+		r := final(id, smsgw.StatusDelivered, t0.Add(2*time.Second))
+		r.CostMicros, r.Currency = cost, "EUR"
+		return r
+	}
+	upsert(t, s, accepted("m1"), sent("m1", "upA", t0.Add(time.Second)), charged("m1", 70000), charged("m1", 70000))
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { errs <- s.UpsertMessage(ctx(t), charged("m1", 70000)) }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := usageCosts(t, s, all), `c1 upA DELIVERED "EUR" 1 70000`; got != want {
+		t.Fatalf("usage after repeated charged final records:\n%s\nwant\n%s", got, want)
+	}
+
+	// The final status first, the charge in a later write (repeated, and
+	// concurrently): the message moves from the unbilled row to the EUR one.
+	upsert(t, s, accepted("m2"), sent("m2", "upA", t0), final("m2", smsgw.StatusDelivered, t0.Add(time.Second)))
+	if got, want := usageCosts(t, s, all), "c1 upA DELIVERED \"\" 1 0\nc1 upA DELIVERED \"EUR\" 1 70000"; got != want {
+		t.Fatalf("usage before the late charge:\n%s\nwant\n%s", got, want)
+	}
+	for range 4 {
+		go func() { errs <- s.UpsertMessage(ctx(t), charged("m2", 35000)) }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	upsert(t, s, charged("m2", 35000), final("m2", smsgw.StatusDelivered, t0.Add(3*time.Second)))
+	if got, want := usageCosts(t, s, all), `c1 upA DELIVERED "EUR" 2 105000`; got != want {
+		t.Fatalf("usage after the late charge:\n%s\nwant\n%s", got, want)
+	}
+
+	// An undeliverable message charged nothing is counted under its currency
+	// with a zero charge; another customer in another currency apart.
+	upsert(t, s, accepted("m3"), sent("m3", "upB", t0), charged("m3", 0))
+	m4 := accepted("m4")
+	m4.CustomerID = "c2"
+	c4 := charged("m4", 1250)
+	c4.Currency = "USD"
+	upsert(t, s, m4, sent("m4", "upA", t0), c4, c4)
+	want := strings.Join([]string{
+		`c1 upA DELIVERED "EUR" 2 105000`,
+		`c1 upB DELIVERED "EUR" 1 0`,
+		`c2 upA DELIVERED "USD" 1 1250`,
+	}, "\n")
+	if got := usageCosts(t, s, all); got != want {
+		t.Errorf("usage of every customer:\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestRefusalsAreCountedPerQuarterHourAndReason(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	// 23:50 UTC on the 25th is the 26th in Berlin: the day follows the zone.
+	late := time.Date(2026, 11, 25, 23, 50, 0, 0, time.UTC) // fixed date: stored data queried by its own range
+	for _, r := range []struct {
+		customer, reason string
+		at               time.Time
+	}{
+		{"c1", smsgw.ReasonOptedOut, t0}, {"c1", smsgw.ReasonOptedOut, t0.Add(20 * time.Minute)},
+		{"c1", smsgw.ReasonInsufficientBalance, t0}, {"c2", smsgw.ReasonOptedOut, t0}, {"c1", smsgw.ReasonOptedOut, late},
+	} {
+		if err := s.CountRefusal(ctx(t), r.customer, r.reason, r.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(q smsgw.UsageQuery) string {
+		t.Helper()
+		rows, err := s.Refusals(ctx(t), q)
+		if err != nil {
+			t.Fatalf("Refusals(%+v): %v", q, err)
+		}
+		var out []string
+		for _, r := range rows {
+			out = append(out, fmt.Sprintf("%s %s %s %d", r.Day, r.CustomerID, r.Reason, r.Refusals))
+		}
+		return strings.Join(out, "\n")
+	}
+	from, to := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC) // fixed date: as above
+	want := strings.Join([]string{
+		"2026-11-25 c1 OPTED_OUT 1",
+		"2026-11-26 c1 INSUFFICIENT_BALANCE 1",
+		"2026-11-26 c1 OPTED_OUT 2",
+		"2026-11-26 c2 OPTED_OUT 1",
+	}, "\n")
+	if got := read(smsgw.UsageQuery{From: from, To: to}); got != want {
+		t.Errorf("refusals:\n%s\nwant\n%s", got, want)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := read(smsgw.UsageQuery{CustomerID: "c1", From: from, To: to, Location: berlin}),
+		"2026-11-26 c1 INSUFFICIENT_BALANCE 1\n2026-11-26 c1 OPTED_OUT 3"; got != want {
+		t.Errorf("c1's refusals in Berlin:\n%s\nwant\n%s", got, want)
+	}
+	if _, err := s.Refusals(ctx(t), smsgw.UsageQuery{From: to, To: from}); smsgw.ErrorCode(err) != smsgw.EINVALID {
+		t.Errorf("Refusals of an empty range = %v, want %s", err, smsgw.EINVALID)
 	}
 }

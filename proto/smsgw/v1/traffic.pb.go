@@ -864,6 +864,15 @@ type GetUsageResponse struct {
 	// The sums of every row.
 	TotalMessages int64 `protobuf:"varint,2,opt,name=total_messages,json=totalMessages,proto3" json:"total_messages,omitempty"`
 	TotalSegments int64 `protobuf:"varint,3,opt,name=total_segments,json=totalSegments,proto3" json:"total_segments,omitempty"`
+	// The sums of every row's cost, one per currency (messages not billed
+	// are left out), ordered by currency.
+	TotalCosts []*UsageCost `protobuf:"bytes,4,rep,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
+	// The submissions refused before they became messages (by an admission
+	// rule or for want of balance), by day of the refusal, customer and
+	// reason; only counts above zero.
+	Refusals []*UsageRefusal `protobuf:"bytes,5,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	// The sum of the refusals.
+	TotalRefusals int64 `protobuf:"varint,6,opt,name=total_refusals,json=totalRefusals,proto3" json:"total_refusals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -919,13 +928,37 @@ func (x *GetUsageResponse) GetTotalSegments() int64 {
 	return 0
 }
 
+func (x *GetUsageResponse) GetTotalCosts() []*UsageCost {
+	if x != nil {
+		return x.TotalCosts
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetRefusals() []*UsageRefusal {
+	if x != nil {
+		return x.Refusals
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetTotalRefusals() int64 {
+	if x != nil {
+		return x.TotalRefusals
+	}
+	return 0
+}
+
 // GetAllUsageResponse is an operator's usage report.
 type GetAllUsageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// As in GetUsageResponse.
-	Rows          []*UsageRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
-	TotalMessages int64       `protobuf:"varint,2,opt,name=total_messages,json=totalMessages,proto3" json:"total_messages,omitempty"`
-	TotalSegments int64       `protobuf:"varint,3,opt,name=total_segments,json=totalSegments,proto3" json:"total_segments,omitempty"`
+	Rows          []*UsageRow     `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	TotalMessages int64           `protobuf:"varint,2,opt,name=total_messages,json=totalMessages,proto3" json:"total_messages,omitempty"`
+	TotalSegments int64           `protobuf:"varint,3,opt,name=total_segments,json=totalSegments,proto3" json:"total_segments,omitempty"`
+	TotalCosts    []*UsageCost    `protobuf:"bytes,4,rep,name=total_costs,json=totalCosts,proto3" json:"total_costs,omitempty"`
+	Refusals      []*UsageRefusal `protobuf:"bytes,5,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	TotalRefusals int64           `protobuf:"varint,6,opt,name=total_refusals,json=totalRefusals,proto3" json:"total_refusals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -981,8 +1014,29 @@ func (x *GetAllUsageResponse) GetTotalSegments() int64 {
 	return 0
 }
 
-// UsageRow is the count of one day, customer, entry point, connector and
-// final status.
+func (x *GetAllUsageResponse) GetTotalCosts() []*UsageCost {
+	if x != nil {
+		return x.TotalCosts
+	}
+	return nil
+}
+
+func (x *GetAllUsageResponse) GetRefusals() []*UsageRefusal {
+	if x != nil {
+		return x.Refusals
+	}
+	return nil
+}
+
+func (x *GetAllUsageResponse) GetTotalRefusals() int64 {
+	if x != nil {
+		return x.TotalRefusals
+	}
+	return 0
+}
+
+// UsageRow is the count of one day, customer, entry point, connector,
+// final status and currency.
 type UsageRow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// YYYY-MM-DD in the report's time zone.
@@ -995,7 +1049,13 @@ type UsageRow struct {
 	// Messages that reached the status.
 	Messages int64 `protobuf:"varint,6,opt,name=messages,proto3" json:"messages,omitempty"`
 	// Their SMS parts.
-	Segments      int64 `protobuf:"varint,7,opt,name=segments,proto3" json:"segments,omitempty"`
+	Segments int64 `protobuf:"varint,7,opt,name=segments,proto3" json:"segments,omitempty"`
+	// The ISO 4217 code the messages were charged in; empty for messages
+	// not billed.
+	Currency string `protobuf:"bytes,8,opt,name=currency,proto3" json:"currency,omitempty"`
+	// What they were charged in all, in micro-units of the currency
+	// (1 EUR = 1000000).
+	CostMicros    int64 `protobuf:"varint,9,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1079,6 +1139,148 @@ func (x *UsageRow) GetSegments() int64 {
 	return 0
 }
 
+func (x *UsageRow) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *UsageRow) GetCostMicros() int64 {
+	if x != nil {
+		return x.CostMicros
+	}
+	return 0
+}
+
+// UsageRefusal is the count of one day, customer and reason of refused
+// submissions.
+type UsageRefusal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// YYYY-MM-DD in the report's time zone.
+	Day        string `protobuf:"bytes,1,opt,name=day,proto3" json:"day,omitempty"`
+	CustomerId string `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// The refusal's reason, as the API answered it: OPTED_OUT,
+	// DESTINATION_NOT_ALLOWED, CONTENT_REFUSED, VELOCITY_LIMIT,
+	// UNUSUAL_DESTINATION_TRAFFIC or INSUFFICIENT_BALANCE.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Refusals      int64  `protobuf:"varint,4,opt,name=refusals,proto3" json:"refusals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRefusal) Reset() {
+	*x = UsageRefusal{}
+	mi := &file_smsgw_v1_traffic_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRefusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRefusal) ProtoMessage() {}
+
+func (x *UsageRefusal) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_traffic_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRefusal.ProtoReflect.Descriptor instead.
+func (*UsageRefusal) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_traffic_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UsageRefusal) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *UsageRefusal) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *UsageRefusal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *UsageRefusal) GetRefusals() int64 {
+	if x != nil {
+		return x.Refusals
+	}
+	return 0
+}
+
+// UsageCost is what a report's messages were charged in one currency.
+type UsageCost struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Currency string                 `protobuf:"bytes,1,opt,name=currency,proto3" json:"currency,omitempty"`
+	// In micro-units of the currency.
+	CostMicros    int64 `protobuf:"varint,2,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageCost) Reset() {
+	*x = UsageCost{}
+	mi := &file_smsgw_v1_traffic_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageCost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageCost) ProtoMessage() {}
+
+func (x *UsageCost) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_traffic_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageCost.ProtoReflect.Descriptor instead.
+func (*UsageCost) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_traffic_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UsageCost) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *UsageCost) GetCostMicros() int64 {
+	if x != nil {
+		return x.CostMicros
+	}
+	return 0
+}
+
 var File_smsgw_v1_traffic_proto protoreflect.FileDescriptor
 
 const file_smsgw_v1_traffic_proto_rawDesc = "" +
@@ -1149,15 +1351,23 @@ const file_smsgw_v1_traffic_proto_rawDesc = "" +
 	"customerId\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12\x1b\n" +
-	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\"\x88\x01\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\"\x99\x02\n" +
 	"\x10GetUsageResponse\x12&\n" +
 	"\x04rows\x18\x01 \x03(\v2\x12.smsgw.v1.UsageRowR\x04rows\x12%\n" +
 	"\x0etotal_messages\x18\x02 \x01(\x03R\rtotalMessages\x12%\n" +
-	"\x0etotal_segments\x18\x03 \x01(\x03R\rtotalSegments\"\x8b\x01\n" +
+	"\x0etotal_segments\x18\x03 \x01(\x03R\rtotalSegments\x124\n" +
+	"\vtotal_costs\x18\x04 \x03(\v2\x13.smsgw.v1.UsageCostR\n" +
+	"totalCosts\x122\n" +
+	"\brefusals\x18\x05 \x03(\v2\x16.smsgw.v1.UsageRefusalR\brefusals\x12%\n" +
+	"\x0etotal_refusals\x18\x06 \x01(\x03R\rtotalRefusals\"\x9c\x02\n" +
 	"\x13GetAllUsageResponse\x12&\n" +
 	"\x04rows\x18\x01 \x03(\v2\x12.smsgw.v1.UsageRowR\x04rows\x12%\n" +
 	"\x0etotal_messages\x18\x02 \x01(\x03R\rtotalMessages\x12%\n" +
-	"\x0etotal_segments\x18\x03 \x01(\x03R\rtotalSegments\"\xea\x01\n" +
+	"\x0etotal_segments\x18\x03 \x01(\x03R\rtotalSegments\x124\n" +
+	"\vtotal_costs\x18\x04 \x03(\v2\x13.smsgw.v1.UsageCostR\n" +
+	"totalCosts\x122\n" +
+	"\brefusals\x18\x05 \x03(\v2\x16.smsgw.v1.UsageRefusalR\brefusals\x12%\n" +
+	"\x0etotal_refusals\x18\x06 \x01(\x03R\rtotalRefusals\"\xa7\x02\n" +
 	"\bUsageRow\x12\x10\n" +
 	"\x03day\x18\x01 \x01(\tR\x03day\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -1167,7 +1377,20 @@ const file_smsgw_v1_traffic_proto_rawDesc = "" +
 	"\fconnector_id\x18\x04 \x01(\tR\vconnectorId\x12/\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x17.smsgw.v1.MessageStatusR\x06status\x12\x1a\n" +
 	"\bmessages\x18\x06 \x01(\x03R\bmessages\x12\x1a\n" +
-	"\bsegments\x18\a \x01(\x03R\bsegments2\xd1\x02\n" +
+	"\bsegments\x18\a \x01(\x03R\bsegments\x12\x1a\n" +
+	"\bcurrency\x18\b \x01(\tR\bcurrency\x12\x1f\n" +
+	"\vcost_micros\x18\t \x01(\x03R\n" +
+	"costMicros\"u\n" +
+	"\fUsageRefusal\x12\x10\n" +
+	"\x03day\x18\x01 \x01(\tR\x03day\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1a\n" +
+	"\brefusals\x18\x04 \x01(\x03R\brefusals\"H\n" +
+	"\tUsageCost\x12\x1a\n" +
+	"\bcurrency\x18\x01 \x01(\tR\bcurrency\x12\x1f\n" +
+	"\vcost_micros\x18\x02 \x01(\x03R\n" +
+	"costMicros2\xd1\x02\n" +
 	"\x0eTrafficService\x12i\n" +
 	"\x0eSearchMessages\x12\x1f.smsgw.v1.SearchMessagesRequest\x1a .smsgw.v1.SearchMessagesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/messages\x12~\n" +
 	"\x11ListMessageEvents\x12\".smsgw.v1.ListMessageEventsRequest\x1a#.smsgw.v1.ListMessageEventsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/messages/{id}/events\x12T\n" +
@@ -1189,7 +1412,7 @@ func file_smsgw_v1_traffic_proto_rawDescGZIP() []byte {
 	return file_smsgw_v1_traffic_proto_rawDescData
 }
 
-var file_smsgw_v1_traffic_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_smsgw_v1_traffic_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_smsgw_v1_traffic_proto_goTypes = []any{
 	(*SearchMessagesRequest)(nil),        // 0: smsgw.v1.SearchMessagesRequest
 	(*SearchAllMessagesRequest)(nil),     // 1: smsgw.v1.SearchAllMessagesRequest
@@ -1206,43 +1429,49 @@ var file_smsgw_v1_traffic_proto_goTypes = []any{
 	(*GetUsageResponse)(nil),             // 12: smsgw.v1.GetUsageResponse
 	(*GetAllUsageResponse)(nil),          // 13: smsgw.v1.GetAllUsageResponse
 	(*UsageRow)(nil),                     // 14: smsgw.v1.UsageRow
-	(*timestamppb.Timestamp)(nil),        // 15: google.protobuf.Timestamp
-	(*Message)(nil),                      // 16: smsgw.v1.Message
-	(*structpb.Struct)(nil),              // 17: google.protobuf.Struct
-	(MessageStatus)(0),                   // 18: smsgw.v1.MessageStatus
+	(*UsageRefusal)(nil),                 // 15: smsgw.v1.UsageRefusal
+	(*UsageCost)(nil),                    // 16: smsgw.v1.UsageCost
+	(*timestamppb.Timestamp)(nil),        // 17: google.protobuf.Timestamp
+	(*Message)(nil),                      // 18: smsgw.v1.Message
+	(*structpb.Struct)(nil),              // 19: google.protobuf.Struct
+	(MessageStatus)(0),                   // 20: smsgw.v1.MessageStatus
 }
 var file_smsgw_v1_traffic_proto_depIdxs = []int32{
-	15, // 0: smsgw.v1.SearchMessagesRequest.since:type_name -> google.protobuf.Timestamp
-	15, // 1: smsgw.v1.SearchMessagesRequest.until:type_name -> google.protobuf.Timestamp
-	15, // 2: smsgw.v1.SearchAllMessagesRequest.since:type_name -> google.protobuf.Timestamp
-	15, // 3: smsgw.v1.SearchAllMessagesRequest.until:type_name -> google.protobuf.Timestamp
+	17, // 0: smsgw.v1.SearchMessagesRequest.since:type_name -> google.protobuf.Timestamp
+	17, // 1: smsgw.v1.SearchMessagesRequest.until:type_name -> google.protobuf.Timestamp
+	17, // 2: smsgw.v1.SearchAllMessagesRequest.since:type_name -> google.protobuf.Timestamp
+	17, // 3: smsgw.v1.SearchAllMessagesRequest.until:type_name -> google.protobuf.Timestamp
 	4,  // 4: smsgw.v1.SearchMessagesResponse.messages:type_name -> smsgw.v1.FoundMessage
 	4,  // 5: smsgw.v1.SearchAllMessagesResponse.messages:type_name -> smsgw.v1.FoundMessage
-	16, // 6: smsgw.v1.FoundMessage.message:type_name -> smsgw.v1.Message
+	18, // 6: smsgw.v1.FoundMessage.message:type_name -> smsgw.v1.Message
 	9,  // 7: smsgw.v1.ListMessageEventsResponse.events:type_name -> smsgw.v1.MessageEvent
 	9,  // 8: smsgw.v1.ListAnyMessageEventsResponse.events:type_name -> smsgw.v1.MessageEvent
-	15, // 9: smsgw.v1.MessageEvent.at:type_name -> google.protobuf.Timestamp
-	17, // 10: smsgw.v1.MessageEvent.data:type_name -> google.protobuf.Struct
+	17, // 9: smsgw.v1.MessageEvent.at:type_name -> google.protobuf.Timestamp
+	19, // 10: smsgw.v1.MessageEvent.data:type_name -> google.protobuf.Struct
 	14, // 11: smsgw.v1.GetUsageResponse.rows:type_name -> smsgw.v1.UsageRow
-	14, // 12: smsgw.v1.GetAllUsageResponse.rows:type_name -> smsgw.v1.UsageRow
-	18, // 13: smsgw.v1.UsageRow.status:type_name -> smsgw.v1.MessageStatus
-	0,  // 14: smsgw.v1.TrafficService.SearchMessages:input_type -> smsgw.v1.SearchMessagesRequest
-	5,  // 15: smsgw.v1.TrafficService.ListMessageEvents:input_type -> smsgw.v1.ListMessageEventsRequest
-	10, // 16: smsgw.v1.TrafficService.GetUsage:input_type -> smsgw.v1.GetUsageRequest
-	1,  // 17: smsgw.v1.OperatorTrafficService.SearchAllMessages:input_type -> smsgw.v1.SearchAllMessagesRequest
-	7,  // 18: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:input_type -> smsgw.v1.ListAnyMessageEventsRequest
-	11, // 19: smsgw.v1.OperatorTrafficService.GetAllUsage:input_type -> smsgw.v1.GetAllUsageRequest
-	2,  // 20: smsgw.v1.TrafficService.SearchMessages:output_type -> smsgw.v1.SearchMessagesResponse
-	6,  // 21: smsgw.v1.TrafficService.ListMessageEvents:output_type -> smsgw.v1.ListMessageEventsResponse
-	12, // 22: smsgw.v1.TrafficService.GetUsage:output_type -> smsgw.v1.GetUsageResponse
-	3,  // 23: smsgw.v1.OperatorTrafficService.SearchAllMessages:output_type -> smsgw.v1.SearchAllMessagesResponse
-	8,  // 24: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:output_type -> smsgw.v1.ListAnyMessageEventsResponse
-	13, // 25: smsgw.v1.OperatorTrafficService.GetAllUsage:output_type -> smsgw.v1.GetAllUsageResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	16, // 12: smsgw.v1.GetUsageResponse.total_costs:type_name -> smsgw.v1.UsageCost
+	15, // 13: smsgw.v1.GetUsageResponse.refusals:type_name -> smsgw.v1.UsageRefusal
+	14, // 14: smsgw.v1.GetAllUsageResponse.rows:type_name -> smsgw.v1.UsageRow
+	16, // 15: smsgw.v1.GetAllUsageResponse.total_costs:type_name -> smsgw.v1.UsageCost
+	15, // 16: smsgw.v1.GetAllUsageResponse.refusals:type_name -> smsgw.v1.UsageRefusal
+	20, // 17: smsgw.v1.UsageRow.status:type_name -> smsgw.v1.MessageStatus
+	0,  // 18: smsgw.v1.TrafficService.SearchMessages:input_type -> smsgw.v1.SearchMessagesRequest
+	5,  // 19: smsgw.v1.TrafficService.ListMessageEvents:input_type -> smsgw.v1.ListMessageEventsRequest
+	10, // 20: smsgw.v1.TrafficService.GetUsage:input_type -> smsgw.v1.GetUsageRequest
+	1,  // 21: smsgw.v1.OperatorTrafficService.SearchAllMessages:input_type -> smsgw.v1.SearchAllMessagesRequest
+	7,  // 22: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:input_type -> smsgw.v1.ListAnyMessageEventsRequest
+	11, // 23: smsgw.v1.OperatorTrafficService.GetAllUsage:input_type -> smsgw.v1.GetAllUsageRequest
+	2,  // 24: smsgw.v1.TrafficService.SearchMessages:output_type -> smsgw.v1.SearchMessagesResponse
+	6,  // 25: smsgw.v1.TrafficService.ListMessageEvents:output_type -> smsgw.v1.ListMessageEventsResponse
+	12, // 26: smsgw.v1.TrafficService.GetUsage:output_type -> smsgw.v1.GetUsageResponse
+	3,  // 27: smsgw.v1.OperatorTrafficService.SearchAllMessages:output_type -> smsgw.v1.SearchAllMessagesResponse
+	8,  // 28: smsgw.v1.OperatorTrafficService.ListAnyMessageEvents:output_type -> smsgw.v1.ListAnyMessageEventsResponse
+	13, // 29: smsgw.v1.OperatorTrafficService.GetAllUsage:output_type -> smsgw.v1.GetAllUsageResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_smsgw_v1_traffic_proto_init() }
@@ -1257,7 +1486,7 @@ func file_smsgw_v1_traffic_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_smsgw_v1_traffic_proto_rawDesc), len(file_smsgw_v1_traffic_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
