@@ -337,6 +337,16 @@ func operatorTraffic(t *testing.T, g *gateway, bin, id, zetaKey string) {
 	if out := ctlOK(t, bin, g.base, "usage", "-customer", "zeta"); !strings.Contains(out, "zeta") || !strings.Contains(out, "total: 1 messages, 1 segments") {
 		t.Errorf("ctl usage -customer zeta:\n%s", out)
 	}
+	// The customer's own routes, with its API key.
+	if out := ctlOK(t, bin, g.base, "messages", "search", "-api-key", zetaKey); !strings.Contains(out, id) {
+		t.Errorf("ctl messages search with the customer's key:\n%s", out)
+	}
+	if out := ctlOK(t, bin, g.base, "usage", "-api-key", zetaKey); !strings.Contains(out, "total: 1 messages, 1 segments") {
+		t.Errorf("ctl usage with the customer's key:\n%s", out)
+	}
+	if out := ctlOK(t, bin, g.base, "messages", "events", id, "-api-key", zetaKey); !strings.Contains(out, "accepted") {
+		t.Errorf("ctl messages events with the customer's key:\n%s", out)
+	}
 	if code, _, errOut := ctlRun(t, bin, g.base, "usage", "-tz", "Mars/Olympus"); code == 0 || !strings.Contains(errOut, "Mars/Olympus") {
 		t.Errorf("ctl usage in no time zone: exit %d %s", code, errOut)
 	}

@@ -68,7 +68,7 @@ func (c *ctlClient) trafficCall(path string, customer string) (map[string]any, e
 		}
 		return c.admin("GET", "/v1/admin"+path, nil)
 	}
-	return c.customer("GET", path, nil)
+	return c.customer("GET", "/v1"+path, nil)
 }
 
 // withQuery adds one query parameter to a path.
