@@ -88,6 +88,10 @@ func (d Delivery) Subject() (id, what string) {
 // ErrRefused marks a delivery the receiver refused for good.
 var ErrRefused = errors.New("refused by the receiver")
 
+// ErrMessageEnded says a signal found its message's workflow ended: a
+// receipt for it came late (a duplicate, or after its validity).
+var ErrMessageEnded = errors.New("the message has ended")
+
 // NotifyFailedEvent is the notify_failed event of a delivery that failed
 // for reason at the given time. A delivery fails once per channel; occasion
 // tells apart failures that can repeat (an SMPP outbox item that expired

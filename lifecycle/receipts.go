@@ -8,12 +8,13 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/workflows"
 )
 
 // TemporalSignaler signals message workflows through a Temporal client. A
-// receipt for a message whose workflow has ended is a late duplicate and is
-// not an error.
+// receipt for a message whose workflow has ended is a late duplicate:
+// SignalReceipt then answers smsgw.ErrMessageEnded.
 type TemporalSignaler struct{ Client client.Client }
 
 // SignalReceipt implements Signaler.
@@ -21,7 +22,7 @@ func (t TemporalSignaler) SignalReceipt(ctx context.Context, messageID string, s
 	err := t.Client.SignalWorkflow(ctx, messageID, "", workflows.SignalReceipt, s)
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
-		return nil
+		return fmt.Errorf("signal receipt to %s: %w", messageID, smsgw.ErrMessageEnded)
 	}
 	if err != nil {
 		return fmt.Errorf("signal receipt to %s: %w", messageID, err)

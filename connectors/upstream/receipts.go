@@ -5,6 +5,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -59,7 +60,17 @@ const LateAfter = 10 * time.Minute
 // recognise an SMSC's duplicates without signalling the workflow again.
 const recentReceipts = 4096
 
-// Signaler hands a matched receipt to its message's workflow.
+// sentMemory is how many correlations a Matcher remembers of those it wrote
+// itself, and rememberFor how long: a receipt that comes back to the
+// process that sent its message (one bind per connector, or the same bind)
+// is matched without a read of the store.
+const (
+	sentMemory  = 65536
+	rememberFor = 10 * time.Minute
+)
+
+// Signaler hands a matched receipt to its message's workflow. It answers
+// an error wrapping smsgw.ErrMessageEnded when the workflow has ended.
 type Signaler interface {
 	SignalReceipt(ctx context.Context, messageID string, s workflows.ReceiptSignal) error
 }
@@ -78,6 +89,12 @@ type Signaler interface {
 // another replica while its message is in flight is signalled, and the
 // workflow ignores it.
 //
+// The correlations this process wrote in the last rememberFor are also
+// kept in memory: a receipt for one of them is signalled without looking
+// the store up. Should its message have ended (ErrMessageEnded), the
+// receipt takes the store's path, where a reused upstream ID finds its
+// newer message.
+//
 // Once a message has ended the store forgets its correlations, so a receipt
 // that comes after (a duplicate, or a receipt later than the message's
 // validity) finds none and is parked like an early one; the rematcher
@@ -91,6 +108,7 @@ type Matcher struct {
 	results *prometheus.CounterVec
 	parked  prometheus.Gauge
 	recent  recentSet
+	sent    boundedMap[sentCorrelation]
 	// lateAfter is LateAfter; tests shorten it.
 	lateAfter time.Duration
 }
@@ -122,6 +140,7 @@ func (m *Matcher) Correlate(ctx context.Context, c smsgw.Correlation) error {
 	if err := m.store.PutCorrelation(ctx, c); err != nil {
 		return fmt.Errorf("record correlation %s/%s: %w", c.ConnectorID, c.UpstreamID, err)
 	}
+	m.sent.put(correlationKey(c.ConnectorID, c.UpstreamID), sentCorrelation{Correlation: c, at: m.now()})
 	early, err := m.store.ParkedReceipts(ctx, c.ConnectorID, c.UpstreamID)
 	if err != nil {
 		return fmt.Errorf("look for early receipts of %s/%s: %w", c.ConnectorID, c.UpstreamID, err)
@@ -144,12 +163,24 @@ func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 		m.logger.Debug("duplicate receipt acknowledged", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "stat", r.Stat)
 		return nil
 	}
+	if sc, ok := m.sent.get(correlationKey(r.ConnectorID, r.UpstreamID)); ok && m.now().Sub(sc.at) < rememberFor {
+		err := m.signal.SignalReceipt(ctx, sc.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: sc.Segment})
+		switch {
+		case err == nil:
+			m.recent.add(receiptKey(r))
+			m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
+			return nil
+		case !errors.Is(err, smsgw.ErrMessageEnded):
+			return err
+		}
+		// Its message has ended: the store knows whether the ID now names another.
+	}
 	c, ok, err := m.store.LookupCorrelation(ctx, r.ConnectorID, r.UpstreamID)
 	if err != nil {
 		return fmt.Errorf("look up receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
 	}
 	if ok {
-		if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil {
+		if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil && !errors.Is(err, smsgw.ErrMessageEnded) {
 			return err
 		}
 		m.recent.add(receiptKey(r))
@@ -188,7 +219,7 @@ func (m *Matcher) deliver(ctx context.Context, c smsgw.Correlation, r smsgw.Rece
 	if !took {
 		return nil // another caller has it
 	}
-	if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil {
+	if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil && !errors.Is(err, smsgw.ErrMessageEnded) {
 		if perr := m.store.ParkReceipt(context.WithoutCancel(ctx), r); perr != nil {
 			m.logger.Error("receipt neither signalled nor parked again", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "err", perr)
 		}
@@ -306,39 +337,74 @@ func (m *Matcher) ExpireCorrelations(ctx context.Context) (int64, error) {
 }
 
 func receiptKey(r smsgw.Receipt) string {
-	return r.ConnectorID + "\x00" + r.UpstreamID + "\x00" + r.Stat
+	return correlationKey(r.ConnectorID, r.UpstreamID) + "\x00" + r.Stat
+}
+
+func correlationKey(connectorID, upstreamID string) string {
+	return connectorID + "\x00" + upstreamID
+}
+
+// sentCorrelation is a correlation this process wrote, and when.
+type sentCorrelation struct {
+	smsgw.Correlation
+	at time.Time
 }
 
 // recentSet remembers the last recentReceipts keys added, oldest forgotten first.
-type recentSet struct {
-	mu    sync.Mutex
-	keys  map[string]struct{}
-	order []string // a ring of the keys; once full, next is the oldest
-	next  int
-}
+type recentSet struct{ m boundedMap[struct{}] }
 
 func (s *recentSet) has(k string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.keys[k]
+	_, ok := s.m.get(k)
 	return ok
 }
 
-func (s *recentSet) add(k string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.keys == nil {
-		s.keys = make(map[string]struct{}, recentReceipts)
+func (s *recentSet) add(k string) { s.m.set(k, struct{}{}, false, recentReceipts) }
+
+func (s *recentSet) len() int {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	return len(s.m.values)
+}
+
+// boundedMap keeps the last keys set (as many as the limit given to set),
+// oldest forgotten first.
+type boundedMap[V any] struct {
+	mu     sync.Mutex
+	values map[string]V
+	order  []string // a ring of the keys; once full, next is the oldest
+	next   int
+}
+
+func (b *boundedMap[V]) get(k string) (V, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v, ok := b.values[k]
+	return v, ok
+}
+
+// put sets k to v, of at most sentMemory keys; a key already there keeps its place.
+func (b *boundedMap[V]) put(k string, v V) { b.set(k, v, true, sentMemory) }
+
+// set adds k with v, forgetting the oldest key beyond limit; a key already
+// there keeps its place, and its value unless replace.
+func (b *boundedMap[V]) set(k string, v V, replace bool, limit int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.values == nil {
+		b.values = make(map[string]V)
 	}
-	if _, ok := s.keys[k]; ok {
+	if _, ok := b.values[k]; ok {
+		if replace {
+			b.values[k] = v
+		}
 		return
 	}
-	if len(s.order) < recentReceipts {
-		s.order = append(s.order, k)
+	if len(b.order) < limit {
+		b.order = append(b.order, k)
 	} else {
-		delete(s.keys, s.order[s.next])
-		s.order[s.next] = k
-		s.next = (s.next + 1) % recentReceipts
+		delete(b.values, b.order[b.next])
+		b.order[b.next] = k
+		b.next = (b.next + 1) % limit
 	}
-	s.keys[k] = struct{}{}
+	b.values[k] = v
 }

@@ -53,16 +53,21 @@ func ctxT(t *testing.T) context.Context {
 
 // signals records the receipts signalled to message workflows.
 type signals struct {
-	mu  sync.Mutex
-	got []workflows.ReceiptSignal
-	ids []string
-	ch  chan struct{}
+	mu    sync.Mutex
+	got   []workflows.ReceiptSignal
+	ids   []string
+	ch    chan struct{}
+	ended map[string]bool // messages whose workflows have ended
 }
 
 func newSignals() *signals { return &signals{ch: make(chan struct{}, 100)} }
 
 func (s *signals) SignalReceipt(_ context.Context, messageID string, r workflows.ReceiptSignal) error {
 	s.mu.Lock()
+	if s.ended[messageID] {
+		s.mu.Unlock()
+		return fmt.Errorf("signal %s: %w", messageID, smsgw.ErrMessageEnded)
+	}
 	s.got = append(s.got, r)
 	s.ids = append(s.ids, messageID)
 	s.mu.Unlock()
@@ -605,8 +610,8 @@ func TestRecentSetForgetsTheOldest(t *testing.T) {
 	for i := range recentReceipts + 10 {
 		s.add(fmt.Sprint(i))
 	}
-	if s.has("0") || s.has("9") || !s.has("10") || !s.has(fmt.Sprint(recentReceipts+9)) || len(s.keys) != recentReceipts {
-		t.Errorf("after %d adds: %d keys", recentReceipts+10, len(s.keys))
+	if s.has("0") || s.has("9") || !s.has("10") || !s.has(fmt.Sprint(recentReceipts+9)) || s.len() != recentReceipts {
+		t.Errorf("after %d adds: %d keys", recentReceipts+10, s.len())
 	}
 }
 
@@ -734,5 +739,60 @@ func TestLateReceiptIsDroppedNotParkedForever(t *testing.T) {
 	}
 	if got := counterValue(t, otherReg, "smsgw_receipts_total", "late"); got != 1 {
 		t.Errorf("late %v, want 1", got)
+	}
+}
+
+// lookups counts the store's correlation lookups.
+type lookups struct {
+	Correlations
+	mu sync.Mutex
+	n  int
+}
+
+func (l *lookups) LookupCorrelation(ctx context.Context, connectorID, upstreamID string) (smsgw.Correlation, bool, error) {
+	l.mu.Lock()
+	l.n++
+	l.mu.Unlock()
+	return l.Correlations.LookupCorrelation(ctx, connectorID, upstreamID)
+}
+
+// A receipt that comes back to the process that sent its message is
+// matched from memory, without a lookup. Once that message has ended, a
+// receipt for the same upstream ID (which the SMSC gave again to a message
+// another replica sent) takes the store's path and reaches the new message.
+func TestReceiptForOwnSendIsMatchedFromMemory(t *testing.T) {
+	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close(context.Background()) })
+	ctx := ctxT(t)
+	counted := &lookups{Correlations: store}
+	sig := newSignals()
+	m := NewMatcher(counted, sig, testLogger(t), prometheus.NewRegistry())
+	if err := m.Correlate(ctx, smsgw.Correlation{ConnectorID: "up", UpstreamID: "u1", MessageID: "m1", Segment: 2, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.HandleReceipt(ctx, smsgw.Receipt{ConnectorID: "up", UpstreamID: "u1", Stat: "DELIVRD", ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ids, got := sig.waitN(t, 1)
+	if ids[0] != "m1" || got[0].Segment != 2 || counted.n != 0 {
+		t.Fatalf("signalled %v segment %d after %d lookups, want m1, segment 2, no lookup", ids, got[0].Segment, counted.n)
+	}
+
+	sig.mu.Lock()
+	sig.ended = map[string]bool{"m1": true}
+	sig.mu.Unlock()
+	other := NewMatcher(store, sig, testLogger(t), prometheus.NewRegistry())
+	if err := other.Correlate(ctx, smsgw.Correlation{ConnectorID: "up", UpstreamID: "u1", MessageID: "m2", Segment: 1, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.HandleReceipt(ctx, smsgw.Receipt{ConnectorID: "up", UpstreamID: "u1", Stat: "UNDELIV", ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ = sig.waitN(t, 2)
+	if ids[1] != "m2" || counted.n != 1 {
+		t.Errorf("the second receipt went to %s after %d lookups, want m2 after 1", ids[1], counted.n)
 	}
 }
