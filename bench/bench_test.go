@@ -80,13 +80,16 @@ func (s signalLater) after(id string) {
 
 // startServer connects to the Temporal server in SMSGW_BENCH_TEMPORAL
 // (host:port; `make bench-e2e` gives the one it runs as `make dev` does),
-// or else starts an in-memory dev server.
+// or else starts an in-memory dev server. Requests go uncompressed, as
+// smsgw's go in `make dev` (-temporal-compression none): the server is on
+// the same machine.
 func startServer(b *testing.B) client.Client {
 	addr := os.Getenv("SMSGW_BENCH_TEMPORAL")
 	if addr == "" {
 		addr = testenv.TemporalAddress(b)
 	}
-	c, err := client.Dial(client.Options{HostPort: addr, Logger: quiet{}})
+	c, err := client.Dial(client.Options{HostPort: addr, Logger: quiet{},
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,7 @@
 #
 # RATE > 0 runs the load open loop at that many submissions per second.
 # MAX_BACKLOG is smsgw's -max-backlog (the load tool retries what it refuses).
+# PROFILE=1 keeps 20 s of smsgw's CPU profile of each load in the work folder.
 # Everything listens on loopback ports of its own (17233, 37017, 33307,
 # 12775, 12776, 18080, 19102), so it runs beside `make dev`.
 set -euo pipefail
@@ -36,6 +37,16 @@ wait_port() { # port name
 }
 # cpu PID: the CPU seconds (user + system) a process has used so far.
 cpu() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# persistence: Temporal's persistence requests so far, a line per operation.
+persistence() {
+  curl -s http://127.0.0.1:17299/metrics | awk '/^persistence_requests\{/ {
+    match($0, /operation="[^"]*"/); op = substr($0, RSTART + 11, RLENGTH - 12); n[op] += $NF }
+    END { for (op in n) print op, n[op] }' | sort
+}
+# perMessage BEFORE AFTER N OUT: the persistence requests per message between two snapshots.
+perMessage() {
+  join -a2 -e0 -o 0,1.2,2.2 "$1" "$2" | awk -v n="$3" '{d = ($3 - $2) / n; if (d > 0.005) {printf "%-40s %.2f\n", $1, d; t += d}} END {printf "%-40s %.2f\n", "all", t}' | sort >"$4"
+}
 # field FILE PATTERN N: the Nth word of the line of FILE that starts with PATTERN.
 field() { awk -v p="$2" -v n="$3" 'index($0, p) == 1 {print $n; exit}' "$1"; }
 ms() { # a Go duration (1.2s, 340ms, 2m3s) in milliseconds
@@ -57,22 +68,25 @@ for x in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMe
   sa+=(--search-attribute "$x")
 done
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 17233 --ui-port 18233 --db-filename "$WORK/temporal.db" \
-  --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal --log-level warn "${sa[@]}" >"$WORK/temporal.log" 2>&1 &
+  --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal --log-level warn --metrics-port 17299 "${sa[@]}" >"$WORK/temporal.log" 2>&1 &
 temporal_pid=$!; pids+=("$temporal_pid")
 wait_port 17233 Temporal
 
 # 1. The bare workflow, closed loop, as many in flight as the load, its
 # signal 500 ms after its activity (the simulator's receipt delay).
 echo "bare workflow: $N workflows, $CONC in flight..."
-t0=$(cpu "$temporal_pid")
+t0=$(cpu "$temporal_pid"); persistence >"$WORK/p0"
 SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC /usr/bin/time -f "%U %S" -o "$WORK/floor.time" \
   "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor.txt" 2>&1
-t1=$(cpu "$temporal_pid")
+t1=$(cpu "$temporal_pid"); persistence >"$WORK/p1"
+perMessage "$WORK/p0" "$WORK/p1" "$N" "$WORK/persistence-bare.txt"
 floor_rate=$(awk '/workflows\/s/ {for (i=1;i<=NF;i++) if ($(i+1)=="workflows/s") print $i}' "$WORK/floor.txt")
 floor_events=$(awk '/events\/msg/ {for (i=1;i<=NF;i++) if ($(i+1)=="events/msg") print $i}' "$WORK/floor.txt")
 floor_tasks=$(awk '/wftasks\/msg/ {for (i=1;i<=NF;i++) if ($(i+1)=="wftasks/msg") print $i}' "$WORK/floor.txt")
 floor_worker=$(awk '{print $1+$2}' "$WORK/floor.time")
 floor_cpu=$(awk -v a="$t0" -v b="$t1" -v w="$floor_worker" -v n="$N" 'BEGIN {printf "%.1f", (b-a+w)*1000/n}')
+floor_server=$(awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN {printf "%.1f", (b-a)*1000/n}')
+floor_worker_ms=$(awk -v w="$floor_worker" -v n="$N" 'BEGIN {printf "%.1f", w*1000/n}')
 
 # 2. The make dev stack: the embedded MongoDB-wire server, the reporting
 # database make dev would use, the SMSC simulator and `smsgw all`.
@@ -96,11 +110,16 @@ pids+=($!)
 # The demo customer's own webhook (the message counted at the end uses it).
 "$BIN/smsgw" webhook-sink -addr 127.0.0.1:18099 -secret demo-webhook-secret >"$WORK/sink.log" 2>&1 &
 pids+=($!)
+# Payloads sealed with a key of their own, as make dev seals them.
+mkdir -p "$WORK/payload-keys" && chmod 700 "$WORK/payload-keys"
+head -c 32 /dev/urandom | base64 >"$WORK/payload-keys/bench-1"
+head -c 32 /dev/urandom | base64 >"$WORK/workflow-id-key"
 sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/dev-config.yaml >"$WORK/config.yaml"
 "$BIN/smsgw" all -config "$WORK/config.yaml" -http-addr 127.0.0.1:18080 -grpc-addr 127.0.0.1:19090 \
   -metrics-addr 127.0.0.1:19102 -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
   -mongodb-uri mongodb://127.0.0.1:37017/ -mongodb-database smsgw_bench -mysql-dsn "$dsn" \
-  -max-backlog "${MAX_BACKLOG:-500}" -log-format text -log-level warn >"$WORK/smsgw.log" 2>&1 &
+  -payload-keys-dir "$WORK/payload-keys" -workflow-id-key-file "$WORK/workflow-id-key" -temporal-compression none \
+  -max-backlog "${MAX_BACKLOG:-500}" $( [ -n "${PROFILE:-}" ] && echo -pprof ) -log-format text -log-level warn >"$WORK/smsgw.log" 2>&1 &
 smsgw_pid=$!; pids+=("$smsgw_pid")
 wait_port 18080 smsgw
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.3; done
@@ -110,9 +129,16 @@ load() { # mode
   local mode=$1 out="$WORK/load-$1.txt"
   echo "make dev stack, $mode: $N messages, $CONC in flight$( [ "$RATE" != 0 ] && echo ", $RATE/s open loop")..."
   local a0 b0 c0 d0 a1 b1 c1 d1
+  persistence >"$WORK/p-$mode-0"
   a0=$(cpu "$temporal_pid"); b0=$(cpu "$devdb_pid"); c0=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d0=$(cpu "$smsgw_pid")
+  if [ -n "${PROFILE:-}" ]; then # 20 s of smsgw's CPU profile, from 5 s into the load
+    (sleep 5; curl -s "http://127.0.0.1:19102/debug/pprof/profile?seconds=20" -o "$WORK/smsgw-$mode.pprof") &
+  fi
   "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" \
     -url http://127.0.0.1:18080 -smpp-addr 127.0.0.1:12775 -wait 5m >"$out" 2>&1 || true
+  persistence >"$WORK/p-$mode-1"
+  curl -s http://127.0.0.1:19102/metrics >"$WORK/metrics-$mode.txt" || true
+  perMessage "$WORK/p-$mode-0" "$WORK/p-$mode-1" "$N" "$WORK/persistence-$mode.txt"
   a1=$(cpu "$temporal_pid"); b1=$(cpu "$devdb_pid"); c1=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d1=$(cpu "$smsgw_pid")
   local rate acc lost dup e50 e99 a50 a99
   rate=$(field "$out" "delivered/s" 2); acc=$(field "$out" "accepted/s" 2)
@@ -150,9 +176,11 @@ reporting database: $( [ -n "$mysql_addr" ] && echo "embedded MySQL-wire server"
 
 | run | final/s | of bare | accepted/s | end to end p50 / p99 | accept p50 / p99 | CPU-ms/msg Temporal | MongoDB-wire | MySQL | smsgw | all | lost / dup |
 |---|---|---|---|---|---|---|---|---|---|---|---|
-| bare workflow ($floor_events events, $floor_tasks tasks) | $floor_rate | 100% | – | – | – | – | – | – | – | $floor_cpu (server and worker) | – |
+| bare workflow ($floor_events events, $floor_tasks tasks) | $floor_rate | 100% | – | – | – | $floor_server | – | – | $floor_worker_ms (its worker) | $floor_cpu | – |
 $(printf '%s\n' "${rows[@]}")
 
 A REST message's history: $events events, $tasks workflow tasks.
+Temporal persistence requests per message (bare / REST / SMPP):
+$(join -a1 -a2 -e- -o 0,1.2,2.2 "$WORK/persistence-bare.txt" "$WORK/persistence-rest.txt" | join -a1 -a2 -e- -o 0,1.2,1.3,2.2 - "$WORK/persistence-smpp.txt" | column -t)
 Logs and load reports: $WORK
 TABLE

@@ -75,6 +75,7 @@ type loadReport struct {
 	n, accepted, failed, throttled, delivered, otherFinal, lost, duplicated int
 	submitElapsed, deliverElapsed                                           time.Duration
 	acceptLatency, endToEnd                                                 []time.Duration
+	finalAt                                                                 []time.Duration // each final notification's time from the start
 	firstError                                                              string
 }
 
@@ -232,12 +233,30 @@ func (r *loadReport) print(w io.Writer) {
 	fmt.Fprintf(w, "submitted      %d (accepted %d, failed %d; refused for the backlog and retried %d times)\n", r.n, r.accepted, r.failed, r.throttled)
 	fmt.Fprintf(w, "accepted/s     %.1f over %s\n", perSec(r.accepted, r.submitElapsed), r.submitElapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "delivered/s    %.1f (%d DELIVERED, %d other final) over %s\n", perSec(r.delivered+r.otherFinal, r.deliverElapsed), r.delivered, r.otherFinal, r.deliverElapsed.Round(time.Millisecond))
+	if first, last, k := r.firstAndLast(); k > 0 {
+		fmt.Fprintf(w, "first/last %d  %.1f/s / %.1f/s (final notifications of the first and the last %d; last at %.0f%% of first)\n", k, first, last, k, 100*last/first)
+	}
 	fmt.Fprintf(w, "accept latency p50 %s  p99 %s\n", pct(r.acceptLatency, 50), pct(r.acceptLatency, 99))
 	fmt.Fprintf(w, "end to end     p50 %s  p99 %s (submission to final notification)\n", pct(r.endToEnd, 50), pct(r.endToEnd, 99))
 	fmt.Fprintf(w, "lost           %d\nduplicated     %d\n", r.lost, r.duplicated)
 	if r.firstError != "" {
 		fmt.Fprintf(w, "first error    %s\n", r.firstError)
 	}
+}
+
+// firstAndLast is the rate of the first k final notifications (from the
+// start) and of the last k (from the one before them), k being 1,000 or
+// half of them when there are fewer than 2,000; k is 0 below 200.
+func (r *loadReport) firstAndLast() (first, last float64, k int) {
+	at := slices.Clone(r.finalAt)
+	slices.Sort(at)
+	k = min(1000, len(at)/2)
+	if k < 100 {
+		return 0, 0, 0
+	}
+	first = float64(k) / at[k-1].Seconds()
+	last = float64(k) / (at[len(at)-1] - at[len(at)-k-1]).Seconds()
+	return first, last, k
 }
 
 func pct(ds []time.Duration, p int) time.Duration {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -57,5 +58,25 @@ func TestLoadToolRetriesRefusals(t *testing.T) {
 	m := regexp.MustCompile(`retried (\d+) times`).FindStringSubmatch(out.String())
 	if m == nil || m[1] == "0" {
 		t.Errorf("6 submitters against a backlog of 2 were never refused:\n%s", out.String())
+	}
+}
+
+func TestFirstAndLastRates(t *testing.T) {
+	r := &loadReport{}
+	// 3,000 finals: the first 2,000 at 100/s, the last 1,000 at 50/s.
+	for i := 1; i <= 3000; i++ {
+		at := time.Duration(i) * 10 * time.Millisecond
+		if i > 2000 {
+			at = 20*time.Second + time.Duration(i-2000)*20*time.Millisecond
+		}
+		r.finalAt = append(r.finalAt, at)
+	}
+	first, last, k := r.firstAndLast()
+	if k != 1000 || math.Abs(first-100) > 0.5 || math.Abs(last-50) > 0.5 {
+		t.Fatalf("first %.2f/s last %.2f/s over %d, want 100/s and 50/s over 1000", first, last, k)
+	}
+	r.finalAt = r.finalAt[:150]
+	if _, _, k := r.firstAndLast(); k != 0 {
+		t.Fatalf("150 finals gave windows of %d, want none", k)
 	}
 }

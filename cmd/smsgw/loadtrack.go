@@ -113,6 +113,7 @@ func (t *tracker) report(start time.Time, submitElapsed time.Duration, delivered
 			rep.otherFinal++
 		}
 		rep.endToEnd = append(rep.endToEnd, o.at.Sub(o.submitted))
+		rep.finalAt = append(rep.finalAt, o.at.Sub(start))
 		if o.at.After(last) {
 			last = o.at
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -254,7 +255,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 	logger.Info("metrics listening", "addr", metricsLn.Addr().String())
 	spawn("metrics", func(ctx context.Context) error {
-		return serveOperations(ctx, metricsLn, api.OperationsHandler(reg, ready, logger))
+		h := api.OperationsHandler(reg, ready, logger)
+		if s.pprof {
+			h = withProfiles(h)
+		}
+		return serveOperations(ctx, metricsLn, h)
 	})
 	if runs("api") {
 		operatorKeyHash, err := operatorKeyHash(s.billingOperatorKey)
@@ -329,6 +334,16 @@ type app struct {
 // serveOperations serves /metrics, /healthz and /readyz on ln until ctx is done.
 func serveOperations(ctx context.Context, ln net.Listener, h http.Handler) error {
 	return serveUntilDone(ctx, ln, &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute})
+}
+
+// withProfiles adds Go's profiles under /debug/pprof/ to h.
+func withProfiles(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }
 
 // serveUntilDone serves srv on ln until ctx is done, then shuts it down
