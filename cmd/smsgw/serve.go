@@ -217,6 +217,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			return err
 		}
 		spawn("retention purge", func(ctx context.Context) error { purger.Run(ctx, s.retentionInterval); return nil })
+		reservations, err := lifecycle.NewReservationReconciler(tc, reports, s.reservationGrace, reg, logger.With("component", "reservations"))
+		if err != nil {
+			return err
+		}
+		spawn("reservation reconciler", func(ctx context.Context) error { reservations.Run(ctx, s.reservationInterval); return nil })
 	}
 
 	if runs("connector") {
