@@ -384,12 +384,18 @@ func prepaidReplicas(t *testing.T, flags ...string) (*gateway, *gateway) {
 `,
 		flags: flags,
 	})
+	return g, replicaOf(t, g, flags...)
+}
+
+// replicaOf starts a second `smsgw all` process with flags on g's stores,
+// Temporal and configuration, with listeners of its own: a second replica.
+func replicaOf(t *testing.T, g *gateway, flags ...string) *gateway {
 	g2 := *g
 	g2.httpAddr, g2.grpc, g2.smtp, g2.smpp, g2.metricsAddr = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	g2.base = "http://" + g2.httpAddr
 	g2.metrics = "http://" + g2.metricsAddr
 	t.Cleanup(g2.run(t, append(g.keys.flags(), flags...)...))
-	return g, &g2
+	return &g2
 }
 
 // metricValue reads the value of an unlabelled series from a /metrics page.

@@ -167,7 +167,8 @@ func init() {
 		}},
 		{name: "traffic", summary: "usage reports (a customer's with an API key, every customer's with an admin key)", verbs: []ctlVerb{usageVerb}},
 		{name: "numbers", summary: "phone numbers", verbs: []ctlVerb{eraseVerb}},
-		{name: "held", summary: "messages a rule held for review, of any customer", verbs: []ctlVerb{reviewVerb("release", "released", "let a held message go on to be sent"),
+		{name: "held", summary: "messages a rule held for review, of any customer", verbs: []ctlVerb{heldListVerb,
+			reviewVerb("release", "released", "let a held message go on to be sent"),
 			reviewVerb("reject", "rejected", "end a held message as REJECTED")}},
 	}
 }

@@ -197,6 +197,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Recent:        recent,
 			Ledger:        reports,
 			Balances:      alerts,
+			Holds:         reports,
 			Logger:        logger,
 			Now:           time.Now,
 		}
@@ -278,7 +279,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Eraser:     apiEraser{&erasure.Eraser{Reports: reports, Events: events, Temporal: tc, Namespace: s.temporalNamespace, Logger: logger}},
 			Traffic:    &api.TrafficDeps{Messages: reports, Events: events, Usage: reports},
 			Billing:    &api.BillingDeps{Ledger: reports, Accounts: live, OperatorKeyHash: operatorKeyHash},
-			Rules:      &api.RulesDeps{OptOuts: events, Reviewer: submitter, Operators: submitter},
+			Rules:      &api.RulesDeps{OptOuts: events, Reviewer: submitter, Operators: submitter, Held: reports},
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,
