@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,9 +32,10 @@ import (
 // OpenReservations lists reservations that no close step has lifted
 // (mysqlstore.Store's OpenReservations).
 type OpenReservations interface {
-	// OpenReservations lists those made before before, oldest first,
-	// after the reservation after (the zero Movement: from the oldest).
-	OpenReservations(ctx context.Context, before time.Time, after smsgw.Movement, limit int) ([]smsgw.Movement, error)
+	// OpenReservations lists those made from since (zero: the oldest)
+	// until before, oldest first, after the reservation after (the zero
+	// Movement: from the oldest).
+	OpenReservations(ctx context.Context, since, before time.Time, after smsgw.Movement, limit int) ([]smsgw.Movement, error)
 	CloseMessage(ctx context.Context, customerID, currency, messageID, kind string, charge int64, segments int, at time.Time) (smsgw.Movement, error)
 }
 
@@ -46,9 +48,13 @@ type ReservationReconciler struct {
 	// looked for.
 	Grace time.Duration
 	// Batch is how many open reservations are read at a time (500 when zero).
-	Batch  int
-	Logger *slog.Logger
-	Now    func() time.Time
+	Batch int
+	// Window bounds Run's passes to the reservations made in it (older
+	// ones were looked at by earlier passes), except for a pass over every
+	// reservation when Run starts and every FullEvery. Defaults 24h and 24h.
+	Window, FullEvery time.Duration
+	Logger            *slog.Logger
+	Now               func() time.Time
 
 	released prometheus.Counter
 	passes   *prometheus.CounterVec
@@ -80,13 +86,29 @@ func NewReservationReconciler(tc client.Client, ledger OpenReservations, grace t
 	return &ReservationReconciler{Temporal: tc, Ledger: ledger, Grace: grace, Logger: logger, Now: time.Now, released: released, passes: passes}, nil
 }
 
-// Run makes a pass every interval until ctx is done.
+// Run makes a pass every interval until ctx is done: over every open
+// reservation when it starts and every FullEvery, else over those of the
+// last Window. A reservation a windowed pass left because its workflow
+// existed is settled or released by that workflow; one whose workflow went
+// away without closing it (terminated, then deleted) is found by a full
+// pass.
 func (r *ReservationReconciler) Run(ctx context.Context, interval time.Duration) {
+	window, fullEvery := cmp.Or(r.Window, 24*time.Hour), cmp.Or(r.FullEvery, 24*time.Hour)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var lastFull time.Time
 	for {
-		if _, err := r.ReconcileOnce(ctx); err != nil && ctx.Err() == nil {
+		now := r.Now()
+		since := now.Add(-window)
+		if now.Sub(lastFull) >= fullEvery {
+			since = time.Time{}
+		}
+		_, err := r.ReconcileSince(ctx, since)
+		switch {
+		case err != nil && ctx.Err() == nil:
 			r.Logger.Warn("reservation reconciliation pass failed; the next pass tries again", "err", err)
+		case err == nil && since.IsZero():
+			lastFull = now
 		}
 		select {
 		case <-ctx.Done():
@@ -100,7 +122,12 @@ func (r *ReservationReconciler) Run(ctx context.Context, interval time.Duration)
 // period and releases those whose workflow does not exist. It returns the
 // reservations this pass released (a release another replica made first
 // is not among them).
-func (r *ReservationReconciler) ReconcileOnce(ctx context.Context) (released []smsgw.Movement, err error) {
+func (r *ReservationReconciler) ReconcileOnce(ctx context.Context) ([]smsgw.Movement, error) {
+	return r.ReconcileSince(ctx, time.Time{})
+}
+
+// ReconcileSince is ReconcileOnce for the reservations made from since.
+func (r *ReservationReconciler) ReconcileSince(ctx context.Context, since time.Time) (released []smsgw.Movement, err error) {
 	defer func() {
 		outcome := "ok"
 		if err != nil {
@@ -117,7 +144,7 @@ func (r *ReservationReconciler) ReconcileOnce(ctx context.Context) (released []s
 	before := r.Now().UTC().Add(-r.Grace)
 	var after smsgw.Movement
 	for {
-		open, err := r.Ledger.OpenReservations(ctx, before, after, batch)
+		open, err := r.Ledger.OpenReservations(ctx, since, before, after, batch)
 		if err != nil {
 			return released, fmt.Errorf("open reservations: %w", err)
 		}

@@ -20,8 +20,9 @@ import (
 // message's workflow does not exist, is released, once, by two
 // reconcilers running at once against their own connection pools; one
 // whose workflow is running, one younger than the grace period and one
-// already closed are left as they are. While Temporal cannot be asked,
-// nothing is released.
+// already closed are left as they are, and one older than the pass's
+// window waits for a pass over every reservation. While Temporal cannot be
+// asked, nothing is released.
 func TestOrphanReservationIsReleasedOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -58,6 +59,7 @@ func TestOrphanReservationIsReleasedOnce(t *testing.T) {
 	reserve("running", 30_000, old)                 // its workflow is running
 	reserve("young", 20_000, now.Add(-time.Minute)) // within the grace period
 	reserve("settled", 10_000, old)
+	reserve("ancient", 100_000, now.Add(-72*time.Hour)) // never started either, before the last day
 	if _, err := ledger.CloseMessage(ctx, "pre", "EUR", "settled", smsgw.MoveSettle, 10_000, 1, old); err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +89,11 @@ func TestOrphanReservationIsReleasedOnce(t *testing.T) {
 		t.Fatalf("with Temporal down: released %v, err %v; want an error and nothing released", released, err)
 	}
 	cancelShort()
-	if b, err := ledger.Balance(ctx, "pre", "EUR"); err != nil || b.Reserved != 170_000 {
-		t.Fatalf("held after a failed pass: %+v %v, want 0.17", b, err)
+	if b, err := ledger.Balance(ctx, "pre", "EUR"); err != nil || b.Reserved != 270_000 {
+		t.Fatalf("held after a failed pass: %+v %v, want 0.27", b, err)
 	}
 
+	// Two replicas at once, over the last day's reservations.
 	var wg sync.WaitGroup
 	var released [2][]smsgw.Movement
 	var rs [2]*ReservationReconciler
@@ -101,7 +104,7 @@ func TestOrphanReservationIsReleasedOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			var err error
-			if released[i], err = r.ReconcileOnce(ctx); err != nil {
+			if released[i], err = r.ReconcileSince(ctx, now.Add(-24*time.Hour)); err != nil {
 				t.Errorf("reconciler %d: %v", i, err)
 			}
 		}()
@@ -128,15 +131,21 @@ func TestOrphanReservationIsReleasedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Reserved != 50_000 || b.Balance != 990_000 {
-		t.Fatalf("balance %+v, want 0.99 with 0.05 held (running and young)", b)
+	if b.Reserved != 150_000 || b.Balance != 990_000 {
+		t.Fatalf("balance %+v, want 0.99 with 0.15 held (running, young, and ancient, outside the day)", b)
+	}
+	// A pass over every reservation finds the ancient one, and only it.
+	r = newReconciler(tc, stores[1])
+	if again, err := r.ReconcileOnce(ctx); err != nil || len(again) != 1 || again[0].Key != "ancient" {
+		t.Fatalf("full pass released %v (%v), want ancient alone", again, err)
+	}
+	if again, err := r.ReconcileOnce(ctx); err != nil || len(again) != 0 {
+		t.Fatalf("another full pass released %v (%v), want nothing", again, err)
+	}
+	if b, err := ledger.Balance(ctx, "pre", "EUR"); err != nil || b.Reserved != 50_000 {
+		t.Fatalf("held at the end: %+v %v, want 0.05 (running and young)", b, err)
 	}
 	if d, err := ledger.Reconcile(ctx); err != nil || len(d) != 0 {
 		t.Fatalf("ledger against balances: %v %v", d, err)
-	}
-	// A later pass finds nothing more to release.
-	r = newReconciler(tc, stores[1])
-	if again, err := r.ReconcileOnce(ctx); err != nil || len(again) != 0 {
-		t.Fatalf("second pass released %v (%v), want nothing", again, err)
 	}
 }
