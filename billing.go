@@ -171,6 +171,16 @@ type BalanceAlert struct {
 	OccurredAt      time.Time `json:"occurredAt"`
 }
 
+// DefaultBalanceAlertFrom is the source address of a low-balance notice
+// sent over SMPP when the customer's billing.lowBalanceFrom sets none.
+const DefaultBalanceAlertFrom = "BILLING"
+
+// Text is the alert in words, as an SMS or an email says it.
+func (a BalanceAlert) Text() string {
+	return fmt.Sprintf("Low balance: %s %s available, below your threshold of %s %s. Top up to keep sending.",
+		a.Available, a.Currency, a.Threshold, a.Currency)
+}
+
 // Crossed are the thresholds a movement took the available balance below:
 // those it was at or above before and is below after.
 func (m Movement) Crossed(thresholds []int64) []int64 {

@@ -205,6 +205,11 @@ func NormalizeMSISDN(s string) (string, error) {
 	return "+" + s, nil
 }
 
+// ValidSender says whether s can be a message's source address: up to 15
+// digits (with an optional leading '+'), or up to 11 letters, digits,
+// spaces and - . _ &.
+func ValidSender(s string) bool { return validSender(s) }
+
 func validSender(s string) bool {
 	digits := strings.TrimPrefix(s, "+")
 	allDigits := digits != ""

@@ -6,6 +6,7 @@ import "time"
 const (
 	OutboxReceipt = "receipt"
 	OutboxMO      = "mo"
+	OutboxBalance = "low_balance" // a low-balance notice (BalanceAlert)
 )
 
 // Outbox item states.
@@ -25,8 +26,8 @@ type OutboxItem struct {
 	ID         string `bson:"_id"`
 	CustomerID string `bson:"customerId"`
 	SystemID   string `bson:"systemId"`
-	Kind       string `bson:"kind"`    // OutboxReceipt or OutboxMO
-	Subject    string `bson:"subject"` // the message ID of a receipt, the inbound ID of an MO
+	Kind       string `bson:"kind"`    // OutboxReceipt, OutboxMO or OutboxBalance
+	Subject    string `bson:"subject"` // the message ID of a receipt, the inbound ID of an MO, the alert ID of a notice
 	// PDU is the whole deliver_sm, its sequence number left 0: the sending
 	// session sets its own.
 	PDU       []byte    `bson:"pdu"`

@@ -64,8 +64,19 @@ type Activities struct {
 	// Balances, when set, hears of every new ledger movement, for the
 	// customers' low-balance alerts.
 	Balances BalanceWatcher
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Holds, when set, keeps the operators' list of messages held for
+	// review: Record marks a message when its held event is recorded and
+	// clears it when its review ends.
+	Holds  HoldStore
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// HoldStore keeps which messages are held for review (on the message's
+// reporting row), for the operators' list.
+type HoldStore interface {
+	MarkHeld(ctx context.Context, h smsgw.HeldMessage) error
+	ClearHeld(ctx context.Context, messageID string) error
 }
 
 // BalanceWatcher hears of new movements of customers' balances.
@@ -291,6 +302,47 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	if in.Row.ID != "" {
 		if err := a.Reports.UpsertMessage(ctx, in.Row); err != nil {
 			return fmt.Errorf("update reporting row of %s: %w", in.Row.ID, err)
+		}
+	}
+	return a.recordHold(ctx, in)
+}
+
+// recordHold marks the message's row held when its held event is among
+// the events (with the rule that held it, from the rule_matched event
+// recorded with it), and clears the mark when its review ended: released,
+// rejected (by an operator or the hold's timeout) or cancelled.
+func (a *Activities) recordHold(ctx context.Context, in RecordInput) error {
+	if a.Holds == nil || in.Row.ID == "" {
+		return nil
+	}
+	var held *smsgw.HeldMessage
+	ended := in.Row.Status == smsgw.StatusCancelled
+	rule := ""
+	for _, e := range in.Events {
+		switch e.Type {
+		case smsgw.EventRuleMatched:
+			if action, _ := e.Data["action"].(string); action == smsgw.ActionHold && rule == "" {
+				rule, _ = e.Data["rule"].(string)
+			}
+		case smsgw.EventHeld:
+			reason, _ := e.Data["reason"].(string)
+			timeout, _ := e.Data["timeout"].(string)
+			d, _ := time.ParseDuration(timeout)
+			held = &smsgw.HeldMessage{ID: in.Row.ID, CustomerID: in.Row.CustomerID, From: in.Row.From, To: in.Row.To,
+				Reason: reason, HeldAt: e.At, HoldUntil: e.At.Add(d)}
+		case smsgw.EventReviewReleased, smsgw.EventReviewRejected:
+			ended = true
+		}
+	}
+	switch {
+	case held != nil && !ended:
+		held.Rule = rule
+		if err := a.Holds.MarkHeld(ctx, *held); err != nil {
+			return fmt.Errorf("mark %s held for review: %w", in.Row.ID, err)
+		}
+	case ended:
+		if err := a.Holds.ClearHeld(ctx, in.Row.ID); err != nil {
+			return fmt.Errorf("clear the hold of %s: %w", in.Row.ID, err)
 		}
 	}
 	return nil

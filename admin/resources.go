@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
@@ -23,6 +24,7 @@ const (
 	Customers  = "customer"
 	Connectors = "connector"
 	Routes     = "route"
+	PriceLists = "price list"
 )
 
 // A Resource is one customer, connector or route, with the fields and
@@ -70,6 +72,12 @@ func (k Kind) of(cfg *config.Config) (resources, error) {
 			func(i int) any { return cfg.Routes[i] },
 			func(i int, raw []byte) error { return setItem(&cfg.Routes, i, raw) },
 			func(i int) { cfg.Routes = slices.Delete(cfg.Routes, i, i+1) }}, nil
+	case PriceLists:
+		return resources{k, len(cfg.PriceLists),
+			func(i int) string { return cfg.PriceLists[i].ID },
+			func(i int) any { return cfg.PriceLists[i] },
+			func(i int, raw []byte) error { return setItem(&cfg.PriceLists, i, raw) },
+			func(i int) { cfg.PriceLists = slices.Delete(cfg.PriceLists, i, i+1) }}, nil
 	}
 	return resources{}, smsgw.Errorf(smsgw.EINVALID, "unknown kind %q", k)
 }
@@ -147,8 +155,33 @@ func toMap(v any) (map[string]any, error) {
 	if err := yaml.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
+	timesAsText(m)
 	pruneMap(m)
 	return m, nil
+}
+
+// timesAsText writes the times in v (a price list's rates' from and until)
+// as RFC 3339 text, as the configuration file has them, and leaves out the
+// zero ones (a rate without a start or an end).
+func timesAsText(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if t, ok := e.(time.Time); ok {
+				if t.IsZero() {
+					delete(x, k)
+				} else {
+					x[k] = t.UTC().Format(time.RFC3339Nano)
+				}
+				continue
+			}
+			timesAsText(e)
+		}
+	case []any:
+		for _, e := range x {
+			timesAsText(e)
+		}
+	}
 }
 
 // pruneMap removes empty and zero values, as config.Marshal leaves them out.
@@ -343,6 +376,45 @@ func (s *Service) Delete(ctx context.Context, who string, kindName string, id st
 		r.del(i)
 		return nil
 	})
+}
+
+// Put creates the resource id, or replaces it whole with spec (fields
+// left out of spec are gone), and returns it as stored, the new version,
+// and whether it was created. Kinds with secrets are not replaced whole
+// (their secrets would be lost): they are changed with Update.
+func (s *Service) Put(ctx context.Context, who string, kindName string, id string, spec Resource, expected int64) (Resource, int64, bool, error) {
+	kind := Kind(kindName)
+	if len(secrets[kind]) > 0 {
+		return nil, 0, false, smsgw.Errorf(smsgw.EINVALID, "a %s is not replaced whole: change it with a patch", kind)
+	}
+	if id == "" {
+		return nil, 0, false, smsgw.Errorf(smsgw.EINVALID, "%s: %s is required", kind, kind.idField())
+	}
+	if given, ok := spec[kind.idField()]; ok && given != id {
+		return nil, 0, false, smsgw.Errorf(smsgw.EINVALID, "%s %q: the body's %s %v is not the one of the path", kind, id, kind.idField(), given)
+	}
+	spec[kind.idField()] = id
+	if err := checkSpec(kind, spec); err != nil {
+		return nil, 0, false, err
+	}
+	var created bool
+	v, err := s.change(ctx, who, fmt.Sprintf("put %s %s", kind, id), expected, func(st *state) error {
+		r, err := kind.of(st.cfg)
+		if err != nil {
+			return err
+		}
+		i := r.find(id)
+		created = i < 0
+		if created {
+			i = r.count
+		}
+		return s.put(r, i, spec)
+	})
+	if err != nil {
+		return nil, 0, false, err
+	}
+	m, v, err := s.read(ctx, kindName, id, v)
+	return m, v, created, err
 }
 
 // SetCustomerDisabled disables a customer (its credentials stop working

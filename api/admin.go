@@ -21,6 +21,7 @@ const (
 	KindCustomer  = "customer"
 	KindConnector = "connector"
 	KindRoute     = "route"
+	KindPriceList = "price list"
 )
 
 // Admin changes the configuration (the admin package's Service does).
@@ -35,6 +36,8 @@ type Admin interface {
 	Create(ctx context.Context, who, kind string, spec map[string]any, expected int64) (map[string]any, int64, error)
 	Update(ctx context.Context, who, kind, id string, patch map[string]any, expected int64) (map[string]any, int64, error)
 	Delete(ctx context.Context, who, kind, id string, expected int64) (int64, error)
+	// Put creates a resource or replaces it whole; created says which.
+	Put(ctx context.Context, who, kind, id string, spec map[string]any, expected int64) (out map[string]any, version int64, created bool, err error)
 	SetCustomerDisabled(ctx context.Context, who, id string, disabled bool, expected int64) (map[string]any, int64, error)
 	CreateAPIKey(ctx context.Context, who, customerID string, expected int64) (string, smsgw.APIKeyInfo, int64, error)
 	ListAPIKeys(ctx context.Context, customerID string) ([]smsgw.APIKeyInfo, int64, error)
@@ -326,6 +329,45 @@ func (a *adminService) DeleteRoute(ctx context.Context, req *smsgwv1.DeleteRoute
 		return nil, err
 	}
 	return &smsgwv1.DeleteRouteResponse{Version: v}, nil
+}
+
+func (a *adminService) ListPriceLists(ctx context.Context, _ *smsgwv1.ListPriceListsRequest) (*smsgwv1.ListPriceListsResponse, error) {
+	items, v, err := a.admin.List(ctx, KindPriceList)
+	if err != nil {
+		return nil, err
+	}
+	out, err := toStructs(items)
+	return &smsgwv1.ListPriceListsResponse{PriceLists: out, Version: v}, err
+}
+
+func (a *adminService) GetPriceList(ctx context.Context, req *smsgwv1.GetPriceListRequest) (*smsgwv1.GetPriceListResponse, error) {
+	m, v, err := a.admin.Get(ctx, KindPriceList, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	s, err := toStruct(m)
+	return &smsgwv1.GetPriceListResponse{PriceList: s, Version: v}, err
+}
+
+func (a *adminService) PutPriceList(ctx context.Context, req *smsgwv1.PutPriceListRequest) (*smsgwv1.PutPriceListResponse, error) {
+	in, err := spec(req.GetPriceList(), KindPriceList)
+	if err != nil {
+		return nil, err
+	}
+	m, v, created, err := a.admin.Put(ctx, who(ctx), KindPriceList, req.GetId(), in, req.GetExpectedVersion())
+	if err != nil {
+		return nil, err
+	}
+	s, err := toStruct(m)
+	return &smsgwv1.PutPriceListResponse{PriceList: s, Version: v, Created: created}, err
+}
+
+func (a *adminService) DeletePriceList(ctx context.Context, req *smsgwv1.DeletePriceListRequest) (*smsgwv1.DeletePriceListResponse, error) {
+	v, err := a.admin.Delete(ctx, who(ctx), KindPriceList, req.GetId(), req.GetExpectedVersion())
+	if err != nil {
+		return nil, err
+	}
+	return &smsgwv1.DeletePriceListResponse{Version: v}, nil
 }
 
 func (a *adminService) ListAuditEntries(ctx context.Context, req *smsgwv1.ListAuditEntriesRequest) (*smsgwv1.ListAuditEntriesResponse, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	smsgw "github.com/smsgw/smsgw"
 	smsgwv1 "github.com/smsgw/smsgw/proto/smsgw/v1"
@@ -28,6 +29,9 @@ type RulesDeps struct {
 	// Operators, when set, adds OperatorReviewService: the review of any
 	// customer's held messages, behind the admin keys.
 	Operators smsgw.OperatorReviewer
+	// Held, with Operators, lists the held messages (ListHeldMessages);
+	// without it the list answers UNIMPLEMENTED.
+	Held smsgw.HeldLister
 }
 
 // MaxImportLines bounds an opt-out import (the request body's own bound,
@@ -43,7 +47,7 @@ func registerRules(s *grpc.Server, d *RulesDeps) error {
 	}
 	smsgwv1.RegisterRulesServiceServer(s, &rulesService{optOuts: d.OptOuts, reviewer: d.Reviewer})
 	if d.Operators != nil {
-		smsgwv1.RegisterOperatorReviewServiceServer(s, &operatorReviewService{reviewer: d.Operators})
+		smsgwv1.RegisterOperatorReviewServiceServer(s, &operatorReviewService{reviewer: d.Operators, held: d.Held})
 	}
 	return nil
 }
@@ -259,6 +263,30 @@ func checkReview(messageID, reason string) error {
 type operatorReviewService struct {
 	smsgwv1.UnimplementedOperatorReviewServiceServer
 	reviewer smsgw.OperatorReviewer
+	held     smsgw.HeldLister
+}
+
+func (s *operatorReviewService) ListHeldMessages(ctx context.Context, req *smsgwv1.ListHeldMessagesRequest) (*smsgwv1.ListHeldMessagesResponse, error) {
+	if s.held == nil {
+		return s.UnimplementedOperatorReviewServiceServer.ListHeldMessages(ctx, req)
+	}
+	if c := req.GetCustomerId(); c != "" {
+		if err := checkID(c); err != nil {
+			return nil, err
+		}
+	}
+	page, err := s.held.ListHeld(ctx, smsgw.HeldQuery{CustomerID: req.GetCustomerId(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	out := &smsgwv1.ListHeldMessagesResponse{Messages: make([]*smsgwv1.HeldMessage, 0, len(page.Messages)), NextPageToken: page.NextPageToken}
+	for _, h := range page.Messages {
+		out.Messages = append(out.Messages, &smsgwv1.HeldMessage{
+			Id: h.ID, CustomerId: h.CustomerID, From: h.From, To: h.To, Rule: h.Rule, Reason: h.Reason,
+			HeldAt: timestamppb.New(h.HeldAt), HoldUntil: timestamppb.New(h.HoldUntil),
+		})
+	}
+	return out, nil
 }
 
 func (s *operatorReviewService) ReleaseHeldMessage(ctx context.Context, req *smsgwv1.ReleaseHeldMessageRequest) (*smsgwv1.ReleaseHeldMessageResponse, error) {

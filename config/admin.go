@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -118,10 +119,15 @@ func prune(n *yaml.Node) bool {
 			return n.Value == "0"
 		case "!!bool":
 			return n.Value == "false"
+		case "!!timestamp":
+			return n.Value == zeroTime // a rate without a start or an end
 		}
 	}
 	return false
 }
+
+// zeroTime is how a zero time.Time is written.
+var zeroTime = time.Time{}.Format(time.RFC3339)
 
 // secretFields are the fields whose values never appear in a difference.
 var secretFields = map[string]bool{
@@ -172,6 +178,7 @@ func Diff(old, new *Config) []string {
 	items("customer", old.Customers, new.Customers, byField("ID"))
 	items("connector", old.Connectors, new.Connectors, byField("ID"))
 	items("route", old.Routes, new.Routes, byField("Name"))
+	items("price list", old.PriceLists, new.PriceLists, byField("ID"))
 	if routeOrder(old) != routeOrder(new) && len(old.Routes) == len(new.Routes) {
 		out = append(out, "~ routes: order changed")
 	}
@@ -199,7 +206,7 @@ func Diff(old, new *Config) []string {
 }
 
 // listedSections are the sections Diff compares item by item.
-var listedSections = map[string]bool{"customers": true, "connectors": true, "routes": true, "admin": true}
+var listedSections = map[string]bool{"customers": true, "connectors": true, "routes": true, "priceLists": true, "admin": true}
 
 func routeOrder(c *Config) string {
 	names := make([]string, len(c.Routes))

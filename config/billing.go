@@ -77,8 +77,13 @@ type Billing struct {
 	// final receipt; by default its reservation is released.
 	ChargeExpired bool `yaml:"chargeExpired"`
 	// LowBalance are amounts of the available balance that, when it falls
-	// below one of them, notify the customer (webhook), once per crossing.
+	// below one of them, notify the customer on its notification channels
+	// (those of its inbound messages), once per crossing.
 	LowBalance []Price `yaml:"lowBalance"`
+	// LowBalanceFrom is the source address of the low-balance notice sent
+	// as a deliver_sm to the customer's receiver bind (notify channel
+	// smpp); default smsgw.DefaultBalanceAlertFrom ("BILLING").
+	LowBalanceFrom string `yaml:"lowBalanceFrom"`
 	// SMPPStatus is the command_status of an SMPP submission the balance
 	// cannot cover (default ESME_RSUBMITFAIL, 0x45); for example 0x58
 	// (ESME_RTHROTTLED) for clients that retry those later.
@@ -266,6 +271,9 @@ func (c *Config) validateBilling(customers map[string]bool) []error {
 		}
 		if len(b.LowBalance) > 0 && !priced {
 			bad(cu.line, "customer %q: billing.lowBalance needs a price list naming the customer or its group", cu.ID)
+		}
+		if b.LowBalanceFrom != "" && !smsgw.ValidSender(b.LowBalanceFrom) {
+			bad(cu.line, "customer %q: billing.lowBalanceFrom %q must be up to 15 digits or up to 11 letters and digits", cu.ID, b.LowBalanceFrom)
 		}
 	}
 	return errs

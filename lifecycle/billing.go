@@ -80,11 +80,13 @@ func (s *Service) unreserve(ctx context.Context, m smsgw.Message, c *smsgw.Charg
 }
 
 // BalanceAlerts tells customers when their available balance falls below
-// one of their billing.lowBalance thresholds: on the customer's webhook,
-// through a workflow that retries the delivery as a notification's is
-// retried. Each ledger movement that crosses a threshold is told once: the
-// workflow's ID names the movement and the threshold, so a movement seen
-// twice (a retried step) starts it once.
+// one of their billing.lowBalance thresholds: on each of the customer's
+// notification channels (those its inbound messages go to: notify.channels,
+// else its webhook), through a workflow per channel that retries the
+// delivery as a notification's is retried. Each ledger movement that
+// crosses a threshold is told once per channel: the workflow's ID names
+// the movement, the threshold and the channel, so a movement seen twice (a
+// retried step) starts it once.
 type BalanceAlerts struct {
 	Temporal client.Client
 	Config   *config.Live
@@ -105,6 +107,7 @@ func (b *BalanceAlerts) Moved(ctx context.Context, m smsgw.Movement) {
 	for _, p := range cu.Billing.LowBalance {
 		thresholds = append(thresholds, p.Micros)
 	}
+	plan := activities.InboundPlan(cu)
 	for _, t := range m.Crossed(thresholds) {
 		id := fmt.Sprintf("lowbalance-%s-%s-%d-%s-%s", m.CustomerID, m.Currency, t, m.Key, m.Step)
 		alert := &smsgw.BalanceAlert{
@@ -112,20 +115,32 @@ func (b *BalanceAlerts) Moved(ctx context.Context, m smsgw.Movement) {
 			Threshold: smsgw.FormatMicros(t), Available: smsgw.FormatMicros(m.After),
 			ThresholdMicros: t, AvailableMicros: m.After, OccurredAt: m.At,
 		}
-		_, err := b.Temporal.ExecuteWorkflow(context.WithoutCancel(ctx), client.StartWorkflowOptions{
-			ID:                       id,
-			TaskQueue:                workflows.TaskQueue,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.SearchCustomerID.ValueSet(m.CustomerID)),
-			StaticSummary:            "low-balance alert",
-		}, workflows.RedeliverWorkflow, workflows.RedeliverInput{
-			Delivery: smsgw.Delivery{Channel: smsgw.ChannelWebhook, CustomerID: m.CustomerID, Balance: alert},
-			RetryFor: activities.InboundPlan(cu).RetryFor,
-		})
-		var already *serviceerror.WorkflowExecutionAlreadyStarted
-		if err != nil && !errors.As(err, &already) {
-			b.Logger.Warn("low-balance alert not started", "customer", m.CustomerID, "threshold", alert.Threshold, "err", err)
+		for _, ch := range plan.Channels {
+			_, err := b.Temporal.ExecuteWorkflow(context.WithoutCancel(ctx), client.StartWorkflowOptions{
+				ID:                       BalanceAlertWorkflowID(id, ch),
+				TaskQueue:                workflows.TaskQueue,
+				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+				TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.SearchCustomerID.ValueSet(m.CustomerID)),
+				StaticSummary:            "low-balance alert over " + ch,
+			}, workflows.RedeliverWorkflow, workflows.RedeliverInput{
+				Delivery: smsgw.Delivery{Channel: ch, CustomerID: m.CustomerID, Balance: alert},
+				RetryFor: plan.RetryFor,
+			})
+			var already *serviceerror.WorkflowExecutionAlreadyStarted
+			if err != nil && !errors.As(err, &already) {
+				b.Logger.Warn("low-balance alert not started", "customer", m.CustomerID, "threshold", alert.Threshold, "channel", ch, "err", err)
+			}
 		}
 	}
+}
+
+// BalanceAlertWorkflowID is the ID of the workflow that tells the crossing
+// alertID on channel: the alert's own ID for the webhook (as before there
+// were other channels), with the channel after it for the others.
+func BalanceAlertWorkflowID(alertID, channel string) string {
+	if channel == smsgw.ChannelWebhook {
+		return alertID
+	}
+	return alertID + "-" + channel
 }

@@ -285,6 +285,11 @@ const changeFailoverPerConnector = "failover-per-connector"
 // changeReviewHold marks the hold for review of a message a rule held.
 const changeReviewHold = "review-hold"
 
+// changeReleaseRecorded marks the record made as soon as a held message is
+// released; workflows released before it record the release with their
+// next step.
+const changeReleaseRecorded = "release-recorded"
+
 // Error codes of a message rejected in review.
 const (
 	CodeReviewRejected = "REVIEW_REJECTED"
@@ -344,6 +349,14 @@ func (l *messageLife) awaitReview(ctx, recordCtx workflow.Context, hold smsgw.Ho
 		return res, true, err
 	}
 	l.pending = append(l.pending, l.event(ctx, smsgw.EventReviewReleased, "review-released", map[string]any{"reason": l.review.Reason}))
+	// The release is recorded at once, so that the message leaves the
+	// operators' list of held messages now rather than with its next
+	// step (which, for a scheduled message, may be hours away).
+	if workflow.GetVersion(ctx, changeReleaseRecorded, workflow.DefaultVersion, 1) == 1 {
+		if err := l.record(ctx, recordCtx); err != nil {
+			return MessageResult{}, true, err
+		}
+	}
 	return MessageResult{}, false, nil
 }
 

@@ -49,8 +49,34 @@ func (m *memEvents) AppendEvents(_ context.Context, evs ...smsgw.Event) error {
 type memReports struct {
 	mu       sync.Mutex
 	rows     map[string]smsgw.MessageRecord
+	held     map[string]smsgw.HeldMessage // the operators' list of held messages
 	writes   int
 	failures int // the next this many writes fail, as if the database were down
+}
+
+func (m *memReports) MarkHeld(_ context.Context, h smsgw.HeldMessage) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.held == nil {
+		m.held = map[string]smsgw.HeldMessage{}
+	}
+	m.held[h.ID] = h
+	return nil
+}
+
+func (m *memReports) ClearHeld(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.held, id)
+	return nil
+}
+
+// heldNow is the message's entry in the held list, if it has one.
+func (m *memReports) heldNow(id string) (smsgw.HeldMessage, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, ok := m.held[id]
+	return h, ok
 }
 
 func (m *memReports) UpsertMessage(_ context.Context, r smsgw.MessageRecord) error {
@@ -146,7 +172,7 @@ func newHarnessEncoding(t *testing.T, yaml string, enc activities.Encoder, send 
 	h.ledger = newMemLedger()
 	env.RegisterActivity(&activities.Activities{
 		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: enc,
-		Resends: h.resends, Channels: h.channels, Ledger: h.ledger, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+		Resends: h.resends, Channels: h.channels, Ledger: h.ledger, Holds: h.reports, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	})
 	activities.RegisterSend(env, send)
 	return h

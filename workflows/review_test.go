@@ -84,6 +84,35 @@ func TestHeldMessageReleasedIsSent(t *testing.T) {
 	}
 }
 
+// A held message is on the operators' list, with the rule that held it
+// and when its hold times out, until it is released; a scheduled one
+// leaves the list at its release, not hours later when it is sent.
+func TestHeldScheduledMessageLeavesTheListWhenReleased(t *testing.T) {
+	h, sent := held(t)
+	h.msg.ScheduleAt = h.env.Now().Add(2 * time.Hour)
+	h.plan = nil // a scheduled message is planned by its workflow
+	start := h.env.Now()
+	var during, after smsgw.HeldMessage
+	var listed, listedAfter bool
+	h.env.RegisterDelayedCallback(func() { during, listed = h.reports.heldNow("m1") }, 20*time.Minute)
+	h.review(30*time.Minute, ReviewRequest{Release: true, Reason: "checked"})
+	h.env.RegisterDelayedCallback(func() {
+		after, listedAfter = h.reports.heldNow("m1")
+		if *sent {
+			t.Error("sent before its schedule")
+		}
+	}, 31*time.Minute)
+	h.signalAt(2*time.Hour+10*time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if !listed || during.Rule != "content:links" || during.Reason != "content rule links" || during.CustomerID != h.msg.CustomerID ||
+		during.To != h.msg.To || during.HoldUntil.Sub(during.HeldAt) != time.Hour || during.HeldAt.Sub(start) > time.Minute {
+		t.Errorf("while held: listed %v as %+v, want content:links until an hour after its hold", listed, during)
+	}
+	if listedAfter {
+		t.Errorf("a minute after its release the message is still listed as held: %+v", after)
+	}
+}
+
 func TestHeldMessageRejectedByTheOperator(t *testing.T) {
 	h, sent := held(t)
 	h.review(10*time.Minute, ReviewRequest{Release: false, Reason: "phishing"})

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/connectors/smppstatus"
 	"github.com/smsgw/smsgw/connectors/smppwire"
+	"github.com/smsgw/smsgw/store/mysqlstore"
 )
 
 // TestEndToEndPrepaidBalance runs a prepaid customer at 0.05 EUR a
@@ -199,21 +202,7 @@ priceLists:
 // 0.00, the ledger holds one reservation and one settlement per accepted
 // message and nothing for the refused, and every balance equals its ledger.
 func TestEndToEndPrepaidAcrossTwoProcesses(t *testing.T) {
-	g := startGatewayWith(t, "", gatewayExtras{
-		customers: `  - id: prepay
-    apiKeys: ["plain:prepay-key"]
-    billing: {mode: prepaid}
-`,
-		sections: `priceLists:
-  - {id: retail, currency: EUR, customers: [prepay], rates: [{prefix: "+61", price: 0.05}]}
-`,
-		flags: []string{"-billing-operator-key", "plain:operator-key"},
-	})
-	g2 := *g
-	g2.httpAddr, g2.grpc, g2.smtp, g2.smpp, g2.metricsAddr = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	g2.base = "http://" + g2.httpAddr
-	stop2 := g2.run(t, append(g.keys.flags(), "-billing-operator-key", "plain:operator-key")...)
-	t.Cleanup(stop2)
+	g, g2 := prepaidReplicas(t, "-billing-operator-key", "plain:operator-key")
 
 	if code, out := g2.do(t, "POST", "/v1/billing/customers/prepay:topUp", "operator-key", `{"amount":"1.00","reference":"inv-1"}`); code != http.StatusOK {
 		t.Fatalf("top-up: HTTP %d %v", code, out)
@@ -222,7 +211,7 @@ func TestEndToEndPrepaidAcrossTwoProcesses(t *testing.T) {
 	for i := range 30 {
 		gw := g
 		if i%2 == 1 {
-			gw = &g2
+			gw = g2
 		}
 		go func() {
 			code, _ := gw.do(t, "POST", "/v1/messages", "prepay-key", fmt.Sprintf(`{"from":"PREPAY","to":"+614000001%02d","text":"race %d"}`, i, i))
@@ -291,4 +280,145 @@ func TestEndToEndPrepaidAcrossTwoProcesses(t *testing.T) {
 	if out := cli("reconcile"); !strings.Contains(out, "every balance equals the sum of its ledger") {
 		t.Errorf("reconcile: %q", out)
 	}
+}
+
+// TestEndToEndOrphanReservationIsReleased runs two `smsgw all` processes
+// with a short reservation grace period. A reservation whose message's
+// workflow never started (as after a submission answered EUNKNOWN whose
+// start never reached Temporal) is released, once, by whichever replica
+// finds it first; the reservation of a scheduled message, whose workflow
+// is running, stays held.
+func TestEndToEndOrphanReservationIsReleased(t *testing.T) {
+	g, g2 := prepaidReplicas(t, "-billing-operator-key", "plain:operator-key", "-reservation-grace", "2s", "-reservation-interval", "300ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	if code, out := g.do(t, "POST", "/v1/billing/customers/prepay:topUp", "operator-key", `{"amount":"1.00","reference":"inv-1"}`); code != http.StatusOK {
+		t.Fatalf("top-up: HTTP %d %v", code, out)
+	}
+	at := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	code, out := g.do(t, "POST", "/v1/messages", "prepay-key", fmt.Sprintf(`{"from":"PREPAY","to":"+61400000008","text":"later","scheduleAt":%q}`, at))
+	if code != http.StatusAccepted {
+		t.Fatalf("scheduled submission: HTTP %d %v", code, out)
+	}
+	scheduled := out["id"].(string)
+
+	// A reservation made as the Submitter makes it, for a message whose
+	// workflow was never started.
+	ledger, err := mysqlstore.Open(ctx, g.mysqlDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ledger.Close()
+	if _, err := ledger.Reserve(ctx, "prepay", "EUR", "orphan-message", 70_000, 1, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := sql.Open("mysql", g.mysqlDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	held := func() int64 {
+		t.Helper()
+		var reserved int64
+		if err := db.QueryRowContext(ctx, "SELECT reserved_micros FROM billing_balances WHERE customer_id = 'prepay'").Scan(&reserved); err != nil {
+			t.Fatal(err)
+		}
+		return reserved
+	}
+	if h := held(); h != 120_000 {
+		t.Fatalf("held %d, want the scheduled message's 50000 and the orphan's 70000", h)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for held() != 50_000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("held %d a minute on, want only the scheduled message's 50000", held())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Several more passes of both replicas change nothing.
+	time.Sleep(2 * time.Second)
+	if h := held(); h != 50_000 {
+		t.Fatalf("held %d after more passes, want 50000", h)
+	}
+	closes := map[string][]string{}
+	rows, err := db.QueryContext(ctx, "SELECT entry_key, kind FROM billing_ledger WHERE step = 'close'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key, kind string
+		if err := rows.Scan(&key, &kind); err != nil {
+			t.Fatal(err)
+		}
+		closes[key] = append(closes[key], kind)
+	}
+	if len(closes) != 1 || fmt.Sprint(closes["orphan-message"]) != "[release]" {
+		t.Fatalf("close steps %v, want one release of the orphan and nothing for %s", closes, scheduled)
+	}
+	var released float64
+	for _, m := range []string{g.metrics, g2.metrics} {
+		released += metricValue(t, m, "smsgw_billing_orphan_reservations_released_total")
+	}
+	if released != 1 {
+		t.Errorf("smsgw_billing_orphan_reservations_released_total %v across the two replicas, want 1", released)
+	}
+	if code, out := g.do(t, "GET", "/v1/balance", "prepay-key", ""); code != http.StatusOK || fmt.Sprint(out["balance"].(map[string]any)["available"]) != "0.95" {
+		t.Errorf("GET /v1/balance: HTTP %d %v, want 0.95 available", code, out)
+	}
+}
+
+// prepaidReplicas starts two `smsgw all` processes with flags on the same
+// stores and Temporal, as two replicas, for one prepaid customer (prepay,
+// key prepay-key) at 0.05 EUR a segment to +61.
+func prepaidReplicas(t *testing.T, flags ...string) (*gateway, *gateway) {
+	g := startGatewayWith(t, "", gatewayExtras{
+		customers: `  - id: prepay
+    apiKeys: ["plain:prepay-key"]
+    billing: {mode: prepaid}
+`,
+		sections: `priceLists:
+  - {id: retail, currency: EUR, customers: [prepay], rates: [{prefix: "+61", price: 0.05}]}
+`,
+		flags: flags,
+	})
+	return g, replicaOf(t, g, flags...)
+}
+
+// replicaOf starts a second `smsgw all` process with flags on g's stores,
+// Temporal and configuration, with listeners of its own: a second replica.
+func replicaOf(t *testing.T, g *gateway, flags ...string) *gateway {
+	g2 := *g
+	g2.httpAddr, g2.grpc, g2.smtp, g2.smpp, g2.metricsAddr = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	g2.base = "http://" + g2.httpAddr
+	g2.metrics = "http://" + g2.metricsAddr
+	t.Cleanup(g2.run(t, append(g.keys.flags(), flags...)...))
+	return &g2
+}
+
+// metricValue reads the value of an unlabelled series from a /metrics page.
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s/metrics has no %s", base, name)
+	return 0
 }

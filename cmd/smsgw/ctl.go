@@ -106,6 +106,7 @@ func init() {
 		}},
 		resourceGroup("connectors", "connector", "/v1/admin/connectors", "connector", "connectors", connectorColumns),
 		resourceGroup("routes", "route", "/v1/admin/routes", "route", "routes", routeColumns),
+		pricesGroup(),
 		{name: "audit", summary: "the configuration's changes", verbs: []ctlVerb{
 			{name: "list", summary: "list changes, newest first",
 				flags: func(fs *flag.FlagSet) func() map[string]any {
@@ -167,7 +168,8 @@ func init() {
 		}},
 		{name: "traffic", summary: "usage reports (a customer's with an API key, every customer's with an admin key)", verbs: []ctlVerb{usageVerb}},
 		{name: "numbers", summary: "phone numbers", verbs: []ctlVerb{eraseVerb}},
-		{name: "held", summary: "messages a rule held for review, of any customer", verbs: []ctlVerb{reviewVerb("release", "released", "let a held message go on to be sent"),
+		{name: "held", summary: "messages a rule held for review, of any customer", verbs: []ctlVerb{heldListVerb,
+			reviewVerb("release", "released", "let a held message go on to be sent"),
 			reviewVerb("reject", "rejected", "end a held message as REJECTED")}},
 	}
 }
@@ -237,6 +239,66 @@ var (
 	auditColumns = []ctlColumn{{"VERSION", field("version")}, {"TIME", field("time")}, {"WHO", field("who")},
 		{"ACTION", field("action")}, {"CHANGES", field("changes")}}
 )
+
+var priceColumns = []ctlColumn{{"ID", field("id")}, {"CURRENCY", field("currency")}, {"CUSTOMERS", field("customers")},
+	{"GROUPS", field("groups")}, {"DEFAULT", field("default")}, {"RATES", rateCells}}
+
+// rateCells writes a price list's rates as prefix=price, with their
+// times when they have any.
+func rateCells(m map[string]any) string {
+	rates, _ := m["rates"].([]any)
+	parts := make([]string, 0, len(rates))
+	for _, r := range rates {
+		rate, _ := r.(map[string]any)
+		p := cell(rate["prefix"]) + "=" + cell(rate["price"])
+		if from, ok := rate["from"]; ok {
+			p += " from " + cell(from)
+		}
+		if until, ok := rate["until"]; ok {
+			p += " until " + cell(until)
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ",")
+}
+
+// pricesGroup lists, reads, puts (creates or replaces whole) and deletes
+// price lists.
+func pricesGroup() ctlGroup {
+	const path = "/v1/admin/price-lists"
+	g := resourceGroup("prices", "price list", path, "priceList", "priceLists", priceColumns)
+	var verbs []ctlVerb
+	for _, v := range g.verbs {
+		switch v.name {
+		case "list", "get", "delete":
+			verbs = append(verbs, v)
+		}
+	}
+	put := ctlVerb{name: "put", args: "ID [SPEC]", summary: "create a price list or replace it whole (SPEC: its fields as JSON or YAML, or -f FILE)",
+		flags: func(fs *flag.FlagSet) func() map[string]any {
+			file := fs.String("f", "", "read the price list from this file (JSON or YAML; - for stdin)")
+			expected := fs.Int64("expected-version", 0, "refuse unless the configuration is at this version")
+			return func() map[string]any { return map[string]any{"file": *file, "expectedVersion": *expected} }
+		},
+		run: func(c *ctlClient, args []string, o map[string]any) error {
+			if len(args) < 1 || args[0] == "" {
+				return errors.New("usage: prices put ID [SPEC]")
+			}
+			spec, err := readSpec(args[1:], o["file"].(string))
+			if err != nil {
+				return err
+			}
+			p := path + "/" + url.PathEscape(args[0])
+			if v, _ := o["expectedVersion"].(int64); v != 0 {
+				p = fmt.Sprintf("%s?expectedVersion=%d", p, v)
+			}
+			out, err := c.admin("PUT", p, spec)
+			return c.show(out, err, "priceList", priceColumns)
+		}}
+	g.verbs = append(verbs[:2:2], append([]ctlVerb{put}, verbs[2:]...)...)
+	g.summary = "price lists (docs/billing.md)"
+	return g
+}
 
 // resourceGroup is the list, get, create, update and delete of a kind of
 // the configuration, and more verbs.

@@ -128,21 +128,29 @@ func ctlSearch(c *ctlClient, args []string, o map[string]any) error {
 	if n := o["pageSize"].(int); n != 0 {
 		query.Set("pageSize", fmt.Sprint(n))
 	}
+	return c.pages(query, o["all"] == true, "messages", foundColumns, func(query url.Values) (map[string]any, error) {
+		return c.trafficCall("/messages?"+query.Encode(), o["customer"].(string))
+	})
+}
+
+// pages prints a paged list as one table: its first page, or with all
+// every page; key names the list in each answer.
+func (c *ctlClient) pages(query url.Values, all bool, key string, cols []ctlColumn, get func(url.Values) (map[string]any, error)) error {
 	var found []any
 	for {
-		out, err := c.trafficCall("/messages?"+query.Encode(), o["customer"].(string))
+		out, err := get(query)
 		if err != nil {
 			return err
 		}
-		page, _ := out["messages"].([]any)
+		page, _ := out[key].([]any)
 		found = append(found, page...)
 		next, _ := out["nextPageToken"].(string)
-		if next == "" || o["all"] != true {
-			all := map[string]any{"messages": found}
+		if next == "" || !all {
+			res := map[string]any{key: found}
 			if next != "" {
-				all["nextPageToken"] = next
+				res["nextPageToken"] = next
 			}
-			if err := c.table(all, nil, "messages", foundColumns); err != nil || c.json || next == "" {
+			if err := c.table(res, nil, key, cols); err != nil || c.json || next == "" {
 				return err
 			}
 			fmt.Fprintf(c.out, "(more: -page-token %s, or -all)\n", next)
@@ -291,3 +299,35 @@ func reviewVerb(action, done, summary string) ctlVerb {
 			return nil
 		}}
 }
+
+var heldColumns = []ctlColumn{{"ID", field("id")}, {"CUSTOMER", field("customerId")}, {"FROM", field("from")}, {"TO", field("to")},
+	{"RULE", field("rule")}, {"HELD", field("heldAt")}, {"TIMEOUT", field("holdUntil")}, {"REASON", field("reason")}}
+
+var heldListVerb = ctlVerb{name: "list", summary: "list the held messages, oldest hold first (-all: every page)",
+	flags: func(fs *flag.FlagSet) func() map[string]any {
+		customer := fs.String("customer", "", "only this customer's")
+		size := fs.Int("page-size", 0, "messages a page (default 100, at most 1000)")
+		token := fs.String("page-token", "", "continue from this page (as the previous page printed)")
+		all := fs.Bool("all", false, "every page, not only the first")
+		return func() map[string]any {
+			return map[string]any{"customer": *customer, "pageSize": *size, "pageToken": *token, "all": *all}
+		}
+	},
+	run: func(c *ctlClient, args []string, o map[string]any) error {
+		if len(args) != 0 {
+			return errors.New("held list takes flags only, such as -customer shop")
+		}
+		query := url.Values{}
+		if v := o["customer"].(string); v != "" {
+			query.Set("customerId", v)
+		}
+		if v := o["pageToken"].(string); v != "" {
+			query.Set("pageToken", v)
+		}
+		if n := o["pageSize"].(int); n != 0 {
+			query.Set("pageSize", fmt.Sprint(n))
+		}
+		return c.pages(query, o["all"] == true, "messages", heldColumns, func(query url.Values) (map[string]any, error) {
+			return c.admin("GET", "/v1/admin/held-messages?"+query.Encode(), nil)
+		})
+	}}

@@ -198,6 +198,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Recent:        recent,
 			Ledger:        reports,
 			Balances:      alerts,
+			Holds:         reports,
 			Logger:        logger,
 			Now:           time.Now,
 		}
@@ -218,6 +219,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			return err
 		}
 		spawn("retention purge", func(ctx context.Context) error { purger.Run(ctx, s.retentionInterval); return nil })
+		reservations, err := lifecycle.NewReservationReconciler(tc, reports, s.reservationGrace, reg, logger.With("component", "reservations"))
+		if err != nil {
+			return err
+		}
+		spawn("reservation reconciler", func(ctx context.Context) error { reservations.Run(ctx, s.reservationInterval); return nil })
 	}
 
 	if runs("connector") {
@@ -278,7 +284,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Eraser:     apiEraser{&erasure.Eraser{Reports: reports, Events: events, Temporal: tc, Namespace: s.temporalNamespace, Logger: logger}},
 			Traffic:    &api.TrafficDeps{Messages: reports, Events: events, Usage: reports},
 			Billing:    &api.BillingDeps{Ledger: reports, Accounts: live, OperatorKeyHash: operatorKeyHash},
-			Rules:      &api.RulesDeps{OptOuts: events, Reviewer: submitter, Operators: submitter},
+			Rules:      &api.RulesDeps{OptOuts: events, Reviewer: submitter, Operators: submitter, Held: reports},
 			Ready:      ready,
 			Logger:     logger,
 			Registerer: reg,

@@ -70,6 +70,10 @@ type settings struct {
 	maxBacklog          int
 	retentionInterval   time.Duration
 	retentionBatch      int
+	// reservationGrace and reservationInterval drive the reconciler of
+	// prepaid reservations whose message never started (docs/billing.md).
+	reservationGrace    time.Duration
+	reservationInterval time.Duration
 	// billingOperatorKey authorises top-ups over the API: "sha256:<hex>"
 	// or, for development, "plain:<key>"; empty disables them.
 	billingOperatorKey string
@@ -133,6 +137,10 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 		"how often the worker role purges messages past their customer's retention (docs/retention.md); env SMSGW_RETENTION_INTERVAL")
 	fs.IntVar(&s.retentionBatch, "retention-batch", envInt(getenv, "SMSGW_RETENTION_BATCH", 1000),
 		"rows or documents the retention purge deletes per statement; env SMSGW_RETENTION_BATCH")
+	fs.DurationVar(&s.reservationGrace, "reservation-grace", envDuration(getenv, "SMSGW_RESERVATION_GRACE", 10*time.Minute),
+		"how old a prepaid reservation that nothing settled or released must be before the worker role looks for its message's workflow, and releases it when there is none (docs/billing.md); env SMSGW_RESERVATION_GRACE")
+	fs.DurationVar(&s.reservationInterval, "reservation-interval", envDuration(getenv, "SMSGW_RESERVATION_INTERVAL", 5*time.Minute),
+		"how often the worker role looks for such reservations; env SMSGW_RESERVATION_INTERVAL")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the configuration file is checked for changes")
 	fs.BoolVar(&s.configFileWins, "config-file-wins", false, "at start, store a configuration file that differs from the stored configuration as a change instead of only reporting it (for development)")
 	fs.DurationVar(&s.configPoll, "config-poll", time.Second, "how often the stored configuration's version is checked for changes made on other replicas (docs/admin.md)")

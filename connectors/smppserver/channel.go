@@ -54,7 +54,11 @@ func (c *Channel) Deliver(ctx context.Context, d smsgw.Delivery) error {
 	if systemID == "" {
 		return fmt.Errorf("%w: customer %q has no SMPP access", smsgw.ErrRefused, d.CustomerID)
 	}
-	items, err := c.items(d, systemID)
+	source := cu.Billing.LowBalanceFrom
+	if source == "" {
+		source = smsgw.DefaultBalanceAlertFrom
+	}
+	items, err := c.items(d, systemID, source)
 	if err != nil {
 		return fmt.Errorf("%w: %v", smsgw.ErrRefused, err)
 	}
@@ -85,7 +89,7 @@ func (c *Channel) Deliver(ctx context.Context, d smsgw.Delivery) error {
 // time, when that is later), never from the status time alone: a receipt or
 // redelivery written long after its status would otherwise be born expired.
 // All items of one delivery expire together.
-func (c *Channel) items(d smsgw.Delivery, systemID string) ([]smsgw.OutboxItem, error) {
+func (c *Channel) items(d smsgw.Delivery, systemID, source string) ([]smsgw.OutboxItem, error) {
 	now := c.Now
 	if now == nil {
 		now = time.Now
@@ -123,6 +127,18 @@ func (c *Channel) items(d smsgw.Delivery, systemID string) ([]smsgw.OutboxItem, 
 			// A millisecond apart, the store's resolution, so parts go out in order.
 			items[i] = item(fmt.Sprintf("mo:%s:%d", in.ID, i+1), smsgw.OutboxMO, in.ID, received.Add(time.Duration(i)*time.Millisecond), pdu)
 			items[i].ExpiresAt = later(received, written).Add(ttl)
+		}
+		return items, nil
+	case d.Balance != nil:
+		pdus, err := BalancePDUs(*d.Balance, source)
+		if err != nil {
+			return nil, err
+		}
+		at := nonZero(d.Balance.OccurredAt, written)
+		items := make([]smsgw.OutboxItem, len(pdus))
+		for i, pdu := range pdus {
+			items[i] = item(fmt.Sprintf("balance:%s:%d", d.Balance.ID, i+1), smsgw.OutboxBalance, d.Balance.ID, at.Add(time.Duration(i)*time.Millisecond), pdu)
+			items[i].ExpiresAt = later(at, written).Add(ttl)
 		}
 		return items, nil
 	}

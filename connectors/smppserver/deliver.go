@@ -93,6 +93,14 @@ func address(s string) (ton, npi byte, addr string) {
 	return 5, 0, s
 }
 
+// BalancePDUs builds the deliver_sm telling a customer its available
+// balance fell below a threshold: a plain message (esm_class 0) from
+// source, with no destination, its text the alert's (smsgw.BalanceAlert.Text),
+// in parts if it needs several. Building twice gives the same bytes.
+func BalancePDUs(a smsgw.BalanceAlert, source string) ([][]byte, error) {
+	return MOPDUs(smsgw.InboundMessage{ID: a.ID, From: source, Text: a.Text()})
+}
+
 // MOPDUs builds the deliver_sm carrying a mobile-originated message to a
 // customer: GSM 7-bit when every character fits, UCS-2 otherwise, in parts
 // with a concatenation header when the text needs several. The reference

@@ -161,12 +161,19 @@ func receiptID(f smppwire.Frame) string {
 	return smppwire.TLVString(m.TLVs[smppwire.TagReceiptedMessageID])
 }
 
-func TestReceiptsReachTheReceiverOnce(t *testing.T) {
-	t.Parallel()
+// outboxFixture is an SMPP server polling its outbox, and the channel
+// that writes to it, on a fresh event store.
+func outboxFixture(t *testing.T) (*mongostore.Outbox, *fixture, *smppserver.Channel) {
+	t.Helper()
 	ob, _ := outbox(t, testenv.MongoURI(t))
 	cfg := testConfig(t)
 	f := start(t, smppserver.Config{PollInterval: 50 * time.Millisecond}, smppserver.Deps{Config: cfg, Outbox: ob})
-	ch := &smppserver.Channel{Outbox: ob, Config: cfg, Wake: f.srv.Wake}
+	return ob, f, &smppserver.Channel{Outbox: ob, Config: cfg, Wake: f.srv.Wake}
+}
+
+func TestReceiptsReachTheReceiverOnce(t *testing.T) {
+	t.Parallel()
+	ob, f, ch := outboxFixture(t)
 	ctx := ctxFor(t)
 
 	// A receipt written while the customer is not bound waits for its bind.
@@ -439,5 +446,52 @@ func TestReceiptRefusedForGoodIsRecordedAsFailed(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := len(rx.Received()); n != 1 {
 		t.Fatalf("the refused receipt was offered %d times, want once", n)
+	}
+}
+
+// A low-balance notice goes to the customer's receiver bind as a plain
+// deliver_sm from BILLING (or the customer's billing.lowBalanceFrom) with
+// the alert's text; written while the customer is not bound it waits in
+// the outbox, and written again it is delivered once.
+func TestBalanceNoticeReachesTheReceiverOnce(t *testing.T) {
+	t.Parallel()
+	ob, f, ch := outboxFixture(t)
+	ctx := ctxFor(t)
+	alert := func(customer string) smsgw.Delivery {
+		return smsgw.Delivery{Channel: smsgw.ChannelSMPP, CustomerID: customer, Balance: &smsgw.BalanceAlert{
+			ID: "lowbalance-" + customer + "-EUR-10000000-m1-reserve", CustomerID: customer, Currency: "EUR",
+			Threshold: "10.00", Available: "9.95", ThresholdMicros: 10_000_000, AvailableMicros: 9_950_000, OccurredAt: base,
+		}}
+	}
+	const text = "Low balance: 9.95 EUR available, below your threshold of 10.00 EUR. Top up to keep sending."
+	for _, customer := range []string{"acme", "other"} {
+		if err := ch.Deliver(ctx, alert(customer)); err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Deliver(ctx, alert(customer)); err != nil { // a retried activity
+			t.Fatal(err)
+		}
+	}
+	for customer, source := range map[string]string{"acme": "BILLING", "other": "FUNDS"} {
+		rx := f.bound(t, smppwire.BindReceiver, customer, map[string]string{"acme": "secret", "other": "pw"}[customer])
+		fr, err := rx.WaitFor(ctx, func(fr smppwire.Frame) bool {
+			m, err := esme.DecodeDeliver(fr)
+			return err == nil && m.Source == source
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", customer, err)
+		}
+		m, _ := esme.DecodeDeliver(fr)
+		if m.SourceTON != 5 || m.ESMClass != 0 || m.DataCoding != 0 || string(m.ShortMessage) != text {
+			t.Errorf("%s: notice %+v, text %q", customer, m, m.ShortMessage)
+		}
+		eventually(t, func() bool {
+			pending, err := ob.Pending(ctx)
+			return err == nil && pending[customer] == 0
+		})
+		time.Sleep(200 * time.Millisecond)
+		if n := len(rx.Received()); n != 1 {
+			t.Errorf("%s: the receiver got %d PDUs, want the notice once", customer, n)
+		}
 	}
 }

@@ -46,6 +46,7 @@ customers:
     smpp: {systemId: slow, password: "plain:pw"}
   - id: other
     smpp: {systemId: other, password: "plain:pw"}
+    billing: {lowBalanceFrom: FUNDS}
 `, hash)
 	cfg, err := config.Parse([]byte(raw), func(string) (string, bool) { return "", false })
 	if err != nil {

@@ -1,5 +1,5 @@
-// Package email sends notifications by email: delivery statuses and
-// inbound messages, as plain text, through the SMTP relay in the
+// Package email sends notifications by email: delivery statuses, inbound
+// messages and low-balance alerts, as plain text, through the SMTP relay in the
 // configuration (smtp:), to the customer's notify.email recipients.
 package email
 
@@ -139,7 +139,7 @@ func deadline(ctx context.Context) time.Time {
 func compose(from string, to []string, d smsgw.Delivery, now time.Time) ([]byte, error) {
 	subject, body, event, ref := content(d)
 	if subject == "" {
-		return nil, errors.New("the delivery has neither a notification nor an inbound message")
+		return nil, errors.New("the delivery has neither a notification, an inbound message nor a balance alert")
 	}
 	var b bytes.Buffer
 	header := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
@@ -168,7 +168,8 @@ func compose(from string, to []string, d smsgw.Delivery, now time.Time) ([]byte,
 }
 
 // content is the subject and text of a delivery, the X-Smsgw-Event value
-// ("status" or "inbound", as for webhooks) and the ID it is about.
+// ("status", "inbound" or "low_balance", as for webhooks) and the ID it is
+// about.
 func content(d smsgw.Delivery) (subject, body, event, ref string) {
 	var b strings.Builder
 	line := func(k, v string) {
@@ -223,6 +224,16 @@ func content(d smsgw.Delivery) (subject, body, event, ref string) {
 		line("Occurred", stamp(n.OccurredAt))
 		line("Sequence", fmt.Sprintf("%d", n.Seq))
 		return subject, b.String(), "status", n.MessageID
+	case d.Balance != nil:
+		a := d.Balance
+		subject = fmt.Sprintf("Low balance: %s %s available", a.Available, a.Currency)
+		b.WriteString(a.Text() + "\n\n")
+		line("Customer", a.CustomerID)
+		line("Available", a.Available+" "+a.Currency)
+		line("Threshold", a.Threshold+" "+a.Currency)
+		line("Occurred", stamp(a.OccurredAt))
+		line("ID", a.ID)
+		return subject, b.String(), "low_balance", a.ID
 	}
 	return "", "", "", ""
 }

@@ -237,6 +237,33 @@ func TestInboundByEmail(t *testing.T) {
 	}
 }
 
+func TestLowBalanceByEmail(t *testing.T) {
+	r := startRelay(t, nil, nil)
+	s := email.New(configFor(r.addr, nil), email.Options{})
+	d := smsgw.Delivery{Channel: smsgw.ChannelEmail, CustomerID: "acme", Balance: &smsgw.BalanceAlert{
+		ID: "lowbalance-acme-EUR-10000000-m1-reserve", CustomerID: "acme", Currency: "EUR",
+		Threshold: "10.00", Available: "9.95", ThresholdMicros: 10_000_000, AvailableMicros: 9_950_000, OccurredAt: t0,
+	}}
+	if err := s.Deliver(ctxT(t), d); err != nil {
+		t.Fatal(err)
+	}
+	mails := r.mails()
+	if len(mails) != 1 || fmt.Sprint(mails[0].to) != "[ops@acme.test night@acme.test]" {
+		t.Fatalf("relay got %d mails", len(mails))
+	}
+	m, body := readMail(t, mails[0].data)
+	if m.Header.Get("Subject") != "Low balance: 9.95 EUR available" || m.Header.Get("X-Smsgw-Event") != "low_balance" ||
+		m.Header.Get("X-Smsgw-Id") != d.Balance.ID {
+		t.Errorf("headers %v", m.Header)
+	}
+	for _, want := range []string{"Low balance: 9.95 EUR available, below your threshold of 10.00 EUR.", "Threshold:  10.00 EUR",
+		"Available:  9.95 EUR", "Occurred:   2026-11-26T14:03:58Z", "ID:         " + d.Balance.ID} {
+		if !strings.Contains(body, want) {
+			t.Errorf("body lacks %q:\n%s", want, body)
+		}
+	}
+}
+
 func TestRelayAnswersAreClassified(t *testing.T) {
 	for _, c := range []struct {
 		name    string

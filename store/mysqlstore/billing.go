@@ -230,3 +230,39 @@ func unwrapDomain(err error) error {
 	}
 	return err
 }
+
+// OpenReservations lists reservations made from since (the zero time: the
+// oldest) until before that no close step has lifted, oldest first (by
+// time, then message ID), at most limit of them, starting after the
+// reservation after (its At and Key; the zero Movement starts from the
+// oldest). The reservation reconciler pages through them with the last one
+// it got.
+func (s *Store) OpenReservations(ctx context.Context, since, before time.Time, after smsgw.Movement, limit int) ([]smsgw.Movement, error) {
+	q := `SELECT r.customer_id, r.currency, r.entry_key, r.reserved_micros, r.segments, r.created_at
+		FROM billing_ledger r
+		LEFT JOIN billing_ledger c ON c.entry_key = r.entry_key AND c.step = ?
+		WHERE r.step = ? AND r.created_at < ? AND c.id IS NULL`
+	args := []any{smsgw.StepClose, smsgw.StepReserve, before.UTC()}
+	if !since.IsZero() {
+		q += ` AND r.created_at >= ?`
+		args = append(args, since.UTC())
+	}
+	if after.Key != "" {
+		q += ` AND (r.created_at > ? OR (r.created_at = ? AND r.entry_key > ?))`
+		args = append(args, after.At.UTC(), after.At.UTC(), after.Key)
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY r.created_at, r.entry_key LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("mysqlstore: open reservations: %w", wrap(err))
+	}
+	defer rows.Close()
+	var out []smsgw.Movement
+	for rows.Next() {
+		m := smsgw.Movement{Step: smsgw.StepReserve, Kind: smsgw.MoveReserve}
+		if err := rows.Scan(&m.CustomerID, &m.Currency, &m.Key, &m.Reserved, &m.Segments, &m.At); err != nil {
+			return nil, fmt.Errorf("mysqlstore: open reservations: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

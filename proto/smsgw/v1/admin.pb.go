@@ -5,7 +5,8 @@
 // source: smsgw/v1/admin.proto
 
 // Package smsgw.v1: the admin API, which changes the gateway's
-// configuration (customers, their API keys, connectors, routes) without
+// configuration (customers, their API keys, connectors, routes, price
+// lists) without
 // editing its file.
 
 package smsgwv1
@@ -1947,6 +1948,417 @@ func (x *DeleteRouteResponse) GetVersion() int64 {
 	return 0
 }
 
+// ListPriceListsRequest asks for every price list.
+type ListPriceListsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPriceListsRequest) Reset() {
+	*x = ListPriceListsRequest{}
+	mi := &file_smsgw_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPriceListsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPriceListsRequest) ProtoMessage() {}
+
+func (x *ListPriceListsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPriceListsRequest.ProtoReflect.Descriptor instead.
+func (*ListPriceListsRequest) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+// ListPriceListsResponse holds the price lists.
+type ListPriceListsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PriceLists    []*structpb.Struct     `protobuf:"bytes,1,rep,name=price_lists,json=priceLists,proto3" json:"price_lists,omitempty"`
+	Version       int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPriceListsResponse) Reset() {
+	*x = ListPriceListsResponse{}
+	mi := &file_smsgw_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPriceListsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPriceListsResponse) ProtoMessage() {}
+
+func (x *ListPriceListsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPriceListsResponse.ProtoReflect.Descriptor instead.
+func (*ListPriceListsResponse) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListPriceListsResponse) GetPriceLists() []*structpb.Struct {
+	if x != nil {
+		return x.PriceLists
+	}
+	return nil
+}
+
+func (x *ListPriceListsResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// GetPriceListRequest names a price list.
+type GetPriceListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPriceListRequest) Reset() {
+	*x = GetPriceListRequest{}
+	mi := &file_smsgw_v1_admin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPriceListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPriceListRequest) ProtoMessage() {}
+
+func (x *GetPriceListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_admin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPriceListRequest.ProtoReflect.Descriptor instead.
+func (*GetPriceListRequest) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetPriceListRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetPriceListResponse holds the price list.
+type GetPriceListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PriceList     *structpb.Struct       `protobuf:"bytes,1,opt,name=price_list,json=priceList,proto3" json:"price_list,omitempty"`
+	Version       int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPriceListResponse) Reset() {
+	*x = GetPriceListResponse{}
+	mi := &file_smsgw_v1_admin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPriceListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPriceListResponse) ProtoMessage() {}
+
+func (x *GetPriceListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_admin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPriceListResponse.ProtoReflect.Descriptor instead.
+func (*GetPriceListResponse) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GetPriceListResponse) GetPriceList() *structpb.Struct {
+	if x != nil {
+		return x.PriceList
+	}
+	return nil
+}
+
+func (x *GetPriceListResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// PutPriceListRequest holds the price list, with the fields of the
+// configuration file's priceLists items: currency, customers, groups,
+// default, rates ({prefix, price, from, until}).
+type PutPriceListRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	PriceList       *structpb.Struct       `protobuf:"bytes,2,opt,name=price_list,json=priceList,proto3" json:"price_list,omitempty"`
+	ExpectedVersion int64                  `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PutPriceListRequest) Reset() {
+	*x = PutPriceListRequest{}
+	mi := &file_smsgw_v1_admin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPriceListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPriceListRequest) ProtoMessage() {}
+
+func (x *PutPriceListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_admin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPriceListRequest.ProtoReflect.Descriptor instead.
+func (*PutPriceListRequest) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *PutPriceListRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PutPriceListRequest) GetPriceList() *structpb.Struct {
+	if x != nil {
+		return x.PriceList
+	}
+	return nil
+}
+
+func (x *PutPriceListRequest) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+// PutPriceListResponse holds the price list as stored.
+type PutPriceListResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PriceList *structpb.Struct       `protobuf:"bytes,1,opt,name=price_list,json=priceList,proto3" json:"price_list,omitempty"`
+	Version   int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// True when the price list did not exist before.
+	Created       bool `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPriceListResponse) Reset() {
+	*x = PutPriceListResponse{}
+	mi := &file_smsgw_v1_admin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPriceListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPriceListResponse) ProtoMessage() {}
+
+func (x *PutPriceListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_admin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPriceListResponse.ProtoReflect.Descriptor instead.
+func (*PutPriceListResponse) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *PutPriceListResponse) GetPriceList() *structpb.Struct {
+	if x != nil {
+		return x.PriceList
+	}
+	return nil
+}
+
+func (x *PutPriceListResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PutPriceListResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+// DeletePriceListRequest names the price list.
+type DeletePriceListRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ExpectedVersion int64                  `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeletePriceListRequest) Reset() {
+	*x = DeletePriceListRequest{}
+	mi := &file_smsgw_v1_admin_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePriceListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePriceListRequest) ProtoMessage() {}
+
+func (x *DeletePriceListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_admin_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePriceListRequest.ProtoReflect.Descriptor instead.
+func (*DeletePriceListRequest) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DeletePriceListRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeletePriceListRequest) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+// DeletePriceListResponse holds the version the change made.
+type DeletePriceListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePriceListResponse) Reset() {
+	*x = DeletePriceListResponse{}
+	mi := &file_smsgw_v1_admin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePriceListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePriceListResponse) ProtoMessage() {}
+
+func (x *DeletePriceListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_admin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePriceListResponse.ProtoReflect.Descriptor instead.
+func (*DeletePriceListResponse) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DeletePriceListResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 // AuditEntry is one change of the configuration.
 type AuditEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1966,7 +2378,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_smsgw_v1_admin_proto_msgTypes[37]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2390,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_admin_proto_msgTypes[37]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2403,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AuditEntry) GetVersion() int64 {
@@ -2049,7 +2461,7 @@ type ListAuditEntriesRequest struct {
 
 func (x *ListAuditEntriesRequest) Reset() {
 	*x = ListAuditEntriesRequest{}
-	mi := &file_smsgw_v1_admin_proto_msgTypes[38]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2473,7 @@ func (x *ListAuditEntriesRequest) String() string {
 func (*ListAuditEntriesRequest) ProtoMessage() {}
 
 func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_admin_proto_msgTypes[38]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2486,7 @@ func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListAuditEntriesRequest) GetBeforeVersion() int64 {
@@ -2101,7 +2513,7 @@ type ListAuditEntriesResponse struct {
 
 func (x *ListAuditEntriesResponse) Reset() {
 	*x = ListAuditEntriesResponse{}
-	mi := &file_smsgw_v1_admin_proto_msgTypes[39]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2525,7 @@ func (x *ListAuditEntriesResponse) String() string {
 func (*ListAuditEntriesResponse) ProtoMessage() {}
 
 func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_admin_proto_msgTypes[39]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2538,7 @@ func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
@@ -2145,7 +2557,7 @@ type ExportConfigRequest struct {
 
 func (x *ExportConfigRequest) Reset() {
 	*x = ExportConfigRequest{}
-	mi := &file_smsgw_v1_admin_proto_msgTypes[40]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2569,7 @@ func (x *ExportConfigRequest) String() string {
 func (*ExportConfigRequest) ProtoMessage() {}
 
 func (x *ExportConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_admin_proto_msgTypes[40]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2582,7 @@ func (x *ExportConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportConfigRequest.ProtoReflect.Descriptor instead.
 func (*ExportConfigRequest) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 // ExportConfigResponse holds the configuration file.
@@ -2184,7 +2596,7 @@ type ExportConfigResponse struct {
 
 func (x *ExportConfigResponse) Reset() {
 	*x = ExportConfigResponse{}
-	mi := &file_smsgw_v1_admin_proto_msgTypes[41]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2608,7 @@ func (x *ExportConfigResponse) String() string {
 func (*ExportConfigResponse) ProtoMessage() {}
 
 func (x *ExportConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_admin_proto_msgTypes[41]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2621,7 @@ func (x *ExportConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportConfigResponse.ProtoReflect.Descriptor instead.
 func (*ExportConfigResponse) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ExportConfigResponse) GetYaml() string {
@@ -2239,7 +2651,7 @@ type ImportConfigRequest struct {
 
 func (x *ImportConfigRequest) Reset() {
 	*x = ImportConfigRequest{}
-	mi := &file_smsgw_v1_admin_proto_msgTypes[42]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2663,7 @@ func (x *ImportConfigRequest) String() string {
 func (*ImportConfigRequest) ProtoMessage() {}
 
 func (x *ImportConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_admin_proto_msgTypes[42]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2676,7 @@ func (x *ImportConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportConfigRequest.ProtoReflect.Descriptor instead.
 func (*ImportConfigRequest) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ImportConfigRequest) GetYaml() string {
@@ -2302,7 +2714,7 @@ type ImportConfigResponse struct {
 
 func (x *ImportConfigResponse) Reset() {
 	*x = ImportConfigResponse{}
-	mi := &file_smsgw_v1_admin_proto_msgTypes[43]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2726,7 @@ func (x *ImportConfigResponse) String() string {
 func (*ImportConfigResponse) ProtoMessage() {}
 
 func (x *ImportConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_admin_proto_msgTypes[43]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2739,7 @@ func (x *ImportConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportConfigResponse.ProtoReflect.Descriptor instead.
 func (*ImportConfigResponse) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ImportConfigResponse) GetChanges() []string {
@@ -2360,7 +2772,7 @@ type EraseNumberRequest struct {
 
 func (x *EraseNumberRequest) Reset() {
 	*x = EraseNumberRequest{}
-	mi := &file_smsgw_v1_admin_proto_msgTypes[44]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2784,7 @@ func (x *EraseNumberRequest) String() string {
 func (*EraseNumberRequest) ProtoMessage() {}
 
 func (x *EraseNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_admin_proto_msgTypes[44]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2797,7 @@ func (x *EraseNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseNumberRequest.ProtoReflect.Descriptor instead.
 func (*EraseNumberRequest) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *EraseNumberRequest) GetNumber() string {
@@ -2430,7 +2842,7 @@ type EraseNumberResponse struct {
 
 func (x *EraseNumberResponse) Reset() {
 	*x = EraseNumberResponse{}
-	mi := &file_smsgw_v1_admin_proto_msgTypes[45]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2442,7 +2854,7 @@ func (x *EraseNumberResponse) String() string {
 func (*EraseNumberResponse) ProtoMessage() {}
 
 func (x *EraseNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_smsgw_v1_admin_proto_msgTypes[45]
+	mi := &file_smsgw_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2455,7 +2867,7 @@ func (x *EraseNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseNumberResponse.ProtoReflect.Descriptor instead.
 func (*EraseNumberResponse) Descriptor() ([]byte, []int) {
-	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_smsgw_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *EraseNumberResponse) GetId() string {
@@ -2616,6 +3028,32 @@ const file_smsgw_v1_admin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x10expected_version\x18\x02 \x01(\x03R\x0fexpectedVersion\"/\n" +
 	"\x13DeleteRouteResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\"\x17\n" +
+	"\x15ListPriceListsRequest\"l\n" +
+	"\x16ListPriceListsResponse\x128\n" +
+	"\vprice_lists\x18\x01 \x03(\v2\x17.google.protobuf.StructR\n" +
+	"priceLists\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"%\n" +
+	"\x13GetPriceListRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"h\n" +
+	"\x14GetPriceListResponse\x126\n" +
+	"\n" +
+	"price_list\x18\x01 \x01(\v2\x17.google.protobuf.StructR\tpriceList\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"\x88\x01\n" +
+	"\x13PutPriceListRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
+	"\n" +
+	"price_list\x18\x02 \x01(\v2\x17.google.protobuf.StructR\tpriceList\x12)\n" +
+	"\x10expected_version\x18\x03 \x01(\x03R\x0fexpectedVersion\"\x82\x01\n" +
+	"\x14PutPriceListResponse\x126\n" +
+	"\n" +
+	"price_list\x18\x01 \x01(\v2\x17.google.protobuf.StructR\tpriceList\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x18\n" +
+	"\acreated\x18\x03 \x01(\bR\acreated\"S\n" +
+	"\x16DeletePriceListRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
+	"\x10expected_version\x18\x02 \x01(\x03R\x0fexpectedVersion\"3\n" +
+	"\x17DeletePriceListResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\"\xc5\x01\n" +
 	"\n" +
 	"AuditEntry\x12\x18\n" +
@@ -2657,7 +3095,7 @@ const file_smsgw_v1_admin_proto_rawDesc = "" +
 	"\adeleted\x18\x06 \x03(\v2*.smsgw.v1.EraseNumberResponse.DeletedEntryR\adeleted\x1a:\n" +
 	"\fDeletedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\xaa\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\x8c\x18\n" +
 	"\fAdminService\x12m\n" +
 	"\rListCustomers\x12\x1e.smsgw.v1.ListCustomersRequest\x1a\x1f.smsgw.v1.ListCustomersResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/admin/customers\x12l\n" +
 	"\vGetCustomer\x12\x1c.smsgw.v1.GetCustomerRequest\x1a\x1d.smsgw.v1.GetCustomerResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/admin/customers/{id}\x12z\n" +
@@ -2678,6 +3116,11 @@ const file_smsgw_v1_admin_proto_rawDesc = "" +
 	"\vCreateRoute\x12\x1c.smsgw.v1.CreateRouteRequest\x1a\x1d.smsgw.v1.CreateRouteResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x05route\"\x10/v1/admin/routes\x12r\n" +
 	"\vUpdateRoute\x12\x1c.smsgw.v1.UpdateRouteRequest\x1a\x1d.smsgw.v1.UpdateRouteResponse\"&\x82\xd3\xe4\x93\x02 :\x05route2\x17/v1/admin/routes/{name}\x12k\n" +
 	"\vDeleteRoute\x12\x1c.smsgw.v1.DeleteRouteRequest\x1a\x1d.smsgw.v1.DeleteRouteResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/v1/admin/routes/{name}\x12r\n" +
+	"\x0eListPriceLists\x12\x1f.smsgw.v1.ListPriceListsRequest\x1a .smsgw.v1.ListPriceListsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/admin/price-lists\x12q\n" +
+	"\fGetPriceList\x12\x1d.smsgw.v1.GetPriceListRequest\x1a\x1e.smsgw.v1.GetPriceListResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/admin/price-lists/{id}\x12}\n" +
+	"\fPutPriceList\x12\x1d.smsgw.v1.PutPriceListRequest\x1a\x1e.smsgw.v1.PutPriceListResponse\".\x82\xd3\xe4\x93\x02(:\n" +
+	"price_list\x1a\x1a/v1/admin/price-lists/{id}\x12z\n" +
+	"\x0fDeletePriceList\x12 .smsgw.v1.DeletePriceListRequest\x1a!.smsgw.v1.DeletePriceListResponse\"\"\x82\xd3\xe4\x93\x02\x1c*\x1a/v1/admin/price-lists/{id}\x12r\n" +
 	"\x10ListAuditEntries\x12!.smsgw.v1.ListAuditEntriesRequest\x1a\".smsgw.v1.ListAuditEntriesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/admin/audit\x12g\n" +
 	"\fExportConfig\x12\x1d.smsgw.v1.ExportConfigRequest\x1a\x1e.smsgw.v1.ExportConfigResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/admin/config\x12q\n" +
 	"\fImportConfig\x12\x1d.smsgw.v1.ImportConfigRequest\x1a\x1e.smsgw.v1.ImportConfigResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/admin/config:import\x12i\n" +
@@ -2695,7 +3138,7 @@ func file_smsgw_v1_admin_proto_rawDescGZIP() []byte {
 	return file_smsgw_v1_admin_proto_rawDescData
 }
 
-var file_smsgw_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_smsgw_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_smsgw_v1_admin_proto_goTypes = []any{
 	(*ListCustomersRequest)(nil),     // 0: smsgw.v1.ListCustomersRequest
 	(*ListCustomersResponse)(nil),    // 1: smsgw.v1.ListCustomersResponse
@@ -2734,94 +3177,114 @@ var file_smsgw_v1_admin_proto_goTypes = []any{
 	(*UpdateRouteResponse)(nil),      // 34: smsgw.v1.UpdateRouteResponse
 	(*DeleteRouteRequest)(nil),       // 35: smsgw.v1.DeleteRouteRequest
 	(*DeleteRouteResponse)(nil),      // 36: smsgw.v1.DeleteRouteResponse
-	(*AuditEntry)(nil),               // 37: smsgw.v1.AuditEntry
-	(*ListAuditEntriesRequest)(nil),  // 38: smsgw.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil), // 39: smsgw.v1.ListAuditEntriesResponse
-	(*ExportConfigRequest)(nil),      // 40: smsgw.v1.ExportConfigRequest
-	(*ExportConfigResponse)(nil),     // 41: smsgw.v1.ExportConfigResponse
-	(*ImportConfigRequest)(nil),      // 42: smsgw.v1.ImportConfigRequest
-	(*ImportConfigResponse)(nil),     // 43: smsgw.v1.ImportConfigResponse
-	(*EraseNumberRequest)(nil),       // 44: smsgw.v1.EraseNumberRequest
-	(*EraseNumberResponse)(nil),      // 45: smsgw.v1.EraseNumberResponse
-	nil,                              // 46: smsgw.v1.EraseNumberResponse.DeletedEntry
-	(*structpb.Struct)(nil),          // 47: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 48: google.protobuf.Timestamp
+	(*ListPriceListsRequest)(nil),    // 37: smsgw.v1.ListPriceListsRequest
+	(*ListPriceListsResponse)(nil),   // 38: smsgw.v1.ListPriceListsResponse
+	(*GetPriceListRequest)(nil),      // 39: smsgw.v1.GetPriceListRequest
+	(*GetPriceListResponse)(nil),     // 40: smsgw.v1.GetPriceListResponse
+	(*PutPriceListRequest)(nil),      // 41: smsgw.v1.PutPriceListRequest
+	(*PutPriceListResponse)(nil),     // 42: smsgw.v1.PutPriceListResponse
+	(*DeletePriceListRequest)(nil),   // 43: smsgw.v1.DeletePriceListRequest
+	(*DeletePriceListResponse)(nil),  // 44: smsgw.v1.DeletePriceListResponse
+	(*AuditEntry)(nil),               // 45: smsgw.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),  // 46: smsgw.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil), // 47: smsgw.v1.ListAuditEntriesResponse
+	(*ExportConfigRequest)(nil),      // 48: smsgw.v1.ExportConfigRequest
+	(*ExportConfigResponse)(nil),     // 49: smsgw.v1.ExportConfigResponse
+	(*ImportConfigRequest)(nil),      // 50: smsgw.v1.ImportConfigRequest
+	(*ImportConfigResponse)(nil),     // 51: smsgw.v1.ImportConfigResponse
+	(*EraseNumberRequest)(nil),       // 52: smsgw.v1.EraseNumberRequest
+	(*EraseNumberResponse)(nil),      // 53: smsgw.v1.EraseNumberResponse
+	nil,                              // 54: smsgw.v1.EraseNumberResponse.DeletedEntry
+	(*structpb.Struct)(nil),          // 55: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 56: google.protobuf.Timestamp
 }
 var file_smsgw_v1_admin_proto_depIdxs = []int32{
-	47, // 0: smsgw.v1.ListCustomersResponse.customers:type_name -> google.protobuf.Struct
-	47, // 1: smsgw.v1.GetCustomerResponse.customer:type_name -> google.protobuf.Struct
-	47, // 2: smsgw.v1.CreateCustomerRequest.customer:type_name -> google.protobuf.Struct
-	47, // 3: smsgw.v1.CreateCustomerResponse.customer:type_name -> google.protobuf.Struct
-	47, // 4: smsgw.v1.UpdateCustomerRequest.customer:type_name -> google.protobuf.Struct
-	47, // 5: smsgw.v1.UpdateCustomerResponse.customer:type_name -> google.protobuf.Struct
-	47, // 6: smsgw.v1.DisableCustomerResponse.customer:type_name -> google.protobuf.Struct
-	48, // 7: smsgw.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	55, // 0: smsgw.v1.ListCustomersResponse.customers:type_name -> google.protobuf.Struct
+	55, // 1: smsgw.v1.GetCustomerResponse.customer:type_name -> google.protobuf.Struct
+	55, // 2: smsgw.v1.CreateCustomerRequest.customer:type_name -> google.protobuf.Struct
+	55, // 3: smsgw.v1.CreateCustomerResponse.customer:type_name -> google.protobuf.Struct
+	55, // 4: smsgw.v1.UpdateCustomerRequest.customer:type_name -> google.protobuf.Struct
+	55, // 5: smsgw.v1.UpdateCustomerResponse.customer:type_name -> google.protobuf.Struct
+	55, // 6: smsgw.v1.DisableCustomerResponse.customer:type_name -> google.protobuf.Struct
+	56, // 7: smsgw.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
 	10, // 8: smsgw.v1.CreateAPIKeyResponse.api_key:type_name -> smsgw.v1.APIKey
 	10, // 9: smsgw.v1.ListAPIKeysResponse.api_keys:type_name -> smsgw.v1.APIKey
-	47, // 10: smsgw.v1.ListConnectorsResponse.connectors:type_name -> google.protobuf.Struct
-	47, // 11: smsgw.v1.GetConnectorResponse.connector:type_name -> google.protobuf.Struct
-	47, // 12: smsgw.v1.CreateConnectorRequest.connector:type_name -> google.protobuf.Struct
-	47, // 13: smsgw.v1.CreateConnectorResponse.connector:type_name -> google.protobuf.Struct
-	47, // 14: smsgw.v1.UpdateConnectorRequest.connector:type_name -> google.protobuf.Struct
-	47, // 15: smsgw.v1.UpdateConnectorResponse.connector:type_name -> google.protobuf.Struct
-	47, // 16: smsgw.v1.ListRoutesResponse.routes:type_name -> google.protobuf.Struct
-	47, // 17: smsgw.v1.GetRouteResponse.route:type_name -> google.protobuf.Struct
-	47, // 18: smsgw.v1.CreateRouteRequest.route:type_name -> google.protobuf.Struct
-	47, // 19: smsgw.v1.CreateRouteResponse.route:type_name -> google.protobuf.Struct
-	47, // 20: smsgw.v1.UpdateRouteRequest.route:type_name -> google.protobuf.Struct
-	47, // 21: smsgw.v1.UpdateRouteResponse.route:type_name -> google.protobuf.Struct
-	48, // 22: smsgw.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	37, // 23: smsgw.v1.ListAuditEntriesResponse.entries:type_name -> smsgw.v1.AuditEntry
-	46, // 24: smsgw.v1.EraseNumberResponse.deleted:type_name -> smsgw.v1.EraseNumberResponse.DeletedEntry
-	0,  // 25: smsgw.v1.AdminService.ListCustomers:input_type -> smsgw.v1.ListCustomersRequest
-	2,  // 26: smsgw.v1.AdminService.GetCustomer:input_type -> smsgw.v1.GetCustomerRequest
-	4,  // 27: smsgw.v1.AdminService.CreateCustomer:input_type -> smsgw.v1.CreateCustomerRequest
-	6,  // 28: smsgw.v1.AdminService.UpdateCustomer:input_type -> smsgw.v1.UpdateCustomerRequest
-	8,  // 29: smsgw.v1.AdminService.DisableCustomer:input_type -> smsgw.v1.DisableCustomerRequest
-	11, // 30: smsgw.v1.AdminService.CreateAPIKey:input_type -> smsgw.v1.CreateAPIKeyRequest
-	13, // 31: smsgw.v1.AdminService.ListAPIKeys:input_type -> smsgw.v1.ListAPIKeysRequest
-	15, // 32: smsgw.v1.AdminService.RevokeAPIKey:input_type -> smsgw.v1.RevokeAPIKeyRequest
-	17, // 33: smsgw.v1.AdminService.ListConnectors:input_type -> smsgw.v1.ListConnectorsRequest
-	19, // 34: smsgw.v1.AdminService.GetConnector:input_type -> smsgw.v1.GetConnectorRequest
-	21, // 35: smsgw.v1.AdminService.CreateConnector:input_type -> smsgw.v1.CreateConnectorRequest
-	23, // 36: smsgw.v1.AdminService.UpdateConnector:input_type -> smsgw.v1.UpdateConnectorRequest
-	25, // 37: smsgw.v1.AdminService.DeleteConnector:input_type -> smsgw.v1.DeleteConnectorRequest
-	27, // 38: smsgw.v1.AdminService.ListRoutes:input_type -> smsgw.v1.ListRoutesRequest
-	29, // 39: smsgw.v1.AdminService.GetRoute:input_type -> smsgw.v1.GetRouteRequest
-	31, // 40: smsgw.v1.AdminService.CreateRoute:input_type -> smsgw.v1.CreateRouteRequest
-	33, // 41: smsgw.v1.AdminService.UpdateRoute:input_type -> smsgw.v1.UpdateRouteRequest
-	35, // 42: smsgw.v1.AdminService.DeleteRoute:input_type -> smsgw.v1.DeleteRouteRequest
-	38, // 43: smsgw.v1.AdminService.ListAuditEntries:input_type -> smsgw.v1.ListAuditEntriesRequest
-	40, // 44: smsgw.v1.AdminService.ExportConfig:input_type -> smsgw.v1.ExportConfigRequest
-	42, // 45: smsgw.v1.AdminService.ImportConfig:input_type -> smsgw.v1.ImportConfigRequest
-	44, // 46: smsgw.v1.AdminService.EraseNumber:input_type -> smsgw.v1.EraseNumberRequest
-	1,  // 47: smsgw.v1.AdminService.ListCustomers:output_type -> smsgw.v1.ListCustomersResponse
-	3,  // 48: smsgw.v1.AdminService.GetCustomer:output_type -> smsgw.v1.GetCustomerResponse
-	5,  // 49: smsgw.v1.AdminService.CreateCustomer:output_type -> smsgw.v1.CreateCustomerResponse
-	7,  // 50: smsgw.v1.AdminService.UpdateCustomer:output_type -> smsgw.v1.UpdateCustomerResponse
-	9,  // 51: smsgw.v1.AdminService.DisableCustomer:output_type -> smsgw.v1.DisableCustomerResponse
-	12, // 52: smsgw.v1.AdminService.CreateAPIKey:output_type -> smsgw.v1.CreateAPIKeyResponse
-	14, // 53: smsgw.v1.AdminService.ListAPIKeys:output_type -> smsgw.v1.ListAPIKeysResponse
-	16, // 54: smsgw.v1.AdminService.RevokeAPIKey:output_type -> smsgw.v1.RevokeAPIKeyResponse
-	18, // 55: smsgw.v1.AdminService.ListConnectors:output_type -> smsgw.v1.ListConnectorsResponse
-	20, // 56: smsgw.v1.AdminService.GetConnector:output_type -> smsgw.v1.GetConnectorResponse
-	22, // 57: smsgw.v1.AdminService.CreateConnector:output_type -> smsgw.v1.CreateConnectorResponse
-	24, // 58: smsgw.v1.AdminService.UpdateConnector:output_type -> smsgw.v1.UpdateConnectorResponse
-	26, // 59: smsgw.v1.AdminService.DeleteConnector:output_type -> smsgw.v1.DeleteConnectorResponse
-	28, // 60: smsgw.v1.AdminService.ListRoutes:output_type -> smsgw.v1.ListRoutesResponse
-	30, // 61: smsgw.v1.AdminService.GetRoute:output_type -> smsgw.v1.GetRouteResponse
-	32, // 62: smsgw.v1.AdminService.CreateRoute:output_type -> smsgw.v1.CreateRouteResponse
-	34, // 63: smsgw.v1.AdminService.UpdateRoute:output_type -> smsgw.v1.UpdateRouteResponse
-	36, // 64: smsgw.v1.AdminService.DeleteRoute:output_type -> smsgw.v1.DeleteRouteResponse
-	39, // 65: smsgw.v1.AdminService.ListAuditEntries:output_type -> smsgw.v1.ListAuditEntriesResponse
-	41, // 66: smsgw.v1.AdminService.ExportConfig:output_type -> smsgw.v1.ExportConfigResponse
-	43, // 67: smsgw.v1.AdminService.ImportConfig:output_type -> smsgw.v1.ImportConfigResponse
-	45, // 68: smsgw.v1.AdminService.EraseNumber:output_type -> smsgw.v1.EraseNumberResponse
-	47, // [47:69] is the sub-list for method output_type
-	25, // [25:47] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	55, // 10: smsgw.v1.ListConnectorsResponse.connectors:type_name -> google.protobuf.Struct
+	55, // 11: smsgw.v1.GetConnectorResponse.connector:type_name -> google.protobuf.Struct
+	55, // 12: smsgw.v1.CreateConnectorRequest.connector:type_name -> google.protobuf.Struct
+	55, // 13: smsgw.v1.CreateConnectorResponse.connector:type_name -> google.protobuf.Struct
+	55, // 14: smsgw.v1.UpdateConnectorRequest.connector:type_name -> google.protobuf.Struct
+	55, // 15: smsgw.v1.UpdateConnectorResponse.connector:type_name -> google.protobuf.Struct
+	55, // 16: smsgw.v1.ListRoutesResponse.routes:type_name -> google.protobuf.Struct
+	55, // 17: smsgw.v1.GetRouteResponse.route:type_name -> google.protobuf.Struct
+	55, // 18: smsgw.v1.CreateRouteRequest.route:type_name -> google.protobuf.Struct
+	55, // 19: smsgw.v1.CreateRouteResponse.route:type_name -> google.protobuf.Struct
+	55, // 20: smsgw.v1.UpdateRouteRequest.route:type_name -> google.protobuf.Struct
+	55, // 21: smsgw.v1.UpdateRouteResponse.route:type_name -> google.protobuf.Struct
+	55, // 22: smsgw.v1.ListPriceListsResponse.price_lists:type_name -> google.protobuf.Struct
+	55, // 23: smsgw.v1.GetPriceListResponse.price_list:type_name -> google.protobuf.Struct
+	55, // 24: smsgw.v1.PutPriceListRequest.price_list:type_name -> google.protobuf.Struct
+	55, // 25: smsgw.v1.PutPriceListResponse.price_list:type_name -> google.protobuf.Struct
+	56, // 26: smsgw.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	45, // 27: smsgw.v1.ListAuditEntriesResponse.entries:type_name -> smsgw.v1.AuditEntry
+	54, // 28: smsgw.v1.EraseNumberResponse.deleted:type_name -> smsgw.v1.EraseNumberResponse.DeletedEntry
+	0,  // 29: smsgw.v1.AdminService.ListCustomers:input_type -> smsgw.v1.ListCustomersRequest
+	2,  // 30: smsgw.v1.AdminService.GetCustomer:input_type -> smsgw.v1.GetCustomerRequest
+	4,  // 31: smsgw.v1.AdminService.CreateCustomer:input_type -> smsgw.v1.CreateCustomerRequest
+	6,  // 32: smsgw.v1.AdminService.UpdateCustomer:input_type -> smsgw.v1.UpdateCustomerRequest
+	8,  // 33: smsgw.v1.AdminService.DisableCustomer:input_type -> smsgw.v1.DisableCustomerRequest
+	11, // 34: smsgw.v1.AdminService.CreateAPIKey:input_type -> smsgw.v1.CreateAPIKeyRequest
+	13, // 35: smsgw.v1.AdminService.ListAPIKeys:input_type -> smsgw.v1.ListAPIKeysRequest
+	15, // 36: smsgw.v1.AdminService.RevokeAPIKey:input_type -> smsgw.v1.RevokeAPIKeyRequest
+	17, // 37: smsgw.v1.AdminService.ListConnectors:input_type -> smsgw.v1.ListConnectorsRequest
+	19, // 38: smsgw.v1.AdminService.GetConnector:input_type -> smsgw.v1.GetConnectorRequest
+	21, // 39: smsgw.v1.AdminService.CreateConnector:input_type -> smsgw.v1.CreateConnectorRequest
+	23, // 40: smsgw.v1.AdminService.UpdateConnector:input_type -> smsgw.v1.UpdateConnectorRequest
+	25, // 41: smsgw.v1.AdminService.DeleteConnector:input_type -> smsgw.v1.DeleteConnectorRequest
+	27, // 42: smsgw.v1.AdminService.ListRoutes:input_type -> smsgw.v1.ListRoutesRequest
+	29, // 43: smsgw.v1.AdminService.GetRoute:input_type -> smsgw.v1.GetRouteRequest
+	31, // 44: smsgw.v1.AdminService.CreateRoute:input_type -> smsgw.v1.CreateRouteRequest
+	33, // 45: smsgw.v1.AdminService.UpdateRoute:input_type -> smsgw.v1.UpdateRouteRequest
+	35, // 46: smsgw.v1.AdminService.DeleteRoute:input_type -> smsgw.v1.DeleteRouteRequest
+	37, // 47: smsgw.v1.AdminService.ListPriceLists:input_type -> smsgw.v1.ListPriceListsRequest
+	39, // 48: smsgw.v1.AdminService.GetPriceList:input_type -> smsgw.v1.GetPriceListRequest
+	41, // 49: smsgw.v1.AdminService.PutPriceList:input_type -> smsgw.v1.PutPriceListRequest
+	43, // 50: smsgw.v1.AdminService.DeletePriceList:input_type -> smsgw.v1.DeletePriceListRequest
+	46, // 51: smsgw.v1.AdminService.ListAuditEntries:input_type -> smsgw.v1.ListAuditEntriesRequest
+	48, // 52: smsgw.v1.AdminService.ExportConfig:input_type -> smsgw.v1.ExportConfigRequest
+	50, // 53: smsgw.v1.AdminService.ImportConfig:input_type -> smsgw.v1.ImportConfigRequest
+	52, // 54: smsgw.v1.AdminService.EraseNumber:input_type -> smsgw.v1.EraseNumberRequest
+	1,  // 55: smsgw.v1.AdminService.ListCustomers:output_type -> smsgw.v1.ListCustomersResponse
+	3,  // 56: smsgw.v1.AdminService.GetCustomer:output_type -> smsgw.v1.GetCustomerResponse
+	5,  // 57: smsgw.v1.AdminService.CreateCustomer:output_type -> smsgw.v1.CreateCustomerResponse
+	7,  // 58: smsgw.v1.AdminService.UpdateCustomer:output_type -> smsgw.v1.UpdateCustomerResponse
+	9,  // 59: smsgw.v1.AdminService.DisableCustomer:output_type -> smsgw.v1.DisableCustomerResponse
+	12, // 60: smsgw.v1.AdminService.CreateAPIKey:output_type -> smsgw.v1.CreateAPIKeyResponse
+	14, // 61: smsgw.v1.AdminService.ListAPIKeys:output_type -> smsgw.v1.ListAPIKeysResponse
+	16, // 62: smsgw.v1.AdminService.RevokeAPIKey:output_type -> smsgw.v1.RevokeAPIKeyResponse
+	18, // 63: smsgw.v1.AdminService.ListConnectors:output_type -> smsgw.v1.ListConnectorsResponse
+	20, // 64: smsgw.v1.AdminService.GetConnector:output_type -> smsgw.v1.GetConnectorResponse
+	22, // 65: smsgw.v1.AdminService.CreateConnector:output_type -> smsgw.v1.CreateConnectorResponse
+	24, // 66: smsgw.v1.AdminService.UpdateConnector:output_type -> smsgw.v1.UpdateConnectorResponse
+	26, // 67: smsgw.v1.AdminService.DeleteConnector:output_type -> smsgw.v1.DeleteConnectorResponse
+	28, // 68: smsgw.v1.AdminService.ListRoutes:output_type -> smsgw.v1.ListRoutesResponse
+	30, // 69: smsgw.v1.AdminService.GetRoute:output_type -> smsgw.v1.GetRouteResponse
+	32, // 70: smsgw.v1.AdminService.CreateRoute:output_type -> smsgw.v1.CreateRouteResponse
+	34, // 71: smsgw.v1.AdminService.UpdateRoute:output_type -> smsgw.v1.UpdateRouteResponse
+	36, // 72: smsgw.v1.AdminService.DeleteRoute:output_type -> smsgw.v1.DeleteRouteResponse
+	38, // 73: smsgw.v1.AdminService.ListPriceLists:output_type -> smsgw.v1.ListPriceListsResponse
+	40, // 74: smsgw.v1.AdminService.GetPriceList:output_type -> smsgw.v1.GetPriceListResponse
+	42, // 75: smsgw.v1.AdminService.PutPriceList:output_type -> smsgw.v1.PutPriceListResponse
+	44, // 76: smsgw.v1.AdminService.DeletePriceList:output_type -> smsgw.v1.DeletePriceListResponse
+	47, // 77: smsgw.v1.AdminService.ListAuditEntries:output_type -> smsgw.v1.ListAuditEntriesResponse
+	49, // 78: smsgw.v1.AdminService.ExportConfig:output_type -> smsgw.v1.ExportConfigResponse
+	51, // 79: smsgw.v1.AdminService.ImportConfig:output_type -> smsgw.v1.ImportConfigResponse
+	53, // 80: smsgw.v1.AdminService.EraseNumber:output_type -> smsgw.v1.EraseNumberResponse
+	55, // [55:81] is the sub-list for method output_type
+	29, // [29:55] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_smsgw_v1_admin_proto_init() }
@@ -2835,7 +3298,7 @@ func file_smsgw_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_smsgw_v1_admin_proto_rawDesc), len(file_smsgw_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   47,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -5,7 +5,8 @@
 // source: smsgw/v1/admin.proto
 
 // Package smsgw.v1: the admin API, which changes the gateway's
-// configuration (customers, their API keys, connectors, routes) without
+// configuration (customers, their API keys, connectors, routes, price
+// lists) without
 // editing its file.
 
 package smsgwv1
@@ -41,6 +42,10 @@ const (
 	AdminService_CreateRoute_FullMethodName      = "/smsgw.v1.AdminService/CreateRoute"
 	AdminService_UpdateRoute_FullMethodName      = "/smsgw.v1.AdminService/UpdateRoute"
 	AdminService_DeleteRoute_FullMethodName      = "/smsgw.v1.AdminService/DeleteRoute"
+	AdminService_ListPriceLists_FullMethodName   = "/smsgw.v1.AdminService/ListPriceLists"
+	AdminService_GetPriceList_FullMethodName     = "/smsgw.v1.AdminService/GetPriceList"
+	AdminService_PutPriceList_FullMethodName     = "/smsgw.v1.AdminService/PutPriceList"
+	AdminService_DeletePriceList_FullMethodName  = "/smsgw.v1.AdminService/DeletePriceList"
 	AdminService_ListAuditEntries_FullMethodName = "/smsgw.v1.AdminService/ListAuditEntries"
 	AdminService_ExportConfig_FullMethodName     = "/smsgw.v1.AdminService/ExportConfig"
 	AdminService_ImportConfig_FullMethodName     = "/smsgw.v1.AdminService/ImportConfig"
@@ -112,6 +117,16 @@ type AdminServiceClient interface {
 	UpdateRoute(ctx context.Context, in *UpdateRouteRequest, opts ...grpc.CallOption) (*UpdateRouteResponse, error)
 	// DeleteRoute removes a route.
 	DeleteRoute(ctx context.Context, in *DeleteRouteRequest, opts ...grpc.CallOption) (*DeleteRouteResponse, error)
+	// ListPriceLists returns every price list (docs/billing.md).
+	ListPriceLists(ctx context.Context, in *ListPriceListsRequest, opts ...grpc.CallOption) (*ListPriceListsResponse, error)
+	// GetPriceList returns one price list.
+	GetPriceList(ctx context.Context, in *GetPriceListRequest, opts ...grpc.CallOption) (*GetPriceListResponse, error)
+	// PutPriceList creates the price list, or replaces it whole: fields left
+	// out are gone. Prices are decimals, best sent as strings ("0.065").
+	PutPriceList(ctx context.Context, in *PutPriceListRequest, opts ...grpc.CallOption) (*PutPriceListResponse, error)
+	// DeletePriceList removes a price list; its customers are no longer
+	// billed (refused while a customer's billing mode needs it).
+	DeletePriceList(ctx context.Context, in *DeletePriceListRequest, opts ...grpc.CallOption) (*DeletePriceListResponse, error)
 	// ListAuditEntries returns the changes, newest first: who, when, what
 	// changed (secrets redacted), and the versions before and after.
 	ListAuditEntries(ctx context.Context, in *ListAuditEntriesRequest, opts ...grpc.CallOption) (*ListAuditEntriesResponse, error)
@@ -317,6 +332,46 @@ func (c *adminServiceClient) DeleteRoute(ctx context.Context, in *DeleteRouteReq
 	return out, nil
 }
 
+func (c *adminServiceClient) ListPriceLists(ctx context.Context, in *ListPriceListsRequest, opts ...grpc.CallOption) (*ListPriceListsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPriceListsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListPriceLists_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetPriceList(ctx context.Context, in *GetPriceListRequest, opts ...grpc.CallOption) (*GetPriceListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPriceListResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetPriceList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) PutPriceList(ctx context.Context, in *PutPriceListRequest, opts ...grpc.CallOption) (*PutPriceListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutPriceListResponse)
+	err := c.cc.Invoke(ctx, AdminService_PutPriceList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeletePriceList(ctx context.Context, in *DeletePriceListRequest, opts ...grpc.CallOption) (*DeletePriceListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeletePriceListResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeletePriceList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListAuditEntries(ctx context.Context, in *ListAuditEntriesRequest, opts ...grpc.CallOption) (*ListAuditEntriesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAuditEntriesResponse)
@@ -422,6 +477,16 @@ type AdminServiceServer interface {
 	UpdateRoute(context.Context, *UpdateRouteRequest) (*UpdateRouteResponse, error)
 	// DeleteRoute removes a route.
 	DeleteRoute(context.Context, *DeleteRouteRequest) (*DeleteRouteResponse, error)
+	// ListPriceLists returns every price list (docs/billing.md).
+	ListPriceLists(context.Context, *ListPriceListsRequest) (*ListPriceListsResponse, error)
+	// GetPriceList returns one price list.
+	GetPriceList(context.Context, *GetPriceListRequest) (*GetPriceListResponse, error)
+	// PutPriceList creates the price list, or replaces it whole: fields left
+	// out are gone. Prices are decimals, best sent as strings ("0.065").
+	PutPriceList(context.Context, *PutPriceListRequest) (*PutPriceListResponse, error)
+	// DeletePriceList removes a price list; its customers are no longer
+	// billed (refused while a customer's billing mode needs it).
+	DeletePriceList(context.Context, *DeletePriceListRequest) (*DeletePriceListResponse, error)
 	// ListAuditEntries returns the changes, newest first: who, when, what
 	// changed (secrets redacted), and the versions before and after.
 	ListAuditEntries(context.Context, *ListAuditEntriesRequest) (*ListAuditEntriesResponse, error)
@@ -500,6 +565,18 @@ func (UnimplementedAdminServiceServer) UpdateRoute(context.Context, *UpdateRoute
 }
 func (UnimplementedAdminServiceServer) DeleteRoute(context.Context, *DeleteRouteRequest) (*DeleteRouteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteRoute not implemented")
+}
+func (UnimplementedAdminServiceServer) ListPriceLists(context.Context, *ListPriceListsRequest) (*ListPriceListsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPriceLists not implemented")
+}
+func (UnimplementedAdminServiceServer) GetPriceList(context.Context, *GetPriceListRequest) (*GetPriceListResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPriceList not implemented")
+}
+func (UnimplementedAdminServiceServer) PutPriceList(context.Context, *PutPriceListRequest) (*PutPriceListResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutPriceList not implemented")
+}
+func (UnimplementedAdminServiceServer) DeletePriceList(context.Context, *DeletePriceListRequest) (*DeletePriceListResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeletePriceList not implemented")
 }
 func (UnimplementedAdminServiceServer) ListAuditEntries(context.Context, *ListAuditEntriesRequest) (*ListAuditEntriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEntries not implemented")
@@ -858,6 +935,78 @@ func _AdminService_DeleteRoute_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListPriceLists_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPriceListsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListPriceLists(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListPriceLists_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListPriceLists(ctx, req.(*ListPriceListsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetPriceList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPriceListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetPriceList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetPriceList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetPriceList(ctx, req.(*GetPriceListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_PutPriceList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutPriceListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).PutPriceList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_PutPriceList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).PutPriceList(ctx, req.(*PutPriceListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeletePriceList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeletePriceListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeletePriceList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeletePriceList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeletePriceList(ctx, req.(*DeletePriceListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListAuditEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAuditEntriesRequest)
 	if err := dec(in); err != nil {
@@ -1008,6 +1157,22 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteRoute",
 			Handler:    _AdminService_DeleteRoute_Handler,
+		},
+		{
+			MethodName: "ListPriceLists",
+			Handler:    _AdminService_ListPriceLists_Handler,
+		},
+		{
+			MethodName: "GetPriceList",
+			Handler:    _AdminService_GetPriceList_Handler,
+		},
+		{
+			MethodName: "PutPriceList",
+			Handler:    _AdminService_PutPriceList_Handler,
+		},
+		{
+			MethodName: "DeletePriceList",
+			Handler:    _AdminService_DeletePriceList_Handler,
 		},
 		{
 			MethodName: "ListAuditEntries",

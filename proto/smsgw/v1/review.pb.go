@@ -12,6 +12,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -238,11 +239,234 @@ func (x *RejectHeldMessageResponse) GetCustomerId() string {
 	return ""
 }
 
+// ListHeldMessagesRequest asks for a page of held messages.
+type ListHeldMessagesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this customer's; empty: every customer's.
+	CustomerId string `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// 1 to 1000; 0: 100.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, to continue from there.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHeldMessagesRequest) Reset() {
+	*x = ListHeldMessagesRequest{}
+	mi := &file_smsgw_v1_review_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHeldMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHeldMessagesRequest) ProtoMessage() {}
+
+func (x *ListHeldMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_review_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHeldMessagesRequest.ProtoReflect.Descriptor instead.
+func (*ListHeldMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_review_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListHeldMessagesRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ListHeldMessagesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListHeldMessagesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// HeldMessage is a message a rule holds until it is reviewed.
+type HeldMessage struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	From       string                 `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	To         string                 `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	// The rule that held it: "content:<name>", "velocity:<index>" or
+	// "pumping:<prefix>".
+	Rule string `protobuf:"bytes,5,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The hold's reason, as the message's held event gives it.
+	Reason string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	HeldAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=held_at,json=heldAt,proto3" json:"held_at,omitempty"`
+	// When it is rejected (REVIEW_TIMEOUT) unless it is reviewed first.
+	HoldUntil     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=hold_until,json=holdUntil,proto3" json:"hold_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldMessage) Reset() {
+	*x = HeldMessage{}
+	mi := &file_smsgw_v1_review_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldMessage) ProtoMessage() {}
+
+func (x *HeldMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_review_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldMessage.ProtoReflect.Descriptor instead.
+func (*HeldMessage) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_review_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HeldMessage) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HeldMessage) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *HeldMessage) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *HeldMessage) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *HeldMessage) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *HeldMessage) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *HeldMessage) GetHeldAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HeldAt
+	}
+	return nil
+}
+
+func (x *HeldMessage) GetHoldUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HoldUntil
+	}
+	return nil
+}
+
+// ListHeldMessagesResponse is one page of held messages.
+type ListHeldMessagesResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Messages []*HeldMessage         `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	// Pass it as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHeldMessagesResponse) Reset() {
+	*x = ListHeldMessagesResponse{}
+	mi := &file_smsgw_v1_review_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHeldMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHeldMessagesResponse) ProtoMessage() {}
+
+func (x *ListHeldMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smsgw_v1_review_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHeldMessagesResponse.ProtoReflect.Descriptor instead.
+func (*ListHeldMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_smsgw_v1_review_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListHeldMessagesResponse) GetMessages() []*HeldMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *ListHeldMessagesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_smsgw_v1_review_proto protoreflect.FileDescriptor
 
 const file_smsgw_v1_review_proto_rawDesc = "" +
 	"\n" +
-	"\x15smsgw/v1/review.proto\x12\bsmsgw.v1\x1a\x1cgoogle/api/annotations.proto\"C\n" +
+	"\x15smsgw/v1/review.proto\x12\bsmsgw.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n" +
 	"\x19ReleaseHeldMessageRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"M\n" +
@@ -256,9 +480,30 @@ const file_smsgw_v1_review_proto_rawDesc = "" +
 	"\x19RejectHeldMessageResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
-	"customerId2\xaf\x02\n" +
+	"customerId\"v\n" +
+	"\x17ListHeldMessagesRequest\x12\x1f\n" +
+	"\vcustomer_id\x18\x01 \x01(\tR\n" +
+	"customerId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xfe\x01\n" +
+	"\vHeldMessage\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x04 \x01(\tR\x02to\x12\x12\n" +
+	"\x04rule\x18\x05 \x01(\tR\x04rule\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x123\n" +
+	"\aheld_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06heldAt\x129\n" +
+	"\n" +
+	"hold_until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tholdUntil\"u\n" +
+	"\x18ListHeldMessagesResponse\x121\n" +
+	"\bmessages\x18\x01 \x03(\v2\x15.smsgw.v1.HeldMessageR\bmessages\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xab\x03\n" +
 	"\x15OperatorReviewService\x12\x8b\x01\n" +
-	"\x12ReleaseHeldMessage\x12#.smsgw.v1.ReleaseHeldMessageRequest\x1a$.smsgw.v1.ReleaseHeldMessageResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/admin/messages/{id}:release\x12\x87\x01\n" +
+	"\x12ReleaseHeldMessage\x12#.smsgw.v1.ReleaseHeldMessageRequest\x1a$.smsgw.v1.ReleaseHeldMessageResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/admin/messages/{id}:release\x12z\n" +
+	"\x10ListHeldMessages\x12!.smsgw.v1.ListHeldMessagesRequest\x1a\".smsgw.v1.ListHeldMessagesResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/admin/held-messages\x12\x87\x01\n" +
 	"\x11RejectHeldMessage\x12\".smsgw.v1.RejectHeldMessageRequest\x1a#.smsgw.v1.RejectHeldMessageResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/admin/messages/{id}:rejectB/Z-github.com/smsgw/smsgw/proto/smsgw/v1;smsgwv1b\x06proto3"
 
 var (
@@ -273,23 +518,32 @@ func file_smsgw_v1_review_proto_rawDescGZIP() []byte {
 	return file_smsgw_v1_review_proto_rawDescData
 }
 
-var file_smsgw_v1_review_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_smsgw_v1_review_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_smsgw_v1_review_proto_goTypes = []any{
 	(*ReleaseHeldMessageRequest)(nil),  // 0: smsgw.v1.ReleaseHeldMessageRequest
 	(*ReleaseHeldMessageResponse)(nil), // 1: smsgw.v1.ReleaseHeldMessageResponse
 	(*RejectHeldMessageRequest)(nil),   // 2: smsgw.v1.RejectHeldMessageRequest
 	(*RejectHeldMessageResponse)(nil),  // 3: smsgw.v1.RejectHeldMessageResponse
+	(*ListHeldMessagesRequest)(nil),    // 4: smsgw.v1.ListHeldMessagesRequest
+	(*HeldMessage)(nil),                // 5: smsgw.v1.HeldMessage
+	(*ListHeldMessagesResponse)(nil),   // 6: smsgw.v1.ListHeldMessagesResponse
+	(*timestamppb.Timestamp)(nil),      // 7: google.protobuf.Timestamp
 }
 var file_smsgw_v1_review_proto_depIdxs = []int32{
-	0, // 0: smsgw.v1.OperatorReviewService.ReleaseHeldMessage:input_type -> smsgw.v1.ReleaseHeldMessageRequest
-	2, // 1: smsgw.v1.OperatorReviewService.RejectHeldMessage:input_type -> smsgw.v1.RejectHeldMessageRequest
-	1, // 2: smsgw.v1.OperatorReviewService.ReleaseHeldMessage:output_type -> smsgw.v1.ReleaseHeldMessageResponse
-	3, // 3: smsgw.v1.OperatorReviewService.RejectHeldMessage:output_type -> smsgw.v1.RejectHeldMessageResponse
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	7, // 0: smsgw.v1.HeldMessage.held_at:type_name -> google.protobuf.Timestamp
+	7, // 1: smsgw.v1.HeldMessage.hold_until:type_name -> google.protobuf.Timestamp
+	5, // 2: smsgw.v1.ListHeldMessagesResponse.messages:type_name -> smsgw.v1.HeldMessage
+	0, // 3: smsgw.v1.OperatorReviewService.ReleaseHeldMessage:input_type -> smsgw.v1.ReleaseHeldMessageRequest
+	4, // 4: smsgw.v1.OperatorReviewService.ListHeldMessages:input_type -> smsgw.v1.ListHeldMessagesRequest
+	2, // 5: smsgw.v1.OperatorReviewService.RejectHeldMessage:input_type -> smsgw.v1.RejectHeldMessageRequest
+	1, // 6: smsgw.v1.OperatorReviewService.ReleaseHeldMessage:output_type -> smsgw.v1.ReleaseHeldMessageResponse
+	6, // 7: smsgw.v1.OperatorReviewService.ListHeldMessages:output_type -> smsgw.v1.ListHeldMessagesResponse
+	3, // 8: smsgw.v1.OperatorReviewService.RejectHeldMessage:output_type -> smsgw.v1.RejectHeldMessageResponse
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_smsgw_v1_review_proto_init() }
@@ -303,7 +557,7 @@ func file_smsgw_v1_review_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_smsgw_v1_review_proto_rawDesc), len(file_smsgw_v1_review_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

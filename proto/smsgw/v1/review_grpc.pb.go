@@ -22,6 +22,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	OperatorReviewService_ReleaseHeldMessage_FullMethodName = "/smsgw.v1.OperatorReviewService/ReleaseHeldMessage"
+	OperatorReviewService_ListHeldMessages_FullMethodName   = "/smsgw.v1.OperatorReviewService/ListHeldMessages"
 	OperatorReviewService_RejectHeldMessage_FullMethodName  = "/smsgw.v1.OperatorReviewService/RejectHeldMessage"
 )
 
@@ -36,6 +37,9 @@ const (
 type OperatorReviewServiceClient interface {
 	// ReleaseHeldMessage lets a held message go on to be sent.
 	ReleaseHeldMessage(ctx context.Context, in *ReleaseHeldMessageRequest, opts ...grpc.CallOption) (*ReleaseHeldMessageResponse, error)
+	// ListHeldMessages lists the messages held for review, of every
+	// customer or of one, oldest hold first, a page at a time.
+	ListHeldMessages(ctx context.Context, in *ListHeldMessagesRequest, opts ...grpc.CallOption) (*ListHeldMessagesResponse, error)
 	// RejectHeldMessage ends a held message as REJECTED.
 	RejectHeldMessage(ctx context.Context, in *RejectHeldMessageRequest, opts ...grpc.CallOption) (*RejectHeldMessageResponse, error)
 }
@@ -52,6 +56,16 @@ func (c *operatorReviewServiceClient) ReleaseHeldMessage(ctx context.Context, in
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReleaseHeldMessageResponse)
 	err := c.cc.Invoke(ctx, OperatorReviewService_ReleaseHeldMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorReviewServiceClient) ListHeldMessages(ctx context.Context, in *ListHeldMessagesRequest, opts ...grpc.CallOption) (*ListHeldMessagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListHeldMessagesResponse)
+	err := c.cc.Invoke(ctx, OperatorReviewService_ListHeldMessages_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +93,9 @@ func (c *operatorReviewServiceClient) RejectHeldMessage(ctx context.Context, in 
 type OperatorReviewServiceServer interface {
 	// ReleaseHeldMessage lets a held message go on to be sent.
 	ReleaseHeldMessage(context.Context, *ReleaseHeldMessageRequest) (*ReleaseHeldMessageResponse, error)
+	// ListHeldMessages lists the messages held for review, of every
+	// customer or of one, oldest hold first, a page at a time.
+	ListHeldMessages(context.Context, *ListHeldMessagesRequest) (*ListHeldMessagesResponse, error)
 	// RejectHeldMessage ends a held message as REJECTED.
 	RejectHeldMessage(context.Context, *RejectHeldMessageRequest) (*RejectHeldMessageResponse, error)
 	mustEmbedUnimplementedOperatorReviewServiceServer()
@@ -93,6 +110,9 @@ type UnimplementedOperatorReviewServiceServer struct{}
 
 func (UnimplementedOperatorReviewServiceServer) ReleaseHeldMessage(context.Context, *ReleaseHeldMessageRequest) (*ReleaseHeldMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseHeldMessage not implemented")
+}
+func (UnimplementedOperatorReviewServiceServer) ListHeldMessages(context.Context, *ListHeldMessagesRequest) (*ListHeldMessagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListHeldMessages not implemented")
 }
 func (UnimplementedOperatorReviewServiceServer) RejectHeldMessage(context.Context, *RejectHeldMessageRequest) (*RejectHeldMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RejectHeldMessage not implemented")
@@ -136,6 +156,24 @@ func _OperatorReviewService_ReleaseHeldMessage_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorReviewService_ListHeldMessages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListHeldMessagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorReviewServiceServer).ListHeldMessages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorReviewService_ListHeldMessages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorReviewServiceServer).ListHeldMessages(ctx, req.(*ListHeldMessagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OperatorReviewService_RejectHeldMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RejectHeldMessageRequest)
 	if err := dec(in); err != nil {
@@ -164,6 +202,10 @@ var OperatorReviewService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReleaseHeldMessage",
 			Handler:    _OperatorReviewService_ReleaseHeldMessage_Handler,
+		},
+		{
+			MethodName: "ListHeldMessages",
+			Handler:    _OperatorReviewService_ListHeldMessages_Handler,
 		},
 		{
 			MethodName: "RejectHeldMessage",
