@@ -37,6 +37,12 @@ wait_port() { # port name
 }
 # cpu PID: the CPU seconds (user + system) a process has used so far.
 cpu() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# profileTemporal NAME: with perf installed, 20 s of the Temporal server's
+# CPU samples from 5 s on, in the work folder (perf report -i ...).
+profileTemporal() {
+  command -v perf >/dev/null 2>&1 || return 0
+  (sleep 5; perf record -q -F 199 -g -p "$temporal_pid" -o "$WORK/temporal-$1.perf" -- sleep 20 >/dev/null 2>&1) &
+}
 # persistence: Temporal's persistence requests so far, a line per operation.
 persistence() {
   curl -s http://127.0.0.1:17299/metrics | awk '/^persistence_requests\{/ {
@@ -68,7 +74,7 @@ for x in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMe
   sa+=(--search-attribute "$x")
 done
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 17233 --ui-port 18233 --db-filename "$WORK/temporal.db" \
-  --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal --log-level warn --metrics-port 17299 "${sa[@]}" >"$WORK/temporal.log" 2>&1 &
+  --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal --dynamic-config-value history.cacheMaxSize=8192 --log-level warn --metrics-port 17299 "${sa[@]}" >"$WORK/temporal.log" 2>&1 &
 temporal_pid=$!; pids+=("$temporal_pid")
 wait_port 17233 Temporal
 
@@ -76,6 +82,7 @@ wait_port 17233 Temporal
 # signal 500 ms after its activity (the simulator's receipt delay).
 echo "bare workflow: $N workflows, $CONC in flight..."
 t0=$(cpu "$temporal_pid"); persistence >"$WORK/p0"
+[ -n "${PROFILE:-}" ] && profileTemporal bare
 SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC /usr/bin/time -f "%U %S" -o "$WORK/floor.time" \
   "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor.txt" 2>&1
 t1=$(cpu "$temporal_pid"); persistence >"$WORK/p1"
@@ -133,6 +140,7 @@ load() { # mode
   a0=$(cpu "$temporal_pid"); b0=$(cpu "$devdb_pid"); c0=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d0=$(cpu "$smsgw_pid")
   if [ -n "${PROFILE:-}" ]; then # 20 s of smsgw's CPU profile, from 5 s into the load
     (sleep 5; curl -s "http://127.0.0.1:19102/debug/pprof/profile?seconds=20" -o "$WORK/smsgw-$mode.pprof") &
+    profileTemporal "$mode"
   fi
   "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" \
     -url http://127.0.0.1:18080 -smpp-addr 127.0.0.1:12775 -wait 5m >"$out" 2>&1 || true

@@ -82,7 +82,8 @@ type sendProgress struct {
 // Send submits each part of a message and records the correlation of each
 // upstream ID before it returns. A part upstream accepted is never submitted
 // again, whatever happens to the attempt afterwards: its ID is heartbeated
-// at once, and a retried attempt starts after it. Heartbeats reach Temporal
+// at once (the last part's only when its correlation is not written at
+// once), and a retried attempt starts after it. Heartbeats reach Temporal
 // throttled, and an attempt may end between a submit_sm_resp and its
 // heartbeat, so each part's intent is recorded before its submit_sm: a part
 // whose intent an earlier attempt recorded is looked up among the
@@ -130,9 +131,14 @@ func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.
 		for range resends {
 			progress.Resubmitted = append(progress.Resubmitted, i+1)
 		}
-		activity.RecordHeartbeat(ctx, progress)
-		if err := s.correlate(ctx, in, i, id); err != nil {
-			return activities.SendResult{}, err
+		// The last part needs no heartbeat once its correlation is written:
+		// a retried attempt finds it by the part's intent. Only when the
+		// store does not take it at once does the heartbeat carry it.
+		if i < len(in.Parts)-1 || !s.correlatedAtOnce(ctx, in, i, id) {
+			activity.RecordHeartbeat(ctx, progress)
+			if err := s.correlate(ctx, in, i, id); err != nil {
+				return activities.SendResult{}, err
+			}
 		}
 	}
 	return activities.SendResult{
@@ -242,10 +248,22 @@ func (s *Sender) correlate(ctx context.Context, in activities.SendInput, i int, 
 	if id == "" {
 		return nil // accepted without an ID: no receipt can name it
 	}
-	c := smsgw.Correlation{ConnectorID: s.Connector.ID, UpstreamID: id, MessageID: in.MessageID, Segment: i + 1, CreatedAt: s.Now().UTC()}
+	c := s.correlation(in, i, id)
 	return s.untilStored(ctx, fmt.Sprintf("record correlation of part %d of %s", i+1, in.MessageID), func() error {
 		return s.Matcher.Correlate(ctx, c)
 	})
+}
+
+// correlatedAtOnce tries once to record the correlation of part i.
+func (s *Sender) correlatedAtOnce(ctx context.Context, in activities.SendInput, i int, id string) bool {
+	if id == "" {
+		return true
+	}
+	return s.Matcher.Correlate(ctx, s.correlation(in, i, id)) == nil
+}
+
+func (s *Sender) correlation(in activities.SendInput, i int, id string) smsgw.Correlation {
+	return smsgw.Correlation{ConnectorID: s.Connector.ID, UpstreamID: id, MessageID: in.MessageID, Segment: i + 1, CreatedAt: s.Now().UTC()}
 }
 
 // untilStored runs a store operation until it succeeds or the attempt runs

@@ -355,6 +355,28 @@ func TestUpstream(t *testing.T) {
 		}
 	})
 
+	// A one-part message costs no heartbeat: its correlation is written at
+	// once, and an attempt run again (its result lost) takes the part's ID
+	// from it instead of sending it again.
+	t.Run("the last part is correlated instead of heartbeated", func(t *testing.T) {
+		r := newRig(t, store, smpptest.Config{}, config.Connector{})
+		in := message("msg-one-part", "only part")
+		res, beat, err := r.send(t, in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.UpstreamIDs) != 1 || len(beat.UpstreamIDs) != 0 {
+			t.Fatalf("result %+v, heartbeat %+v: want one ID and no heartbeat", res, beat)
+		}
+		again, _, err := r.send(t, in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(again.UpstreamIDs, res.UpstreamIDs) || len(r.smsc.Submits()) != 1 {
+			t.Errorf("second attempt %+v after %d submit_sm, want the same ID after one", again, len(r.smsc.Submits()))
+		}
+	})
+
 	// The attempt ended after part two's submit_sm_resp, before its
 	// heartbeat reached Temporal (heartbeats are throttled): the retry
 	// knows only part one from its progress. Part two's intent and
