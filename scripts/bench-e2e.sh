@@ -5,7 +5,7 @@
 # prints one table: rates against the bare workflow's, latencies, CPU per
 # message per process and history events per message.
 #
-#   N=2000 CONCURRENCY=32 RATE=0 MAX_BACKLOG=500 make bench-e2e
+#   N=2000 CONCURRENCY=32 RATE=0 MAX_BACKLOG=128 make bench-e2e
 #
 # RATE > 0 runs the load open loop at that many submissions per second.
 # MAX_BACKLOG is smsgw's -max-backlog (the load tool retries what it refuses).
@@ -126,7 +126,7 @@ sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/d
   -metrics-addr 127.0.0.1:19102 -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
   -mongodb-uri mongodb://127.0.0.1:37017/ -mongodb-database smsgw_bench -mysql-dsn "$dsn" \
   -payload-keys-dir "$WORK/payload-keys" -workflow-id-key-file "$WORK/workflow-id-key" -temporal-compression none \
-  -max-backlog "${MAX_BACKLOG:-500}" $( [ -n "${PROFILE:-}" ] && echo -pprof ) -log-format text -log-level warn >"$WORK/smsgw.log" 2>&1 &
+  -max-backlog "${MAX_BACKLOG:-128}" $( [ -n "${PROFILE:-}" ] && echo -pprof ) -log-format text -log-level warn >"$WORK/smsgw.log" 2>&1 &
 smsgw_pid=$!; pids+=("$smsgw_pid")
 wait_port 18080 smsgw
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.3; done

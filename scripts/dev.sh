@@ -43,7 +43,7 @@ for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamM
   sa_flags+=(--search-attribute "$sa")
 done
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \
-  --db-filename "$DATA/temporal.db" --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
+  --db-filename "$DATA/temporal.db" --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal --dynamic-config-value history.cacheMaxSize=8192 \
   --ui-codec-endpoint "$codec/$codec_token" \
   --log-level warn "${sa_flags[@]}" >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
