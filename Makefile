@@ -10,7 +10,7 @@ BIN              := $(CURDIR)/bin
 
 include Makefile.generate
 
-.PHONY: dev test unit e2e fuzz race vet workflowcheck build tools deploy-check bench bench-e2e clean record-histories soak soak-short
+.PHONY: dev test unit e2e fuzz race vet workflowcheck build tools deploy-check bench bench-e2e clean record-histories soak soak-short dev-restart-check
 
 ## dev: run Temporal, the databases, the SMSC simulator and `smsgw all` (Ctrl-C stops all).
 ##      UPSTREAM=host:port binds to an external SMSC instead of the simulator.
@@ -84,6 +84,11 @@ bench:
 ##            load, in one run, as one table (N=2000 CONCURRENCY=32 RATE=0).
 bench-e2e: tools
 	./scripts/bench-e2e.sh
+
+## dev-restart-check: make dev, three messages, make dev stopped and started
+##                    again: the messages and their events read back whole.
+dev-restart-check: tools build
+	./scripts/dev-restart-check.sh
 
 ## soak: two replicas of every role as processes of their own, Temporal,
 ##       MongoDB-wire and MariaDB servers and two SMSC simulators, under load
