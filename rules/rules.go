@@ -37,10 +37,11 @@ type Counters interface {
 	// the window that starts at bucket, and returns the count after. The
 	// count may be forgotten after expire.
 	AddVelocity(ctx context.Context, key string, bucket, expire time.Time, n int64) (int64, error)
-	// AddTraffic counts one message of the customer to prefix in the hour
-	// that starts at hour, and returns the hour's count for the prefix and
-	// for all of the customer's prefixes.
-	AddTraffic(ctx context.Context, customerID, prefix string, hour time.Time) (prefixCount, total int64, err error)
+	// AddTraffic adds n messages of the customer (1, or -1 to take one
+	// back) to prefix in the hour that starts at hour, and returns the
+	// hour's count for the prefix and for all of the customer's prefixes
+	// after (0 and 0 when n is negative: nothing decides on them).
+	AddTraffic(ctx context.Context, customerID, prefix string, hour time.Time, n int64) (prefixCount, total int64, err error)
 	// Traffic sums the customer's messages by prefix, and in all, over the
 	// hours in [from, to).
 	Traffic(ctx context.Context, customerID string, from, to time.Time) (byPrefix map[string]int64, total int64, err error)
@@ -113,22 +114,22 @@ func New(o Options) (*Engine, error) {
 }
 
 // Admit implements smsgw.Admitter. m.To is in E.164 form.
-func (e *Engine) Admit(ctx context.Context, m smsgw.Message) (smsgw.Admission, error) {
+func (e *Engine) Admit(ctx context.Context, m smsgw.Message) (smsgw.Admission, func(), error) {
 	cfg := e.config.Config()
 	cu, _ := cfg.Customer(m.CustomerID)
 	var adm smsgw.Admission
 
 	opted, err := e.optOuts.OptedOut(ctx, m.CustomerID, smsgw.SenderDigits(m.From), m.To)
 	if err != nil {
-		return adm, smsgw.Unavailable("opt-out list", err)
+		return adm, nil, smsgw.Unavailable("opt-out list", err)
 	}
 	if opted {
-		return adm, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonOptedOut,
+		return adm, nil, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonOptedOut,
 			"to %s opted out of the account's messages", m.To))
 	}
 
 	if !DestinationAllowed(cu.Rules.AllowedDestinations, m.To) {
-		return adm, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonDestinationNotAllowed,
+		return adm, nil, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonDestinationNotAllowed,
 			"to %s is not among the account's allowed destinations (%s)", m.To, strings.Join(cu.Rules.AllowedDestinations, ", ")))
 	}
 
@@ -159,19 +160,21 @@ func (e *Engine) Admit(ctx context.Context, m smsgw.Message) (smsgw.Admission, e
 		adm.Matches = append(adm.Matches, match)
 	}
 	if refusedBy != "" {
-		return smsgw.Admission{}, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonContentRefused,
+		return smsgw.Admission{}, nil, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonContentRefused,
 			"the message was refused by content rule %q", refusedBy))
 	}
 
-	undo, err := e.velocity(ctx, cfg, cu, m, at, &adm)
+	undoVelocity, err := e.velocity(ctx, cfg, cu, m, at, &adm)
 	if err != nil {
-		return smsgw.Admission{}, err
+		return smsgw.Admission{}, nil, err
 	}
-	if err := e.guard(ctx, cfg, cu, m, at, &adm); err != nil {
-		undo() // a refused message does not count toward the limits
-		return smsgw.Admission{}, err
+	undoTraffic, err := e.guard(ctx, cfg, cu, m, at, &adm)
+	if err != nil {
+		undoVelocity() // a refused message does not count toward the limits
+		return smsgw.Admission{}, nil, err
 	}
-	return adm, nil
+	var once sync.Once
+	return adm, func() { once.Do(func() { undoVelocity(); undoTraffic() }) }, nil
 }
 
 // refuse counts a refusal and returns it.
@@ -263,32 +266,41 @@ const baselineRefresh = 5 * time.Minute
 
 // guard counts the message in its prefix's traffic of the hour and flags
 // it when the prefix's share of the hour is over Factor times its share
-// of the 7 days before, with at least MinMessages in the hour.
-func (e *Engine) guard(ctx context.Context, cfg *config.Config, cu config.Customer, m smsgw.Message, at time.Time, adm *smsgw.Admission) error {
+// of the 7 days before, with at least MinMessages in the hour. A message
+// it lets in stays counted until undo takes it back (a later step refused
+// it); one it refuses stays counted: the guard measures where the
+// customer tries to send.
+func (e *Engine) guard(ctx context.Context, cfg *config.Config, cu config.Customer, m smsgw.Message, at time.Time, adm *smsgw.Admission) (undo func(), err error) {
 	g := cfg.Guard(cu)
 	if g == nil || len(m.To) < 2 {
-		return nil
+		return func() {}, nil
 	}
 	prefix := m.To[:min(len(m.To), 1+g.PrefixDigits)]
 	hour := at.UTC().Truncate(time.Hour)
-	n, total, err := e.counters.AddTraffic(ctx, m.CustomerID, prefix, hour)
+	n, total, err := e.counters.AddTraffic(ctx, m.CustomerID, prefix, hour, 1)
 	if err != nil {
-		return smsgw.Unavailable("traffic counters", err)
+		return nil, smsgw.Unavailable("traffic counters", err)
+	}
+	undo = func() {
+		if _, _, err := e.counters.AddTraffic(context.WithoutCancel(ctx), m.CustomerID, prefix, hour, -1); err != nil {
+			e.logger.Warn("traffic count not taken back", "customer", m.CustomerID, "prefix", prefix, "err", err)
+		}
 	}
 	if n < g.MinHour {
-		return nil
+		return undo, nil
 	}
 	base, err := e.baselineOf(ctx, m.CustomerID, hour, at)
 	if err != nil {
-		return smsgw.Unavailable("traffic counters", err)
+		undo()
+		return nil, smsgw.Unavailable("traffic counters", err)
 	}
 	if base.total < g.MinBaseline {
-		return nil
+		return undo, nil
 	}
 	share := float64(base.byPrefix[prefix]) / float64(base.total)
 	hourShare := float64(n) / float64(total)
 	if hourShare <= g.Factor*share {
-		return nil
+		return undo, nil
 	}
 	e.flags.WithLabelValues(m.CustomerID, g.Action).Inc()
 	e.matches.WithLabelValues(m.CustomerID, "pumping", g.Action).Inc()
@@ -298,7 +310,7 @@ func (e *Engine) guard(ctx context.Context, cfg *config.Config, cu config.Custom
 		err := smsgw.Refused(smsgw.ETHROTTLED, smsgw.ReasonUnusualDestination,
 			"traffic to %s is unusual for the account (%s); retry later or contact support", prefix, detail)
 		err.RetryAfter = hour.Add(time.Hour).Sub(at)
-		return e.refuse(m.CustomerID, err)
+		return nil, e.refuse(m.CustomerID, err)
 	case smsgw.ActionHold:
 		if adm.Hold == nil {
 			adm.Hold = &smsgw.Hold{Reason: "pumping guard: " + detail, Timeout: cfg.Rules.HoldTimeoutOr(0)}
@@ -307,7 +319,7 @@ func (e *Engine) guard(ctx context.Context, cfg *config.Config, cu config.Custom
 		e.logger.Warn("unusual destination traffic", "customer", m.CustomerID, "prefix", prefix, "detail", detail)
 	}
 	adm.Matches = append(adm.Matches, smsgw.RuleMatch{Rule: "pumping:" + prefix, Action: g.Action, Detail: detail})
-	return nil
+	return undo, nil
 }
 
 // baselineOf is the customer's traffic over the 7 days before hour,

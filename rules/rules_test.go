@@ -40,11 +40,11 @@ func (c *memCounters) AddVelocity(_ context.Context, key string, bucket, _ time.
 	return c.velocity[k], nil
 }
 
-func (c *memCounters) AddTraffic(_ context.Context, customerID, prefix string, hour time.Time) (int64, int64, error) {
+func (c *memCounters) AddTraffic(_ context.Context, customerID, prefix string, hour time.Time, n int64) (int64, int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.traffic[customerID+"|"+prefix+"|"+hour.String()]++
-	c.traffic[customerID+"|*|"+hour.String()]++
+	c.traffic[customerID+"|"+prefix+"|"+hour.String()] += n
+	c.traffic[customerID+"|*|"+hour.String()] += n
 	return c.traffic[customerID+"|"+prefix+"|"+hour.String()], c.traffic[customerID+"|*|"+hour.String()], nil
 }
 
@@ -164,6 +164,17 @@ func newEngine(t *testing.T, now time.Time) (*Engine, *memCounters, *memOptOuts,
 	return e, counters, list, reg
 }
 
+// changeRules changes the rules of one customer of the engine's
+// configuration.
+func changeRules(e *Engine, customerID string, change func(*config.CustomerRules)) {
+	cfg := e.config.Config()
+	for i := range cfg.Customers {
+		if cfg.Customers[i].ID == customerID {
+			change(&cfg.Customers[i].Rules)
+		}
+	}
+}
+
 func TestAdmit(t *testing.T) {
 	// fixed date: the Engine reads only the clock it is given (Options.Now)
 	noon := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
@@ -222,7 +233,7 @@ func TestAdmit(t *testing.T) {
 			if _, err := list.AddOptOuts(context.Background(), c.optedOut); err != nil {
 				t.Fatal(err)
 			}
-			adm, err := e.Admit(context.Background(), c.m)
+			adm, _, err := e.Admit(context.Background(), c.m)
 			if smsgw.ErrorCode(err) != c.wantCode || smsgw.ErrorReason(err) != c.wantReason {
 				t.Fatalf("Admit: %v (code %q reason %q), want code %q reason %q", err, smsgw.ErrorCode(err), smsgw.ErrorReason(err), c.wantCode, c.wantReason)
 			}
@@ -260,11 +271,11 @@ func TestVelocity(t *testing.T) {
 	ctx := context.Background()
 	m := smsgw.Message{CustomerID: "acme", From: "ACME", To: "+441234567890", Text: "hi"}
 	for i := range 2 {
-		if _, err := e.Admit(ctx, m); err != nil {
+		if _, _, err := e.Admit(ctx, m); err != nil {
 			t.Fatalf("message %d: %v", i+1, err)
 		}
 	}
-	_, err := e.Admit(ctx, m)
+	_, _, err := e.Admit(ctx, m)
 	if smsgw.ErrorCode(err) != smsgw.ETHROTTLED || smsgw.ErrorReason(err) != smsgw.ReasonVelocityLimit {
 		t.Fatalf("third message: %v, want ETHROTTLED VELOCITY_LIMIT", err)
 	}
@@ -278,7 +289,7 @@ func TestVelocity(t *testing.T) {
 		}
 	}
 	// Another number has its own count.
-	if _, err := e.Admit(ctx, smsgw.Message{CustomerID: "acme", From: "ACME", To: "+441234567891", Text: "hi"}); err != nil {
+	if _, _, err := e.Admit(ctx, smsgw.Message{CustomerID: "acme", From: "ACME", To: "+441234567891", Text: "hi"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -286,7 +297,7 @@ func TestVelocity(t *testing.T) {
 	var held *smsgw.Admission
 	for i := range 4 {
 		to := "+44912300000" + string(rune('0'+i))
-		adm, err := e.Admit(ctx, smsgw.Message{CustomerID: "acme", From: "ACME", To: to, Text: "hi"})
+		adm, _, err := e.Admit(ctx, smsgw.Message{CustomerID: "acme", From: "ACME", To: to, Text: "hi"})
 		if err != nil {
 			t.Fatalf("range message %d: %v", i+1, err)
 		}
@@ -302,7 +313,7 @@ func TestVelocity(t *testing.T) {
 	}
 
 	counters.fail = errors.New("down")
-	if _, err := e.Admit(ctx, m); smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
+	if _, _, err := e.Admit(ctx, m); smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
 		t.Errorf("counters down: %v, want EUNAVAILABLE", err)
 	}
 }
@@ -333,7 +344,7 @@ func TestPumpingGuard(t *testing.T) {
 			counters.history = c.history
 			got := -1
 			for i, to := range c.sends {
-				_, err := e.Admit(context.Background(), smsgw.Message{CustomerID: "open", From: "OPEN", To: to + "2345678", Text: "hi"})
+				_, _, err := e.Admit(context.Background(), smsgw.Message{CustomerID: "open", From: "OPEN", To: to + "2345678", Text: "hi"})
 				if err != nil {
 					if smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination || smsgw.ErrorCode(err) != smsgw.ETHROTTLED {
 						t.Fatalf("send %d: %v", i, err)
@@ -432,24 +443,27 @@ func TestConfigRefusesBadRules(t *testing.T) {
 	}
 }
 
+// countingEngine is an engine whose customer open has a velocity limit of
+// 100 messages an hour to a number besides its pumping guard, and sent
+// 100 messages to +44 over the 7 days.
+func countingEngine(t *testing.T, now time.Time) (*Engine, *memCounters) {
+	e, counters, _, _ := newEngine(t, now)
+	changeRules(e, "open", func(r *config.CustomerRules) { r.Velocity = []config.VelocityLimit{{Per: "number", Max: 100}} })
+	counters.history = map[string]int64{"+44": 100}
+	return e, counters
+}
+
 // A submission the pumping guard refuses after the velocity limits counted
 // it is taken back from their counts.
 func TestGuardRefusalTakesBackVelocityCounts(t *testing.T) {
 	// fixed date: the Engine reads only the clock it is given (Options.Now)
 	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
-	e, counters, _, _ := newEngine(t, now)
-	cfg := e.config.Config()
-	for i := range cfg.Customers {
-		if cfg.Customers[i].ID == "open" {
-			cfg.Customers[i].Rules.Velocity = []config.VelocityLimit{{Per: "number", Max: 100}}
-		}
-	}
-	counters.history = map[string]int64{"+44": 100}
+	e, counters := countingEngine(t, now)
 	m := smsgw.Message{CustomerID: "open", From: "OPEN", To: "+882345678", Text: "hi"}
-	if _, err := e.Admit(context.Background(), m); err != nil {
+	if _, _, err := e.Admit(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Admit(context.Background(), m); smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination {
+	if _, _, err := e.Admit(context.Background(), m); smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination {
 		t.Fatalf("second message to a new prefix: %v, want %s", err, smsgw.ReasonUnusualDestination)
 	}
 	for k, n := range counters.velocity {
@@ -460,4 +474,95 @@ func TestGuardRefusalTakesBackVelocityCounts(t *testing.T) {
 	if len(counters.velocity) != 1 {
 		t.Errorf("velocity counts %v, want one", counters.velocity)
 	}
+}
+
+// undo takes an admitted submission back from every count it made, the
+// velocity limits' and the pumping guard's traffic, once however often it
+// is called.
+func TestUndoTakesBackTheCounts(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
+	e, counters := countingEngine(t, now)
+	m := smsgw.Message{CustomerID: "open", From: "OPEN", To: "+441234567", Text: "hi"}
+	if _, _, err := e.Admit(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	_, undo, err := e.Admit(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo()
+	undo()
+	for k, n := range counters.velocity {
+		if n != 1 {
+			t.Errorf("velocity count %s = %d after one of two was taken back, want 1", k, n)
+		}
+	}
+	for k, n := range counters.traffic {
+		if n != 1 {
+			t.Errorf("traffic count %s = %d after one of two was taken back, want 1", k, n)
+		}
+	}
+	if len(counters.velocity) != 1 || len(counters.traffic) != 2 {
+		t.Errorf("counts %v and %v, want one velocity count and the prefix's and the total traffic", counters.velocity, counters.traffic)
+	}
+}
+
+// The actions other than refuse let the submission in: the pumping guard's
+// hold holds it for review, its alert and a velocity limit's alert only
+// record the match (and count the guard's flag).
+func TestActionsThatLetIn(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
+	for _, action := range []string{smsgw.ActionHold, smsgw.ActionAlert} {
+		t.Run("pumping guard "+action, func(t *testing.T) {
+			e, counters, _, _ := newEngine(t, now)
+			changeRules(e, "open", func(r *config.CustomerRules) {
+				r.PumpingGuard = &config.PumpingGuard{Factor: 3, MinHour: 2, PrefixDigits: 2, MinBaseline: 10, Action: action}
+			})
+			counters.history = map[string]int64{"+44": 100}
+			m := smsgw.Message{CustomerID: "open", From: "OPEN", To: "+882345678", Text: "hi"}
+			if adm, _, err := e.Admit(context.Background(), m); err != nil || len(adm.Matches) != 0 || adm.Hold != nil {
+				t.Fatalf("first message to +88: %+v, %v; want let in untouched", adm, err)
+			}
+			adm, _, err := e.Admit(context.Background(), m)
+			if err != nil {
+				t.Fatalf("second message to +88: %v, want let in", err)
+			}
+			if len(adm.Matches) != 1 || adm.Matches[0].Rule != "pumping:+88" || adm.Matches[0].Action != action || !strings.Contains(adm.Matches[0].Detail, "+88") {
+				t.Errorf("matches %+v, want pumping:+88 with action %s", adm.Matches, action)
+			}
+			if held := adm.Hold != nil; held != (action == smsgw.ActionHold) {
+				t.Errorf("hold %+v with action %s", adm.Hold, action)
+			}
+			if action == smsgw.ActionHold && (adm.Hold.Timeout != 2*time.Hour || !strings.HasPrefix(adm.Hold.Reason, "pumping guard: ")) {
+				t.Errorf("hold %+v, want the rules' hold timeout and the guard's reason", adm.Hold)
+			}
+			if got := testutil.ToFloat64(e.flags.WithLabelValues("open", action)); got != 1 {
+				t.Errorf("flags{%s} = %v, want 1", action, got)
+			}
+		})
+	}
+	t.Run("velocity alert", func(t *testing.T) {
+		e, _, _, _ := newEngine(t, now)
+		changeRules(e, "acme", func(r *config.CustomerRules) {
+			r.Velocity = []config.VelocityLimit{{Per: "number", Max: 1, Action: smsgw.ActionAlert}}
+		})
+		m := smsgw.Message{CustomerID: "acme", From: "ACME", To: "+441234567890", Text: "hi"}
+		for i := range 3 {
+			adm, _, err := e.Admit(context.Background(), m)
+			if err != nil || adm.Hold != nil {
+				t.Fatalf("message %d: %+v, %v; want let in, not held", i+1, adm, err)
+			}
+			if over := i > 0; over != (len(adm.Matches) == 1) {
+				t.Fatalf("message %d: matches %+v", i+1, adm.Matches)
+			}
+			if i > 0 && (adm.Matches[0].Rule != "velocity:0" || adm.Matches[0].Action != smsgw.ActionAlert || !strings.Contains(adm.Matches[0].Detail, "over 1")) {
+				t.Errorf("message %d: match %+v, want velocity:0 alert", i+1, adm.Matches[0])
+			}
+		}
+		if got := testutil.ToFloat64(e.matches.WithLabelValues("acme", "velocity", smsgw.ActionAlert)); got != 2 {
+			t.Errorf("velocity alert matches counted %v, want 2", got)
+		}
+	})
 }
