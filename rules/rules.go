@@ -8,8 +8,10 @@
 //
 // The opt-out list and the counters are shared by every replica: they are
 // stores, reached through the interfaces declared here (the MongoDB event
-// store implements them). The package also turns opt-out and opt-in
-// keywords of mobile-originated messages into changes of the list.
+// store keeps the opt-out list, the MySQL reporting database the velocity
+// and traffic counters, whose upserts are atomic). The package also turns
+// opt-out and opt-in keywords of mobile-originated messages into changes
+// of the list.
 package rules
 
 import (
