@@ -255,30 +255,40 @@ func (e *Engine) velocity(ctx context.Context, cfg *config.Config, cu config.Cus
 	return undo, nil
 }
 
-// baseline is a customer's traffic over the 7 days before an hour.
+// baseline is a customer's traffic over the 7 days before an hour, and
+// over the hour before it alone.
 type baseline struct {
 	hour      time.Time
 	fetchedAt time.Time
 	byPrefix  map[string]int64
 	total     int64
+	// The previous clock hour's counts, which the last 60 minutes take a
+	// share of.
+	prevByPrefix map[string]int64
+	prevTotal    int64
 }
 
 // baselineRefresh is how long a customer's 7-day traffic is reused.
 const baselineRefresh = 5 * time.Minute
 
-// guard counts the message in its prefix's traffic of the hour and flags
-// it when the prefix's share of the hour is over Factor times its share
-// of the 7 days before, with at least MinMessages in the hour. A message
-// it lets in stays counted until undo takes it back (a later step refused
-// it); one it refuses stays counted: the guard measures where the
-// customer tries to send.
+// guard counts the message in its prefix's traffic and flags it when the
+// prefix's share of the customer's traffic over the last 60 minutes is
+// over Factor times its share of the 7 days before the current hour, with
+// at least MinMessages to the prefix in those 60 minutes. The counts are
+// kept per clock hour; the last 60 minutes are the current hour's counts
+// and the previous hour's weighted by the part of it still inside the
+// window (at hh:15, three quarters of it), so a burst split across hh:00
+// is judged whole. A message it lets in stays counted until undo takes
+// it back (a later step refused it); one it refuses stays counted: the
+// guard measures where the customer tries to send.
 func (e *Engine) guard(ctx context.Context, cfg *config.Config, cu config.Customer, m smsgw.Message, at time.Time, adm *smsgw.Admission) (undo func(), err error) {
 	g := cfg.Guard(cu)
 	if g == nil || len(m.To) < 2 {
 		return func() {}, nil
 	}
 	prefix := m.To[:min(len(m.To), 1+g.PrefixDigits)]
-	hour := at.UTC().Truncate(time.Hour)
+	at = at.UTC()
+	hour := at.Truncate(time.Hour)
 	n, total, err := e.counters.AddTraffic(ctx, m.CustomerID, prefix, hour, 1)
 	if err != nil {
 		return nil, smsgw.Unavailable("traffic counters", err)
@@ -288,30 +298,30 @@ func (e *Engine) guard(ctx context.Context, cfg *config.Config, cu config.Custom
 			e.logger.Warn("traffic count not taken back", "customer", m.CustomerID, "prefix", prefix, "err", err)
 		}
 	}
-	if n < g.MinHour {
-		return undo, nil
-	}
 	base, err := e.baselineOf(ctx, m.CustomerID, hour, at)
 	if err != nil {
 		undo()
 		return nil, smsgw.Unavailable("traffic counters", err)
 	}
-	if base.total < g.MinBaseline {
+	w := lastHourWeight(hour, at)
+	recent := float64(n) + w*float64(base.prevByPrefix[prefix])
+	recentTotal := float64(total) + w*float64(base.prevTotal)
+	if recent < float64(g.MinHour) || base.total < g.MinBaseline {
 		return undo, nil
 	}
 	share := float64(base.byPrefix[prefix]) / float64(base.total)
-	hourShare := float64(n) / float64(total)
-	if hourShare <= g.Factor*share {
+	recentShare := recent / recentTotal
+	if recentShare <= g.Factor*share {
 		return undo, nil
 	}
 	e.flags.WithLabelValues(m.CustomerID, g.Action).Inc()
 	e.matches.WithLabelValues(m.CustomerID, "pumping", g.Action).Inc()
-	detail := fmt.Sprintf("%d of %d messages this hour to %s (%.1f%%), against %.2f%% over 7 days", n, total, prefix, 100*hourShare, 100*share)
+	detail := fmt.Sprintf("%.0f of %.0f messages in the last hour to %s (%.1f%%), against %.2f%% over 7 days", recent, recentTotal, prefix, 100*recentShare, 100*share)
 	switch g.Action {
 	case smsgw.ActionRefuse:
 		err := smsgw.Refused(smsgw.ETHROTTLED, smsgw.ReasonUnusualDestination,
 			"traffic to %s is unusual for the account (%s); retry later or contact support", prefix, detail)
-		err.RetryAfter = hour.Add(time.Hour).Sub(at)
+		err.RetryAfter = nextLetInAfter(n, base.prevByPrefix[prefix], g.MinHour, hour, at)
 		return nil, e.refuse(m.CustomerID, err)
 	case smsgw.ActionHold:
 		if adm.Hold == nil {
@@ -324,8 +334,32 @@ func (e *Engine) guard(ctx context.Context, cfg *config.Config, cu config.Custom
 	return undo, nil
 }
 
-// baselineOf is the customer's traffic over the 7 days before hour,
-// read at most once per baselineRefresh.
+// lastHourWeight is the part of the clock hour before hour that is inside
+// the 60 minutes before at.
+func lastHourWeight(hour, at time.Time) float64 {
+	return 1 - float64(at.Sub(hour))/float64(time.Hour)
+}
+
+// nextLetInAfter is how long from at until the pumping guard's count of
+// the prefix over the last 60 minutes lets the next message to it in, if
+// nothing more is sent to it meanwhile: n this hour (the refused message
+// included) and prev in the hour before, against minimum. The next
+// message counts too. (Its share may let it in sooner.)
+func nextLetInAfter(n, prev, minimum int64, hour, at time.Time) time.Duration {
+	room := float64(minimum - 1)
+	var until time.Time
+	if float64(n) >= room {
+		// In the next hour, as this hour's count slides out of the window.
+		until = hour.Add(time.Hour + time.Duration((1-room/float64(n))*float64(time.Hour)))
+	} else {
+		// In this hour, as the previous hour's count slides out.
+		until = hour.Add(time.Duration((1 - (room-float64(n))/float64(max(prev, 1))) * float64(time.Hour)))
+	}
+	return max(until.Sub(at).Truncate(time.Second)+time.Second, time.Second)
+}
+
+// baselineOf is the customer's traffic over the 7 days before hour, and
+// over the hour before it, read at most once per baselineRefresh.
 func (e *Engine) baselineOf(ctx context.Context, customerID string, hour, now time.Time) (baseline, error) {
 	e.mu.Lock()
 	b, ok := e.baseline[customerID]
@@ -337,7 +371,11 @@ func (e *Engine) baselineOf(ctx context.Context, customerID string, hour, now ti
 	if err != nil {
 		return baseline{}, err
 	}
-	b = baseline{hour: hour, fetchedAt: now, byPrefix: byPrefix, total: total}
+	prevByPrefix, prevTotal, err := e.counters.Traffic(ctx, customerID, hour.Add(-time.Hour), hour)
+	if err != nil {
+		return baseline{}, err
+	}
+	b = baseline{hour: hour, fetchedAt: now, byPrefix: byPrefix, total: total, prevByPrefix: prevByPrefix, prevTotal: prevTotal}
 	e.mu.Lock()
 	e.baseline[customerID] = b
 	e.mu.Unlock()

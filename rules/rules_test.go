@@ -20,13 +20,22 @@ import (
 type memCounters struct {
 	mu       sync.Mutex
 	velocity map[string]int64
-	traffic  map[string]int64 // customer|prefix|hour
-	history  map[string]int64 // prefix: messages over the 7 days
-	fail     error
+	traffic  map[trafficKey]int64
+	// history is the customer's messages by prefix in the hour historyAt
+	// (two days before the engine's clock, in the 7 days the guard looks
+	// back on), whoever the customer.
+	history   map[string]int64
+	historyAt time.Time
+	fail      error
+}
+
+type trafficKey struct {
+	customer, prefix string
+	hour             time.Time
 }
 
 func newCounters() *memCounters {
-	return &memCounters{velocity: map[string]int64{}, traffic: map[string]int64{}, history: map[string]int64{}}
+	return &memCounters{velocity: map[string]int64{}, traffic: map[trafficKey]int64{}, history: map[string]int64{}}
 }
 
 func (c *memCounters) AddVelocity(_ context.Context, key string, bucket, _ time.Time, n int64) (int64, error) {
@@ -43,18 +52,32 @@ func (c *memCounters) AddVelocity(_ context.Context, key string, bucket, _ time.
 func (c *memCounters) AddTraffic(_ context.Context, customerID, prefix string, hour time.Time, n int64) (int64, int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.traffic[customerID+"|"+prefix+"|"+hour.String()] += n
-	c.traffic[customerID+"|*|"+hour.String()] += n
-	return c.traffic[customerID+"|"+prefix+"|"+hour.String()], c.traffic[customerID+"|*|"+hour.String()], nil
+	k, all := trafficKey{customerID, prefix, hour}, trafficKey{customerID, "*", hour}
+	c.traffic[k] += n
+	c.traffic[all] += n
+	return c.traffic[k], c.traffic[all], nil
 }
 
-func (c *memCounters) Traffic(context.Context, string, time.Time, time.Time) (map[string]int64, int64, error) {
+func (c *memCounters) Traffic(_ context.Context, customerID string, from, to time.Time) (map[string]int64, int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	in := func(t time.Time) bool { return !t.Before(from) && t.Before(to) }
 	out, total := map[string]int64{}, int64(0)
-	for p, n := range c.history {
-		out[p] = n
-		total += n
+	if in(c.historyAt) {
+		for p, n := range c.history {
+			out[p] += n
+			total += n
+		}
+	}
+	for k, n := range c.traffic {
+		if k.customer != customerID || !in(k.hour) {
+			continue
+		}
+		if k.prefix == "*" {
+			total += n
+		} else {
+			out[k.prefix] += n
+		}
 	}
 	return out, total, nil
 }
@@ -156,6 +179,7 @@ func newEngine(t *testing.T, now time.Time) (*Engine, *memCounters, *memOptOuts,
 		t.Fatal(err)
 	}
 	counters, list := newCounters(), &memOptOuts{entries: map[string]smsgw.OptOut{}}
+	counters.historyAt = now.UTC().Truncate(time.Hour).Add(-48 * time.Hour)
 	reg := prometheus.NewRegistry()
 	e, err := New(Options{Config: config.Static(cfg), OptOuts: list, Counters: counters, Now: func() time.Time { return now }, Registerer: reg})
 	if err != nil {
@@ -500,7 +524,7 @@ func TestUndoTakesBackTheCounts(t *testing.T) {
 	}
 	for k, n := range counters.traffic {
 		if n != 1 {
-			t.Errorf("traffic count %s = %d after one of two was taken back, want 1", k, n)
+			t.Errorf("traffic count %v = %d after one of two was taken back, want 1", k, n)
 		}
 	}
 	if len(counters.velocity) != 1 || len(counters.traffic) != 2 {
@@ -565,4 +589,65 @@ func TestActionsThatLetIn(t *testing.T) {
 			t.Errorf("velocity alert matches counted %v, want 2", got)
 		}
 	})
+}
+
+// The pumping guard judges the last 60 minutes, not the clock hour: a
+// burst split across hh:00 is flagged as a whole, the previous hour
+// weighing by the part of it still inside the window, and the refusal's
+// Retry-After is when that part has shrunk enough to let the next in.
+func TestPumpingGuardSlidingHour(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	clock := time.Date(2026, 3, 2, 12, 59, 0, 0, time.UTC)
+	e, counters, _, _ := newEngine(t, clock)
+	e.now = func() time.Time { return clock }
+	cfg := e.config.Config()
+	for i := range cfg.Customers {
+		if cfg.Customers[i].ID == "open" {
+			cfg.Customers[i].Rules.PumpingGuard = &config.PumpingGuard{Factor: 3, MinHour: 10, PrefixDigits: 2, MinBaseline: 10, Action: smsgw.ActionRefuse}
+		}
+	}
+	counters.history = map[string]int64{"+44": 1000}
+	send := func() error {
+		_, _, err := e.Admit(context.Background(), smsgw.Message{CustomerID: "open", From: "OPEN", To: "+882345678", Text: "hi"})
+		return err
+	}
+	// Six to a prefix never used before at 12:59: under the minimum of 10.
+	for i := range 6 {
+		if err := send(); err != nil {
+			t.Fatalf("send %d at 12:59: %v", i+1, err)
+		}
+	}
+	// At 13:00:30 the six weigh 6 x 119/120: the fourth this hour makes
+	// 9.95, the fifth 10.95, over the minimum.
+	clock = clock.Add(90 * time.Second)
+	for i := range 4 {
+		if err := send(); err != nil {
+			t.Fatalf("send %d at 13:00:30: %v (the last 60 minutes hold %d)", i+1, err, 6+i+1)
+		}
+	}
+	err := send()
+	if smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination {
+		t.Fatalf("fifth send at 13:00:30 (eleventh in 90 s): %v, want %s", err, smsgw.ReasonUnusualDestination)
+	}
+	// Five this hour and six before: the next is let in once the six
+	// weigh under 4, a third into the hour, at 13:20.
+	if ra, want := smsgw.RetryAfter(err), 19*time.Minute+31*time.Second; ra != want {
+		t.Errorf("Retry-After %s, want %s (until 13:20)", ra, want)
+	}
+	clock = clock.Add(smsgw.RetryAfter(err))
+	if err := send(); err != nil {
+		t.Errorf("send at %s, after Retry-After: %v", clock.Format("15:04:05"), err)
+	}
+	// A burst all in the previous hour has slid out by its end.
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	clock = time.Date(2026, 3, 2, 14, 59, 59, 0, time.UTC)
+	for i := range 10 {
+		if err := send(); err != nil && i < 9 {
+			t.Fatalf("send %d at 14:59:59: %v", i+1, err)
+		}
+	}
+	clock = clock.Add(time.Hour)
+	if err := send(); err != nil {
+		t.Errorf("first send at 15:59:59, an hour after a burst: %v", err)
+	}
 }
