@@ -71,9 +71,13 @@ type Admission struct {
 // Admitter checks a submission against the opt-out list and the rules
 // (allowed destinations, content, velocity, pumping guard) before it costs
 // anything. A refusal is an *Error with code EFORBIDDEN or ETHROTTLED and a
-// Reason.
+// Reason. A submission let in is counted toward the velocity limits and
+// the pumping guard's traffic; undo (never nil when err is nil) takes
+// those counts back, for a submission a later step refuses or that turns
+// out to repeat an accepted message. Undo is best effort: a count it
+// cannot take back is logged.
 type Admitter interface {
-	Admit(ctx context.Context, m Message) (Admission, error)
+	Admit(ctx context.Context, m Message) (adm Admission, undo func(), err error)
 }
 
 // Reviewer releases or rejects a message a rule held for review. It answers

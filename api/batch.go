@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -70,8 +71,20 @@ func (s *messageService) submitItem(ctx context.Context, customerID string, i in
 		return res
 	}
 	st := s.itemStatus(ctx, i, err)
-	res.ErrorCode, res.ErrorMessage = grpcCodeName(st.Code()), st.Message()
+	res.ErrorCode, res.ErrorMessage, res.ErrorReason = grpcCodeName(st.Code()), st.Message(), statusReason(st)
 	return res
+}
+
+// statusReason is the reason of a status's ErrorInfo detail: the one a
+// policy's refusal carries, as a single submission answers it; "" when it
+// has none.
+func statusReason(st *status.Status) string {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
 }
 
 // itemStatus is the status an item's error would have had alone: a domain
@@ -100,13 +113,15 @@ func grpcCodeName(c codes.Code) string {
 }
 
 var codeNames = map[codes.Code]string{
-	codes.Canceled:          "CANCELLED",
-	codes.InvalidArgument:   "INVALID_ARGUMENT",
-	codes.Unauthenticated:   "UNAUTHENTICATED",
-	codes.NotFound:          "NOT_FOUND",
-	codes.AlreadyExists:     "ALREADY_EXISTS",
-	codes.Unavailable:       "UNAVAILABLE",
-	codes.ResourceExhausted: "RESOURCE_EXHAUSTED",
-	codes.PermissionDenied:  "PERMISSION_DENIED",
-	codes.Internal:          "INTERNAL",
+	codes.Canceled:           "CANCELLED",
+	codes.InvalidArgument:    "INVALID_ARGUMENT",
+	codes.Unauthenticated:    "UNAUTHENTICATED",
+	codes.NotFound:           "NOT_FOUND",
+	codes.AlreadyExists:      "ALREADY_EXISTS",
+	codes.Unavailable:        "UNAVAILABLE",
+	codes.ResourceExhausted:  "RESOURCE_EXHAUSTED",
+	codes.PermissionDenied:   "PERMISSION_DENIED",
+	codes.FailedPrecondition: "FAILED_PRECONDITION",
+	codes.DeadlineExceeded:   "DEADLINE_EXCEEDED",
+	codes.Internal:           "INTERNAL",
 }

@@ -288,3 +288,61 @@ func TestBatchConcurrencyIsBounded(t *testing.T) {
 		t.Errorf("at most %d submissions in flight, want exactly the bound 3", sub.most)
 	}
 }
+
+// refusingSubmitter refuses the messages to the numbers it lists with their
+// error, and accepts the others.
+type refusingSubmitter struct{ refuse map[string]error }
+
+func (s refusingSubmitter) Submit(_ context.Context, m smsgw.Message) (smsgw.Accepted, error) {
+	if err := s.refuse[m.To]; err != nil {
+		return smsgw.Accepted{}, err
+	}
+	return smsgw.Accepted{ID: "id-" + m.Text, Status: smsgw.StatusAccepted, Segments: 1, Encoding: "GSM7"}, nil
+}
+
+// Each refused item of a batch carries the machine-readable reason a
+// single submission has in its ErrorInfo: over REST and gRPC alike.
+func TestBatchItemsCarryTheRefusalReason(t *testing.T) {
+	sub := refusingSubmitter{refuse: map[string]error{
+		"+61412345671": smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonOptedOut, "to +61412345671 opted out"),
+		"+61412345672": smsgw.InsufficientBalance("EUR", 50_000, 0),
+		"+61412345673": smsgw.Refused(smsgw.ETHROTTLED, smsgw.ReasonVelocityLimit, "over the limit"),
+		"+61412345674": smsgw.Errorf(smsgw.EINVALID, "no route"),
+	}}
+	ts := startServerWith(t, Config{}, nil, sub)
+	want := []struct{ code, reason string }{
+		{"", ""},
+		{"PERMISSION_DENIED", smsgw.ReasonOptedOut},
+		{"FAILED_PRECONDITION", smsgw.ReasonInsufficientBalance},
+		{"RESOURCE_EXHAUSTED", smsgw.ReasonVelocityLimit},
+		{"INVALID_ARGUMENT", ""},
+	}
+	var items []string
+	req := &smsgwv1.SubmitMessagesRequest{}
+	for i := range want {
+		to := fmt.Sprintf("+6141234567%d", i)
+		items = append(items, fmt.Sprintf(`{"from":"Shop","to":%q,"text":"m%d"}`, to, i))
+		req.Messages = append(req.Messages, &smsgwv1.SubmitMessageRequest{From: "Shop", To: to, Text: fmt.Sprintf("m%d", i)})
+	}
+	code, out := ts.do(t, "POST", "/v1/messages:batch", aliceKey, strings.NewReader(`{"messages":[`+strings.Join(items, ",")+`]}`), nil)
+	results, _ := out["results"].([]any)
+	if code != http.StatusOK || len(results) != len(want) {
+		t.Fatalf("REST batch: status %d, %v", code, out)
+	}
+	resp, err := ts.grpcClient(t).SubmitMessages(withKey(aliceKey), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range want {
+		item, _ := results[i].(map[string]any)
+		if w.code != "" && item["errorCode"] != w.code {
+			t.Errorf("REST item %d: errorCode %v, want %s", i, item["errorCode"], w.code)
+		}
+		if got := fmt.Sprint(item["errorReason"]); got != w.reason && !(w.reason == "" && item["errorReason"] == nil) {
+			t.Errorf("REST item %d: errorReason %q, want %q (%v)", i, got, w.reason, item)
+		}
+		if got := resp.GetResults()[i].GetErrorReason(); got != w.reason {
+			t.Errorf("gRPC item %d: error_reason %q, want %q", i, got, w.reason)
+		}
+	}
+}

@@ -69,7 +69,7 @@ priceLists:
   - {id: std, currency: EUR, customers: [pre, post], rates: [{prefix: "+61", price: 0.05}]}
 `
 
-func billedService(t *testing.T, ledger smsgw.Ledger, reg *prometheus.Registry) *Service {
+func billedService(t *testing.T, ledger smsgw.Ledger, reg *prometheus.Registry, opts ...func(*Options)) *Service {
 	t.Helper()
 	cfg, err := config.Parse([]byte(billedConfig), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -82,11 +82,76 @@ func billedService(t *testing.T, ledger smsgw.Ledger, reg *prometheus.Registry) 
 	t.Cleanup(tc.Close)
 	live := config.Static(cfg)
 	refusals, _ := ledger.(smsgw.RefusalCounter)
-	return New(Options{
+	o := Options{
 		Temporal: tc, Config: live, Ledger: ledger, Refusals: refusals,
 		Counter: activities.TextEncoder{Refs: segment.NewMemoryAllocator(0), Options: activities.CustomerOptions(live)},
 		Logger:  slog.New(slog.DiscardHandler), Registerer: reg,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	return New(o)
+}
+
+// countingAdmitter lets every submission in and keeps the number counted
+// and not taken back, as the velocity limits would.
+type countingAdmitter struct {
+	mu      sync.Mutex
+	counted int
+	refuse  error // when set, every submission is refused with it
+}
+
+func (a *countingAdmitter) Admit(context.Context, smsgw.Message) (smsgw.Admission, func(), error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.refuse != nil {
+		return smsgw.Admission{}, nil, a.refuse
+	}
+	a.counted++
+	return smsgw.Admission{}, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.counted--
+	}, nil
+}
+
+func (a *countingAdmitter) setRefuse(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refuse = err
+}
+
+func (a *countingAdmitter) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.counted
+}
+
+// A submission the rules let in and a later step refuses (the balance,
+// the workflow engine) is taken back from the rules' counts.
+func TestRefusalAfterTheRulesTakesBackTheirCounts(t *testing.T) {
+	p := &purse{available: 0}
+	rules := &countingAdmitter{}
+	s := billedService(t, p, prometheus.NewRegistry(), func(o *Options) { o.Admitter = rules })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m := smsgw.Message{CustomerID: "pre", EntryPoint: smsgw.EntryREST, From: "PRE", To: "+61412345678", Text: "hi"}
+	for i := range 3 {
+		if _, err := s.Submit(ctx, m); smsgw.ErrorCode(err) != smsgw.EPAYMENT {
+			t.Fatalf("submission %d on an empty balance: %v, want EPAYMENT", i+1, err)
+		}
+	}
+	if n := rules.count(); n != 0 {
+		t.Errorf("after three refused for the balance, %d still counted by the rules, want 0", n)
+	}
+	// Postpaid, with Temporal down: refused as unavailable, not counted.
+	m.CustomerID = "post"
+	if _, err := s.Submit(ctx, m); smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
+		t.Fatalf("with Temporal down: %v, want EUNAVAILABLE", err)
+	}
+	if n := rules.count(); n != 0 {
+		t.Errorf("after a start refused, %d still counted by the rules, want 0", n)
+	}
 }
 
 // A prepaid message the balance cannot cover is refused before its
@@ -111,8 +176,8 @@ func TestPrepaidSubmissionIsReservedOrRefused(t *testing.T) {
 		t.Fatalf("ledger steps %q, want the reservation and its release", p.steps)
 	}
 
-	// 0.01 left: a 0.05 message is refused, Temporal never asked, and the
-	// refusal counted for the usage reports.
+	// 0.01 left: a 0.05 message is refused, its workflow never started,
+	// and the refusal counted for the usage reports.
 	m.IdempotencyKey = "k2"
 	p.steps = nil
 	_, err := s.Submit(ctx, m)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/smsgw/smsgw"
@@ -56,8 +58,10 @@ func ctxFor(t *testing.T) context.Context {
 func TestRepeatedIdempotencyKey(t *testing.T) {
 	addr := testenv.TemporalAddress(t)
 	rows := &reports{}
+	rules := &countingAdmitter{}
 	s := newServiceWith(t, addr, func(o *Options) {
 		o.Messages = &Reader{Reports: rows, Temporal: o.Temporal}
+		o.Admitter = rules
 	})
 	msg := func(key string) smsgw.Message {
 		return smsgw.Message{CustomerID: "acme", EntryPoint: smsgw.EntryREST, From: "ACME", To: "+61412345678",
@@ -88,7 +92,12 @@ func TestRepeatedIdempotencyKey(t *testing.T) {
 		}
 		// The message has moved on since: delivered, and (say) re-encoded.
 		rows.set(smsgw.MessageRecord{ID: first.ID, CustomerID: "acme", Status: smsgw.StatusDelivered, Segments: 2, Encoding: "UCS2"})
+		counted := rules.count()
 		repeat(t, msg("order-1"), smsgw.Accepted{ID: first.ID, Status: smsgw.StatusDelivered, Segments: 2, Encoding: "UCS2", Existing: true})
+		// The repeat is recognised before the rules see it.
+		if n := rules.count(); n != counted {
+			t.Errorf("the rules counted %d submissions after the repeat, %d before: the repeat was judged again", n, counted)
+		}
 	})
 
 	t.Run("before its row is written the workflow answers", func(t *testing.T) {
@@ -102,6 +111,12 @@ func TestRepeatedIdempotencyKey(t *testing.T) {
 
 	t.Run("another request under the same key is refused", func(t *testing.T) {
 		first := submit(t, msg("order-3"))
+		counted := rules.count()
+		defer func() {
+			if n := rules.count(); n != counted {
+				t.Errorf("the rules counted %d submissions after the other requests under the key, %d before", n, counted)
+			}
+		}()
 		for name, change := range map[string]func(*smsgw.Message){
 			"from":        func(m *smsgw.Message) { m.From = "OTHER" },
 			"to":          func(m *smsgw.Message) { m.To = "+61412345679" },
@@ -193,5 +208,79 @@ func TestReaderWithTemporalDownIsUnavailable(t *testing.T) {
 	_, err = (&Reader{Reports: &reports{}, Temporal: tc}).GetMessage(ctx, "0123456789abcdef0123456789abcdef")
 	if smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
 		t.Fatalf("got %v, want EUNAVAILABLE", err)
+	}
+}
+
+// describeFails is a Temporal client whose next fail descriptions of a
+// workflow fail as if Temporal were unreachable.
+type describeFails struct {
+	client.Client
+	mu   sync.Mutex
+	fail int
+}
+
+func (c *describeFails) failNext(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fail = n
+}
+
+func (c *describeFails) DescribeWorkflowExecution(ctx context.Context, id, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	c.mu.Lock()
+	fail := c.fail > 0
+	if fail {
+		c.fail--
+	}
+	c.mu.Unlock()
+	if fail {
+		return nil, serviceerror.NewUnavailable("temporal unreachable")
+	}
+	return c.Client.DescribeWorkflowExecution(ctx, id, runID)
+}
+
+// A repeat the look-up before the rules could not recognise is still
+// answered with its message: found by its workflow start, and taken back
+// from the rules' counts; or, when the rules refuse it, found by a
+// look-up after the refusal, which is not counted.
+func TestRepeatNotLookedUpBeforeTheRules(t *testing.T) {
+	addr := testenv.TemporalAddress(t)
+	rows := &reports{}
+	rules := &countingAdmitter{}
+	var tc *describeFails
+	s := newServiceWith(t, addr, func(o *Options) {
+		tc = &describeFails{Client: o.Temporal}
+		o.Temporal = tc
+		o.Messages = &Reader{Reports: rows, Temporal: tc}
+		o.Admitter = rules
+	})
+	m := smsgw.Message{CustomerID: "acme", EntryPoint: smsgw.EntryREST, From: "ACME", To: "+61412345678", Text: "hi", IdempotencyKey: "not-looked-up"}
+	first, err := s.Submit(ctxFor(t), m)
+	if err != nil || first.Existing {
+		t.Fatalf("first submission: %+v, %v", first, err)
+	}
+	if n := rules.count(); n != 1 {
+		t.Fatalf("the rules count %d after the first submission, want 1", n)
+	}
+	want := smsgw.Accepted{ID: first.ID, Status: smsgw.StatusAccepted, Segments: 1, Encoding: "GSM7", Existing: true}
+
+	tc.failNext(1)
+	again, err := s.Submit(ctxFor(t), m)
+	if err != nil || again != want {
+		t.Fatalf("repeat found by its start: %+v, %v; want %+v", again, err, want)
+	}
+	if n := rules.count(); n != 1 {
+		t.Errorf("the rules count %d after the repeat, want 1: the repeat was not taken back", n)
+	}
+
+	rules.setRefuse(smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonOptedOut, "opted out"))
+	tc.failNext(1)
+	again, err = s.Submit(ctxFor(t), m)
+	if err != nil || again != want {
+		t.Fatalf("repeat the rules refuse: %+v, %v; want %+v", again, err, want)
+	}
+	// A new message under another key is refused as the rules say.
+	m.IdempotencyKey = "another"
+	if _, err := s.Submit(ctxFor(t), m); smsgw.ErrorReason(err) != smsgw.ReasonOptedOut {
+		t.Errorf("a new message the rules refuse: %v, want %s", err, smsgw.ReasonOptedOut)
 	}
 }

@@ -41,9 +41,11 @@ func (c *lostAnswer) ExecuteWorkflow(ctx context.Context, o client.StartWorkflow
 func TestSubmissionWhoseStartWasNotAnswered(t *testing.T) {
 	addr := testenv.TemporalAddress(t)
 	var lost *lostAnswer
+	rules := &countingAdmitter{}
 	s := newServiceWith(t, addr, func(o *Options) {
 		lost = &lostAnswer{Client: o.Temporal}
 		o.Temporal = lost
+		o.Admitter = rules
 	})
 	m := smsgw.Message{CustomerID: "acme", EntryPoint: smsgw.EntrySMPP, From: "ACME", To: "+61412345678", Text: "hello",
 		SubmissionRef: "session-" + t.Name() + ":7"}
@@ -56,6 +58,10 @@ func TestSubmissionWhoseStartWasNotAnswered(t *testing.T) {
 	}
 	if _, err := lost.DescribeWorkflowExecution(ctxFor(t), acc.ID, ""); err != nil {
 		t.Fatalf("the message answered does not exist: %v", err)
+	}
+	// The message found is the submission's own: it stays counted.
+	if n := rules.count(); n != 1 {
+		t.Errorf("the rules count %d submissions, want the one accepted", n)
 	}
 
 	// Another submit_sm of the same session is another message.

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -193,10 +194,45 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	} else {
 		m.ID = newID(m.AcceptedAt)
 	}
-	admission, err := s.admitRules(ctx, m)
+	// A submission repeated under the customer's idempotency key (a retry
+	// after a lost answer, an SMTP retry after a 451) is answered with the
+	// message the first one made, before the rules or the balance judge it
+	// as a new one and before anything is counted. It costs a keyed
+	// submission one look-up of its workflow; the others (SMPP's, whose
+	// key only names a submit_sm, and those without a key) none.
+	lookedUp := false
+	if m.IdempotencyKey != "" {
+		acc, found, err := s.existing(ctx, m, fp, true)
+		switch {
+		case found:
+			return acc, err
+		case err != nil:
+			// Not told: the start below finds the message if it exists.
+			s.logger.Debug("repeat not looked up before the rules", "customer", m.CustomerID, "message", m.ID, "err", err)
+		default:
+			lookedUp = true
+		}
+	}
+	admission, undo, err := s.admitRules(ctx, m)
 	if err != nil {
+		// A refused submission under a key that was not looked up may
+		// still repeat an accepted message: it is answered with it.
+		if key != "" && !lookedUp && smsgw.ErrorReason(err) != "" {
+			if acc, found, lerr := s.existing(ctx, m, fp, false); found {
+				return acc, lerr
+			}
+		}
+		s.countRefusal(ctx, m, smsgw.ErrorReason(err))
 		return smsgw.Accepted{}, err
 	}
+	// Whatever refuses the message from here on, or finds it a repeat,
+	// takes it back from the rules' counts.
+	counted := false
+	defer func() {
+		if !counted {
+			undo()
+		}
+	}()
 	if admission != nil && admission.From != "" {
 		m.From = admission.From
 	}
@@ -253,11 +289,17 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &already) && key == "":
+		counted = true
 		return acc, nil // started by a try whose answer was lost
 	case errors.As(err, &already):
+		// Another submission's message, unless a try of this one, whose
+		// answer was lost, started it: then it stays counted.
+		counted = unsure
 		return s.repeated(ctx, m, fp)
 	case err != nil && unsure:
-		// A refusal would be a lie: a try may have started the message.
+		// A refusal would be a lie: a try may have started the message,
+		// and it stays counted.
+		counted = true
 		s.logger.Warn("message may have been accepted: its workflow start was not answered", "customer", m.CustomerID, "message", m.ID, "err", err)
 		return smsgw.Accepted{ID: m.ID}, &smsgw.Error{Code: smsgw.EUNKNOWN, Err: err, Message: fmt.Sprintf(
 			"the workflow engine did not answer in time: message %s may have been accepted; look it up (GET /v1/messages/%s) before submitting it again", m.ID, m.ID)}
@@ -266,26 +308,30 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 		s.unreserve(ctx, m, charge, reserved)
 		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
 	}
+	counted = true
 	return acc, nil
 }
 
 // admitRules is the one place where the admission rules see a submission,
 // before it is planned and before it costs anything. The decision goes to
 // the workflow only when a rule matched, so a message no rule touches
-// starts as it always has.
-func (s *Service) admitRules(ctx context.Context, m smsgw.Message) (*smsgw.Admission, error) {
+// starts as it always has. undo takes the submission back from the rules'
+// counts; it is never nil when err is nil.
+func (s *Service) admitRules(ctx context.Context, m smsgw.Message) (adm *smsgw.Admission, undo func(), err error) {
 	if s.admitter == nil {
-		return nil, nil
+		return nil, func() {}, nil
 	}
-	adm, err := s.admitter.Admit(ctx, m)
+	a, undo, err := s.admitter.Admit(ctx, m)
 	if err != nil {
-		s.countRefusal(ctx, m, smsgw.ErrorReason(err))
-		return nil, err
+		return nil, nil, err
 	}
-	if len(adm.Matches) == 0 && adm.Hold == nil && adm.From == "" {
-		return nil, nil
+	if undo == nil {
+		undo = func() {}
 	}
-	return &adm, nil
+	if len(a.Matches) == 0 && a.Hold == nil && a.From == "" {
+		return nil, undo, nil
+	}
+	return &a, undo, nil
 }
 
 // countRefusal counts a refusal of m for the usage reports, when the
@@ -375,6 +421,39 @@ func unanswered(err error) bool {
 	return errors.As(err, &deadline) || errors.As(err, &canceled)
 }
 
+// existing looks up the message a keyed submission's ID names, by its
+// workflow (the message exists from the moment its workflow does). found
+// says it exists: then acc and err are repeated's answer. found false with
+// err nil says there is no such message; with an error, that the look-up
+// failed and cannot tell. A bounded look-up takes at most a third of ctx's
+// time, and at most lookUpFor, so the submission keeps time to start its
+// message should the look-up not be answered.
+func (s *Service) existing(ctx context.Context, m smsgw.Message, fp string, bounded bool) (acc smsgw.Accepted, found bool, err error) {
+	lookCtx, cancel := ctx, context.CancelFunc(func() {})
+	if bounded {
+		limit := lookUpFor
+		if deadline, ok := ctx.Deadline(); ok {
+			limit = min(limit, time.Until(deadline)/3)
+		}
+		lookCtx, cancel = context.WithTimeout(ctx, limit)
+	}
+	desc, err := s.temporal.DescribeWorkflowExecution(lookCtx, m.ID, "")
+	cancel()
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return smsgw.Accepted{}, false, nil
+	case err != nil:
+		return smsgw.Accepted{}, false, fmt.Errorf("look up message %s: %w", m.ID, err)
+	}
+	acc, err = s.answerRepeat(ctx, m, fp, desc)
+	return acc, true, err
+}
+
+// lookUpFor bounds the look-up of a keyed submission's message before its
+// rules.
+const lookUpFor = 2 * time.Second
+
 // repeated answers a submission whose idempotency key names a message that
 // exists: with that message as it is now, if the request is the one that
 // created it, and with ECONFLICT if the key was used for another request.
@@ -383,6 +462,12 @@ func (s *Service) repeated(ctx context.Context, m smsgw.Message, fp string) (sms
 	if err != nil {
 		return smsgw.Accepted{}, smsgw.Unavailable("workflow engine", err)
 	}
+	return s.answerRepeat(ctx, m, fp, desc)
+}
+
+// answerRepeat is repeated's answer, from the message's workflow as
+// described.
+func (s *Service) answerRepeat(ctx context.Context, m smsgw.Message, fp string, desc *workflowservice.DescribeWorkflowExecutionResponse) (smsgw.Accepted, error) {
 	// A message accepted before fingerprints were kept has none, and is
 	// taken to be the same request.
 	memo, err := submissionMemo(s.dc, desc.GetWorkflowExecutionInfo())

@@ -8,8 +8,10 @@
 //
 // The opt-out list and the counters are shared by every replica: they are
 // stores, reached through the interfaces declared here (the MongoDB event
-// store implements them). The package also turns opt-out and opt-in
-// keywords of mobile-originated messages into changes of the list.
+// store keeps the opt-out list, the MySQL reporting database the velocity
+// and traffic counters, whose upserts are atomic). The package also turns
+// opt-out and opt-in keywords of mobile-originated messages into changes
+// of the list.
 package rules
 
 import (
@@ -37,10 +39,11 @@ type Counters interface {
 	// the window that starts at bucket, and returns the count after. The
 	// count may be forgotten after expire.
 	AddVelocity(ctx context.Context, key string, bucket, expire time.Time, n int64) (int64, error)
-	// AddTraffic counts one message of the customer to prefix in the hour
-	// that starts at hour, and returns the hour's count for the prefix and
-	// for all of the customer's prefixes.
-	AddTraffic(ctx context.Context, customerID, prefix string, hour time.Time) (prefixCount, total int64, err error)
+	// AddTraffic adds n messages of the customer (1, or -1 to take one
+	// back) to prefix in the hour that starts at hour, and returns the
+	// hour's count for the prefix and for all of the customer's prefixes
+	// after (0 and 0 when n is negative: nothing decides on them).
+	AddTraffic(ctx context.Context, customerID, prefix string, hour time.Time, n int64) (prefixCount, total int64, err error)
 	// Traffic sums the customer's messages by prefix, and in all, over the
 	// hours in [from, to).
 	Traffic(ctx context.Context, customerID string, from, to time.Time) (byPrefix map[string]int64, total int64, err error)
@@ -113,22 +116,22 @@ func New(o Options) (*Engine, error) {
 }
 
 // Admit implements smsgw.Admitter. m.To is in E.164 form.
-func (e *Engine) Admit(ctx context.Context, m smsgw.Message) (smsgw.Admission, error) {
+func (e *Engine) Admit(ctx context.Context, m smsgw.Message) (smsgw.Admission, func(), error) {
 	cfg := e.config.Config()
 	cu, _ := cfg.Customer(m.CustomerID)
 	var adm smsgw.Admission
 
 	opted, err := e.optOuts.OptedOut(ctx, m.CustomerID, smsgw.SenderDigits(m.From), m.To)
 	if err != nil {
-		return adm, smsgw.Unavailable("opt-out list", err)
+		return adm, nil, smsgw.Unavailable("opt-out list", err)
 	}
 	if opted {
-		return adm, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonOptedOut,
+		return adm, nil, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonOptedOut,
 			"to %s opted out of the account's messages", m.To))
 	}
 
 	if !DestinationAllowed(cu.Rules.AllowedDestinations, m.To) {
-		return adm, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonDestinationNotAllowed,
+		return adm, nil, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonDestinationNotAllowed,
 			"to %s is not among the account's allowed destinations (%s)", m.To, strings.Join(cu.Rules.AllowedDestinations, ", ")))
 	}
 
@@ -159,19 +162,21 @@ func (e *Engine) Admit(ctx context.Context, m smsgw.Message) (smsgw.Admission, e
 		adm.Matches = append(adm.Matches, match)
 	}
 	if refusedBy != "" {
-		return smsgw.Admission{}, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonContentRefused,
+		return smsgw.Admission{}, nil, e.refuse(m.CustomerID, smsgw.Refused(smsgw.EFORBIDDEN, smsgw.ReasonContentRefused,
 			"the message was refused by content rule %q", refusedBy))
 	}
 
-	undo, err := e.velocity(ctx, cfg, cu, m, at, &adm)
+	undoVelocity, err := e.velocity(ctx, cfg, cu, m, at, &adm)
 	if err != nil {
-		return smsgw.Admission{}, err
+		return smsgw.Admission{}, nil, err
 	}
-	if err := e.guard(ctx, cfg, cu, m, at, &adm); err != nil {
-		undo() // a refused message does not count toward the limits
-		return smsgw.Admission{}, err
+	undoTraffic, err := e.guard(ctx, cfg, cu, m, at, &adm)
+	if err != nil {
+		undoVelocity() // a refused message does not count toward the limits
+		return smsgw.Admission{}, nil, err
 	}
-	return adm, nil
+	var once sync.Once
+	return adm, func() { once.Do(func() { undoVelocity(); undoTraffic() }) }, nil
 }
 
 // refuse counts a refusal and returns it.
@@ -250,55 +255,74 @@ func (e *Engine) velocity(ctx context.Context, cfg *config.Config, cu config.Cus
 	return undo, nil
 }
 
-// baseline is a customer's traffic over the 7 days before an hour.
+// baseline is a customer's traffic over the 7 days before an hour, and
+// over the hour before it alone.
 type baseline struct {
 	hour      time.Time
 	fetchedAt time.Time
 	byPrefix  map[string]int64
 	total     int64
+	// The previous clock hour's counts, which the last 60 minutes take a
+	// share of.
+	prevByPrefix map[string]int64
+	prevTotal    int64
 }
 
 // baselineRefresh is how long a customer's 7-day traffic is reused.
 const baselineRefresh = 5 * time.Minute
 
-// guard counts the message in its prefix's traffic of the hour and flags
-// it when the prefix's share of the hour is over Factor times its share
-// of the 7 days before, with at least MinMessages in the hour.
-func (e *Engine) guard(ctx context.Context, cfg *config.Config, cu config.Customer, m smsgw.Message, at time.Time, adm *smsgw.Admission) error {
+// guard counts the message in its prefix's traffic and flags it when the
+// prefix's share of the customer's traffic over the last 60 minutes is
+// over Factor times its share of the 7 days before the current hour, with
+// at least MinMessages to the prefix in those 60 minutes. The counts are
+// kept per clock hour; the last 60 minutes are the current hour's counts
+// and the previous hour's weighted by the part of it still inside the
+// window (at hh:15, three quarters of it), so a burst split across hh:00
+// is judged whole. A message it lets in stays counted until undo takes
+// it back (a later step refused it); one it refuses stays counted: the
+// guard measures where the customer tries to send.
+func (e *Engine) guard(ctx context.Context, cfg *config.Config, cu config.Customer, m smsgw.Message, at time.Time, adm *smsgw.Admission) (undo func(), err error) {
 	g := cfg.Guard(cu)
 	if g == nil || len(m.To) < 2 {
-		return nil
+		return func() {}, nil
 	}
 	prefix := m.To[:min(len(m.To), 1+g.PrefixDigits)]
-	hour := at.UTC().Truncate(time.Hour)
-	n, total, err := e.counters.AddTraffic(ctx, m.CustomerID, prefix, hour)
+	at = at.UTC()
+	hour := at.Truncate(time.Hour)
+	n, total, err := e.counters.AddTraffic(ctx, m.CustomerID, prefix, hour, 1)
 	if err != nil {
-		return smsgw.Unavailable("traffic counters", err)
+		return nil, smsgw.Unavailable("traffic counters", err)
 	}
-	if n < g.MinHour {
-		return nil
+	undo = func() {
+		if _, _, err := e.counters.AddTraffic(context.WithoutCancel(ctx), m.CustomerID, prefix, hour, -1); err != nil {
+			e.logger.Warn("traffic count not taken back", "customer", m.CustomerID, "prefix", prefix, "err", err)
+		}
 	}
 	base, err := e.baselineOf(ctx, m.CustomerID, hour, at)
 	if err != nil {
-		return smsgw.Unavailable("traffic counters", err)
+		undo()
+		return nil, smsgw.Unavailable("traffic counters", err)
 	}
-	if base.total < g.MinBaseline {
-		return nil
+	w := lastHourWeight(hour, at)
+	recent := float64(n) + w*float64(base.prevByPrefix[prefix])
+	recentTotal := float64(total) + w*float64(base.prevTotal)
+	if recent < float64(g.MinHour) || base.total < g.MinBaseline {
+		return undo, nil
 	}
 	share := float64(base.byPrefix[prefix]) / float64(base.total)
-	hourShare := float64(n) / float64(total)
-	if hourShare <= g.Factor*share {
-		return nil
+	recentShare := recent / recentTotal
+	if recentShare <= g.Factor*share {
+		return undo, nil
 	}
 	e.flags.WithLabelValues(m.CustomerID, g.Action).Inc()
 	e.matches.WithLabelValues(m.CustomerID, "pumping", g.Action).Inc()
-	detail := fmt.Sprintf("%d of %d messages this hour to %s (%.1f%%), against %.2f%% over 7 days", n, total, prefix, 100*hourShare, 100*share)
+	detail := fmt.Sprintf("%.0f of %.0f messages in the last hour to %s (%.1f%%), against %.2f%% over 7 days", recent, recentTotal, prefix, 100*recentShare, 100*share)
 	switch g.Action {
 	case smsgw.ActionRefuse:
 		err := smsgw.Refused(smsgw.ETHROTTLED, smsgw.ReasonUnusualDestination,
 			"traffic to %s is unusual for the account (%s); retry later or contact support", prefix, detail)
-		err.RetryAfter = hour.Add(time.Hour).Sub(at)
-		return e.refuse(m.CustomerID, err)
+		err.RetryAfter = nextLetInAfter(n, base.prevByPrefix[prefix], g.MinHour, hour, at)
+		return nil, e.refuse(m.CustomerID, err)
 	case smsgw.ActionHold:
 		if adm.Hold == nil {
 			adm.Hold = &smsgw.Hold{Reason: "pumping guard: " + detail, Timeout: cfg.Rules.HoldTimeoutOr(0)}
@@ -307,11 +331,35 @@ func (e *Engine) guard(ctx context.Context, cfg *config.Config, cu config.Custom
 		e.logger.Warn("unusual destination traffic", "customer", m.CustomerID, "prefix", prefix, "detail", detail)
 	}
 	adm.Matches = append(adm.Matches, smsgw.RuleMatch{Rule: "pumping:" + prefix, Action: g.Action, Detail: detail})
-	return nil
+	return undo, nil
 }
 
-// baselineOf is the customer's traffic over the 7 days before hour,
-// read at most once per baselineRefresh.
+// lastHourWeight is the part of the clock hour before hour that is inside
+// the 60 minutes before at.
+func lastHourWeight(hour, at time.Time) float64 {
+	return 1 - float64(at.Sub(hour))/float64(time.Hour)
+}
+
+// nextLetInAfter is how long from at until the pumping guard's count of
+// the prefix over the last 60 minutes lets the next message to it in, if
+// nothing more is sent to it meanwhile: n this hour (the refused message
+// included) and prev in the hour before, against minimum. The next
+// message counts too. (Its share may let it in sooner.)
+func nextLetInAfter(n, prev, minimum int64, hour, at time.Time) time.Duration {
+	room := float64(minimum - 1)
+	var until time.Time
+	if float64(n) >= room {
+		// In the next hour, as this hour's count slides out of the window.
+		until = hour.Add(time.Hour + time.Duration((1-room/float64(n))*float64(time.Hour)))
+	} else {
+		// In this hour, as the previous hour's count slides out.
+		until = hour.Add(time.Duration((1 - (room-float64(n))/float64(max(prev, 1))) * float64(time.Hour)))
+	}
+	return max(until.Sub(at).Truncate(time.Second)+time.Second, time.Second)
+}
+
+// baselineOf is the customer's traffic over the 7 days before hour, and
+// over the hour before it, read at most once per baselineRefresh.
 func (e *Engine) baselineOf(ctx context.Context, customerID string, hour, now time.Time) (baseline, error) {
 	e.mu.Lock()
 	b, ok := e.baseline[customerID]
@@ -323,7 +371,11 @@ func (e *Engine) baselineOf(ctx context.Context, customerID string, hour, now ti
 	if err != nil {
 		return baseline{}, err
 	}
-	b = baseline{hour: hour, fetchedAt: now, byPrefix: byPrefix, total: total}
+	prevByPrefix, prevTotal, err := e.counters.Traffic(ctx, customerID, hour.Add(-time.Hour), hour)
+	if err != nil {
+		return baseline{}, err
+	}
+	b = baseline{hour: hour, fetchedAt: now, byPrefix: byPrefix, total: total, prevByPrefix: prevByPrefix, prevTotal: prevTotal}
 	e.mu.Lock()
 	e.baseline[customerID] = b
 	e.mu.Unlock()

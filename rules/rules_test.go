@@ -20,13 +20,22 @@ import (
 type memCounters struct {
 	mu       sync.Mutex
 	velocity map[string]int64
-	traffic  map[string]int64 // customer|prefix|hour
-	history  map[string]int64 // prefix: messages over the 7 days
-	fail     error
+	traffic  map[trafficKey]int64
+	// history is the customer's messages by prefix in the hour historyAt
+	// (two days before the engine's clock, in the 7 days the guard looks
+	// back on), whoever the customer.
+	history   map[string]int64
+	historyAt time.Time
+	fail      error
+}
+
+type trafficKey struct {
+	customer, prefix string
+	hour             time.Time
 }
 
 func newCounters() *memCounters {
-	return &memCounters{velocity: map[string]int64{}, traffic: map[string]int64{}, history: map[string]int64{}}
+	return &memCounters{velocity: map[string]int64{}, traffic: map[trafficKey]int64{}, history: map[string]int64{}}
 }
 
 func (c *memCounters) AddVelocity(_ context.Context, key string, bucket, _ time.Time, n int64) (int64, error) {
@@ -40,21 +49,35 @@ func (c *memCounters) AddVelocity(_ context.Context, key string, bucket, _ time.
 	return c.velocity[k], nil
 }
 
-func (c *memCounters) AddTraffic(_ context.Context, customerID, prefix string, hour time.Time) (int64, int64, error) {
+func (c *memCounters) AddTraffic(_ context.Context, customerID, prefix string, hour time.Time, n int64) (int64, int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.traffic[customerID+"|"+prefix+"|"+hour.String()]++
-	c.traffic[customerID+"|*|"+hour.String()]++
-	return c.traffic[customerID+"|"+prefix+"|"+hour.String()], c.traffic[customerID+"|*|"+hour.String()], nil
+	k, all := trafficKey{customerID, prefix, hour}, trafficKey{customerID, "*", hour}
+	c.traffic[k] += n
+	c.traffic[all] += n
+	return c.traffic[k], c.traffic[all], nil
 }
 
-func (c *memCounters) Traffic(context.Context, string, time.Time, time.Time) (map[string]int64, int64, error) {
+func (c *memCounters) Traffic(_ context.Context, customerID string, from, to time.Time) (map[string]int64, int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	in := func(t time.Time) bool { return !t.Before(from) && t.Before(to) }
 	out, total := map[string]int64{}, int64(0)
-	for p, n := range c.history {
-		out[p] = n
-		total += n
+	if in(c.historyAt) {
+		for p, n := range c.history {
+			out[p] += n
+			total += n
+		}
+	}
+	for k, n := range c.traffic {
+		if k.customer != customerID || !in(k.hour) {
+			continue
+		}
+		if k.prefix == "*" {
+			total += n
+		} else {
+			out[k.prefix] += n
+		}
 	}
 	return out, total, nil
 }
@@ -156,12 +179,24 @@ func newEngine(t *testing.T, now time.Time) (*Engine, *memCounters, *memOptOuts,
 		t.Fatal(err)
 	}
 	counters, list := newCounters(), &memOptOuts{entries: map[string]smsgw.OptOut{}}
+	counters.historyAt = now.UTC().Truncate(time.Hour).Add(-48 * time.Hour)
 	reg := prometheus.NewRegistry()
 	e, err := New(Options{Config: config.Static(cfg), OptOuts: list, Counters: counters, Now: func() time.Time { return now }, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e, counters, list, reg
+}
+
+// changeRules changes the rules of one customer of the engine's
+// configuration.
+func changeRules(e *Engine, customerID string, change func(*config.CustomerRules)) {
+	cfg := e.config.Config()
+	for i := range cfg.Customers {
+		if cfg.Customers[i].ID == customerID {
+			change(&cfg.Customers[i].Rules)
+		}
+	}
 }
 
 func TestAdmit(t *testing.T) {
@@ -222,7 +257,7 @@ func TestAdmit(t *testing.T) {
 			if _, err := list.AddOptOuts(context.Background(), c.optedOut); err != nil {
 				t.Fatal(err)
 			}
-			adm, err := e.Admit(context.Background(), c.m)
+			adm, _, err := e.Admit(context.Background(), c.m)
 			if smsgw.ErrorCode(err) != c.wantCode || smsgw.ErrorReason(err) != c.wantReason {
 				t.Fatalf("Admit: %v (code %q reason %q), want code %q reason %q", err, smsgw.ErrorCode(err), smsgw.ErrorReason(err), c.wantCode, c.wantReason)
 			}
@@ -260,11 +295,11 @@ func TestVelocity(t *testing.T) {
 	ctx := context.Background()
 	m := smsgw.Message{CustomerID: "acme", From: "ACME", To: "+441234567890", Text: "hi"}
 	for i := range 2 {
-		if _, err := e.Admit(ctx, m); err != nil {
+		if _, _, err := e.Admit(ctx, m); err != nil {
 			t.Fatalf("message %d: %v", i+1, err)
 		}
 	}
-	_, err := e.Admit(ctx, m)
+	_, _, err := e.Admit(ctx, m)
 	if smsgw.ErrorCode(err) != smsgw.ETHROTTLED || smsgw.ErrorReason(err) != smsgw.ReasonVelocityLimit {
 		t.Fatalf("third message: %v, want ETHROTTLED VELOCITY_LIMIT", err)
 	}
@@ -278,7 +313,7 @@ func TestVelocity(t *testing.T) {
 		}
 	}
 	// Another number has its own count.
-	if _, err := e.Admit(ctx, smsgw.Message{CustomerID: "acme", From: "ACME", To: "+441234567891", Text: "hi"}); err != nil {
+	if _, _, err := e.Admit(ctx, smsgw.Message{CustomerID: "acme", From: "ACME", To: "+441234567891", Text: "hi"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -286,7 +321,7 @@ func TestVelocity(t *testing.T) {
 	var held *smsgw.Admission
 	for i := range 4 {
 		to := "+44912300000" + string(rune('0'+i))
-		adm, err := e.Admit(ctx, smsgw.Message{CustomerID: "acme", From: "ACME", To: to, Text: "hi"})
+		adm, _, err := e.Admit(ctx, smsgw.Message{CustomerID: "acme", From: "ACME", To: to, Text: "hi"})
 		if err != nil {
 			t.Fatalf("range message %d: %v", i+1, err)
 		}
@@ -302,7 +337,7 @@ func TestVelocity(t *testing.T) {
 	}
 
 	counters.fail = errors.New("down")
-	if _, err := e.Admit(ctx, m); smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
+	if _, _, err := e.Admit(ctx, m); smsgw.ErrorCode(err) != smsgw.EUNAVAILABLE {
 		t.Errorf("counters down: %v, want EUNAVAILABLE", err)
 	}
 }
@@ -333,7 +368,7 @@ func TestPumpingGuard(t *testing.T) {
 			counters.history = c.history
 			got := -1
 			for i, to := range c.sends {
-				_, err := e.Admit(context.Background(), smsgw.Message{CustomerID: "open", From: "OPEN", To: to + "2345678", Text: "hi"})
+				_, _, err := e.Admit(context.Background(), smsgw.Message{CustomerID: "open", From: "OPEN", To: to + "2345678", Text: "hi"})
 				if err != nil {
 					if smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination || smsgw.ErrorCode(err) != smsgw.ETHROTTLED {
 						t.Fatalf("send %d: %v", i, err)
@@ -432,24 +467,27 @@ func TestConfigRefusesBadRules(t *testing.T) {
 	}
 }
 
+// countingEngine is an engine whose customer open has a velocity limit of
+// 100 messages an hour to a number besides its pumping guard, and sent
+// 100 messages to +44 over the 7 days.
+func countingEngine(t *testing.T, now time.Time) (*Engine, *memCounters) {
+	e, counters, _, _ := newEngine(t, now)
+	changeRules(e, "open", func(r *config.CustomerRules) { r.Velocity = []config.VelocityLimit{{Per: "number", Max: 100}} })
+	counters.history = map[string]int64{"+44": 100}
+	return e, counters
+}
+
 // A submission the pumping guard refuses after the velocity limits counted
 // it is taken back from their counts.
 func TestGuardRefusalTakesBackVelocityCounts(t *testing.T) {
 	// fixed date: the Engine reads only the clock it is given (Options.Now)
 	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
-	e, counters, _, _ := newEngine(t, now)
-	cfg := e.config.Config()
-	for i := range cfg.Customers {
-		if cfg.Customers[i].ID == "open" {
-			cfg.Customers[i].Rules.Velocity = []config.VelocityLimit{{Per: "number", Max: 100}}
-		}
-	}
-	counters.history = map[string]int64{"+44": 100}
+	e, counters := countingEngine(t, now)
 	m := smsgw.Message{CustomerID: "open", From: "OPEN", To: "+882345678", Text: "hi"}
-	if _, err := e.Admit(context.Background(), m); err != nil {
+	if _, _, err := e.Admit(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Admit(context.Background(), m); smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination {
+	if _, _, err := e.Admit(context.Background(), m); smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination {
 		t.Fatalf("second message to a new prefix: %v, want %s", err, smsgw.ReasonUnusualDestination)
 	}
 	for k, n := range counters.velocity {
@@ -459,5 +497,157 @@ func TestGuardRefusalTakesBackVelocityCounts(t *testing.T) {
 	}
 	if len(counters.velocity) != 1 {
 		t.Errorf("velocity counts %v, want one", counters.velocity)
+	}
+}
+
+// undo takes an admitted submission back from every count it made, the
+// velocity limits' and the pumping guard's traffic, once however often it
+// is called.
+func TestUndoTakesBackTheCounts(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
+	e, counters := countingEngine(t, now)
+	m := smsgw.Message{CustomerID: "open", From: "OPEN", To: "+441234567", Text: "hi"}
+	if _, _, err := e.Admit(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	_, undo, err := e.Admit(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo()
+	undo()
+	for k, n := range counters.velocity {
+		if n != 1 {
+			t.Errorf("velocity count %s = %d after one of two was taken back, want 1", k, n)
+		}
+	}
+	for k, n := range counters.traffic {
+		if n != 1 {
+			t.Errorf("traffic count %v = %d after one of two was taken back, want 1", k, n)
+		}
+	}
+	if len(counters.velocity) != 1 || len(counters.traffic) != 2 {
+		t.Errorf("counts %v and %v, want one velocity count and the prefix's and the total traffic", counters.velocity, counters.traffic)
+	}
+}
+
+// The actions other than refuse let the submission in: the pumping guard's
+// hold holds it for review, its alert and a velocity limit's alert only
+// record the match (and count the guard's flag).
+func TestActionsThatLetIn(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	now := time.Date(2026, 3, 2, 12, 30, 0, 0, time.UTC)
+	for _, action := range []string{smsgw.ActionHold, smsgw.ActionAlert} {
+		t.Run("pumping guard "+action, func(t *testing.T) {
+			e, counters, _, _ := newEngine(t, now)
+			changeRules(e, "open", func(r *config.CustomerRules) {
+				r.PumpingGuard = &config.PumpingGuard{Factor: 3, MinHour: 2, PrefixDigits: 2, MinBaseline: 10, Action: action}
+			})
+			counters.history = map[string]int64{"+44": 100}
+			m := smsgw.Message{CustomerID: "open", From: "OPEN", To: "+882345678", Text: "hi"}
+			if adm, _, err := e.Admit(context.Background(), m); err != nil || len(adm.Matches) != 0 || adm.Hold != nil {
+				t.Fatalf("first message to +88: %+v, %v; want let in untouched", adm, err)
+			}
+			adm, _, err := e.Admit(context.Background(), m)
+			if err != nil {
+				t.Fatalf("second message to +88: %v, want let in", err)
+			}
+			if len(adm.Matches) != 1 || adm.Matches[0].Rule != "pumping:+88" || adm.Matches[0].Action != action || !strings.Contains(adm.Matches[0].Detail, "+88") {
+				t.Errorf("matches %+v, want pumping:+88 with action %s", adm.Matches, action)
+			}
+			if held := adm.Hold != nil; held != (action == smsgw.ActionHold) {
+				t.Errorf("hold %+v with action %s", adm.Hold, action)
+			}
+			if action == smsgw.ActionHold && (adm.Hold.Timeout != 2*time.Hour || !strings.HasPrefix(adm.Hold.Reason, "pumping guard: ")) {
+				t.Errorf("hold %+v, want the rules' hold timeout and the guard's reason", adm.Hold)
+			}
+			if got := testutil.ToFloat64(e.flags.WithLabelValues("open", action)); got != 1 {
+				t.Errorf("flags{%s} = %v, want 1", action, got)
+			}
+		})
+	}
+	t.Run("velocity alert", func(t *testing.T) {
+		e, _, _, _ := newEngine(t, now)
+		changeRules(e, "acme", func(r *config.CustomerRules) {
+			r.Velocity = []config.VelocityLimit{{Per: "number", Max: 1, Action: smsgw.ActionAlert}}
+		})
+		m := smsgw.Message{CustomerID: "acme", From: "ACME", To: "+441234567890", Text: "hi"}
+		for i := range 3 {
+			adm, _, err := e.Admit(context.Background(), m)
+			if err != nil || adm.Hold != nil {
+				t.Fatalf("message %d: %+v, %v; want let in, not held", i+1, adm, err)
+			}
+			if over := i > 0; over != (len(adm.Matches) == 1) {
+				t.Fatalf("message %d: matches %+v", i+1, adm.Matches)
+			}
+			if i > 0 && (adm.Matches[0].Rule != "velocity:0" || adm.Matches[0].Action != smsgw.ActionAlert || !strings.Contains(adm.Matches[0].Detail, "over 1")) {
+				t.Errorf("message %d: match %+v, want velocity:0 alert", i+1, adm.Matches[0])
+			}
+		}
+		if got := testutil.ToFloat64(e.matches.WithLabelValues("acme", "velocity", smsgw.ActionAlert)); got != 2 {
+			t.Errorf("velocity alert matches counted %v, want 2", got)
+		}
+	})
+}
+
+// The pumping guard judges the last 60 minutes, not the clock hour: a
+// burst split across hh:00 is flagged as a whole, the previous hour
+// weighing by the part of it still inside the window, and the refusal's
+// Retry-After is when that part has shrunk enough to let the next in.
+func TestPumpingGuardSlidingHour(t *testing.T) {
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	clock := time.Date(2026, 3, 2, 12, 59, 0, 0, time.UTC)
+	e, counters, _, _ := newEngine(t, clock)
+	e.now = func() time.Time { return clock }
+	cfg := e.config.Config()
+	for i := range cfg.Customers {
+		if cfg.Customers[i].ID == "open" {
+			cfg.Customers[i].Rules.PumpingGuard = &config.PumpingGuard{Factor: 3, MinHour: 10, PrefixDigits: 2, MinBaseline: 10, Action: smsgw.ActionRefuse}
+		}
+	}
+	counters.history = map[string]int64{"+44": 1000}
+	send := func() error {
+		_, _, err := e.Admit(context.Background(), smsgw.Message{CustomerID: "open", From: "OPEN", To: "+882345678", Text: "hi"})
+		return err
+	}
+	// Six to a prefix never used before at 12:59: under the minimum of 10.
+	for i := range 6 {
+		if err := send(); err != nil {
+			t.Fatalf("send %d at 12:59: %v", i+1, err)
+		}
+	}
+	// At 13:00:30 the six weigh 6 x 119/120: the fourth this hour makes
+	// 9.95, the fifth 10.95, over the minimum.
+	clock = clock.Add(90 * time.Second)
+	for i := range 4 {
+		if err := send(); err != nil {
+			t.Fatalf("send %d at 13:00:30: %v (the last 60 minutes hold %d)", i+1, err, 6+i+1)
+		}
+	}
+	err := send()
+	if smsgw.ErrorReason(err) != smsgw.ReasonUnusualDestination {
+		t.Fatalf("fifth send at 13:00:30 (eleventh in 90 s): %v, want %s", err, smsgw.ReasonUnusualDestination)
+	}
+	// Five this hour and six before: the next is let in once the six
+	// weigh under 4, a third into the hour, at 13:20.
+	if ra, want := smsgw.RetryAfter(err), 19*time.Minute+31*time.Second; ra != want {
+		t.Errorf("Retry-After %s, want %s (until 13:20)", ra, want)
+	}
+	clock = clock.Add(smsgw.RetryAfter(err))
+	if err := send(); err != nil {
+		t.Errorf("send at %s, after Retry-After: %v", clock.Format("15:04:05"), err)
+	}
+	// A burst all in the previous hour has slid out by its end.
+	// fixed date: the Engine reads only the clock it is given (Options.Now)
+	clock = time.Date(2026, 3, 2, 14, 59, 59, 0, time.UTC)
+	for i := range 10 {
+		if err := send(); err != nil && i < 9 {
+			t.Fatalf("send %d at 14:59:59: %v", i+1, err)
+		}
+	}
+	clock = clock.Add(time.Hour)
+	if err := send(); err != nil {
+		t.Errorf("first send at 15:59:59, an hour after a burst: %v", err)
 	}
 }

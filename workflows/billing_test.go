@@ -221,3 +221,38 @@ func TestUnbilledMessageTouchesNoLedger(t *testing.T) {
 		t.Error("billed event for an unbilled message")
 	}
 }
+
+// A postpaid message reserves nothing: when delivered it is settled at its
+// price (the charge goes on the customer's balance, nothing held is
+// lifted), its billed event says postpaid and has no reservation; one
+// rejected before sending is released at no cost.
+func TestPostpaidMessageIsSettledWithoutReservation(t *testing.T) {
+	postpaid := func(h *harness) {
+		h.charge = &smsgw.Charge{Currency: "EUR", UnitMicros: 50_000, Segments: 1, PriceList: "retail", Prefix: "+61"}
+	}
+	h := newHarness(t, sentOK("abc"))
+	postpaid(h)
+	h.signalAt(time.Minute, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	m, ok := h.ledger.closeOf(h.msg.ID)
+	if !ok || m.Kind != smsgw.MoveSettle || m.Amount != -50_000 || m.Reserved != 0 {
+		t.Fatalf("close %+v (found %v), want a settlement of 0.05 lifting nothing", m, ok)
+	}
+	ev := h.events.events[h.msg.ID+":billed"]
+	if _, reserved := ev.Data["reservedMicros"]; ev.Data["kind"] != smsgw.MoveSettle || ev.Data["costMicros"] != int64(50_000) || ev.Data["prepaid"] != false || reserved {
+		t.Errorf("billed event %v, want a postpaid settlement of 50000 without a reservation", ev.Data)
+	}
+	if row := h.reports.rows[h.msg.ID]; row.CostMicros != 50_000 || row.Currency != "EUR" {
+		t.Errorf("row cost %d %s, want 50000 EUR", row.CostMicros, row.Currency)
+	}
+
+	h = newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {
+		return activities.SendResult{}, temporal.NewNonRetryableApplicationError("invalid destination", activities.ErrTypeSubmitRejected, nil,
+			activities.SendFailure{CommandStatus: 0x0B, StatusName: "ESME_RINVDSTADR"})
+	})
+	postpaid(h)
+	h.assertFinal(t, h.run(t), smsgw.StatusRejected)
+	if m, ok := h.ledger.closeOf(h.msg.ID); !ok || m.Kind != smsgw.MoveRelease || m.Amount != 0 || m.Reserved != 0 {
+		t.Errorf("close %+v (found %v), want a release at no cost", m, ok)
+	}
+}

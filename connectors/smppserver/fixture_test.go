@@ -47,6 +47,9 @@ customers:
   - id: other
     smpp: {systemId: other, password: "plain:pw"}
     billing: {lowBalanceFrom: FUNDS}
+  - id: retrier
+    smpp: {systemId: retrier, password: "plain:pw"}
+    billing: {smppStatus: 0x58}
 `, hash)
 	cfg, err := config.Parse([]byte(raw), func(string) (string, bool) { return "", false })
 	if err != nil {

@@ -308,6 +308,14 @@ func TestSubmitRefusals(t *testing.T) {
 	if got := sub.messages(); len(got) != 1 || got[0].Text != "fine" {
 		t.Fatalf("accepted %+v, want only the last", got)
 	}
+	// A customer whose billing.smppStatus names another status for a
+	// balance too low gets it; its other refusals keep theirs.
+	retrier := f.bound(t, smppwire.BindTransmitter, "retrier", "pw")
+	for text, want := range map[string]uint32{"broke": smppstatus.ESME_RTHROTTLED, "odd": smppstatus.ESME_RSUBMITFAIL, "down": smppstatus.ESME_RSYSERR} {
+		if status, _, err := retrier.Submit(ctxFor(t), with(func(m *smppwire.Message) { m.ShortMessage = []byte(text) })); err != nil || status != want {
+			t.Errorf("%q from a customer with billing.smppStatus 0x58: %s, %v; want %s", text, smppstatus.Name(status), err, smppstatus.Name(want))
+		}
+	}
 }
 
 func TestMalformedBodiesGetTheirOwnResponse(t *testing.T) {

@@ -43,13 +43,21 @@ func (s *Store) AddVelocity(ctx context.Context, key string, bucket, expire time
 	return count, nil
 }
 
-// AddTraffic implements rules.Counters.
-func (s *Store) AddTraffic(ctx context.Context, customerID, prefix string, hour time.Time) (int64, int64, error) {
+// AddTraffic implements rules.Counters. A negative n (a count taken back)
+// answers 0 and 0: nothing decides on them.
+func (s *Store) AddTraffic(ctx context.Context, customerID, prefix string, hour time.Time, n int64) (int64, int64, error) {
 	var counts [2]int64
 	for i, p := range []string{prefix, allPrefixes} {
+		if n < 0 {
+			if _, err := s.db.ExecContext(ctx, "UPDATE traffic_counts SET n = GREATEST(n + ?, 0) WHERE customer_id = ? AND hour_start = ? AND prefix = ?",
+				n, customerID, hour.UTC(), p); err != nil {
+				return 0, 0, fmt.Errorf("mysqlstore: traffic count: %w", wrap(err))
+			}
+			continue
+		}
 		res, err := s.db.ExecContext(ctx, `INSERT INTO traffic_counts (customer_id, hour_start, prefix, n, expire_at)
-			VALUES (?, ?, ?, LAST_INSERT_ID(1), ?)
-			ON DUPLICATE KEY UPDATE n = LAST_INSERT_ID(n + 1)`, customerID, hour.UTC(), p, hour.Add(trafficKeep).UTC())
+			VALUES (?, ?, ?, LAST_INSERT_ID(?), ?)
+			ON DUPLICATE KEY UPDATE n = LAST_INSERT_ID(n + VALUES(n))`, customerID, hour.UTC(), p, n, hour.Add(trafficKeep).UTC())
 		if err != nil {
 			return 0, 0, fmt.Errorf("mysqlstore: traffic count: %w", wrap(err))
 		}

@@ -65,16 +65,27 @@ func TestRuleCountersAcrossReplicas(t *testing.T) {
 
 	// Traffic per prefix and hour, summed over a range of hours.
 	for i, p := range []string{"+44", "+44", "+88"} {
-		if _, _, err := a.AddTraffic(c, "acme", p, bucket.Add(-time.Duration(i+1)*time.Hour)); err != nil {
+		if _, _, err := a.AddTraffic(c, "acme", p, bucket.Add(-time.Duration(i+1)*time.Hour), 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := a.AddTraffic(c, "acme", "+44", bucket); err != nil {
+	if _, _, err := a.AddTraffic(c, "acme", "+44", bucket, 1); err != nil {
 		t.Fatal(err)
 	}
-	n, total, err := b.AddTraffic(c, "acme", "+88", bucket)
+	n, total, err := b.AddTraffic(c, "acme", "+88", bucket, 1)
 	if err != nil || n != 1 || total != 2 {
 		t.Errorf("AddTraffic this hour: %d of %d, %v; want 1 of 2", n, total, err)
+	}
+	// One taken back (a later step refused it) leaves the prefix and the
+	// customer's total one lower.
+	if _, _, err := b.AddTraffic(c, "acme", "+88", bucket, -1); err != nil {
+		t.Fatal(err)
+	}
+	if byPrefix, total, err := a.Traffic(c, "acme", bucket, bucket.Add(time.Hour)); err != nil || total != 1 || byPrefix["+88"] != 0 || byPrefix["+44"] != 1 {
+		t.Errorf("this hour after one taken back: %v of %d, %v; want +44:1 of 1", byPrefix, total, err)
+	}
+	if n, total, err := b.AddTraffic(c, "acme", "+88", bucket, 1); err != nil || n != 1 || total != 2 {
+		t.Errorf("AddTraffic after one taken back: %d of %d, %v; want 1 of 2", n, total, err)
 	}
 	byPrefix, total, err := a.Traffic(c, "acme", bucket.Add(-7*24*time.Hour), bucket)
 	if err != nil || total != 3 || byPrefix["+44"] != 2 || byPrefix["+88"] != 1 {

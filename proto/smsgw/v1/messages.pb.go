@@ -974,7 +974,12 @@ type SubmitMessageResult struct {
 	// UNAVAILABLE.
 	ErrorCode string `protobuf:"bytes,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	// Why the item was refused.
-	ErrorMessage  string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	ErrorMessage string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Set when a policy refused the item: the machine-readable reason, as the
+	// ErrorInfo of a single submission has it (OPTED_OUT,
+	// DESTINATION_NOT_ALLOWED, CONTENT_REFUSED, VELOCITY_LIMIT,
+	// UNUSUAL_DESTINATION_TRAFFIC, INSUFFICIENT_BALANCE).
+	ErrorReason   string `protobuf:"bytes,5,opt,name=error_reason,json=errorReason,proto3" json:"error_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1033,6 +1038,13 @@ func (x *SubmitMessageResult) GetErrorCode() string {
 func (x *SubmitMessageResult) GetErrorMessage() string {
 	if x != nil {
 		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *SubmitMessageResult) GetErrorReason() string {
+	if x != nil {
+		return x.ErrorReason
 	}
 	return ""
 }
@@ -1107,13 +1119,14 @@ const file_smsgw_v1_messages_proto_rawDesc = "" +
 	"\x15SubmitMessagesRequest\x12:\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1e.smsgw.v1.SubmitMessageRequestR\bmessages\"Q\n" +
 	"\x16SubmitMessagesResponse\x127\n" +
-	"\aresults\x18\x01 \x03(\v2\x1d.smsgw.v1.SubmitMessageResultR\aresults\"\xac\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.smsgw.v1.SubmitMessageResultR\aresults\"\xcf\x01\n" +
 	"\x13SubmitMessageResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12;\n" +
 	"\baccepted\x18\x02 \x01(\v2\x1f.smsgw.v1.SubmitMessageResponseR\baccepted\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x03 \x01(\tR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage*\x97\x02\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12!\n" +
+	"\ferror_reason\x18\x05 \x01(\tR\verrorReason*\x97\x02\n" +
 	"\rMessageStatus\x12\x1e\n" +
 	"\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17MESSAGE_STATUS_ACCEPTED\x10\x01\x12\x17\n" +
