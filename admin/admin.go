@@ -96,8 +96,8 @@ type state struct {
 func (s *Service) Start(ctx context.Context, file *config.Config, source string) error {
 	latest, err := s.store.LatestConfigVersion(ctx)
 	if smsgw.ErrorCode(err) == smsgw.ENOTFOUND {
-		raw, err := file.Marshal()
-		if err != nil {
+		var raw []byte
+		if raw, err = file.Marshal(); err != nil {
 			return err
 		}
 		v := smsgw.ConfigVersion{Version: 1, At: s.now(), Who: "bootstrap", Action: "bootstrap from " + source,

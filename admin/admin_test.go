@@ -328,3 +328,28 @@ func TestFileWinsStoresADifferingFileAtStart(t *testing.T) {
 		t.Errorf("audit: %+v", audit)
 	}
 }
+
+// lateFirstRead is a store whose first look at the latest version misses
+// the version another replica has just stored, as when replicas start
+// together: the replica's own bootstrap then conflicts.
+type lateFirstRead struct {
+	*memStore
+	missed bool
+}
+
+func (s *lateFirstRead) LatestConfigVersion(ctx context.Context) (smsgw.ConfigVersion, error) {
+	if !s.missed {
+		s.missed = true
+		return smsgw.ConfigVersion{}, smsgw.Errorf(smsgw.ENOTFOUND, "no configuration is stored")
+	}
+	return s.memStore.LatestConfigVersion(ctx)
+}
+
+func TestReplicaThatLosesTheBootstrapTakesTheStoredVersion(t *testing.T) {
+	store := &memStore{}
+	replica(t, store, bootstrap)
+	b, liveB := replica(t, &lateFirstRead{memStore: store}, strings.Replace(bootstrap, "plain:acme-key", "plain:other-key", 1))
+	if _, ok := liveB.CustomerByAPIKey("acme-key"); !ok || b.Version() != 1 {
+		t.Fatalf("the replica that lost the bootstrap: version %d, stored configuration not in force", b.Version())
+	}
+}
