@@ -403,9 +403,17 @@ func (k *soakRun) run(ctx context.Context, temporalCLI, devdb, mysqlFallback str
 	if k.alerts != nil {
 		k.alerts.awaitResolved(ctx, time.Now().Add(2*time.Minute))
 	}
+	balanceProblem, err := c.awaitBalance(ctx, time.Now().Add(90*time.Second))
+	if err != nil {
+		return err
+	}
 	vs, f, err := c.check(ctx)
 	if err != nil {
 		return err
+	}
+	if balanceProblem != "" {
+		f.LedgerProblems++
+		f.BalanceProblem = balanceProblem
 	}
 	if err := writeRecords(k.st.dir, vs, k.sims, k.ledger); err != nil {
 		return err
@@ -595,8 +603,9 @@ func (k *soakRun) awaitNotifications(ctx context.Context, c *checker, deadline t
 	}
 }
 
-// soakConfig is the gateway's configuration for the soak: one customer on
-// every entry point and channel, two carriers with failover between them.
+// soakConfig is the gateway's configuration for the soak: one prepaid
+// customer on every entry point and channel, two carriers with failover
+// between them.
 func soakConfig(p soakProfile, hookURL string, sims map[string]string) string {
 	return fmt.Sprintf(`# Written by smsgw soak.
 webhooks:
@@ -609,6 +618,9 @@ customers:
     validity: %s
     numbers: [{number: "+%s"}]
     emailIngress: {allowedSenders: [%q], trustEnvelopeSender: true} # loopback: the soak is the network
+    billing: {mode: prepaid} # every message reserved, then settled or released, exactly once
+priceLists:
+  - {id: soak, currency: EUR, customers: [soak], rates: [{prefix: "+61", price: 0.01}]}
 connectors:
   - {id: carrier-a, address: %q, systemId: gw, password: pw, binds: 2, windowSize: 20, responseTimeout: 5s,
      rebindMin: 500ms, rebindMax: 2s, receiptIdFormat: hex, inDoubt: resubmit}

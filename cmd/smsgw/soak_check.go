@@ -60,12 +60,15 @@ type figures struct {
 	MOOffered, MOTaken, MOLost, MODups, MOReoffered        int
 	ByEntry                                                map[string]int
 	WebhookRefusals, BadSignatures                         int
+	Settled, Released                                      int // accepted messages whose reservation was settled, released
+	LedgerProblems                                         int // a message not reserved and closed once, or balances that do not add up
+	BalanceProblem                                         string
 }
 
 // pass says whether the run holds the gateway's promises.
 func (f figures) pass() bool {
 	return f.Lost == 0 && f.Unexplained == 0 && f.MissingStores == 0 && f.RefusedStarted == 0 &&
-		f.MissingWebhook == 0 && f.MissingDeliverSM == 0 && f.MOLost == 0
+		f.MissingWebhook == 0 && f.MissingDeliverSM == 0 && f.MOLost == 0 && f.LedgerProblems == 0
 }
 
 // checker holds what it reads from.
@@ -99,6 +102,60 @@ func (c *checker) storedEvents(ctx context.Context) (map[string][]smsgw.Event, e
 		out[e.MessageID] = append(out[e.MessageID], e)
 	}
 	return out, cur.Err()
+}
+
+// ledgerMoves reads the customer's billing ledger: for each message (its
+// entry key), how many movements of each kind it has. The ledger's unique
+// (entry, step) lets no step count twice; what is checked here is that
+// every accepted message was reserved and closed.
+func (c *checker) ledgerMoves(ctx context.Context) (map[string]map[string]int, error) {
+	rows, err := c.db.QueryContext(ctx, "SELECT entry_key, kind, COUNT(*) FROM billing_ledger WHERE customer_id = ? GROUP BY entry_key, kind", "soak")
+	if err != nil {
+		return nil, fmt.Errorf("billing ledger: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]int{}
+	for rows.Next() {
+		var key, kind string
+		var n int
+		if err := rows.Scan(&key, &kind, &n); err != nil {
+			return nil, fmt.Errorf("billing ledger: %w", err)
+		}
+		if out[key] == nil {
+			out[key] = map[string]int{}
+		}
+		out[key][kind] = n
+	}
+	return out, rows.Err()
+}
+
+// awaitBalance waits until nothing is held on the customer's balance (every
+// reservation settled or released: those of submissions whose workflow
+// never started go after the reconciler's grace) and reports whether the
+// balance and the held amount equal the sums of the ledger.
+func (c *checker) awaitBalance(ctx context.Context, deadline time.Time) (problem string, err error) {
+	for {
+		var balance, held, ledgerBalance, ledgerHeld int64
+		err := c.db.QueryRowContext(ctx, `SELECT b.balance_micros, b.reserved_micros,
+			(SELECT COALESCE(SUM(amount_micros), 0) FROM billing_ledger l WHERE l.customer_id = b.customer_id AND l.currency = b.currency),
+			(SELECT COALESCE(SUM(reserved_micros), 0) FROM billing_ledger l WHERE l.customer_id = b.customer_id AND l.currency = b.currency)
+			FROM billing_balances b WHERE b.customer_id = ?`, "soak").Scan(&balance, &held, &ledgerBalance, &ledgerHeld)
+		if err != nil {
+			return "", fmt.Errorf("billing balance: %w", err)
+		}
+		switch {
+		case balance != ledgerBalance || held != ledgerHeld:
+			return fmt.Sprintf("balance %s held %s, the ledger adds up to %s held %s", smsgw.FormatMicros(balance), smsgw.FormatMicros(held),
+				smsgw.FormatMicros(ledgerBalance), smsgw.FormatMicros(ledgerHeld)), nil
+		case held == 0:
+			return "", nil
+		case time.Now().After(deadline):
+			return fmt.Sprintf("%s still held at the end", smsgw.FormatMicros(held)), nil
+		}
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return "", err
+		}
+	}
 }
 
 // storedRow is what the checker reads of a reporting row.
@@ -213,6 +270,10 @@ func (c *checker) check(ctx context.Context) ([]verdict, figures, error) {
 	if err != nil {
 		return nil, figures{}, err
 	}
+	moves, err := c.ledgerMoves(ctx)
+	if err != nil {
+		return nil, figures{}, err
+	}
 	c.cust.mu.Lock()
 	defer c.cust.mu.Unlock()
 
@@ -259,6 +320,19 @@ func (c *checker) check(ctx context.Context) ([]verdict, figures, error) {
 		if !slices.Contains(finalStatuses, st) {
 			f.Lost++
 			v.Problems = append(v.Problems, "not final: "+st)
+		}
+		m := moves[s.ID]
+		switch {
+		case m[smsgw.MoveReserve] != 1 || m[smsgw.MoveSettle]+m[smsgw.MoveRelease] != 1:
+			f.LedgerProblems++
+			v.Problems = append(v.Problems, fmt.Sprintf("ledger: %v, want one reservation and one settlement or release", m))
+		case st == string(smsgw.StatusDelivered) && m[smsgw.MoveSettle] != 1:
+			f.LedgerProblems++
+			v.Problems = append(v.Problems, fmt.Sprintf("ledger: delivered but %v", m))
+		case m[smsgw.MoveSettle] == 1:
+			f.Settled++
+		default:
+			f.Released++
 		}
 		f.Final[st]++
 
@@ -438,6 +512,11 @@ func report(w io.Writer, p soakProfile, started time.Time, faults []faultRecord,
 	row("… **not explained**", f.Unexplained, "0")
 	row("parts resubmitted in doubt (recorded)", f.Resubmitted, "")
 	row("whole resends on failover (recorded)", f.Resends, "")
+	row("prepaid reservations settled / released", fmt.Sprintf("%d / %d", f.Settled, f.Released), "")
+	row("**ledger problems** (a message not reserved and closed once; balance not the ledger's sum; still held)", f.LedgerProblems, "0")
+	if f.BalanceProblem != "" {
+		row("… the balance", f.BalanceProblem, "")
+	}
 	row("**final status missing on the webhook**", f.MissingWebhook, "0")
 	row("duplicate webhooks (same messageId and seq)", f.WebhookDups, "goal 0")
 	row("**final receipt missing on the SMPP receiver binds** (SMPP submissions)", f.MissingDeliverSM, "0")

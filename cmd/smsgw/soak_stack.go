@@ -269,10 +269,18 @@ var roleNames = []string{"worker", "connector", "api", "smpp", "email"}
 func (s *stack) startRoles(ctx context.Context, cfgPath string) error {
 	common := []string{"-config", cfgPath, "-temporal-address", s.temporalAddr,
 		"-mongodb-uri", s.mongoURI, "-mongodb-database", "smsgw_soak", "-mysql-dsn", s.mysqlDSN,
-		"-log-level", "info", "-failover-after", "10s"}
+		"-log-level", "info", "-failover-after", "10s",
+		// Reservations of submissions whose workflow never started (a start
+		// a killed replica never answered) are released soon.
+		"-reservation-grace", "20s", "-reservation-interval", "2s"}
 	migrate := exec.CommandContext(ctx, s.self, append([]string{"migrate"}, common...)...)
 	if out, err := migrate.CombinedOutput(); err != nil {
 		return fmt.Errorf("smsgw migrate: %w\n%s", err, out)
+	}
+	topUp := exec.CommandContext(ctx, s.self, "billing", "topup", "-config", cfgPath, "-mysql-dsn", s.mysqlDSN,
+		"-customer", "soak", "-amount", "1000000", "-reference", "soak-start")
+	if out, err := topUp.CombinedOutput(); err != nil {
+		return fmt.Errorf("smsgw billing topup: %w\n%s", err, out)
 	}
 	metricsFlag := metricsAddrFlag()
 	s.roles = map[string][]*role{}
