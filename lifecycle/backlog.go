@@ -23,17 +23,18 @@ import (
 //
 // The count is shared by every replica: it is read from Temporal's
 // visibility store (running message workflows of the customer whose status
-// is still ACCEPTED and whose DueAt has come), refreshed at most once per
-// BacklogRefresh, plus what this process accepted since the count it holds
-// was taken. Between two refreshes another replica's acceptances are not
+// is still ACCEPTED and whose DueAt has come, started before the last
+// visibilityLag), refreshed at most once per BacklogRefresh, plus what this
+// process accepted since then: a message of this process is counted once,
+// by the store or by the process, never by both. Between two refreshes another replica's acceptances are not
 // seen, so all replicas together may go over the bound by what they accept
 // in one refresh interval (and in the visibility store's lag); docs/capacity.md
 // has the figures.
 
-// BacklogCounter counts a customer's messages accepted, due at now and not
-// yet handed upstream.
+// BacklogCounter counts a customer's messages accepted before
+// startedBefore, due at now and not yet handed upstream.
 type BacklogCounter interface {
-	CountBacklog(ctx context.Context, customerID string, now time.Time) (int64, error)
+	CountBacklog(ctx context.Context, customerID string, now, startedBefore time.Time) (int64, error)
 }
 
 // TemporalBacklog counts from the visibility store.
@@ -43,10 +44,10 @@ type TemporalBacklog struct {
 }
 
 // CountBacklog implements BacklogCounter.
-func (t TemporalBacklog) CountBacklog(ctx context.Context, customerID string, now time.Time) (int64, error) {
+func (t TemporalBacklog) CountBacklog(ctx context.Context, customerID string, now, startedBefore time.Time) (int64, error) {
 	resp, err := t.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
 		Namespace: t.Namespace,
-		Query:     BacklogQuery(customerID, now),
+		Query:     BacklogQuery(customerID, now, startedBefore),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("count the backlog of %s: %w", customerID, err)
@@ -54,10 +55,11 @@ func (t TemporalBacklog) CountBacklog(ctx context.Context, customerID string, no
 	return resp.GetCount(), nil
 }
 
-// BacklogQuery is the visibility query of a customer's backlog at now.
-func BacklogQuery(customerID string, now time.Time) string {
-	return fmt.Sprintf("WorkflowType = %q AND ExecutionStatus = 'Running' AND %s = %q AND %s = %q AND %s <= %q",
-		"MessageWorkflow",
+// BacklogQuery is the visibility query of a customer's backlog at now,
+// of the messages accepted before startedBefore.
+func BacklogQuery(customerID string, now, startedBefore time.Time) string {
+	return fmt.Sprintf("WorkflowType = %q AND ExecutionStatus = 'Running' AND StartTime < %q AND %s = %q AND %s = %q AND %s <= %q",
+		"MessageWorkflow", startedBefore.UTC().Format(time.RFC3339Nano),
 		workflows.SearchCustomerID.GetName(), customerID,
 		workflows.SearchMessageStatus.GetName(), string(smsgw.StatusAccepted),
 		workflows.SearchDueAt.GetName(), now.UTC().Format(time.RFC3339Nano))
@@ -67,8 +69,10 @@ func BacklogQuery(customerID string, now time.Time) string {
 // while the customer submits.
 const BacklogRefresh = time.Second
 
-// visibilityLag is how long after its start a workflow is assumed to be
-// missing from a count: acceptances that recent are added to the count.
+// visibilityLag is how long after its start a workflow may be missing from
+// the visibility store: the count leaves out workflows started that
+// recently, and the process adds its own acceptances of that time (another
+// replica's are not seen until the next count).
 const visibilityLag = 2 * time.Second
 
 // Backlog admits or refuses submissions by the customers' backlogs.
@@ -187,7 +191,7 @@ func (b *Backlog) refresh(ctx context.Context, customerID string, c *customerBac
 	at := b.now()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	n, err := b.counter.CountBacklog(ctx, customerID, at)
+	n, err := b.counter.CountBacklog(ctx, customerID, at, at.Add(-visibilityLag))
 
 	b.mu.Lock()
 	defer b.mu.Unlock()

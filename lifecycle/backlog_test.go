@@ -18,16 +18,18 @@ import (
 // sharedCount is the visibility store as the Backlog sees it: a count per
 // customer, set by the test, and how often it was read.
 type sharedCount struct {
-	mu    sync.Mutex
-	n     map[string]int64
-	err   error
-	reads int
+	mu     sync.Mutex
+	n      map[string]int64
+	err    error
+	reads  int
+	before time.Time // the startedBefore of the last read
 }
 
-func (c *sharedCount) CountBacklog(_ context.Context, customerID string, _ time.Time) (int64, error) {
+func (c *sharedCount) CountBacklog(_ context.Context, customerID string, _, startedBefore time.Time) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reads++
+	c.before = startedBefore
 	return c.n[customerID], c.err
 }
 
@@ -146,9 +148,35 @@ func TestBacklogNoBound(t *testing.T) {
 	}
 }
 
+// The shared count leaves out the workflows started within visibilityLag,
+// the very ones the process adds from its own acceptances: a message this
+// process accepted is counted once, not by both.
+func TestBacklogCountsOwnRecentAcceptancesOnce(t *testing.T) {
+	counter := &sharedCount{n: map[string]int64{}}
+	b, now, _ := newTestBacklog(t, counter)
+	ctx := context.Background()
+	done, err := b.Admit(ctx, "acme", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(true)
+	if want := now.Add(-visibilityLag); !counter.before.Equal(want) {
+		t.Fatalf("counted workflows started before %v, want before %v", counter.before, want)
+	}
+	// The store now sees the first message, but only as started within the
+	// lag: it is not in the count, and the process's own acceptance stands
+	// for it. A second submission fits under a bound of 2.
+	*now = now.Add(BacklogRefresh)
+	b.refresh(ctx, "acme", b.customers["acme"])
+	if _, err := b.Admit(ctx, "acme", 2); err != nil {
+		t.Fatalf("second submission under a bound of 2: %v", err)
+	}
+}
+
 func TestBacklogQueryCountsDueAcceptedMessagesOfOneCustomer(t *testing.T) {
-	q := BacklogQuery("acme", time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)) // fixed date: only formatted
-	for _, want := range []string{`CustomerId = "acme"`, `MessageStatus = "ACCEPTED"`, `ExecutionStatus = 'Running'`, `DueAt <= "2026-12-02T10:00:00Z"`, `WorkflowType = "MessageWorkflow"`} {
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC) // fixed date: only formatted
+	q := BacklogQuery("acme", at, at.Add(-2*time.Second))
+	for _, want := range []string{`StartTime < "2026-12-02T09:59:58Z"`, `CustomerId = "acme"`, `MessageStatus = "ACCEPTED"`, `ExecutionStatus = 'Running'`, `DueAt <= "2026-12-02T10:00:00Z"`, `WorkflowType = "MessageWorkflow"`} {
 		if !strings.Contains(q, want) {
 			t.Errorf("query %q lacks %s", q, want)
 		}

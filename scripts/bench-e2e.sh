@@ -9,7 +9,8 @@
 #
 # RATE > 0 runs the load open loop at that many submissions per second.
 # MAX_BACKLOG is smsgw's -max-backlog (the load tool retries what it refuses).
-# PROFILE=1 keeps 20 s of smsgw's CPU profile of each load in the work folder.
+# PROFILE=1 keeps 20 s of smsgw's CPU profile of each load in the work folder,
+# and with perf installed the Temporal and MongoDB-wire servers' samples.
 # Everything listens on loopback ports of its own (17233, 37017, 33307,
 # 12775, 12776, 18080, 19102), so it runs beside `make dev`.
 set -euo pipefail
@@ -37,11 +38,11 @@ wait_port() { # port name
 }
 # cpu PID: the CPU seconds (user + system) a process has used so far.
 cpu() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# profileTemporal NAME: with perf installed, 20 s of the Temporal server's
-# CPU samples from 5 s on, in the work folder (perf report -i ...).
-profileTemporal() {
+# profileProcess NAME PID: with perf installed, 20 s of a server's CPU
+# samples from 5 s on, in the work folder (perf report -i ...).
+profileProcess() {
   command -v perf >/dev/null 2>&1 || return 0
-  (sleep 5; perf record -q -F 199 -g -p "$temporal_pid" -o "$WORK/temporal-$1.perf" -- sleep 20 >/dev/null 2>&1) &
+  (sleep 5; perf record -q -F 199 -g -p "$2" -o "$WORK/$1.perf" -- sleep 20 >/dev/null 2>&1) &
 }
 # persistence: Temporal's persistence requests so far, a line per operation.
 persistence() {
@@ -68,21 +69,35 @@ echo "building the bench binary and smsgw..."
 go build -o "$BIN/smsgw" ./cmd/smsgw
 go test -c -o "$WORK/bench.test" ./bench
 
-# Temporal as `make dev` runs it.
+# startTemporal PHASE: a fresh Temporal dev server as `make dev` runs it.
+# Each phase (the bare workflow, REST, SMPP) starts on a fresh server and
+# fresh databases, so none pays for the histories an earlier one left.
 sa=()
 for x in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword DueAt=Datetime; do
   sa+=(--search-attribute "$x")
 done
-"$BIN/temporal" server start-dev --ip 127.0.0.1 --port 17233 --ui-port 18233 --db-filename "$WORK/temporal.db" \
-  --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal --dynamic-config-value history.cacheMaxSize=8192 --log-level warn --metrics-port 17299 "${sa[@]}" >"$WORK/temporal.log" 2>&1 &
-temporal_pid=$!; pids+=("$temporal_pid")
-wait_port 17233 Temporal
+startTemporal() {
+  "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 17233 --ui-port 18233 --db-filename "$WORK/temporal-$1.db" \
+    --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal --dynamic-config-value history.cacheMaxSize=8192 \
+    --log-level warn --metrics-port 17299 "${sa[@]}" >"$WORK/temporal-$1.log" 2>&1 &
+  temporal_pid=$!; pids+=("$temporal_pid")
+  wait_port 17233 Temporal
+}
+# stopAll: stops every process started so far and waits for its ports.
+stopAll() {
+  cleanup
+  pids=()
+  for port in 17233 37017 33307 12775 12776 18080 18099 19102; do
+    for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break; sleep 0.2; done
+  done
+}
 
 # 1. The bare workflow, closed loop, as many in flight as the load, its
 # signal 500 ms after its activity (the simulator's receipt delay).
+startTemporal bare
 echo "bare workflow: $N workflows, $CONC in flight..."
 t0=$(cpu "$temporal_pid"); persistence >"$WORK/p0"
-[ -n "${PROFILE:-}" ] && profileTemporal bare
+[ -n "${PROFILE:-}" ] && profileProcess temporal-bare "$temporal_pid"
 SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC /usr/bin/time -f "%U %S" -o "$WORK/floor.time" \
   "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor.txt" 2>&1
 t1=$(cpu "$temporal_pid"); persistence >"$WORK/p1"
@@ -95,8 +110,13 @@ floor_cpu=$(awk -v a="$t0" -v b="$t1" -v w="$floor_worker" -v n="$N" 'BEGIN {pri
 floor_server=$(awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN {printf "%.1f", (b-a)*1000/n}')
 floor_worker_ms=$(awk -v w="$floor_worker" -v n="$N" 'BEGIN {printf "%.1f", w*1000/n}')
 
-# 2. The make dev stack: the embedded MongoDB-wire server, the reporting
-# database make dev would use, the SMSC simulator and `smsgw all`.
+stopAll
+
+# startStack MODE: the make dev stack on a fresh Temporal: the embedded
+# MongoDB-wire server, the reporting database make dev would use, the SMSC
+# simulator and `smsgw all`.
+startStack() {
+startTemporal "$1"
 mysql_pid=""
 dsn='root@tcp(127.0.0.1:33307)/smsgw?parseTime=true&loc=UTC'
 mysql_addr=127.0.0.1:33307
@@ -109,13 +129,13 @@ for client in mariadb mysql; do
     break
   fi
 done
-"$BIN/devdb" -mongo-addr 127.0.0.1:37017 -mysql-addr "$mysql_addr" -data "$WORK/ferretdb" >"$WORK/devdb.out" 2>"$WORK/devdb.log" &
+"$BIN/devdb" -mongo-addr 127.0.0.1:37017 -mysql-addr "$mysql_addr" -data "$WORK/ferretdb-$1" >"$WORK/devdb-$1.out" 2>"$WORK/devdb-$1.log" &
 devdb_pid=$!; pids+=("$devdb_pid")
 wait_port 37017 "MongoDB-wire server"
-"$BIN/smsgw" smsc-sim -addr 127.0.0.1:12776 -receipt-delay 500ms >"$WORK/sim.log" 2>&1 &
+"$BIN/smsgw" smsc-sim -addr 127.0.0.1:12776 -receipt-delay 500ms >"$WORK/sim-$1.log" 2>&1 &
 pids+=($!)
 # The demo customer's own webhook (the message counted at the end uses it).
-"$BIN/smsgw" webhook-sink -addr 127.0.0.1:18099 -secret demo-webhook-secret >"$WORK/sink.log" 2>&1 &
+"$BIN/smsgw" webhook-sink -addr 127.0.0.1:18099 -secret demo-webhook-secret >"$WORK/sink-$1.log" 2>&1 &
 pids+=($!)
 # Payloads sealed with a key of their own, as make dev seals them.
 mkdir -p "$WORK/payload-keys" && chmod 700 "$WORK/payload-keys"
@@ -126,10 +146,12 @@ sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/d
   -metrics-addr 127.0.0.1:19102 -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
   -mongodb-uri mongodb://127.0.0.1:37017/ -mongodb-database smsgw_bench -mysql-dsn "$dsn" \
   -payload-keys-dir "$WORK/payload-keys" -workflow-id-key-file "$WORK/workflow-id-key" -temporal-compression none \
-  -max-backlog "${MAX_BACKLOG:-128}" $( [ -n "${PROFILE:-}" ] && echo -pprof ) -log-format text -log-level warn >"$WORK/smsgw.log" 2>&1 &
+  -max-backlog "${MAX_BACKLOG:-128}" $( [ -n "${PROFILE:-}" ] && echo -pprof ) -log-format text -log-level warn >"$WORK/smsgw-$1.log" 2>&1 &
 smsgw_pid=$!; pids+=("$smsgw_pid")
 wait_port 18080 smsgw
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.3; done
+
+}
 
 rows=()
 load() { # mode
@@ -140,9 +162,10 @@ load() { # mode
   a0=$(cpu "$temporal_pid"); b0=$(cpu "$devdb_pid"); c0=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d0=$(cpu "$smsgw_pid")
   if [ -n "${PROFILE:-}" ]; then # 20 s of smsgw's CPU profile, from 5 s into the load
     (sleep 5; curl -s "http://127.0.0.1:19102/debug/pprof/profile?seconds=20" -o "$WORK/smsgw-$mode.pprof") &
-    profileTemporal "$mode"
+    profileProcess "temporal-$mode" "$temporal_pid"
+    profileProcess "devdb-$mode" "$devdb_pid"
   fi
-  "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" \
+  "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" $( [ "$RATE" = 0 ] && echo -in-flight "$CONC" ) \
     -url http://127.0.0.1:18080 -smpp-addr 127.0.0.1:12775 -wait 5m >"$out" 2>&1 || true
   persistence >"$WORK/p-$mode-1"
   curl -s http://127.0.0.1:19102/metrics >"$WORK/metrics-$mode.txt" || true
@@ -160,10 +183,9 @@ load() { # mode
     'BEGIN { all = (t+d+my+s)*1000/n
       printf "| make dev, %s | %.1f | %.0f%% | %s | %d / %d ms | %d / %d ms | %.1f | %.1f | %.1f | %.1f | %.1f | %s / %s |", m, r, 100*r/f, acc, e50, e99, a50, a99, t*1000/n, d*1000/n, my*1000/n, s*1000/n, all, lost, dup }')")
 }
-load rest
-load smpp
+# countHistory: history events and workflow tasks of one REST message.
+countHistory() {
 
-# History events and workflow tasks of one REST message.
 id=""
 for _ in $(seq 1 30); do # a backlog refusal (429) is retried
   answer=$(curl -s -X POST http://127.0.0.1:18080/v1/messages -H 'Authorization: Bearer demo-key' \
@@ -176,6 +198,16 @@ done
 sleep 3
 events=$("$BIN/temporal" workflow describe -w "$id" --address 127.0.0.1:17233 -o json | jq -r '.workflowExecutionInfo.historyLength')
 tasks=$("$BIN/temporal" workflow show -w "$id" --address 127.0.0.1:17233 -o json | jq '[.events[] | select(.eventType == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED")] | length')
+
+}
+
+startStack rest
+load rest
+countHistory
+stopAll
+startStack smpp
+load smpp
+stopAll
 
 cat <<TABLE
 

@@ -28,6 +28,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	n := fs.Int("n", 1000, "messages to submit")
 	rate := fs.Float64("rate", 0, "submissions per second (0: as fast as -concurrency allows)")
 	conc := fs.Int("concurrency", 32, "submissions in flight")
+	inFlight := fs.Int("in-flight", 0, "messages in flight end to end: a message is submitted when fewer are accepted and not yet final (0: no bound but -concurrency)")
 	to := fs.String("to-prefix", "+6140", "destination prefix; each message appends its index as 7 digits")
 	text := fs.String("text", "load test message", "message text")
 	hookAddr := fs.String("webhook-addr", "127.0.0.1:0", "listen address of the webhook receiver")
@@ -41,7 +42,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	spec := loadSpec{
-		url: *apiURL, key: *key, n: *n, rate: *rate, concurrency: *conc,
+		url: *apiURL, key: *key, n: *n, rate: *rate, concurrency: *conc, inFlight: *inFlight,
 		to: *to, text: *text, hookAddr: *hookAddr, wait: *wait,
 	}
 	var r *loadReport
@@ -66,7 +67,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 type loadSpec struct {
 	url, key, to, text, hookAddr string
-	n, concurrency               int
+	n, concurrency, inFlight     int
 	rate                         float64
 	wait                         time.Duration
 }
@@ -80,7 +81,7 @@ type loadReport struct {
 }
 
 func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
-	tr := newTracker(spec.n)
+	tr := newTracker(spec.n, spec.inFlight)
 	ln, err := net.Listen("tcp", spec.hookAddr)
 	if err != nil {
 		return nil, err
@@ -161,6 +162,9 @@ func runLoad(ctx context.Context, spec loadSpec) (*loadReport, error) {
 		}()
 	}
 	paced(ctx, spec, func(i int) bool {
+		if !tr.enter(ctx, spec.wait) {
+			return false
+		}
 		select {
 		case jobs <- i:
 			return true

@@ -22,7 +22,7 @@ type smppLoad struct {
 }
 
 func runSMPPLoad(ctx context.Context, spec loadSpec, sl smppLoad) (*loadReport, error) {
-	tr := newTracker(spec.n)
+	tr := newTracker(spec.n, spec.inFlight)
 	c, err := esme.Dial(ctx, sl.addr, nil)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", sl.addr, err)
@@ -55,6 +55,9 @@ func runSMPPLoad(ctx context.Context, spec loadSpec, sl smppLoad) (*loadReport, 
 	var wg sync.WaitGroup
 	start := time.Now()
 	paced(ctx, spec, func(i int) bool {
+		if !tr.enter(ctx, spec.wait) {
+			return false
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():

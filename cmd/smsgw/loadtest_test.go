@@ -80,3 +80,38 @@ func TestFirstAndLastRates(t *testing.T) {
 		t.Fatalf("150 finals gave windows of %d, want none", k)
 	}
 }
+
+// With -in-flight, a message is submitted only when fewer than the bound
+// are accepted and not yet final: a final notification or a failed
+// submission gives its place back, a duplicate final does not.
+func TestTrackerHoldsInFlightBound(t *testing.T) {
+	tr := newTracker(3, 2)
+	ctx := context.Background()
+	for i := range 2 {
+		if !tr.enter(ctx, time.Second) {
+			t.Fatalf("place %d refused", i)
+		}
+	}
+	tr.accepted("a", time.Now(), time.Millisecond)
+	tr.accepted("b", time.Now(), time.Millisecond)
+	if n := len(tr.inFlight); n != 2 {
+		t.Fatalf("%d in flight, want 2", n)
+	}
+	tr.final("a", "DELIVERED")
+	tr.final("a", "DELIVERED") // a duplicate gives nothing back
+	if n := len(tr.inFlight); n != 1 {
+		t.Fatalf("%d in flight after a final and its duplicate, want 1", n)
+	}
+	tr.final("c", "DELIVERED") // final before its acceptance
+	if !tr.enter(ctx, time.Second) {
+		t.Fatal("place refused")
+	}
+	tr.accepted("c", time.Now(), time.Millisecond)
+	if !tr.enter(ctx, time.Second) {
+		t.Fatal("place refused")
+	}
+	tr.failed("d refused")
+	if n := len(tr.inFlight); n != 1 {
+		t.Fatalf("%d in flight with b alone not final, want 1", n)
+	}
+}

@@ -13,6 +13,9 @@ type tracker struct {
 	rep   *loadReport
 	byID  map[string]*outcome
 	early map[string][]string // final notifications that beat their acceptance
+	// inFlight, when set, holds a token for each message submitted and not
+	// yet final (or failed): the closed loop end to end of -in-flight.
+	inFlight chan struct{}
 }
 
 type outcome struct {
@@ -22,8 +25,42 @@ type outcome struct {
 	at        time.Time
 }
 
-func newTracker(n int) *tracker {
-	return &tracker{rep: &loadReport{n: n}, byID: map[string]*outcome{}, early: map[string][]string{}}
+func newTracker(n, inFlight int) *tracker {
+	t := &tracker{rep: &loadReport{n: n}, byID: map[string]*outcome{}, early: map[string][]string{}}
+	if inFlight > 0 {
+		t.inFlight = make(chan struct{}, inFlight)
+	}
+	return t
+}
+
+// enter waits until fewer than -in-flight messages are submitted and not
+// yet final, then counts one more. It gives up waiting after patience (a
+// message lost holds its place for ever), and returns false only when ctx
+// is done.
+func (t *tracker) enter(ctx context.Context, patience time.Duration) bool {
+	if t.inFlight == nil {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(patience)
+	defer timer.Stop()
+	select {
+	case t.inFlight <- struct{}{}:
+	case <-timer.C:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+// leave gives back the place of a message that is final or failed.
+func (t *tracker) leave() {
+	if t.inFlight == nil {
+		return
+	}
+	select {
+	case <-t.inFlight:
+	default:
+	}
 }
 
 // final records a final notification (status as the channel wrote it).
@@ -33,6 +70,9 @@ func (t *tracker) final(id, status string) {
 	if o, ok := t.byID[id]; ok {
 		o.finals++
 		o.status, o.at = status, time.Now()
+		if o.finals == 1 {
+			t.leave()
+		}
 		return
 	}
 	t.early[id] = append(t.early[id], status)
@@ -48,6 +88,7 @@ func (t *tracker) accepted(id string, t0 time.Time, latency time.Duration) {
 	if st, ok := t.early[id]; ok {
 		o.finals, o.status, o.at = len(st), st[len(st)-1], time.Now()
 		delete(t.early, id)
+		t.leave()
 	}
 	t.byID[id] = o
 }
@@ -57,6 +98,7 @@ func (t *tracker) failed(reason string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.rep.failed++
+	t.leave()
 	if t.rep.firstError == "" {
 		t.rep.firstError = reason
 	}
