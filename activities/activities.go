@@ -281,10 +281,24 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	if err := a.closeCharge(ctx, in.Close); err != nil {
 		return err
 	}
+	// The events and the reporting row are in stores of their own: both are
+	// written at once, and the call returns when both are durable.
+	rowDone := make(chan error, 1)
+	if in.Row.ID != "" {
+		go func() { rowDone <- a.Reports.UpsertMessage(ctx, in.Row) }()
+	} else {
+		rowDone <- nil
+	}
+	var eventsErr error
 	if len(in.Events) > 0 {
-		if err := a.Events.AppendEvents(ctx, in.Events...); err != nil {
-			return fmt.Errorf("record events of %s: %w", in.Row.ID, err)
-		}
+		eventsErr = a.Events.AppendEvents(ctx, in.Events...)
+	}
+	rowErr := <-rowDone
+	if eventsErr != nil {
+		return fmt.Errorf("record events of %s: %w", in.Row.ID, eventsErr)
+	}
+	if rowErr != nil {
+		return fmt.Errorf("update reporting row of %s: %w", in.Row.ID, rowErr)
 	}
 	for _, e := range in.Events {
 		if e.Type != smsgw.EventRerouted || activity.GetInfo(ctx).Attempt != 1 {
@@ -297,11 +311,6 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 		}
 		if resend, _ := e.Data["resend"].(bool); resend && a.Resends != nil {
 			a.Resends.WithLabelValues(from, kind).Inc()
-		}
-	}
-	if in.Row.ID != "" {
-		if err := a.Reports.UpsertMessage(ctx, in.Row); err != nil {
-			return fmt.Errorf("update reporting row of %s: %w", in.Row.ID, err)
 		}
 	}
 	return a.recordHold(ctx, in)

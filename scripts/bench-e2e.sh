@@ -8,7 +8,8 @@
 #   N=2000 CONCURRENCY=32 RATE=0 MAX_BACKLOG=128 make bench-e2e
 #
 # RATE > 0 runs the load open loop at that many submissions per second.
-# MAX_BACKLOG is smsgw's -max-backlog (the load tool retries what it refuses).
+# MAX_BACKLOG is smsgw's -max-backlog (the load tool retries what it refuses);
+# SMSGW_FLAGS adds flags to `smsgw all`.
 # PROFILE=1 keeps 20 s of smsgw's CPU profile of each load in the work folder,
 # and with perf installed the Temporal and MongoDB-wire servers' samples.
 # Everything listens on loopback ports of its own (17233, 37017, 33307,
@@ -102,6 +103,7 @@ SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC /usr/bin/time -
   "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor.txt" 2>&1
 t1=$(cpu "$temporal_pid"); persistence >"$WORK/p1"
 perMessage "$WORK/p0" "$WORK/p1" "$N" "$WORK/persistence-bare.txt"
+curl -s http://127.0.0.1:17299/metrics >"$WORK/temporal-metrics-bare.txt" || true
 floor_rate=$(awk '/workflows\/s/ {for (i=1;i<=NF;i++) if ($(i+1)=="workflows/s") print $i}' "$WORK/floor.txt")
 floor_events=$(awk '/events\/msg/ {for (i=1;i<=NF;i++) if ($(i+1)=="events/msg") print $i}' "$WORK/floor.txt")
 floor_tasks=$(awk '/wftasks\/msg/ {for (i=1;i<=NF;i++) if ($(i+1)=="wftasks/msg") print $i}' "$WORK/floor.txt")
@@ -146,7 +148,7 @@ sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/d
   -metrics-addr 127.0.0.1:19102 -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
   -mongodb-uri mongodb://127.0.0.1:37017/ -mongodb-database smsgw_bench -mysql-dsn "$dsn" \
   -payload-keys-dir "$WORK/payload-keys" -workflow-id-key-file "$WORK/workflow-id-key" -temporal-compression none \
-  -max-backlog "${MAX_BACKLOG:-128}" $( [ -n "${PROFILE:-}" ] && echo -pprof ) -log-format text -log-level warn >"$WORK/smsgw-$1.log" 2>&1 &
+  -max-backlog "${MAX_BACKLOG:-128}" $( [ -n "${PROFILE:-}" ] && echo -pprof ) ${SMSGW_FLAGS:-} -log-format text -log-level warn >"$WORK/smsgw-$1.log" 2>&1 &
 smsgw_pid=$!; pids+=("$smsgw_pid")
 wait_port 18080 smsgw
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.3; done
@@ -169,6 +171,7 @@ load() { # mode
     -url http://127.0.0.1:18080 -smpp-addr 127.0.0.1:12775 -wait 5m >"$out" 2>&1 || true
   persistence >"$WORK/p-$mode-1"
   curl -s http://127.0.0.1:19102/metrics >"$WORK/metrics-$mode.txt" || true
+  curl -s http://127.0.0.1:17299/metrics >"$WORK/temporal-metrics-$mode.txt" || true
   perMessage "$WORK/p-$mode-0" "$WORK/p-$mode-1" "$N" "$WORK/persistence-$mode.txt"
   a1=$(cpu "$temporal_pid"); b1=$(cpu "$devdb_pid"); c1=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d1=$(cpu "$smsgw_pid")
   local rate acc lost dup e50 e99 a50 a99

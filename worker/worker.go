@@ -20,8 +20,12 @@ import (
 type MessageWorker struct {
 	Temporal   client.Client
 	Activities *activities.Activities
-	// Pollers is the number of workflow and activity task pollers; the SDK's
-	// defaults are low for a workflow per message.
+	// Pollers is the number of workflow and activity task pollers (default
+	// 16); the SDK's defaults are low for a workflow per message. Half the
+	// workflow pollers wait on this worker's sticky queue, where every
+	// workflow task of a message after its eager start goes: with too few,
+	// those tasks find no poller waiting and go through Temporal's task
+	// tables instead (docs/performance.md).
 	Pollers int
 	// LocalActivities is how many local activities run at once (default
 	// 500): every message's store writes and first notification attempts.
@@ -34,7 +38,7 @@ type MessageWorker struct {
 func (m MessageWorker) New() worker.Worker {
 	pollers := m.Pollers
 	if pollers <= 0 {
-		pollers = 8
+		pollers = 16
 	}
 	locals := m.LocalActivities
 	if locals <= 0 {

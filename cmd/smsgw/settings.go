@@ -123,7 +123,7 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&s.connectors, "connectors", env("SMSGW_CONNECTORS", ""), "comma-separated connector IDs this process binds (default: all in the configuration); env SMSGW_CONNECTORS")
 	fs.StringVar(&s.logLevel, "log-level", env("SMSGW_LOG_LEVEL", "info"), "debug, info, warn or error; env SMSGW_LOG_LEVEL")
 	fs.StringVar(&s.logFormat, "log-format", env("SMSGW_LOG_FORMAT", "json"), "json or text; env SMSGW_LOG_FORMAT")
-	fs.IntVar(&s.pollers, "pollers", 8, "Temporal task pollers per kind (worker role)")
+	fs.IntVar(&s.pollers, "pollers", 16, "Temporal task pollers per kind (worker role); half the workflow pollers wait on the worker's sticky queue, where a message's workflow tasks after its eager start go")
 	fs.IntVar(&s.localActivities, "local-activities", envInt(getenv, "SMSGW_LOCAL_ACTIVITIES", 500),
 		"local activities the worker runs at once: every message's store writes and first notification attempts; env SMSGW_LOCAL_ACTIVITIES")
 	fs.DurationVar(&s.webhookTimeout, "webhook-timeout", envDuration(getenv, "SMSGW_WEBHOOK_TIMEOUT", 5*time.Second),

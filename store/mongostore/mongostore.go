@@ -305,26 +305,32 @@ func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
 
 // insertEvents writes a batch of events in one unordered insert. An event
 // already stored (a retry) counts as written. The correlations of the
-// messages whose final event is written are then retired, in one delete.
+// messages whose final event is in the batch are retired at the same time
+// (a final status is decided before it is recorded, so no receipt can
+// change the message any more); if that fails, so do the final events.
 func (s *Store) insertEvents(ctx context.Context, events []smsgw.Event) []error {
 	docs := make([]any, len(events))
 	for i, e := range events {
 		docs[i] = e
 	}
-	_, err := s.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	errs := itemErrors(err, len(events))
 	var finals []int
 	var ended []string
 	for i, e := range events {
-		if e.Type == smsgw.EventFinal && (errs == nil || errs[i] == nil) {
+		if e.Type == smsgw.EventFinal {
 			finals = append(finals, i)
 			ended = append(ended, e.MessageID)
 		}
 	}
-	if len(ended) == 0 {
+	retired := make(chan error, 1)
+	if len(finals) > 0 {
+		go func() { retired <- s.retireCorrelations(ctx, ended) }()
+	}
+	_, err := s.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	errs := itemErrors(err, len(events))
+	if len(finals) == 0 {
 		return errs
 	}
-	if err := s.retireCorrelations(ctx, ended); err != nil {
+	if err := <-retired; err != nil {
 		if errs == nil {
 			errs = make([]error, len(events))
 		}
@@ -336,6 +342,8 @@ func (s *Store) insertEvents(ctx context.Context, events []smsgw.Event) []error 
 }
 
 // retireCorrelations removes the correlations of messages that have ended.
+// It deletes by message ID, not by the upstream IDs the message was given:
+// an upstream ID the SMSC reused may already point to a newer message.
 func (s *Store) retireCorrelations(ctx context.Context, messageIDs []string) error {
 	_, err := s.correlations.DeleteMany(ctx, bson.D{{Key: "messageId", Value: bson.D{{Key: "$in", Value: messageIDs}}}})
 	if err != nil {
