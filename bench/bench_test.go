@@ -97,10 +97,12 @@ func startServer(b *testing.B) client.Client {
 	return c
 }
 
+// newWorker polls as smsgw's message worker does (-pollers 16), so the
+// bare workflow's tasks meet waiting pollers as often as a message's.
 func newWorker(c client.Client, queue string) worker.Worker {
 	return worker.New(c, queue, worker.Options{
-		MaxConcurrentWorkflowTaskPollers: 8,
-		MaxConcurrentActivityTaskPollers: 8,
+		MaxConcurrentWorkflowTaskPollers: 16,
+		MaxConcurrentActivityTaskPollers: 16,
 	})
 }
 

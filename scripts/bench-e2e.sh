@@ -135,7 +135,7 @@ done
 devdb_pid=$!; pids+=("$devdb_pid")
 wait_port 37017 "MongoDB-wire server"
 "$BIN/smsgw" smsc-sim -addr 127.0.0.1:12776 -receipt-delay 500ms >"$WORK/sim-$1.log" 2>&1 &
-pids+=($!)
+sim_pid=$!; pids+=("$sim_pid")
 # The demo customer's own webhook (the message counted at the end uses it).
 "$BIN/smsgw" webhook-sink -addr 127.0.0.1:18099 -secret demo-webhook-secret >"$WORK/sink-$1.log" 2>&1 &
 pids+=($!)
@@ -156,10 +156,11 @@ for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && b
 }
 
 rows=()
+outside=()
 load() { # mode
   local mode=$1 out="$WORK/load-$1.txt"
   echo "make dev stack, $mode: $N messages, $CONC in flight$( [ "$RATE" != 0 ] && echo ", $RATE/s open loop")..."
-  local a0 b0 c0 d0 a1 b1 c1 d1
+  local a0 b0 c0 d0 a1 b1 c1 d1 s0 s1
   persistence >"$WORK/p-$mode-0"
   a0=$(cpu "$temporal_pid"); b0=$(cpu "$devdb_pid"); c0=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d0=$(cpu "$smsgw_pid")
   if [ -n "${PROFILE:-}" ]; then # 20 s of smsgw's CPU profile, from 5 s into the load
@@ -167,12 +168,15 @@ load() { # mode
     profileProcess "temporal-$mode" "$temporal_pid"
     profileProcess "devdb-$mode" "$devdb_pid"
   fi
-  "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" $( [ "$RATE" = 0 ] && echo -in-flight "$CONC" ) \
+  s0=$(cpu "$sim_pid")
+  /usr/bin/time -f "%U %S" -o "$WORK/loadtool-$mode.time" "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" $( [ "$RATE" = 0 ] && echo -in-flight "$CONC" ) \
     -url http://127.0.0.1:18080 -smpp-addr 127.0.0.1:12775 -wait 5m >"$out" 2>&1 || true
   persistence >"$WORK/p-$mode-1"
   curl -s http://127.0.0.1:19102/metrics >"$WORK/metrics-$mode.txt" || true
   curl -s http://127.0.0.1:17299/metrics >"$WORK/temporal-metrics-$mode.txt" || true
   perMessage "$WORK/p-$mode-0" "$WORK/p-$mode-1" "$N" "$WORK/persistence-$mode.txt"
+  s1=$(cpu "$sim_pid")
+  outside+=("$mode $(awk -v a="$s0" -v b="$s1" -v n="$N" '{printf "%.1f ms (simulator) + %.1f ms (load tool)", (b-a)*1000/n, ($1+$2)*1000/n}' "$WORK/loadtool-$mode.time")")
   a1=$(cpu "$temporal_pid"); b1=$(cpu "$devdb_pid"); c1=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d1=$(cpu "$smsgw_pid")
   local rate acc lost dup e50 e99 a50 a99
   rate=$(field "$out" "delivered/s" 2); acc=$(field "$out" "accepted/s" 2)
@@ -223,6 +227,7 @@ reporting database: $( [ -n "$mysql_addr" ] && echo "embedded MySQL-wire server"
 $(printf '%s\n' "${rows[@]}")
 
 A REST message's history: $events events, $tasks workflow tasks.
+CPU per message on the same cores, not counted above: $(printf '%s; ' "${outside[@]}")
 Temporal persistence requests per message (bare / REST / SMPP):
 $(join -a1 -a2 -e- -o 0,1.2,2.2 "$WORK/persistence-bare.txt" "$WORK/persistence-rest.txt" | join -a1 -a2 -e- -o 0,1.2,1.3,2.2 - "$WORK/persistence-smpp.txt" | column -t)
 Logs and load reports: $WORK
