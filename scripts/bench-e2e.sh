@@ -97,6 +97,7 @@ stopAll() {
 # 1. The bare workflow, closed loop, as many in flight as the load, its
 # signal 500 ms after its activity (the simulator's receipt delay).
 startTemporal bare
+sleep 5 # the server's own start-up work, done before a stack's load starts too
 echo "bare workflow: $N workflows, $CONC in flight..."
 t0=$(cpu "$temporal_pid"); persistence >"$WORK/p0"
 [ -n "${PROFILE:-}" ] && profileProcess temporal-bare "$temporal_pid"
