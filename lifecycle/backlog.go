@@ -25,8 +25,9 @@ import (
 // visibility store (running message workflows of the customer whose status
 // is still ACCEPTED and whose DueAt has come, started before the last
 // visibilityLag), refreshed at most once per BacklogRefresh, plus what this
-// process accepted since then: a message of this process is counted once,
-// by the store or by the process, never by both. Between two refreshes another replica's acceptances are not
+// process accepted since then and has not yet handed upstream itself: a
+// message of this process is counted once, by the store or by the process,
+// never by both. Between two refreshes another replica's acceptances are not
 // seen, so all replicas together may go over the bound by what they accept
 // in one refresh interval (and in the visibility store's lag); docs/capacity.md
 // has the figures.
@@ -83,6 +84,7 @@ type Backlog struct {
 
 	mu        sync.Mutex
 	customers map[string]*customerBacklog
+	own       map[string]*admission // this process's recent admissions, by message ID
 
 	gauge   *prometheus.GaugeVec
 	refused *prometheus.CounterVec
@@ -90,17 +92,25 @@ type Backlog struct {
 
 // customerBacklog is what this process knows of one customer's backlog.
 type customerBacklog struct {
-	counted    int64       // the last shared count
-	countedAt  time.Time   // when that count was asked for
-	refreshing bool        // a count is being read
-	accepted   []time.Time // this process's acceptances, recent ones only
-	pending    int         // admitted, workflow start not yet answered
+	counted    int64        // the last shared count
+	countedAt  time.Time    // when that count was asked for
+	refreshing bool         // a count is being read
+	own        []*admission // this process's admissions, in order, recent ones only
+	waiting    int64        // of own: admitted and not yet handed upstream
+}
+
+// admission is one message this process let in.
+type admission struct {
+	id         string
+	customer   *customerBacklog
+	acceptedAt time.Time // zero while its workflow start is not answered
+	handed     bool      // handed upstream by this process, or not started
 }
 
 // NewBacklog returns a Backlog counting with counter.
 func NewBacklog(counter BacklogCounter, reg prometheus.Registerer, logger *slog.Logger) (*Backlog, error) {
 	b := &Backlog{
-		counter: counter, now: time.Now, logger: logger, customers: map[string]*customerBacklog{},
+		counter: counter, now: time.Now, logger: logger, customers: map[string]*customerBacklog{}, own: map[string]*admission{},
 		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "smsgw_customer_backlog",
 			Help: "Messages of a customer accepted, due and not yet handed upstream, as this process last counted them (shared count plus its own recent acceptances).",
@@ -120,10 +130,10 @@ func NewBacklog(counter BacklogCounter, reg prometheus.Registerer, logger *slog.
 	return b, nil
 }
 
-// Admit lets one submission of customerID in when the customer's backlog
-// is under bound (bound <= 0: no bound). The caller must call done once
-// it knows whether the message was accepted (its workflow started).
-func (b *Backlog) Admit(ctx context.Context, customerID string, bound int) (done func(accepted bool), err error) {
+// Admit lets message messageID of customerID in when the customer's
+// backlog is under bound (bound <= 0: no bound). The caller must call done
+// once it knows whether the message was accepted (its workflow started).
+func (b *Backlog) Admit(ctx context.Context, customerID, messageID string, bound int) (done func(accepted bool), err error) {
 	if bound <= 0 {
 		return func(bool) {}, nil
 	}
@@ -147,7 +157,7 @@ func (b *Backlog) Admit(ctx context.Context, customerID string, bound int) (done
 		c.refreshing = true
 		go b.refresh(context.WithoutCancel(ctx), customerID, c)
 	}
-	est := c.estimate(now)
+	est := b.estimate(c, now)
 	b.gauge.WithLabelValues(customerID).Set(float64(est))
 	if est >= int64(bound) {
 		b.refused.WithLabelValues(customerID).Inc()
@@ -157,28 +167,62 @@ func (b *Backlog) Admit(ctx context.Context, customerID string, bound int) (done
 			RetryAfter: BacklogRefresh,
 		}
 	}
-	c.pending++
+	a := &admission{id: messageID, customer: c}
+	c.own = append(c.own, a)
+	c.waiting++
+	if messageID != "" {
+		b.own[messageID] = a
+	}
 	return func(accepted bool) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		c.pending--
-		if accepted {
-			c.accepted = append(c.accepted, b.now())
+		a.acceptedAt = b.now()
+		if !accepted {
+			b.leave(a) // nothing was accepted; trimmed with the rest
 		}
 	}, nil
 }
 
-// estimate is the shared count plus what this process accepted since the
-// count was taken (or shortly before, which the count may have missed), plus
-// what it is admitting now.
-func (c *customerBacklog) estimate(now time.Time) int64 {
+// Handed tells the backlog that this process handed message messageID
+// upstream: it leaves the process's own count at once instead of when the
+// shared count takes it over (where it stays until its status moves on).
+// A message this process did not admit, or admitted long ago, is ignored.
+func (b *Backlog) Handed(messageID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a := b.own[messageID]; a != nil {
+		b.leave(a)
+	}
+}
+
+// leave takes a out of the own count. b.mu is held.
+func (b *Backlog) leave(a *admission) {
+	if !a.handed {
+		a.handed = true
+		a.customer.waiting--
+	}
+}
+
+// estimate is the shared count plus what this process admitted since the
+// count was taken (or shortly before, which the count may have missed) and
+// has not handed upstream. b.mu is held.
+func (b *Backlog) estimate(c *customerBacklog, now time.Time) int64 {
 	since := c.countedAt.Add(-visibilityLag)
 	keep := 0
-	for keep < len(c.accepted) && c.accepted[keep].Before(since) {
+	for keep < len(c.own) {
+		a := c.own[keep]
+		if a.acceptedAt.IsZero() || !a.acceptedAt.Before(since) {
+			break // still starting, or recent enough for the count to miss it
+		}
+		b.leave(a)
+		if b.own[a.id] == a {
+			delete(b.own, a.id)
+		}
 		keep++
 	}
-	c.accepted = c.accepted[keep:]
-	return c.counted + int64(len(c.accepted)) + int64(c.pending)
+	clear(c.own[:keep])
+	c.own = c.own[keep:]
+	return c.counted + c.waiting
 }
 
 // refresh reads the shared count. A failed read keeps the last count: a
@@ -204,5 +248,5 @@ func (b *Backlog) refresh(ctx context.Context, customerID string, c *customerBac
 		return
 	}
 	c.counted, c.countedAt = n, at
-	b.gauge.WithLabelValues(customerID).Set(float64(c.estimate(b.now())))
+	b.gauge.WithLabelValues(customerID).Set(float64(b.estimate(c, b.now())))
 }

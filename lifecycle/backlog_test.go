@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -56,13 +57,13 @@ func TestBacklogCountsOwnAcceptancesBetweenRefreshes(t *testing.T) {
 	b, _, reg := newTestBacklog(t, counter)
 	ctx := context.Background()
 	for i := range 2 {
-		done, err := b.Admit(ctx, "acme", 3)
+		done, err := b.Admit(ctx, "acme", "", 3)
 		if err != nil {
 			t.Fatalf("submission %d: %v", i, err)
 		}
 		done(true)
 	}
-	_, err := b.Admit(ctx, "acme", 3)
+	_, err := b.Admit(ctx, "acme", "", 3)
 	if smsgw.ErrorCode(err) != smsgw.ETHROTTLED || smsgw.RetryAfter(err) <= 0 {
 		t.Fatalf("third submission over 1 shared + 2 own: %v, want ETHROTTLED with a retry time", err)
 	}
@@ -81,7 +82,7 @@ func TestBacklogFailedStartDoesNotCount(t *testing.T) {
 	b, _, _ := newTestBacklog(t, &sharedCount{n: map[string]int64{}})
 	ctx := context.Background()
 	for range 5 {
-		done, err := b.Admit(ctx, "acme", 1)
+		done, err := b.Admit(ctx, "acme", "", 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,11 +93,11 @@ func TestBacklogFailedStartDoesNotCount(t *testing.T) {
 func TestBacklogAdmittingCountsUntilDone(t *testing.T) {
 	b, _, _ := newTestBacklog(t, &sharedCount{n: map[string]int64{}})
 	ctx := context.Background()
-	done, err := b.Admit(ctx, "acme", 1)
+	done, err := b.Admit(ctx, "acme", "", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Admit(ctx, "acme", 1); smsgw.ErrorCode(err) != smsgw.ETHROTTLED {
+	if _, err := b.Admit(ctx, "acme", "", 1); smsgw.ErrorCode(err) != smsgw.ETHROTTLED {
 		t.Fatalf("second submission while the first starts: %v, want ETHROTTLED", err)
 	}
 	done(true)
@@ -106,7 +107,7 @@ func TestBacklogDrainsWithTheSharedCount(t *testing.T) {
 	counter := &sharedCount{n: map[string]int64{"acme": 5}}
 	b, now, _ := newTestBacklog(t, counter)
 	ctx := context.Background()
-	if _, err := b.Admit(ctx, "acme", 5); smsgw.ErrorCode(err) != smsgw.ETHROTTLED {
+	if _, err := b.Admit(ctx, "acme", "", 5); smsgw.ErrorCode(err) != smsgw.ETHROTTLED {
 		t.Fatalf("at the bound: %v, want ETHROTTLED", err)
 	}
 	counter.set("acme", 2) // sent meanwhile, by any replica
@@ -115,7 +116,7 @@ func TestBacklogDrainsWithTheSharedCount(t *testing.T) {
 	// and answers from the count it holds; a later one sees the new count.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		done, err := b.Admit(ctx, "acme", 5)
+		done, err := b.Admit(ctx, "acme", "", 5)
 		if err == nil {
 			done(true)
 			break
@@ -130,7 +131,7 @@ func TestBacklogDrainsWithTheSharedCount(t *testing.T) {
 func TestBacklogCountFailureKeepsAdmitting(t *testing.T) {
 	counter := &sharedCount{n: map[string]int64{}, err: errors.New("visibility unavailable")}
 	b, _, _ := newTestBacklog(t, counter)
-	done, err := b.Admit(context.Background(), "acme", 10)
+	done, err := b.Admit(context.Background(), "acme", "", 10)
 	if err != nil {
 		t.Fatalf("with the count unavailable: %v, want admitted (the start answers for Temporal)", err)
 	}
@@ -140,7 +141,7 @@ func TestBacklogCountFailureKeepsAdmitting(t *testing.T) {
 func TestBacklogNoBound(t *testing.T) {
 	counter := &sharedCount{n: map[string]int64{"acme": 1 << 20}}
 	b, _, _ := newTestBacklog(t, counter)
-	if _, err := b.Admit(context.Background(), "acme", 0); err != nil {
+	if _, err := b.Admit(context.Background(), "acme", "", 0); err != nil {
 		t.Fatalf("bound 0: %v, want no cap", err)
 	}
 	if counter.reads != 0 {
@@ -155,7 +156,7 @@ func TestBacklogCountsOwnRecentAcceptancesOnce(t *testing.T) {
 	counter := &sharedCount{n: map[string]int64{}}
 	b, now, _ := newTestBacklog(t, counter)
 	ctx := context.Background()
-	done, err := b.Admit(ctx, "acme", 2)
+	done, err := b.Admit(ctx, "acme", "", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestBacklogCountsOwnRecentAcceptancesOnce(t *testing.T) {
 	// for it. A second submission fits under a bound of 2.
 	*now = now.Add(BacklogRefresh)
 	b.refresh(ctx, "acme", b.customers["acme"])
-	if _, err := b.Admit(ctx, "acme", 2); err != nil {
+	if _, err := b.Admit(ctx, "acme", "", 2); err != nil {
 		t.Fatalf("second submission under a bound of 2: %v", err)
 	}
 }
@@ -180,5 +181,63 @@ func TestBacklogQueryCountsDueAcceptedMessagesOfOneCustomer(t *testing.T) {
 		if !strings.Contains(q, want) {
 			t.Errorf("query %q lacks %s", q, want)
 		}
+	}
+}
+
+// A message this process handed upstream leaves its own count at once:
+// the count of a customer sending quickly is what waits, not the last
+// seconds' acceptances. One that was not handed stays counted.
+func TestBacklogHandedUpstreamLeavesOwnCount(t *testing.T) {
+	b, _, _ := newTestBacklog(t, &sharedCount{n: map[string]int64{}})
+	ctx := context.Background()
+	for i := range 10 {
+		id := fmt.Sprintf("msg-%d", i)
+		done, err := b.Admit(ctx, "acme", id, 2)
+		if err != nil {
+			t.Fatalf("submission %d, the ones before handed upstream: %v", i, err)
+		}
+		done(true)
+		b.Handed(id)
+	}
+	b.Handed("msg-0") // twice, as a retried send may: counted out once
+	b.Handed("someone-else")
+	for i := range 2 {
+		done, err := b.Admit(ctx, "acme", fmt.Sprintf("waiting-%d", i), 2)
+		if err != nil {
+			t.Fatalf("waiting message %d under a bound of 2: %v", i, err)
+		}
+		done(true)
+	}
+	if _, err := b.Admit(ctx, "acme", "third", 2); smsgw.ErrorCode(err) != smsgw.ETHROTTLED {
+		t.Fatalf("third message while two wait: %v, want ETHROTTLED", err)
+	}
+}
+
+// Own admissions are forgotten once the shared count covers them, handed
+// or not, so the memory of them stays as small as the lag.
+func TestBacklogForgetsOldAdmissions(t *testing.T) {
+	counter := &sharedCount{n: map[string]int64{}}
+	b, now, _ := newTestBacklog(t, counter)
+	ctx := context.Background()
+	for i := range 5 {
+		done, err := b.Admit(ctx, "acme", fmt.Sprintf("msg-%d", i), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done(true)
+	}
+	counter.set("acme", 5) // the store has them all now
+	*now = now.Add(visibilityLag + BacklogRefresh)
+	b.refresh(ctx, "acme", b.customers["acme"])
+	done, err := b.Admit(ctx, "acme", "next", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(true)
+	if got := testutil.ToFloat64(b.gauge.WithLabelValues("acme")); got != 5 {
+		t.Errorf("backlog = %v, want the shared 5 (the admissions it covers forgotten)", got)
+	}
+	if len(b.own) != 1 {
+		t.Errorf("%d admissions remembered, want 1 (the one since the count)", len(b.own))
 	}
 }

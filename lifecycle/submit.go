@@ -257,7 +257,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 	if err != nil {
 		return smsgw.Accepted{}, err
 	}
-	admitted, err := s.admit(ctx, m.CustomerID, cfg.MaxBacklog)
+	admitted, err := s.admit(ctx, m.CustomerID, m.ID, cfg.MaxBacklog)
 	if err != nil {
 		return smsgw.Accepted{}, err
 	}
@@ -349,14 +349,14 @@ func (s *Service) countRefusal(ctx context.Context, m smsgw.Message, reason stri
 
 // admit asks the backlog to let one more message of the customer in: its
 // own bound when set (-1: none), else the gateway's.
-func (s *Service) admit(ctx context.Context, customerID string, bound int) (done func(accepted bool), err error) {
+func (s *Service) admit(ctx context.Context, customerID, messageID string, bound int) (done func(accepted bool), err error) {
 	if s.backlog == nil || bound < 0 {
 		return func(bool) {}, nil
 	}
 	if bound == 0 {
 		bound = s.maxBacklog
 	}
-	return s.backlog.Admit(ctx, customerID, bound)
+	return s.backlog.Admit(ctx, customerID, messageID, bound)
 }
 
 // startAgainIfUnsure runs the start of a workflow whose ID belongs to the

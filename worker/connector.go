@@ -32,6 +32,9 @@ type Connector struct {
 	Registry prometheus.Registerer
 	// IDKey keys the hash that names inbound workflows (lifecycle.StartInbound).
 	IDKey []byte
+	// Handed, when set, is told of each message sent upstream
+	// (lifecycle.Backlog.Handed).
+	Handed func(messageID string)
 }
 
 // ClientConfig turns a connector's configuration into the SMPP client's.
@@ -86,6 +89,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		Matcher:   c.Matcher,
 		Intents:   c.Intents,
 		Resubmits: resubmits,
+		Handed:    c.Handed,
 		Logger:    logger,
 		Now:       time.Now,
 	}

@@ -236,7 +236,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			}
 		}
 		connectors := &connectorSupervisor{live: live, only: ids, logger: logger, run: func(ctx context.Context, co config.Connector) error {
-			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Intents: events, Offers: events, Logger: logger, Registry: reg, IDKey: idKey}
+			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Intents: events, Offers: events, Logger: logger, Registry: reg, IDKey: idKey, Handed: backlog.Handed}
 			return c.Run(ctx)
 		}}
 		spawn("connectors", connectors.Run)

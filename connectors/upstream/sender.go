@@ -55,8 +55,11 @@ type Sender struct {
 	// Resubmits, when set, counts parts sent again while in doubt (label
 	// "connector").
 	Resubmits *prometheus.CounterVec
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Handed, when set, is told of each message whose parts all went
+	// upstream (the admission control's own count, lifecycle.Backlog).
+	Handed func(messageID string)
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // NewResubmitsCounter returns the counter for Sender.Resubmits, registered
@@ -140,6 +143,9 @@ func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.
 				return activities.SendResult{}, err
 			}
 		}
+	}
+	if s.Handed != nil {
+		s.Handed(in.MessageID)
 	}
 	return activities.SendResult{
 		UpstreamIDs: progress.UpstreamIDs, Resubmitted: progress.Resubmitted, SentAt: s.Now().UTC(),
