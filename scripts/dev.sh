@@ -45,9 +45,13 @@ done
 # SQLite in WAL mode, a commit synced at checkpoints; a 64 MiB page cache
 # and the file mapped, so the database (about 25 KB a message until
 # retention removes it) is not read back through system calls as it grows.
+# The search attributes exist from the start (above), so the server keeps
+# them cached as a cluster does: the dev server's default reads them and
+# the namespace back from the database on every use (six reads a message).
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \
   --db-filename "$DATA/temporal.db" --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
   --sqlite-pragma cache_size=-65536 --sqlite-pragma mmap_size=268435456 --dynamic-config-value history.cacheMaxSize=8192 \
+  --dynamic-config-value system.forceSearchAttributesCacheRefreshOnRead=false \
   --ui-codec-endpoint "$codec/$codec_token" \
   --log-level warn "${sa_flags[@]}" >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
