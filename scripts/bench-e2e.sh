@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make bench-e2e: in one run on this machine, measures the bare workflow on a
 # Temporal dev server configured as `make dev` configures it (file database,
-# WAL), then the `make dev` stack under REST load and under SMPP load, and
-# prints one table: rates against the bare workflow's, latencies, CPU per
-# message per process and history events per message.
+# WAL), then the `make dev` stack under REST load and under SMPP load, then
+# the bare workflow again, and prints one table: rates and all-in CPU per
+# message against the two bare runs' mean, latencies, CPU per message per
+# process and history events per message. Each phase has a fresh server.
 #
 #   N=2000 CONCURRENCY=32 RATE=0 MAX_BACKLOG=128 make bench-e2e
 #
@@ -94,27 +95,39 @@ stopAll() {
   done
 }
 
-# 1. The bare workflow, closed loop, as many in flight as the load, its
-# signal 500 ms after its activity (the simulator's receipt delay).
-startTemporal bare
-sleep 5 # the server's own start-up work, done before a stack's load starts too
-echo "bare workflow: $N workflows, $CONC in flight..."
-t0=$(cpu "$temporal_pid"); persistence >"$WORK/p0"
-[ -n "${PROFILE:-}" ] && profileProcess temporal-bare "$temporal_pid"
-SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC /usr/bin/time -f "%U %S" -o "$WORK/floor.time" \
-  "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor.txt" 2>&1
-t1=$(cpu "$temporal_pid"); persistence >"$WORK/p1"
-perMessage "$WORK/p0" "$WORK/p1" "$N" "$WORK/persistence-bare.txt"
-curl -s http://127.0.0.1:17299/metrics >"$WORK/temporal-metrics-bare.txt" || true
-floor_rate=$(awk '/workflows\/s/ {for (i=1;i<=NF;i++) if ($(i+1)=="workflows/s") print $i}' "$WORK/floor.txt")
-floor_events=$(awk '/events\/msg/ {for (i=1;i<=NF;i++) if ($(i+1)=="events/msg") print $i}' "$WORK/floor.txt")
-floor_tasks=$(awk '/wftasks\/msg/ {for (i=1;i<=NF;i++) if ($(i+1)=="wftasks/msg") print $i}' "$WORK/floor.txt")
-floor_worker=$(awk '{print $1+$2}' "$WORK/floor.time")
-floor_cpu=$(awk -v a="$t0" -v b="$t1" -v w="$floor_worker" -v n="$N" 'BEGIN {printf "%.1f", (b-a+w)*1000/n}')
-floor_server=$(awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN {printf "%.1f", (b-a)*1000/n}')
-floor_worker_ms=$(awk -v w="$floor_worker" -v n="$N" 'BEGIN {printf "%.1f", w*1000/n}')
+# bare PHASE: the bare workflow on a fresh Temporal, closed loop, as many
+# in flight as the load, its signal 500 ms after its activity (the
+# simulator's receipt delay). It runs before the loads and again after
+# them, and the loads are held against the two runs' mean: on a shared
+# machine the speed of the cores drifts over the minutes a run takes.
+bare_rows=()
+bare_rates=()
+bare_cpus=()
+bare() {
+  local phase=$1 t0 t1 worker rate events tasks
+  startTemporal "$phase"
+  sleep 5 # the server's own start-up work, done before a stack's load starts too
+  echo "bare workflow ($phase): $N workflows, $CONC in flight..."
+  t0=$(cpu "$temporal_pid"); persistence >"$WORK/p-$phase-0"
+  [ -n "${PROFILE:-}" ] && profileProcess "temporal-$phase" "$temporal_pid"
+  SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC /usr/bin/time -f "%U %S" -o "$WORK/floor-$phase.time" \
+    "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor-$phase.txt" 2>&1
+  t1=$(cpu "$temporal_pid"); persistence >"$WORK/p-$phase-1"
+  perMessage "$WORK/p-$phase-0" "$WORK/p-$phase-1" "$N" "$WORK/persistence-$phase.txt"
+  curl -s http://127.0.0.1:17299/metrics >"$WORK/temporal-metrics-$phase.txt" || true
+  stopAll
+  rate=$(awk '/workflows\/s/ {for (i=1;i<=NF;i++) if ($(i+1)=="workflows/s") print $i}' "$WORK/floor-$phase.txt")
+  events=$(awk '/events\/msg/ {for (i=1;i<=NF;i++) if ($(i+1)=="events/msg") print $i}' "$WORK/floor-$phase.txt")
+  tasks=$(awk '/wftasks\/msg/ {for (i=1;i<=NF;i++) if ($(i+1)=="wftasks/msg") print $i}' "$WORK/floor-$phase.txt")
+  [ -n "$rate" ] || { echo "the bare workflow did not run:" >&2; cat "$WORK/floor-$phase.txt" >&2; exit 1; }
+  worker=$(awk '{print $1+$2}' "$WORK/floor-$phase.time")
+  bare_rates+=("$rate")
+  bare_cpus+=("$(awk -v a="$t0" -v b="$t1" -v w="$worker" -v n="$N" 'BEGIN {printf "%.1f", (b-a+w)*1000/n}')")
+  bare_rows+=("$(awk -v p="$phase" -v r="$rate" -v e="$events" -v k="$tasks" -v a="$t0" -v b="$t1" -v w="$worker" -v n="$N" \
+    'BEGIN { printf "| bare workflow, %s (%s events, %s tasks) | %s | – | – | – | – | %.1f | – | – | %.1f (its worker) | %.1f | – | – |", p, e, k, r, (b-a)*1000/n, w*1000/n, (b-a+w)*1000/n }')")
+}
 
-stopAll
+bare before
 
 # startStack MODE: the make dev stack on a fresh Temporal: the embedded
 # MongoDB-wire server, the reporting database make dev would use, the SMSC
@@ -157,7 +170,7 @@ for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && b
 
 }
 
-rows=()
+loads=()
 outside=()
 load() { # mode
   local mode=$1 out="$WORK/load-$1.txt"
@@ -185,12 +198,11 @@ load() { # mode
   lost=$(field "$out" "lost" 2); dup=$(field "$out" "duplicated" 2)
   e50=$(field "$out" "end to end" 5); e99=$(field "$out" "end to end" 7)
   a50=$(field "$out" "accept latency" 4); a99=$(field "$out" "accept latency" 6)
-  rows+=("$(awk -v m="$mode" -v r="$rate" -v f="$floor_rate" -v acc="$acc" -v e50="$(ms "$e50")" -v e99="$(ms "$e99")" \
+  loads+=("$(awk -v m="$mode" -v r="$rate" -v acc="$acc" -v e50="$(ms "$e50")" -v e99="$(ms "$e99")" \
     -v a50="$(ms "$a50")" -v a99="$(ms "$a99")" -v t="$(awk -v a="$a0" -v b="$a1" 'BEGIN{print b-a}')" \
     -v d="$(awk -v a="$b0" -v b="$b1" 'BEGIN{print b-a}')" -v my="$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')" \
     -v s="$(awk -v a="$d0" -v b="$d1" 'BEGIN{print b-a}')" -v n="$N" -v lost="$lost" -v dup="$dup" \
-    'BEGIN { all = (t+d+my+s)*1000/n
-      printf "| make dev, %s | %.1f | %.0f%% | %s | %d / %d ms | %d / %d ms | %.1f | %.1f | %.1f | %.1f | %.1f | %s / %s |", m, r, 100*r/f, acc, e50, e99, a50, a99, t*1000/n, d*1000/n, my*1000/n, s*1000/n, all, lost, dup }')")
+    'BEGIN { printf "%s %s %s %d %d %d %d %.1f %.1f %.1f %.1f %s %s", m, r, acc, e50, e99, a50, a99, t*1000/n, d*1000/n, my*1000/n, s*1000/n, lost, dup }')")
 }
 # countHistory: history events and workflow tasks of one REST message.
 countHistory() {
@@ -217,20 +229,31 @@ stopAll
 startStack smpp
 load smpp
 stopAll
+bare after
+
+# The loads against the mean of the two bare runs: rate and all-in CPU.
+floor_rate=$(awk -v a="${bare_rates[0]}" -v b="${bare_rates[1]}" 'BEGIN {printf "%.2f", (a+b)/2}')
+floor_cpu=$(awk -v a="${bare_cpus[0]}" -v b="${bare_cpus[1]}" 'BEGIN {printf "%.1f", (a+b)/2}')
+rows=()
+for l in "${loads[@]}"; do
+  rows+=("$(echo "$l" | awk -v f="$floor_rate" -v fc="$floor_cpu" '{ all = $8+$9+$10+$11
+    printf "| make dev, %s | %.1f | %.0f%% | %s | %d / %d ms | %d / %d ms | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f× | %s / %s |", $1, $2, 100*$2/f, $3, $4, $5, $6, $7, $8, $9, $10, $11, all, all/fc, $12, $13 }')")
+done
 
 cat <<TABLE
 
 $(date -u +%F) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), N=$N, $CONC in flight, rate ${RATE} (0: closed loop)
 reporting database: $( [ -n "$mysql_addr" ] && echo "embedded MySQL-wire server" || echo "local MariaDB/MySQL")
 
-| run | final/s | of bare | accepted/s | end to end p50 / p99 | accept p50 / p99 | CPU-ms/msg Temporal | MongoDB-wire | MySQL | smsgw | all | lost / dup |
-|---|---|---|---|---|---|---|---|---|---|---|---|
-| bare workflow ($floor_events events, $floor_tasks tasks) | $floor_rate | 100% | – | – | – | $floor_server | – | – | $floor_worker_ms (its worker) | $floor_cpu | – |
+| run | final/s | of bare | accepted/s | end to end p50 / p99 | accept p50 / p99 | CPU-ms/msg Temporal | MongoDB-wire | MySQL | smsgw | all | of bare | lost / dup |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+$(printf '%s\n' "${bare_rows[@]}")
+| bare workflow, mean | $floor_rate | 100% | – | – | – | – | – | – | – | $floor_cpu | 1.00× | – |
 $(printf '%s\n' "${rows[@]}")
 
 A REST message's history: $events events, $tasks workflow tasks.
 CPU per message on the same cores, not counted above: $(printf '%s; ' "${outside[@]}")
 Temporal persistence requests per message (bare / REST / SMPP):
-$(join -a1 -a2 -e- -o 0,1.2,2.2 "$WORK/persistence-bare.txt" "$WORK/persistence-rest.txt" | join -a1 -a2 -e- -o 0,1.2,1.3,2.2 - "$WORK/persistence-smpp.txt" | column -t)
+$(join -a1 -a2 -e- -o 0,1.2,2.2 "$WORK/persistence-before.txt" "$WORK/persistence-rest.txt" | join -a1 -a2 -e- -o 0,1.2,1.3,2.2 - "$WORK/persistence-smpp.txt" | column -t)
 Logs and load reports: $WORK
 TABLE
