@@ -134,7 +134,7 @@ func (c *Connector) Run(ctx context.Context) error {
 	}
 	w := worker.New(c.Temporal, workflows.SendTaskQueue(co.ID), worker.Options{
 		Tuner:                            tuner,
-		MaxConcurrentActivityTaskPollers: 4,
+		MaxConcurrentActivityTaskPollers: sendPollers(cap(slots.free)),
 		TaskQueueActivitiesPerSecond:     co.TPS,
 		WorkerStopTimeout:                max(20*time.Second, 2*co.ResponseTimeout),
 	})
@@ -163,6 +163,17 @@ func (c *Connector) Run(ctx context.Context) error {
 	logger.Info("stopping: work in flight done; unbinding")
 	stopBind() // each session drains its window, then unbinds
 	return <-bindDone
+}
+
+// sendPollers is how many polls a connector's worker keeps waiting on its
+// send task queue: enough that a send meets a waiting poll instead of being
+// written to Temporal's task tables and read back (with 4 polls for a
+// window of 50, one send in ten was, and waited about 100 ms), and no more
+// than its slots, since each poll waits for a slot first. The polls already
+// waiting when a bind drops may each take one send, which fails at once as
+// not bound and is retried: never sent, never lost.
+func sendPollers(slots int) int {
+	return max(1, min(16, slots))
 }
 
 // boundSlots hands out the activity slots of a connector's worker, as many

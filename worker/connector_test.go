@@ -253,7 +253,7 @@ func TestConnector(t *testing.T) {
 				t.Errorf("a send failed while unbound with %v", f)
 			}
 		}
-		if failed > 4 { // MaxConcurrentActivityTaskPollers
+		if failed > 16 { // the polls waiting when the bind dropped (sendPollers: 16 for a window of 10)
 			t.Errorf("%d attempts failed while unbound: the connector kept polling", failed)
 		}
 		if n := len(smsc.Submits()); n != 1 {
