@@ -543,7 +543,11 @@ func TestDrainFinishesWorkThenUnbinds(t *testing.T) {
 		t.Fatalf("the server sent %x before the window was empty", got[0].CommandID)
 	}
 	close(sub.hold)
-	if r := <-inFlight; r.Status != 0 || esme.MessageID(r) == "" {
+	r, answered := <-inFlight
+	if !answered {
+		t.Fatal("the in-flight submit had no answer before the connection ended")
+	}
+	if r.Status != 0 || esme.MessageID(r) == "" {
 		t.Fatalf("in-flight submit answered %+v", r.Header)
 	}
 	if _, err := cl.WaitFor(ctxFor(t), func(fr smppwire.Frame) bool { return fr.CommandID == smppwire.Unbind }); err != nil {

@@ -462,13 +462,18 @@ func (s *Session) expectAnswer(f smppwire.Frame) {
 // PDU, or generic_nack, with the request's sequence number. It fails with
 // ErrClosed once the session is closing.
 func (s *Session) Respond(raw []byte) error {
-	if h, ok := smppwire.HeaderOf(raw); ok {
-		s.answered(h.Seq)
-		if isBindResp(h.CommandID) && h.Status == smppstatus.ESME_ROK {
-			s.bound.Store(true)
-		}
+	h, ok := smppwire.HeaderOf(raw)
+	if ok && isBindResp(h.CommandID) && h.Status == smppstatus.ESME_ROK {
+		s.bound.Store(true)
 	}
-	return s.send(raw)
+	err := s.send(raw)
+	if ok {
+		// Counted as answered only once queued: an Unbind waiting for the
+		// session to be idle then queues its unbind behind this answer,
+		// never ahead of it.
+		s.answered(h.Seq)
+	}
+	return err
 }
 
 // answered notes that a request of the peer's has its answer.
