@@ -89,14 +89,25 @@ func (h *hookRecorder) waitFor(t *testing.T, id string, timeout time.Duration) m
 	return nil
 }
 
+// freeAddr is a loopback address free now, never handed out before in
+// this test binary: the kernel may give a port just closed to the next
+// listener asked for, and two of a gateway's listeners then collide.
 func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, seen := handedOut.LoadOrStore(addr, true); !seen {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
+
+// handedOut holds every address freeAddr returned.
+var handedOut sync.Map
 
 func startSim(t *testing.T, ctx context.Context, cfg smpptest.Config) (*smpptest.SMSC, string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
