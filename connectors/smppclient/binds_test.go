@@ -160,11 +160,21 @@ func TestDropMidWindow(t *testing.T) {
 		t.Errorf("submits{in_doubt} = %v, want %d", got, inDoubt)
 	}
 	received := len(smsc.Submits())
-	if err := c.WaitBound(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Submit(ctx, part("61412345678")); err != nil {
-		t.Fatalf("after the rebind: %v", err)
+	// WaitBound may still see the dropped session as bound until the client
+	// notices the drop; a submit then fails as not bound, sending nothing.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := c.WaitBound(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Submit(ctx, part("61412345678"))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, smppclient.ErrNotBound) || time.Now().After(deadline) {
+			t.Fatalf("after the rebind: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if n := len(smsc.Submits()); n != received+1 {
 		t.Errorf("the SMSC received %d submit_sm after the rebind, want 1: the client resent parts", n-received)
