@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,11 +155,17 @@ func newWorker(c client.Client, queue string) worker.Worker {
 	})
 }
 
+// rounds numbers the calls of run, so that no two rounds in one process
+// (-count 2, or b.N growing) name a workflow alike: an ID whose end was
+// seen before would not be waited for again.
+var rounds atomic.Int64
+
 // run starts b.N workflows with inFlight at a time and waits for each to
 // reach its last step (ended).
 func run(b *testing.B, c client.Client, queue string, start func(ctx context.Context, id string) (client.WorkflowRun, error)) {
 	b.Helper()
 	ctx := context.Background()
+	prefix := fmt.Sprintf("%s-%d-%d", queue, rounds.Add(1), b.N)
 	ids := make(chan int)
 	var wg sync.WaitGroup
 	var failures int
@@ -170,7 +177,7 @@ func run(b *testing.B, c client.Client, queue string, start func(ctx context.Con
 		go func() {
 			defer wg.Done()
 			for i := range ids {
-				id := fmt.Sprintf("%s-%d-%d", queue, b.N, i)
+				id := fmt.Sprintf("%s-%d", prefix, i)
 				end := ended.expect(id)
 				_, err := start(ctx, id)
 				if err == nil {
@@ -199,7 +206,7 @@ func run(b *testing.B, c client.Client, queue string, start func(ctx context.Con
 		b.Fatalf("%d workflows failed", failures)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "workflows/s")
-	events, tasks := historyShape(b, c, fmt.Sprintf("%s-%d-%d", queue, b.N, 0))
+	events, tasks := historyShape(b, c, prefix+"-0")
 	b.ReportMetric(float64(events), "events/msg")
 	b.ReportMetric(float64(tasks), "wftasks/msg")
 }
