@@ -198,6 +198,13 @@ func BenchmarkMessageStore(b *testing.B) {
 			for i := range b.N {
 				messageHappyPath(b, ctx, s, fmt.Sprintf("run-%d-%d", b.N, i), &steps)
 			}
+			// The ended messages' correlations go in one delete, as the
+			// store's period does.
+			steps.time("retire", func() {
+				if err := s.RetireEnded(ctx); err != nil {
+					b.Fatal(err)
+				}
+			})
 			b.StopTimer()
 			if n := inFlight(b, uri, db); n != 0 {
 				b.Fatalf("%d correlations left in flight after every message ended", n)

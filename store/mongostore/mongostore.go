@@ -9,8 +9,9 @@
 //
 // The collections a message's path reads hold only what is in flight, so
 // their cost does not grow with history (FerretDB reads a whole collection
-// for every query, even by _id): a message's correlations leave the
-// correlations collection when its final status is recorded, and the
+// for every query but one by a single _id): a message's correlations leave the
+// correlations collection within a second of its final status being
+// recorded (with those of every message that ended meanwhile), and the
 // append-only events and the correlation archive are written on the
 // message's path but never read there.
 package mongostore
@@ -74,6 +75,8 @@ type Store struct {
 	parked       *mongo.Collection
 	intents      *mongo.Collection
 	ttl          time.Duration
+	retireEvery  time.Duration
+	retire       *retirer
 	serverTTL    bool
 	log          *slog.Logger
 	now          func() time.Time
@@ -137,7 +140,7 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 	if database == "" {
 		return nil, errors.New("mongostore: database name is empty")
 	}
-	s := &Store{ttl: DefaultCorrelationTTL, log: slog.Default(), now: time.Now}
+	s := &Store{ttl: DefaultCorrelationTTL, retireEvery: DefaultRetireEvery, log: slog.Default(), now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
@@ -171,6 +174,7 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 	s.eventWrites = groupcommit.New("events", s.insertEvents, s.batching, s.batchMetrics)
 	s.corrWrites = groupcommit.New("correlations", s.upsertCorrelations, s.batching, s.batchMetrics)
 	s.intentWrites = groupcommit.New("submit_intents", s.insertIntents, s.batching, s.batchMetrics)
+	s.retire = newRetirer(s, s.retireEvery)
 	return s, nil
 }
 
@@ -186,6 +190,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.eventWrites.Close()
 	s.corrWrites.Close()
 	s.intentWrites.Close()
+	s.retire.close(ctx)
 	if err := s.client.Disconnect(ctx); err != nil {
 		return fmt.Errorf("mongostore: close: %w", err)
 	}
@@ -288,9 +293,9 @@ func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) erro
 //
 // Recording a message's final event (smsgw.EventFinal) also retires its
 // correlations: no receipt can change the message any more, so they leave
-// the collection each receipt reads (the archive still knows them). The
-// call returns once both are done; if the retirement fails, so does the
-// call, and the caller's retry does it again.
+// the collection each receipt reads (the archive still knows them), with
+// those of every message that ended in the same period, in one delete
+// (see retirer).
 func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
 	for i, e := range events {
 		if e.ID == "" || e.MessageID == "" {
@@ -304,40 +309,22 @@ func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
 }
 
 // insertEvents writes a batch of events in one unordered insert. An event
-// already stored (a retry) counts as written. The correlations of the
-// messages whose final event is in the batch are retired at the same time
-// (a final status is decided before it is recorded, so no receipt can
-// change the message any more); if that fails, so do the final events.
+// already stored (a retry) counts as written. The messages whose final
+// event is written have their correlations queued for retirement.
 func (s *Store) insertEvents(ctx context.Context, events []smsgw.Event) []error {
 	docs := make([]any, len(events))
 	for i, e := range events {
 		docs[i] = e
 	}
-	var finals []int
+	_, err := s.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	errs := itemErrors(err, len(events))
 	var ended []string
 	for i, e := range events {
-		if e.Type == smsgw.EventFinal {
-			finals = append(finals, i)
+		if e.Type == smsgw.EventFinal && (errs == nil || errs[i] == nil) {
 			ended = append(ended, e.MessageID)
 		}
 	}
-	retired := make(chan error, 1)
-	if len(finals) > 0 {
-		go func() { retired <- s.retireCorrelations(ctx, ended) }()
-	}
-	_, err := s.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	errs := itemErrors(err, len(events))
-	if len(finals) == 0 {
-		return errs
-	}
-	if err := <-retired; err != nil {
-		if errs == nil {
-			errs = make([]error, len(events))
-		}
-		for _, i := range finals {
-			errs[i] = err
-		}
-	}
+	s.retire.add(ended)
 	return errs
 }
 

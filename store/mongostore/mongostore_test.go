@@ -218,6 +218,9 @@ func TestFinalEventRetiresCorrelations(t *testing.T) {
 	if err := s.AppendEvents(c, receipt, final); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.RetireEnded(c); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range []string{"a1", "a2"} {
 		if got, ok, err := s.LookupCorrelation(c, "up1", id); err != nil || ok {
 			t.Errorf("correlation %s of the ended message: %+v %v %v", id, got, ok, err)
@@ -238,6 +241,9 @@ func TestFinalEventRetiresCorrelations(t *testing.T) {
 	}
 	// Recorded again by a retried activity: nothing changes.
 	if err := s.AppendEvents(c, final); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RetireEnded(c); err != nil {
 		t.Fatal(err)
 	}
 	client, err := mongo.Connect(options.Client().ApplyURI(uri))

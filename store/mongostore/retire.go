@@ -1,0 +1,121 @@
+package mongostore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// DefaultRetireEvery is how often the correlations of messages that have
+// ended leave the correlations collection when no WithRetireEvery option
+// is given.
+const DefaultRetireEvery = time.Second
+
+// retireBatch is the most message IDs one delete names; more (after the
+// server was away) go in several.
+const retireBatch = 1000
+
+// retireTimeout bounds one retirement's delete.
+const retireTimeout = 30 * time.Second
+
+// WithRetireEvery sets how often the correlations of ended messages are
+// deleted, all of them in one delete (DefaultRetireEvery when not given).
+func WithRetireEvery(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.retireEvery = d
+		}
+	}
+}
+
+// retirer deletes the correlations of messages that have ended, in one
+// delete for all the messages that ended since the last one.
+//
+// The delete selects by message ID, which no server without an index on
+// it (FerretDB on SQLite) answers without reading the whole collection:
+// once for every message would cost as much as the rest of the message's
+// store work together. Deferred, a correlation stays in the collection
+// for up to a period after its message ended; a receipt that finds it
+// then signals a message that has ended, which is what a receipt that
+// comes just before the delete did before. Every read on the message's
+// path is by _id, so the few ended ones left in the collection cost those
+// reads nothing. A delete that fails is tried again the next period; what
+// a crash leaves is removed with the correlation TTL (ExpireCorrelations
+// or the server's TTL index).
+type retirer struct {
+	store *Store
+	every time.Duration
+
+	mu      sync.Mutex
+	pending []string // message IDs whose correlations are to go
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newRetirer(s *Store, every time.Duration) *retirer {
+	r := &retirer{store: s, every: every, stop: make(chan struct{}), done: make(chan struct{})}
+	go r.run()
+	return r
+}
+
+// add queues the correlations of messages that have ended.
+func (r *retirer) add(messageIDs []string) {
+	r.mu.Lock()
+	r.pending = append(r.pending, messageIDs...)
+	r.mu.Unlock()
+}
+
+// flush retires what is queued now, and returns its error.
+func (r *retirer) flush(ctx context.Context) error {
+	r.mu.Lock()
+	ids := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	for len(ids) > 0 {
+		n := min(len(ids), retireBatch)
+		if err := r.store.retireCorrelations(ctx, ids[:n]); err != nil {
+			r.add(ids) // the next period tries them again
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+func (r *retirer) run() {
+	defer close(r.done)
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), retireTimeout)
+		if err := r.flush(ctx); err != nil {
+			r.store.log.Warn("retiring the correlations of ended messages; tried again next period", "err", err)
+		}
+		cancel()
+	}
+}
+
+// close stops the periodic retirement and retires what is still queued.
+func (r *retirer) close(ctx context.Context) {
+	close(r.stop)
+	<-r.done
+	if err := r.flush(ctx); err != nil {
+		r.store.log.Warn("retiring the correlations of ended messages at close; the correlation TTL removes them", "err", err)
+	}
+}
+
+// RetireEnded deletes now the correlations of the messages that have ended
+// since the last retirement, which otherwise goes every period
+// (WithRetireEvery) and at Close.
+func (s *Store) RetireEnded(ctx context.Context) error {
+	if err := s.retire.flush(ctx); err != nil {
+		return fmt.Errorf("mongostore: %w", err)
+	}
+	return nil
+}
