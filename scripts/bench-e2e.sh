@@ -11,6 +11,9 @@
 # RATE > 0 runs the load open loop at that many submissions per second.
 # MAX_BACKLOG is smsgw's -max-backlog (the load tool retries what it refuses);
 # SMSGW_FLAGS adds flags to `smsgw all`.
+# Each load also prints, by fifths of its final notifications, how fast they
+# came and the CPU a message each process used meanwhile (from a sample of
+# /proc and smsgw's metrics every 5 s, kept as series-MODE.txt).
 # PROFILE=1 keeps 20 s of smsgw's CPU profile of each load in the work folder,
 # and with perf installed the Temporal and MongoDB-wire servers' samples.
 # Everything listens on loopback ports of its own (17233, 37017, 33307,
@@ -170,8 +173,41 @@ for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && b
 
 }
 
+# series MODE: every 5 s of a load, the seconds since it started, the CPU
+# seconds each process of the stack has used so far and the final
+# notifications so far on the load's own channel (the demo customer's
+# webhook for REST, its bind for SMPP), a line each, in the work folder;
+# stopped by a kill.
+series() {
+  local t=0 channel=webhook
+  [ "$1" = smpp ] && channel=smpp
+  while :; do
+    echo "$t $(cpu "$temporal_pid") $(cpu "$devdb_pid") $( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0) $(cpu "$smsgw_pid") $(curl -s http://127.0.0.1:19102/metrics | awk -v c="channel=\"$channel\"" '/^smsgw_notifications_total\{/ && index($0, c) && /result="ok"/ {n += $NF} END {print n + 0}')"
+    sleep 5; t=$((t + 5))
+  done >"$WORK/series-$1.txt"
+}
+# fifths MODE: from the series, each fifth of the final notifications: how
+# fast they came and the CPU-ms a message each process used meanwhile.
+fifths() {
+  awk -v mode="$1" '{t[NR] = $1; a[NR] = $2; b[NR] = $3; c[NR] = $4; d[NR] = $5; f[NR] = $6} END {
+    total = f[NR]; if (total < 5) exit
+    printf "%s, by fifths of its final notifications: final/s, CPU-ms a message (Temporal, MongoDB-wire, MySQL, smsgw, all)\n", mode
+    from = 1
+    for (k = 1; k <= 5; k++) {
+      want = total * k / 5; to = from
+      while (to < NR && f[to] < want) to++
+      n = f[to] - f[from]
+      if (n > 0 && t[to] > t[from]) printf "  %d/5: %.1f/s, %.1f %.1f %.1f %.1f %.1f\n", k, n / (t[to] - t[from]),
+        (a[to] - a[from]) * 1000 / n, (b[to] - b[from]) * 1000 / n, (c[to] - c[from]) * 1000 / n, (d[to] - d[from]) * 1000 / n,
+        (a[to] - a[from] + b[to] - b[from] + c[to] - c[from] + d[to] - d[from]) * 1000 / n
+      from = to
+    }
+  }' "$WORK/series-$1.txt"
+}
+
 loads=()
 outside=()
+fifthRows=()
 load() { # mode
   local mode=$1 out="$WORK/load-$1.txt"
   echo "make dev stack, $mode: $N messages, $CONC in flight$( [ "$RATE" != 0 ] && echo ", $RATE/s open loop")..."
@@ -184,8 +220,13 @@ load() { # mode
     profileProcess "devdb-$mode" "$devdb_pid"
   fi
   s0=$(cpu "$sim_pid")
+  series "$mode" &
+  local series_pid=$!
   /usr/bin/time -f "%U %S" -o "$WORK/loadtool-$mode.time" "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" $( [ "$RATE" = 0 ] && echo -in-flight "$CONC" ) \
     -url http://127.0.0.1:18080 -smpp-addr 127.0.0.1:12775 -wait 5m >"$out" 2>&1 || true
+  kill "$series_pid" 2>/dev/null || true
+  wait "$series_pid" 2>/dev/null || true
+  fifthRows+=("$(fifths "$mode")")
   persistence >"$WORK/p-$mode-1"
   curl -s http://127.0.0.1:19102/metrics >"$WORK/metrics-$mode.txt" || true
   curl -s http://127.0.0.1:17299/metrics >"$WORK/temporal-metrics-$mode.txt" || true
@@ -253,6 +294,7 @@ $(printf '%s\n' "${rows[@]}")
 
 A REST message's history: $events events, $tasks workflow tasks.
 CPU per message on the same cores, not counted above: $(printf '%s; ' "${outside[@]}")
+$(printf '%s\n' "${fifthRows[@]}")
 Temporal persistence requests per message (bare / REST / SMPP):
 $(join -a1 -a2 -e- -o 0,1.2,2.2 "$WORK/persistence-before.txt" "$WORK/persistence-rest.txt" | join -a1 -a2 -e- -o 0,1.2,1.3,2.2 - "$WORK/persistence-smpp.txt" | column -t)
 Logs and load reports: $WORK

@@ -11,7 +11,8 @@
 //	user:password@tcp(host:3306)/smsgw?parseTime=true&loc=UTC
 //
 // parseTime=true and loc=UTC are set by Open whatever the DSN says: every
-// time is stored as UTC in DATETIME(6) columns.
+// time is stored as UTC in DATETIME(6) columns. interpolateParams=true is
+// set unless the DSN says otherwise (one round trip a statement).
 package mysqlstore
 
 import (
@@ -97,6 +98,15 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
 	cfg.ClientFoundRows = false
+	// A statement with arguments goes as one query, its arguments quoted
+	// by the driver, instead of a prepare, an execute and a close: a
+	// message's final row takes seven round trips instead of twelve. A
+	// DSN that says interpolateParams=false keeps prepared statements
+	// (the driver refuses interpolation with the multibyte character sets
+	// where quoting is not safe).
+	if !strings.Contains(dsn, "interpolateParams=") {
+		cfg.InterpolateParams = true
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
