@@ -397,10 +397,17 @@ func TestEndToEndRESTToWebhook(t *testing.T) {
 	if strings.Join(types, ",") != strings.Join(want, ",") {
 		t.Fatalf("events %v, want %v", types, want)
 	}
-	// Its message ended, so its correlation has left the collection each
-	// receipt reads; the archive still knows the upstream ID.
-	if c, ok, err := events.LookupCorrelation(ctx, "sim", row.UpstreamID); err != nil || ok {
-		t.Errorf("correlation still in flight after the message ended: %+v %v %v", c, ok, err)
+	// Its message ended, so its correlation leaves the collection each
+	// receipt reads within a second or so; the archive knows the upstream ID.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, ok, err := events.LookupCorrelation(ctx, "sim", row.UpstreamID)
+		if err == nil && !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("correlation still in flight 10 s after the message ended: %+v %v %v", c, ok, err)
+			break
+		}
 	}
 	if known, err := events.Correlated(ctx, []smsgw.Receipt{{ConnectorID: "sim", UpstreamID: row.UpstreamID}}); err != nil || len(known) != 1 || !known[0] {
 		t.Errorf("the archive does not know the upstream ID %s: %v %v", row.UpstreamID, known, err)

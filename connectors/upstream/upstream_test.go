@@ -699,9 +699,10 @@ func TestRaceSignalsOnce(t *testing.T) {
 
 // A receipt that comes after its message ended (an SMSC's duplicate that
 // reaches another replica, or a receipt later than the validity) finds no
-// correlation: the store forgot it when the final status was recorded. It
-// is parked, not signalled, and dropped as late once it has waited
-// LateAfter; a receipt for an upstream ID never correlated stays parked.
+// correlation: the store moved it to the archive once the final status was
+// recorded. It is parked, not signalled, and dropped as late once it has
+// waited LateAfter; a receipt for an upstream ID never correlated stays
+// parked.
 func TestLateReceiptIsDroppedNotParkedForever(t *testing.T) {
 	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t))
 	if err != nil {
@@ -722,6 +723,11 @@ func TestLateReceiptIsDroppedNotParkedForever(t *testing.T) {
 	}
 	sig.waitN(t, 1)
 	if err := store.AppendEvents(ctx, smsgw.NewEvent("m1", "c1", 5, smsgw.EventFinal, "final", time.Now(), nil)); err != nil {
+		t.Fatal(err)
+	}
+	// Its correlation moves to the archive (the store does it within a
+	// second on its own).
+	if err := store.RetireEnded(ctx); err != nil {
 		t.Fatal(err)
 	}
 

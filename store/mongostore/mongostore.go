@@ -9,11 +9,11 @@
 //
 // The collections a message's path reads hold only what is in flight, so
 // their cost does not grow with history (FerretDB reads a whole collection
-// for every query but one by a single _id): a message's correlations leave the
-// correlations collection within a second of its final status being
-// recorded (with those of every message that ended meanwhile), and the
-// append-only events and the correlation archive are written on the
-// message's path but never read there.
+// for every query but one by a single _id): a message's correlations move
+// from the correlations collection to the archive within a second of its
+// final status being recorded (with those of every message that ended
+// meanwhile), and the append-only events are written on the message's
+// path but never read there.
 package mongostore
 
 import (
@@ -42,10 +42,11 @@ const (
 	// flight: written at the send, read on each receipt, removed when the
 	// message's final status is recorded.
 	CorrelationsCollection = "correlations"
-	// CorrelationArchiveCollection keeps every correlation written, for the
-	// correlation TTL, so that a receipt that comes after its message ended
-	// is known for what it is (Correlated). It is written at the send and
-	// read only for receipts no message in flight claims.
+	// CorrelationArchiveCollection keeps the correlations of messages that
+	// have ended, for the correlation TTL, so that a receipt that comes
+	// after its message ended is known for what it is (Correlated). It is
+	// written when they leave the correlations and read only for receipts
+	// no message in flight claims.
 	CorrelationArchiveCollection = "correlations_archive"
 	ParkedCollection             = "unmatched_receipts"
 	IntentsCollection            = "submit_intents"
@@ -328,12 +329,37 @@ func (s *Store) insertEvents(ctx context.Context, events []smsgw.Event) []error 
 	return errs
 }
 
-// retireCorrelations removes the correlations of messages that have ended.
-// It deletes by message ID, not by the upstream IDs the message was given:
-// an upstream ID the SMSC reused may already point to a newer message.
+// retireCorrelations moves the correlations of messages that have ended
+// into the archive: it copies them there, then deletes them. It selects
+// by message ID, not by the upstream IDs the messages were given: an
+// upstream ID the SMSC reused may already point to a newer message, whose
+// correlation stays. Archived first, an upstream ID is always in one of
+// the two (Correlated reads both); the archive keeps the first message an
+// ID was given to, as all it answers is whether the ID was used.
 func (s *Store) retireCorrelations(ctx context.Context, messageIDs []string) error {
-	_, err := s.correlations.DeleteMany(ctx, bson.D{{Key: "messageId", Value: bson.D{{Key: "$in", Value: messageIDs}}}})
+	ended := bson.D{{Key: "messageId", Value: bson.D{{Key: "$in", Value: messageIDs}}}}
+	cur, err := s.correlations.Find(ctx, ended)
 	if err != nil {
+		return fmt.Errorf("read the correlations of %d ended messages: %w", len(messageIDs), wrap(err))
+	}
+	var docs []correlationDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("read the correlations of %d ended messages: %w", len(messageIDs), wrap(err))
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	archive := make([]any, len(docs))
+	for i, d := range docs {
+		archive[i] = d
+	}
+	_, err = s.archive.InsertMany(ctx, archive, options.InsertMany().SetOrdered(false))
+	for _, e := range itemErrors(err, len(docs)) {
+		if e != nil {
+			return fmt.Errorf("archive the correlations of %d ended messages: %w", len(messageIDs), wrap(e))
+		}
+	}
+	if _, err := s.correlations.DeleteMany(ctx, ended); err != nil {
 		return fmt.Errorf("retire the correlations of %d ended messages: %w", len(messageIDs), wrap(err))
 	}
 	return nil
@@ -427,45 +453,16 @@ func (s *Store) PutCorrelation(ctx context.Context, c smsgw.Correlation) error {
 }
 
 // upsertCorrelations writes a batch of correlations in one unordered bulk
-// write, then those written into the archive in one unordered insert. Two
-// upserts racing on a new _id end with one stored: the other one's
-// duplicate key error is no failure. The archive keeps the first message
-// an upstream ID was given to: all it answers is whether the ID was used.
-//
-// The archive is written second, so an upstream ID in the archive and not
-// in the correlations belongs to a message that has ended.
+// write. Two upserts racing on a new _id end with one stored: the other
+// one's duplicate key error is no failure. The archive learns them when
+// their message ends (retireCorrelations).
 func (s *Store) upsertCorrelations(ctx context.Context, docs []correlationDoc) []error {
 	models := make([]mongo.WriteModel, len(docs))
 	for i, d := range docs {
 		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: d.ID}}).SetReplacement(d).SetUpsert(true)
 	}
 	_, err := s.correlations.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	errs := itemErrors(err, len(docs))
-	archive := make([]any, 0, len(docs))
-	at := make([]int, 0, len(docs)) // the correlation each archived doc is
-	for i, d := range docs {
-		if errs == nil || errs[i] == nil {
-			archive = append(archive, d)
-			at = append(at, i)
-		}
-	}
-	if len(archive) == 0 {
-		return errs
-	}
-	_, err = s.archive.InsertMany(ctx, archive, options.InsertMany().SetOrdered(false))
-	archiveErrs := itemErrors(err, len(archive))
-	if archiveErrs == nil {
-		return errs
-	}
-	if errs == nil {
-		errs = make([]error, len(docs))
-	}
-	for j, e := range archiveErrs {
-		if e != nil {
-			errs[at[j]] = fmt.Errorf("archive: %w", e)
-		}
-	}
-	return errs
+	return itemErrors(err, len(docs))
 }
 
 // LookupCorrelation finds the message an upstream ID belongs to. ok is false
@@ -490,12 +487,12 @@ func (s *Store) LookupCorrelation(ctx context.Context, connectorID, upstreamID s
 }
 
 // Correlated reports, for each receipt, whether its upstream ID was given
-// to a message within the correlation TTL, in flight or ended: the archive
-// keeps every correlation written. A receipt whose upstream ID is
-// correlated but not in flight (LookupCorrelation finds nothing) came
-// after its message ended. It reads the archive, which grows with
-// history: it is for receipts no message in flight claims, never for the
-// message's own path.
+// to a message within the correlation TTL, in flight or ended: the
+// correlations hold those of messages in flight, the archive those of
+// messages that ended. A receipt whose upstream ID is correlated but not
+// in flight (LookupCorrelation finds nothing) came after its message
+// ended. It reads the archive, which grows with history: it is for
+// receipts no message in flight claims, never for the message's own path.
 func (s *Store) Correlated(ctx context.Context, receipts []smsgw.Receipt) ([]bool, error) {
 	if len(receipts) == 0 {
 		return nil, nil
@@ -504,13 +501,19 @@ func (s *Store) Correlated(ctx context.Context, receipts []smsgw.Receipt) ([]boo
 	for i, r := range receipts {
 		keys[i] = correlationKey(r.ConnectorID, r.UpstreamID)
 	}
-	known, err := stored(ctx, s.archive, keys)
+	// The archive is read first: a correlation retired meanwhile is in it
+	// before it leaves the correlations.
+	archived, err := stored(ctx, s.archive, keys)
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: read the correlation archive: %w", err)
 	}
+	inFlight, err := stored(ctx, s.correlations, keys)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: read the correlations: %w", err)
+	}
 	out := make([]bool, len(receipts))
 	for i, k := range keys {
-		out[i] = known[k]
+		out[i] = archived[k] || inFlight[k]
 	}
 	return out, nil
 }

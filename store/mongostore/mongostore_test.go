@@ -256,6 +256,74 @@ func TestFinalEventRetiresCorrelations(t *testing.T) {
 	}
 }
 
+// The correlations of ended messages move to the archive on their own,
+// every period, and those still queued at Close move then; until they
+// move, the message's correlation still answers (a receipt then finds a
+// message that has ended).
+func TestRetirementEveryPeriodAndAtClose(t *testing.T) {
+	t.Parallel()
+	uri, db := testenv.MongoURI(t), testenv.MongoDatabase(t)
+	c := ctx(t)
+	s, err := mongostore.Open(c, uri, db, mongostore.WithLogger(quiet), mongostore.WithRetireEvery(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := func(s *mongostore.Store, msg, upstream string) {
+		t.Helper()
+		if err := s.PutCorrelation(c, smsgw.Correlation{ConnectorID: "up1", UpstreamID: upstream, MessageID: msg, Segment: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendEvents(c, smsgw.NewEvent(msg, "c1", 5, smsgw.EventFinal, "final", t0, map[string]any{"status": "DELIVERED"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end(s, "p1", "u-p1")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, ok, err := s.LookupCorrelation(c, "up1", "u-p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ended message's correlation did not leave within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.Close(c); err != nil {
+		t.Fatal(err)
+	}
+
+	// A period far longer than the test: only Close moves it.
+	s, err = mongostore.Open(c, uri, db, mongostore.WithLogger(quiet), mongostore.WithRetireEvery(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end(s, "p2", "u-p2")
+	if got, ok, err := s.LookupCorrelation(c, "up1", "u-p2"); err != nil || !ok || got.MessageID != "p2" {
+		t.Fatalf("before the move: %+v %v %v, want p2's correlation", got, ok, err)
+	}
+	if err := s.Close(c); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := mongostore.Open(c, uri, db, mongostore.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close(c)
+	for _, id := range []string{"u-p1", "u-p2"} {
+		if _, ok, err := s2.LookupCorrelation(c, "up1", id); err != nil || ok {
+			t.Errorf("correlation %s still in flight after its message ended (%v)", id, err)
+		}
+	}
+	known, err := s2.Correlated(c, []smsgw.Receipt{{ConnectorID: "up1", UpstreamID: "u-p1"}, {ConnectorID: "up1", UpstreamID: "u-p2"}})
+	if err != nil || fmt.Sprint(known) != "[true true]" {
+		t.Errorf("Correlated = %v %v, want both archived", known, err)
+	}
+}
+
 func TestExpireCorrelations(t *testing.T) {
 	t.Parallel()
 	s, _, _ := open(t, mongostore.WithCorrelationTTL(time.Hour))

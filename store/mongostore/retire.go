@@ -8,19 +8,18 @@ import (
 )
 
 // DefaultRetireEvery is how often the correlations of messages that have
-// ended leave the correlations collection when no WithRetireEvery option
-// is given.
+// ended move to the archive when no WithRetireEvery option is given.
 const DefaultRetireEvery = time.Second
 
-// retireBatch is the most message IDs one delete names; more (after the
+// retireBatch is the most message IDs one move names; more (after the
 // server was away) go in several.
 const retireBatch = 1000
 
-// retireTimeout bounds one retirement's delete.
+// retireTimeout bounds one retirement.
 const retireTimeout = 30 * time.Second
 
-// WithRetireEvery sets how often the correlations of ended messages are
-// deleted, all of them in one delete (DefaultRetireEvery when not given).
+// WithRetireEvery sets how often the correlations of ended messages move
+// to the archive, all of them at once (DefaultRetireEvery when not given).
 func WithRetireEvery(d time.Duration) Option {
 	return func(s *Store) {
 		if d > 0 {
@@ -29,18 +28,20 @@ func WithRetireEvery(d time.Duration) Option {
 	}
 }
 
-// retirer deletes the correlations of messages that have ended, in one
-// delete for all the messages that ended since the last one.
+// retirer moves the correlations of messages that have ended into the
+// archive (retireCorrelations), for all the messages that ended since the
+// last time at once.
 //
-// The delete selects by message ID, which no server without an index on
-// it (FerretDB on SQLite) answers without reading the whole collection:
-// once for every message would cost as much as the rest of the message's
-// store work together. Deferred, a correlation stays in the collection
+// The move selects by message ID, which no server without an index on it
+// (FerretDB on SQLite) answers without reading the whole collection: once
+// for every message would cost as much as the rest of the message's store
+// work together, and the archive entry written at the send cost an insert
+// on the send's path. Deferred, a correlation stays in the collection
 // for up to a period after its message ended; a receipt that finds it
 // then signals a message that has ended, which is what a receipt that
-// comes just before the delete did before. Every read on the message's
+// comes just before the move did before. Every read on the message's
 // path is by _id, so the few ended ones left in the collection cost those
-// reads nothing. A delete that fails is tried again the next period; what
+// reads nothing. A move that fails is tried again the next period; what
 // a crash leaves is removed with the correlation TTL (ExpireCorrelations
 // or the server's TTL index).
 type retirer struct {
@@ -110,9 +111,9 @@ func (r *retirer) close(ctx context.Context) {
 	}
 }
 
-// RetireEnded deletes now the correlations of the messages that have ended
-// since the last retirement, which otherwise goes every period
-// (WithRetireEvery) and at Close.
+// RetireEnded moves now the correlations of the messages that have ended
+// since the last retirement into the archive, which otherwise happens
+// every period (WithRetireEvery) and at Close.
 func (s *Store) RetireEnded(ctx context.Context) error {
 	if err := s.retire.flush(ctx); err != nil {
 		return fmt.Errorf("mongostore: %w", err)
