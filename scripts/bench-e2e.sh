@@ -98,6 +98,52 @@ stopAll() {
   done
 }
 
+# series PHASE: every 5 s of a phase, the seconds since it started, the CPU
+# seconds each process of the stack has used so far and how many messages
+# have ended so far: final notifications on the load's own channel (the
+# demo customer's webhook for REST, its bind for SMPP), or for the bare
+# workflow its completed workflow tasks over three (Temporal's metrics); a
+# line each, in the work folder; stopped by a kill.
+series() {
+  local t=0 channel=webhook
+  [ "$1" = smpp ] && channel=smpp
+  while :; do
+    case $1 in
+    before | after)
+      echo "$t $(cpu "$temporal_pid") 0 0 0 $(curl -s http://127.0.0.1:17299/metrics | awk '/^service_requests\{/ && /operation="RespondWorkflowTaskCompleted"/ && /service_name="frontend"/ {n += $NF} END {printf "%d", n / 3}')" ;;
+    *)
+      curl -s http://127.0.0.1:17299/metrics >/dev/null # as for the bare workflow, so both servers pay for it
+      echo "$t $(cpu "$temporal_pid") $(cpu "$devdb_pid") $( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0) $(cpu "$smsgw_pid") $(curl -s http://127.0.0.1:19102/metrics | awk -v c="channel=\"$channel\"" '/^smsgw_notifications_total\{/ && index($0, c) && /result="ok"/ {n += $NF} END {print n + 0}')" ;;
+    esac
+    sleep 5; t=$((t + 5))
+  done >"$WORK/series-$1.txt"
+}
+# fifths PHASE: from the series, each fifth of the messages that ended: how
+# fast they ended and the CPU-ms a message each process used meanwhile
+# (for the bare workflow, its server's only).
+fifths() {
+  awk -v phase="$1" '{t[NR] = $1; a[NR] = $2; b[NR] = $3; c[NR] = $4; d[NR] = $5; f[NR] = $6} END {
+    total = f[NR]; if (total < 5) exit
+    bare = phase == "before" || phase == "after"
+    if (bare) printf "bare workflow (%s), by fifths of its workflows: ended/s, CPU-ms a workflow of its Temporal server\n", phase
+    else printf "%s, by fifths of its final notifications: final/s, CPU-ms a message (Temporal, MongoDB-wire, MySQL, smsgw, all)\n", phase
+    from = 1
+    for (k = 1; k <= 5; k++) {
+      want = total * k / 5; to = from
+      while (to < NR && f[to] < want) to++
+      n = f[to] - f[from]
+      if (n > 0 && t[to] > t[from]) {
+        if (bare) printf "  %d/5: %.1f/s, %.1f\n", k, n / (t[to] - t[from]), (a[to] - a[from]) * 1000 / n
+        else printf "  %d/5: %.1f/s, %.1f %.1f %.1f %.1f %.1f\n", k, n / (t[to] - t[from]),
+          (a[to] - a[from]) * 1000 / n, (b[to] - b[from]) * 1000 / n, (c[to] - c[from]) * 1000 / n, (d[to] - d[from]) * 1000 / n,
+          (a[to] - a[from] + b[to] - b[from] + c[to] - c[from] + d[to] - d[from]) * 1000 / n
+      }
+      from = to
+    }
+  }' "$WORK/series-$1.txt"
+}
+fifthRows=()
+
 # bare PHASE: the bare workflow on a fresh Temporal, closed loop, as many
 # in flight as the load, its signal 500 ms after its activity (the
 # simulator's receipt delay). It runs before the loads and again after
@@ -113,8 +159,13 @@ bare() {
   echo "bare workflow ($phase): $N workflows, $CONC in flight..."
   t0=$(cpu "$temporal_pid"); persistence >"$WORK/p-$phase-0"
   [ -n "${PROFILE:-}" ] && profileProcess "temporal-$phase" "$temporal_pid"
+  series "$phase" &
+  local series_pid=$!
   SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC /usr/bin/time -f "%U %S" -o "$WORK/floor-$phase.time" \
     "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor-$phase.txt" 2>&1
+  kill "$series_pid" 2>/dev/null || true
+  wait "$series_pid" 2>/dev/null || true
+  fifthRows+=("$(fifths "$phase")")
   t1=$(cpu "$temporal_pid"); persistence >"$WORK/p-$phase-1"
   perMessage "$WORK/p-$phase-0" "$WORK/p-$phase-1" "$N" "$WORK/persistence-$phase.txt"
   curl -s http://127.0.0.1:17299/metrics >"$WORK/temporal-metrics-$phase.txt" || true
@@ -173,41 +224,8 @@ for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && b
 
 }
 
-# series MODE: every 5 s of a load, the seconds since it started, the CPU
-# seconds each process of the stack has used so far and the final
-# notifications so far on the load's own channel (the demo customer's
-# webhook for REST, its bind for SMPP), a line each, in the work folder;
-# stopped by a kill.
-series() {
-  local t=0 channel=webhook
-  [ "$1" = smpp ] && channel=smpp
-  while :; do
-    echo "$t $(cpu "$temporal_pid") $(cpu "$devdb_pid") $( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0) $(cpu "$smsgw_pid") $(curl -s http://127.0.0.1:19102/metrics | awk -v c="channel=\"$channel\"" '/^smsgw_notifications_total\{/ && index($0, c) && /result="ok"/ {n += $NF} END {print n + 0}')"
-    sleep 5; t=$((t + 5))
-  done >"$WORK/series-$1.txt"
-}
-# fifths MODE: from the series, each fifth of the final notifications: how
-# fast they came and the CPU-ms a message each process used meanwhile.
-fifths() {
-  awk -v mode="$1" '{t[NR] = $1; a[NR] = $2; b[NR] = $3; c[NR] = $4; d[NR] = $5; f[NR] = $6} END {
-    total = f[NR]; if (total < 5) exit
-    printf "%s, by fifths of its final notifications: final/s, CPU-ms a message (Temporal, MongoDB-wire, MySQL, smsgw, all)\n", mode
-    from = 1
-    for (k = 1; k <= 5; k++) {
-      want = total * k / 5; to = from
-      while (to < NR && f[to] < want) to++
-      n = f[to] - f[from]
-      if (n > 0 && t[to] > t[from]) printf "  %d/5: %.1f/s, %.1f %.1f %.1f %.1f %.1f\n", k, n / (t[to] - t[from]),
-        (a[to] - a[from]) * 1000 / n, (b[to] - b[from]) * 1000 / n, (c[to] - c[from]) * 1000 / n, (d[to] - d[from]) * 1000 / n,
-        (a[to] - a[from] + b[to] - b[from] + c[to] - c[from] + d[to] - d[from]) * 1000 / n
-      from = to
-    }
-  }' "$WORK/series-$1.txt"
-}
-
 loads=()
 outside=()
-fifthRows=()
 load() { # mode
   local mode=$1 out="$WORK/load-$1.txt"
   echo "make dev stack, $mode: $N messages, $CONC in flight$( [ "$RATE" != 0 ] && echo ", $RATE/s open loop")..."
