@@ -146,10 +146,13 @@ func (m *Matcher) Correlate(ctx context.Context, c smsgw.Correlation) error {
 		return fmt.Errorf("look for early receipts of %s/%s: %w", c.ConnectorID, c.UpstreamID, err)
 	}
 	for _, r := range early {
-		if err := m.deliver(ctx, c, r); err != nil {
+		delivered, err := m.deliver(ctx, c, r)
+		if err != nil {
 			return err
 		}
-		m.results.WithLabelValues(c.ConnectorID, "rematched").Inc()
+		if delivered {
+			m.results.WithLabelValues(c.ConnectorID, "rematched").Inc()
+		}
 	}
 	return nil
 }
@@ -180,12 +183,21 @@ func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 		return fmt.Errorf("look up receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
 	}
 	if ok {
-		if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil && !errors.Is(err, smsgw.ErrMessageEnded) {
+		err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment})
+		switch {
+		case err == nil:
+			m.recent.add(receiptKey(r))
+			m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
+			return nil
+		case !errors.Is(err, smsgw.ErrMessageEnded):
 			return err
 		}
-		m.recent.add(receiptKey(r))
-		m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
-		return nil
+		// The correlation names a message that has ended, which the store
+		// has not yet moved to the archive (it does so within a second, or
+		// a crash left it): this is a late receipt of that message, or the
+		// first of a newer message the SMSC gave the same upstream ID, whose
+		// correlation is not written yet. Parked, it reaches the newer
+		// message once that correlation is written, or is dropped as late.
 	}
 	if err := m.store.ParkReceipt(ctx, r); err != nil {
 		return fmt.Errorf("park receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
@@ -199,34 +211,42 @@ func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 		m.logger.Info("receipt parked until its message is known", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "stat", r.Stat)
 		return nil
 	}
-	if err := m.deliver(ctx, c, r); err != nil {
+	delivered, err := m.deliver(ctx, c, r)
+	if err != nil {
 		// Not signalled: refuse it upstream so the SMSC offers it again.
 		return err
 	}
-	m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
+	if delivered {
+		m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
+	}
 	return nil
 }
 
 // deliver signals a parked receipt to its message. Both sides of the race
 // (and the rematcher) may get here for the same receipt; only the one that
 // takes it out of the parked set signals it, so the workflow gets it once.
-// If the signal then fails, the receipt is parked again for the rematcher.
-func (m *Matcher) deliver(ctx context.Context, c smsgw.Correlation, r smsgw.Receipt) error {
+// If the signal then fails, or finds the message ended (see HandleReceipt),
+// the receipt is parked again for the rematcher. delivered is true when
+// this call signalled it.
+func (m *Matcher) deliver(ctx context.Context, c smsgw.Correlation, r smsgw.Receipt) (delivered bool, err error) {
 	took, err := m.store.TakeParked(ctx, r)
 	if err != nil {
-		return fmt.Errorf("unpark receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
+		return false, fmt.Errorf("unpark receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
 	}
 	if !took {
-		return nil // another caller has it
+		return false, nil // another caller has it
 	}
-	if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil && !errors.Is(err, smsgw.ErrMessageEnded) {
+	if err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment}); err != nil {
 		if perr := m.store.ParkReceipt(context.WithoutCancel(ctx), r); perr != nil {
 			m.logger.Error("receipt neither signalled nor parked again", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "err", perr)
 		}
-		return err
+		if errors.Is(err, smsgw.ErrMessageEnded) {
+			return false, nil
+		}
+		return false, err
 	}
 	m.recent.add(receiptKey(r))
-	return nil
+	return true, nil
 }
 
 // Rematch tries parked receipts older than minAge again, every interval,
@@ -276,10 +296,19 @@ func (m *Matcher) RematchOnce(ctx context.Context, minAge time.Duration) error {
 			}
 			continue
 		}
-		if err := m.deliver(ctx, c, r); err != nil {
+		delivered, err := m.deliver(ctx, c, r)
+		if err != nil {
 			return err
 		}
-		m.results.WithLabelValues(r.ConnectorID, "rematched").Inc()
+		if delivered {
+			m.results.WithLabelValues(r.ConnectorID, "rematched").Inc()
+			continue
+		}
+		// Its correlation names a message that has ended: late once it
+		// has waited LateAfter, like one whose correlation is archived.
+		if r.ReceivedAt.Before(now.Add(-m.lateAfter)) {
+			old = append(old, r)
+		}
 	}
 	if err := m.dropLate(ctx, old); err != nil {
 		return err

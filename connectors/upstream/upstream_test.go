@@ -824,3 +824,38 @@ func TestReceiptForOwnSendIsMatchedFromMemory(t *testing.T) {
 		t.Errorf("the second receipt went to %s after %d lookups, want m2 after 1", ids[1], counted.n)
 	}
 }
+
+// A receipt whose correlation in the store names a message that has ended
+// (not yet moved to the archive, or left there by a crash) is not taken as
+// that message's: it is parked, and reaches the newer message the SMSC gave
+// the same upstream ID once that one's correlation is written.
+func TestReceiptForAnEndedMessagesCorrelationWaitsForTheNewerMessage(t *testing.T) {
+	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t), mongostore.WithRetireEvery(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close(context.Background()) })
+	ctx := ctxT(t)
+	sig := newSignals()
+	sig.ended = map[string]bool{"old": true}
+	m := NewMatcher(store, sig, testLogger(t), prometheus.NewRegistry())
+	if err := store.PutCorrelation(ctx, smsgw.Correlation{ConnectorID: "up", UpstreamID: "u1", MessageID: "old", Segment: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.HandleReceipt(ctx, smsgw.Receipt{ConnectorID: "up", UpstreamID: "u1", Stat: "DELIVRD", ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.CountParked(ctx); err != nil || n != 1 || sig.count() != 0 {
+		t.Fatalf("%d parked (%v), %d signals; want the receipt parked and nothing signalled", n, err, sig.count())
+	}
+	other := NewMatcher(store, sig, testLogger(t), prometheus.NewRegistry())
+	if err := other.Correlate(ctx, smsgw.Correlation{ConnectorID: "up", UpstreamID: "u1", MessageID: "new", Segment: 1, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := sig.waitN(t, 1); ids[0] != "new" {
+		t.Fatalf("signalled %v, want the newer message", ids)
+	}
+	if n, err := store.CountParked(ctx); err != nil || n != 0 {
+		t.Errorf("%d parked (%v) after the newer message took it", n, err)
+	}
+}

@@ -359,7 +359,14 @@ func (s *Store) retireCorrelations(ctx context.Context, messageIDs []string) err
 			return fmt.Errorf("archive the correlations of %d ended messages: %w", len(messageIDs), wrap(e))
 		}
 	}
-	if _, err := s.correlations.DeleteMany(ctx, ended); err != nil {
+	// Only those archived go: one written for an ended message since the
+	// find (a late answer) waits for the next retirement.
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	archivedOnes := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, ended[0]}
+	if _, err := s.correlations.DeleteMany(ctx, archivedOnes); err != nil {
 		return fmt.Errorf("retire the correlations of %d ended messages: %w", len(messageIDs), wrap(err))
 	}
 	return nil
@@ -501,15 +508,16 @@ func (s *Store) Correlated(ctx context.Context, receipts []smsgw.Receipt) ([]boo
 	for i, r := range receipts {
 		keys[i] = correlationKey(r.ConnectorID, r.UpstreamID)
 	}
-	// The archive is read first: a correlation retired meanwhile is in it
-	// before it leaves the correlations.
-	archived, err := stored(ctx, s.archive, keys)
-	if err != nil {
-		return nil, fmt.Errorf("mongostore: read the correlation archive: %w", err)
-	}
+	// The correlations are read first: one retired meanwhile was copied
+	// into the archive before it left them, so the archive, read second,
+	// has it.
 	inFlight, err := stored(ctx, s.correlations, keys)
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: read the correlations: %w", err)
+	}
+	archived, err := stored(ctx, s.archive, keys)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: read the correlation archive: %w", err)
 	}
 	out := make([]bool, len(receipts))
 	for i, k := range keys {

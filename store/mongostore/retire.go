@@ -50,8 +50,12 @@ type retirer struct {
 
 	mu      sync.Mutex
 	pending []string // message IDs whose correlations are to go
-	stop    chan struct{}
-	done    chan struct{}
+	// flushing lets one flush run at a time, so RetireEnded returns only
+	// once what was queued before it has moved (or failed).
+	flushing sync.Mutex
+	stop     chan struct{}
+	done     chan struct{}
+	closing  sync.Once
 }
 
 func newRetirer(s *Store, every time.Duration) *retirer {
@@ -69,6 +73,8 @@ func (r *retirer) add(messageIDs []string) {
 
 // flush retires what is queued now, and returns its error.
 func (r *retirer) flush(ctx context.Context) error {
+	r.flushing.Lock()
+	defer r.flushing.Unlock()
 	r.mu.Lock()
 	ids := r.pending
 	r.pending = nil
@@ -103,12 +109,15 @@ func (r *retirer) run() {
 }
 
 // close stops the periodic retirement and retires what is still queued.
+// Calls after the first do nothing.
 func (r *retirer) close(ctx context.Context) {
-	close(r.stop)
-	<-r.done
-	if err := r.flush(ctx); err != nil {
-		r.store.log.Warn("retiring the correlations of ended messages at close; the correlation TTL removes them", "err", err)
-	}
+	r.closing.Do(func() {
+		close(r.stop)
+		<-r.done
+		if err := r.flush(ctx); err != nil {
+			r.store.log.Warn("retiring the correlations of ended messages at close; the correlation TTL removes them", "err", err)
+		}
+	})
 }
 
 // RetireEnded moves now the correlations of the messages that have ended

@@ -101,10 +101,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	// A statement with arguments goes as one query, its arguments quoted
 	// by the driver, instead of a prepare, an execute and a close: a
 	// message's final row takes seven round trips instead of twelve. A
-	// DSN that says interpolateParams=false keeps prepared statements
-	// (the driver refuses interpolation with the multibyte character sets
-	// where quoting is not safe).
-	if !strings.Contains(dsn, "interpolateParams=") {
+	// DSN that names interpolateParams, or a character set or collation
+	// where client-side quoting is not safe, keeps prepared statements.
+	if !strings.Contains(dsn, "interpolateParams=") && !unsafeQuoting(dsn) {
 		cfg.InterpolateParams = true
 	}
 	if cfg.Timeout == 0 {
@@ -129,6 +128,20 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	}
 	s.rows = groupcommit.New("reporting", s.upsertBatch, o.batching, o.metrics)
 	return s, nil
+}
+
+// unsafeQuoting reports whether dsn names a character set or collation of
+// the multibyte encodings (Big5, CP932, GB2312, GBK, SJIS) in which a byte
+// of a character can read as a backslash, so that quoting arguments in the
+// client is not safe.
+func unsafeQuoting(dsn string) bool {
+	lower := strings.ToLower(dsn)
+	for _, cs := range []string{"big5", "cp932", "gb2312", "gbk", "sjis"} {
+		if strings.Contains(lower, "charset="+cs) || strings.Contains(lower, "collation="+cs) || strings.Contains(lower, ","+cs) {
+			return true
+		}
+	}
+	return false
 }
 
 // Close writes the rows still waiting and closes the connection pool.
