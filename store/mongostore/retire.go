@@ -38,8 +38,8 @@ func WithRetireEvery(d time.Duration) Option {
 // work together, and the archive entry written at the send cost an insert
 // on the send's path. Deferred, a correlation stays in the collection
 // for up to a period after its message ended; a receipt that finds it
-// then signals a message that has ended, which is what a receipt that
-// comes just before the move did before. Every read on the message's
+// finds its message ended and is parked (upstream.Matcher), as it would be
+// had the correlation gone already. Every read on the message's
 // path is by _id, so the few ended ones left in the collection cost those
 // reads nothing. A move that fails is tried again the next period; what
 // a crash leaves is removed with the correlation TTL (ExpireCorrelations
