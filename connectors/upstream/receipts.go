@@ -167,13 +167,7 @@ func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 		return nil
 	}
 	if sc, ok := m.sent.get(correlationKey(r.ConnectorID, r.UpstreamID)); ok && m.now().Sub(sc.at) < rememberFor {
-		err := m.signal.SignalReceipt(ctx, sc.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: sc.Segment})
-		switch {
-		case err == nil:
-			m.recent.add(receiptKey(r))
-			m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
-			return nil
-		case !errors.Is(err, smsgw.ErrMessageEnded):
+		if signalled, err := m.signalMatched(ctx, sc.Correlation, r); signalled || err != nil {
 			return err
 		}
 		// Its message has ended: the store knows whether the ID now names another.
@@ -183,13 +177,7 @@ func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 		return fmt.Errorf("look up receipt %s/%s: %w", r.ConnectorID, r.UpstreamID, err)
 	}
 	if ok {
-		err := m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment})
-		switch {
-		case err == nil:
-			m.recent.add(receiptKey(r))
-			m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
-			return nil
-		case !errors.Is(err, smsgw.ErrMessageEnded):
+		if signalled, err := m.signalMatched(ctx, c, r); signalled || err != nil {
 			return err
 		}
 		// The correlation names a message that has ended, which the store
@@ -220,6 +208,21 @@ func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 		m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
 	}
 	return nil
+}
+
+// signalMatched signals a receipt to the message its correlation names.
+// signalled is false, with no error, when that message has ended.
+func (m *Matcher) signalMatched(ctx context.Context, c smsgw.Correlation, r smsgw.Receipt) (signalled bool, err error) {
+	err = m.signal.SignalReceipt(ctx, c.MessageID, workflows.ReceiptSignal{Receipt: r, Segment: c.Segment})
+	switch {
+	case err == nil:
+		m.recent.add(receiptKey(r))
+		m.results.WithLabelValues(r.ConnectorID, "matched").Inc()
+		return true, nil
+	case errors.Is(err, smsgw.ErrMessageEnded):
+		return false, nil
+	}
+	return false, err
 }
 
 // deliver signals a parked receipt to its message. Both sides of the race
