@@ -295,7 +295,7 @@ func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) erro
 // Recording a message's final event (smsgw.EventFinal) also retires its
 // correlations: no receipt can change the message any more, so they leave
 // the collection each receipt reads (the archive still knows them), with
-// those of every message that ended in the same period, in one delete
+// those of every message that ended in the same period, in one move
 // (see retirer).
 func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
 	for i, e := range events {
@@ -360,7 +360,8 @@ func (s *Store) retireCorrelations(ctx context.Context, messageIDs []string) err
 		}
 	}
 	// Only those archived go: one written for an ended message since the
-	// find (a late answer) waits for the next retirement.
+	// find (a late answer) stays until the correlation TTL, and a receipt
+	// that finds it is parked and dropped as late (upstream.Matcher).
 	ids := make([]string, len(docs))
 	for i, d := range docs {
 		ids[i] = d.ID
