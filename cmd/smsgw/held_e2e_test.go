@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,19 +31,6 @@ func TestEndToEndHeldList(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	hold := func(key, to, extra string) string {
-		t.Helper()
-		code, out := g.do(t, "POST", "/v1/messages", key, fmt.Sprintf(`{"from":"SHOP","to":%q,"text":"see https://shop.test/x"%s}`, to, extra))
-		if code != http.StatusAccepted {
-			t.Fatalf("a message to hold: HTTP %d %v", code, out)
-		}
-		return fmt.Sprint(out["id"])
-	}
-	first := hold("shop-key", "+61412000031", "")
-	scheduled := hold("shop-key", "+61412000032", fmt.Sprintf(`,"scheduleAt":%q`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339)))
-	mart := hold("mart-key", "+61412000033", "")
-	cancelled := hold("mart-key", "+61412000034", "")
-
 	list := func(query string) (ids []string, out map[string]any) {
 		t.Helper()
 		code, out := g2.do(t, "GET", "/v1/admin/held-messages"+query, "admin-key", "")
@@ -55,6 +43,27 @@ func TestEndToEndHeldList(t *testing.T) {
 		}
 		return ids, out
 	}
+	hold := func(key, to, extra string) string {
+		t.Helper()
+		code, out := g.do(t, "POST", "/v1/messages", key, fmt.Sprintf(`{"from":"SHOP","to":%q,"text":"see https://shop.test/x"%s}`, to, extra))
+		if code != http.StatusAccepted {
+			t.Fatalf("a message to hold: HTTP %d %v", code, out)
+		}
+		id := fmt.Sprint(out["id"])
+		// Each is held by its workflow after the answer (a scheduled one
+		// plans first); the next goes once this one is listed, so the
+		// order they were held in is the order they were sent in.
+		waitFor(t, ctx, "message "+id+" held", func() bool {
+			ids, _ := list("")
+			return slices.Contains(ids, id)
+		})
+		return id
+	}
+	first := hold("shop-key", "+61412000031", "")
+	scheduled := hold("shop-key", "+61412000032", fmt.Sprintf(`,"scheduleAt":%q`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339)))
+	mart := hold("mart-key", "+61412000033", "")
+	cancelled := hold("mart-key", "+61412000034", "")
+
 	waitFor(t, ctx, "the four held messages listed on the other replica", func() bool {
 		ids, _ := list("")
 		return len(ids) == 4
