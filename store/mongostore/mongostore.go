@@ -179,8 +179,17 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 	return s, nil
 }
 
-// Close writes what is still queued and disconnects from the server.
+// closeTimeout bounds Close: with the server away, a shutdown does not
+// wait out the driver's server selection (30 s by default) for the
+// retirement and for ending the client's sessions, which the server
+// expires by itself.
+const closeTimeout = 10 * time.Second
+
+// Close writes what is still queued and disconnects from the server, for
+// at most closeTimeout.
 func (s *Store) Close(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
+	defer cancel()
 	s.closeMu.Lock()
 	closers := s.closers
 	s.closers = nil

@@ -578,6 +578,43 @@ func TestOperationsOnAStoppedServerAreUnavailable(t *testing.T) {
 	}
 }
 
+// A shutdown with the server away does not wait out the driver's server
+// selection to retire the ended messages' correlations (the TTL removes
+// what stays) nor to end the client's sessions.
+func TestCloseWithTheServerAwayIsBounded(t *testing.T) {
+	t.Parallel()
+	dev := testenv.StartDevDB(t, "-mysql-addr", "", "-mongo-addr", "127.0.0.1:0", "-data", t.TempDir())
+	s, err := mongostore.Open(ctx(t), dev.MongoURI, testenv.MongoDatabase(t), mongostore.WithLogger(quiet), mongostore.WithRetireEvery(time.Hour))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := s.PutCorrelation(ctx(t), smsgw.Correlation{ConnectorID: "up1", UpstreamID: "u-c1", MessageID: "c1", Segment: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx(t), smsgw.NewEvent("c1", "c1", 5, smsgw.EventFinal, "final", t0, map[string]any{"status": "DELIVERED"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Events(ctx(t), "c1"); err != nil { // a session for Close to end
+		t.Fatal(err)
+	}
+	dev.Stop()
+	// Until the driver has found the server gone: before, an operation
+	// meets a refused connection at once.
+	for {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := s.Ping(c)
+		cancel()
+		if err != nil {
+			break
+		}
+	}
+	start := time.Now()
+	s.Close(context.Background())
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("Close with the server away took %v, want it bounded (the driver's server selection waits 30 s)", took)
+	}
+}
+
 func TestOpenRejectsABadURI(t *testing.T) {
 	t.Parallel()
 	for _, uri := range []string{"", "http://x", "mongodb://127.0.0.1:1/?connectTimeoutMS=abc"} {

@@ -15,8 +15,13 @@ const DefaultRetireEvery = time.Second
 // server was away) go in several.
 const retireBatch = 1000
 
-// retireTimeout bounds one retirement.
+// retireTimeout bounds one periodic retirement.
 const retireTimeout = 30 * time.Second
+
+// closeRetireTimeout bounds the retirement at Close (within closeTimeout,
+// leaving the rest to the disconnect): with the server away what stays
+// queued goes with the correlation TTL.
+const closeRetireTimeout = 5 * time.Second
 
 // WithRetireEvery sets how often the correlations of ended messages move
 // to the archive, all of them at once (DefaultRetireEvery when not given).
@@ -53,13 +58,16 @@ type retirer struct {
 	// flushing lets one flush run at a time, so RetireEnded returns only
 	// once what was queued before it has moved (or failed).
 	flushing sync.Mutex
-	stop     chan struct{}
-	done     chan struct{}
-	closing  sync.Once
+	// ctx is cancelled at close, ending a periodic retirement under way.
+	ctx     context.Context
+	stop    context.CancelFunc
+	done    chan struct{}
+	closing sync.Once
 }
 
 func newRetirer(s *Store, every time.Duration) *retirer {
-	r := &retirer{store: s, every: every, stop: make(chan struct{}), done: make(chan struct{})}
+	ctx, stop := context.WithCancel(context.Background())
+	r := &retirer{store: s, every: every, ctx: ctx, stop: stop, done: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -96,11 +104,11 @@ func (r *retirer) run() {
 	defer t.Stop()
 	for {
 		select {
-		case <-r.stop:
+		case <-r.ctx.Done():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), retireTimeout)
+		ctx, cancel := context.WithTimeout(r.ctx, retireTimeout)
 		if err := r.flush(ctx); err != nil {
 			r.store.log.Warn("retiring the correlations of ended messages; tried again next period", "err", err)
 		}
@@ -108,12 +116,15 @@ func (r *retirer) run() {
 	}
 }
 
-// close stops the periodic retirement and retires what is still queued.
-// Calls after the first do nothing.
+// close stops the periodic retirement, ending one under way, and retires
+// what is still queued, for at most closeRetireTimeout. Calls after the
+// first do nothing.
 func (r *retirer) close(ctx context.Context) {
 	r.closing.Do(func() {
-		close(r.stop)
+		r.stop()
 		<-r.done
+		ctx, cancel := context.WithTimeout(ctx, closeRetireTimeout)
+		defer cancel()
 		if err := r.flush(ctx); err != nil {
 			r.store.log.Warn("retiring the correlations of ended messages at close; the correlation TTL removes them", "err", err)
 		}
