@@ -179,17 +179,17 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 	return s, nil
 }
 
-// closeTimeout bounds Close: with the server away, a shutdown does not
-// wait out the driver's server selection (30 s by default) for the
-// retirement and for ending the client's sessions, which the server
-// expires by itself.
+// closeTimeout bounds what Close does once the queued writes are written
+// (each batch of those has its own bound): with the server away, a
+// shutdown does not wait out the driver's server selection (30 s by
+// default) for the retirement and for ending the client's sessions, which
+// the server expires by itself.
 const closeTimeout = 10 * time.Second
 
-// Close writes what is still queued and disconnects from the server, for
-// at most closeTimeout.
+// Close writes what is still queued, moves the ended messages'
+// correlations to the archive and disconnects from the server; the last
+// two take at most closeTimeout.
 func (s *Store) Close(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
-	defer cancel()
 	s.closeMu.Lock()
 	closers := s.closers
 	s.closers = nil
@@ -200,6 +200,8 @@ func (s *Store) Close(ctx context.Context) error {
 	s.eventWrites.Close()
 	s.corrWrites.Close()
 	s.intentWrites.Close()
+	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
+	defer cancel()
 	s.retire.close(ctx)
 	if err := s.client.Disconnect(ctx); err != nil {
 		return fmt.Errorf("mongostore: close: %w", err)

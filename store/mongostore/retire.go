@@ -109,7 +109,7 @@ func (r *retirer) run() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(r.ctx, retireTimeout)
-		if err := r.flush(ctx); err != nil {
+		if err := r.flush(ctx); err != nil && r.ctx.Err() == nil { // at close, close tries again
 			r.store.log.Warn("retiring the correlations of ended messages; tried again next period", "err", err)
 		}
 		cancel()
