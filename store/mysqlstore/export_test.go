@@ -8,3 +8,6 @@ func SearchSQL(q smsgw.MessageQuery) (string, []any) {
 	query, args, _, _ := searchSQL(q)
 	return query, args
 }
+
+// UnsafeQuoting is unsafeQuoting, for its test.
+var UnsafeQuoting = unsafeQuoting
