@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"regexp"
 	"sync"
 	"time"
 
@@ -48,6 +49,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	runs := func(r string) bool { return role == "all" || role == r }
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	go keepStartingStack(ctx, s.goroutineStack)
 
 	keys, idKey, err := s.protection.check(logger)
 	if err != nil {
@@ -60,7 +62,8 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/stack/starting-size:bytes$`)})), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	topts, err := s.temporalOptions(logger)
 	if err != nil {
@@ -79,7 +82,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
-	batching := groupcommit.Options{MaxBatch: s.storeBatch, MaxWait: s.storeBatchWait}
+	batching := groupcommit.Options{MaxBatch: s.storeBatch, MaxWait: s.storeBatchWait, Linger: s.storeBatchLinger}
 	events, err := openWithRetry(ctx, logger, "event store", func(ctx context.Context) (*mongostore.Store, error) {
 		return mongostore.Open(ctx, s.mongoURI, s.mongoDatabase, mongostore.WithLogger(logger),
 			mongostore.WithGroupCommit(batching, batchMetrics))

@@ -33,6 +33,12 @@ type Options struct {
 	// MaxWait is how long a batch waits for more items while other writes
 	// are in flight. Default 2 ms.
 	MaxWait time.Duration
+	// Linger is how long a batch waits for more items when no other write
+	// is in flight but one started less than streamGap ago: under a steady
+	// stream of writes, too sparse to meet a write in flight, the batches
+	// still grow, while a write after a quiet spell goes at once. Default
+	// 0: a batch waits only while another write is in flight.
+	Linger time.Duration
 	// Writes is how many writes may be in flight at once. Default 4.
 	Writes int
 	// Timeout bounds one write. Default 30 s.
@@ -55,6 +61,10 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// streamGap is the longest time between two batches for the second to
+// linger (Options.Linger): writes closer than that are a stream.
+const streamGap = 100 * time.Millisecond
+
 // ErrClosed is returned for items handed to a closed Committer.
 var ErrClosed = errors.New("groupcommit: closed")
 
@@ -75,6 +85,8 @@ type Committer[T any] struct {
 	stopped  chan struct{}
 	metrics  *Metrics
 	name     string
+	// lastStart is when the last batch was gathered, kept by run.
+	lastStart time.Time
 }
 
 // New starts a Committer that writes with write. Its metrics carry the
@@ -157,6 +169,7 @@ func (c *Committer[T]) run() {
 			return
 		}
 		batch := c.gather(first)
+		c.lastStart = time.Now()
 		c.inFlight <- struct{}{}
 		go func() {
 			defer func() { <-c.inFlight }()
@@ -166,9 +179,11 @@ func (c *Committer[T]) run() {
 }
 
 // gather adds to first what is queued, up to MaxBatch items. While other
-// writes are in flight it waits up to MaxWait for more; with none, the
-// batch goes at once.
+// writes are in flight it waits up to MaxWait for more; with none, it
+// waits up to Linger when the last batch started less than streamGap ago,
+// else the batch goes at once.
 func (c *Committer[T]) gather(first *request[T]) []*request[T] {
+	streaming := c.opts.Linger > 0 && time.Since(c.lastStart) < streamGap
 	batch := []*request[T]{first}
 	n := len(first.items)
 	var timeout <-chan time.Time
@@ -180,11 +195,15 @@ func (c *Committer[T]) gather(first *request[T]) []*request[T] {
 			continue
 		default:
 		}
+		wait := c.opts.MaxWait
 		if len(c.inFlight) == 0 {
-			return batch
+			if !streaming {
+				return batch
+			}
+			wait = c.opts.Linger
 		}
 		if timeout == nil {
-			t := time.NewTimer(c.opts.MaxWait)
+			t := time.NewTimer(wait)
 			defer t.Stop()
 			timeout = t.C
 		}

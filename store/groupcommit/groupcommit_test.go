@@ -197,6 +197,47 @@ func TestCloseWritesWhatWasTaken(t *testing.T) {
 	}
 }
 
+// TestAStreamOfWritesLingers: writes 5 ms apart, each done before the
+// next comes, never meet a write in flight; with Linger they still share
+// batches, and the first, after a quiet spell, goes at once.
+func TestAStreamOfWritesLingers(t *testing.T) {
+	for _, linger := range []time.Duration{0, 20 * time.Millisecond} {
+		rec := &recorder{}
+		c := groupcommit.New("events", rec.write, groupcommit.Options{Linger: linger}, nil)
+		start := time.Now()
+		if err := c.Do(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > linger/2+10*time.Millisecond {
+			t.Errorf("linger %v: the first write took %v: it waited after a quiet spell", linger, took)
+		}
+		var wg sync.WaitGroup
+		for i := 1; i <= 20; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := c.Do(context.Background(), i); err != nil {
+					t.Error(err)
+				}
+			}()
+			time.Sleep(5 * time.Millisecond)
+		}
+		wg.Wait()
+		c.Close()
+		batches, items := rec.written()
+		if items != 21 {
+			t.Fatalf("linger %v: %d items written, want 21", linger, items)
+		}
+		switch {
+		case linger == 0 && batches < 15:
+			t.Errorf("no linger: %d batches for 21 writes 5 ms apart, want about one each", batches)
+		case linger > 0 && batches > 10:
+			t.Errorf("linger %v: %d batches for 21 writes 5 ms apart: they did not wait for each other", linger, batches)
+		}
+		t.Logf("linger %v: %d batches for 21 writes", linger, batches)
+	}
+}
+
 // BenchmarkCommitter writes from 64 goroutines through a store whose round
 // trip costs 1 ms, batched and one write per item.
 func BenchmarkCommitter(b *testing.B) {
