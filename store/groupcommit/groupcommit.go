@@ -275,7 +275,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "smsgw_store_batch_items",
-			Help:    "Items written per batch (group commit), by store.",
+			Help:    "Items written (or looked up) per batch (group commit), by store.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
 		}, []string{"store"}),
 		flush: prometheus.NewHistogramVec(prometheus.HistogramOpts{

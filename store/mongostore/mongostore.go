@@ -89,6 +89,7 @@ type Store struct {
 	eventWrites  *groupcommit.Committer[smsgw.Event]
 	corrWrites   *groupcommit.Committer[correlationDoc]
 	intentWrites *groupcommit.Committer[intentDoc]
+	parkedReads  *groupcommit.Committer[*parkedLookup]
 
 	closeMu sync.Mutex
 	closers []func() // the batched writes of the outbox, stopped by Close
@@ -175,6 +176,7 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 	s.eventWrites = groupcommit.New("events", s.insertEvents, s.batching, s.batchMetrics)
 	s.corrWrites = groupcommit.New("correlations", s.upsertCorrelations, s.batching, s.batchMetrics)
 	s.intentWrites = groupcommit.New("submit_intents", s.insertIntents, s.batching, s.batchMetrics)
+	s.parkedReads = groupcommit.New("parked_lookups", s.lookUpParked, s.batching, s.batchMetrics)
 	s.retire = newRetirer(s, s.retireEvery)
 	return s, nil
 }
@@ -200,6 +202,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.eventWrites.Close()
 	s.corrWrites.Close()
 	s.intentWrites.Close()
+	s.parkedReads.Close()
 	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
 	defer cancel()
 	s.retire.close(ctx)
@@ -627,10 +630,52 @@ func (s *Store) ParkReceipt(ctx context.Context, r smsgw.Receipt) error {
 
 // ParkedReceipts returns the receipts parked for an upstream ID, in the
 // order they were received.
+//
+// The lookups of concurrent sends are batched like writes: one query for
+// every upstream ID asked for while another was under way, so a batch of
+// correlations written together costs one read of the parked receipts,
+// not one each. Each lookup still runs after its caller's correlation was
+// written (ParkReceipt).
 func (s *Store) ParkedReceipts(ctx context.Context, connectorID, upstreamID string) ([]smsgw.Receipt, error) {
-	return s.findParked(ctx,
-		bson.D{{Key: "connectorId", Value: connectorID}, {Key: "upstreamId", Value: upstreamID}},
+	q := &parkedLookup{connectorID: connectorID, upstreamID: upstreamID}
+	if err := s.parkedReads.Do(ctx, q); err != nil {
+		return nil, err
+	}
+	return q.found, nil
+}
+
+// parkedLookup is one caller's question to a batch of lookups, and its
+// answer.
+type parkedLookup struct {
+	connectorID, upstreamID string
+	found                   []smsgw.Receipt
+}
+
+// lookUpParked answers a batch of lookups with one query, sorted as each
+// lookup wants its receipts: oldest first.
+func (s *Store) lookUpParked(ctx context.Context, qs []*parkedLookup) []error {
+	ask := make(bson.A, 0, len(qs))
+	for _, q := range qs {
+		ask = append(ask, bson.D{{Key: "connectorId", Value: q.connectorID}, {Key: "upstreamId", Value: q.upstreamID}})
+	}
+	found, err := s.findParked(ctx, bson.D{{Key: "$or", Value: ask}},
 		bson.D{{Key: "receivedAt", Value: 1}, {Key: "parkedAt", Value: 1}, {Key: "_id", Value: 1}}, 0)
+	if err != nil {
+		errs := make([]error, len(qs))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	for _, q := range qs {
+		q.found = nil
+		for _, r := range found {
+			if r.ConnectorID == q.connectorID && r.UpstreamID == q.upstreamID {
+				q.found = append(q.found, r)
+			}
+		}
+	}
+	return nil
 }
 
 // TakeParked removes a parked receipt and reports whether this call removed

@@ -356,6 +356,64 @@ func TestExpireCorrelations(t *testing.T) {
 	}
 }
 
+// Lookups of parked receipts that come together share one query, and each
+// gets its own receipts, oldest first.
+func TestConcurrentParkedLookupsShareAQuery(t *testing.T) {
+	t.Parallel()
+	proxied, wc := startWireCounter(t, testenv.MongoURI(t))
+	s, err := mongostore.Open(ctx(t), proxied, testenv.MongoDatabase(t), mongostore.WithLogger(quiet),
+		mongostore.WithGroupCommit(groupcommit.Options{Linger: 200 * time.Millisecond}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	c := ctx(t)
+	const n = 8
+	want := make([][]smsgw.Receipt, n)
+	for i := range n {
+		id := fmt.Sprintf("u%d", i)
+		for k := range i % 3 { // none, one, or two (ENROUTE, then DELIVRD) an upstream ID
+			r := smsgw.Receipt{ConnectorID: "up1", UpstreamID: id, Stat: []string{"ENROUTE", "DELIVRD"}[k], ReceivedAt: t0.Add(time.Duration(k) * time.Minute)}
+			if err := s.ParkReceipt(c, r); err != nil {
+				t.Fatal(err)
+			}
+			want[i] = append(want[i], r)
+		}
+	}
+	// Another connector's receipt for the same upstream ID is not theirs.
+	if err := s.ParkReceipt(c, smsgw.Receipt{ConnectorID: "up2", UpstreamID: "u2", Stat: "DELIVRD", ReceivedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	// A first lookup, alone, starts the stream the next ones linger in.
+	if _, err := s.ParkedReceipts(c, "up1", "u0"); err != nil {
+		t.Fatal(err)
+	}
+	wc.reset()
+	got := make([][]smsgw.Receipt, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { got[i], errs[i] = s.ParkedReceipts(c, "up1", fmt.Sprintf("u%d", i)) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("lookup %d: %v", i, errs[i])
+		}
+		if len(got[i]) != len(want[i]) {
+			t.Fatalf("lookup %d: %+v, want %+v", i, got[i], want[i])
+		}
+		for k := range got[i] {
+			if got[i][k].UpstreamID != want[i][k].UpstreamID || got[i][k].Stat != want[i][k].Stat || got[i][k].ConnectorID != "up1" {
+				t.Errorf("lookup %d, receipt %d: %+v, want %+v", i, k, got[i][k], want[i][k])
+			}
+		}
+	}
+	if rt := wc.total(); rt >= n/2 {
+		t.Errorf("%d concurrent lookups took %d round trips (%s), want them shared", n, rt, wc.breakdown(1))
+	}
+}
+
 func TestParkedReceipts(t *testing.T) {
 	t.Parallel()
 	s, _, _ := open(t)
