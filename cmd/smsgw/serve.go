@@ -45,11 +45,14 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := checkGoroutineStack(s.goroutineStack); err != nil {
+		return err
+	}
 	logger := s.logger(stderr).With("role", role)
 	runs := func(r string) bool { return role == "all" || role == r }
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go keepStartingStack(ctx, s.goroutineStack)
+	go keepStartingStack(ctx, s.goroutineStack, logger)
 
 	keys, idKey, err := s.protection.check(logger)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"runtime"
 	"runtime/metrics"
 	"testing"
@@ -23,7 +24,7 @@ func TestNewGoroutinesStartWithTheStackAskedFor(t *testing.T) {
 	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { keepStartingStack(ctx, size); close(done) }()
+	go func() { keepStartingStack(ctx, size, slog.New(slog.DiscardHandler)); close(done) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for startingStack() < size {
 		if time.Now().After(deadline) {
@@ -33,9 +34,16 @@ func TestNewGoroutinesStartWithTheStackAskedFor(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		runtime.GC()
 	}
+	// The held stacks use a little less than size: no more, or the
+	// average would round up past it.
+	runtime.GC()
+	if got := startingStack(); got != size {
+		t.Errorf("new goroutines start with %d bytes of stack, want %d", got, size)
+	}
 	held := runtime.NumGoroutine() - before
 	cancel()
 	<-done
+	deadline = time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before+1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d goroutines left of %d held after the context ended", runtime.NumGoroutine()-before, held)
@@ -43,4 +51,13 @@ func TestNewGoroutinesStartWithTheStackAskedFor(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("%d goroutines held the starting stack at %d bytes", held, size)
+}
+
+func TestGoroutineStackSizes(t *testing.T) {
+	for size, ok := range map[int]bool{0: true, 16 << 10: true, 64 << 10: true, 1 << 20: true,
+		1: false, 8 << 10: false, 100000: false, 2 << 20: false, -1: false} {
+		if err := checkGoroutineStack(size); (err == nil) != ok {
+			t.Errorf("checkGoroutineStack(%d) = %v, want ok %v", size, err, ok)
+		}
+	}
 }

@@ -7,7 +7,13 @@
 //
 // With no write in flight an item goes out at once, so a lone caller waits
 // no longer than before; under load the batches grow on their own up to
-// MaxBatch, and the cost of a round trip is shared by everyone in it.
+// MaxBatch, and the cost of a round trip is shared by everyone in it. With
+// Options.Linger, a batch that comes soon after another waits a little for
+// company even with no write in flight: a caller that writes again and
+// again, one write after the other, then waits up to Linger each time.
+//
+// Reads can be batched the same way: the items are the questions, and the
+// write function fills in their answers.
 package groupcommit
 
 import (
@@ -181,7 +187,9 @@ func (c *Committer[T]) run() {
 // gather adds to first what is queued, up to MaxBatch items. While other
 // writes are in flight it waits up to MaxWait for more; with none, it
 // waits up to Linger when the last batch started less than streamGap ago,
-// else the batch goes at once.
+// else the batch goes at once. The wait is chosen once, when the batch
+// first has to wait: one that began to wait MaxWait behind a write keeps
+// to MaxWait when that write ends.
 func (c *Committer[T]) gather(first *request[T]) []*request[T] {
 	streaming := c.opts.Linger > 0 && time.Since(c.lastStart) < streamGap
 	batch := []*request[T]{first}
@@ -280,7 +288,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"store"}),
 		flush: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "smsgw_store_batch_write_seconds",
-			Help:    "Time to write one batch, by store.",
+			Help:    "Time to write (or look up) one batch, by store.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"store"}),
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -289,7 +297,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"store"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_store_batch_failed_items_total",
-			Help: "Items whose batch write failed (their callers retry), by store.",
+			Help: "Items whose batch failed (their callers retry or give up), by store.",
 		}, []string{"store"}),
 	}
 	for _, c := range []prometheus.Collector{m.batch, m.flush, m.queue, m.failed} {

@@ -82,8 +82,9 @@ type Store struct {
 	log          *slog.Logger
 	now          func() time.Time
 
-	// Events and correlations are written in batches shared by concurrent
-	// callers (group commit); see WithGroupCommit.
+	// Events, correlations and intents are written, and parked receipts
+	// looked up, in batches shared by concurrent callers (group commit);
+	// see WithGroupCommit.
 	batching     groupcommit.Options
 	batchMetrics *groupcommit.Metrics
 	eventWrites  *groupcommit.Committer[smsgw.Event]
@@ -126,9 +127,9 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithGroupCommit sets how events and correlations are batched: writes of
-// concurrent callers go out together, each caller returning once its own
-// are durable. m, when set, gets the batches' metrics.
+// WithGroupCommit sets how events, correlations, intents and parked-receipt
+// lookups are batched: those of concurrent callers go out together, each
+// caller returning once its own are durable (or answered). m, when set, gets the batches' metrics.
 func WithGroupCommit(o groupcommit.Options, m *groupcommit.Metrics) Option {
 	return func(s *Store) {
 		s.batching, s.batchMetrics = o, m
@@ -631,15 +632,16 @@ func (s *Store) ParkReceipt(ctx context.Context, r smsgw.Receipt) error {
 // ParkedReceipts returns the receipts parked for an upstream ID, in the
 // order they were received.
 //
-// The lookups of concurrent sends are batched like writes: one query for
-// every upstream ID asked for while another was under way, so a batch of
+// The lookups of concurrent sends are batched like writes (group commit):
+// one query for the upstream IDs asked for together, so a batch of
 // correlations written together costs one read of the parked receipts,
-// not one each. Each lookup still runs after its caller's correlation was
-// written (ParkReceipt).
+// not one each. A lookup is still sent only after its caller asked, so
+// after its caller's correlation was written (see ParkReceipt for why
+// that order matters).
 func (s *Store) ParkedReceipts(ctx context.Context, connectorID, upstreamID string) ([]smsgw.Receipt, error) {
 	q := &parkedLookup{connectorID: connectorID, upstreamID: upstreamID}
 	if err := s.parkedReads.Do(ctx, q); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mongostore: receipts parked under %s %s: %w", connectorID, upstreamID, err)
 	}
 	return q.found, nil
 }
