@@ -129,7 +129,8 @@ func WithClock(now func() time.Time) Option {
 
 // WithGroupCommit sets how events, correlations, intents and parked-receipt
 // lookups are batched: those of concurrent callers go out together, each
-// caller returning once its own are durable (or answered). m, when set, gets the batches' metrics.
+// caller returning once its own are durable (or answered). m, when set,
+// gets the batches' metrics.
 func WithGroupCommit(o groupcommit.Options, m *groupcommit.Metrics) Option {
 	return func(s *Store) {
 		s.batching, s.batchMetrics = o, m
