@@ -41,4 +41,10 @@ type NotifyPlan struct {
 	// (registered_delivery 2).
 	SMPPFailureOnly bool          `json:"smppFailureOnly,omitempty"`
 	RetryFor        time.Duration `json:"retryFor"`
+	// FinalTogether makes the first attempt of the final notification on
+	// every channel, with the final record, in one local activity (one
+	// history event) when more than one channel takes it. Plans made
+	// before this field existed leave it false, so their workflows replay
+	// as they ran: one local activity for the record, one per channel.
+	FinalTogether bool `json:"finalTogether,omitempty"`
 }

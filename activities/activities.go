@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -260,6 +261,7 @@ func NotifyPlanFor(live *config.Live, m smsgw.Message) smsgw.NotifyPlan {
 	}
 	plan.AllStatuses = cfg.Statuses == "all"
 	plan.SMPPFailureOnly = m.ReceiptOnFailureOnly
+	plan.FinalTogether = true
 	plan.Channels = cfg.Channels
 	if len(plan.Channels) == 0 {
 		if webhook {
@@ -394,6 +396,36 @@ func (a *Activities) RecordAndNotify(ctx context.Context, in RecordInput, d smsg
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotifyLater, err)
 	}
 	return err
+}
+
+// RecordAndNotifyAll is RecordAndNotify for a notification that goes out on
+// several channels at once (an SMPP submission that asked for receipts, of a
+// customer with a webhook): the record, then the first attempt on every
+// channel at the same time, in one local activity instead of one per
+// channel. It fails only as ErrTypeRecordFailed; how each delivery went is
+// in the outcomes, in the order of ds, for the workflow to retry or give up
+// each apart as RecordAndNotify's caller does.
+func (a *Activities) RecordAndNotifyAll(ctx context.Context, in RecordInput, ds []smsgw.Delivery) ([]NotifyOutcome, error) {
+	if err := a.Record(ctx, in); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRecordFailed, err)
+	}
+	outcomes := make([]NotifyOutcome, len(ds))
+	var wg sync.WaitGroup
+	for i, d := range ds {
+		wg.Go(func() {
+			err := a.Notify(ctx, d)
+			var appErr *temporal.ApplicationError
+			switch {
+			case err == nil:
+			case errors.As(err, &appErr) && appErr.NonRetryable():
+				outcomes[i] = NotifyOutcome{Error: err.Error(), Refused: true}
+			default:
+				outcomes[i] = NotifyOutcome{Error: err.Error()}
+			}
+		})
+	}
+	wg.Wait()
+	return outcomes, nil
 }
 
 // Notify delivers to a customer on one channel and records that it did.

@@ -48,6 +48,14 @@ const (
 	ErrTypeNotifyLater    = "NotifyLater"    // RecordAndNotify recorded, but the delivery must be retried apart
 )
 
+// NotifyOutcome is how the first attempt on one channel went in
+// Activities.RecordAndNotifyAll: delivered when Error is empty, refused for
+// good when Refused, else to be retried.
+type NotifyOutcome struct {
+	Error   string `json:"error,omitempty"`
+	Refused bool   `json:"refused,omitempty"`
+}
+
 // PrepareInput is the input of Activities.Prepare.
 type PrepareInput struct {
 	Message smsgw.Message `json:"message"`

@@ -723,7 +723,8 @@ func combine(parts []smsgw.Status, errs []string) (smsgw.Status, string) {
 
 // end records the final status, notifies the customer and finishes the
 // workflow. The record goes with the first notification when a channel is
-// free to take it at once (one local activity instead of two).
+// free to take it at once (one local activity instead of two), or with the
+// first attempt on every channel when several take it and all are free.
 func (l *messageLife) end(ctx, recordCtx workflow.Context, status smsgw.Status, code, text string) (MessageResult, error) {
 	var a *activities.Activities
 	l.awaitGraceAboutToEnd(ctx)
@@ -749,7 +750,7 @@ func (l *messageLife) end(ctx, recordCtx workflow.Context, status smsgw.Status, 
 		l.notify = startNotifier(ctx, l, smsgw.NotifyPlan{})
 	}
 	note := l.notification(ctx, status, l.lastStat(), code, text)
-	if !l.notify.sendWithRecord(note, record) {
+	if !l.notify.sendAllWithRecord(ctx, l, note, record) && !l.notify.sendWithRecord(note, record) {
 		if err := workflow.ExecuteLocalActivity(recordCtx, a.Record, record).Get(ctx, nil); err != nil {
 			return MessageResult{}, err
 		}

@@ -17,6 +17,8 @@ import (
 // so an endpoint that is down holds back only itself.
 type notifier struct {
 	allStatuses bool
+	together    bool // the final record and first attempts go in one local activity (NotifyPlan.FinalTogether)
+	steps       notifySteps
 	queues      []*notifyQueue
 }
 
@@ -31,15 +33,31 @@ type notifyQueue struct {
 }
 
 // queuedNote is a notification waiting for its channel, with the record
-// to write before it is delivered, if any.
+// to write before it is delivered, if any, or the first attempt already
+// made on every channel at once, which failed on this one.
 type queuedNote struct {
 	note   smsgw.Notification
 	record *activities.RecordInput
+	tried  *triedNote
+}
+
+// triedNote is a delivery whose first attempt RecordAndNotifyAll made.
+type triedNote struct {
+	delivery smsgw.Delivery
+	outcome  activities.NotifyOutcome
+}
+
+// err is the first attempt's failure as the workflow sees an activity's.
+func (t *triedNote) err() error {
+	if t.outcome.Refused {
+		return temporal.NewNonRetryableApplicationError(t.outcome.Error, activities.ErrTypeWebhookRefused, nil)
+	}
+	return errors.New(t.outcome.Error)
 }
 
 func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) *notifier {
-	n := &notifier{allStatuses: plan.AllStatuses}
-	steps := newNotifySteps(ctx, plan.RetryFor)
+	n := &notifier{allStatuses: plan.AllStatuses, together: plan.FinalTogether, steps: newNotifySteps(ctx, plan.RetryFor)}
+	steps := n.steps
 	var a *activities.Activities
 	for _, ch := range plan.Channels {
 		q := &notifyQueue{channel: ch, failureOnly: plan.SMPPFailureOnly && ch == smsgw.ChannelSMPP}
@@ -55,16 +73,23 @@ func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) 
 				}
 				item := q.items[0]
 				q.items, q.busy = q.items[1:], true
-				note := item.note
-				d := smsgw.Delivery{Channel: q.channel, CustomerID: l.msg.CustomerID, CallbackURL: l.msg.CallbackURL, Notification: &note, Sequel: q.taken}
-				q.taken = true
-				if q.channel != smsgw.ChannelWebhook {
-					d.CallbackURL = ""
+				var d smsgw.Delivery
+				if item.tried != nil {
+					d = item.tried.delivery
+				} else {
+					d = q.delivery(l, item.note)
+					q.taken = true
 				}
 				var err error
-				if item.record == nil {
+				switch {
+				case item.tried != nil:
+					// Tried with the record and the other channels; retried here alone.
+					if err = item.tried.err(); mayRetry(err) {
+						err = steps.retry(ctx, d)
+					}
+				case item.record == nil:
 					err = steps.deliver(ctx, d)
-				} else {
+				default:
 					err = workflow.ExecuteLocalActivity(steps.first, a.RecordAndNotify, *item.record, d).Get(ctx, nil)
 					var appErr *temporal.ApplicationError
 					switch {
@@ -222,6 +247,64 @@ func (n *notifier) sendWithRecord(note smsgw.Notification, record activities.Rec
 	}
 	taking[0].items = append(taking[0].items, queuedNote{note: note, record: &record})
 	return true
+}
+
+// sendAllWithRecord writes the record and makes the first attempt on every
+// channel that takes the notification, in one local activity, when the plan
+// asks for it, more than one channel takes it and all of them are idle; the
+// channels whose attempt failed retry it on their own, or record that they
+// gave up. It returns false, doing nothing, otherwise.
+func (n *notifier) sendAllWithRecord(ctx workflow.Context, l *messageLife, note smsgw.Notification, record activities.RecordInput) bool {
+	var taking []*notifyQueue
+	for _, q := range n.queues {
+		if q.takes(note) {
+			taking = append(taking, q)
+		}
+	}
+	if !n.together || len(taking) < 2 {
+		return false
+	}
+	for _, q := range taking {
+		if q.busy || len(q.items) > 0 {
+			return false
+		}
+	}
+	ds := make([]smsgw.Delivery, len(taking))
+	for i, q := range taking {
+		ds[i] = q.delivery(l, note)
+	}
+	var a *activities.Activities
+	var outcomes []activities.NotifyOutcome
+	err := workflow.ExecuteLocalActivity(n.steps.first, a.RecordAndNotifyAll, record, ds).Get(ctx, &outcomes)
+	switch {
+	case temporal.IsCanceledError(err):
+		return true
+	case err != nil:
+		// Not recorded (ErrTypeRecordFailed), or the local activity failed
+		// and whether it recorded is not known: recorded apart, with the
+		// store retries, before the customer hears; then each channel
+		// delivers as usual (a delivery the attempt made is not repeated:
+		// Activities.Notify remembers it).
+		n.steps.recordApart(ctx, record)
+		n.send(note)
+		return true
+	}
+	for i, q := range taking {
+		q.taken = true
+		if i < len(outcomes) && outcomes[i].Error != "" {
+			q.items = append(q.items, queuedNote{note: note, tried: &triedNote{delivery: ds[i], outcome: outcomes[i]}})
+		}
+	}
+	return true
+}
+
+// delivery is the delivery of note on this channel.
+func (q *notifyQueue) delivery(l *messageLife, note smsgw.Notification) smsgw.Delivery {
+	d := smsgw.Delivery{Channel: q.channel, CustomerID: l.msg.CustomerID, CallbackURL: l.msg.CallbackURL, Notification: &note, Sequel: q.taken}
+	if q.channel != smsgw.ChannelWebhook {
+		d.CallbackURL = ""
+	}
+	return d
 }
 
 // takes tells whether a notification goes out on this channel.
