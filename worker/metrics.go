@@ -34,12 +34,13 @@ var TemporalLatencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 type TemporalMetrics struct {
 	set  *metricSet
 	tags map[string]string
+	key  string // the tags, sorted: names and values
 }
 
 // NewTemporalMetrics registers the SDK's metrics on reg and returns the
 // handler to give the Temporal client (client.Options.MetricsHandler).
 func NewTemporalMetrics(reg prometheus.Registerer) (*TemporalMetrics, error) {
-	set := &metricSet{vecs: map[string]prometheus.Collector{}}
+	set := &metricSet{vecs: map[string]prometheus.Collector{}, metrics: map[metricKey]any{}}
 	if err := reg.Register(set); err != nil {
 		return nil, err
 	}
@@ -55,44 +56,47 @@ func (h *TemporalMetrics) WithTags(tags map[string]string) client.MetricsHandler
 	for k, v := range tags {
 		merged[k] = v
 	}
-	return &TemporalMetrics{set: h.set, tags: merged}
+	return &TemporalMetrics{set: h.set, tags: merged, key: tagsKey(merged)}
 }
 
 // Counter implements client.MetricsHandler.
 func (h *TemporalMetrics) Counter(name string) client.MetricsCounter {
-	c := h.set.vec(name, h.tags, func(opts metricOpts) prometheus.Collector {
+	return h.set.metric("counter", name, h, func(opts metricOpts) prometheus.Collector {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: opts.help}, opts.labels)
-	}).(*prometheus.CounterVec).With(h.tags)
-	return counterFunc(func(d int64) { c.Add(float64(d)) })
+	}, func(vec prometheus.Collector, tags map[string]string) any {
+		return &counter{vec.(*prometheus.CounterVec).With(tags)}
+	}).(*counter)
 }
 
 // Gauge implements client.MetricsHandler.
 func (h *TemporalMetrics) Gauge(name string) client.MetricsGauge {
-	g := h.set.vec(name, h.tags, func(opts metricOpts) prometheus.Collector {
+	return h.set.metric("gauge", name, h, func(opts metricOpts) prometheus.Collector {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: opts.help}, opts.labels)
-	}).(*prometheus.GaugeVec).With(h.tags)
-	return gaugeFunc(g.Set)
+	}, func(vec prometheus.Collector, tags map[string]string) any {
+		return &gauge{vec.(*prometheus.GaugeVec).With(tags)}
+	}).(*gauge)
 }
 
 // Timer implements client.MetricsHandler.
 func (h *TemporalMetrics) Timer(name string) client.MetricsTimer {
-	o := h.set.vec(name, h.tags, func(opts metricOpts) prometheus.Collector {
+	return h.set.metric("timer", name, h, func(opts metricOpts) prometheus.Collector {
 		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: opts.help, Buckets: TemporalLatencyBuckets}, opts.labels)
-	}).(*prometheus.HistogramVec).With(h.tags)
-	return timerFunc(func(d time.Duration) { o.Observe(d.Seconds()) })
+	}, func(vec prometheus.Collector, tags map[string]string) any {
+		return &timer{vec.(*prometheus.HistogramVec).With(tags)}
+	}).(*timer)
 }
 
-type counterFunc func(int64)
+type counter struct{ c prometheus.Counter }
 
-func (f counterFunc) Inc(d int64) { f(d) }
+func (c counter) Inc(d int64) { c.c.Add(float64(d)) }
 
-type gaugeFunc func(float64)
+type gauge struct{ g prometheus.Gauge }
 
-func (f gaugeFunc) Update(v float64) { f(v) }
+func (g gauge) Update(v float64) { g.g.Set(v) }
 
-type timerFunc func(time.Duration)
+type timer struct{ o prometheus.Observer }
 
-func (f timerFunc) Record(d time.Duration) { f(d) }
+func (t timer) Record(d time.Duration) { t.o.Observe(d.Seconds()) }
 
 // metricOpts is what a new vector of one name and label set is made with.
 type metricOpts struct {
@@ -103,24 +107,51 @@ type metricOpts struct {
 // metricSet holds one vector per metric name and label set, and collects
 // them all. It describes nothing (an unchecked collector): the names and
 // label sets are known only as the SDK uses them.
+//
+// The SDK asks for a metric by name each time it records one (several
+// times a task), so each metric of a name and label values, once made, is
+// kept and found again by one map lookup.
 type metricSet struct {
-	mu   sync.Mutex
-	vecs map[string]prometheus.Collector // by name and label names
+	mu      sync.Mutex
+	vecs    map[string]prometheus.Collector // by name and label names
+	metrics map[metricKey]any
 }
 
-// vec returns the vector of name with the label names of tags, made by
-// newVec on first use.
-func (s *metricSet) vec(name string, tags map[string]string, newVec func(metricOpts) prometheus.Collector) prometheus.Collector {
-	labels := labelNames(tags)
-	key := name + "\x00" + strings.Join(labels, "\x00")
+// metricKey names one metric: its kind, name and tags (TemporalMetrics.key).
+type metricKey struct{ kind, name, tags string }
+
+// metric returns the metric of kind and name with h's tags: of the vector
+// of that name and label names (made by newVec on first use), the child
+// that with makes for h's tags.
+func (s *metricSet) metric(kind, name string, h *TemporalMetrics, newVec func(metricOpts) prometheus.Collector, with func(prometheus.Collector, map[string]string) any) any {
+	key := metricKey{kind, name, h.key}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.vecs[key]
+	if m, ok := s.metrics[key]; ok {
+		return m
+	}
+	labels := labelNames(h.tags)
+	vecKey := name + "\x00" + strings.Join(labels, "\x00")
+	v, ok := s.vecs[vecKey]
 	if !ok {
 		v = newVec(metricOpts{help: "Temporal SDK metric " + name + " (see the SDK's documentation).", labels: labels})
-		s.vecs[key] = v
+		s.vecs[vecKey] = v
 	}
-	return v
+	m := with(v, h.tags)
+	s.metrics[key] = m
+	return m
+}
+
+// tagsKey names a set of tags: its names and values, sorted by name.
+func tagsKey(tags map[string]string) string {
+	var b strings.Builder
+	for _, k := range labelNames(tags) {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(tags[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // labelNames returns the sorted label names of tags.

@@ -57,3 +57,44 @@ temporal_request{namespace="default",task_queue="smsgw-messages"} 2
 	}
 	t.Error("no schedule-to-start histogram")
 }
+
+// A metric asked for again, by a handler with the same tags made in
+// another order, is the same series.
+func TestTemporalMetricsFoundAgain(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h, err := NewTemporalMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := h.WithTags(map[string]string{"namespace": "default"}).WithTags(map[string]string{"task_queue": "q"})
+	b := h.WithTags(map[string]string{"task_queue": "q", "namespace": "default"})
+	a.Counter("temporal_request").Inc(1)
+	b.Counter("temporal_request").Inc(2)
+	a.Timer("temporal_request_latency").Record(time.Second)
+	b.Timer("temporal_request_latency").Record(time.Second)
+	want := `
+# HELP temporal_request Temporal SDK metric temporal_request (see the SDK's documentation).
+# TYPE temporal_request counter
+temporal_request{namespace="default",task_queue="q"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "temporal_request"); err != nil {
+		t.Error(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "temporal_request_latency"); err != nil || n != 1 {
+		t.Errorf("%d latency series, %v; want 1", n, err)
+	}
+}
+
+// BenchmarkTemporalMetrics is what the SDK does for each metric it
+// records: ask for it by name, then record.
+func BenchmarkTemporalMetrics(b *testing.B) {
+	h, err := NewTemporalMetrics(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := h.WithTags(map[string]string{"namespace": "default", "task_queue": "smsgw-messages", "workflow_type": "MessageWorkflow", "worker_type": "WorkflowWorker"})
+	for b.Loop() {
+		q.Counter("temporal_workflow_task_execution_total").Inc(1)
+		q.Timer("temporal_workflow_task_execution_latency").Record(time.Millisecond)
+	}
+}
