@@ -413,19 +413,43 @@ func (a *Activities) RecordAndNotifyAll(ctx context.Context, in RecordInput, ds 
 	var wg sync.WaitGroup
 	for i, d := range ds {
 		wg.Go(func() {
+			// The SDK recovers a panic only on the local activity's own
+			// goroutine: one in a channel fails that channel's attempt.
+			defer func() {
+				if p := recover(); p != nil {
+					outcomes[i] = NotifyOutcome{Error: fmt.Sprintf("notify %s over %s: panic: %v", d.CustomerID, d.Channel, p)}
+				}
+			}()
 			err := a.Notify(ctx, d)
 			var appErr *temporal.ApplicationError
 			switch {
 			case err == nil:
 			case errors.As(err, &appErr) && appErr.NonRetryable():
-				outcomes[i] = NotifyOutcome{Error: err.Error(), Refused: true}
+				outcomes[i] = NotifyOutcome{Error: RootMessage(err), Refused: true}
 			default:
-				outcomes[i] = NotifyOutcome{Error: err.Error()}
+				outcomes[i] = NotifyOutcome{Error: RootMessage(err)}
 			}
 		})
 	}
 	wg.Wait()
 	return outcomes, nil
+}
+
+// RootMessage is the innermost message of err's chain as it was written
+// (an ApplicationError's own message, without what Temporal adds to it):
+// what a customer or operator is told of a failed notification.
+func RootMessage(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			var appErr *temporal.ApplicationError
+			if errors.As(err, &appErr) {
+				return appErr.Message()
+			}
+			return err.Error()
+		}
+		err = next
+	}
 }
 
 // Notify delivers to a customer on one channel and records that it did.

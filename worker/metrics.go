@@ -34,7 +34,7 @@ var TemporalLatencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 type TemporalMetrics struct {
 	set  *metricSet
 	tags map[string]string
-	key  string // the tags, sorted: names and values
+	key  string // tagsKey(tags), made once by WithTags
 }
 
 // NewTemporalMetrics registers the SDK's metrics on reg and returns the

@@ -59,7 +59,8 @@ temporal_request{namespace="default",task_queue="smsgw-messages"} 2
 }
 
 // A metric asked for again, by a handler with the same tags made in
-// another order, is the same series.
+// another order, is the same series; other tags, or none (the handler
+// without tags), are series of their own.
 func TestTemporalMetricsFoundAgain(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h, err := NewTemporalMetrics(reg)
@@ -70,11 +71,16 @@ func TestTemporalMetricsFoundAgain(t *testing.T) {
 	b := h.WithTags(map[string]string{"task_queue": "q", "namespace": "default"})
 	a.Counter("temporal_request").Inc(1)
 	b.Counter("temporal_request").Inc(2)
+	h.WithTags(map[string]string{"namespace": "default", "task_queue": "other"}).Counter("temporal_request").Inc(4)
+	h.Counter("temporal_request").Inc(5)
+	h.WithTags(map[string]string{}).Counter("temporal_request").Inc(6)
 	a.Timer("temporal_request_latency").Record(time.Second)
 	b.Timer("temporal_request_latency").Record(time.Second)
 	want := `
 # HELP temporal_request Temporal SDK metric temporal_request (see the SDK's documentation).
 # TYPE temporal_request counter
+temporal_request 11
+temporal_request{namespace="default",task_queue="other"} 4
 temporal_request{namespace="default",task_queue="q"} 3
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "temporal_request"); err != nil {

@@ -867,16 +867,4 @@ func sendFailureStatus(err error) (smsgw.Status, string) {
 // rootMessage is the innermost error message, which is what a customer can
 // act on: an application error's message alone, without the "(type: …,
 // retryable: …)" Temporal adds to its Error().
-func rootMessage(err error) string {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			var appErr *temporal.ApplicationError
-			if errors.As(err, &appErr) {
-				return appErr.Message()
-			}
-			return err.Error()
-		}
-		err = next
-	}
-}
+func rootMessage(err error) string { return activities.RootMessage(err) }

@@ -57,7 +57,7 @@ func (t *triedNote) err() error {
 
 func startNotifier(ctx workflow.Context, l *messageLife, plan smsgw.NotifyPlan) *notifier {
 	n := &notifier{allStatuses: plan.AllStatuses, together: plan.FinalTogether, steps: newNotifySteps(ctx, plan.RetryFor)}
-	steps := n.steps
+	steps := n.steps // the same for every channel
 	var a *activities.Activities
 	for _, ch := range plan.Channels {
 		q := &notifyQueue{channel: ch, failureOnly: plan.SMPPFailureOnly && ch == smsgw.ChannelSMPP}
@@ -236,12 +236,7 @@ func (n *notifier) send(note smsgw.Notification) {
 // record is written at once and no customer hears before it is. It returns
 // false, queuing nothing, otherwise.
 func (n *notifier) sendWithRecord(note smsgw.Notification, record activities.RecordInput) bool {
-	var taking []*notifyQueue
-	for _, q := range n.queues {
-		if q.takes(note) {
-			taking = append(taking, q)
-		}
-	}
+	taking := n.taking(note)
 	if len(taking) != 1 || taking[0].busy || len(taking[0].items) > 0 {
 		return false
 	}
@@ -255,13 +250,11 @@ func (n *notifier) sendWithRecord(note smsgw.Notification, record activities.Rec
 // channels whose attempt failed retry it on their own, or record that they
 // gave up. It returns false, doing nothing, otherwise.
 func (n *notifier) sendAllWithRecord(ctx workflow.Context, l *messageLife, note smsgw.Notification, record activities.RecordInput) bool {
-	var taking []*notifyQueue
-	for _, q := range n.queues {
-		if q.takes(note) {
-			taking = append(taking, q)
-		}
+	if !n.together {
+		return false
 	}
-	if !n.together || len(taking) < 2 {
+	taking := n.taking(note)
+	if len(taking) < 2 {
 		return false
 	}
 	for _, q := range taking {
@@ -278,24 +271,43 @@ func (n *notifier) sendAllWithRecord(ctx workflow.Context, l *messageLife, note 
 	err := workflow.ExecuteLocalActivity(n.steps.first, a.RecordAndNotifyAll, record, ds).Get(ctx, &outcomes)
 	switch {
 	case temporal.IsCanceledError(err):
+		// The workflow is cancelled: nothing more can be written or
+		// delivered (so it is on the one-channel path too).
 		return true
 	case err != nil:
 		// Not recorded (ErrTypeRecordFailed), or the local activity failed
 		// and whether it recorded is not known: recorded apart, with the
-		// store retries, before the customer hears; then each channel
-		// delivers as usual (a delivery the attempt made is not repeated:
-		// Activities.Notify remembers it).
+		// store retries (a record that still fails is logged, as on the
+		// one-channel path), before the customer hears; then each channel
+		// delivers as usual. A delivery the attempt finished is not made
+		// again (Activities.Notify remembers it in this process); one still
+		// under way when the local activity timed out may be.
 		n.steps.recordApart(ctx, record)
 		n.send(note)
 		return true
 	}
 	for i, q := range taking {
 		q.taken = true
-		if i < len(outcomes) && outcomes[i].Error != "" {
-			q.items = append(q.items, queuedNote{note: note, tried: &triedNote{delivery: ds[i], outcome: outcomes[i]}})
+		outcome := activities.NotifyOutcome{Error: "no outcome of the first attempt"} // retried, never taken as delivered
+		if i < len(outcomes) {
+			outcome = outcomes[i]
+		}
+		if outcome.Error != "" {
+			q.items = append(q.items, queuedNote{note: note, tried: &triedNote{delivery: ds[i], outcome: outcome}})
 		}
 	}
 	return true
+}
+
+// taking is the channels a notification goes out on.
+func (n *notifier) taking(note smsgw.Notification) []*notifyQueue {
+	var taking []*notifyQueue
+	for _, q := range n.queues {
+		if q.takes(note) {
+			taking = append(taking, q)
+		}
+	}
+	return taking
 }
 
 // delivery is the delivery of note on this channel.

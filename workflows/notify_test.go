@@ -37,18 +37,28 @@ func twoChannels(h *harness, webhook, smpp activities.Channel) (local, regular *
 	return local, regular
 }
 
-// A final status that goes out on two channels is recorded and tried on
-// both in one local activity: one history event, not three.
-func TestFinalStatusOnTwoChannelsGoesWithItsRecordInOneLocalActivity(t *testing.T) {
-	h := newHarness(t, sentOK("abc"))
-	webhook, smpp := &memNotifier{}, &memNotifier{}
-	local, regular := twoChannels(h, webhook, smpp)
+// deliverOnTwoChannels runs to DELIVERED a message whose final status goes
+// to webhook and to an SMPP channel, which it returns with the names of
+// the local activities and activities that recorded or notified.
+func deliverOnTwoChannels(t *testing.T, webhook activities.Channel) (h *harness, smpp *memNotifier, local, regular []string) {
+	t.Helper()
+	h = newHarness(t, sentOK("abc"))
+	smpp = &memNotifier{}
+	l, r := twoChannels(h, webhook, smpp)
 	h.signalAt(time.Second, "DELIVRD", "abc")
 	if res := h.run(t); res.Status != smsgw.StatusDelivered {
 		t.Fatalf("status %s", res.Status)
 	}
-	if !slices.Equal(*local, []string{"RecordAndNotifyAll"}) || !slices.Equal(*regular, []string{activities.SendName}) {
-		t.Fatalf("local activities %v, activities %v; want RecordAndNotifyAll alone", *local, *regular)
+	return h, smpp, *l, *r
+}
+
+// A final status that goes out on two channels is recorded and tried on
+// both in one local activity: one history event, not three.
+func TestFinalStatusOnTwoChannelsGoesWithItsRecordInOneLocalActivity(t *testing.T) {
+	webhook := &memNotifier{}
+	h, smpp, local, regular := deliverOnTwoChannels(t, webhook)
+	if !slices.Equal(local, []string{"RecordAndNotifyAll"}) || !slices.Equal(regular, []string{activities.SendName}) {
+		t.Fatalf("local activities %v, activities %v; want RecordAndNotifyAll alone", local, regular)
 	}
 	for name, ch := range map[string]*memNotifier{"webhook": webhook, "smpp": smpp} {
 		if len(ch.sent) != 1 || ch.sent[0].Status != smsgw.StatusDelivered || ch.sequels[0] {
@@ -66,21 +76,15 @@ func TestFinalStatusOnTwoChannelsGoesWithItsRecordInOneLocalActivity(t *testing.
 // A channel whose attempt with the record failed retries in an activity on
 // its own; the other is not tried again.
 func TestFinalStatusOnTwoChannelsRetriesTheOneThatFailed(t *testing.T) {
-	h := newHarness(t, sentOK("abc"))
 	flaky := &recordingChannel{fail: func(attempt int) error {
 		if attempt <= 2 {
 			return errors.New("webhook answered 503")
 		}
 		return nil
 	}}
-	smpp := &memNotifier{}
-	local, regular := twoChannels(h, flaky, smpp)
-	h.signalAt(time.Second, "DELIVRD", "abc")
-	if res := h.run(t); res.Status != smsgw.StatusDelivered {
-		t.Fatalf("status %s", res.Status)
-	}
-	if !slices.Equal(*local, []string{"RecordAndNotifyAll"}) || !slices.Equal(*regular, []string{activities.SendName, "Notify", "Notify"}) {
-		t.Fatalf("local activities %v, activities %v; want the first attempts together and the webhook's retries an activity", *local, *regular)
+	_, smpp, local, regular := deliverOnTwoChannels(t, flaky)
+	if !slices.Equal(local, []string{"RecordAndNotifyAll"}) || !slices.Equal(regular, []string{activities.SendName, "Notify", "Notify"}) {
+		t.Fatalf("local activities %v, activities %v; want the first attempts together and the webhook's retries an activity", local, regular)
 	}
 	if flaky.attempts != 3 || len(flaky.got) != 1 || flaky.got[0].Sequel || len(smpp.sent) != 1 {
 		t.Fatalf("webhook: %d attempts, delivered %+v; smpp delivered %d; want each once, as first deliveries", flaky.attempts, flaky.got, len(smpp.sent))
@@ -90,28 +94,71 @@ func TestFinalStatusOnTwoChannelsRetriesTheOneThatFailed(t *testing.T) {
 // A channel that refuses the final status for good has it kept for
 // redelivery; the other still gets it.
 func TestFinalStatusOnTwoChannelsRefusedOnOne(t *testing.T) {
-	h := newHarness(t, sentOK("abc"))
 	refusing := &recordingChannel{fail: func(int) error { return fmt.Errorf("HTTP 410: %w", smsgw.ErrRefused) }}
-	smpp := &memNotifier{}
-	local, regular := twoChannels(h, refusing, smpp)
-	h.signalAt(time.Second, "DELIVRD", "abc")
-	if res := h.run(t); res.Status != smsgw.StatusDelivered {
-		t.Fatalf("status %s", res.Status)
-	}
-	if !slices.Equal(*local, []string{"RecordAndNotifyAll", "NotifyFailed"}) || !slices.Equal(*regular, []string{activities.SendName}) {
-		t.Fatalf("local activities %v, activities %v; want no retry of a refusal, and the refusal recorded", *local, *regular)
+	h, smpp, local, regular := deliverOnTwoChannels(t, refusing)
+	if !slices.Equal(local, []string{"RecordAndNotifyAll", "NotifyFailed"}) || !slices.Equal(regular, []string{activities.SendName}) {
+		t.Fatalf("local activities %v, activities %v; want no retry of a refusal, and the refusal recorded", local, regular)
 	}
 	if refusing.attempts != 1 || len(smpp.sent) != 1 {
 		t.Fatalf("webhook tried %d times, smpp delivered %d; want once each", refusing.attempts, len(smpp.sent))
 	}
-	failed := 0
+	if reasons := failedReasons(h); len(reasons) != 1 || reasons[0] != "refused by the receiver" {
+		t.Errorf("failed notifications' reasons %q, want one: the channel's own words", reasons)
+	}
+}
+
+// failedReasons is the reason of each notify-failed event h's message has.
+func failedReasons(h *harness) []string {
+	var reasons []string
 	for _, ev := range h.events.events {
 		if ev.Type == smsgw.EventNotifyFailed {
-			failed++
+			reasons = append(reasons, fmt.Sprint(ev.Data["reason"]))
 		}
 	}
-	if failed != 1 {
-		t.Errorf("%d notify-failed events, want 1", failed)
+	return reasons
+}
+
+// A refusal is recorded with the same reason whether the first attempt was
+// made with the other channel's or alone.
+func TestFinalStatusRefusedGivesTheSameReasonEitherWay(t *testing.T) {
+	var got [2][]string
+	for i, together := range []bool{true, false} {
+		h := newHarness(t, sentOK("abc"))
+		twoChannels(h, &recordingChannel{fail: func(int) error { return fmt.Errorf("HTTP 410: %w", smsgw.ErrRefused) }}, &memNotifier{})
+		plan, err := activities.Planner{Config: h.live, Routes: routing.NewCache(h.live), Encoder: oneGSMPart{}}.Plan(h.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan.Notify.FinalTogether = together
+		h.plan = &plan
+		h.signalAt(time.Second, "DELIVRD", "abc")
+		h.run(t)
+		got[i] = failedReasons(h)
+	}
+	if len(got[0]) != 1 || !slices.Equal(got[0], got[1]) {
+		t.Errorf("reasons %q together, %q apart; want the same one", got[0], got[1])
+	}
+}
+
+// A customer told of every status hears SENT on both channels first; the
+// final status then goes to both, with its record, as a sequel on each
+// (a channel that keeps order through a queue must not let it overtake).
+func TestFinalStatusOnTwoChannelsAfterSent(t *testing.T) {
+	h := newHarnessWith(t, strings.Replace(testConfig, "secret: s}}", "secret: s}, notify: {statuses: all}}", 1), sentOK("abc"))
+	webhook, smpp := &memNotifier{}, &memNotifier{}
+	local, _ := twoChannels(h, webhook, smpp)
+	h.signalAt(time.Minute, "DELIVRD", "abc")
+	if res := h.run(t); res.Status != smsgw.StatusDelivered {
+		t.Fatalf("status %s", res.Status)
+	}
+	if n := len(*local); n == 0 || (*local)[n-1] != "RecordAndNotifyAll" {
+		t.Fatalf("local activities %v, want RecordAndNotifyAll last", *local)
+	}
+	for name, ch := range map[string]*memNotifier{"webhook": webhook, "smpp": smpp} {
+		if len(ch.sent) != 2 || ch.sent[0].Status != smsgw.StatusSent || ch.sent[1].Status != smsgw.StatusDelivered ||
+			!slices.Equal(ch.sequels, []bool{false, true}) {
+			t.Errorf("%s got %+v (sequels %v), want SENT then DELIVERED as its sequel", name, ch.sent, ch.sequels)
+		}
 	}
 }
 
@@ -166,5 +213,23 @@ func TestFinalStatusOnTwoChannelsOfAnOlderPlan(t *testing.T) {
 	}
 	if len(webhook.sent) != 1 || len(smpp.sent) != 1 {
 		t.Fatalf("webhook %d, smpp %d deliveries; want one each", len(webhook.sent), len(smpp.sent))
+	}
+}
+
+// A channel that panics on its attempt with the record fails that attempt
+// alone, which is retried; the worker goes on.
+func TestFinalStatusOnTwoChannelsWithAChannelThatPanics(t *testing.T) {
+	once := &recordingChannel{fail: func(attempt int) error {
+		if attempt == 1 {
+			panic("a bug in the channel")
+		}
+		return nil
+	}}
+	_, smpp, local, regular := deliverOnTwoChannels(t, once)
+	if !slices.Equal(local, []string{"RecordAndNotifyAll"}) || !slices.Equal(regular, []string{activities.SendName, "Notify"}) {
+		t.Fatalf("local activities %v, activities %v; want the panicking channel retried in an activity", local, regular)
+	}
+	if len(once.got) != 1 || len(smpp.sent) != 1 {
+		t.Fatalf("webhook delivered %d, smpp %d; want one each", len(once.got), len(smpp.sent))
 	}
 }
