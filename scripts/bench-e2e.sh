@@ -207,7 +207,7 @@ wait_port 37017 "MongoDB-wire server"
 sim_pid=$!; pids+=("$sim_pid")
 # The demo customer's own webhook (the message counted at the end uses it).
 "$BIN/smsgw" webhook-sink -addr 127.0.0.1:18099 -secret demo-webhook-secret >"$WORK/sink-$1.log" 2>&1 &
-pids+=($!)
+sink_pid=$!; pids+=("$sink_pid")
 # Payloads sealed with a key of their own, as make dev seals them.
 mkdir -p "$WORK/payload-keys" && chmod 700 "$WORK/payload-keys"
 head -c 32 /dev/urandom | base64 >"$WORK/payload-keys/bench-1"
@@ -229,7 +229,7 @@ outside=()
 load() { # mode
   local mode=$1 out="$WORK/load-$1.txt"
   echo "make dev stack, $mode: $N messages, $CONC in flight$( [ "$RATE" != 0 ] && echo ", $RATE/s open loop")..."
-  local a0 b0 c0 d0 a1 b1 c1 d1 s0 s1
+  local a0 b0 c0 d0 a1 b1 c1 d1 s0 s1 k0 k1
   persistence >"$WORK/p-$mode-0"
   a0=$(cpu "$temporal_pid"); b0=$(cpu "$devdb_pid"); c0=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d0=$(cpu "$smsgw_pid")
   if [ -n "${PROFILE:-}" ]; then # 20 s of smsgw's CPU profile, from 5 s into the load
@@ -237,7 +237,7 @@ load() { # mode
     profileProcess "temporal-$mode" "$temporal_pid"
     profileProcess "devdb-$mode" "$devdb_pid"
   fi
-  s0=$(cpu "$sim_pid")
+  s0=$(cpu "$sim_pid"); k0=$(cpu "$sink_pid")
   series "$mode" &
   local series_pid=$!
   /usr/bin/time -f "%U %S" -o "$WORK/loadtool-$mode.time" "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" $( [ "$RATE" = 0 ] && echo -in-flight "$CONC" ) \
@@ -249,8 +249,8 @@ load() { # mode
   curl -s http://127.0.0.1:19102/metrics >"$WORK/metrics-$mode.txt" || true
   curl -s http://127.0.0.1:17299/metrics >"$WORK/temporal-metrics-$mode.txt" || true
   perMessage "$WORK/p-$mode-0" "$WORK/p-$mode-1" "$N" "$WORK/persistence-$mode.txt"
-  s1=$(cpu "$sim_pid")
-  outside+=("$mode $(awk -v a="$s0" -v b="$s1" -v n="$N" '{printf "%.1f ms (simulator) + %.1f ms (load tool)", (b-a)*1000/n, ($1+$2)*1000/n}' "$WORK/loadtool-$mode.time")")
+  s1=$(cpu "$sim_pid"); k1=$(cpu "$sink_pid")
+  outside+=("$mode $(awk -v a="$s0" -v b="$s1" -v c="$k0" -v d="$k1" -v n="$N" '{printf "%.1f ms (simulator) + %.1f ms (load tool) + %.1f ms (the demo customer'"'"'s webhook)", (b-a)*1000/n, ($1+$2)*1000/n, (d-c)*1000/n}' "$WORK/loadtool-$mode.time")")
   a1=$(cpu "$temporal_pid"); b1=$(cpu "$devdb_pid"); c1=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d1=$(cpu "$smsgw_pid")
   local rate acc lost dup e50 e99 a50 a99
   rate=$(field "$out" "delivered/s" 2); acc=$(field "$out" "accepted/s" 2)
