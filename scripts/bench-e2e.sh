@@ -18,6 +18,10 @@
 # and with perf installed the Temporal and MongoDB-wire servers' samples.
 # Everything listens on loopback ports of its own (17233, 37017, 33307,
 # 12775, 12776, 18080, 19102), so it runs beside `make dev`.
+# As in `make dev`, every process but the Temporal server runs at nice
+# SMSGW_DEV_NICE (10 by default): the stack's, the load tool and the
+# simulator, and on the bare workflow's side its worker and load, one
+# process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
@@ -25,6 +29,7 @@ N=${N:-2000}
 CONC=${CONCURRENCY:-32}
 RATE=${RATE:-0}
 WORK=$(mktemp -d /tmp/smsgw-bench-e2e.XXXXXX)
+lower=(nice -n "${SMSGW_DEV_NICE:-10}")
 pids=()
 cleanup() {
   for ((i=${#pids[@]}-1; i>=0; i--)); do kill -INT "${pids[i]}" 2>/dev/null || true; done
@@ -162,7 +167,7 @@ bare() {
   series "$phase" &
   local series_pid=$!
   SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC /usr/bin/time -f "%U %S" -o "$WORK/floor-$phase.time" \
-    "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor-$phase.txt" 2>&1
+    "${lower[@]}" "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor-$phase.txt" 2>&1
   kill "$series_pid" 2>/dev/null || true
   wait "$series_pid" 2>/dev/null || true
   fifthRows+=("$(fifths "$phase")")
@@ -200,20 +205,20 @@ for client in mariadb mysql; do
     break
   fi
 done
-"$BIN/devdb" -mongo-addr 127.0.0.1:37017 -mysql-addr "$mysql_addr" -data "$WORK/ferretdb-$1" >"$WORK/devdb-$1.out" 2>"$WORK/devdb-$1.log" &
+"${lower[@]}" "$BIN/devdb" -mongo-addr 127.0.0.1:37017 -mysql-addr "$mysql_addr" -data "$WORK/ferretdb-$1" >"$WORK/devdb-$1.out" 2>"$WORK/devdb-$1.log" &
 devdb_pid=$!; pids+=("$devdb_pid")
 wait_port 37017 "MongoDB-wire server"
-"$BIN/smsgw" smsc-sim -addr 127.0.0.1:12776 -receipt-delay 500ms >"$WORK/sim-$1.log" 2>&1 &
+"${lower[@]}" "$BIN/smsgw" smsc-sim -addr 127.0.0.1:12776 -receipt-delay 500ms >"$WORK/sim-$1.log" 2>&1 &
 sim_pid=$!; pids+=("$sim_pid")
 # The demo customer's own webhook (the message counted at the end uses it).
-"$BIN/smsgw" webhook-sink -addr 127.0.0.1:18099 -secret demo-webhook-secret >"$WORK/sink-$1.log" 2>&1 &
+"${lower[@]}" "$BIN/smsgw" webhook-sink -addr 127.0.0.1:18099 -secret demo-webhook-secret >"$WORK/sink-$1.log" 2>&1 &
 sink_pid=$!; pids+=("$sink_pid")
 # Payloads sealed with a key of their own, as make dev seals them.
 mkdir -p "$WORK/payload-keys" && chmod 700 "$WORK/payload-keys"
 head -c 32 /dev/urandom | base64 >"$WORK/payload-keys/bench-1"
 head -c 32 /dev/urandom | base64 >"$WORK/workflow-id-key"
 sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/dev-config.yaml >"$WORK/config.yaml"
-"$BIN/smsgw" all -config "$WORK/config.yaml" -http-addr 127.0.0.1:18080 -grpc-addr 127.0.0.1:19090 \
+"${lower[@]}" "$BIN/smsgw" all -config "$WORK/config.yaml" -http-addr 127.0.0.1:18080 -grpc-addr 127.0.0.1:19090 \
   -metrics-addr 127.0.0.1:19102 -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
   -mongodb-uri mongodb://127.0.0.1:37017/ -mongodb-database smsgw_bench -mysql-dsn "$dsn" \
   -payload-keys-dir "$WORK/payload-keys" -workflow-id-key-file "$WORK/workflow-id-key" -temporal-compression none \
@@ -240,7 +245,7 @@ load() { # mode
   s0=$(cpu "$sim_pid"); k0=$(cpu "$sink_pid")
   series "$mode" &
   local series_pid=$!
-  /usr/bin/time -f "%U %S" -o "$WORK/loadtool-$mode.time" "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" $( [ "$RATE" = 0 ] && echo -in-flight "$CONC" ) \
+  /usr/bin/time -f "%U %S" -o "$WORK/loadtool-$mode.time" "${lower[@]}" "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" $( [ "$RATE" = 0 ] && echo -in-flight "$CONC" ) \
     -url http://127.0.0.1:18080 -smpp-addr 127.0.0.1:12775 -wait 5m >"$out" 2>&1 || true
   kill "$series_pid" 2>/dev/null || true
   wait "$series_pid" 2>/dev/null || true
@@ -312,6 +317,7 @@ $(printf '%s\n' "${rows[@]}")
 
 A REST message's history: $events events, $tasks workflow tasks.
 CPU per message on the same cores, not counted above: $(printf '%s; ' "${outside[@]}")
+Every process but the Temporal server at nice ${SMSGW_DEV_NICE:-10}.
 $(printf '%s\n' "${fifthRows[@]}")
 Temporal persistence requests per message (bare / REST / SMPP):
 $(join -a1 -a2 -e- -o 0,1.2,2.2 "$WORK/persistence-before.txt" "$WORK/persistence-rest.txt" | join -a1 -a2 -e- -o 0,1.2,1.3,2.2 - "$WORK/persistence-smpp.txt" | column -t)

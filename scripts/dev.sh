@@ -38,6 +38,16 @@ fi
 codec_token=$(cat "$DATA/codec-token")
 codec=http://127.0.0.1:8089/codec
 
+# Every message waits on the Temporal server, which reaches its SQLite file
+# through a single connection, one statement at a time: on a small
+# machine, each time another process takes the core from the thread on
+# that connection, every workflow waits. So the server runs at the normal priority and the rest
+# of the stack below it (nice SMSGW_DEV_NICE, 10 by default; 0 turns it
+# off): on two cores that is about an eighth more messages a second and a
+# shorter wait for each (docs/performance.md, step 15). Where Temporal has
+# machines of its own, none of this applies.
+lower=(nice -n "${SMSGW_DEV_NICE:-10}")
+
 sa_flags=()
 for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword DueAt=Datetime; do
   sa_flags+=(--search-attribute "$sa")
@@ -77,7 +87,7 @@ mongo_addr=127.0.0.1:27017; mysql_addr=127.0.0.1:3307
 [ -n "${SMSGW_MYSQL_DSN:-}" ] && mysql_addr=""
 reporting=${reporting:-$([ -n "$mysql_addr" ] && echo "embedded MySQL-wire server at $mysql_addr (in memory)" || echo "the server in SMSGW_MYSQL_DSN")}
 if [ -n "$mongo_addr$mysql_addr" ]; then
-  "$BIN/devdb" -mongo-addr "$mongo_addr" -mysql-addr "$mysql_addr" -data "$DATA/ferretdb" >"$DATA/devdb.out" 2>"$DATA/devdb.log" &
+  "${lower[@]}" "$BIN/devdb" -mongo-addr "$mongo_addr" -mysql-addr "$mysql_addr" -data "$DATA/ferretdb" >"$DATA/devdb.out" 2>"$DATA/devdb.log" &
   pids+=($!)
   [ -n "$mongo_addr" ] && wait_port 127.0.0.1 27017 "MongoDB-wire server"
   [ -n "$mysql_addr" ] && wait_port 127.0.0.1 3307 "MySQL-wire server"
@@ -88,16 +98,16 @@ export SMSGW_MYSQL_DSN=${SMSGW_MYSQL_DSN:-root@tcp(127.0.0.1:3307)/smsgw?parseTi
 upstream=${UPSTREAM:-}
 if [ -z "$upstream" ]; then
   upstream=127.0.0.1:2776
-  "$BIN/smsgw" smsc-sim -addr "$upstream" -receipt-delay 500ms >"$DATA/smsc-sim.log" 2>&1 &
+  "${lower[@]}" "$BIN/smsgw" smsc-sim -addr "$upstream" -receipt-delay 500ms >"$DATA/smsc-sim.log" 2>&1 &
   pids+=($!)
 fi
 
-"$BIN/smsgw" webhook-sink -addr 127.0.0.1:8099 -secret demo-webhook-secret &
+"${lower[@]}" "$BIN/smsgw" webhook-sink -addr 127.0.0.1:8099 -secret demo-webhook-secret &
 pids+=($!)
 
 sed "s|@UPSTREAM@|$upstream|" scripts/dev-config.yaml >"$DATA/config.yaml"
 wait_port 127.0.0.1 7233 "Temporal"
-"$BIN/smsgw" all -config "$DATA/config.yaml" -config-file-wins -http-addr 127.0.0.1:8080 -grpc-addr 127.0.0.1:9090 \
+"${lower[@]}" "$BIN/smsgw" all -config "$DATA/config.yaml" -config-file-wins -http-addr 127.0.0.1:8080 -grpc-addr 127.0.0.1:9090 \
   -metrics-addr 127.0.0.1:9102 -smpp-addr 127.0.0.1:2775 -smtp-addr 127.0.0.1:2525 \
   -payload-keys-dir "$keys" -workflow-id-key-file "$DATA/workflow-id-key" \
   -codec-addr 127.0.0.1:8089 -codec-tokens-file "$DATA/codec-token" \
