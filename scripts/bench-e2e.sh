@@ -18,10 +18,10 @@
 # and with perf installed the Temporal and MongoDB-wire servers' samples.
 # Everything listens on loopback ports of its own (17233, 37017, 33307,
 # 12775, 12776, 18080, 19102), so it runs beside `make dev`.
-# As in `make dev`, every process but the Temporal server runs at nice
-# SMSGW_DEV_NICE (10 by default): the stack's, the load tool and the
-# simulator, and on the bare workflow's side its worker and load, one
-# process.
+# As in `make dev`, every process this script starts but the Temporal
+# server runs at nice SMSGW_DEV_NICE (10 by default): the stack's, the load
+# tool and the simulator, and on the bare workflow's side its worker and
+# load, one process. A local MariaDB keeps its own priority.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
@@ -29,7 +29,9 @@ N=${N:-2000}
 CONC=${CONCURRENCY:-32}
 RATE=${RATE:-0}
 WORK=$(mktemp -d /tmp/smsgw-bench-e2e.XXXXXX)
-lower=(nice -n "${SMSGW_DEV_NICE:-10}")
+dev_nice=${SMSGW_DEV_NICE:-10}
+[[ $dev_nice =~ ^[0-9]+$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
+lower=(nice -n "$dev_nice")
 pids=()
 cleanup() {
   for ((i=${#pids[@]}-1; i>=0; i--)); do kill -INT "${pids[i]}" 2>/dev/null || true; done
@@ -317,7 +319,7 @@ $(printf '%s\n' "${rows[@]}")
 
 A REST message's history: $events events, $tasks workflow tasks.
 CPU per message on the same cores, not counted above: $(printf '%s; ' "${outside[@]}")
-Every process but the Temporal server at nice ${SMSGW_DEV_NICE:-10}.
+Every process started here but the Temporal server at nice $dev_nice$( [ -z "$mysql_addr" ] && echo " (the local MariaDB/MySQL at its own)" || true).
 $(printf '%s\n' "${fifthRows[@]}")
 Temporal persistence requests per message (bare / REST / SMPP):
 $(join -a1 -a2 -e- -o 0,1.2,2.2 "$WORK/persistence-before.txt" "$WORK/persistence-rest.txt" | join -a1 -a2 -e- -o 0,1.2,1.3,2.2 - "$WORK/persistence-smpp.txt" | column -t)

@@ -41,12 +41,15 @@ codec=http://127.0.0.1:8089/codec
 # Every message waits on the Temporal server, which reaches its SQLite file
 # through a single connection, one statement at a time: on a small
 # machine, each time another process takes the core from the thread on
-# that connection, every workflow waits. So the server runs at the normal priority and the rest
-# of the stack below it (nice SMSGW_DEV_NICE, 10 by default; 0 turns it
-# off): on two cores that is about an eighth more messages a second and a
+# that connection, every workflow waits. So the server runs at the normal
+# priority and the other processes this script starts below it (nice
+# SMSGW_DEV_NICE, 10 by default; 0 turns it off; a local MariaDB keeps its
+# own): on two cores that is about a tenth more messages a second and a
 # shorter wait for each (docs/performance.md, step 15). Where Temporal has
 # machines of its own, none of this applies.
-lower=(nice -n "${SMSGW_DEV_NICE:-10}")
+dev_nice=${SMSGW_DEV_NICE:-10}
+[[ $dev_nice =~ ^[0-9]+$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
+lower=(nice -n "$dev_nice")
 
 sa_flags=()
 for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword DueAt=Datetime; do
