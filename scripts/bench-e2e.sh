@@ -30,7 +30,7 @@ CONC=${CONCURRENCY:-32}
 RATE=${RATE:-0}
 WORK=$(mktemp -d /tmp/smsgw-bench-e2e.XXXXXX)
 dev_nice=${SMSGW_DEV_NICE:-10}
-[[ $dev_nice =~ ^[0-9]+$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
+[[ $dev_nice =~ ^(1?[0-9])$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
 lower=(nice -n "$dev_nice")
 pids=()
 cleanup() {

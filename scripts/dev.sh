@@ -48,7 +48,7 @@ codec=http://127.0.0.1:8089/codec
 # shorter wait for each (docs/performance.md, step 15). Where Temporal has
 # machines of its own, none of this applies.
 dev_nice=${SMSGW_DEV_NICE:-10}
-[[ $dev_nice =~ ^[0-9]+$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
+[[ $dev_nice =~ ^(1?[0-9])$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
 lower=(nice -n "$dev_nice")
 
 sa_flags=()
