@@ -38,9 +38,8 @@ func (s *Store) CreateInboundIndexes(ctx context.Context) error {
 		{s.events, "type_customerId_at", bson.D{{Key: "type", Value: 1}, {Key: "customerId", Value: 1}, {Key: "at", Value: -1}}},
 	}
 	for _, ix := range indexes {
-		_, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)})
-		if err != nil {
-			return fmt.Errorf("mongostore: create index %s on %s: %w", ix.name, ix.coll.Name(), wrap(err))
+		if err := s.ensureIndex(ctx, ix.coll, ix.name, ix.keys); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -79,8 +79,11 @@ type Store struct {
 	retireEvery  time.Duration
 	retire       *retirer
 	serverTTL    bool
-	log          *slog.Logger
-	now          func() time.Time
+	// secondaryIndexes is whether the server reads through indexes on
+	// fields other than _id (probeIndexUse).
+	secondaryIndexes bool
+	log              *slog.Logger
+	now              func() time.Time
 
 	// Events, correlations and intents are written, and parked receipts
 	// looked up, in batches shared by concurrent callers (group commit);
@@ -171,6 +174,10 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	if err := s.probeIndexUse(ctx); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
 	if err := s.createIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
@@ -249,9 +256,8 @@ func (s *Store) createIndexes(ctx context.Context) error {
 	// One index per command: FerretDB v1 fails a createIndexes that lists
 	// several indexes when some of them already exist.
 	for _, ix := range indexes {
-		_, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)})
-		if err != nil {
-			return fmt.Errorf("mongostore: create index %s on %s: %w", ix.name, ix.coll.Name(), wrap(err))
+		if err := s.ensureIndex(ctx, ix.coll, ix.name, ix.keys); err != nil {
+			return err
 		}
 	}
 	for _, coll := range []*mongo.Collection{s.correlations, s.archive, s.intents} {
@@ -265,7 +271,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 // createTTLIndex puts a TTL index on coll.createdAt, or adjusts the
 // one already there when the TTL has changed. Where the server has no TTL
 // indexes (FerretDB v1) it makes a plain index instead, so that
-// ExpireCorrelations stays cheap.
+// ExpireCorrelations stays cheap where the server reads indexes.
 func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) error {
 	secs := int32(s.ttl / time.Second)
 	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{
@@ -291,14 +297,7 @@ func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) erro
 		if coll == s.correlations {
 			s.log.Info("the server has no TTL indexes; expired correlations and submission intents are removed by ExpireCorrelations", "ttl", s.ttl)
 		}
-		_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{
-			Keys:    bson.D{{Key: "createdAt", Value: 1}},
-			Options: options.Index().SetName("createdAt"),
-		})
-		if err != nil {
-			return fmt.Errorf("mongostore: create index on %s: %w", coll.Name(), wrap(err))
-		}
-		return nil
+		return s.ensureIndex(ctx, coll, "createdAt", bson.D{{Key: "createdAt", Value: 1}})
 	default:
 		return fmt.Errorf("mongostore: create TTL index on %s: %w", coll.Name(), wrap(err))
 	}

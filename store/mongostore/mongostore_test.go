@@ -718,3 +718,68 @@ func TestBatchedEventsFailOnlyTheBadOne(t *testing.T) {
 		t.Errorf("%d batches for %d callers", n, callers)
 	}
 }
+
+// The store keeps secondary indexes only where the server reads them: on
+// FerretDB v1, which reads a whole collection for every query but one by
+// a lone _id, it creates none and drops one an earlier version made (each
+// would only cost every insert); elsewhere it creates them.
+func TestSecondaryIndexesOnlyWhereTheServerReadsThem(t *testing.T) {
+	t.Parallel()
+	uri, db := testenv.MongoURI(t), testenv.MongoDatabase(t)
+	c := ctx(t)
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	events := client.Database(db).Collection(mongostore.EventsCollection)
+	// What an earlier version left behind.
+	if _, err := events.Indexes().CreateOne(c, mongo.IndexModel{
+		Keys:    bson.D{{Key: "messageId", Value: 1}, {Key: "seq", Value: 1}},
+		Options: options.Index().SetName("messageId_seq"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var plan bson.M
+	if err := client.Database(db).RunCommand(c, bson.D{
+		{Key: "explain", Value: bson.D{{Key: "find", Value: mongostore.EventsCollection}, {Key: "filter", Value: bson.D{{Key: "messageId", Value: "m1"}}}}},
+		{Key: "verbosity", Value: "queryPlanner"},
+	}).Decode(&plan); err != nil {
+		t.Fatal(err)
+	}
+	pushdown, reported := plan["filterPushdown"].(bool)
+	readsIndexes := !reported || pushdown
+
+	s, err := mongostore.Open(c, uri, db, mongostore.WithLogger(quiet))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close(context.Background())
+	if err := s.CreateInboundIndexes(c); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := events.Indexes().ListSpecifications(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, sp := range specs {
+		names = append(names, sp.Name)
+	}
+	slices.Sort(names)
+	want := []string{"_id_"}
+	if readsIndexes {
+		want = []string{"_id_", "customerId_at", "messageId_seq", "type_customerId_at"}
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("indexes on the events (server reads secondary indexes: %v) = %v, want %v", readsIndexes, names, want)
+	}
+	// The store works the same either way.
+	e := smsgw.NewEvent("m1", "c1", 1, smsgw.EventAccepted, "accept", t0, nil)
+	if err := s.AppendEvents(c, e); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Events(c, "m1"); err != nil || len(got) != 1 {
+		t.Fatalf("Events = %v, %v; want the one appended", got, err)
+	}
+}

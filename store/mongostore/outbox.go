@@ -92,9 +92,8 @@ func (s *Store) Outbox(ctx context.Context) (*Outbox, error) {
 		{o.sent, "expiresAt", bson.D{{Key: "expiresAt", Value: 1}}},
 	}
 	for _, ix := range indexes {
-		_, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)})
-		if err != nil {
-			return nil, fmt.Errorf("mongostore: create index %s on %s: %w", ix.name, ix.coll.Name(), wrap(err))
+		if err := s.ensureIndex(ctx, ix.coll, ix.name, ix.keys); err != nil {
+			return nil, err
 		}
 	}
 	o.puts = groupcommit.New("outbox_puts", o.putBatch, s.batching, s.batchMetrics)

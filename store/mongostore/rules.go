@@ -24,14 +24,8 @@ const OptOutsCollection = "optouts"
 // CreateRulesIndexes creates the index of the opt-out listing. It is
 // idempotent; call it once at start.
 func (s *Store) CreateRulesIndexes(ctx context.Context) error {
-	_, err := s.db.Collection(OptOutsCollection).Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "customerId", Value: 1}, {Key: "_id", Value: 1}},
-		Options: options.Index().SetName("customerId_id"),
-	})
-	if err != nil {
-		return fmt.Errorf("mongostore: create index customerId_id on %s: %w", OptOutsCollection, wrap(err))
-	}
-	return nil
+	return s.ensureIndex(ctx, s.db.Collection(OptOutsCollection), "customerId_id",
+		bson.D{{Key: "customerId", Value: 1}, {Key: "_id", Value: 1}})
 }
 
 // optOutID is an entry's document ID: customer, sender and number, so an
