@@ -14,7 +14,7 @@
 // final status being recorded (with those of every message that ended
 // meanwhile), and the append-only events are written on the message's
 // path but never read there. On a server that reads no index but _id's
-// (FerretDB v1) the store creates no other index, since each would only
+// (FerretDB v1 on SQLite) the store creates no other index, since each would only
 // cost every insert (see probeIndexUse).
 package mongostore
 
