@@ -76,11 +76,11 @@ type Signaler interface {
 }
 
 // Matcher ties receipts to messages. The send side writes the correlation and
-// then looks for parked receipts; the receipt side looks up the correlation,
-// parks the receipt when there is none, and looks again. Every write is
-// acknowledged before the read that follows it, so whichever side comes second
-// sees the other and delivers the signal; when both do, the workflow ignores
-// the duplicate.
+// then looks for parked receipts (without holding up the send, Correlate);
+// the receipt side looks up the correlation, parks the receipt when there is
+// none, and looks again. Every write is acknowledged before the read that
+// follows it, so whichever side comes second sees the other and delivers the
+// signal; when both do, the workflow ignores the duplicate.
 //
 // A receipt this process already delivered (same connector, upstream ID and
 // state) is recognised as a duplicate and acknowledged without a second
@@ -109,6 +109,8 @@ type Matcher struct {
 	parked  prometheus.Gauge
 	recent  recentSet
 	sent    boundedMap[sentCorrelation]
+	// early counts Correlate's looks for early receipts still running.
+	early sync.WaitGroup
 	// lateAfter is LateAfter; tests shorten it.
 	lateAfter time.Duration
 }
@@ -134,13 +136,36 @@ func NewMatcher(store Correlations, signal Signaler, logger *slog.Logger, reg pr
 	return m
 }
 
-// Correlate records upstream ID → message after a successful submit_sm_resp
-// and delivers any receipt that arrived first.
+// Correlate records upstream ID → message after a successful submit_sm_resp.
+// It returns once the correlation is durable; the receipts that came before
+// it (parked) are looked up after that, off the send's path, so a message
+// does not wait for a read that almost always finds nothing. Should that
+// look fail, or the process stop before it is made, the rematcher delivers
+// such a receipt on its next pass (Rematch: within interval + minAge).
 func (m *Matcher) Correlate(ctx context.Context, c smsgw.Correlation) error {
 	if err := m.store.PutCorrelation(ctx, c); err != nil {
 		return fmt.Errorf("record correlation %s/%s: %w", c.ConnectorID, c.UpstreamID, err)
 	}
 	m.sent.put(correlationKey(c.ConnectorID, c.UpstreamID), sentCorrelation{Correlation: c, at: m.now()})
+	m.early.Add(1)
+	go func() {
+		defer m.early.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), earlyLookupTimeout)
+		defer cancel()
+		if err := m.deliverEarly(ctx, c); err != nil {
+			m.logger.Warn("receipts that came before their correlation not looked up; the rematcher will",
+				"connector", c.ConnectorID, "upstream_id", c.UpstreamID, "err", err)
+		}
+	}()
+	return nil
+}
+
+// earlyLookupTimeout bounds Correlate's look for parked receipts.
+const earlyLookupTimeout = 10 * time.Second
+
+// deliverEarly signals the receipts parked under c's upstream ID, which
+// came before c was written, to c's message.
+func (m *Matcher) deliverEarly(ctx context.Context, c smsgw.Correlation) error {
 	early, err := m.store.ParkedReceipts(ctx, c.ConnectorID, c.UpstreamID)
 	if err != nil {
 		return fmt.Errorf("look for early receipts of %s/%s: %w", c.ConnectorID, c.UpstreamID, err)
@@ -156,6 +181,10 @@ func (m *Matcher) Correlate(ctx context.Context, c smsgw.Correlation) error {
 	}
 	return nil
 }
+
+// Settle waits until the looks for early receipts that Correlate started
+// have ended.
+func (m *Matcher) Settle() { m.early.Wait() }
 
 // HandleReceipt matches a receipt and signals its message, or parks it. It
 // returns nil only once the receipt is durably held (signalled or parked), so
@@ -253,7 +282,7 @@ func (m *Matcher) deliver(ctx context.Context, c smsgw.Correlation, r smsgw.Rece
 }
 
 // Rematch tries parked receipts older than minAge again, every interval,
-// until ctx is done. It also keeps the unmatched gauge current and, when the
+// until ctx is done, and then waits for Correlate's looks still running. It also keeps the unmatched gauge current and, when the
 // store's server does not expire correlations itself, expires them every
 // ExpireInterval (and on the first pass).
 func (m *Matcher) Rematch(ctx context.Context, interval, minAge time.Duration) {
@@ -272,6 +301,7 @@ func (m *Matcher) Rematch(ctx context.Context, interval, minAge time.Duration) {
 		}
 		select {
 		case <-ctx.Done():
+			m.Settle()
 			return
 		case <-t.C:
 		}

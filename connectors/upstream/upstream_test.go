@@ -681,6 +681,7 @@ func TestRaceSignalsOnce(t *testing.T) {
 		go func() { defer wg.Done(); _ = m.HandleReceipt(ctxT(t), r) }()
 		wg.Wait()
 	}
+	m.Settle()
 	if err := m.RematchOnce(ctxT(t), 0); err != nil {
 		t.Fatal(err)
 	}

@@ -16,11 +16,13 @@
 package mysqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -275,13 +277,14 @@ func (s *Store) upsertTx(ctx context.Context, rows []smsgw.MessageRecord) error 
 	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 		return err
 	}
+	ids := make([]string, 0, len(rows))
 	for i, r := range rows {
-		if i > 0 && rows[i-1].ID == r.ID {
-			continue
+		if i == 0 || rows[i-1].ID != r.ID {
+			ids = append(ids, r.ID)
 		}
-		if err := countFinal(ctx, tx, r.ID); err != nil {
-			return err
-		}
+	}
+	if err := countFinal(ctx, tx, ids); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -308,89 +311,220 @@ func (k statKey) dailyKey() [4]string { return [4]string{k.day(), k.customer, k.
 // quarterHour is the start of the UTC quarter-hour t is in, a usage bucket.
 func quarterHour(t time.Time) time.Time { return t.UTC().Truncate(15 * time.Minute) }
 
-// countFinal keeps daily_stats and usage_buckets in step with a message's
-// row, in the transaction that has just upserted (and so locked) the row: a
-// final row not yet counted is counted, and a counted row whose key has
-// changed since (a late connector, or a charge recorded after the final
-// status) is moved to its new key. A failure rolls back with the
-// upsert, for the retry, so a message is counted exactly once however often
-// its final status is recorded.
-func countFinal(ctx context.Context, tx *sql.Tx, id string) error {
-	var rank int
-	var now statKey
-	var accepted, done, countedDay, countedBucket sql.NullTime
-	var updated time.Time
-	var counted statKey
-	err := tx.QueryRowContext(ctx, `SELECT status_rank, customer_id, connector_id, status, entry_point, segments, currency, cost_micros,
+// countFinal keeps daily_stats and usage_buckets in step with the rows of
+// ids (ordered, distinct), in the transaction that has just upserted (and
+// so locked) them: a final row not yet counted is counted, and a counted
+// row whose key has changed since (a late connector, or a charge recorded
+// after the final status) is moved to its new key. A failure rolls back
+// with the upsert, for the retry, so a message is counted exactly once
+// however often its final status is recorded. The rows are read in one
+// query and the counts they add written in one statement each (daily_stats,
+// usage_buckets, the rows' counted keys), whatever the batch's size; only
+// a row moved from an earlier key takes statements of its own.
+func countFinal(ctx context.Context, tx *sql.Tx, ids []string) error {
+	moves, err := readCounts(ctx, tx, ids)
+	if err != nil || len(moves) == 0 {
+		return err
+	}
+	daily := map[[4]string]int{}
+	usage := map[statKey]usageSum{} // the bucket's key (segments and cost zero) → what it gains
+	for _, m := range moves {
+		if m.counted.status != "" && m.countedDaily != m.now.dailyKey() {
+			if _, err := tx.ExecContext(ctx,
+				"UPDATE daily_stats SET `count` = `count` - 1 WHERE day = ? AND customer_id = ? AND connector_id = ? AND status = ? AND `count` > 0",
+				m.countedDaily[0], m.countedDaily[1], m.countedDaily[2], m.countedDaily[3]); err != nil {
+				return err
+			}
+		}
+		if m.counted.status == "" || m.countedDaily != m.now.dailyKey() {
+			daily[m.now.dailyKey()]++
+		}
+		if m.inUsage {
+			c := m.counted
+			if _, err := tx.ExecContext(ctx,
+				`UPDATE usage_buckets SET messages = messages - 1, segments = GREATEST(segments - ?, 0), cost_micros = cost_micros - ?
+				WHERE bucket = ? AND customer_id = ? AND entry_point = ? AND connector_id = ? AND status = ? AND currency = ? AND messages > 0`,
+				c.segments, c.cost, c.bucket, c.customer, c.entryPoint, c.connector, c.status, c.currency); err != nil {
+				return err
+			}
+		}
+		k := m.now
+		k.segments, k.cost = 0, 0
+		sum := usage[k]
+		sum.segments += m.now.segments
+		sum.cost += m.now.cost
+		sum.messages++
+		usage[k] = sum
+	}
+	if err := addDaily(ctx, tx, daily); err != nil {
+		return err
+	}
+	if err := addUsage(ctx, tx, usage); err != nil {
+		return err
+	}
+	return markCounted(ctx, tx, moves)
+}
+
+// countMove is one final row whose counts change: from counted (when
+// inUsage or countedDaily says it was counted) to now.
+type countMove struct {
+	id           string
+	now, counted statKey
+	countedDaily [4]string
+	inUsage      bool
+}
+
+// readCounts reads the rows of ids, locked, and returns the final ones whose
+// counted key is not their key now.
+func readCounts(ctx context.Context, tx *sql.Tx, ids []string) ([]countMove, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, customer_id, connector_id, status, entry_point, segments, currency, cost_micros,
 		accepted_at, done_at, updated_at, counted_status, counted_day, counted_customer, counted_connector, counted_bucket,
 		counted_entry_point, counted_segments, counted_currency, counted_cost_micros
-		FROM messages WHERE id = ? FOR UPDATE`, id).
-		Scan(&rank, &now.customer, &now.connector, &now.status, &now.entryPoint, &now.segments, &now.currency, &now.cost,
-			&accepted, &done, &updated, &counted.status, &countedDay, &counted.customer, &counted.connector, &countedBucket,
-			&counted.entryPoint, &counted.segments, &counted.currency, &counted.cost)
+		FROM messages WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY id FOR UPDATE`, anys(ids)...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !smsgw.Status(now.status).Final() {
+	defer rows.Close()
+	var moves []countMove
+	for rows.Next() {
+		var m countMove
+		var accepted, done, countedDay, countedBucket sql.NullTime
+		var updated time.Time
+		if err := rows.Scan(&m.id, &m.now.customer, &m.now.connector, &m.now.status, &m.now.entryPoint, &m.now.segments, &m.now.currency, &m.now.cost,
+			&accepted, &done, &updated, &m.counted.status, &countedDay, &m.counted.customer, &m.counted.connector, &countedBucket,
+			&m.counted.entryPoint, &m.counted.segments, &m.counted.currency, &m.counted.cost); err != nil {
+			return nil, err
+		}
+		if !smsgw.Status(m.now.status).Final() {
+			continue
+		}
+		at := updated
+		switch {
+		case accepted.Valid:
+			at = accepted.Time
+		case done.Valid:
+			at = done.Time
+		}
+		m.now.bucket = quarterHour(at)
+		// A row counted before usage_buckets existed (by a process that
+		// predates them) has a day but no bucket: it is in daily_stats only.
+		m.inUsage = countedBucket.Valid
+		m.countedDaily = [4]string{"", m.counted.customer, m.counted.connector, m.counted.status}
+		if countedDay.Valid {
+			m.countedDaily[0] = countedDay.Time.UTC().Format(time.DateOnly)
+		}
+		if m.inUsage {
+			m.counted.bucket = countedBucket.Time.UTC()
+			if m.counted == m.now {
+				continue
+			}
+		}
+		moves = append(moves, m)
+	}
+	return moves, rows.Err()
+}
+
+// addDaily adds to daily_stats, in one statement, in the order of the keys.
+func addDaily(ctx context.Context, tx *sql.Tx, add map[[4]string]int) error {
+	if len(add) == 0 {
 		return nil
 	}
-	at := updated
-	switch {
-	case accepted.Valid:
-		at = accepted.Time
-	case done.Valid:
-		at = done.Time
+	keys := slices.SortedFunc(maps.Keys(add), func(a, b [4]string) int { return slices.Compare(a[:], b[:]) })
+	args := make([]any, 0, 5*len(keys))
+	for _, k := range keys {
+		args = append(args, k[0], k[1], k[2], k[3], add[k])
 	}
-	now.bucket = quarterHour(at)
-	// A row counted before usage_buckets existed (by a process that
-	// predates them) has a day but no bucket: it is in daily_stats only.
-	inUsage := countedBucket.Valid
-	countedDaily := [4]string{"", counted.customer, counted.connector, counted.status}
-	if countedDay.Valid {
-		countedDaily[0] = countedDay.Time.UTC().Format(time.DateOnly)
+	_, err := tx.ExecContext(ctx,
+		"INSERT INTO daily_stats (day, customer_id, connector_id, status, `count`) VALUES (?, ?, ?, ?, ?)"+
+			strings.Repeat(", (?, ?, ?, ?, ?)", len(keys)-1)+
+			" ON DUPLICATE KEY UPDATE `count` = `count` + VALUES(`count`)", args...)
+	return err
+}
+
+// usageSum is what a usage bucket gains.
+type usageSum struct {
+	messages, segments int
+	cost               int64
+}
+
+// addUsage adds sums to usage_buckets, in one statement, in the order of
+// the keys.
+func addUsage(ctx context.Context, tx *sql.Tx, sums map[statKey]usageSum) error {
+	if len(sums) == 0 {
+		return nil
 	}
-	if inUsage {
-		counted.bucket = countedBucket.Time.UTC()
-		if counted == now {
-			return nil
-		}
+	keys := slices.SortedFunc(maps.Keys(sums), compareStatKeys)
+	args := make([]any, 0, 9*len(keys))
+	for _, k := range keys {
+		s := sums[k]
+		args = append(args, k.bucket, k.customer, k.entryPoint, k.connector, k.status, k.currency, s.messages, s.segments, s.cost)
 	}
-	if counted.status != "" && countedDaily != now.dailyKey() {
-		if _, err := tx.ExecContext(ctx,
-			"UPDATE daily_stats SET `count` = `count` - 1 WHERE day = ? AND customer_id = ? AND connector_id = ? AND status = ? AND `count` > 0",
-			countedDaily[0], countedDaily[1], countedDaily[2], countedDaily[3]); err != nil {
-			return err
-		}
-	}
-	if counted.status == "" || countedDaily != now.dailyKey() {
-		if _, err := tx.ExecContext(ctx,
-			"INSERT INTO daily_stats (day, customer_id, connector_id, status, `count`) VALUES (?, ?, ?, ?, 1) "+
-				"ON DUPLICATE KEY UPDATE `count` = `count` + 1",
-			now.day(), now.customer, now.connector, now.status); err != nil {
-			return err
-		}
-	}
-	if inUsage {
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE usage_buckets SET messages = messages - 1, segments = GREATEST(segments - ?, 0), cost_micros = cost_micros - ?
-			WHERE bucket = ? AND customer_id = ? AND entry_point = ? AND connector_id = ? AND status = ? AND currency = ? AND messages > 0`,
-			counted.segments, counted.cost, counted.bucket, counted.customer, counted.entryPoint, counted.connector, counted.status,
-			counted.currency); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.ExecContext(ctx,
+	_, err := tx.ExecContext(ctx,
 		`INSERT INTO usage_buckets (bucket, customer_id, entry_point, connector_id, status, currency, messages, segments, cost_micros)
-		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
-		ON DUPLICATE KEY UPDATE messages = messages + 1, segments = segments + VALUES(segments), cost_micros = cost_micros + VALUES(cost_micros)`,
-		now.bucket, now.customer, now.entryPoint, now.connector, now.status, now.currency, now.segments, now.cost); err != nil {
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`+strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?)", len(keys)-1)+`
+		ON DUPLICATE KEY UPDATE messages = messages + VALUES(messages), segments = segments + VALUES(segments), cost_micros = cost_micros + VALUES(cost_micros)`,
+		args...)
+	return err
+}
+
+// markCounted records on each row the key it is now counted under, in one
+// statement.
+func markCounted(ctx context.Context, tx *sql.Tx, moves []countMove) error {
+	if len(moves) == 1 {
+		m := moves[0]
+		_, err := tx.ExecContext(ctx,
+			`UPDATE messages SET counted_status = ?, counted_day = ?, counted_customer = ?, counted_connector = ?,
+			counted_bucket = ?, counted_entry_point = ?, counted_segments = ?, counted_currency = ?, counted_cost_micros = ? WHERE id = ?`,
+			m.now.status, m.now.day(), m.now.customer, m.now.connector, m.now.bucket, m.now.entryPoint, m.now.segments, m.now.currency, m.now.cost, m.id)
 		return err
 	}
-	_, err = tx.ExecContext(ctx,
-		`UPDATE messages SET counted_status = ?, counted_day = ?, counted_customer = ?, counted_connector = ?,
-		counted_bucket = ?, counted_entry_point = ?, counted_segments = ?, counted_currency = ?, counted_cost_micros = ? WHERE id = ?`,
-		now.status, now.day(), now.customer, now.connector, now.bucket, now.entryPoint, now.segments, now.currency, now.cost, id)
+	columns := []struct {
+		name  string
+		value func(k statKey) any
+	}{
+		{"counted_status", func(k statKey) any { return k.status }},
+		{"counted_day", func(k statKey) any { return k.day() }},
+		{"counted_customer", func(k statKey) any { return k.customer }},
+		{"counted_connector", func(k statKey) any { return k.connector }},
+		{"counted_bucket", func(k statKey) any { return k.bucket }},
+		{"counted_entry_point", func(k statKey) any { return k.entryPoint }},
+		{"counted_segments", func(k statKey) any { return k.segments }},
+		{"counted_currency", func(k statKey) any { return k.currency }},
+		{"counted_cost_micros", func(k statKey) any { return k.cost }},
+	}
+	var q strings.Builder
+	args := make([]any, 0, (2*len(columns)+1)*len(moves))
+	q.WriteString("UPDATE messages SET ")
+	for i, c := range columns {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(c.name + " = CASE id" + strings.Repeat(" WHEN ? THEN ?", len(moves)) + " END")
+		for _, m := range moves {
+			args = append(args, m.id, c.value(m.now))
+		}
+	}
+	q.WriteString(" WHERE id IN (?" + strings.Repeat(", ?", len(moves)-1) + ")")
+	for _, m := range moves {
+		args = append(args, m.id)
+	}
+	_, err := tx.ExecContext(ctx, q.String(), args...)
 	return err
+}
+
+// compareStatKeys orders usage_buckets keys as the table's primary key does.
+func compareStatKeys(a, b statKey) int {
+	return cmp.Or(a.bucket.Compare(b.bucket), strings.Compare(a.customer, b.customer), strings.Compare(a.entryPoint, b.entryPoint),
+		strings.Compare(a.connector, b.connector), strings.Compare(a.status, b.status), strings.Compare(a.currency, b.currency))
+}
+
+// anys is ss as query arguments.
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // withRetry runs f, again when the server broke a deadlock or a lock wait

@@ -356,6 +356,66 @@ func TestUsageSumsEachChargeOnce(t *testing.T) {
 	}
 }
 
+// Final rows written at the same time share a transaction, whose counts
+// are added together: several messages under one key, others under
+// another, then a charge recorded late for some of them at the same time
+// (each moved from the unbilled bucket to its currency's).
+func TestUsageOfRowsCountedTogether(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	all := smsgw.UsageQuery{From: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)} // fixed date: stored data queried by its own range
+	const n = 24
+	id := func(i int) string { return fmt.Sprintf("m%02d", i) }
+	for i := range n {
+		connector := "upA"
+		if i%3 == 0 {
+			connector = "upB"
+		}
+		upsert(t, s, accepted(id(i)), sent(id(i), connector, t0.Add(time.Second)))
+	}
+	together := func(recs []smsgw.MessageRecord) {
+		t.Helper()
+		errs := make(chan error, len(recs))
+		start := make(chan struct{})
+		for _, r := range recs {
+			go func() { <-start; errs <- s.UpsertMessage(ctx(t), r) }()
+		}
+		close(start)
+		for range recs {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var finals, charges []smsgw.MessageRecord
+	for i := range n {
+		finals = append(finals, final(id(i), smsgw.StatusDelivered, t0.Add(2*time.Second)))
+		if i%2 == 0 {
+			c := final(id(i), smsgw.StatusDelivered, t0.Add(3*time.Second))
+			c.CostMicros, c.Currency = int64(1000*(i+1)), "EUR"
+			charges = append(charges, c)
+		}
+	}
+	together(finals)
+	if got, want := usageCosts(t, s, all), "c1 upA DELIVERED \"\" 16 0\nc1 upB DELIVERED \"\" 8 0"; got != want {
+		t.Fatalf("usage of the final rows:\n%s\nwant\n%s", got, want)
+	}
+	together(append(charges, finals...))
+	// upB: i = 0, 6, 12, 18 charged; upA: the other even i.
+	want := strings.Join([]string{
+		`c1 upA DELIVERED "" 8 0`,
+		`c1 upA DELIVERED "EUR" 8 104000`,
+		`c1 upB DELIVERED "" 4 0`,
+		`c1 upB DELIVERED "EUR" 4 40000`,
+	}, "\n")
+	if got := usageCosts(t, s, all); got != want {
+		t.Errorf("usage after the late charges:\n%s\nwant\n%s", got, want)
+	}
+	if got, want := stats(t, s), map[string]int64{"2026-11-26/c1/upA/DELIVERED": 16, "2026-11-26/c1/upB/DELIVERED": 8}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("daily stats = %v, want %v", got, want)
+	}
+}
+
 func TestRefusalsAreCountedPerQuarterHourAndReason(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
