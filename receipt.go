@@ -23,6 +23,11 @@ type Receipt struct {
 	Raw string `json:"raw,omitempty"`
 }
 
+// ParkedKey names a receipt among the parked ones: one for each connector,
+// upstream ID and state (ENROUTE and DELIVRD of one message apart), in the
+// order the rematcher goes through them.
+func (r Receipt) ParkedKey() string { return r.ConnectorID + ":" + r.UpstreamID + ":" + r.Stat }
+
 // MaxRawReceipt caps Receipt.Raw.
 const MaxRawReceipt = 512
 

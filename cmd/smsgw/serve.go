@@ -145,6 +145,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	})
 
 	var wg sync.WaitGroup
+	var afterDrain []func() // run once every part has stopped
 	errs := make(chan error, 16)
 	spawn := func(name string, f func(context.Context) error) {
 		wg.Add(1)
@@ -235,6 +236,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if runs("connector") {
 		matcher := upstream.NewMatcher(events, lifecycle.TemporalSignaler{Client: tc}, logger, reg)
 		spawn("rematcher", func(ctx context.Context) error { matcher.Rematch(ctx, 30*time.Second, 10*time.Second); return nil })
+		afterDrain = append(afterDrain, matcher.Settle) // the sends' looks for early receipts, before the stores close
 		ids := s.connectorIDs()
 		for _, id := range ids {
 			if _, ok := live.Config().Connector(id); !ok {
@@ -321,6 +323,9 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	stop()
 	logger.Info("stopping: draining work in flight")
 	wg.Wait()
+	for _, f := range afterDrain {
+		f()
+	}
 	return failed
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,7 +27,9 @@ type Correlations interface {
 	ParkedReceipts(ctx context.Context, connectorID, upstreamID string) ([]smsgw.Receipt, error)
 	// TakeParked removes a parked receipt, true only for the caller that removed it.
 	TakeParked(ctx context.Context, r smsgw.Receipt) (bool, error)
-	ListParked(ctx context.Context, olderThan time.Time, limit int) ([]smsgw.Receipt, error)
+	// ListParked returns up to limit receipts parked before olderThan whose
+	// ParkedKey comes after after ("": from the first), in key order.
+	ListParked(ctx context.Context, olderThan time.Time, after string, limit int) ([]smsgw.Receipt, error)
 	CountParked(ctx context.Context) (int64, error)
 	// Correlated reports, for each receipt, whether its upstream ID was
 	// given to a message lately, in flight or ended. The store forgets the
@@ -55,6 +58,9 @@ const ExpireInterval = time.Hour
 // for an upstream ID the SMSC has reused: its receipt is parked first and
 // must not be taken for the old message's.
 const LateAfter = 10 * time.Minute
+
+// rematchPageSize is how many parked receipts a pass of the rematcher takes.
+const rematchPageSize = 500
 
 // recentReceipts is how many delivered receipts a Matcher remembers to
 // recognise an SMSC's duplicates without signalling the workflow again.
@@ -113,16 +119,23 @@ type Matcher struct {
 	early sync.WaitGroup
 	// lateAfter is LateAfter; tests shorten it.
 	lateAfter time.Duration
+	// rematchPage is how many parked receipts a pass of the rematcher
+	// takes (rematchPageSize; tests shorten it), and rematchFrom the key
+	// after which the next pass starts ("": from the first). Only
+	// RematchOnce, one pass at a time, touches them.
+	rematchPage int
+	rematchFrom string
 }
 
 // NewMatcher returns a Matcher whose metrics are registered on reg.
 func NewMatcher(store Correlations, signal Signaler, logger *slog.Logger, reg prometheus.Registerer) *Matcher {
 	m := &Matcher{
-		store:     store,
-		signal:    signal,
-		logger:    logger,
-		now:       time.Now,
-		lateAfter: LateAfter,
+		store:       store,
+		signal:      signal,
+		logger:      logger,
+		now:         time.Now,
+		lateAfter:   LateAfter,
+		rematchPage: rematchPageSize,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_receipts_total",
 			Help: "Delivery receipts from upstream by connector and result: matched at once, parked (no correlation yet), rematched later, duplicate (already delivered), or late (parked, then dropped: its message had ended).",
@@ -139,9 +152,10 @@ func NewMatcher(store Correlations, signal Signaler, logger *slog.Logger, reg pr
 // Correlate records upstream ID → message after a successful submit_sm_resp.
 // It returns once the correlation is durable; the receipts that came before
 // it (parked) are looked up after that, off the send's path, so a message
-// does not wait for a read that almost always finds nothing. Should that
-// look fail, or the process stop before it is made, the rematcher delivers
-// such a receipt on its next pass (Rematch: within interval + minAge).
+// does not wait for a read that almost always finds nothing. The look is
+// tried again while it fails, for up to earlyLookupFor; should it still
+// fail, or the process stop before it is made (Settle waits for the looks
+// under way), the rematcher delivers such a receipt (RematchOnce).
 func (m *Matcher) Correlate(ctx context.Context, c smsgw.Correlation) error {
 	if err := m.store.PutCorrelation(ctx, c); err != nil {
 		return fmt.Errorf("record correlation %s/%s: %w", c.ConnectorID, c.UpstreamID, err)
@@ -150,18 +164,27 @@ func (m *Matcher) Correlate(ctx context.Context, c smsgw.Correlation) error {
 	m.early.Add(1)
 	go func() {
 		defer m.early.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), earlyLookupTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), earlyLookupFor)
 		defer cancel()
-		if err := m.deliverEarly(ctx, c); err != nil {
-			m.logger.Warn("receipts that came before their correlation not looked up; the rematcher will",
-				"connector", c.ConnectorID, "upstream_id", c.UpstreamID, "err", err)
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+			err := m.deliverEarly(ctx, c)
+			if err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				m.logger.Warn("receipts that came before their correlation not looked up; the rematcher will",
+					"connector", c.ConnectorID, "upstream_id", c.UpstreamID, "err", err)
+				return
+			case <-time.After(wait):
+			}
 		}
 	}()
 	return nil
 }
 
-// earlyLookupTimeout bounds Correlate's look for parked receipts.
-const earlyLookupTimeout = 10 * time.Second
+// earlyLookupFor bounds Correlate's tries of its look for parked receipts.
+const earlyLookupFor = 10 * time.Second
 
 // deliverEarly signals the receipts parked under c's upstream ID, which
 // came before c was written, to c's message.
@@ -183,7 +206,8 @@ func (m *Matcher) deliverEarly(ctx context.Context, c smsgw.Correlation) error {
 }
 
 // Settle waits until the looks for early receipts that Correlate started
-// have ended.
+// have ended. Call it once nothing calls Correlate any more (the sends have
+// stopped), before the store closes.
 func (m *Matcher) Settle() { m.early.Wait() }
 
 // HandleReceipt matches a receipt and signals its message, or parks it. It
@@ -282,7 +306,7 @@ func (m *Matcher) deliver(ctx context.Context, c smsgw.Correlation, r smsgw.Rece
 }
 
 // Rematch tries parked receipts older than minAge again, every interval,
-// until ctx is done, and then waits for Correlate's looks still running. It also keeps the unmatched gauge current and, when the
+// until ctx is done. It also keeps the unmatched gauge current and, when the
 // store's server does not expire correlations itself, expires them every
 // ExpireInterval (and on the first pass).
 func (m *Matcher) Rematch(ctx context.Context, interval, minAge time.Duration) {
@@ -301,22 +325,34 @@ func (m *Matcher) Rematch(ctx context.Context, interval, minAge time.Duration) {
 		}
 		select {
 		case <-ctx.Done():
-			m.Settle()
 			return
 		case <-t.C:
 		}
 	}
 }
 
-// RematchOnce makes one pass over parked receipts older than minAge: each
-// one whose message is now known is delivered, and those that came more
-// than LateAfter ago for a message that has ended are dropped.
+// RematchOnce makes one pass over up to rematchPage parked receipts older
+// than minAge, going on from where the last pass stopped (and from the
+// first after the last), so that receipts which stay parked (never
+// correlated, for an operator to see) cannot keep the others from their
+// turn: each one whose message is now known is delivered, and those that
+// came more than LateAfter ago for a message that has ended are dropped.
 func (m *Matcher) RematchOnce(ctx context.Context, minAge time.Duration) error {
 	now := m.now()
-	parked, err := m.store.ListParked(ctx, now.Add(-minAge), 500)
+	parked, err := m.store.ListParked(ctx, now.Add(-minAge), m.rematchFrom, m.rematchPage)
+	if err == nil && len(parked) == 0 && m.rematchFrom != "" {
+		m.rematchFrom = ""
+		parked, err = m.store.ListParked(ctx, now.Add(-minAge), "", m.rematchPage)
+	}
 	if err != nil {
 		return err
 	}
+	m.rematchFrom = ""
+	if len(parked) == m.rematchPage {
+		m.rematchFrom = parked[len(parked)-1].ParkedKey()
+	}
+	// One message's receipts in the order they came (ENROUTE, then DELIVRD).
+	slices.SortStableFunc(parked, func(a, b smsgw.Receipt) int { return a.ReceivedAt.Compare(b.ReceivedAt) })
 	var old []smsgw.Receipt
 	for _, r := range parked {
 		c, ok, err := m.store.LookupCorrelation(ctx, r.ConnectorID, r.UpstreamID)

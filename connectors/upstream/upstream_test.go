@@ -681,20 +681,66 @@ func TestRaceSignalsOnce(t *testing.T) {
 		go func() { defer wg.Done(); _ = m.HandleReceipt(ctxT(t), r) }()
 		wg.Wait()
 	}
+	// Whichever side came second delivered the receipt, without the
+	// rematcher; a pass of the rematcher then delivers nothing again.
 	m.Settle()
+	check := func(when string) {
+		t.Helper()
+		per := map[string]int{}
+		sig.mu.Lock()
+		for _, id := range sig.ids {
+			per[id]++
+		}
+		sig.mu.Unlock()
+		for i := range rounds {
+			if n := per[fmt.Sprintf("mu%d", i)]; n != 1 {
+				t.Errorf("%s: message mu%d got %d signals, want 1", when, i, n)
+			}
+		}
+	}
+	check("after the race")
 	if err := m.RematchOnce(ctxT(t), 0); err != nil {
 		t.Fatal(err)
 	}
-	per := map[string]int{}
-	sig.mu.Lock()
-	for _, id := range sig.ids {
-		per[id]++
+	check("after a rematch pass")
+}
+
+// Receipts that stay parked (their upstream IDs were never given to a
+// message, and they wait for an operator) do not keep the rematcher from
+// the others: each pass goes on from where the last one stopped, so a
+// receipt whose correlation was written without the send's look for it
+// (the sender died in between) is delivered however many sort before it.
+func TestRematcherReachesEveryParkedReceipt(t *testing.T) {
+	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t))
+	if err != nil {
+		t.Fatal(err)
 	}
-	sig.mu.Unlock()
-	for i := range rounds {
-		if n := per[fmt.Sprintf("mu%d", i)]; n != 1 {
-			t.Errorf("message mu%d got %d signals, want 1", i, n)
+	t.Cleanup(func() { store.Close(context.Background()) })
+	ctx := ctxT(t)
+	sig := newSignals()
+	m := NewMatcher(store, sig, testLogger(t), prometheus.NewRegistry())
+	m.rematchPage = 2
+	for i := range 5 {
+		if err := m.HandleReceipt(ctx, smsgw.Receipt{ConnectorID: "up", UpstreamID: fmt.Sprintf("a-stray-%d", i), Stat: "DELIVRD", ReceivedAt: time.Now()}); err != nil {
+			t.Fatal(err)
 		}
+	}
+	if err := m.HandleReceipt(ctx, smsgw.Receipt{ConnectorID: "up", UpstreamID: "z-early", Stat: "DELIVRD", ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutCorrelation(ctx, smsgw.Correlation{ConnectorID: "up", UpstreamID: "z-early", MessageID: "m1", Segment: 1, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for pass := 1; pass <= 3; pass++ { // six parked, two a pass
+		if err := m.RematchOnce(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids, _ := sig.waitN(t, 1); ids[0] != "m1" {
+		t.Fatalf("signalled %v, want m1", ids)
+	}
+	if n, err := store.CountParked(ctx); err != nil || n != 5 {
+		t.Errorf("%d parked (%v), want the 5 strays", n, err)
 	}
 }
 
@@ -756,7 +802,7 @@ func TestLateReceiptIsDroppedNotParkedForever(t *testing.T) {
 	if err := other.RematchOnce(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	left, err := store.ListParked(ctx, time.Now().Add(time.Minute), 10)
+	left, err := store.ListParked(ctx, time.Now().Add(time.Minute), "", 10)
 	if err != nil || len(left) != 1 || left[0].UpstreamID != "never-sent" {
 		t.Fatalf("parked after the pass: %+v %v, want only the stray", left, err)
 	}

@@ -601,7 +601,7 @@ func (d parkedDoc) receipt() smsgw.Receipt {
 	return smsgw.Receipt{ConnectorID: d.ConnectorID, UpstreamID: d.UpstreamID, Stat: d.Stat, Err: d.Err, DoneAt: d.DoneAt, ReceivedAt: d.ReceivedAt, Raw: d.Raw}
 }
 
-func parkedKey(r smsgw.Receipt) string { return r.ConnectorID + ":" + r.UpstreamID + ":" + r.Stat }
+func parkedKey(r smsgw.Receipt) string { return r.ParkedKey() }
 
 // ParkReceipt keeps a receipt that matched no correlation, until
 // re-matching finds its message. The same receipt parked twice is kept once;
@@ -694,15 +694,20 @@ func (s *Store) TakeParked(ctx context.Context, r smsgw.Receipt) (bool, error) {
 	return res.DeletedCount == 1, nil
 }
 
-// ListParked returns up to limit receipts parked before olderThan, oldest
-// first, for re-matching and for operators. A limit of 0 or less means 100.
-func (s *Store) ListParked(ctx context.Context, olderThan time.Time, limit int) ([]smsgw.Receipt, error) {
+// ListParked returns up to limit receipts parked before olderThan whose
+// ParkedKey comes after after (all when after is ""), in the order of
+// their keys, for re-matching: a caller that goes on from the last key it
+// was given reaches every parked receipt, however many stay parked. A
+// limit of 0 or less means 100.
+func (s *Store) ListParked(ctx context.Context, olderThan time.Time, after string, limit int) ([]smsgw.Receipt, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	return s.findParked(ctx,
-		bson.D{{Key: "parkedAt", Value: bson.D{{Key: "$lt", Value: olderThan.UTC()}}}},
-		bson.D{{Key: "parkedAt", Value: 1}, {Key: "_id", Value: 1}}, limit)
+	filter := bson.D{{Key: "parkedAt", Value: bson.D{{Key: "$lt", Value: olderThan.UTC()}}}}
+	if after != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}})
+	}
+	return s.findParked(ctx, filter, bson.D{{Key: "_id", Value: 1}}, limit)
 }
 
 // CountParked returns how many receipts are parked.

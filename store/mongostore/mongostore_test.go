@@ -434,10 +434,10 @@ func TestParkedReceipts(t *testing.T) {
 	if n, err := s.CountParked(c); err != nil || n != 3 {
 		t.Errorf("CountParked = %d, %v; want 3", n, err)
 	}
-	if l, err := s.ListParked(c, time.Now().Add(time.Minute), 2); err != nil || len(l) != 2 {
+	if l, err := s.ListParked(c, time.Now().Add(time.Minute), "", 2); err != nil || len(l) != 2 {
 		t.Errorf("ListParked(limit 2) = %v, %v", l, err)
 	}
-	if l, err := s.ListParked(c, time.Now().Add(-time.Hour), 10); err != nil || len(l) != 0 {
+	if l, err := s.ListParked(c, time.Now().Add(-time.Hour), "", 10); err != nil || len(l) != 0 {
 		t.Errorf("ListParked(older than an hour ago) = %v, %v; want none", l, err)
 	}
 	if took, err := s.TakeParked(c, enroute); err != nil || !took {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/internal/testenv"
+	"github.com/smsgw/smsgw/store/groupcommit"
 	"github.com/smsgw/smsgw/store/mysqlstore"
 )
 
@@ -359,10 +361,17 @@ func TestUsageSumsEachChargeOnce(t *testing.T) {
 // Final rows written at the same time share a transaction, whose counts
 // are added together: several messages under one key, others under
 // another, then a charge recorded late for some of them at the same time
-// (each moved from the unbilled bucket to its currency's).
+// (each moved from the unbilled bucket to its currency's), then a
+// connector recorded late for others (each moved to that connector's
+// daily count and bucket).
 func TestUsageOfRowsCountedTogether(t *testing.T) {
 	t.Parallel()
-	s, _ := open(t)
+	// Batches wait for company as in production.
+	s, err := mysqlstore.Open(ctx(t), testenv.MySQLDSN(t), mysqlstore.WithGroupCommit(groupcommit.Options{Linger: 10 * time.Millisecond}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
 	all := smsgw.UsageQuery{From: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)} // fixed date: stored data queried by its own range
 	const n = 24
 	id := func(i int) string { return fmt.Sprintf("m%02d", i) }
@@ -413,6 +422,26 @@ func TestUsageOfRowsCountedTogether(t *testing.T) {
 	}
 	if got, want := stats(t, s), map[string]int64{"2026-11-26/c1/upA/DELIVERED": 16, "2026-11-26/c1/upB/DELIVERED": 8}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("daily stats = %v, want %v", got, want)
+	}
+	var moved []smsgw.MessageRecord
+	for i := 1; i < n; i += 4 { // 1, 5, 13, 17 from upA; 9, 21 from upB; none charged
+		r := final(id(i), smsgw.StatusDelivered, t0.Add(4*time.Second))
+		r.ConnectorID = "upC"
+		moved = append(moved, r)
+	}
+	together(append(moved, charges...))
+	want = strings.Join([]string{
+		`c1 upA DELIVERED "" 4 0`,
+		`c1 upA DELIVERED "EUR" 8 104000`,
+		`c1 upB DELIVERED "" 2 0`,
+		`c1 upB DELIVERED "EUR" 4 40000`,
+		`c1 upC DELIVERED "" 6 0`,
+	}, "\n")
+	if got := usageCosts(t, s, all); got != want {
+		t.Errorf("usage after the late connectors:\n%s\nwant\n%s", got, want)
+	}
+	if got, want := stats(t, s), map[string]int64{"2026-11-26/c1/upA/DELIVERED": 12, "2026-11-26/c1/upB/DELIVERED": 6, "2026-11-26/c1/upC/DELIVERED": 6}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("daily stats after the late connectors = %v, want %v", got, want)
 	}
 }
 
