@@ -51,6 +51,18 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// openStore opens the store of a test's own database on the MongoDB-wire
+// server, closed when the test ends.
+func openStore(t *testing.T, opts ...mongostore.Option) *mongostore.Store {
+	t.Helper()
+	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close(context.Background()) })
+	return store
+}
+
 // signals records the receipts signalled to message workflows.
 type signals struct {
 	mu    sync.Mutex
@@ -232,11 +244,7 @@ func TestUpstream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a MongoDB-wire server (testenv starts FerretDB)")
 	}
-	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t), mongostore.WithLogger(testLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	store := openStore(t, mongostore.WithLogger(testLogger(t)))
 
 	t.Run("parts are correlated and their receipts matched", func(t *testing.T) {
 		r := newRig(t, store, smpptest.Config{IDFormat: smsgw.UpstreamIDDecimal}, config.Connector{ReceiptIDFormat: smsgw.UpstreamIDDecimal})
@@ -563,11 +571,7 @@ func TestExpireCorrelations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a MongoDB-wire server (testenv starts FerretDB)")
 	}
-	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t), mongostore.WithCorrelationTTL(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	store := openStore(t, mongostore.WithCorrelationTTL(time.Hour))
 	if store.ServerTTL() {
 		t.Skip("this server expires correlations itself (TTL index)")
 	}
@@ -663,11 +667,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, result string) f
 // the same time, many times over: every receipt reaches its message exactly
 // once, whichever side comes second.
 func TestRaceSignalsOnce(t *testing.T) {
-	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
+	store := openStore(t)
 	sig := &signals{ch: make(chan struct{}, 1000)}
 	m := NewMatcher(store, sig, testLogger(t), prometheus.NewRegistry())
 	const rounds = 40
@@ -711,11 +711,7 @@ func TestRaceSignalsOnce(t *testing.T) {
 // receipt whose correlation was written without the send's look for it
 // (the sender died in between) is delivered however many sort before it.
 func TestRematcherReachesEveryParkedReceipt(t *testing.T) {
-	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
+	store := openStore(t)
 	ctx := ctxT(t)
 	sig := newSignals()
 	m := NewMatcher(store, sig, testLogger(t), prometheus.NewRegistry())
@@ -751,11 +747,7 @@ func TestRematcherReachesEveryParkedReceipt(t *testing.T) {
 // waited LateAfter; a receipt for an upstream ID never correlated stays
 // parked.
 func TestLateReceiptIsDroppedNotParkedForever(t *testing.T) {
-	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
+	store := openStore(t)
 	ctx := ctxT(t)
 	sig := newSignals()
 	reg := prometheus.NewRegistry()
@@ -836,11 +828,7 @@ func (l *lookups) LookupCorrelation(ctx context.Context, connectorID, upstreamID
 // receipt for the same upstream ID (which the SMSC gave again to a message
 // another replica sent) takes the store's path and reaches the new message.
 func TestReceiptForOwnSendIsMatchedFromMemory(t *testing.T) {
-	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
+	store := openStore(t)
 	ctx := ctxT(t)
 	counted := &lookups{Correlations: store}
 	sig := newSignals()
@@ -877,11 +865,7 @@ func TestReceiptForOwnSendIsMatchedFromMemory(t *testing.T) {
 // that message's: it is parked, and reaches the newer message the SMSC gave
 // the same upstream ID once that one's correlation is written.
 func TestReceiptForAnEndedMessagesCorrelationWaitsForTheNewerMessage(t *testing.T) {
-	store, err := mongostore.Open(ctxT(t), testenv.MongoURI(t), testenv.MongoDatabase(t), mongostore.WithRetireEvery(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
+	store := openStore(t, mongostore.WithRetireEvery(time.Hour))
 	ctx := ctxT(t)
 	sig := newSignals()
 	sig.ended = map[string]bool{"old": true}

@@ -405,24 +405,26 @@ func TestUsageOfRowsCountedTogether(t *testing.T) {
 			charges = append(charges, c)
 		}
 	}
-	together(finals)
-	if got, want := usageCosts(t, s, all), "c1 upA DELIVERED \"\" 16 0\nc1 upB DELIVERED \"\" 8 0"; got != want {
-		t.Fatalf("usage of the final rows:\n%s\nwant\n%s", got, want)
+	expect := func(after string, usage []string, daily map[string]int64) {
+		t.Helper()
+		if got, want := usageCosts(t, s, all), strings.Join(usage, "\n"); got != want {
+			t.Errorf("usage after %s:\n%s\nwant\n%s", after, got, want)
+		}
+		if got := stats(t, s); fmt.Sprint(got) != fmt.Sprint(daily) {
+			t.Errorf("daily stats after %s = %v, want %v", after, got, daily)
+		}
 	}
+	together(finals)
+	expect("the final rows", []string{`c1 upA DELIVERED "" 16 0`, `c1 upB DELIVERED "" 8 0`},
+		map[string]int64{"2026-11-26/c1/upA/DELIVERED": 16, "2026-11-26/c1/upB/DELIVERED": 8})
 	together(append(charges, finals...))
 	// upB: i = 0, 6, 12, 18 charged; upA: the other even i.
-	want := strings.Join([]string{
+	expect("the late charges", []string{
 		`c1 upA DELIVERED "" 8 0`,
 		`c1 upA DELIVERED "EUR" 8 104000`,
 		`c1 upB DELIVERED "" 4 0`,
 		`c1 upB DELIVERED "EUR" 4 40000`,
-	}, "\n")
-	if got := usageCosts(t, s, all); got != want {
-		t.Errorf("usage after the late charges:\n%s\nwant\n%s", got, want)
-	}
-	if got, want := stats(t, s), map[string]int64{"2026-11-26/c1/upA/DELIVERED": 16, "2026-11-26/c1/upB/DELIVERED": 8}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("daily stats = %v, want %v", got, want)
-	}
+	}, map[string]int64{"2026-11-26/c1/upA/DELIVERED": 16, "2026-11-26/c1/upB/DELIVERED": 8})
 	var moved []smsgw.MessageRecord
 	for i := 1; i < n; i += 4 { // 1, 5, 13, 17 from upA; 9, 21 from upB; none charged
 		r := final(id(i), smsgw.StatusDelivered, t0.Add(4*time.Second))
@@ -430,19 +432,13 @@ func TestUsageOfRowsCountedTogether(t *testing.T) {
 		moved = append(moved, r)
 	}
 	together(append(moved, charges...))
-	want = strings.Join([]string{
+	expect("the late connectors", []string{
 		`c1 upA DELIVERED "" 4 0`,
 		`c1 upA DELIVERED "EUR" 8 104000`,
 		`c1 upB DELIVERED "" 2 0`,
 		`c1 upB DELIVERED "EUR" 4 40000`,
 		`c1 upC DELIVERED "" 6 0`,
-	}, "\n")
-	if got := usageCosts(t, s, all); got != want {
-		t.Errorf("usage after the late connectors:\n%s\nwant\n%s", got, want)
-	}
-	if got, want := stats(t, s), map[string]int64{"2026-11-26/c1/upA/DELIVERED": 12, "2026-11-26/c1/upB/DELIVERED": 6, "2026-11-26/c1/upC/DELIVERED": 6}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("daily stats after the late connectors = %v, want %v", got, want)
-	}
+	}, map[string]int64{"2026-11-26/c1/upA/DELIVERED": 12, "2026-11-26/c1/upB/DELIVERED": 6, "2026-11-26/c1/upC/DELIVERED": 6})
 }
 
 func TestRefusalsAreCountedPerQuarterHourAndReason(t *testing.T) {
