@@ -35,6 +35,11 @@ type TemporalMetrics struct {
 	set  *metricSet
 	tags map[string]string
 	key  string // tagsKey(tags), made once by WithTags
+	// children are the handlers WithTags made from this one, by the key of
+	// the tags it added: the SDK adds the same few tags (the request's
+	// operation, the task queue) to the same handlers again and again,
+	// several times a task.
+	children sync.Map
 }
 
 // NewTemporalMetrics registers the SDK's metrics on reg and returns the
@@ -47,8 +52,13 @@ func NewTemporalMetrics(reg prometheus.Registerer) (*TemporalMetrics, error) {
 	return &TemporalMetrics{set: set}, nil
 }
 
-// WithTags implements client.MetricsHandler.
+// WithTags implements client.MetricsHandler. A handler with the same tags
+// added to the same handler is made once and found again.
 func (h *TemporalMetrics) WithTags(tags map[string]string) client.MetricsHandler {
+	added := tagsKey(tags)
+	if c, ok := h.children.Load(added); ok {
+		return c.(*TemporalMetrics)
+	}
 	merged := make(map[string]string, len(h.tags)+len(tags))
 	for k, v := range h.tags {
 		merged[k] = v
@@ -56,7 +66,8 @@ func (h *TemporalMetrics) WithTags(tags map[string]string) client.MetricsHandler
 	for k, v := range tags {
 		merged[k] = v
 	}
-	return &TemporalMetrics{set: h.set, tags: merged, key: tagsKey(merged)}
+	c, _ := h.children.LoadOrStore(added, &TemporalMetrics{set: h.set, tags: merged, key: tagsKey(merged)})
+	return c.(*TemporalMetrics)
 }
 
 // Counter implements client.MetricsHandler.
@@ -144,6 +155,11 @@ func (s *metricSet) metric(kind, name string, h *TemporalMetrics, newVec func(me
 
 // tagsKey names a set of tags: its names and values, sorted by name.
 func tagsKey(tags map[string]string) string {
+	if len(tags) == 1 { // most of what the SDK adds: no sorting to do
+		for k, v := range tags {
+			return k + "\x00" + v + "\x00"
+		}
+	}
 	var b strings.Builder
 	for _, k := range labelNames(tags) {
 		b.WriteString(k)

@@ -91,6 +91,36 @@ temporal_request{namespace="default",task_queue="q"} 3
 	}
 }
 
+// WithTags keeps its own copy of the tags: a caller that changes its map
+// afterwards changes no series, and the same tags added to the same
+// handler again find the handler made the first time.
+func TestTemporalMetricsTagsCopied(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h, err := NewTemporalMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := map[string]string{"operation": "A"}
+	a := h.WithTags(tags)
+	tags["operation"] = "B"
+	a.Counter("temporal_request").Inc(1)
+	h.WithTags(tags).Counter("temporal_request").Inc(2)
+	again := h.WithTags(map[string]string{"operation": "A"})
+	again.Counter("temporal_request").Inc(4)
+	if again != a {
+		t.Error("the handler with the same tags was made again")
+	}
+	want := `
+# HELP temporal_request Temporal SDK metric temporal_request (see the SDK's documentation).
+# TYPE temporal_request counter
+temporal_request{operation="A"} 5
+temporal_request{operation="B"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "temporal_request"); err != nil {
+		t.Error(err)
+	}
+}
+
 // BenchmarkTemporalMetrics is what the SDK does for each metric it
 // records: ask for it by name, then record.
 func BenchmarkTemporalMetrics(b *testing.B) {
@@ -102,5 +132,24 @@ func BenchmarkTemporalMetrics(b *testing.B) {
 	for b.Loop() {
 		q.Counter("temporal_workflow_task_execution_total").Inc(1)
 		q.Timer("temporal_workflow_task_execution_latency").Record(time.Millisecond)
+	}
+}
+
+// BenchmarkTemporalMetricsPerRequest is what the SDK does around each
+// request to the server, several times a task: add the request's operation
+// to the client's handler, then count the request and time it.
+func BenchmarkTemporalMetricsPerRequest(b *testing.B) {
+	h, err := NewTemporalMetrics(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := h.WithTags(map[string]string{"namespace": "default", "client_name": "temporal-go"})
+	operations := []string{"RespondWorkflowTaskCompleted", "PollWorkflowTaskQueue", "RespondActivityTaskCompleted", "SignalWorkflowExecution"}
+	i := 0
+	for b.Loop() {
+		m := client.WithTags(map[string]string{"operation": operations[i%len(operations)]})
+		m.Counter("temporal_request").Inc(1)
+		m.Timer("temporal_request_latency").Record(time.Millisecond)
+		i++
 	}
 }
