@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -153,19 +154,25 @@ func (s *metricSet) metric(kind, name string, h *TemporalMetrics, newVec func(me
 	return m
 }
 
-// tagsKey names a set of tags: its names and values, sorted by name.
+// tagsKey names a set of tags: its names and values, sorted by name, each
+// after its length, so that no two sets of tags share a key.
 func tagsKey(tags map[string]string) string {
-	if len(tags) == 1 { // most of what the SDK adds: no sorting to do
-		for k, v := range tags {
-			return k + "\x00" + v + "\x00"
-		}
+	var room [8]string // the SDK adds one to a handful of tags at a time
+	names := room[:0]
+	size := 0
+	for k, v := range tags {
+		names = append(names, k)
+		size += len(k) + len(v) + 8
 	}
+	slices.Sort(names)
 	var b strings.Builder
-	for _, k := range labelNames(tags) {
-		b.WriteString(k)
-		b.WriteByte(0)
-		b.WriteString(tags[k])
-		b.WriteByte(0)
+	b.Grow(size)
+	for _, k := range names {
+		for _, part := range [2]string{k, tags[k]} {
+			b.WriteString(strconv.Itoa(len(part)))
+			b.WriteByte(':')
+			b.WriteString(part)
+		}
 	}
 	return b.String()
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,6 +122,39 @@ temporal_request{operation="B"} 2
 	}
 }
 
+// Two sets of tags never share a key, whatever their values hold, and
+// handlers asked for at the same time with the same tags are one.
+func TestTemporalMetricsTagsKept(t *testing.T) {
+	if a, b := tagsKey(map[string]string{"a": "x\x00b\x00y"}), tagsKey(map[string]string{"a": "x", "b": "y"}); a == b {
+		t.Errorf("two sets of tags share the key %q", a)
+	}
+	if a, b := tagsKey(map[string]string{"a": "1:b"}), tagsKey(map[string]string{"a": "1", "b": ""}); a == b {
+		t.Errorf("two sets of tags share the key %q", a)
+	}
+	reg := prometheus.NewRegistry()
+	h, err := NewTemporalMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				h.WithTags(map[string]string{"operation": "A", "namespace": "default"}).Counter("temporal_request").Inc(1)
+			}
+		})
+	}
+	wg.Wait()
+	want := `
+# HELP temporal_request Temporal SDK metric temporal_request (see the SDK's documentation).
+# TYPE temporal_request counter
+temporal_request{namespace="default",operation="A"} 800
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "temporal_request"); err != nil {
+		t.Error(err)
+	}
+}
+
 // BenchmarkTemporalMetrics is what the SDK does for each metric it
 // records: ask for it by name, then record.
 func BenchmarkTemporalMetrics(b *testing.B) {
@@ -137,17 +171,18 @@ func BenchmarkTemporalMetrics(b *testing.B) {
 
 // BenchmarkTemporalMetricsPerRequest is what the SDK does around each
 // request to the server, several times a task: add the request's operation
-// to the client's handler, then count the request and time it.
+// and namespace to the client's handler, then count the request and time
+// it.
 func BenchmarkTemporalMetricsPerRequest(b *testing.B) {
 	h, err := NewTemporalMetrics(prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
-	client := h.WithTags(map[string]string{"namespace": "default", "client_name": "temporal-go"})
+	client := h.WithTags(map[string]string{"client_name": "temporal-go"})
 	operations := []string{"RespondWorkflowTaskCompleted", "PollWorkflowTaskQueue", "RespondActivityTaskCompleted", "SignalWorkflowExecution"}
 	i := 0
 	for b.Loop() {
-		m := client.WithTags(map[string]string{"operation": operations[i%len(operations)]})
+		m := client.WithTags(map[string]string{"operation": operations[i%len(operations)], "namespace": "default"})
 		m.Counter("temporal_request").Inc(1)
 		m.Timer("temporal_request_latency").Record(time.Millisecond)
 		i++
