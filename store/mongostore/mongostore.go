@@ -185,7 +185,7 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 		return nil, err
 	}
 	s.eventWrites = groupcommit.New("events", s.insertEvents, s.batching, s.batchMetrics)
-	s.corrWrites = groupcommit.New("correlations", s.upsertCorrelations, s.batching, s.batchMetrics)
+	s.corrWrites = groupcommit.New("correlations", s.writeCorrelations, s.batching, s.batchMetrics)
 	s.intentWrites = groupcommit.New("submit_intents", s.insertIntents, s.batching, s.batchMetrics)
 	s.parkedReads = groupcommit.New("parked_lookups", s.lookUpParked, s.batching, s.batchMetrics)
 	s.retire = newRetirer(s, s.retireEvery)
@@ -477,11 +477,65 @@ func (s *Store) PutCorrelation(ctx context.Context, c smsgw.Correlation) error {
 	return nil
 }
 
-// upsertCorrelations writes a batch of correlations in one unordered bulk
-// write. Two upserts racing on a new _id end with one stored: the other
-// one's duplicate key error is no failure. The archive learns them when
-// their message ends (retireCorrelations).
+// writeCorrelations writes a batch of correlations: first as one unordered
+// insert, which is what almost every correlation needs (its upstream ID is
+// new), then, for those whose _id was already there, as upserts that
+// replace what is stored: the same correlation written again by a retried
+// send, or an upstream ID the SMSC has reused, which then points to the
+// newest message. An insert of the batch costs the server one write where
+// an upsert costs a lookup and a write a document (FerretDB runs each
+// upsert on its own). Two upserts racing on a new _id end with one stored:
+// the other one's duplicate key error is no failure. The archive learns
+// them when their message ends (retireCorrelations).
+func (s *Store) writeCorrelations(ctx context.Context, docs []correlationDoc) []error {
+	_, err := s.correlations.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		return nil
+	}
+	dups, ok := duplicateIndexes(err, len(docs))
+	if !ok {
+		return itemErrors(err, len(docs))
+	}
+	errs := itemErrors(err, len(docs)) // those that failed otherwise, if any
+	again := make([]correlationDoc, len(dups))
+	for i, d := range dups {
+		again[i] = docs[d]
+	}
+	for i, e := range s.upsertCorrelations(ctx, again) {
+		if e == nil {
+			continue
+		}
+		if errs == nil {
+			errs = make([]error, len(docs))
+		}
+		errs[dups[i]] = e
+	}
+	return errs
+}
+
+// duplicateIndexes returns the positions, in a batch of n, of the
+// documents that an unordered insert refused for a duplicate _id. ok is
+// false when err is not a bulk write's per-document errors (the server
+// away, a write concern not met): then nothing is known written.
+func duplicateIndexes(err error, n int) (dups []int, ok bool) {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return nil, false
+	}
+	for _, we := range bwe.WriteErrors {
+		if (we.Code == 11000 || we.Code == 11001) && we.Index >= 0 && we.Index < n {
+			dups = append(dups, we.Index)
+		}
+	}
+	return dups, true
+}
+
+// upsertCorrelations replaces or inserts each correlation of a batch in
+// one unordered bulk write.
 func (s *Store) upsertCorrelations(ctx context.Context, docs []correlationDoc) []error {
+	if len(docs) == 0 {
+		return nil
+	}
 	models := make([]mongo.WriteModel, len(docs))
 	for i, d := range docs {
 		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: d.ID}}).SetReplacement(d).SetUpsert(true)

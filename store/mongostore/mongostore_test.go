@@ -196,6 +196,74 @@ func TestCorrelations(t *testing.T) {
 	}
 }
 
+// openLingering returns a store, through a wire counter, whose batches
+// wait 200 ms for company, so that the writes of concurrent callers go out
+// together.
+func openLingering(t *testing.T) (*mongostore.Store, *wireCounter) {
+	t.Helper()
+	proxied, wc := startWireCounter(t, testenv.MongoURI(t))
+	s, err := mongostore.Open(ctx(t), proxied, testenv.MongoDatabase(t), mongostore.WithLogger(quiet),
+		mongostore.WithGroupCommit(groupcommit.Options{Linger: 200 * time.Millisecond}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s, wc
+}
+
+// Correlations written together go out as one insert; one whose upstream
+// ID is already stored (reused by the SMSC, or written again by a retried
+// send) replaces it, as the upsert it is retried as, and the others of its
+// batch are stored all the same.
+func TestBatchedCorrelationsInsertAndReplaceReused(t *testing.T) {
+	t.Parallel()
+	s, wc := openLingering(t)
+	c := ctx(t)
+	if err := s.PutCorrelation(c, smsgw.Correlation{ConnectorID: "up1", UpstreamID: "reused", MessageID: "old", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCorrelation(c, smsgw.Correlation{ConnectorID: "up1", UpstreamID: "again", MessageID: "m-again", Segment: 1, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	wc.reset()
+	const n = 8
+	errs := make([]error, n+2)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.PutCorrelation(c, smsgw.Correlation{ConnectorID: "up1", UpstreamID: fmt.Sprintf("new%d", i), MessageID: fmt.Sprintf("m%d", i), CreatedAt: t0})
+		})
+	}
+	wg.Go(func() {
+		errs[n] = s.PutCorrelation(c, smsgw.Correlation{ConnectorID: "up1", UpstreamID: "reused", MessageID: "newest", Segment: 2, CreatedAt: t0.Add(time.Minute)})
+	})
+	wg.Go(func() { // the same correlation again
+		errs[n+1] = s.PutCorrelation(c, smsgw.Correlation{ConnectorID: "up1", UpstreamID: "again", MessageID: "m-again", Segment: 1, CreatedAt: t0})
+	})
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("put %d: %v", i, err)
+		}
+	}
+	// One insert of the batch, then one bulk upsert of the two already
+	// there (two of each if the batch was split).
+	if ins, upd := wc.count("insert correlations"), wc.count("update correlations"); ins == 0 || ins > 2 || upd == 0 || upd > 2 {
+		t.Errorf("%d correlations took %s, want one insert and one update a batch", n+2, wc.breakdown(1))
+	}
+	for i := range n {
+		if got, ok, err := s.LookupCorrelation(c, "up1", fmt.Sprintf("new%d", i)); err != nil || !ok || got.MessageID != fmt.Sprintf("m%d", i) {
+			t.Errorf("new%d: %+v %v %v", i, got, ok, err)
+		}
+	}
+	if got, ok, err := s.LookupCorrelation(c, "up1", "reused"); err != nil || !ok || got.MessageID != "newest" || got.Segment != 2 || !got.CreatedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("reused: %+v %v %v, want the newest message", got, ok, err)
+	}
+	if got, ok, err := s.LookupCorrelation(c, "up1", "again"); err != nil || !ok || got.MessageID != "m-again" || got.Segment != 1 {
+		t.Errorf("again: %+v %v %v", got, ok, err)
+	}
+}
+
 // Recording a message's final event takes its correlations out of the
 // collection receipts read, and the archive still knows them; another
 // message's, and an upstream ID reused by a newer message, stay.
@@ -361,13 +429,7 @@ func TestExpireCorrelations(t *testing.T) {
 // gets its own receipts, oldest first.
 func TestConcurrentParkedLookupsShareAQuery(t *testing.T) {
 	t.Parallel()
-	proxied, wc := startWireCounter(t, testenv.MongoURI(t))
-	s, err := mongostore.Open(ctx(t), proxied, testenv.MongoDatabase(t), mongostore.WithLogger(quiet),
-		mongostore.WithGroupCommit(groupcommit.Options{Linger: 200 * time.Millisecond}, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	s, wc := openLingering(t)
 	c := ctx(t)
 	const n = 8
 	want := make([][]smsgw.Receipt, n)

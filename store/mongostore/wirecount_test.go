@@ -144,6 +144,14 @@ func commandOf(msg []byte) (name, coll string, err error) {
 	return "", "", errors.New("no body section")
 }
 
+// count is how many commands of one kind ("insert correlations") were
+// counted.
+func (w *wireCounter) count(key string) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.counts[key]
+}
+
 // reset forgets the counts so far.
 func (w *wireCounter) reset() {
 	w.mu.Lock()
