@@ -9,6 +9,7 @@ require (
 	github.com/go-sql-driver/mysql v1.9.2
 	github.com/sirupsen/logrus v1.8.1
 	go.mongodb.org/mongo-driver v1.17.3
+	modernc.org/sqlite v1.32.0
 )
 
 require (
@@ -80,7 +81,6 @@ require (
 	modernc.org/libc v1.55.3 // indirect
 	modernc.org/mathutil v1.6.0 // indirect
 	modernc.org/memory v1.8.0 // indirect
-	modernc.org/sqlite v1.32.0 // indirect
 	modernc.org/strutil v1.2.0 // indirect
 	modernc.org/token v1.1.0 // indirect
 )

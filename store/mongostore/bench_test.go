@@ -368,3 +368,62 @@ func BenchmarkPutCorrelation(b *testing.B) {
 	b.ReportMetric(float64(processCPU(b, server)-cpu0)/float64(time.Microsecond)/float64(b.N), "server-cpu-µs/op")
 	b.ReportMetric(float64(wc.total())/float64(b.N), "roundtrips/op")
 }
+
+// BenchmarkOptedOut looks numbers up in a customer's opt-out list, as every
+// submission does, 32 at a time, half of them on the list, with 1,000 and
+// 50,000 numbers listed. A lookup by _id must cost the server the same
+// however long the list: it reports the server's CPU a lookup.
+func BenchmarkOptedOut(b *testing.B) {
+	uri := testenv.MongoURI(b)
+	server := serverProcess(b, uri)
+	for _, size := range []int{1000, 50000} {
+		s, _, db := benchStore(b, uri)
+		preloadOptOuts(b, uri, db, size)
+		// A list is in place long before the submissions that read it:
+		// devdb indexes a new collection's lookups by _id within a second.
+		time.Sleep(1500 * time.Millisecond)
+		b.Run(fmt.Sprintf("list=%d", size), func(b *testing.B) {
+			ctx := context.Background()
+			var seq atomic.Int64
+			cpu0 := processCPU(b, server)
+			b.SetParallelism(benchWriters / max(1, runtime.GOMAXPROCS(0)))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := seq.Add(1) * 7919 % int64(2*size) // every other number is listed
+					if _, err := s.OptedOut(ctx, "c1", "", optOutNumber(int(i))); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(processCPU(b, server)-cpu0)/float64(time.Microsecond)/float64(b.N), "server-cpu-µs/op")
+		})
+	}
+}
+
+func optOutNumber(i int) string { return fmt.Sprintf("+4479%08d", i) }
+
+// preloadOptOuts lists every other number of 2n for customer c1, in
+// batched inserts.
+func preloadOptOuts(b *testing.B, uri, db string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = client.Disconnect(ctx) }()
+	coll := client.Database(db).Collection(mongostore.OptOutsCollection)
+	const batch = 1000
+	for from := 0; from < n; from += batch {
+		docs := make([]any, 0, batch)
+		for i := from; i < min(from+batch, n); i++ {
+			number := optOutNumber(2 * i)
+			docs = append(docs, bson.D{{Key: "_id", Value: mongostore.OptOutID("c1", "", number)}, {Key: "customerId", Value: "c1"}, {Key: "number", Value: number}})
+		}
+		if _, err := coll.InsertMany(ctx, docs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

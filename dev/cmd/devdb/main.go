@@ -14,7 +14,7 @@
 //
 // Usage:
 //
-//	devdb [-mongo-addr 127.0.0.1:27017] [-mysql-addr 127.0.0.1:3306] [-data .data/ferretdb] [-mysql-db smsgw] [-exit-on-eof] [-v]
+//	devdb [-mongo-addr 127.0.0.1:27017] [-mysql-addr 127.0.0.1:3306] [-data .data/ferretdb] [-mysql-db smsgw] [-id-index-skip events,correlations_archive] [-exit-on-eof] [-v]
 package main
 
 import (
@@ -29,7 +29,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	sqle "github.com/dolthub/go-mysql-server"
@@ -57,6 +59,9 @@ type config struct {
 	mysqlDB   string
 	exitOnEOF bool
 	verbose   bool
+	// idIndexSkip names the collections given no index for their lookups
+	// by _id (idIndexer): those only appended to.
+	idIndexSkip []string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -69,12 +74,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.mysqlDB, "mysql-db", "smsgw", "database created in the MySQL-wire server")
 	fs.BoolVar(&c.exitOnEOF, "exit-on-eof", false, "also stop when stdin is closed (so a parent process that dies takes devdb with it)")
 	fs.BoolVar(&c.verbose, "v", false, "log at debug level")
+	skip := fs.String("id-index-skip", "events,correlations_archive", "comma-separated collections that get no index for their lookups by _id (only appended to, or read by other fields: an index would cost every insert for nothing)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	c.idIndexSkip = strings.Split(*skip, ",")
 	if c.mongoAddr == "" && c.mysqlAddr == "" {
 		return c, errors.New("both -mongo-addr and -mysql-addr are empty: nothing to run")
 	}
@@ -187,6 +194,7 @@ func startMongo(ctx context.Context, c config, log *slog.Logger) (string, <-chan
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
+	go newIDIndexer(dir, c.idIndexSkip, log).run(ctx, time.Second)
 	// MongoDBURI waits until Run has opened the listener.
 	return f.MongoDBURI(), done, nil
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -203,4 +204,83 @@ func TestClassify(t *testing.T) {
 			t.Errorf("classify(%q) = %d, want %d", q, got, want)
 		}
 	}
+}
+
+// Lookups by _id in the MongoDB-wire server use an index (idIndexer),
+// except in the collections named by -id-index-skip, and a collection
+// dropped and created again is indexed again.
+func TestLookupsByIDUseAnIndex(t *testing.T) {
+	dir := t.TempDir()
+	lines := start(t, "-mongo-addr", "127.0.0.1:0", "-mysql-addr", "", "-data", dir, "-id-index-skip", "events")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(lines["MONGODB_URI"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	db := client.Database("devdbtest")
+	fill := func(coll string) {
+		docs := make([]any, 500)
+		for i := range docs {
+			docs[i] = bson.D{{Key: "_id", Value: fmt.Sprintf("+4479%08d", i)}, {Key: "n", Value: i}}
+		}
+		if _, err := db.Collection(coll).InsertMany(ctx, docs); err != nil {
+			t.Fatalf("insert into %s: %v", coll, err)
+		}
+	}
+	fill("optouts")
+	fill("events")
+
+	lite, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "devdbtest.sqlite")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	// plan is how SQLite runs FerretDB's lookup by _id in a collection.
+	plan := func(coll string) string {
+		var table string
+		if err := lite.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = ?`, coll).Scan(&table); err != nil {
+			t.Fatalf("table of %s: %v", coll, err)
+		}
+		var id, parent, unused int
+		var detail string
+		q := fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %q WHERE _ferretdb_sjson->'$._id' = ?`, table)
+		if err := lite.QueryRowContext(ctx, q, `"+447900000007"`).Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatalf("plan in %s: %v", coll, err)
+		}
+		return detail
+	}
+	waitIndexed := func(coll string) {
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(plan(coll), "USING INDEX") {
+			if time.Now().After(deadline) {
+				t.Fatalf("lookups by _id in %s: %s, want an index", coll, plan(coll))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitIndexed("optouts")
+	if p := plan("events"); !strings.Contains(p, "SCAN") {
+		t.Errorf("lookups by _id in events (skipped): %s, want no index of ours", p)
+	}
+
+	// The answers are the same through the index.
+	var got bson.M
+	if err := db.Collection("optouts").FindOne(ctx, bson.D{{Key: "_id", Value: "+447900000007"}}).Decode(&got); err != nil || got["n"] != int32(7) {
+		t.Fatalf("find by _id = %v, %v", got, err)
+	}
+	if res, err := db.Collection("optouts").UpdateOne(ctx, bson.D{{Key: "_id", Value: "+447900000008"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 80}}}}); err != nil || res.ModifiedCount != 1 {
+		t.Fatalf("update by _id = %+v, %v", res, err)
+	}
+	if _, err := db.Collection("optouts").InsertOne(ctx, bson.D{{Key: "_id", Value: "+447900000009"}}); !mongo.IsDuplicateKeyError(err) {
+		t.Fatalf("insert of an _id there already = %v, want a duplicate key error", err)
+	}
+
+	// Dropped and created again: indexed again.
+	if err := db.Collection("optouts").Drop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fill("optouts")
+	waitIndexed("optouts")
 }

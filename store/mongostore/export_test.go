@@ -1,0 +1,4 @@
+package mongostore
+
+// OptOutID is the _id of an opt-out, for tests that preload a list.
+var OptOutID = optOutID
