@@ -21,6 +21,7 @@ dev: tools build
 ##       a short run of every fuzz target.
 test: tools vet workflowcheck
 	SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb $(GO) test -count=1 -timeout 20m ./...
+	cd dev && $(GO) test -count=1 -timeout 5m ./...
 	$(MAKE) race
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
