@@ -365,7 +365,7 @@ func BenchmarkPutCorrelation(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	b.ReportMetric(float64(processCPU(b, server)-cpu0)/float64(time.Microsecond)/float64(b.N), "server-cpu-µs/op")
+	reportServerCPU(b, server, cpu0)
 	b.ReportMetric(float64(wc.total())/float64(b.N), "roundtrips/op")
 }
 
@@ -397,7 +397,7 @@ func BenchmarkOptedOut(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			b.ReportMetric(float64(processCPU(b, server)-cpu0)/float64(time.Microsecond)/float64(b.N), "server-cpu-µs/op")
+			reportServerCPU(b, server, cpu0)
 		})
 	}
 }

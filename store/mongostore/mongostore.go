@@ -496,19 +496,41 @@ func (s *Store) writeCorrelations(ctx context.Context, docs []correlationDoc) []
 	if !ok {
 		return itemErrors(err, len(docs))
 	}
-	errs := itemErrors(err, len(docs)) // those that failed otherwise, if any
-	again := make([]correlationDoc, len(dups))
-	for i, d := range dups {
-		again[i] = docs[d]
+	errs := itemErrors(err, len(docs)) // those refused for another reason, if any
+	// One upsert an _id, of its last copy in the batch: the newest wins, as
+	// it did when the batch went out as upserts in the order given.
+	last := map[string]int{}
+	for _, d := range dups {
+		last[docs[d].ID] = d
 	}
-	for i, e := range s.upsertCorrelations(ctx, again) {
-		if e == nil {
-			continue
+	var again []int
+	for _, d := range dups {
+		if last[docs[d].ID] == d {
+			again = append(again, d)
 		}
-		if errs == nil {
-			errs = make([]error, len(docs))
+	}
+	models := make([]mongo.WriteModel, len(again))
+	for i, d := range again {
+		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: docs[d].ID}}).SetReplacement(docs[d]).SetUpsert(true)
+	}
+	_, err = s.correlations.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	upserted := itemErrors(err, len(again))
+	if upserted == nil {
+		return errs
+	}
+	if errs == nil {
+		errs = make([]error, len(docs))
+	}
+	byID := map[string]error{}
+	for i, d := range again {
+		if upserted[i] != nil {
+			byID[docs[d].ID] = fmt.Errorf("correlation %s, upserted: %w", docs[d].ID, upserted[i])
 		}
-		errs[dups[i]] = e
+	}
+	for _, d := range dups { // every copy of an _id shares its upsert's outcome
+		if e := byID[docs[d].ID]; e != nil {
+			errs[d] = e
+		}
 	}
 	return errs
 }
@@ -528,20 +550,6 @@ func duplicateIndexes(err error, n int) (dups []int, ok bool) {
 		}
 	}
 	return dups, true
-}
-
-// upsertCorrelations replaces or inserts each correlation of a batch in
-// one unordered bulk write.
-func (s *Store) upsertCorrelations(ctx context.Context, docs []correlationDoc) []error {
-	if len(docs) == 0 {
-		return nil
-	}
-	models := make([]mongo.WriteModel, len(docs))
-	for i, d := range docs {
-		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: d.ID}}).SetReplacement(d).SetUpsert(true)
-	}
-	_, err := s.correlations.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	return itemErrors(err, len(docs))
 }
 
 // LookupCorrelation finds the message an upstream ID belongs to. ok is false

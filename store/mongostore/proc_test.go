@@ -78,3 +78,14 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }
+
+// reportServerCPU reports the server's CPU per operation since cpu0, when
+// the server is a process of this machine (/proc counts in 10 ms ticks:
+// let the benchmark run long enough for its figure to mean something).
+func reportServerCPU(b *testing.B, pid int, cpu0 time.Duration) {
+	b.Helper()
+	if pid == 0 {
+		return
+	}
+	b.ReportMetric(float64(processCPU(b, pid)-cpu0)/float64(time.Microsecond)/float64(b.N), "server-cpu-µs/op")
+}

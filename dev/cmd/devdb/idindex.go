@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,8 +24,8 @@ import (
 // idIndexer mends that from outside: it gives each collection's table an
 // index on the expression the lookups use, so that SQLite searches it
 // instead. It looks for new collections every pass, in every database
-// file in the data directory. Collections that are only appended to and
-// never looked up by _id (skip) get none: each index is one more entry an
+// file in the data directory. Collections that are only appended to or
+// read by other fields (skip) get none: each index is one more entry an
 // insert must compute and write. The unique index stays FerretDB's own;
 // the added one is invisible to MongoDB clients (listIndexes reads
 // FerretDB's metadata) and goes with its table when the collection is
@@ -34,20 +35,27 @@ type idIndexer struct {
 	skip map[string]bool
 	log  *slog.Logger
 
-	open map[string]openFile // by database file
+	failed map[string]failure // by "file\x00table": not tried again until after
 }
 
-// openFile is a database file and the connection to it.
-type openFile struct {
-	db   *sql.DB
-	info os.FileInfo // to tell the file from another one created in its place
+// failure is an index that could not be made, and when to try it again.
+type failure struct {
+	err   string
+	again time.Time
 }
 
-// idLookupIndexSuffix ends the name of an added index.
-const idLookupIndexSuffix = "__id_lookup"
+// idIndexPrefix begins the name of every added index. FerretDB names its
+// own indexes after their table, and no table's name can begin with its
+// reserved prefix, so no index of FerretDB's takes this name.
+const idIndexPrefix = "_ferretdb_smsgw_id_"
+
+// idIndexRetry is how long a collection whose index failed waits before
+// the next try, so that a lasting failure is logged once a while, not
+// every pass.
+const idIndexRetry = time.Minute
 
 func newIDIndexer(dir string, skip []string, log *slog.Logger) *idIndexer {
-	x := &idIndexer{dir: dir, skip: map[string]bool{}, log: log, open: map[string]openFile{}}
+	x := &idIndexer{dir: dir, skip: map[string]bool{}, log: log, failed: map[string]failure{}}
 	for _, s := range skip {
 		if s = strings.TrimSpace(s); s != "" {
 			x.skip[s] = true
@@ -58,13 +66,10 @@ func newIDIndexer(dir string, skip []string, log *slog.Logger) *idIndexer {
 
 // run makes a pass at once and then every interval until ctx is done.
 func (x *idIndexer) run(ctx context.Context, every time.Duration) {
-	defer x.close()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if err := x.pass(ctx); err != nil && ctx.Err() == nil {
-			x.log.Warn("cannot index the lookups by _id", "err", err)
-		}
+		x.pass(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -73,96 +78,102 @@ func (x *idIndexer) run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// pass indexes the collections that have no lookup index yet.
-func (x *idIndexer) pass(ctx context.Context) error {
+// pass indexes, in every database file, the collections that have no
+// lookup index yet. A file or a collection that fails is logged and left
+// for a later pass; the others are indexed all the same.
+func (x *idIndexer) pass(ctx context.Context) {
 	files, err := filepath.Glob(filepath.Join(x.dir, "*.sqlite"))
 	if err != nil {
-		return fmt.Errorf("list the database files: %w", err)
+		x.log.Warn("cannot list the database files", "dir", x.dir, "err", err)
+		return
 	}
-	seen := map[string]bool{}
 	for _, file := range files {
-		seen[file] = true
-		if err := x.indexFile(ctx, file); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return
+		}
+		if err := x.indexFile(ctx, file); err != nil && ctx.Err() == nil {
+			x.fail(file, "", err)
 		}
 	}
-	for file, f := range x.open { // dropped databases
-		if !seen[file] {
-			_ = f.db.Close()
-			delete(x.open, file)
-		}
+}
+
+// indexFile indexes the collections of one database file. It opens the
+// file for the pass only: a connection kept open would keep its WAL
+// alive after FerretDB drops the database.
+func (x *idIndexer) indexFile(ctx context.Context, file string) error {
+	if !x.due(file, "") {
+		return nil
 	}
+	// mode=rw: a file dropped meanwhile is not created again here. FerretDB
+	// keeps the file in WAL mode; a write here waits its turn.
+	db, err := sql.Open("sqlite", "file:"+file+"?mode=rw&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	todo, err := unindexed(ctx, db)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "no such table") || strings.Contains(err.Error(), "unable to open") {
+			return nil // dropped, or still being created by FerretDB
+		}
+		return err
+	}
+	for _, c := range todo {
+		name, table := c[0], c[1]
+		if x.skip[name] || !x.due(file, table) {
+			continue
+		}
+		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, idIndexPrefix+table, table)
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			if !strings.Contains(err.Error(), "no such table") && ctx.Err() == nil { // else dropped meanwhile
+				x.fail(file, table, fmt.Errorf("collection %s: %w", name, err))
+			}
+			continue
+		}
+		delete(x.failed, file+"\x00"+table)
+		x.log.Debug("lookups by _id indexed", "collection", name, "file", filepath.Base(file))
+	}
+	delete(x.failed, file+"\x00")
 	return nil
 }
 
-func (x *idIndexer) indexFile(ctx context.Context, file string) error {
-	db, err := x.conn(file)
-	if err != nil || db == nil {
-		return err
-	}
+// unindexed lists the collections (name, table) of a database that have
+// no lookup index.
+func unindexed(ctx context.Context, db *sql.DB) ([][2]string, error) {
 	rows, err := db.QueryContext(ctx, `SELECT c.name, c.table_name FROM _ferretdb_collections c
-		WHERE NOT EXISTS (SELECT 1 FROM sqlite_master m WHERE m.type = 'index' AND m.name = c.table_name || ?)`, idLookupIndexSuffix)
+		WHERE NOT EXISTS (SELECT 1 FROM sqlite_master m WHERE m.type = 'index' AND m.name = ? || c.table_name)`, idIndexPrefix)
 	if err != nil {
-		if strings.Contains(err.Error(), "no such table") {
-			return nil // a database FerretDB is still creating
-		}
-		return fmt.Errorf("read the collections of %s: %w", file, err)
+		return nil, fmt.Errorf("read the collections: %w", err)
 	}
+	defer rows.Close()
 	var todo [][2]string
 	for rows.Next() {
 		var name, table string
 		if err := rows.Scan(&name, &table); err != nil {
-			rows.Close()
-			return fmt.Errorf("read the collections of %s: %w", file, err)
+			return nil, fmt.Errorf("read the collections: %w", err)
 		}
-		if !x.skip[name] {
-			todo = append(todo, [2]string{name, table})
-		}
+		todo = append(todo, [2]string{name, table})
 	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("read the collections of %s: %w", file, err)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the collections: %w", err)
 	}
-	for _, c := range todo {
-		name, table := c[0], c[1]
-		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, table+idLookupIndexSuffix, table)
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			if strings.Contains(err.Error(), "no such table") {
-				continue // dropped meanwhile
-			}
-			return fmt.Errorf("index the lookups by _id of %s in %s: %w", name, file, err)
-		}
-		x.log.Debug("lookups by _id indexed", "collection", name, "file", filepath.Base(file))
-	}
-	return nil
+	return todo, nil
 }
 
-// conn returns the connection to a database file, opened again when the
-// file was dropped and created anew since; nil when it is gone.
-func (x *idIndexer) conn(file string) (*sql.DB, error) {
-	info, err := os.Stat(file)
-	if err != nil {
-		return nil, nil // dropped meanwhile
-	}
-	if f, ok := x.open[file]; ok {
-		if os.SameFile(f.info, info) {
-			return f.db, nil
-		}
-		_ = f.db.Close()
-		delete(x.open, file)
-	}
-	// FerretDB keeps the file in WAL mode; a write here waits its turn.
-	// mode=rw: a file dropped meanwhile is not created again here.
-	db, err := sql.Open("sqlite", "file:"+file+"?mode=rw&_pragma=busy_timeout(10000)")
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", file, err)
-	}
-	db.SetMaxOpenConns(1)
-	x.open[file] = openFile{db: db, info: info}
-	return db, nil
+// due reports whether a file or table ("" for the file) may be tried:
+// not failed, or failed long enough ago.
+func (x *idIndexer) due(file, table string) bool {
+	f, ok := x.failed[file+"\x00"+table]
+	return !ok || time.Now().After(f.again)
 }
 
-func (x *idIndexer) close() {
-	for _, f := range x.open {
-		_ = f.db.Close()
+// fail logs a failure, once for as long as it stays the same, and holds
+// the file or table back until idIndexRetry has passed.
+func (x *idIndexer) fail(file, table string, err error) {
+	key := file + "\x00" + table
+	if f, ok := x.failed[key]; !ok || f.err != err.Error() {
+		x.log.Warn("cannot index the lookups by _id", "file", filepath.Base(file), "err", err)
 	}
+	x.failed[key] = failure{err: err.Error(), again: time.Now().Add(idIndexRetry)}
 }

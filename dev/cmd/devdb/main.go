@@ -192,9 +192,17 @@ func startMongo(ctx context.Context, c config, log *slog.Logger) (string, <-chan
 	if err != nil {
 		return "", nil, fmt.Errorf("ferretdb: %w", err)
 	}
+	indexed := make(chan struct{})
+	go func() {
+		defer close(indexed)
+		newIDIndexer(dir, c.idIndexSkip, log).run(ctx, time.Second)
+	}()
 	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
-	go newIDIndexer(dir, c.idIndexSkip, log).run(ctx, time.Second)
+	go func() {
+		err := f.Run(ctx)
+		<-indexed // its pass ended with ctx: no connection left open
+		done <- err
+	}()
 	// MongoDBURI waits until Run has opened the listener.
 	return f.MongoDBURI(), done, nil
 }
