@@ -200,7 +200,7 @@ func restartServer(which func(*soakRun) *proc) func(context.Context, *soakRun) (
 		}
 		addr := map[*proc]string{k.st.temporal: k.st.temporalAddr, k.st.devdb: strings.TrimSuffix(strings.TrimPrefix(k.st.mongoURI, "mongodb://"), "/"),
 			k.st.mariadb: mysqlAddrOf(k.st.mysqlDSN)}[p]
-		err := waitTCP(ctx, addr, 2*time.Minute)
+		err := waitUp(ctx, p, addr, 2*time.Minute)
 		return time.Since(start), "down and back in " + time.Since(start).Round(100*time.Millisecond).String(), err
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -100,14 +101,56 @@ func (p *proc) stop(sig syscall.Signal, grace time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-// freePort returns a loopback port nothing listens on now.
+// freePort returns a loopback port nothing listens on now and that no
+// earlier call has returned: the system may hand the same free port to
+// two binds in a row, and two servers of the stack given one port would
+// have one of them fail to start (or, worse, a client of one talking to
+// the other).
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !portsGiven[port] {
+			portsGiven[port] = true
+			return port, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no loopback port left that was not handed out already")
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// waitUp waits until p takes connections at addr, and fails at once if p
+// exits meanwhile (a server that could not start, its port taken).
+func waitUp(ctx context.Context, p *proc, addr string, timeout time.Duration) error {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := waitTCP(ctx, addr, timeout)
+	select {
+	case <-done:
+		return fmt.Errorf("%s exited while starting (its log: %s)", p.name, p.log)
+	default:
+	}
+	return err
 }
 
 // waitTCP waits until addr takes connections.
@@ -197,17 +240,21 @@ func (s *stack) startInfra(ctx context.Context, temporalCLI, devdbPath, mysqlFal
 			return err
 		}
 	}
-	if err := waitTCP(ctx, s.temporalAddr, 2*time.Minute); err != nil {
+	if err := waitUp(ctx, s.temporal, s.temporalAddr, 2*time.Minute); err != nil {
 		return fmt.Errorf("temporal: %w", err)
 	}
-	if err := waitTCP(ctx, fmt.Sprintf("127.0.0.1:%d", mongoPort), time.Minute); err != nil {
+	if err := waitUp(ctx, s.devdb, fmt.Sprintf("127.0.0.1:%d", mongoPort), time.Minute); err != nil {
 		return fmt.Errorf("devdb: %w", err)
 	}
 	if s.mariadb != nil {
-		if err := waitTCP(ctx, mysqlAddrOf(s.mysqlDSN), time.Minute); err != nil {
+		if err := waitUp(ctx, s.mariadb, mysqlAddrOf(s.mysqlDSN), time.Minute); err != nil {
 			return fmt.Errorf("mariadb: %w", err)
 		}
 	}
+	// Bounded: a server that answers on the port but not as MySQL would
+	// otherwise hold the soak here for good.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	return createDatabase(ctx, s.mysqlDSN)
 }
 
