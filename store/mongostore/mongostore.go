@@ -509,6 +509,9 @@ func (s *Store) writeCorrelations(ctx context.Context, docs []correlationDoc) []
 			again = append(again, d)
 		}
 	}
+	if len(again) == 0 {
+		return errs
+	}
 	models := make([]mongo.WriteModel, len(again))
 	for i, d := range again {
 		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: docs[d].ID}}).SetReplacement(docs[d]).SetUpsert(true)
