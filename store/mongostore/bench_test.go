@@ -219,13 +219,7 @@ func BenchmarkMessageStore(b *testing.B) {
 
 // inFlight counts the correlations in flight.
 func inFlight(b *testing.B, uri, db string) int64 {
-	ctx := context.Background()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(ctx) }()
-	n, err := client.Database(db).Collection(mongostore.CorrelationsCollection).CountDocuments(ctx, bson.D{})
+	n, err := rawDatabase(b, uri, db).Collection(mongostore.CorrelationsCollection).CountDocuments(context.Background(), bson.D{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -309,13 +303,9 @@ func messageEvents(id string, at time.Time) []smsgw.Event {
 func preloadHistory(b *testing.B, uri, db string, n int) {
 	b.Helper()
 	ctx := context.Background()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(ctx) }()
-	events := client.Database(db).Collection(mongostore.EventsCollection)
-	corrs := client.Database(db).Collection(mongostore.CorrelationArchiveCollection)
+	raw := rawDatabase(b, uri, db)
+	events := raw.Collection(mongostore.EventsCollection)
+	corrs := raw.Collection(mongostore.CorrelationArchiveCollection)
 	start := time.Now()
 	at := time.Now().UTC().Add(-time.Hour)
 	const batch = 500
@@ -409,12 +399,7 @@ func optOutNumber(i int) string { return fmt.Sprintf("+4479%08d", i) }
 func preloadOptOuts(b *testing.B, uri, db string, n int) {
 	b.Helper()
 	ctx := context.Background()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(ctx) }()
-	coll := client.Database(db).Collection(mongostore.OptOutsCollection)
+	coll := rawDatabase(b, uri, db).Collection(mongostore.OptOutsCollection)
 	const batch = 1000
 	for from := 0; from < n; from += batch {
 		docs := make([]any, 0, batch)
@@ -426,4 +411,16 @@ func preloadOptOuts(b *testing.B, uri, db string, n int) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// rawDatabase is a database of the server at uri reached with the driver
+// alone, not through the store, disconnected when the benchmark ends.
+func rawDatabase(b *testing.B, uri, db string) *mongo.Database {
+	b.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return client.Database(db)
 }
