@@ -81,8 +81,9 @@ fuzz:
 bench:
 	SMSGW_TEMPORAL_CLI=$(BIN)/temporal SMSGW_DEVDB=$(BIN)/devdb $(GO) test -run '^$$' -bench . -benchtime 2s ./...
 
-## bench-e2e: the bare workflow, then the make dev stack under REST and SMPP
-##            load, in one run, as one table (N=2000 CONCURRENCY=32 RATE=0).
+## bench-e2e: the bare workflow, the make dev stack under REST load, the bare
+##            workflow, the stack under SMPP load, the bare workflow, in one
+##            run, as one table (N=2000 CONCURRENCY=32 RATE=0).
 bench-e2e: tools
 	./scripts/bench-e2e.sh
 

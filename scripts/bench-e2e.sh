@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make bench-e2e: in one run on this machine, measures the bare workflow on a
 # Temporal dev server configured as `make dev` configures it (file database,
-# WAL), then the `make dev` stack under REST load and under SMPP load, then
-# the bare workflow again, and prints one table: rates and all-in CPU per
-# message against the two bare runs' mean, latencies, CPU per message per
+# WAL), then the `make dev` stack under REST load, the bare workflow again,
+# the stack under SMPP load and the bare workflow a third time, and prints
+# one table: rates and all-in CPU per message, each load against the mean
+# of the two bare runs either side of it, latencies, CPU per message per
 # process and history events per message. Each phase has a fresh server.
 #
 #   N=2000 CONCURRENCY=32 RATE=0 MAX_BACKLOG=128 make bench-e2e
@@ -116,7 +117,7 @@ series() {
   [ "$1" = smpp ] && channel=smpp
   while :; do
     case $1 in
-    before | after)
+    before | between | after)
       echo "$t $(cpu "$temporal_pid") 0 0 0 $(curl -s http://127.0.0.1:17299/metrics | awk '/^service_requests\{/ && /operation="RespondWorkflowTaskCompleted"/ && /service_name="frontend"/ {n += $NF} END {printf "%d", n / 3}')" ;;
     *)
       curl -s http://127.0.0.1:17299/metrics >/dev/null # as for the bare workflow, so both servers pay for it
@@ -131,7 +132,7 @@ series() {
 fifths() {
   awk -v phase="$1" '{t[NR] = $1; a[NR] = $2; b[NR] = $3; c[NR] = $4; d[NR] = $5; f[NR] = $6} END {
     total = f[NR]; if (total < 5) exit
-    bare = phase == "before" || phase == "after"
+    bare = phase == "before" || phase == "between" || phase == "after"
     if (bare) printf "bare workflow (%s), by fifths of its workflows: ended/s, CPU-ms a workflow of its Temporal server\n", phase
     else printf "%s, by fifths of its final notifications: final/s, CPU-ms a message (Temporal, MongoDB-wire, MySQL, smsgw, all)\n", phase
     from = 1
@@ -153,9 +154,11 @@ fifthRows=()
 
 # bare PHASE: the bare workflow on a fresh Temporal, closed loop, as many
 # in flight as the load, its signal 500 ms after its activity (the
-# simulator's receipt delay). It runs before the loads and again after
-# them, and the loads are held against the two runs' mean: on a shared
-# machine the speed of the cores drifts over the minutes a run takes.
+# simulator's receipt delay). It runs before, between and after the
+# loads, and each load is held against the mean of the two runs either
+# side of it: on a shared machine the speed of the cores drifts over the
+# minutes a run takes, and a floor measured ten minutes from its load
+# moves the ratio with the machine.
 bare_rows=()
 bare_rates=()
 bare_cpus=()
@@ -292,18 +295,24 @@ startStack rest
 load rest
 countHistory
 stopAll
+bare between
 startStack smpp
 load smpp
 stopAll
 bare after
 
-# The loads against the mean of the two bare runs: rate and all-in CPU.
-floor_rate=$(awk -v a="${bare_rates[0]}" -v b="${bare_rates[1]}" 'BEGIN {printf "%.2f", (a+b)/2}')
-floor_cpu=$(awk -v a="${bare_cpus[0]}" -v b="${bare_cpus[1]}" 'BEGIN {printf "%.1f", (a+b)/2}')
+# Each load against the mean of the bare runs either side of it (REST:
+# before and between; SMPP: between and after): rate and all-in CPU.
 rows=()
+i=0
 for l in "${loads[@]}"; do
+  mode=${l%% *}
+  floor_rate=$(awk -v a="${bare_rates[i]}" -v b="${bare_rates[i+1]}" 'BEGIN {printf "%.2f", (a+b)/2}')
+  floor_cpu=$(awk -v a="${bare_cpus[i]}" -v b="${bare_cpus[i+1]}" 'BEGIN {printf "%.1f", (a+b)/2}')
+  rows+=("| bare workflow, mean either side of $mode | $floor_rate | 100% | – | – | – | – | – | – | – | $floor_cpu | 1.00× | – |")
   rows+=("$(echo "$l" | awk -v f="$floor_rate" -v fc="$floor_cpu" '{ all = $8+$9+$10+$11
     printf "| make dev, %s | %.1f | %.0f%% | %s | %d / %d ms | %d / %d ms | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f× | %s / %s |", $1, $2, 100*$2/f, $3, $4, $5, $6, $7, $8, $9, $10, $11, all, all/fc, $12, $13 }')")
+  i=$((i + 1))
 done
 
 cat <<TABLE
@@ -314,7 +323,6 @@ reporting database: $( [ -n "$mysql_addr" ] && echo "embedded MySQL-wire server"
 | run | final/s | of bare | accepted/s | end to end p50 / p99 | accept p50 / p99 | CPU-ms/msg Temporal | MongoDB-wire | MySQL | smsgw | all | of bare | lost / dup |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|
 $(printf '%s\n' "${bare_rows[@]}")
-| bare workflow, mean | $floor_rate | 100% | – | – | – | – | – | – | – | $floor_cpu | 1.00× | – |
 $(printf '%s\n' "${rows[@]}")
 
 A REST message's history: $events events, $tasks workflow tasks.
