@@ -40,6 +40,7 @@ unit:
 
 vet:
 	$(GO) vet ./...
+	cd dev && $(GO) vet ./...
 
 build:
 	$(GO) build -o $(BIN)/smsgw ./cmd/smsgw
