@@ -54,12 +54,9 @@ func (s *Session) Start(ctx context.Context, raw []byte) (*Pending, error) {
 	if s.cfg.OnWindow != nil {
 		s.cfg.OnWindow(1)
 	}
-	p, err := s.request(raw, true)
-	if err != nil {
-		s.leaveWindow()
-		return nil, err
-	}
-	return p, nil
+	// From here the request gives its room back exactly once: request does
+	// when it refuses it, complete when it ends (a failed send ends it).
+	return s.request(raw, true)
 }
 
 // leaveWindow gives back a request's room in the window.
@@ -94,7 +91,9 @@ func (p *Pending) Wait(ctx context.Context) (smppwire.Frame, error) {
 
 // request registers a request under the next sequence number and queues
 // it. user says whether it is the user's (in the window, refused once
-// unbinding) or the session's own (enquire_link, unbind).
+// unbinding) or the session's own (enquire_link, unbind). A user's request
+// has taken room in the window (Start); it leaves it when refused here, or
+// through complete once registered, a failed send included.
 func (s *Session) request(raw []byte, user bool) (*Pending, error) {
 	seq := s.nextSeq()
 	smppwire.SetSeq(raw, seq)
@@ -102,6 +101,9 @@ func (s *Session) request(raw []byte, user bool) (*Pending, error) {
 	s.mu.Lock()
 	if s.closed || user && s.draining {
 		s.mu.Unlock()
+		if p.inWindow {
+			s.leaveWindow()
+		}
 		return nil, ErrClosed
 	}
 	s.pending[seq] = p
