@@ -3,6 +3,7 @@ package smppsession
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -16,13 +17,25 @@ import (
 // smppclient hung so in a CI run), and with room left it took another
 // request's token.
 func TestFailedSendLeavesTheWindowOnce(t *testing.T) {
+	for _, others := range []int{0, 1} {
+		t.Run(fmt.Sprintf("others=%d", others), func(t *testing.T) { failSendInWindow(t, others) })
+	}
+}
+
+// failSendInWindow fails a request's send in a window of others+1, with
+// others tokens held for requests already in flight.
+func failSendInWindow(t *testing.T, others int) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
 	var inWindow int
-	s := New(a, Config{Window: 1, OnWindow: func(d int) { inWindow += d }}, nil)
-	// Close as it lands after request's check: the session is closing,
-	// not yet unbinding. (Close itself marks it unbinding first.)
+	s := New(a, Config{Window: others + 1, OnWindow: func(d int) { inWindow += d }}, nil)
+	for range others {
+		s.window <- struct{}{}
+	}
+	// Stand in for a Close that lands between request's check and its
+	// send: the session closing, not yet unbinding (Close itself marks it
+	// unbinding first).
 	close(s.closing)
 
 	started := make(chan error, 1)
@@ -38,8 +51,8 @@ func TestFailedSendLeavesTheWindowOnce(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Start did not return after its send failed: it waits to give back room it gave back already")
 	}
-	if n := len(s.window); n != 0 {
-		t.Errorf("%d tokens left in the window, want 0", n)
+	if n := len(s.window); n != others {
+		t.Errorf("%d tokens left in the window, want the %d of the requests in flight", n, others)
 	}
 	if n := s.outstanding.Load(); n != 0 {
 		t.Errorf("outstanding = %d, want 0", n)
