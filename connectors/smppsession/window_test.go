@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/smsgw/smsgw/connectors/smppwire"
 )
 
 // A request whose send fails because the session closed after the request
@@ -40,7 +42,7 @@ func failSendInWindow(t *testing.T, others int) {
 
 	started := make(chan error, 1)
 	go func() {
-		_, err := s.Start(context.Background(), []byte{0, 0, 0, 16, 0, 0, 0, 0x15, 0, 0, 0, 0, 0, 0, 0, 0})
+		_, err := s.Start(context.Background(), smppwire.HeaderOnly(smppwire.EnquireLink, 0, 0))
 		started <- err
 	}()
 	select {
