@@ -402,7 +402,8 @@ func (a *Activities) RecordAndNotify(ctx context.Context, in RecordInput, d smsg
 // several channels at once (an SMPP submission that asked for receipts, of a
 // customer with a webhook): the record, then the first attempt on every
 // channel at the same time, in one local activity instead of one per
-// channel. It fails only as ErrTypeRecordFailed; how each delivery went is
+// channel, and the deliveries' events in one write once every channel has
+// answered. It fails only as ErrTypeRecordFailed; how each delivery went is
 // in the outcomes, in the order of ds, for the workflow to retry or give up
 // each apart as RecordAndNotify's caller does.
 func (a *Activities) RecordAndNotifyAll(ctx context.Context, in RecordInput, ds []smsgw.Delivery) ([]NotifyOutcome, error) {
@@ -410,6 +411,7 @@ func (a *Activities) RecordAndNotifyAll(ctx context.Context, in RecordInput, ds 
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRecordFailed, err)
 	}
 	outcomes := make([]NotifyOutcome, len(ds))
+	notified := make([]*smsgw.Event, len(ds))
 	var wg sync.WaitGroup
 	for i, d := range ds {
 		wg.Go(func() {
@@ -420,10 +422,11 @@ func (a *Activities) RecordAndNotifyAll(ctx context.Context, in RecordInput, ds 
 					outcomes[i] = NotifyOutcome{Error: fmt.Sprintf("notify %s over %s: panic: %v", d.CustomerID, d.Channel, p)}
 				}
 			}()
-			err := a.Notify(ctx, d)
+			ev, err := a.deliver(ctx, d)
 			var appErr *temporal.ApplicationError
 			switch {
 			case err == nil:
+				notified[i] = ev
 			case errors.As(err, &appErr) && appErr.NonRetryable():
 				outcomes[i] = NotifyOutcome{Error: RootMessage(err), Refused: true}
 			default:
@@ -432,6 +435,14 @@ func (a *Activities) RecordAndNotifyAll(ctx context.Context, in RecordInput, ds 
 		})
 	}
 	wg.Wait()
+	var delivered []smsgw.Delivery
+	var events []smsgw.Event
+	for i, ev := range notified {
+		if ev != nil {
+			delivered, events = append(delivered, ds[i]), append(events, *ev)
+		}
+	}
+	a.recordNotified(ctx, delivered, events)
 	return outcomes, nil
 }
 
@@ -454,18 +465,30 @@ func RootMessage(err error) string {
 
 // Notify delivers to a customer on one channel and records that it did.
 func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
+	ev, err := a.deliver(ctx, d)
+	if err != nil || ev == nil {
+		return err
+	}
+	a.recordNotified(ctx, []smsgw.Delivery{d}, []smsgw.Event{*ev})
+	return nil
+}
+
+// deliver delivers d on its channel and returns the event that records it,
+// or no event when d was delivered and recorded already, for a task that
+// then ran again.
+func (a *Activities) deliver(ctx context.Context, d smsgw.Delivery) (*smsgw.Event, error) {
 	ch, ok := a.Channels[d.Channel]
 	if !ok {
-		return temporal.NewNonRetryableApplicationError("no channel "+d.Channel+" in this gateway", ErrTypeWebhookRefused, nil)
+		return nil, temporal.NewNonRetryableApplicationError("no channel "+d.Channel+" in this gateway", ErrTypeWebhookRefused, nil)
 	}
 	if a.Recent.delivered(d, a.Now()) {
-		return nil // delivered and recorded for a task that then ran again
+		return nil, nil
 	}
 	if err := ch.Deliver(ctx, d); err != nil {
 		if errors.Is(err, smsgw.ErrRefused) {
-			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRefused, err)
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeWebhookRefused, err)
 		}
-		return fmt.Errorf("notify %s over %s: %w", d.CustomerID, d.Channel, err)
+		return nil, fmt.Errorf("notify %s over %s: %w", d.CustomerID, d.Channel, err)
 	}
 	id, what := d.Subject()
 	seq := 0
@@ -478,12 +501,27 @@ func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
 		data["attempt"] = activity.GetInfo(ctx).Attempt
 	}
 	ev := smsgw.NewEvent(id, d.CustomerID, seq, smsgw.EventNotified, "notified-"+d.Channel+"-"+what, a.Now().UTC(), data)
-	if err := a.Events.AppendEvents(ctx, ev); err != nil {
-		// The customer has it; a retry would deliver it again. Log and move on.
-		a.Logger.Warn("notification delivered but not recorded", "subject", id, "err", err)
+	return &ev, nil
+}
+
+// recordNotified writes the events of deliveries made, in one write, and
+// remembers the deliveries so that a task run again does not make them
+// twice. The customers have them: a write that fails is logged, not
+// retried, since a retry would deliver them again.
+func (a *Activities) recordNotified(ctx context.Context, ds []smsgw.Delivery, events []smsgw.Event) {
+	if len(events) == 0 {
+		return
 	}
-	a.Recent.add(d, a.Now())
-	return nil
+	if err := a.Events.AppendEvents(ctx, events...); err != nil {
+		for _, d := range ds {
+			id, _ := d.Subject()
+			a.Logger.Warn("notification delivered but not recorded", "subject", id, "channel", d.Channel, "err", err)
+		}
+	}
+	now := a.Now()
+	for _, d := range ds {
+		a.Recent.add(d, now)
+	}
 }
 
 // NotifyFailed records a delivery that was refused or ran out of retries, so

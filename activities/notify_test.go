@@ -1,0 +1,107 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smsgw/smsgw"
+)
+
+// writtenEvents keeps each AppendEvents call's events apart.
+type writtenEvents struct {
+	mu    sync.Mutex
+	calls [][]smsgw.Event
+}
+
+func (w *writtenEvents) AppendEvents(_ context.Context, evs ...smsgw.Event) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, slices.Clone(evs))
+	return nil
+}
+
+// ids returns the IDs (message and step) of the events written by call i.
+func (w *writtenEvents) ids(i int) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ids []string
+	for _, e := range w.calls[i] {
+		ids = append(ids, e.ID)
+	}
+	return ids
+}
+
+type failingChannel struct{}
+
+func (failingChannel) Deliver(context.Context, smsgw.Delivery) error {
+	return errors.New("bind busy")
+}
+
+// A final status that goes out on two channels is recorded, delivered on
+// both at once, and both deliveries' events go in one write after the
+// record's; a channel that fails has no event and is reported for its
+// retry; the same local activity run again delivers nothing twice.
+func TestRecordAndNotifyAllRecordsTheDeliveriesTogether(t *testing.T) {
+	recent, err := NewRecentDeliveries(time.Minute, 10, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	webhook, smpp := &countingChannel{}, &countingChannel{}
+	events := &writtenEvents{}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	a := &Activities{Channels: map[string]Channel{"webhook": webhook, "smpp": smpp, "broken": failingChannel{}},
+		Events: events, Recent: recent, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	final := func(id, channel string) smsgw.Delivery {
+		return smsgw.Delivery{Channel: channel, CustomerID: "acme",
+			Notification: &smsgw.Notification{MessageID: id, Status: smsgw.StatusDelivered, Seq: 5}}
+	}
+	record := func(id string) RecordInput {
+		return RecordInput{Events: []smsgw.Event{smsgw.NewEvent(id, "acme", 4, smsgw.EventFinal, "final", now, nil)}}
+	}
+
+	outcomes, err := a.RecordAndNotifyAll(context.Background(), record("m1"), []smsgw.Delivery{final("m1", "webhook"), final("m1", "smpp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(outcomes, []NotifyOutcome{{}, {}}) {
+		t.Fatalf("outcomes %+v, want both delivered", outcomes)
+	}
+	if webhook.n != 1 || smpp.n != 1 {
+		t.Fatalf("delivered %d on the webhook and %d on the bind, want 1 each", webhook.n, smpp.n)
+	}
+	if len(events.calls) != 2 {
+		t.Fatalf("%d event writes, want 2 (the record, then both deliveries)", len(events.calls))
+	}
+	if got, want := events.ids(1), []string{"m1:notified-webhook-DELIVERED", "m1:notified-smpp-DELIVERED"}; !slices.Equal(got, want) {
+		t.Fatalf("second write %v, want %v", got, want)
+	}
+
+	// Run again, as when its workflow task could not complete: recorded
+	// again (idempotent), delivered no more.
+	if _, err := a.RecordAndNotifyAll(context.Background(), record("m1"), []smsgw.Delivery{final("m1", "webhook"), final("m1", "smpp")}); err != nil {
+		t.Fatal(err)
+	}
+	if webhook.n != 1 || smpp.n != 1 || len(events.calls) != 3 {
+		t.Fatalf("run again: delivered %d and %d, %d event writes; want 1, 1 and 3 (the record alone)", webhook.n, smpp.n, len(events.calls))
+	}
+
+	// One channel fails: its outcome says so, and only the other's
+	// delivery is recorded.
+	outcomes, err = a.RecordAndNotifyAll(context.Background(), record("m2"), []smsgw.Delivery{final("m2", "broken"), final("m2", "webhook")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outcomes[0].Error == "" || outcomes[0].Refused || outcomes[1] != (NotifyOutcome{}) {
+		t.Fatalf("outcomes %+v, want the broken channel failed (to retry) and the webhook delivered", outcomes)
+	}
+	if got, want := events.ids(4), []string{"m2:notified-webhook-DELIVERED"}; len(events.calls) != 5 || !slices.Equal(got, want) {
+		t.Fatalf("%d event writes, the last %v; want 5, the last %v", len(events.calls), got, want)
+	}
+}
