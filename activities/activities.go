@@ -473,9 +473,10 @@ func (a *Activities) Notify(ctx context.Context, d smsgw.Delivery) error {
 	return nil
 }
 
-// deliver delivers d on its channel and returns the event that records it,
-// or no event when d was delivered and recorded already, for a task that
-// then ran again.
+// deliver delivers d on its channel, remembers at once that it did (a
+// task run again, even while this one still waits on another channel,
+// does not deliver it twice) and returns the event that records it; no
+// event when d was delivered already, for a task that then ran again.
 func (a *Activities) deliver(ctx context.Context, d smsgw.Delivery) (*smsgw.Event, error) {
 	ch, ok := a.Channels[d.Channel]
 	if !ok {
@@ -490,6 +491,7 @@ func (a *Activities) deliver(ctx context.Context, d smsgw.Delivery) (*smsgw.Even
 		}
 		return nil, fmt.Errorf("notify %s over %s: %w", d.CustomerID, d.Channel, err)
 	}
+	a.Recent.add(d, a.Now())
 	id, what := d.Subject()
 	seq := 0
 	if d.Notification != nil {
@@ -504,25 +506,27 @@ func (a *Activities) deliver(ctx context.Context, d smsgw.Delivery) (*smsgw.Even
 	return &ev, nil
 }
 
-// recordNotified writes the events of deliveries made, in one write, and
-// remembers the deliveries so that a task run again does not make them
-// twice. The customers have them: a write that fails is logged, not
-// retried, since a retry would deliver them again.
+// recordNotified writes the events of deliveries made, in one write. The
+// customers have them: a write that fails is logged, not retried, since a
+// retry would deliver them again; and it is made even when the task's time
+// ran out while a slower channel answered, since the others' deliveries
+// are made and remembered already.
 func (a *Activities) recordNotified(ctx context.Context, ds []smsgw.Delivery, events []smsgw.Event) {
 	if len(events) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifiedWriteTimeout)
+	defer cancel()
 	if err := a.Events.AppendEvents(ctx, events...); err != nil {
 		for _, d := range ds {
 			id, _ := d.Subject()
 			a.Logger.Warn("notification delivered but not recorded", "subject", id, "channel", d.Channel, "err", err)
 		}
 	}
-	now := a.Now()
-	for _, d := range ds {
-		a.Recent.add(d, now)
-	}
 }
+
+// notifiedWriteTimeout bounds the write of deliveries' events.
+const notifiedWriteTimeout = 10 * time.Second
 
 // NotifyFailed records a delivery that was refused or ran out of retries, so
 // operators can list and redeliver it.

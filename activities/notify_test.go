@@ -38,6 +38,18 @@ func (w *writtenEvents) ids(i int) []string {
 	return ids
 }
 
+// blockingChannel takes a delivery only once released.
+type blockingChannel struct{ release chan struct{} }
+
+func (c blockingChannel) Deliver(ctx context.Context, _ smsgw.Delivery) error {
+	select {
+	case <-c.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 type failingChannel struct{}
 
 func (failingChannel) Deliver(context.Context, smsgw.Delivery) error {
@@ -47,7 +59,8 @@ func (failingChannel) Deliver(context.Context, smsgw.Delivery) error {
 // A final status that goes out on two channels is recorded, delivered on
 // both at once, and both deliveries' events go in one write after the
 // record's; a channel that fails has no event and is reported for its
-// retry; the same local activity run again delivers nothing twice.
+// retry; the same local activity run again delivers nothing twice, even
+// while the first run still waits on a slow channel.
 func TestRecordAndNotifyAllRecordsTheDeliveriesTogether(t *testing.T) {
 	recent, err := NewRecentDeliveries(time.Minute, 10, prometheus.NewRegistry())
 	if err != nil {
@@ -56,7 +69,8 @@ func TestRecordAndNotifyAllRecordsTheDeliveriesTogether(t *testing.T) {
 	webhook, smpp := &countingChannel{}, &countingChannel{}
 	events := &writtenEvents{}
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	a := &Activities{Channels: map[string]Channel{"webhook": webhook, "smpp": smpp, "broken": failingChannel{}},
+	slow := blockingChannel{release: make(chan struct{})}
+	a := &Activities{Channels: map[string]Channel{"webhook": webhook, "smpp": smpp, "broken": failingChannel{}, "slow": slow},
 		Events: events, Recent: recent, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
 	final := func(id, channel string) smsgw.Delivery {
 		return smsgw.Delivery{Channel: channel, CustomerID: "acme",
@@ -103,5 +117,36 @@ func TestRecordAndNotifyAllRecordsTheDeliveriesTogether(t *testing.T) {
 	}
 	if got, want := events.ids(4), []string{"m2:notified-webhook-DELIVERED"}; len(events.calls) != 5 || !slices.Equal(got, want) {
 		t.Fatalf("%d event writes, the last %v; want 5, the last %v", len(events.calls), got, want)
+	}
+
+	// A run whose time ran out while a slow channel still answers: the
+	// workflow sends on every channel again, and the webhook, delivered
+	// by the first run already, is not delivered twice.
+	done := make(chan []NotifyOutcome)
+	go func() {
+		outcomes, _ := a.RecordAndNotifyAll(context.Background(), record("m3"), []smsgw.Delivery{final("m3", "webhook"), final("m3", "slow")})
+		done <- outcomes
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		webhook.mu.Lock()
+		n := webhook.n
+		webhook.mu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook was not delivered while the slow channel waited (%d deliveries in all)", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := a.Notify(context.Background(), final("m3", "webhook")); err != nil {
+		t.Fatal(err)
+	}
+	close(slow.release)
+	if outcomes := <-done; !slices.Equal(outcomes, []NotifyOutcome{{}, {}}) {
+		t.Fatalf("outcomes %+v, want both delivered", outcomes)
+	}
+	if webhook.n != 3 {
+		t.Fatalf("the webhook delivered %d times in all, want 3: the retry while the first run waited delivered it again", webhook.n)
 	}
 }
