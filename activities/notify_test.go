@@ -68,7 +68,7 @@ func TestRecordAndNotifyAllRecordsTheDeliveriesTogether(t *testing.T) {
 	}
 	webhook, smpp := &countingChannel{}, &countingChannel{}
 	events := &writtenEvents{}
-	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	now := time.Now().UTC().Truncate(time.Second)
 	slow := blockingChannel{release: make(chan struct{})}
 	a := &Activities{Channels: map[string]Channel{"webhook": webhook, "smpp": smpp, "broken": failingChannel{}, "slow": slow},
 		Events: events, Recent: recent, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
