@@ -64,6 +64,10 @@ func checkSizes(r smsgw.MessageRecord) error {
 type Store struct {
 	db   *sql.DB
 	rows *groupcommit.Committer[smsgw.MessageRecord]
+	// joined is true when several statements go in one query (the
+	// server takes them and the driver quotes the arguments itself): a
+	// batch of rows then takes two round trips instead of seven.
+	joined bool
 }
 
 // Option changes how Open sets up the store.
@@ -108,6 +112,13 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if !strings.Contains(dsn, "interpolateParams=") && !unsafeQuoting(dsn) {
 		cfg.InterpolateParams = true
 	}
+	// With the arguments quoted in the client, the statements of a batch
+	// go together: its row upserts and its counts in two queries of
+	// several statements each (upsertJoined). Every statement the store
+	// sends has its values as arguments, none spliced into its text.
+	if cfg.InterpolateParams && !strings.Contains(dsn, "multiStatements=") {
+		cfg.MultiStatements = true
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
@@ -128,8 +139,27 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("mysqlstore: %w", err)
 	}
+	s.joined = cfg.InterpolateParams && cfg.MultiStatements && takesJoined(ctx, db)
 	s.rows = groupcommit.New("reporting", s.upsertBatch, o.batching, o.metrics)
 	return s, nil
+}
+
+// takesJoined reports whether the server runs two statements sent in one
+// query.
+func takesJoined(ctx context.Context, db *sql.DB) bool {
+	rows, err := db.QueryContext(ctx, "SELECT 1; SELECT 2")
+	if err != nil {
+		return false
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	if !rows.NextResultSet() {
+		return false
+	}
+	for rows.Next() {
+	}
+	return rows.Err() == nil
 }
 
 // unsafeQuoting reports whether dsn names a character set or collation of
@@ -255,14 +285,92 @@ func (s *Store) upsertBatch(ctx context.Context, rows []smsgw.MessageRecord) []e
 	return errs
 }
 
-// upsertTx upserts rows, ordered by ID, and keeps daily_stats in step, in
-// one transaction.
+// upsertTx upserts rows, ordered by ID, and keeps daily_stats and
+// usage_buckets in step, in one transaction.
 func (s *Store) upsertTx(ctx context.Context, rows []smsgw.MessageRecord) error {
+	ids := make([]string, 0, len(rows))
+	for i, r := range rows {
+		if i == 0 || rows[i-1].ID != r.ID {
+			ids = append(ids, r.ID)
+		}
+	}
+	if s.joined {
+		return s.upsertJoined(ctx, rows, ids)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	up := upsertStatement(rows)
+	if _, err := tx.ExecContext(ctx, up.query, up.args...); err != nil {
+		return err
+	}
+	read := readCountsStatement(ids)
+	found, err := tx.QueryContext(ctx, read.query, read.args...)
+	if err != nil {
+		return err
+	}
+	moves, err := scanCounts(found)
+	if err != nil {
+		return err
+	}
+	for _, st := range countStatements(moves) {
+		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// upsertJoined is upsertTx in two round trips: the transaction's start,
+// the upsert and the read of the rows in one query, the counts and the
+// commit in another. The server stops at a statement that fails; the
+// connection is then dropped, and the server rolls its transaction back.
+func (s *Store) upsertJoined(ctx context.Context, rows []smsgw.MessageRecord, ids []string) (err error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		_ = conn.Close()
+	}()
+	q, args := joined([]statement{{query: "START TRANSACTION"}, upsertStatement(rows), readCountsStatement(ids)})
+	found, err := conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	moves, err := scanCounts(found)
+	if err != nil {
+		return err
+	}
+	q, args = joined(append(countStatements(moves), statement{query: "COMMIT"}))
+	_, err = conn.ExecContext(ctx, q, args...)
+	return err
+}
+
+// statement is one SQL statement and its arguments.
+type statement struct {
+	query string
+	args  []any
+}
+
+// joined is sts as one query of several statements.
+func joined(sts []statement) (string, []any) {
+	queries := make([]string, len(sts))
+	var args []any
+	for i, st := range sts {
+		queries[i] = st.query
+		args = append(args, st.args...)
+	}
+	return strings.Join(queries, ";\n"), args
+}
+
+// upsertStatement upserts rows in one statement.
+func upsertStatement(rows []smsgw.MessageRecord) statement {
 	query := upsertSQL
 	if len(rows) > 1 {
 		query = strings.Replace(upsertSQL, upsertValues, upsertValues+strings.Repeat(", "+upsertValues, len(rows)-1), 1)
@@ -274,19 +382,7 @@ func (s *Store) upsertTx(ctx context.Context, rows []smsgw.MessageRecord) error 
 			r.ConnectorID, r.UpstreamID, r.Segments, r.Encoding, r.ErrorCode, truncate(r.ErrorText, maxErrorText),
 			nullTime(&r.AcceptedAt), nullTime(r.SentAt), nullTime(r.DoneAt), r.UpdatedAt.UTC(), r.ClientRef, r.CostMicros, r.Currency)
 	}
-	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-		return err
-	}
-	ids := make([]string, 0, len(rows))
-	for i, r := range rows {
-		if i == 0 || rows[i-1].ID != r.ID {
-			ids = append(ids, r.ID)
-		}
-	}
-	if err := countFinal(ctx, tx, ids); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return statement{query, args}
 }
 
 // statKey is the daily_stats and usage_buckets rows a message is counted
@@ -311,60 +407,6 @@ func (k statKey) dailyKey() [4]string { return [4]string{k.day(), k.customer, k.
 // quarterHour is the start of the UTC quarter-hour t is in, a usage bucket.
 func quarterHour(t time.Time) time.Time { return t.UTC().Truncate(15 * time.Minute) }
 
-// countFinal keeps daily_stats and usage_buckets in step with the rows of
-// ids (ordered, distinct), in the transaction that has just upserted (and
-// so locked) them: a final row not yet counted is counted, and a counted
-// row whose key has changed since (a late connector, or a charge recorded
-// after the final status) is moved to its new key. A failure rolls back
-// with the upsert, for the retry, so a message is counted exactly once
-// however often its final status is recorded. The rows are read in one
-// query and the counts they add written in one statement each (daily_stats,
-// usage_buckets, the rows' counted keys), whatever the batch's size; only
-// a row moved from an earlier key takes statements of its own.
-func countFinal(ctx context.Context, tx *sql.Tx, ids []string) error {
-	moves, err := readCounts(ctx, tx, ids)
-	if err != nil || len(moves) == 0 {
-		return err
-	}
-	daily := map[[4]string]int{}
-	usage := map[statKey]usageSum{} // the bucket's key (segments and cost zero) → what it gains
-	for _, m := range moves {
-		if m.counted.status != "" && m.countedDaily != m.now.dailyKey() {
-			if _, err := tx.ExecContext(ctx,
-				"UPDATE daily_stats SET `count` = `count` - 1 WHERE day = ? AND customer_id = ? AND connector_id = ? AND status = ? AND `count` > 0",
-				m.countedDaily[0], m.countedDaily[1], m.countedDaily[2], m.countedDaily[3]); err != nil {
-				return err
-			}
-		}
-		if m.counted.status == "" || m.countedDaily != m.now.dailyKey() {
-			daily[m.now.dailyKey()]++
-		}
-		if m.inUsage {
-			c := m.counted
-			if _, err := tx.ExecContext(ctx,
-				`UPDATE usage_buckets SET messages = messages - 1, segments = GREATEST(segments - ?, 0), cost_micros = cost_micros - ?
-				WHERE bucket = ? AND customer_id = ? AND entry_point = ? AND connector_id = ? AND status = ? AND currency = ? AND messages > 0`,
-				c.segments, c.cost, c.bucket, c.customer, c.entryPoint, c.connector, c.status, c.currency); err != nil {
-				return err
-			}
-		}
-		k := m.now
-		k.segments, k.cost = 0, 0
-		sum := usage[k]
-		sum.segments += m.now.segments
-		sum.cost += m.now.cost
-		sum.messages++
-		usage[k] = sum
-	}
-	if err := addDaily(ctx, tx, daily); err != nil {
-		return err
-	}
-	if err := addUsage(ctx, tx, usage); err != nil {
-		return err
-	}
-	return markCounted(ctx, tx, moves)
-}
-
 // countMove is one final row whose counts change: from counted (when
 // inUsage or countedDaily says it was counted) to now.
 type countMove struct {
@@ -374,16 +416,18 @@ type countMove struct {
 	inUsage      bool
 }
 
-// readCounts reads the rows of ids, locked, and returns the final ones whose
-// counted key is not their key now.
-func readCounts(ctx context.Context, tx *sql.Tx, ids []string) ([]countMove, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, customer_id, connector_id, status, entry_point, segments, currency, cost_micros,
+// readCountsStatement reads the rows of ids (ordered, distinct), locked,
+// for scanCounts.
+func readCountsStatement(ids []string) statement {
+	return statement{`SELECT id, customer_id, connector_id, status, entry_point, segments, currency, cost_micros,
 		accepted_at, done_at, updated_at, counted_status, counted_day, counted_customer, counted_connector, counted_bucket,
 		counted_entry_point, counted_segments, counted_currency, counted_cost_micros
-		FROM messages WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY id FOR UPDATE`, anys(ids)...)
-	if err != nil {
-		return nil, err
-	}
+		FROM messages WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `) ORDER BY id FOR UPDATE`, anys(ids)}
+}
+
+// scanCounts reads the rows of readCountsStatement, closes them and
+// returns the final ones whose counted key is not their key now.
+func scanCounts(rows *sql.Rows) ([]countMove, error) {
 	defer rows.Close()
 	var moves []countMove
 	for rows.Next() {
@@ -421,24 +465,71 @@ func readCounts(ctx context.Context, tx *sql.Tx, ids []string) ([]countMove, err
 		}
 		moves = append(moves, m)
 	}
-	return moves, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return moves, rows.Close()
 }
 
-// addDaily adds to daily_stats, in one statement, in the order of the keys.
-func addDaily(ctx context.Context, tx *sql.Tx, add map[[4]string]int) error {
-	if len(add) == 0 {
+// countStatements keep daily_stats and usage_buckets in step with the
+// rows of a batch, in the transaction that has just upserted (and so
+// locked) them and read them (readCountsStatement, scanCounts): a final
+// row not yet counted is counted, and a counted row whose key has changed
+// since (a late connector, or a charge recorded after the final status)
+// is moved to its new key. A failure rolls back with the upsert, for the
+// retry, so a message is counted exactly once however often its final
+// status is recorded. The counts take one statement each (daily_stats,
+// usage_buckets, the rows' counted keys), whatever the batch's size; only
+// a row moved from an earlier key takes statements of its own, before
+// them. None when moves is empty.
+func countStatements(moves []countMove) []statement {
+	if len(moves) == 0 {
 		return nil
 	}
+	var sts []statement
+	daily := map[[4]string]int{}
+	usage := map[statKey]usageSum{} // the bucket's key (segments and cost zero) → what it gains
+	for _, m := range moves {
+		if m.counted.status != "" && m.countedDaily != m.now.dailyKey() {
+			sts = append(sts, statement{
+				"UPDATE daily_stats SET `count` = `count` - 1 WHERE day = ? AND customer_id = ? AND connector_id = ? AND status = ? AND `count` > 0",
+				[]any{m.countedDaily[0], m.countedDaily[1], m.countedDaily[2], m.countedDaily[3]}})
+		}
+		if m.counted.status == "" || m.countedDaily != m.now.dailyKey() {
+			daily[m.now.dailyKey()]++
+		}
+		if m.inUsage {
+			c := m.counted
+			sts = append(sts, statement{
+				`UPDATE usage_buckets SET messages = messages - 1, segments = GREATEST(segments - ?, 0), cost_micros = cost_micros - ?
+				WHERE bucket = ? AND customer_id = ? AND entry_point = ? AND connector_id = ? AND status = ? AND currency = ? AND messages > 0`,
+				[]any{c.segments, c.cost, c.bucket, c.customer, c.entryPoint, c.connector, c.status, c.currency}})
+		}
+		k := m.now
+		k.segments, k.cost = 0, 0
+		sum := usage[k]
+		sum.segments += m.now.segments
+		sum.cost += m.now.cost
+		sum.messages++
+		usage[k] = sum
+	}
+	if len(daily) > 0 {
+		sts = append(sts, dailyStatement(daily))
+	}
+	return append(sts, usageStatement(usage), markStatement(moves))
+}
+
+// dailyStatement adds to daily_stats, in one statement, in the order of
+// the keys.
+func dailyStatement(add map[[4]string]int) statement {
 	keys := slices.SortedFunc(maps.Keys(add), func(a, b [4]string) int { return slices.Compare(a[:], b[:]) })
 	args := make([]any, 0, 5*len(keys))
 	for _, k := range keys {
 		args = append(args, k[0], k[1], k[2], k[3], add[k])
 	}
-	_, err := tx.ExecContext(ctx,
-		"INSERT INTO daily_stats (day, customer_id, connector_id, status, `count`) VALUES (?, ?, ?, ?, ?)"+
-			strings.Repeat(", (?, ?, ?, ?, ?)", len(keys)-1)+
-			" ON DUPLICATE KEY UPDATE `count` = `count` + VALUES(`count`)", args...)
-	return err
+	return statement{"INSERT INTO daily_stats (day, customer_id, connector_id, status, `count`) VALUES (?, ?, ?, ?, ?)" +
+		strings.Repeat(", (?, ?, ?, ?, ?)", len(keys)-1) +
+		" ON DUPLICATE KEY UPDATE `count` = `count` + VALUES(`count`)", args}
 }
 
 // usageSum is what a usage bucket gains.
@@ -447,36 +538,29 @@ type usageSum struct {
 	cost               int64
 }
 
-// addUsage adds sums to usage_buckets, in one statement, in the order of
-// the keys.
-func addUsage(ctx context.Context, tx *sql.Tx, sums map[statKey]usageSum) error {
-	if len(sums) == 0 {
-		return nil
-	}
+// usageStatement adds sums to usage_buckets, in one statement, in the
+// order of the keys.
+func usageStatement(sums map[statKey]usageSum) statement {
 	keys := slices.SortedFunc(maps.Keys(sums), compareStatKeys)
 	args := make([]any, 0, 9*len(keys))
 	for _, k := range keys {
 		s := sums[k]
 		args = append(args, k.bucket, k.customer, k.entryPoint, k.connector, k.status, k.currency, s.messages, s.segments, s.cost)
 	}
-	_, err := tx.ExecContext(ctx,
-		`INSERT INTO usage_buckets (bucket, customer_id, entry_point, connector_id, status, currency, messages, segments, cost_micros)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`+strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?)", len(keys)-1)+`
+	return statement{`INSERT INTO usage_buckets (bucket, customer_id, entry_point, connector_id, status, currency, messages, segments, cost_micros)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)` + strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?)", len(keys)-1) + `
 		ON DUPLICATE KEY UPDATE messages = messages + VALUES(messages), segments = segments + VALUES(segments), cost_micros = cost_micros + VALUES(cost_micros)`,
-		args...)
-	return err
+		args}
 }
 
-// markCounted records on each row the key it is now counted under, in one
-// statement.
-func markCounted(ctx context.Context, tx *sql.Tx, moves []countMove) error {
+// markStatement records on each row the key it is now counted under, in
+// one statement.
+func markStatement(moves []countMove) statement {
 	if len(moves) == 1 {
 		m := moves[0]
-		_, err := tx.ExecContext(ctx,
-			`UPDATE messages SET counted_status = ?, counted_day = ?, counted_customer = ?, counted_connector = ?,
+		return statement{`UPDATE messages SET counted_status = ?, counted_day = ?, counted_customer = ?, counted_connector = ?,
 			counted_bucket = ?, counted_entry_point = ?, counted_segments = ?, counted_currency = ?, counted_cost_micros = ? WHERE id = ?`,
-			m.now.status, m.now.day(), m.now.customer, m.now.connector, m.now.bucket, m.now.entryPoint, m.now.segments, m.now.currency, m.now.cost, m.id)
-		return err
+			[]any{m.now.status, m.now.day(), m.now.customer, m.now.connector, m.now.bucket, m.now.entryPoint, m.now.segments, m.now.currency, m.now.cost, m.id}}
 	}
 	columns := []struct {
 		name  string
@@ -508,8 +592,7 @@ func markCounted(ctx context.Context, tx *sql.Tx, moves []countMove) error {
 	for _, m := range moves {
 		args = append(args, m.id)
 	}
-	_, err := tx.ExecContext(ctx, q.String(), args...)
-	return err
+	return statement{q.String(), args}
 }
 
 // compareStatKeys orders usage_buckets keys as the table's primary key does.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/internal/testenv"
 	"github.com/smsgw/smsgw/store/groupcommit"
@@ -18,12 +20,19 @@ import (
 // (the row and its counts in one transaction, as the final record does),
 // from 32 writers at once through the store's group commit with its
 // default linger, and reports the statements the server ran per row
-// (its Questions counter: run it on a server nothing else uses):
+// (its Questions counter: run it on a server nothing else uses) and the
+// round trips the store made per row:
 //
 //	go test ./store/mysqlstore -run '^$' -bench UpsertFinal -benchtime 2000x
 func BenchmarkUpsertFinal(b *testing.B) {
 	dsn := testenv.MySQLDSN(b)
-	s, err := mysqlstore.Open(context.Background(), dsn, mysqlstore.WithGroupCommit(groupcommit.Options{Linger: 10 * time.Millisecond}, nil))
+	registerCounted()
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Net = "counted"
+	s, err := mysqlstore.Open(context.Background(), cfg.FormatDSN(), mysqlstore.WithGroupCommit(groupcommit.Options{Linger: 10 * time.Millisecond}, nil))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,7 +55,7 @@ func BenchmarkUpsertFinal(b *testing.B) {
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC) // fixed date: the rows' own times
-	before := questions()
+	before, trips := questions(), sentToServer.Load()
 	b.ResetTimer()
 	for range writers {
 		wg.Go(func() {
@@ -73,5 +82,6 @@ func BenchmarkUpsertFinal(b *testing.B) {
 	for err := range errs {
 		b.Fatal(err)
 	}
+	b.ReportMetric(float64(sentToServer.Load()-trips)/float64(b.N), "roundtrips/row")
 	b.ReportMetric((questions()-before-1)/float64(b.N), "statements/row")
 }
