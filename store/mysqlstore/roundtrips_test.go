@@ -2,6 +2,7 @@ package mysqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"sync"
@@ -84,6 +85,50 @@ func TestFinalRowInTwoRoundTrips(t *testing.T) {
 			all := smsgw.UsageQuery{From: t0.Add(-48 * time.Hour), To: t0.Add(48 * time.Hour)}
 			if got, want := usage(t, s, all), "2026-11-25 c1 rest upA DELIVERED 1/2"; got != want {
 				t.Errorf("usage after the late updates:\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestCountsThatFailRollBackTheRow fails a final row's counts (their table
+// gone for a moment): the row's upsert, in the same transaction, is rolled
+// back with them, both when the statements go together and one a query,
+// and the store writes the row and counts it once the table is back.
+func TestCountsThatFailRollBackTheRow(t *testing.T) {
+	for _, param := range []string{"", "&multiStatements=false"} {
+		t.Run("dsn"+param, func(t *testing.T) {
+			dsn := testenv.MySQLDSN(t)
+			s, err := mysqlstore.Open(ctx(t), dsn+param)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(func() { s.Close() })
+			admin, err := sql.Open("mysql", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { admin.Close() })
+			upsert(t, s, accepted("m1"))
+
+			if _, err := admin.ExecContext(ctx(t), "RENAME TABLE usage_buckets TO usage_buckets_away"); err != nil {
+				t.Fatal(err)
+			}
+			done := final("m1", smsgw.StatusDelivered, t0.Add(time.Minute))
+			if err := s.UpsertMessage(ctx(t), done); err == nil {
+				t.Fatal("UpsertMessage succeeded without usage_buckets")
+			}
+			if got := get(t, s, "m1"); got.Status != smsgw.StatusAccepted {
+				t.Errorf("after the failed counts the row is %s, want %s (its upsert rolled back)", got.Status, smsgw.StatusAccepted)
+			}
+			if _, err := admin.ExecContext(ctx(t), "RENAME TABLE usage_buckets_away TO usage_buckets"); err != nil {
+				t.Fatal(err)
+			}
+			upsert(t, s, done)
+			if got := get(t, s, "m1"); got.Status != smsgw.StatusDelivered {
+				t.Errorf("row = %s, want %s", got.Status, smsgw.StatusDelivered)
+			}
+			if got, want := stats(t, s), map[string]int64{"2026-11-26/c1//DELIVERED": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("stats = %v, want %v", got, want)
 			}
 		})
 	}
