@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
 	"github.com/smsgw/smsgw/connectors/smpptest"
+	"github.com/smsgw/smsgw/workflows"
 )
 
 // TestEndToEndConnectorTPSAcrossProcesses runs a connector's binds in two
@@ -28,7 +32,10 @@ func TestEndToEndConnectorTPSAcrossProcesses(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	const tps, n = 4, 16
+	// More sends than one process keeps polls waiting (16): were the
+	// first process's polls all ahead of the second's, the second still
+	// gets some.
+	const tps, n = 8, 40
 	sim, simAddr := startSim(t, ctx, smpptest.Config{SystemID: "gw", Password: "pw"})
 	g := startGatewayWith(t, "", gatewayExtras{
 		connectors: fmt.Sprintf("  - {id: shared, address: %q, systemId: gw, password: pw, tps: %d}\n", simAddr, tps),
@@ -57,6 +64,7 @@ func TestEndToEndConnectorTPSAcrossProcesses(t *testing.T) {
 	if err := sim.WaitBinds(ctx, 2); err != nil {
 		t.Fatalf("both processes bound: %v\n%s", err, logs.String())
 	}
+	waitPollers(t, ctx, g.temporal, workflows.SendTaskQueue("shared"), 2)
 
 	for i := range n {
 		if code, out := g.do(t, "POST", "/v1/messages", "acme-key",
@@ -97,5 +105,32 @@ func TestEndToEndConnectorTPSAcrossProcesses(t *testing.T) {
 	}
 	if len(binds) < 2 {
 		t.Errorf("submits by bind %v: want both processes to have sent", binds)
+	}
+}
+
+// waitPollers waits until n processes poll the activity task queue queue:
+// a process takes sends only once its worker polls, some time after its
+// bind.
+func waitPollers(t *testing.T, ctx context.Context, address, queue string, n int) {
+	t.Helper()
+	c, err := client.DialContext(ctx, client.Options{HostPort: address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for {
+		resp, err := c.DescribeTaskQueue(ctx, queue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+		identities := map[string]bool{}
+		for _, p := range resp.GetPollers() {
+			identities[p.GetIdentity()] = true
+		}
+		if err == nil && len(identities) >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d processes polling %s, want %d (last error: %v)", len(identities), queue, n, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
