@@ -66,7 +66,7 @@ type Store struct {
 	rows *groupcommit.Committer[smsgw.MessageRecord]
 	// joined is true when several statements go in one query (the
 	// server takes them and the driver quotes the arguments itself): a
-	// batch of rows then takes two round trips instead of seven.
+	// batch of rows then takes three round trips instead of seven.
 	joined bool
 }
 
@@ -114,9 +114,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	}
 	// With the arguments quoted in the client, the statements of a batch
 	// go together: its row upserts and its counts in two queries of
-	// several statements each (upsertJoined). Every statement the store
-	// sends has its values as arguments, none spliced into its text.
-	if cfg.InterpolateParams && !strings.Contains(dsn, "multiStatements=") {
+	// several statements each, then the commit (upsertJoined). Every
+	// statement the store sends has its values as arguments, none spliced
+	// into its text.
+	if cfg.InterpolateParams && !unsafeQuoting(dsn) && !strings.Contains(dsn, "multiStatements=") {
 		cfg.MultiStatements = true
 	}
 	if cfg.Timeout == 0 {
@@ -295,7 +296,13 @@ func (s *Store) upsertTx(ctx context.Context, rows []smsgw.MessageRecord) error 
 		}
 	}
 	if s.joined {
-		return s.upsertJoined(ctx, rows, ids)
+		err := s.upsertJoined(ctx, rows, ids)
+		if errors.Is(err, driver.ErrBadConn) {
+			// The pooled connection was gone before anything was sent
+			// on it (BeginTx retries such a connection on its own).
+			err = s.upsertJoined(ctx, rows, ids)
+		}
+		return err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -323,10 +330,13 @@ func (s *Store) upsertTx(ctx context.Context, rows []smsgw.MessageRecord) error 
 	return tx.Commit()
 }
 
-// upsertJoined is upsertTx in two round trips: the transaction's start,
-// the upsert and the read of the rows in one query, the counts and the
-// commit in another. The server stops at a statement that fails; the
-// connection is then dropped, and the server rolls its transaction back.
+// upsertJoined is upsertTx in three round trips: the transaction's start,
+// the upsert and the read of the rows in one query, the counts in
+// another, then the commit. After an error the connection is dropped and
+// the server rolls the transaction back. The commit goes alone: MySQL and
+// MariaDB stop at the first statement of a query that fails, but
+// go-mysql-server runs the rest, and would commit a batch whose counts
+// failed.
 func (s *Store) upsertJoined(ctx context.Context, rows []smsgw.MessageRecord, ids []string) (err error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
@@ -347,8 +357,13 @@ func (s *Store) upsertJoined(ctx context.Context, rows []smsgw.MessageRecord, id
 	if err != nil {
 		return err
 	}
-	q, args = joined(append(countStatements(moves), statement{query: "COMMIT"}))
-	_, err = conn.ExecContext(ctx, q, args...)
+	if counts := countStatements(moves); len(counts) > 0 {
+		q, args = joined(counts)
+		if _, err = conn.ExecContext(ctx, q, args...); err != nil {
+			return err
+		}
+	}
+	_, err = conn.ExecContext(ctx, "COMMIT")
 	return err
 }
 
