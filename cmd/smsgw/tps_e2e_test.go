@@ -109,9 +109,9 @@ func TestEndToEndConnectorTPSAcrossProcesses(t *testing.T) {
 	}
 }
 
-// waitPollers waits until n processes poll the activity task queue queue:
-// a process takes sends only once its worker polls, some time after its
-// bind.
+// waitPollers waits until n processes poll the activity task queue named
+// queue: a process takes sends only once its worker polls, some time after
+// its bind.
 func waitPollers(t *testing.T, ctx context.Context, address, queue string, n int) {
 	t.Helper()
 	c, err := client.DialContext(ctx, client.Options{HostPort: address})
