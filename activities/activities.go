@@ -23,6 +23,15 @@ type EventStore interface {
 	AppendEvents(ctx context.Context, events ...smsgw.Event) error
 }
 
+// LaterEventStore is an EventStore that can also write events no message
+// waits on with the next batch of events written (mongostore's). The
+// events that record a notification delivered go that way when the
+// Activities' EventStore is one.
+type LaterEventStore interface {
+	EventStore
+	AppendEventsLater(ctx context.Context, events ...smsgw.Event) error
+}
+
 // ReportStore moves a message's reporting row forward, idempotently and never backwards.
 type ReportStore interface {
 	UpsertMessage(ctx context.Context, r smsgw.MessageRecord) error
@@ -517,7 +526,12 @@ func (a *Activities) recordNotified(ctx context.Context, ds []smsgw.Delivery, ev
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifiedWriteTimeout)
 	defer cancel()
-	if err := a.Events.AppendEvents(ctx, events...); err != nil {
+	write := a.Events.AppendEvents
+	if later, ok := a.Events.(LaterEventStore); ok {
+		// The customer has heard: no message waits on this write.
+		write = later.AppendEventsLater
+	}
+	if err := write(ctx, events...); err != nil {
 		for _, d := range ds {
 			id, _ := d.Subject()
 			a.Logger.Warn("notification delivered but not recorded", "subject", id, "channel", d.Channel, "err", err)

@@ -29,6 +29,11 @@ import (
 // inFlight is how many workflows run at once: 64, or SMSGW_BENCH_IN_FLIGHT.
 var inFlight = envInt("SMSGW_BENCH_IN_FLIGHT", 64)
 
+// pollers is how many workflow and activity task pollers each worker
+// keeps: smsgw's -pollers default, or SMSGW_BENCH_POLLERS (make bench-e2e
+// gives the bare workflow's worker the number it gives smsgw).
+var pollers = envInt("SMSGW_BENCH_POLLERS", 16)
+
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
 		return n
@@ -146,12 +151,12 @@ func startServer(b *testing.B) client.Client {
 	return c
 }
 
-// newWorker polls as smsgw's message worker does (-pollers 16), so the
-// bare workflow's tasks meet waiting pollers as often as a message's.
+// newWorker polls as smsgw's message worker does (-pollers), so the bare
+// workflow's tasks meet waiting pollers as often as a message's.
 func newWorker(c client.Client, queue string) worker.Worker {
 	return worker.New(c, queue, worker.Options{
-		MaxConcurrentWorkflowTaskPollers: 16,
-		MaxConcurrentActivityTaskPollers: 16,
+		MaxConcurrentWorkflowTaskPollers: pollers,
+		MaxConcurrentActivityTaskPollers: pollers,
 	})
 }
 

@@ -7,11 +7,12 @@
 # of the two bare runs either side of it, latencies, CPU per message per
 # process and history events per message. Each phase has a fresh server.
 #
-#   N=2000 CONCURRENCY=32 RATE=0 MAX_BACKLOG=128 make bench-e2e
+#   N=2000 CONCURRENCY=32 RATE=0 MAX_BACKLOG=128 POLLERS=16 make bench-e2e
 #
 # RATE > 0 runs the load open loop at that many submissions per second.
 # MAX_BACKLOG is smsgw's -max-backlog (the load tool retries what it refuses);
-# SMSGW_FLAGS adds flags to `smsgw all`.
+# SMSGW_FLAGS adds flags to `smsgw all`. POLLERS is smsgw's -pollers, and as
+# many pollers poll for the bare workflow's worker.
 # Each load also prints, by fifths of its final notifications, how fast they
 # came and the CPU a message each process used meanwhile (from a sample of
 # /proc and smsgw's metrics every 5 s, kept as series-MODE.txt).
@@ -28,6 +29,7 @@ cd "$(dirname "$0")/.."
 BIN=$PWD/bin
 N=${N:-2000}
 CONC=${CONCURRENCY:-32}
+POLLERS=${POLLERS:-16}
 RATE=${RATE:-0}
 WORK=$(mktemp -d /tmp/smsgw-bench-e2e.XXXXXX)
 dev_nice=${SMSGW_DEV_NICE:-10}
@@ -171,7 +173,7 @@ bare() {
   [ -n "${PROFILE:-}" ] && profileProcess "temporal-$phase" "$temporal_pid"
   series "$phase" &
   local series_pid=$!
-  SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC /usr/bin/time -f "%U %S" -o "$WORK/floor-$phase.time" \
+  SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC SMSGW_BENCH_POLLERS=$POLLERS /usr/bin/time -f "%U %S" -o "$WORK/floor-$phase.time" \
     "${lower[@]}" "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor-$phase.txt" 2>&1
   kill "$series_pid" 2>/dev/null || true
   wait "$series_pid" 2>/dev/null || true
@@ -227,7 +229,7 @@ sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/d
   -metrics-addr 127.0.0.1:19102 -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
   -mongodb-uri mongodb://127.0.0.1:37017/ -mongodb-database smsgw_bench -mysql-dsn "$dsn" \
   -payload-keys-dir "$WORK/payload-keys" -workflow-id-key-file "$WORK/workflow-id-key" -temporal-compression none \
-  -max-backlog "${MAX_BACKLOG:-128}" $( [ -n "${PROFILE:-}" ] && echo -pprof ) ${SMSGW_FLAGS:-} -log-format text -log-level warn >"$WORK/smsgw-$1.log" 2>&1 &
+  -max-backlog "${MAX_BACKLOG:-128}" -pollers "$POLLERS" $( [ -n "${PROFILE:-}" ] && echo -pprof ) ${SMSGW_FLAGS:-} -log-format text -log-level warn >"$WORK/smsgw-$1.log" 2>&1 &
 smsgw_pid=$!; pids+=("$smsgw_pid")
 wait_port 18080 smsgw
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.3; done
@@ -321,7 +323,7 @@ done
 
 cat <<TABLE
 
-$(date -u +%F) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), N=$N, $CONC in flight, rate ${RATE} (0: closed loop)
+$(date -u +%F) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), N=$N, $CONC in flight, rate ${RATE} (0: closed loop), $POLLERS pollers a kind
 reporting database: $( [ -n "$mysql_addr" ] && echo "embedded MySQL-wire server" || echo "local MariaDB/MySQL")
 
 | run | final/s | of bare | accepted/s | end to end p50 / p99 | accept p50 / p99 | CPU-ms/msg Temporal | MongoDB-wire | MySQL | smsgw | all | of bare | lost / dup |

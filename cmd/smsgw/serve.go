@@ -85,7 +85,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
-	batching := groupcommit.Options{MaxBatch: s.storeBatch, MaxWait: s.storeBatchWait, Linger: s.storeBatchLinger}
+	batching := groupcommit.Options{MaxBatch: s.storeBatch, MaxWait: s.storeBatchWait, Linger: s.storeBatchLinger, LazyWait: s.storeBatchLazyWait}
 	events, err := openWithRetry(ctx, logger, "event store", func(ctx context.Context) (*mongostore.Store, error) {
 		return mongostore.Open(ctx, s.mongoURI, s.mongoDatabase, mongostore.WithLogger(logger),
 			mongostore.WithGroupCommit(batching, batchMetrics))

@@ -12,6 +12,12 @@
 // company even with no write in flight: a caller that writes again and
 // again, one write after the other, then waits up to Linger each time.
 //
+// A caller that nobody waits on (a write off every message's path: the
+// record that a notification went out, the look for receipts that came
+// before their correlation) hands its items with DoLazy: they go with the
+// next batch that goes for a caller who is waited on, or after
+// Options.LazyWait, so they seldom cost a round trip of their own.
+//
 // Reads can be batched the same way: the items are the questions, and the
 // write function fills in their answers.
 package groupcommit
@@ -45,6 +51,10 @@ type Options struct {
 	// still grow, while a write after a quiet spell goes at once. Default
 	// 0: a batch waits only while another write is in flight.
 	Linger time.Duration
+	// LazyWait is how long items handed with DoLazy wait for a batch of
+	// items that are waited on, to go with it, before they go on their
+	// own. Default 50 ms.
+	LazyWait time.Duration
 	// Writes is how many writes may be in flight at once. Default 4.
 	Writes int
 	// Timeout bounds one write. Default 30 s.
@@ -57,6 +67,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = 2 * time.Millisecond
+	}
+	if o.LazyWait <= 0 {
+		o.LazyWait = 50 * time.Millisecond
 	}
 	if o.Writes <= 0 {
 		o.Writes = 4
@@ -78,6 +91,7 @@ var ErrClosed = errors.New("groupcommit: closed")
 type request[T any] struct {
 	items []T
 	done  chan error
+	lazy  bool // handed with DoLazy
 }
 
 // Committer batches the writes of one kind (events, reporting rows, …).
@@ -118,10 +132,21 @@ func New[T any](name string, write WriteFunc[T], opts Options, m *Metrics) *Comm
 // ends first gets its error; its items may still be written (writes are
 // idempotent for the stores that use this).
 func (c *Committer[T]) Do(ctx context.Context, items ...T) error {
+	return c.do(ctx, false, items)
+}
+
+// DoLazy is Do for items whose caller is off every message's path: they
+// wait up to Options.LazyWait for a batch that goes for a caller of Do,
+// and go with it, instead of starting one of their own.
+func (c *Committer[T]) DoLazy(ctx context.Context, items ...T) error {
+	return c.do(ctx, true, items)
+}
+
+func (c *Committer[T]) do(ctx context.Context, lazy bool, items []T) error {
 	if len(items) == 0 {
 		return nil
 	}
-	r := &request[T]{items: items, done: make(chan error, 1)}
+	r := &request[T]{items: items, done: make(chan error, 1), lazy: lazy}
 	c.metrics.queued(c.name, len(items))
 	select {
 	case c.queue <- r:
@@ -189,36 +214,49 @@ func (c *Committer[T]) run() {
 // waits up to Linger when the last batch started less than streamGap ago,
 // else the batch goes at once. The wait is chosen once, when the batch
 // first has to wait: one that began to wait MaxWait behind a write keeps
-// to MaxWait when that write ends.
+// to MaxWait when that write ends. A batch of lazy requests only waits up
+// to LazyWait from its first, until a request that is not lazy joins it:
+// from then on it is that request's batch.
 func (c *Committer[T]) gather(first *request[T]) []*request[T] {
 	streaming := c.opts.Linger > 0 && time.Since(c.lastStart) < streamGap
 	batch := []*request[T]{first}
 	n := len(first.items)
+	lazy := first.lazy
 	var timeout <-chan time.Time
+	if lazy {
+		t := time.NewTimer(c.opts.LazyWait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	add := func(r *request[T]) {
+		batch = append(batch, r)
+		n += len(r.items)
+		if lazy && !r.lazy {
+			lazy, timeout = false, nil // the wait is chosen again, for r
+		}
+	}
 	for n < c.opts.MaxBatch {
 		select {
 		case r := <-c.queue:
-			batch = append(batch, r)
-			n += len(r.items)
+			add(r)
 			continue
 		default:
 		}
-		wait := c.opts.MaxWait
-		if len(c.inFlight) == 0 {
-			if !streaming {
-				return batch
-			}
-			wait = c.opts.Linger
-		}
 		if timeout == nil {
+			wait := c.opts.MaxWait
+			if len(c.inFlight) == 0 {
+				if !streaming {
+					return batch
+				}
+				wait = c.opts.Linger
+			}
 			t := time.NewTimer(wait)
 			defer t.Stop()
 			timeout = t.C
 		}
 		select {
 		case r := <-c.queue:
-			batch = append(batch, r)
-			n += len(r.items)
+			add(r)
 		case <-timeout:
 			return batch
 		case <-c.stop:

@@ -250,6 +250,88 @@ func TestAStreamOfWritesLingers(t *testing.T) {
 	}
 }
 
+// Lazy items go with the next batch made for a caller who is waited on,
+// and that caller does not wait for them.
+func TestLazyItemsGoWithTheNextBatch(t *testing.T) {
+	rec := &recorder{}
+	c := groupcommit.New("events", rec.write, groupcommit.Options{LazyWait: 2 * time.Second}, nil)
+	defer c.Close()
+	lazyDone := make(chan error, 2)
+	for _, item := range []int{1, 2} {
+		go func() { lazyDone <- c.DoLazy(context.Background(), item) }()
+	}
+	time.Sleep(50 * time.Millisecond) // both lazy items taken, waiting
+	if batches, _ := rec.written(); batches != 0 {
+		t.Fatalf("%d batches before a caller who is waited on came: the lazy items did not wait", batches)
+	}
+	start := time.Now()
+	if err := c.Do(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("the write waited on took %v: it waited out the lazy items' wait", took)
+	}
+	for range 2 {
+		if err := <-lazyDone; err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.batches) != 1 || len(rec.batches[0]) != 3 {
+		t.Fatalf("batches %v, want the two lazy items and the other in one", rec.batches)
+	}
+}
+
+// With nothing else to go with, lazy items go on their own after LazyWait,
+// however quiet the store.
+func TestLazyItemsAloneGoAfterTheirWait(t *testing.T) {
+	rec := &recorder{}
+	const wait = 150 * time.Millisecond
+	c := groupcommit.New("parked_lookups", rec.write, groupcommit.Options{LazyWait: wait}, nil)
+	defer c.Close()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.DoLazy(context.Background(), i); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if took := time.Since(start); took < wait*9/10 || took > 10*wait {
+		t.Fatalf("lazy items alone took %v to be written, want about %v", took, wait)
+	}
+	if batches, items := rec.written(); batches != 1 || items != 5 {
+		t.Fatalf("%d batches, %d items: want the five lazy items in one", batches, items)
+	}
+}
+
+// Close writes lazy items at once, without their wait.
+func TestCloseDoesNotWaitOutLazyItems(t *testing.T) {
+	rec := &recorder{}
+	c := groupcommit.New("events", rec.write, groupcommit.Options{LazyWait: time.Hour}, nil)
+	done := make(chan error, 1)
+	go func() { done <- c.DoLazy(context.Background(), 1) }()
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited out the lazy items' wait")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, items := rec.written(); items != 1 {
+		t.Fatalf("%d items written, want the lazy one", items)
+	}
+}
+
 // BenchmarkCommitter writes from 64 goroutines through a store whose round
 // trip costs 1 ms, batched and one write per item.
 func BenchmarkCommitter(b *testing.B) {

@@ -315,12 +315,24 @@ func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) erro
 // those of every message that ended in the same period, in one move
 // (see retirer).
 func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
+	return s.appendEvents(ctx, s.eventWrites.Do, events)
+}
+
+// AppendEventsLater is AppendEvents for events whose writing no message
+// waits on (that a notification went out): they go with the next batch of
+// events written for a message on its way, or after the batches' lazy
+// wait (-store-batch-lazy-wait), instead of in a round trip of their own.
+func (s *Store) AppendEventsLater(ctx context.Context, events ...smsgw.Event) error {
+	return s.appendEvents(ctx, s.eventWrites.DoLazy, events)
+}
+
+func (s *Store) appendEvents(ctx context.Context, do func(context.Context, ...smsgw.Event) error, events []smsgw.Event) error {
 	for i, e := range events {
 		if e.ID == "" || e.MessageID == "" {
 			return smsgw.Errorf(smsgw.EINVALID, "event %d has no ID or message ID", i)
 		}
 	}
-	if err := s.eventWrites.Do(ctx, events...); err != nil {
+	if err := do(ctx, events...); err != nil {
 		return fmt.Errorf("mongostore: append %d events: %w", len(events), err)
 	}
 	return nil
@@ -702,12 +714,14 @@ func (s *Store) ParkReceipt(ctx context.Context, r smsgw.Receipt) error {
 // The lookups of concurrent sends are batched like writes (group commit):
 // one query for the upstream IDs asked for together, so a batch of
 // correlations written together costs one read of the parked receipts,
-// not one each. A lookup is still sent only after its caller asked, so
-// after its caller's correlation was written (see ParkReceipt for why
-// that order matters).
+// not one each. No message waits on a lookup (the send returned once its
+// correlation was written), so the lookups wait for each other up to the
+// batches' lazy wait (-store-batch-lazy-wait). A lookup is still sent
+// only after its caller asked, so after its caller's correlation was
+// written (see ParkReceipt for why that order matters).
 func (s *Store) ParkedReceipts(ctx context.Context, connectorID, upstreamID string) ([]smsgw.Receipt, error) {
 	q := &parkedLookup{connectorID: connectorID, upstreamID: upstreamID}
-	if err := s.parkedReads.Do(ctx, q); err != nil {
+	if err := s.parkedReads.DoLazy(ctx, q); err != nil {
 		return nil, fmt.Errorf("mongostore: receipts parked under %s %s: %w", connectorID, upstreamID, err)
 	}
 	return q.found, nil
