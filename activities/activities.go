@@ -23,10 +23,12 @@ type EventStore interface {
 	AppendEvents(ctx context.Context, events ...smsgw.Event) error
 }
 
-// LaterEventStore is an EventStore that can also write events no message
+// LaterEventStore is an EventStore that can also write events no customer
 // waits on with the next batch of events written (mongostore's). The
 // events that record a notification delivered go that way when the
-// Activities' EventStore is one.
+// Activities' EventStore is one: the activity that delivered still
+// returns once they are written, in a quiet spell up to the store's lazy
+// wait later.
 type LaterEventStore interface {
 	EventStore
 	AppendEventsLater(ctx context.Context, events ...smsgw.Event) error
@@ -528,7 +530,7 @@ func (a *Activities) recordNotified(ctx context.Context, ds []smsgw.Delivery, ev
 	defer cancel()
 	write := a.Events.AppendEvents
 	if later, ok := a.Events.(LaterEventStore); ok {
-		// The customer has heard: no message waits on this write.
+		// The customer has heard: this write may wait for company.
 		write = later.AppendEventsLater
 	}
 	if err := write(ctx, events...); err != nil {

@@ -12,11 +12,12 @@
 // company even with no write in flight: a caller that writes again and
 // again, one write after the other, then waits up to Linger each time.
 //
-// A caller that nobody waits on (a write off every message's path: the
-// record that a notification went out, the look for receipts that came
-// before their correlation) hands its items with DoLazy: they go with the
-// next batch that goes for a caller who is waited on, or after
-// Options.LazyWait, so they seldom cost a round trip of their own.
+// A caller whose write no customer waits on (the record that a
+// notification went out, made after the customer heard; the look for
+// receipts that came before their correlation, made after the send
+// returned) hands its items with DoLazy: they go with the next batch that
+// goes for a caller of Do, or after Options.LazyWait, so they seldom cost
+// a round trip of their own.
 //
 // Reads can be batched the same way: the items are the questions, and the
 // write function fills in their answers.
@@ -135,9 +136,10 @@ func (c *Committer[T]) Do(ctx context.Context, items ...T) error {
 	return c.do(ctx, false, items)
 }
 
-// DoLazy is Do for items whose caller is off every message's path: they
-// wait up to Options.LazyWait for a batch that goes for a caller of Do,
-// and go with it, instead of starting one of their own.
+// DoLazy is Do for items no customer waits on: they wait up to
+// Options.LazyWait for a batch that goes for a caller of Do, and go with
+// it, instead of starting one of their own. The caller itself waits as
+// long.
 func (c *Committer[T]) DoLazy(ctx context.Context, items ...T) error {
 	return c.do(ctx, true, items)
 }
@@ -231,8 +233,9 @@ func (c *Committer[T]) gather(first *request[T]) []*request[T] {
 	add := func(r *request[T]) {
 		batch = append(batch, r)
 		n += len(r.items)
-		if lazy && !r.lazy {
-			lazy, timeout = false, nil // the wait is chosen again, for r
+		if lazy && !r.lazy { // the wait is chosen again, as for a batch r began
+			lazy, timeout = false, nil
+			streaming = c.opts.Linger > 0 && time.Since(c.lastStart) < streamGap
 		}
 	}
 	for n < c.opts.MaxBatch {

@@ -250,17 +250,39 @@ func TestAStreamOfWritesLingers(t *testing.T) {
 	}
 }
 
+func newMetrics(t *testing.T) *groupcommit.Metrics {
+	t.Helper()
+	m, err := groupcommit.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// waitQueued waits until n items wait in store's batches.
+func waitQueued(t *testing.T, m *groupcommit.Metrics, store string, n float64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if testutil.ToFloat64(m.QueuedGauge(store)) == n {
+			return
+		}
+	}
+	t.Fatalf("%v items never waited in the %s batches", n, store)
+}
+
 // Lazy items go with the next batch made for a caller who is waited on,
 // and that caller does not wait for them.
 func TestLazyItemsGoWithTheNextBatch(t *testing.T) {
 	rec := &recorder{}
-	c := groupcommit.New("events", rec.write, groupcommit.Options{LazyWait: 2 * time.Second}, nil)
+	m := newMetrics(t)
+	c := groupcommit.New("events", rec.write, groupcommit.Options{LazyWait: 5 * time.Second}, m)
 	defer c.Close()
 	lazyDone := make(chan error, 2)
 	for _, item := range []int{1, 2} {
 		go func() { lazyDone <- c.DoLazy(context.Background(), item) }()
 	}
-	time.Sleep(50 * time.Millisecond) // both lazy items taken, waiting
+	waitQueued(t, m, "events", 2)
+	time.Sleep(50 * time.Millisecond) // taken by the batcher, waiting
 	if batches, _ := rec.written(); batches != 0 {
 		t.Fatalf("%d batches before a caller who is waited on came: the lazy items did not wait", batches)
 	}
@@ -268,7 +290,7 @@ func TestLazyItemsGoWithTheNextBatch(t *testing.T) {
 	if err := c.Do(context.Background(), 3); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 500*time.Millisecond {
+	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("the write waited on took %v: it waited out the lazy items' wait", took)
 	}
 	for range 2 {
@@ -291,17 +313,9 @@ func TestLazyItemsAloneGoAfterTheirWait(t *testing.T) {
 	c := groupcommit.New("parked_lookups", rec.write, groupcommit.Options{LazyWait: wait}, nil)
 	defer c.Close()
 	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range 5 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.DoLazy(context.Background(), i); err != nil {
-				t.Error(err)
-			}
-		}()
+	if err := c.DoLazy(context.Background(), 1, 2, 3, 4, 5); err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
 	if took := time.Since(start); took < wait*9/10 || took > 10*wait {
 		t.Fatalf("lazy items alone took %v to be written, want about %v", took, wait)
 	}
@@ -313,10 +327,12 @@ func TestLazyItemsAloneGoAfterTheirWait(t *testing.T) {
 // Close writes lazy items at once, without their wait.
 func TestCloseDoesNotWaitOutLazyItems(t *testing.T) {
 	rec := &recorder{}
-	c := groupcommit.New("events", rec.write, groupcommit.Options{LazyWait: time.Hour}, nil)
+	m := newMetrics(t)
+	c := groupcommit.New("events", rec.write, groupcommit.Options{LazyWait: time.Hour}, m)
 	done := make(chan error, 1)
 	go func() { done <- c.DoLazy(context.Background(), 1) }()
-	time.Sleep(50 * time.Millisecond)
+	waitQueued(t, m, "events", 1)
+	time.Sleep(50 * time.Millisecond) // taken by the batcher, waiting
 	closed := make(chan struct{})
 	go func() { c.Close(); close(closed) }()
 	select {

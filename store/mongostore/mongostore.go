@@ -318,10 +318,11 @@ func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
 	return s.appendEvents(ctx, s.eventWrites.Do, events)
 }
 
-// AppendEventsLater is AppendEvents for events whose writing no message
-// waits on (that a notification went out): they go with the next batch of
-// events written for a message on its way, or after the batches' lazy
-// wait (-store-batch-lazy-wait), instead of in a round trip of their own.
+// AppendEventsLater is AppendEvents for events no customer waits on (that
+// a notification went out, written after the customer heard): they go
+// with the next batch of events written for a message on its way, or
+// after the batches' lazy wait (-store-batch-lazy-wait), instead of in a
+// round trip of their own; the call returns once they are written.
 func (s *Store) AppendEventsLater(ctx context.Context, events ...smsgw.Event) error {
 	return s.appendEvents(ctx, s.eventWrites.DoLazy, events)
 }
@@ -715,8 +716,9 @@ func (s *Store) ParkReceipt(ctx context.Context, r smsgw.Receipt) error {
 // one query for the upstream IDs asked for together, so a batch of
 // correlations written together costs one read of the parked receipts,
 // not one each. No message waits on a lookup (the send returned once its
-// correlation was written), so the lookups wait for each other up to the
-// batches' lazy wait (-store-batch-lazy-wait). A lookup is still sent
+// correlation was written, and Matcher.Correlate looks in the
+// background), so the lookups wait for each other up to the batches' lazy
+// wait (-store-batch-lazy-wait). A lookup is still sent
 // only after its caller asked, so after its caller's correlation was
 // written (see ParkReceipt for why that order matters).
 func (s *Store) ParkedReceipts(ctx context.Context, connectorID, upstreamID string) ([]smsgw.Receipt, error) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -432,8 +433,17 @@ func TestExpireCorrelations(t *testing.T) {
 	}
 }
 
-// Lookups of parked receipts that come together share one query, and each
-// gets its own receipts, oldest first.
+// waitQueued waits until n items wait in store's batches.
+func waitQueued(t *testing.T, m *groupcommit.Metrics, store string, n float64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if testutil.ToFloat64(m.QueuedGauge(store)) == n {
+			return
+		}
+	}
+	t.Fatalf("%v items never waited in the %s batches", n, store)
+}
+
 // Events appended later (that a notification went out) wait for the next
 // append a message waits on and go in its insert; alone, they go after the
 // lazy wait. Either way they are stored.
@@ -444,7 +454,7 @@ func TestEventsAppendedLaterGoWithTheNextAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxied, wc := startWireCounter(t, testenv.MongoURI(t))
-	const lazyWait = 3 * time.Second
+	const lazyWait = time.Second
 	s, err := mongostore.Open(ctx(t), proxied, testenv.MongoDatabase(t), mongostore.WithLogger(quiet),
 		mongostore.WithGroupCommit(groupcommit.Options{LazyWait: lazyWait}, m))
 	if err != nil {
@@ -456,7 +466,8 @@ func TestEventsAppendedLaterGoWithTheNextAppend(t *testing.T) {
 	notified := smsgw.NewEvent("m1", "c1", 6, smsgw.EventNotified, "notified-webhook-final", t0, map[string]any{"channel": "webhook"})
 	later := make(chan error, 1)
 	go func() { later <- s.AppendEventsLater(c, notified) }()
-	time.Sleep(300 * time.Millisecond)
+	waitQueued(t, m, "events", 1)
+	time.Sleep(50 * time.Millisecond) // taken by the batcher, waiting
 	if n := wc.count("insert events"); n != 0 {
 		t.Fatalf("%d inserts before an append a message waits on: the later event did not wait", n)
 	}
@@ -494,6 +505,8 @@ func TestEventsAppendedLaterGoWithTheNextAppend(t *testing.T) {
 	}
 }
 
+// Lookups of parked receipts that come together share one query, and each
+// gets its own receipts, oldest first.
 func TestConcurrentParkedLookupsShareAQuery(t *testing.T) {
 	t.Parallel()
 	s, wc, _ := openLingering(t)
