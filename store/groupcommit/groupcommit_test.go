@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/smsgw/smsgw/internal/testenv"
 	"github.com/smsgw/smsgw/store/groupcommit"
 )
 
@@ -262,12 +263,9 @@ func newMetrics(t *testing.T) *groupcommit.Metrics {
 // waitQueued waits until n items wait in store's batches.
 func waitQueued(t *testing.T, m *groupcommit.Metrics, store string, n float64) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if testutil.ToFloat64(m.QueuedGauge(store)) == n {
-			return
-		}
-	}
-	t.Fatalf("%v items never waited in the %s batches", n, store)
+	testenv.WaitFor(t, fmt.Sprintf("%v items waiting in the %s batches", n, store), func() bool {
+		return testutil.ToFloat64(m.QueuedGauge(store)) == n
+	})
 }
 
 // Lazy items go with the next batch made for a caller who is waited on,

@@ -436,12 +436,9 @@ func TestExpireCorrelations(t *testing.T) {
 // waitQueued waits until n items wait in store's batches.
 func waitQueued(t *testing.T, m *groupcommit.Metrics, store string, n float64) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if testutil.ToFloat64(m.QueuedGauge(store)) == n {
-			return
-		}
-	}
-	t.Fatalf("%v items never waited in the %s batches", n, store)
+	testenv.WaitFor(t, fmt.Sprintf("%v items waiting in the %s batches", n, store), func() bool {
+		return testutil.ToFloat64(m.QueuedGauge(store)) == n
+	})
 }
 
 // Events appended later (that a notification went out) wait for the next
