@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/internal/testenv"
 )
 
 // get sends a GET with the API key and the Accept header, and returns the
@@ -173,11 +176,17 @@ func TestEndToEndSearchEventsUsage(t *testing.T) {
 		t.Errorf("CSV search without a key: HTTP %d, want 401", code)
 	}
 
-	// Events of the two-part message, in order.
-	code, out = g.do(t, "GET", "/v1/messages/"+ids[3]+"/events", "acme-key", "")
-	if code != http.StatusOK {
-		t.Fatalf("events: HTTP %d %v", code, out)
-	}
+	// Events of the two-part message, in order; the last, its delivery's,
+	// is written after the webhook came (with the next batch of events or
+	// after -store-batch-lazy-wait).
+	testenv.WaitFor(t, "the two-part message's notified event", func() bool {
+		code, out = g.do(t, "GET", "/v1/messages/"+ids[3]+"/events", "acme-key", "")
+		if code != http.StatusOK {
+			t.Fatalf("events: HTTP %d %v", code, out)
+		}
+		evs, _ := out["events"].([]any)
+		return len(evs) > 0 && evs[len(evs)-1].(map[string]any)["type"] == smsgw.EventNotified
+	})
 	var types []string
 	data := map[string]map[string]any{}
 	for _, e := range out["events"].([]any) {
