@@ -322,6 +322,30 @@ func TestLazyItemsAloneGoAfterTheirWait(t *testing.T) {
 	}
 }
 
+// A write waited on that joins lazy items is judged as if it began the
+// batch: after a quiet spell it goes at once, even though the lazy items
+// came while the last batch was recent enough to linger for.
+func TestAWriteJoiningLazyItemsAfterAQuietSpellDoesNotLinger(t *testing.T) {
+	rec := &recorder{}
+	m := newMetrics(t)
+	const linger = time.Second
+	c := groupcommit.New("events", rec.write, groupcommit.Options{Linger: linger, LazyWait: time.Hour}, m)
+	defer c.Close()
+	if err := c.Do(context.Background(), 1); err != nil { // the last batch
+		t.Fatal(err)
+	}
+	go func() { _ = c.DoLazy(context.Background(), 2) }() // within the stream's gap of it
+	waitQueued(t, m, "events", 1)
+	time.Sleep(150 * time.Millisecond) // longer than the stream's gap (100 ms)
+	start := time.Now()
+	if err := c.Do(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > linger/2 {
+		t.Fatalf("the write took %v: it lingered, judged by the lazy item's arrival", took)
+	}
+}
+
 // Close writes lazy items at once, without their wait.
 func TestCloseDoesNotWaitOutLazyItems(t *testing.T) {
 	rec := &recorder{}
