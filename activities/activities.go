@@ -23,17 +23,6 @@ type EventStore interface {
 	AppendEvents(ctx context.Context, events ...smsgw.Event) error
 }
 
-// LaterEventStore is an EventStore that can also write events no customer
-// waits on with the next batch of events written (mongostore's). The
-// events that record a notification delivered go that way when the
-// Activities' EventStore is one: the activity that delivered still
-// returns once they are written, in a quiet spell up to the store's lazy
-// wait later.
-type LaterEventStore interface {
-	EventStore
-	AppendEventsLater(ctx context.Context, events ...smsgw.Event) error
-}
-
 // ReportStore moves a message's reporting row forward, idempotently and never backwards.
 type ReportStore interface {
 	UpsertMessage(ctx context.Context, r smsgw.MessageRecord) error
@@ -528,12 +517,7 @@ func (a *Activities) recordNotified(ctx context.Context, ds []smsgw.Delivery, ev
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifiedWriteTimeout)
 	defer cancel()
-	write := a.Events.AppendEvents
-	if later, ok := a.Events.(LaterEventStore); ok {
-		// The customer has heard: this write may wait for company.
-		write = later.AppendEventsLater
-	}
-	if err := write(ctx, events...); err != nil {
+	if err := a.Events.AppendEvents(ctx, events...); err != nil {
 		for _, d := range ds {
 			id, _ := d.Subject()
 			a.Logger.Warn("notification delivered but not recorded", "subject", id, "channel", d.Channel, "err", err)

@@ -38,63 +38,6 @@ func (w *writtenEvents) ids(i int) []string {
 	return ids
 }
 
-// laterEvents is a LaterEventStore that keeps which calls came through
-// AppendEventsLater.
-type laterEvents struct {
-	writtenEvents
-	later []bool // per call
-}
-
-func (w *laterEvents) AppendEvents(ctx context.Context, evs ...smsgw.Event) error {
-	w.mu.Lock()
-	w.later = append(w.later, false)
-	w.mu.Unlock()
-	return w.writtenEvents.AppendEvents(ctx, evs...)
-}
-
-func (w *laterEvents) AppendEventsLater(ctx context.Context, evs ...smsgw.Event) error {
-	w.mu.Lock()
-	w.later = append(w.later, true)
-	w.mu.Unlock()
-	return w.writtenEvents.AppendEvents(ctx, evs...)
-}
-
-// With a store that can write them later, the record of a message is
-// written as one it waits on, and the events of its deliveries, which
-// nobody waits on, later (with the next batch).
-func TestDeliveriesAreRecordedLater(t *testing.T) {
-	recent, err := NewRecentDeliveries(time.Minute, 10, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	events := &laterEvents{}
-	now := time.Now().UTC().Truncate(time.Second)
-	a := &Activities{Channels: map[string]Channel{"webhook": &countingChannel{}, "smpp": &countingChannel{}},
-		Events: events, Recent: recent, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
-	final := func(channel string) smsgw.Delivery {
-		return smsgw.Delivery{Channel: channel, CustomerID: "acme",
-			Notification: &smsgw.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 5}}
-	}
-	record := RecordInput{Events: []smsgw.Event{smsgw.NewEvent("m1", "acme", 4, smsgw.EventFinal, "final", now, nil)}}
-	if _, err := a.RecordAndNotifyAll(context.Background(), record, []smsgw.Delivery{final("webhook"), final("smpp")}); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(events.later, []bool{false, true}) {
-		t.Fatalf("writes later: %v, want the record at once and the deliveries later", events.later)
-	}
-	if got, want := events.ids(1), []string{"m1:notified-webhook-DELIVERED", "m1:notified-smpp-DELIVERED"}; !slices.Equal(got, want) {
-		t.Fatalf("written later: %v, want %v", got, want)
-	}
-	// A notification on its own (a retry, an inbound message) too.
-	if err := a.Notify(context.Background(), smsgw.Delivery{Channel: "webhook", CustomerID: "acme",
-		Notification: &smsgw.Notification{MessageID: "m2", Status: smsgw.StatusDelivered, Seq: 5}}); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(events.later, []bool{false, true, true}) {
-		t.Fatalf("writes later: %v, want the lone notification's later too", events.later)
-	}
-}
-
 // blockingChannel takes a delivery only once released.
 type blockingChannel struct{ release chan struct{} }
 

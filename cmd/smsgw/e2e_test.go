@@ -385,8 +385,7 @@ func TestEndToEndRESTToWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer events.Close(ctx)
-	// The delivery's own event is written after the webhook came, with the
-	// next batch of events or after -store-batch-lazy-wait.
+	// The delivery's own event is written after the webhook came.
 	var types []string
 	testenv.WaitFor(t, "the webhook's notified event", func() bool {
 		evs, err := events.Events(ctx, id)

@@ -177,8 +177,7 @@ func TestEndToEndSearchEventsUsage(t *testing.T) {
 	}
 
 	// Events of the two-part message, in order; the last, its delivery's,
-	// is written after the webhook came (with the next batch of events or
-	// after -store-batch-lazy-wait).
+	// is written after the webhook came.
 	testenv.WaitFor(t, "the two-part message's notified event", func() bool {
 		code, out = g.do(t, "GET", "/v1/messages/"+ids[3]+"/events", "acme-key", "")
 		if code != http.StatusOK {

@@ -12,9 +12,8 @@
 // company even with no write in flight: a caller that writes again and
 // again, one write after the other, then waits up to Linger each time.
 //
-// A caller whose write no customer waits on (the record that a
-// notification went out, made after the customer heard; the look for
-// receipts that came before their correlation, made after the send
+// A caller whose items no message waits on (the look for receipts that
+// came before their correlation, made in the background after the send
 // returned) hands its items with DoLazy: they go with the next batch that
 // goes for a caller of Do, or after Options.LazyWait, so they seldom cost
 // a round trip of their own.

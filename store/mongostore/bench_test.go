@@ -30,8 +30,8 @@ func benchStore(b *testing.B, uri string) (*mongostore.Store, *wireCounter, stri
 	db := testenv.MongoDatabase(b)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// One message at a time: the writes no message waits on have no batch
-	// to ride with, so they go after a millisecond instead of the default
+	// One message at a time: the look for parked receipts has no batch to
+	// ride with, so it goes after a millisecond instead of the default
 	// wait.
 	m, err := groupcommit.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -262,7 +262,7 @@ func messageHappyPath(b *testing.B, ctx context.Context, s *mongostore.Store, id
 		}
 	})
 	steps.time("notified", func() {
-		if err := s.AppendEventsLater(ctx, messageEvents(id, now)[5]); err != nil {
+		if err := s.AppendEvents(ctx, messageEvents(id, now)[5]); err != nil {
 			b.Fatal(err)
 		}
 	})

@@ -315,25 +315,12 @@ func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) erro
 // those of every message that ended in the same period, in one move
 // (see retirer).
 func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
-	return s.appendEvents(ctx, s.eventWrites.Do, events)
-}
-
-// AppendEventsLater is AppendEvents for events no customer waits on (that
-// a notification went out, written after the customer heard): they go
-// with the next batch of events written for a message on its way, or
-// after the batches' lazy wait (-store-batch-lazy-wait), instead of in a
-// round trip of their own; the call returns once they are written.
-func (s *Store) AppendEventsLater(ctx context.Context, events ...smsgw.Event) error {
-	return s.appendEvents(ctx, s.eventWrites.DoLazy, events)
-}
-
-func (s *Store) appendEvents(ctx context.Context, do func(context.Context, ...smsgw.Event) error, events []smsgw.Event) error {
 	for i, e := range events {
 		if e.ID == "" || e.MessageID == "" {
 			return smsgw.Errorf(smsgw.EINVALID, "event %d has no ID or message ID", i)
 		}
 	}
-	if err := do(ctx, events...); err != nil {
+	if err := s.eventWrites.Do(ctx, events...); err != nil {
 		return fmt.Errorf("mongostore: append %d events: %w", len(events), err)
 	}
 	return nil
