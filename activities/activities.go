@@ -23,6 +23,19 @@ type EventStore interface {
 	AppendEvents(ctx context.Context, events ...smsgw.Event) error
 }
 
+// BackgroundEventStore is an EventStore that can also write events
+// nobody waits on in the background, with the next batch of events
+// written (mongostore's). The events that record a notification delivered
+// go that way when the Activities' EventStore is one: the activity that
+// delivered returns as soon as the customer has heard, so a worker killed
+// after a delivery has less time to have it run, and deliver, again.
+type BackgroundEventStore interface {
+	EventStore
+	// AppendEventsInBackground returns at once and hands done, when not
+	// nil, the outcome of the write.
+	AppendEventsInBackground(ctx context.Context, done func(error), events ...smsgw.Event)
+}
+
 // ReportStore moves a message's reporting row forward, idempotently and never backwards.
 type ReportStore interface {
 	UpsertMessage(ctx context.Context, r smsgw.MessageRecord) error
@@ -506,7 +519,8 @@ func (a *Activities) deliver(ctx context.Context, d smsgw.Delivery) (*smsgw.Even
 	return &ev, nil
 }
 
-// recordNotified writes the events of deliveries made, in one write. The
+// recordNotified writes the events of deliveries made, in one write, in
+// the background when the store can (BackgroundEventStore). The
 // customers have them: a write that fails is logged, not retried, since a
 // retry would deliver them again; and it is made even when the task's time
 // ran out while a slower channel answered, since the others' deliveries
@@ -515,14 +529,23 @@ func (a *Activities) recordNotified(ctx context.Context, ds []smsgw.Delivery, ev
 	if len(events) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifiedWriteTimeout)
-	defer cancel()
-	if err := a.Events.AppendEvents(ctx, events...); err != nil {
+	notRecorded := func(err error) {
+		if err == nil {
+			return
+		}
 		for _, d := range ds {
 			id, _ := d.Subject()
 			a.Logger.Warn("notification delivered but not recorded", "subject", id, "channel", d.Channel, "err", err)
 		}
 	}
+	if bg, ok := a.Events.(BackgroundEventStore); ok {
+		// The customer has heard: nothing waits for this write.
+		bg.AppendEventsInBackground(ctx, notRecorded, events...)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifiedWriteTimeout)
+	defer cancel()
+	notRecorded(a.Events.AppendEvents(ctx, events...))
 }
 
 // notifiedWriteTimeout bounds the write of deliveries' events.

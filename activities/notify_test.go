@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/internal/testenv"
 )
 
 // writtenEvents keeps each AppendEvents call's events apart.
@@ -36,6 +38,69 @@ func (w *writtenEvents) ids(i int) []string {
 		ids = append(ids, e.ID)
 	}
 	return ids
+}
+
+// backgroundEvents is a BackgroundEventStore whose background writes
+// wait to be released, then fail with failWith.
+type backgroundEvents struct {
+	writtenEvents
+	release  chan struct{}
+	failWith error
+	started  chan []smsgw.Event // each background write's events
+}
+
+func (b *backgroundEvents) AppendEventsInBackground(_ context.Context, done func(error), evs ...smsgw.Event) {
+	b.started <- slices.Clone(evs)
+	go func() {
+		<-b.release
+		done(b.failWith)
+	}()
+}
+
+// With a store that writes in the background, the record of a message is
+// written before any delivery and waited for, and the events of its
+// deliveries are handed to the background: the activity returns without
+// waiting for them, and a write of them that fails is logged, once for
+// each delivery.
+func TestDeliveriesAreRecordedInTheBackground(t *testing.T) {
+	recent, err := NewRecentDeliveries(time.Minute, 10, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := &backgroundEvents{release: make(chan struct{}), failWith: errors.New("server away"),
+		started: make(chan []smsgw.Event, 2)}
+	logs := &testenv.SyncBuffer{}
+	now := time.Now().UTC().Truncate(time.Second)
+	a := &Activities{Channels: map[string]Channel{"webhook": &countingChannel{}, "smpp": &countingChannel{}},
+		Events: events, Recent: recent, Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: func() time.Time { return now }}
+	final := func(channel string) smsgw.Delivery {
+		return smsgw.Delivery{Channel: channel, CustomerID: "acme",
+			Notification: &smsgw.Notification{MessageID: "m1", Status: smsgw.StatusDelivered, Seq: 5}}
+	}
+	record := RecordInput{Events: []smsgw.Event{smsgw.NewEvent("m1", "acme", 4, smsgw.EventFinal, "final", now, nil)}}
+	if _, err := a.RecordAndNotifyAll(context.Background(), record, []smsgw.Delivery{final("webhook"), final("smpp")}); err != nil {
+		t.Fatal(err) // returned with the background write still held
+	}
+	if len(events.calls) != 1 || !slices.Equal(events.ids(0), []string{"m1:final"}) {
+		t.Fatalf("written and waited for: %v, want the record alone", events.calls)
+	}
+	var ids []string
+	for _, e := range <-events.started {
+		ids = append(ids, e.ID)
+	}
+	if want := []string{"m1:notified-webhook-DELIVERED", "m1:notified-smpp-DELIVERED"}; !slices.Equal(ids, want) {
+		t.Fatalf("written in the background: %v, want %v", ids, want)
+	}
+	// A notification on its own (a retry, an inbound message) too.
+	if err := a.Notify(context.Background(), smsgw.Delivery{Channel: "webhook", CustomerID: "acme",
+		Notification: &smsgw.Notification{MessageID: "m2", Status: smsgw.StatusDelivered, Seq: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-events.started; len(got) != 1 || got[0].ID != "m2:notified-webhook-DELIVERED" {
+		t.Fatalf("a lone notification's event in the background: %+v", got)
+	}
+	close(events.release)
+	testenv.WaitFor(t, "three warnings of deliveries not recorded", func() bool { return strings.Count(logs.String(), "notification delivered but not recorded") == 3 })
 }
 
 // blockingChannel takes a delivery only once released.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	smsgw "github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/internal/testenv"
 	smsgwv1 "github.com/smsgw/smsgw/proto/smsgw/v1"
 )
 
@@ -101,30 +101,12 @@ func (l customerList) CustomerByAPIKey(key string) (*smsgw.Customer, bool) {
 	return nil, false
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testServer struct {
 	submitter *recordingSubmitter // nil when the test brought its own
 	changes   *recordingChanger
 	baseURL   string
 	grpcAddr  string
-	logs      *syncBuffer
+	logs      *testenv.SyncBuffer
 	readyErr  error
 	reg       *prometheus.Registry
 }
@@ -150,7 +132,7 @@ func startServer(t testing.TB, cfg Config, readyErr error) *testServer {
 // startServerWith is startServer with a submitter of the test's own.
 func startServerWith(t testing.TB, cfg Config, readyErr error, sub smsgw.Submitter, change ...func(*Deps)) *testServer {
 	t.Helper()
-	ts := &testServer{logs: &syncBuffer{}, readyErr: readyErr}
+	ts := &testServer{logs: &testenv.SyncBuffer{}, readyErr: readyErr}
 	ts.submitter, _ = sub.(*recordingSubmitter)
 	accepted := deliveredAt.Add(-5 * time.Second)
 	reg := prometheus.NewRegistry()

@@ -385,7 +385,9 @@ func TestEndToEndRESTToWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer events.Close(ctx)
-	// The delivery's own event is written after the webhook came.
+	// The delivery's own event is written after the webhook came, in the
+	// background: with the next batch of events or after
+	// -store-batch-lazy-wait.
 	var types []string
 	testenv.WaitFor(t, "the webhook's notified event", func() bool {
 		evs, err := events.Events(ctx, id)

@@ -177,7 +177,8 @@ func TestEndToEndSearchEventsUsage(t *testing.T) {
 	}
 
 	// Events of the two-part message, in order; the last, its delivery's,
-	// is written after the webhook came.
+	// is written after the webhook came, in the background (with the next
+	// batch of events or after -store-batch-lazy-wait).
 	testenv.WaitFor(t, "the two-part message's notified event", func() bool {
 		code, out = g.do(t, "GET", "/v1/messages/"+ids[3]+"/events", "acme-key", "")
 		if code != http.StatusOK {

@@ -167,7 +167,7 @@ func startDevDB(t testing.TB, bin string, args ...string) *DevDB {
 	if err != nil {
 		t.Fatalf("testenv: devdb: %v", err)
 	}
-	var stderr syncBuffer
+	var stderr SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start %s: %v", bin, err)
@@ -309,19 +309,20 @@ func randomHex(t testing.TB, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for writers and readers on several
+// goroutines: a log's output that a test reads while it is written.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

@@ -12,11 +12,12 @@
 // company even with no write in flight: a caller that writes again and
 // again, one write after the other, then waits up to Linger each time.
 //
-// A caller whose items no message waits on (the look for receipts that
-// came before their correlation, made in the background after the send
-// returned) hands its items with DoLazy: they go with the next batch that
-// goes for a caller of Do, or after Options.LazyWait, so they seldom cost
-// a round trip of their own.
+// A caller whose items nobody waits on (the look for receipts that came
+// before their correlation, made in the background after the send
+// returned; the record that a notification went out, written in the
+// background once the customer heard) hands its items with DoLazy: they
+// go with the next batch that goes for a caller of Do, or after
+// Options.LazyWait, so they seldom cost a round trip of their own.
 //
 // Reads can be batched the same way: the items are the questions, and the
 // write function fills in their answers.

@@ -97,8 +97,10 @@ type Store struct {
 	intentWrites *groupcommit.Committer[intentDoc]
 	parkedReads  *groupcommit.Committer[*parkedLookup]
 
-	closeMu sync.Mutex
-	closers []func() // the batched writes of the outbox, stopped by Close
+	closeMu    sync.Mutex
+	closers    []func() // the batched writes of the outbox, stopped by Close
+	closing    bool
+	background sync.WaitGroup // writes of AppendEventsInBackground, waited for by Close
 }
 
 // Option changes how Open sets up the store.
@@ -199,17 +201,20 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 // the server expires by itself.
 const closeTimeout = 10 * time.Second
 
-// Close writes what is still queued, moves the ended messages'
+// Close writes what is still queued (events appended in the background
+// after their lazy wait at most), moves the ended messages'
 // correlations to the archive and disconnects from the server; the last
 // two take at most closeTimeout.
 func (s *Store) Close(ctx context.Context) error {
 	s.closeMu.Lock()
 	closers := s.closers
 	s.closers = nil
+	s.closing = true
 	s.closeMu.Unlock()
 	for _, c := range closers {
 		c()
 	}
+	s.background.Wait()
 	s.eventWrites.Close()
 	s.corrWrites.Close()
 	s.intentWrites.Close()
@@ -315,13 +320,58 @@ func (s *Store) createTTLIndex(ctx context.Context, coll *mongo.Collection) erro
 // those of every message that ended in the same period, in one move
 // (see retirer).
 func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
+	if err := checkEvents(events); err != nil {
+		return err
+	}
+	if err := s.eventWrites.Do(ctx, events...); err != nil {
+		return fmt.Errorf("mongostore: append %d events: %w", len(events), err)
+	}
+	return nil
+}
+
+// AppendEventsInBackground is AppendEvents for events nobody waits on
+// (that a notification went out, written once the customer heard): it
+// returns at once, and the events go with the next batch of events
+// written for a message on its way, or on their own after the batches'
+// lazy wait (-store-batch-lazy-wait), within backgroundWriteTimeout
+// whatever ctx does. done, when not nil, gets the outcome. Close waits
+// for them; a process killed before they are written loses them.
+func (s *Store) AppendEventsInBackground(ctx context.Context, done func(error), events ...smsgw.Event) {
+	if done == nil {
+		done = func(error) {}
+	}
+	if err := checkEvents(events); err != nil {
+		done(err)
+		return
+	}
+	s.closeMu.Lock()
+	if s.closing {
+		s.closeMu.Unlock()
+		done(fmt.Errorf("mongostore: append %d events: %w", len(events), groupcommit.ErrClosed))
+		return
+	}
+	s.background.Add(1)
+	s.closeMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backgroundWriteTimeout)
+	go func() {
+		defer s.background.Done()
+		defer cancel()
+		err := s.eventWrites.DoLazy(ctx, events...)
+		if err != nil {
+			err = fmt.Errorf("mongostore: append %d events: %w", len(events), err)
+		}
+		done(err)
+	}()
+}
+
+// backgroundWriteTimeout bounds a write of AppendEventsInBackground.
+const backgroundWriteTimeout = 10 * time.Second
+
+func checkEvents(events []smsgw.Event) error {
 	for i, e := range events {
 		if e.ID == "" || e.MessageID == "" {
 			return smsgw.Errorf(smsgw.EINVALID, "event %d has no ID or message ID", i)
 		}
-	}
-	if err := s.eventWrites.Do(ctx, events...); err != nil {
-		return fmt.Errorf("mongostore: append %d events: %w", len(events), err)
 	}
 	return nil
 }

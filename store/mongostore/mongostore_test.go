@@ -2,6 +2,7 @@ package mongostore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -429,6 +431,106 @@ func TestExpireCorrelations(t *testing.T) {
 	// The archive forgets it too.
 	if known, err := s.Correlated(c, []smsgw.Receipt{{ConnectorID: "up1", UpstreamID: "old"}, {ConnectorID: "up1", UpstreamID: "new"}}); err != nil || fmt.Sprint(known) != "[false true]" {
 		t.Errorf("Correlated after expiry = %v %v, want [false true]", known, err)
+	}
+}
+
+// waitQueued waits until n items wait in store's batches.
+func waitQueued(t *testing.T, m *groupcommit.Metrics, store string, n float64) {
+	t.Helper()
+	testenv.WaitFor(t, fmt.Sprintf("%v items waiting in the %s batches", n, store), func() bool {
+		return testutil.ToFloat64(m.QueuedGauge(store)) == n
+	})
+}
+
+// Events appended in the background (that a notification went out) are
+// handed over at once, wait for the next append a message waits on and go
+// in its insert; alone, they go after the lazy wait; Close returns once
+// those still waiting are written, and takes no more. Either way they are stored, and done hears of it.
+func TestEventsAppendedInTheBackgroundGoWithTheNextAppend(t *testing.T) {
+	t.Parallel()
+	m, err := groupcommit.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxied, wc := startWireCounter(t, testenv.MongoURI(t))
+	const lazyWait = time.Second
+	db := testenv.MongoDatabase(t)
+	open := func() *mongostore.Store {
+		s, err := mongostore.Open(ctx(t), proxied, db, mongostore.WithLogger(quiet),
+			mongostore.WithGroupCommit(groupcommit.Options{LazyWait: lazyWait}, m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	c := ctx(t)
+	wc.reset()
+	written := make(chan error, 3)
+	done := func(err error) { written <- err }
+
+	notified := smsgw.NewEvent("m1", "c1", 6, smsgw.EventNotified, "notified-webhook-final", t0, map[string]any{"channel": "webhook"})
+	s.AppendEventsInBackground(c, done, notified)
+	waitQueued(t, m, "events", 1)
+	time.Sleep(50 * time.Millisecond) // taken by the batcher, waiting
+	if n := wc.count("insert events"); n != 0 {
+		t.Fatalf("%d inserts before an append a message waits on: the background event did not wait", n)
+	}
+	final := smsgw.NewEvent("m2", "c1", 5, smsgw.EventAccepted, "accept", t0, nil)
+	start := time.Now()
+	if err := s.AppendEvents(c, final); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > lazyWait/2 {
+		t.Errorf("the append waited on took %v: it waited for the background one's wait", took)
+	}
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	if n := wc.count("insert events"); n != 1 {
+		t.Errorf("%d inserts for an event appended in the background and one waited on, want 1 (%s)", n, wc.breakdown(2))
+	}
+
+	// Alone, an event appended in the background goes after the wait.
+	alone := smsgw.NewEvent("m3", "c1", 6, smsgw.EventNotified, "notified-smpp-final", t0, nil)
+	start = time.Now()
+	s.AppendEventsInBackground(c, done, alone)
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < lazyWait*9/10 {
+		t.Errorf("an event appended in the background, alone, was written after %v, before the lazy wait (%v)", took, lazyWait)
+	}
+
+	// Close writes what waits before it returns.
+	closing := smsgw.NewEvent("m4", "c1", 6, smsgw.EventNotified, "notified-email-final", t0, nil)
+	s.AppendEventsInBackground(c, done, closing)
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatal("Close returned before the event appended in the background was written")
+	}
+	s.AppendEventsInBackground(c, done, closing)
+	if err := <-written; !errors.Is(err, groupcommit.ErrClosed) {
+		t.Errorf("appended in the background after Close: %v, want %v", err, groupcommit.ErrClosed)
+	}
+
+	s = open()
+	for id, want := range map[string]string{"m1": "m1:notified-webhook-final", "m2": "m2:accept", "m3": "m3:notified-smpp-final", "m4": "m4:notified-email-final"} {
+		got, err := s.Events(c, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].ID != want {
+			t.Errorf("events of %s: %+v, want %s", id, got, want)
+		}
 	}
 }
 
