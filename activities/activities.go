@@ -31,8 +31,9 @@ type EventStore interface {
 // after a delivery has less time to have it run, and deliver, again.
 type BackgroundEventStore interface {
 	EventStore
-	// AppendEventsInBackground returns at once and hands done, when not
-	// nil, the outcome of the write.
+	// AppendEventsInBackground returns once the events are handed over
+	// (ctx bounds that, not the write) and hands done, when not nil, the
+	// outcome of the write; done must not block.
 	AppendEventsInBackground(ctx context.Context, done func(error), events ...smsgw.Event)
 }
 
@@ -538,17 +539,18 @@ func (a *Activities) recordNotified(ctx context.Context, ds []smsgw.Delivery, ev
 			a.Logger.Warn("notification delivered but not recorded", "subject", id, "channel", d.Channel, "err", err)
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifiedWriteTimeout)
+	defer cancel()
 	if bg, ok := a.Events.(BackgroundEventStore); ok {
 		// The customer has heard: nothing waits for this write.
 		bg.AppendEventsInBackground(ctx, notRecorded, events...)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifiedWriteTimeout)
-	defer cancel()
 	notRecorded(a.Events.AppendEvents(ctx, events...))
 }
 
-// notifiedWriteTimeout bounds the write of deliveries' events.
+// notifiedWriteTimeout bounds the write of deliveries' events (handing
+// them over, when they are written in the background).
 const notifiedWriteTimeout = 10 * time.Second
 
 // NotifyFailed records a delivery that was refused or ran out of retries, so

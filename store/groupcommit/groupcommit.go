@@ -92,7 +92,8 @@ var ErrClosed = errors.New("groupcommit: closed")
 type request[T any] struct {
 	items []T
 	done  chan error
-	lazy  bool // handed with DoLazy
+	lazy  bool        // handed with DoLazy or DoLazyThen
+	then  func(error) // DoLazyThen's: told the outcome by the Committer
 }
 
 // Committer batches the writes of one kind (events, reporting rows, …).
@@ -144,20 +145,29 @@ func (c *Committer[T]) DoLazy(ctx context.Context, items ...T) error {
 	return c.do(ctx, true, items)
 }
 
+// DoLazyThen is DoLazy for a caller that does not wait for the write: it
+// returns once the items are queued (at once, unless the queue is full:
+// then when there is room, or with ctx's error), and then, called on the
+// Committer's goroutine, hears how they fared; then must not block. Close
+// writes what was queued at once. An error returned means the items were
+// not taken, and then is not called.
+func (c *Committer[T]) DoLazyThen(ctx context.Context, then func(error), items ...T) error {
+	if len(items) == 0 {
+		if then != nil {
+			then(nil)
+		}
+		return nil
+	}
+	return c.enqueue(ctx, &request[T]{items: items, done: make(chan error, 1), lazy: true, then: then})
+}
+
 func (c *Committer[T]) do(ctx context.Context, lazy bool, items []T) error {
 	if len(items) == 0 {
 		return nil
 	}
 	r := &request[T]{items: items, done: make(chan error, 1), lazy: lazy}
-	c.metrics.queued(c.name, len(items))
-	select {
-	case c.queue <- r:
-	case <-c.stop:
-		c.metrics.queued(c.name, -len(items))
-		return ErrClosed
-	case <-ctx.Done():
-		c.metrics.queued(c.name, -len(items))
-		return ctx.Err()
+	if err := c.enqueue(ctx, r); err != nil {
+		return err
 	}
 	select {
 	case err := <-r.done:
@@ -170,6 +180,21 @@ func (c *Committer[T]) do(ctx context.Context, lazy bool, items []T) error {
 			return ErrClosed // taken just as the Committer closed
 		}
 	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enqueue hands r to the batches.
+func (c *Committer[T]) enqueue(ctx context.Context, r *request[T]) error {
+	c.metrics.queued(c.name, len(r.items))
+	select {
+	case c.queue <- r:
+		return nil
+	case <-c.stop:
+		c.metrics.queued(c.name, -len(r.items))
+		return ErrClosed
+	case <-ctx.Done():
+		c.metrics.queued(c.name, -len(r.items))
 		return ctx.Err()
 	}
 }
@@ -307,6 +332,9 @@ func (c *Committer[T]) flush(batch []*request[T]) {
 		}
 		i += len(r.items)
 		r.done <- err
+		if r.then != nil {
+			r.then(err)
+		}
 	}
 }
 

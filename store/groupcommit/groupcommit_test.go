@@ -370,6 +370,62 @@ func TestCloseDoesNotWaitOutLazyItems(t *testing.T) {
 	}
 }
 
+// Items handed with DoLazyThen are taken without the caller waiting for
+// their write: they go with the next batch waited on, then hears how they
+// fared; Close writes those still waiting at once; once closed, they are
+// refused and then is not called.
+func TestLazyItemsHandedWithoutWaiting(t *testing.T) {
+	rec := &recorder{}
+	m := newMetrics(t)
+	c := groupcommit.New("events", rec.write, groupcommit.Options{LazyWait: time.Hour}, m)
+	heard := make(chan error, 3)
+	then := func(err error) { heard <- err }
+	if err := c.DoLazyThen(context.Background(), then, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if batches, _ := rec.written(); batches != 0 {
+		t.Fatalf("%d batches written before DoLazyThen returned", batches)
+	}
+	if err := c.Do(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-heard; err != nil {
+		t.Fatal(err)
+	}
+	if batches, items := rec.written(); batches != 1 || items != 3 {
+		t.Fatalf("%d batches, %d items: want the lazy items and the other in one", batches, items)
+	}
+
+	if err := c.DoLazyThen(context.Background(), then, 4); err != nil {
+		t.Fatal(err)
+	}
+	waitQueued(t, m, "events", 1)
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited out the lazy item's wait")
+	}
+	select {
+	case err := <-heard:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatal("Close returned before the item handed over was written")
+	}
+	if err := c.DoLazyThen(context.Background(), then, 5); !errors.Is(err, groupcommit.ErrClosed) {
+		t.Fatalf("handed to a closed Committer: %v, want %v", err, groupcommit.ErrClosed)
+	}
+	if len(heard) != 0 {
+		t.Fatal("then was called for items refused")
+	}
+	if _, items := rec.written(); items != 4 {
+		t.Fatalf("%d items written, want 4", items)
+	}
+}
+
 // BenchmarkCommitter writes from 64 goroutines through a store whose round
 // trip costs 1 ms, batched and one write per item.
 func BenchmarkCommitter(b *testing.B) {

@@ -97,10 +97,8 @@ type Store struct {
 	intentWrites *groupcommit.Committer[intentDoc]
 	parkedReads  *groupcommit.Committer[*parkedLookup]
 
-	closeMu    sync.Mutex
-	closers    []func() // the batched writes of the outbox, stopped by Close
-	closing    bool
-	background sync.WaitGroup // writes of AppendEventsInBackground, waited for by Close
+	closeMu sync.Mutex
+	closers []func() // the batched writes of the outbox, stopped by Close
 }
 
 // Option changes how Open sets up the store.
@@ -202,19 +200,17 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, er
 const closeTimeout = 10 * time.Second
 
 // Close writes what is still queued (events appended in the background
-// after their lazy wait at most), moves the ended messages'
+// too, without their lazy wait), moves the ended messages'
 // correlations to the archive and disconnects from the server; the last
 // two take at most closeTimeout.
 func (s *Store) Close(ctx context.Context) error {
 	s.closeMu.Lock()
 	closers := s.closers
 	s.closers = nil
-	s.closing = true
 	s.closeMu.Unlock()
 	for _, c := range closers {
 		c()
 	}
-	s.background.Wait()
 	s.eventWrites.Close()
 	s.corrWrites.Close()
 	s.intentWrites.Close()
@@ -331,11 +327,12 @@ func (s *Store) AppendEvents(ctx context.Context, events ...smsgw.Event) error {
 
 // AppendEventsInBackground is AppendEvents for events nobody waits on
 // (that a notification went out, written once the customer heard): it
-// returns at once, and the events go with the next batch of events
-// written for a message on its way, or on their own after the batches'
-// lazy wait (-store-batch-lazy-wait), within backgroundWriteTimeout
-// whatever ctx does. done, when not nil, gets the outcome. Close waits
-// for them; a process killed before they are written loses them.
+// returns once they are queued, at once unless the batches are full, and
+// the events go with the next batch of events written for a message on
+// its way, or on their own after the batches' lazy wait
+// (-store-batch-lazy-wait). done, when not nil, gets the outcome; it is
+// called on the batches' goroutine and must not block. Close writes those
+// still queued; a process killed before they are written loses them.
 func (s *Store) AppendEventsInBackground(ctx context.Context, done func(error), events ...smsgw.Event) {
 	if done == nil {
 		done = func(error) {}
@@ -344,28 +341,16 @@ func (s *Store) AppendEventsInBackground(ctx context.Context, done func(error), 
 		done(err)
 		return
 	}
-	s.closeMu.Lock()
-	if s.closing {
-		s.closeMu.Unlock()
-		done(fmt.Errorf("mongostore: append %d events: %w", len(events), groupcommit.ErrClosed))
-		return
-	}
-	s.background.Add(1)
-	s.closeMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backgroundWriteTimeout)
-	go func() {
-		defer s.background.Done()
-		defer cancel()
-		err := s.eventWrites.DoLazy(ctx, events...)
+	wrapped := func(err error) {
 		if err != nil {
 			err = fmt.Errorf("mongostore: append %d events: %w", len(events), err)
 		}
 		done(err)
-	}()
+	}
+	if err := s.eventWrites.DoLazyThen(ctx, wrapped, events...); err != nil {
+		wrapped(err)
+	}
 }
-
-// backgroundWriteTimeout bounds a write of AppendEventsInBackground.
-const backgroundWriteTimeout = 10 * time.Second
 
 func checkEvents(events []smsgw.Event) error {
 	for i, e := range events {
