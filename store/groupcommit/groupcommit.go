@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,8 +104,10 @@ type Committer[T any] struct {
 	opts     Options
 	queue    chan *request[T]
 	inFlight chan struct{} // one token per write in flight
-	stop     chan struct{}
+	stop     chan struct{} // closed by Close, with closed set
 	stopped  chan struct{}
+	closeMu  sync.RWMutex // held to read by enqueue, to write by Close
+	closed   bool
 	metrics  *Metrics
 	name     string
 	// lastStart is when the last batch was gathered, kept by run.
@@ -170,29 +173,25 @@ func (c *Committer[T]) do(ctx context.Context, lazy bool, items []T) error {
 		return err
 	}
 	select {
-	case err := <-r.done:
+	case err := <-r.done: // every request queued is answered, Close or not
 		return err
-	case <-c.stopped:
-		select {
-		case err := <-r.done:
-			return err
-		default:
-			return ErrClosed // taken just as the Committer closed
-		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// enqueue hands r to the batches.
+// enqueue hands r to the batches. Close waits for an enqueue under way,
+// so that every request queued is written before Close returns.
 func (c *Committer[T]) enqueue(ctx context.Context, r *request[T]) error {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
 	c.metrics.queued(c.name, len(r.items))
 	select {
 	case c.queue <- r:
 		return nil
-	case <-c.stop:
-		c.metrics.queued(c.name, -len(r.items))
-		return ErrClosed
 	case <-ctx.Done():
 		c.metrics.queued(c.name, -len(r.items))
 		return ctx.Err()
@@ -202,11 +201,12 @@ func (c *Committer[T]) enqueue(ctx context.Context, r *request[T]) error {
 // Close stops taking items, writes those already taken and returns when
 // the last write is done.
 func (c *Committer[T]) Close() {
-	select {
-	case <-c.stop:
-	default:
+	c.closeMu.Lock()
+	if !c.closed {
+		c.closed = true
 		close(c.stop)
 	}
+	c.closeMu.Unlock()
 	<-c.stopped
 }
 

@@ -426,6 +426,43 @@ func TestLazyItemsHandedWithoutWaiting(t *testing.T) {
 	}
 }
 
+// Items handed while the Committer closes are either refused or written
+// before Close returns: none is taken and then forgotten.
+func TestItemsHandedWhileClosingAreWrittenOrRefused(t *testing.T) {
+	for range 50 {
+		rec := &recorder{}
+		c := groupcommit.New("events", rec.write, groupcommit.Options{LazyWait: time.Hour}, nil)
+		var written, taken, refused, lazyTaken, lazyHeard atomic.Int64
+		var wg sync.WaitGroup
+		const hands = 20
+		for i := range hands {
+			wg.Go(func() {
+				var err error
+				if i%2 == 0 {
+					if err = c.DoLazyThen(context.Background(), func(error) { lazyHeard.Add(1) }, i); err == nil {
+						lazyTaken.Add(1)
+						taken.Add(1)
+					}
+				} else if err = c.Do(context.Background(), i); err == nil {
+					taken.Add(1)
+				}
+				if errors.Is(err, groupcommit.ErrClosed) {
+					refused.Add(1)
+				}
+			})
+		}
+		c.Close()
+		_, items := rec.written()
+		written.Store(int64(items))
+		heardByClose := lazyHeard.Load()
+		wg.Wait()
+		if taken.Load()+refused.Load() != hands || written.Load() != taken.Load() || heardByClose != lazyTaken.Load() {
+			t.Fatalf("%d taken, %d refused, %d written when Close returned; %d handed lazily, %d heard of by then; want every item written or refused, and heard of by then",
+				taken.Load(), refused.Load(), written.Load(), lazyTaken.Load(), heardByClose)
+		}
+	}
+}
+
 // BenchmarkCommitter writes from 64 goroutines through a store whose round
 // trip costs 1 ms, batched and one write per item.
 func BenchmarkCommitter(b *testing.B) {
