@@ -6,6 +6,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -31,6 +32,12 @@ type MessageWorker struct {
 	// 500): every message's store writes and first notification attempts.
 	// Notification retries are activities, on slots of their own.
 	LocalActivities int
+	// StopTimeout is how long Stop waits for the workflow tasks in hand
+	// and their local activities (a webhook call, a store write) to finish
+	// (default 30 s). Cut short, a local activity's call is abandoned
+	// half-way and the workflow task runs again on another worker: a
+	// webhook that reached the customer would go out a second time.
+	StopTimeout time.Duration
 }
 
 // New returns the Temporal worker, registered and not started. The caller
@@ -44,10 +51,15 @@ func (m MessageWorker) New() worker.Worker {
 	if locals <= 0 {
 		locals = 500
 	}
+	stop := m.StopTimeout
+	if stop <= 0 {
+		stop = 30 * time.Second
+	}
 	w := worker.New(m.Temporal, workflows.TaskQueue, worker.Options{
 		MaxConcurrentWorkflowTaskPollers:        pollers,
 		MaxConcurrentActivityTaskPollers:        pollers,
 		MaxConcurrentLocalActivityExecutionSize: locals,
+		WorkerStopTimeout:                       stop,
 	})
 	w.RegisterWorkflow(workflows.MessageWorkflow)
 	w.RegisterActivity(m.Activities)

@@ -209,7 +209,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Logger:        logger,
 			Now:           time.Now,
 		}
-		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers, LocalActivities: s.localActivities}.New()
+		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers, LocalActivities: s.localActivities, StopTimeout: s.workerStopTimeout}.New()
 		if err := a.registerInbound(w); err != nil {
 			return err
 		}
