@@ -32,11 +32,12 @@ type MessageWorker struct {
 	// 500): every message's store writes and first notification attempts.
 	// Notification retries are activities, on slots of their own.
 	LocalActivities int
-	// StopTimeout is how long Stop waits for the workflow tasks in hand
-	// and their local activities (a webhook call, a store write) to finish
-	// (default 30 s). Cut short, a local activity's call is abandoned
-	// half-way and the workflow task runs again on another worker: a
-	// webhook that reached the customer would go out a second time.
+	// StopTimeout is how long Stop waits for each kind of work in hand to
+	// finish, one after the other: the workflow tasks (with the local
+	// activities they wait on: a webhook call, a store write), then any
+	// local activity still running, then the activities (notification
+	// retries) (0: 15 s). A workflow task cut short runs again on another
+	// worker: a webhook call that reached the customer goes out again.
 	StopTimeout time.Duration
 }
 
@@ -53,7 +54,7 @@ func (m MessageWorker) New() worker.Worker {
 	}
 	stop := m.StopTimeout
 	if stop <= 0 {
-		stop = 30 * time.Second
+		stop = 15 * time.Second
 	}
 	w := worker.New(m.Temporal, workflows.TaskQueue, worker.Options{
 		MaxConcurrentWorkflowTaskPollers:        pollers,

@@ -133,8 +133,8 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&s.pollers, "pollers", 16, "Temporal task pollers per kind (worker role); half the workflow pollers wait on the worker's sticky queue, where a message's workflow tasks after its eager start go")
 	fs.IntVar(&s.localActivities, "local-activities", envInt(getenv, "SMSGW_LOCAL_ACTIVITIES", 500),
 		"local activities the worker runs at once: every message's store writes and first notification attempts; env SMSGW_LOCAL_ACTIVITIES")
-	fs.DurationVar(&s.workerStopTimeout, "worker-stop-timeout", envDuration(getenv, "SMSGW_WORKER_STOP_TIMEOUT", 30*time.Second),
-		"how long the worker role, when stopping, lets the workflow tasks it holds and their local activities (webhook calls, store writes) finish; one cut short runs again on another worker; env SMSGW_WORKER_STOP_TIMEOUT")
+	fs.DurationVar(&s.workerStopTimeout, "worker-stop-timeout", envDuration(getenv, "SMSGW_WORKER_STOP_TIMEOUT", 15*time.Second),
+		"how long the worker role, when stopping, waits for each kind of work it holds to finish, one after the other: workflow tasks with their local activities (webhook calls, store writes), then local activities, then activities; a workflow task cut short runs again on another worker (0: 15 s); env SMSGW_WORKER_STOP_TIMEOUT")
 	fs.DurationVar(&s.webhookTimeout, "webhook-timeout", envDuration(getenv, "SMSGW_WEBHOOK_TIMEOUT", 5*time.Second),
 		"how long one webhook call may take; env SMSGW_WEBHOOK_TIMEOUT")
 	fs.IntVar(&s.webhookInFlight, "webhook-max-in-flight", envInt(getenv, "SMSGW_WEBHOOK_MAX_IN_FLIGHT", 32),
