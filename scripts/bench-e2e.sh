@@ -53,6 +53,17 @@ wait_port() { # port name
 }
 # cpu PID: the CPU seconds (user + system) a process has used so far.
 cpu() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# machine: the whole machine's context switches so far, the CPU time the
+# hypervisor took from it (steal) and all its CPU time, in ticks.
+machine() { awk '$1 == "cpu" {steal = $9; for (i = 2; i <= NF; i++) all += $i} $1 == "ctxt" {ctxt = $2} END {print ctxt, steal, all}' /proc/stat; }
+# machineRow PHASE BEFORE AFTER: a line of what the machine did during a
+# phase, every process included (the load tool and the simulator too): its
+# context switches a message, and the share of its time the hypervisor
+# took (a run with steal well above 0 was not on a quiet machine).
+machineRows=()
+machineRow() {
+  machineRows+=("$(echo "$2 $3" | awk -v p="$1" -v n="$N" '{printf "  %s: %.0f context switches a message, steal %.1f%% of the CPU time", p, ($4-$1)/n, (($6-$3) > 0 ? 100*($5-$2)/($6-$3) : 0)}')")
+}
 # profileProcess NAME PID: with perf installed, 20 s of a server's CPU
 # samples from 5 s on, in the work folder (perf report -i ...).
 profileProcess() {
@@ -165,16 +176,17 @@ bare_rows=()
 bare_rates=()
 bare_cpus=()
 bare() {
-  local phase=$1 t0 t1 worker rate events tasks
+  local phase=$1 t0 t1 worker rate events tasks m0
   startTemporal "$phase"
   sleep 5 # the server's own start-up work, done before a stack's load starts too
   echo "bare workflow ($phase): $N workflows, $CONC in flight..."
-  t0=$(cpu "$temporal_pid"); persistence >"$WORK/p-$phase-0"
+  t0=$(cpu "$temporal_pid"); persistence >"$WORK/p-$phase-0"; m0=$(machine)
   [ -n "${PROFILE:-}" ] && profileProcess "temporal-$phase" "$temporal_pid"
   series "$phase" &
   local series_pid=$!
   SMSGW_BENCH_TEMPORAL=127.0.0.1:17233 SMSGW_BENCH_IN_FLIGHT=$CONC SMSGW_BENCH_POLLERS=$POLLERS /usr/bin/time -f "%U %S" -o "$WORK/floor-$phase.time" \
     "${lower[@]}" "$WORK/bench.test" -test.run '^$' -test.bench 'Floor/receipt=500ms' -test.benchtime "${N}x" >"$WORK/floor-$phase.txt" 2>&1
+  machineRow "bare workflow, $phase" "$m0" "$(machine)"
   kill "$series_pid" 2>/dev/null || true
   wait "$series_pid" 2>/dev/null || true
   fifthRows+=("$(fifths "$phase")")
@@ -241,8 +253,8 @@ outside=()
 load() { # mode
   local mode=$1 out="$WORK/load-$1.txt"
   echo "make dev stack, $mode: $N messages, $CONC in flight$( [ "$RATE" != 0 ] && echo ", $RATE/s open loop")..."
-  local a0 b0 c0 d0 a1 b1 c1 d1 s0 s1 k0 k1
-  persistence >"$WORK/p-$mode-0"
+  local a0 b0 c0 d0 a1 b1 c1 d1 s0 s1 k0 k1 m0
+  persistence >"$WORK/p-$mode-0"; m0=$(machine)
   a0=$(cpu "$temporal_pid"); b0=$(cpu "$devdb_pid"); c0=$( [ -n "$mysql_pid" ] && cpu "$mysql_pid" || echo 0); d0=$(cpu "$smsgw_pid")
   if [ -n "${PROFILE:-}" ]; then # 20 s of smsgw's CPU profile, from 5 s into the load
     (sleep 5; curl -s "http://127.0.0.1:19102/debug/pprof/profile?seconds=20" -o "$WORK/smsgw-$mode.pprof") &
@@ -254,6 +266,7 @@ load() { # mode
   local series_pid=$!
   /usr/bin/time -f "%U %S" -o "$WORK/loadtool-$mode.time" "${lower[@]}" "$BIN/smsgw" loadtest -mode "$mode" -n "$N" -concurrency "$CONC" -window "$CONC" -rate "$RATE" $( [ "$RATE" = 0 ] && echo -in-flight "$CONC" ) \
     -url http://127.0.0.1:18080 -smpp-addr 127.0.0.1:12775 -wait 5m >"$out" 2>&1 || true
+  machineRow "make dev, $mode" "$m0" "$(machine)"
   kill "$series_pid" 2>/dev/null || true
   wait "$series_pid" 2>/dev/null || true
   fifthRows+=("$(fifths "$mode")")
@@ -335,6 +348,8 @@ A REST message's history: $events events, $tasks workflow tasks.
 CPU per message on the same cores, not counted above: $(printf '%s; ' "${outside[@]}")
 Every process started here but the Temporal server at nice $dev_nice$( [ -z "$mysql_addr" ] && echo " (the local MariaDB/MySQL at its own)" || true).
 $(printf '%s\n' "${fifthRows[@]}")
+The machine during each phase, every process on it:
+$(printf '%s\n' "${machineRows[@]}")
 Temporal persistence requests per message (bare / REST / SMPP):
 $(join -a1 -a2 -e- -o 0,1.2,2.2 "$WORK/persistence-before.txt" "$WORK/persistence-rest.txt" | join -a1 -a2 -e- -o 0,1.2,1.3,2.2 - "$WORK/persistence-smpp.txt" | column -t)
 Logs and load reports: $WORK
