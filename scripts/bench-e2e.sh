@@ -21,9 +21,11 @@
 # Everything listens on loopback ports of its own (17233, 37017, 33307,
 # 12775, 12776, 18080, 19102), so it runs beside `make dev`.
 # As in `make dev`, every process this script starts but the Temporal
-# server runs at nice SMSGW_DEV_NICE (10 by default): the stack's, the load
-# tool and the simulator, and on the bare workflow's side its worker and
-# load, one process. A local MariaDB keeps its own priority.
+# server runs at nice SMSGW_DEV_NICE (10 by default) and, where chrt is
+# installed, in the batch scheduling class (SMSGW_DEV_BATCH=0 turns that
+# off): the stack's, the load tool and the simulator, and on the bare
+# workflow's side its worker and load, one process. A local MariaDB keeps
+# its own priority.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
@@ -35,6 +37,9 @@ WORK=$(mktemp -d /tmp/smsgw-bench-e2e.XXXXXX)
 dev_nice=${SMSGW_DEV_NICE:-10}
 [[ $dev_nice =~ ^(1?[0-9])$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
 lower=(nice -n "$dev_nice")
+if [ "$dev_nice" != 0 ] && [ "${SMSGW_DEV_BATCH:-1}" != 0 ] && command -v chrt >/dev/null 2>&1; then
+  lower=(chrt --batch 0 "${lower[@]}")
+fi
 pids=()
 cleanup() {
   for ((i=${#pids[@]}-1; i>=0; i--)); do kill -INT "${pids[i]}" 2>/dev/null || true; done
@@ -54,15 +59,18 @@ wait_port() { # port name
 # cpu PID: the CPU seconds (user + system) a process has used so far.
 cpu() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # machine: the whole machine's context switches so far, the CPU time the
-# hypervisor took from it (steal) and all its CPU time, in ticks.
-machine() { awk '$1 == "cpu" {steal = $9; for (i = 2; i <= NF; i++) all += $i} $1 == "ctxt" {ctxt = $2} END {print ctxt, steal, all}' /proc/stat; }
+# hypervisor took from it (steal), all its CPU time, the time its kernel
+# spent working (system, interrupts) and its busy time, in ticks.
+machine() { awk '$1 == "cpu" {steal = $9; for (i = 2; i <= NF; i++) all += $i; kernel = $4 + $7 + $8; busy = all - $5 - $6} $1 == "ctxt" {ctxt = $2} END {print ctxt, steal, all, kernel, busy}' /proc/stat; }
 # machineRow PHASE BEFORE AFTER: a line of what the machine did during a
 # phase, every process included (the load tool and the simulator too): its
-# context switches a message, and the share of its time the hypervisor
-# took (a run with steal well above 0 was not on a quiet machine).
+# context switches a message, the share of its busy time spent in the
+# kernel (system calls, switches, interrupts), and the share of its time
+# the hypervisor took (a run with steal well above 0 was not on a quiet
+# machine).
 machineRows=()
 machineRow() {
-  machineRows+=("$(echo "$2 $3" | awk -v p="$1" -v n="$N" '{printf "  %s: %.0f context switches a message, steal %.1f%% of the CPU time", p, ($4-$1)/n, (($6-$3) > 0 ? 100*($5-$2)/($6-$3) : 0)}')")
+  machineRows+=("$(echo "$2 $3" | awk -v p="$1" -v n="$N" '{printf "  %s: %.0f context switches a message, kernel %.0f%% of the busy time, steal %.1f%% of the CPU time", p, ($6-$1)/n, (($10-$5) > 0 ? 100*($9-$4)/($10-$5) : 0), (($8-$3) > 0 ? 100*($7-$2)/($8-$3) : 0)}')")
 }
 # profileProcess NAME PID: with perf installed, 20 s of a server's CPU
 # samples from 5 s on, in the work folder (perf report -i ...).
@@ -346,7 +354,7 @@ $(printf '%s\n' "${rows[@]}")
 
 A REST message's history: $events events, $tasks workflow tasks.
 CPU per message on the same cores, not counted above: $(printf '%s; ' "${outside[@]}")
-Every process started here but the Temporal server at nice $dev_nice$( [ -z "$mysql_addr" ] && echo " (the local MariaDB/MySQL at its own)" || true).
+Every process started here but the Temporal server at nice $dev_nice$( [ "${lower[0]}" = chrt ] && echo ", in the batch scheduling class" || true)$( [ -z "$mysql_addr" ] && echo " (the local MariaDB/MySQL at its own)" || true).
 $(printf '%s\n' "${fifthRows[@]}")
 The machine during each phase, every process on it:
 $(printf '%s\n' "${machineRows[@]}")
