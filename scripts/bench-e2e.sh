@@ -21,8 +21,8 @@
 # Everything listens on loopback ports of its own (17233, 37017, 33307,
 # 12775, 12776, 18080, 19102), so it runs beside `make dev`.
 # As in `make dev`, every process this script starts but the Temporal
-# server runs at nice SMSGW_DEV_NICE (10 by default) and, where chrt is
-# installed, in the batch scheduling class (SMSGW_DEV_BATCH=0 turns that
+# server runs at nice SMSGW_DEV_NICE (10 by default) and, where chrt
+# works, in the batch scheduling class (SMSGW_DEV_BATCH=0 turns that
 # off): the stack's, the load tool and the simulator, and on the bare
 # workflow's side its worker and load, one process. A local MariaDB keeps
 # its own priority.
@@ -37,7 +37,9 @@ WORK=$(mktemp -d /tmp/smsgw-bench-e2e.XXXXXX)
 dev_nice=${SMSGW_DEV_NICE:-10}
 [[ $dev_nice =~ ^(1?[0-9])$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
 lower=(nice -n "$dev_nice")
-if [ "$dev_nice" != 0 ] && [ "${SMSGW_DEV_BATCH:-1}" != 0 ] && command -v chrt >/dev/null 2>&1; then
+dev_batch=${SMSGW_DEV_BATCH:-1}
+[[ $dev_batch =~ ^[01]$ ]] || { echo "SMSGW_DEV_BATCH must be 0 or 1, not '$dev_batch'" >&2; exit 2; }
+if [ "$dev_nice" != 0 ] && [ "$dev_batch" = 1 ] && chrt --batch 0 true >/dev/null 2>&1; then
   lower=(chrt --batch 0 "${lower[@]}")
 fi
 pids=()
@@ -60,8 +62,9 @@ wait_port() { # port name
 cpu() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # machine: the whole machine's context switches so far, the CPU time the
 # hypervisor took from it (steal), all its CPU time, the time its kernel
-# spent working (system, interrupts) and its busy time, in ticks.
-machine() { awk '$1 == "cpu" {steal = $9; for (i = 2; i <= NF; i++) all += $i; kernel = $4 + $7 + $8; busy = all - $5 - $6} $1 == "ctxt" {ctxt = $2} END {print ctxt, steal, all, kernel, busy}' /proc/stat; }
+# spent working (system, interrupts) and its busy time (user, nice and the
+# kernel's), in ticks.
+machine() { awk '$1 == "cpu" {steal = $9; for (i = 2; i <= NF; i++) all += $i; kernel = $4 + $7 + $8; busy = $2 + $3 + kernel} $1 == "ctxt" {ctxt = $2} END {print ctxt, steal, all, kernel, busy}' /proc/stat; }
 # machineRow PHASE BEFORE AFTER: a line of what the machine did during a
 # phase, every process included (the load tool and the simulator too): its
 # context switches a message, the share of its busy time spent in the
