@@ -34,14 +34,7 @@ CONC=${CONCURRENCY:-32}
 POLLERS=${POLLERS:-16}
 RATE=${RATE:-0}
 WORK=$(mktemp -d /tmp/smsgw-bench-e2e.XXXXXX)
-dev_nice=${SMSGW_DEV_NICE:-10}
-[[ $dev_nice =~ ^(1?[0-9])$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
-lower=(nice -n "$dev_nice")
-dev_batch=${SMSGW_DEV_BATCH:-1}
-[[ $dev_batch =~ ^[01]$ ]] || { echo "SMSGW_DEV_BATCH must be 0 or 1, not '$dev_batch'" >&2; exit 2; }
-if [ "$dev_nice" != 0 ] && [ "$dev_batch" = 1 ] && chrt --batch 0 true >/dev/null 2>&1; then
-  lower=(chrt --batch 0 "${lower[@]}")
-fi
+source scripts/priority.sh
 pids=()
 cleanup() {
   for ((i=${#pids[@]}-1; i>=0; i--)); do kill -INT "${pids[i]}" 2>/dev/null || true; done

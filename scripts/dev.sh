@@ -38,28 +38,11 @@ fi
 codec_token=$(cat "$DATA/codec-token")
 codec=http://127.0.0.1:8089/codec
 
-# Every message waits on the Temporal server, which reaches its SQLite file
-# through a single connection, one statement at a time: on a small
-# machine, each time another process takes the core from the thread on
-# that connection, every workflow waits. So the server runs at the normal
-# priority and the other processes this script starts below it (nice
-# SMSGW_DEV_NICE, 10 by default; 0 turns it off; a local MariaDB keeps its
-# own): on two cores that is about a tenth more messages a second and a
-# shorter wait for each (docs/performance.md, step 15). Where chrt works
-# they also run in the batch scheduling class: a thread of theirs that
-# wakes up does not preempt the one running, it waits for an idle core or
-# for the running thread to sleep or use up its slice. The Temporal
-# server's threads are preempted half as often, and smsgw and the stores
-# switch threads half as often (step 28; SMSGW_DEV_BATCH=0 turns it off).
-# Where Temporal has machines of its own, none of this applies.
-dev_nice=${SMSGW_DEV_NICE:-10}
-[[ $dev_nice =~ ^(1?[0-9])$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
-lower=(nice -n "$dev_nice")
-dev_batch=${SMSGW_DEV_BATCH:-1}
-[[ $dev_batch =~ ^[01]$ ]] || { echo "SMSGW_DEV_BATCH must be 0 or 1, not '$dev_batch'" >&2; exit 2; }
-if [ "$dev_nice" != 0 ] && [ "$dev_batch" = 1 ] && chrt --batch 0 true >/dev/null 2>&1; then
-  lower=(chrt --batch 0 "${lower[@]}")
-fi
+# Everything but the Temporal server runs below it: nice 10 and the batch
+# scheduling class (scripts/priority.sh; on two cores about a tenth more
+# messages a second). Where Temporal has machines of its own, none of
+# this applies.
+source scripts/priority.sh
 
 sa_flags=()
 for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword DueAt=Datetime; do
