@@ -102,6 +102,10 @@ type SendResult struct {
 	// Attempt is the attempt of the send activity that finished the
 	// send, from 1 (more than 1: earlier attempts were retried).
 	Attempt int32 `json:"attempt,omitempty"`
+	// Receipt is the final receipt of a one-part message when it came
+	// back while the send was held for it (a connector's receiptWait):
+	// the workflow takes it as if signalled.
+	Receipt *smsgw.Receipt `json:"receipt,omitempty"`
 }
 
 // SendFailure is the detail attached to a failed send.

@@ -125,6 +125,12 @@ type Connector struct {
 	// refused or left unanswered an identical one on this connector is
 	// taken for the same message offered again; default 2m.
 	MORedeliveryWindow time.Duration `yaml:"moRedeliveryWindow"`
+	// ReceiptWait is how long the send of a one-part message stays open
+	// for its final receipt once the part is upstream: a receipt that comes
+	// back to the same process meanwhile goes to the workflow with the
+	// send's result, one workflow task and one signal fewer. Unset means
+	// DefaultReceiptWait; 0s turns it off. At most MaxReceiptWait.
+	ReceiptWait *time.Duration `yaml:"receiptWait"`
 
 	line int
 }
@@ -222,6 +228,9 @@ func (co Connector) problems() []string {
 		if d.v < 0 {
 			bad("%s must not be negative", d.name)
 		}
+	}
+	if w := co.HoldForReceipt(); w < 0 || w > MaxReceiptWait {
+		bad("receiptWait must be between 0s (off) and %s", MaxReceiptWait)
 	}
 	if lo, hi := orDefault(co.RebindMin, time.Second), orDefault(co.RebindMax, 30*time.Second); hi < lo {
 		bad("rebindMax %s is below rebindMin %s", hi, lo)
@@ -322,6 +331,20 @@ func (co Connector) TLSConfig() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// DefaultReceiptWait and MaxReceiptWait bound Connector.ReceiptWait.
+const (
+	DefaultReceiptWait = time.Second
+	MaxReceiptWait     = 5 * time.Second
+)
+
+// HoldForReceipt is ReceiptWait, or DefaultReceiptWait when unset.
+func (co Connector) HoldForReceipt() time.Duration {
+	if co.ReceiptWait == nil {
+		return DefaultReceiptWait
+	}
+	return *co.ReceiptWait
 }
 
 // ResendOnFailover reports whether a message this connector accepted part

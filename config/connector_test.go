@@ -107,6 +107,16 @@ func TestConnectorDefaults(t *testing.T) {
 	if co.Resubmit() || co.IsRerouteStatus(0x0B) || co.IsRerouteReceiptErr("034") || co.MapDataCoding(8) != 8 {
 		t.Error("a connector without options changes nothing")
 	}
+	if w := co.HoldForReceipt(); w != DefaultReceiptWait {
+		t.Errorf("HoldForReceipt() = %s, want the default %s", w, DefaultReceiptWait)
+	}
+	off, err := Parse([]byte("connectors:\n  - {id: sim, address: \"127.0.0.1:2776\", systemId: gw, receiptWait: 0s}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := off.Connectors[0].HoldForReceipt(); w != 0 {
+		t.Errorf("receiptWait: 0s gives HoldForReceipt() = %s, want 0 (off)", w)
+	}
 	co.TLS = true
 	if tc, err := co.TLSConfig(); err != nil || tc.ServerName != "127.0.0.1" || tc.MinVersion == 0 {
 		t.Errorf("TLSConfig() = %+v, %v; want the host of the address as server name", tc, err)
@@ -130,6 +140,8 @@ func TestConnectorProblems(t *testing.T) {
 		{"window", `windowSize: -1`, "windowSize must be between 1 and 1000"},
 		{"tps", `tps: -5`, "tps must not be negative"},
 		{"negative duration", `enquireLink: -1s`, "enquireLink must not be negative"},
+		{"negative receipt wait", `receiptWait: -1s`, "receiptWait must be between 0s (off) and 5s"},
+		{"long receipt wait", `receiptWait: 6s`, "receiptWait must be between 0s (off) and 5s"},
 		{"rebind order", `{rebindMin: 10s, rebindMax: 2s}`, "rebindMax 2s is below rebindMin 10s"},
 		{"rebind below default min", `rebindMax: 500ms`, "rebindMax 500ms is below rebindMin 1s"},
 		{"ton", `sourceTon: 7`, "sourceTon 7 is not a TON"},

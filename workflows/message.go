@@ -39,13 +39,16 @@ const (
 //  2. Send (activity on the connector's task queue): submit_sm per part.
 //  3. Wait for a receipt per part, or the end of validity; SENT is recorded
 //     (event, reporting row, search attributes) once sentGrace has passed
-//     without the final receipts, or else with the final status.
+//     without the final receipts, or else with the final status. A receipt
+//     the send brought back in its result (a send held for its receipt by
+//     the connector's receiptWait) is taken first, as if signalled.
 //  4. Record the final status and notify the customer, in one local
 //     activity when a channel is free to take it at once.
 //
 // On the happy path of a one-part message whose receipt comes within
 // sentGrace this costs three workflow tasks and 18 history events, the
-// bare workflow's count, and one store write per store until the end.
+// bare workflow's count, and one store write per store until the end; when
+// the receipt comes back with the send, two workflow tasks and 14 events.
 func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, error) {
 	m := in.Message
 	if m.Validity <= 0 {
@@ -227,6 +230,10 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 
 		life.status = smsgw.StatusSent
 		life.upstreamIDs = sent.UpstreamIDs
+		life.withSend = nil
+		if sent.Receipt != nil {
+			life.withSend = []ReceiptSignal{{Receipt: *sent.Receipt, Segment: 1}}
+		}
 		life.sentAt = sent.SentAt
 		life.sentRecorded = false
 		sentData := map[string]any{"connector": target.ID, "upstreamIds": sent.UpstreamIDs}
@@ -530,7 +537,10 @@ type messageLife struct {
 	upstreamIDs []string
 	sentAt      time.Time
 	receipts    []ReceiptSignal
-	pending     []smsgw.Event // events not yet recorded
+	// withSend is the receipt that came back with the send's result (a
+	// send held for it), taken before any signal.
+	withSend []ReceiptSignal
+	pending  []smsgw.Event // events not yet recorded
 	// sentRecorded is true once SENT through the current connector is in
 	// the stores and the search attributes.
 	sentRecorded bool
@@ -621,12 +631,40 @@ func (l *messageLife) awaitReceipts(ctx, recordCtx workflow.Context, receipts wo
 	parts := make([]smsgw.Status, len(l.upstreamIDs))
 	errs := make([]string, len(l.upstreamIDs))
 	remaining := len(parts)
+	// take applies a receipt, signalled or come back with the send.
+	take := func(s ReceiptSignal) {
+		i := l.partOf(s)
+		if i < 0 || parts[i].Final() {
+			return // not ours, or a duplicate of a final receipt
+		}
+		st, final := s.Receipt.Status()
+		l.receipts = append(l.receipts, s)
+		data := map[string]any{
+			"segment": i + 1, "upstreamId": s.Receipt.UpstreamID, "stat": s.Receipt.Stat, "err": s.Receipt.Err,
+		}
+		if s.Receipt.Raw != "" {
+			data["raw"] = s.Receipt.Raw
+		}
+		l.pending = append(l.pending, l.event(ctx, smsgw.EventReceipt, "receipt-"+strconv.Itoa(i+1)+"-"+s.Receipt.Stat, data))
+		if final {
+			parts[i] = st
+			errs[i] = s.Receipt.Err
+			remaining--
+		} else if l.notify.allStatuses {
+			l.notify.send(l.notification(ctx, smsgw.StatusSent, s.Receipt.Stat, "", ""))
+		}
+	}
+	early := l.withSend
+	l.withSend = nil
+	for _, s := range early {
+		take(s)
+	}
 
 	deadline := l.msg.AcceptedAt.Add(l.msg.Validity)
 	untilDeadline := func() time.Duration { return max(deadline.Sub(workflow.Now(ctx)), time.Second) }
 	if !l.sentRecorded {
 		switch {
-		case l.grace == nil:
+		case l.grace == nil && (remaining > 0 || len(early) == 0):
 			l.startGrace(ctx) // planned in Prepare: the grace starts now
 		case l.graceFired:
 			// sentGrace ended while the send went on: record SENT now.
@@ -637,7 +675,7 @@ func (l *messageLife) awaitReceipts(ctx, recordCtx workflow.Context, receipts wo
 	}
 	grace := !l.sentRecorded && l.graceRunning()
 	timer := l.grace
-	if !grace {
+	if !grace && (remaining > 0 || len(early) == 0) {
 		timer = workflow.NewTimer(ctx, untilDeadline())
 	}
 	expired := false
@@ -648,26 +686,7 @@ func (l *messageLife) awaitReceipts(ctx, recordCtx workflow.Context, receipts wo
 		sel.AddReceive(receipts, func(c workflow.ReceiveChannel, _ bool) {
 			var s ReceiptSignal
 			c.Receive(ctx, &s)
-			i := l.partOf(s)
-			if i < 0 || parts[i].Final() {
-				return // not ours, or a duplicate of a final receipt
-			}
-			st, final := s.Receipt.Status()
-			l.receipts = append(l.receipts, s)
-			data := map[string]any{
-				"segment": i + 1, "upstreamId": s.Receipt.UpstreamID, "stat": s.Receipt.Stat, "err": s.Receipt.Err,
-			}
-			if s.Receipt.Raw != "" {
-				data["raw"] = s.Receipt.Raw
-			}
-			l.pending = append(l.pending, l.event(ctx, smsgw.EventReceipt, "receipt-"+strconv.Itoa(i+1)+"-"+s.Receipt.Stat, data))
-			if final {
-				parts[i] = st
-				errs[i] = s.Receipt.Err
-				remaining--
-			} else if l.notify.allStatuses {
-				l.notify.send(l.notification(ctx, smsgw.StatusSent, s.Receipt.Stat, "", ""))
-			}
+			take(s)
 		})
 		sel.AddFuture(timer, func(workflow.Future) {
 			if !grace {

@@ -270,6 +270,60 @@ func TestPlannedMessageIsRecordedOnceAtTheEnd(t *testing.T) {
 	}
 }
 
+// A receipt that came back while the send was held for it ends the
+// message on the send's result, with no signal: recorded as a signalled
+// one is, with one write per store and no timer of its own. A later
+// duplicate by signal changes nothing.
+func TestReceiptWithTheSend(t *testing.T) {
+	for _, c := range []struct {
+		stat string
+		want smsgw.Status
+	}{{"DELIVRD", smsgw.StatusDelivered}, {"UNDELIV", smsgw.StatusUndeliverable}} {
+		h := newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {
+			return activities.SendResult{UpstreamIDs: []string{"abc"}, SentAt: time.Now(),
+				Receipt: &smsgw.Receipt{ConnectorID: "sim", UpstreamID: "abc", Stat: c.stat}}, nil
+		})
+		plan, err := activities.Planner{Config: h.live, Routes: routing.NewCache(h.live), Encoder: oneGSMPart{}}.Plan(h.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.plan = &plan
+		timers := 0
+		h.env.SetOnTimerScheduledListener(func(string, time.Duration) { timers++ })
+		res := h.run(t)
+		h.assertFinal(t, res, c.want)
+		for _, step := range []string{"accepted", "routed", "sent-sim", "receipt-1-" + c.stat, "final"} {
+			if _, ok := h.events.events["m1:"+step]; !ok {
+				t.Errorf("%s: event %q missing", c.stat, step)
+			}
+		}
+		if h.reports.writes != 1 {
+			t.Errorf("%s: %d reporting writes, want 1", c.stat, h.reports.writes)
+		}
+		// sentGrace's, started with the workflow; none for the validity,
+		// which a receipt already there does not wait for.
+		if timers != 1 {
+			t.Errorf("%s: %d timers, want 1", c.stat, timers)
+		}
+	}
+}
+
+// A receipt with the send of a message that Prepare planned (a scheduled
+// one) ends it too, without starting sentGrace.
+func TestReceiptWithTheSendOfAScheduledMessage(t *testing.T) {
+	h := newHarness(t, func(context.Context, activities.SendInput) (activities.SendResult, error) {
+		return activities.SendResult{UpstreamIDs: []string{"abc"}, SentAt: time.Now(),
+			Receipt: &smsgw.Receipt{ConnectorID: "sim", UpstreamID: "abc", Stat: "DELIVRD"}}, nil
+	})
+	h.msg.ScheduleAt = h.env.Now().Add(time.Minute)
+	h.signalAt(2*time.Minute, "DELIVRD", "abc") // a duplicate, by signal
+	res := h.run(t)
+	h.assertFinal(t, res, smsgw.StatusDelivered)
+	if n := len(h.notifier.sent); n != 1 {
+		t.Errorf("%d notifications, want 1", n)
+	}
+}
+
 func TestReceiptBeforeSendCompletes(t *testing.T) {
 	h := newHarness(t, sentOK("abc"))
 	h.signalAt(0, "DELIVRD", "abc") // arrives before the send activity has returned

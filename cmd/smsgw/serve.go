@@ -236,7 +236,11 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if runs("connector") {
 		matcher := upstream.NewMatcher(events, lifecycle.TemporalSignaler{Client: tc}, logger, reg)
 		spawn("rematcher", func(ctx context.Context) error { matcher.Rematch(ctx, 30*time.Second, 10*time.Second); return nil })
-		afterDrain = append(afterDrain, matcher.Settle) // the sends' looks for early receipts, before the stores close
+		matcher.HoldSends(tc) // a one-part message's send may wait for its receipt (a connector's receiptWait)
+		// The sends held for receipts complete before the Temporal client
+		// closes, and the sends' looks for early receipts end before the
+		// stores close.
+		afterDrain = append(afterDrain, matcher.ReleaseHeld, matcher.Settle)
 		ids := s.connectorIDs()
 		for _, id := range ids {
 			if _, ok := live.Config().Connector(id); !ok {

@@ -113,8 +113,12 @@ type Matcher struct {
 	now     func() time.Time
 	results *prometheus.CounterVec
 	parked  prometheus.Gauge
-	recent  recentSet
-	sent    boundedMap[sentCorrelation]
+	// held are the sends held for their receipts (held.go), heldGauge
+	// how many.
+	held      held
+	heldGauge prometheus.Gauge
+	recent    recentSet
+	sent      boundedMap[sentCorrelation]
 	// early counts Correlate's looks for early receipts still running.
 	early sync.WaitGroup
 	// lateAfter is LateAfter; tests shorten it.
@@ -138,14 +142,18 @@ func NewMatcher(store Correlations, signal Signaler, logger *slog.Logger, reg pr
 		rematchPage: rematchPageSize,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_receipts_total",
-			Help: "Delivery receipts from upstream by connector and result: matched at once, parked (no correlation yet), rematched later, duplicate (already delivered), or late (parked, then dropped: its message had ended).",
+			Help: "Delivery receipts from upstream by connector and result: matched at once, with_send (handed back with its held send), parked (no correlation yet), rematched later, duplicate (already delivered), or late (parked, then dropped: its message had ended).",
 		}, []string{"connector", "result"}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "smsgw_receipts_unmatched",
 			Help: "Receipts parked without a matching message.",
 		}),
+		heldGauge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "smsgw_upstream_sends_held",
+			Help: "Send activities held open for their part's receipt (a connector's receiptWait).",
+		}),
 	}
-	reg.MustRegister(m.results, m.parked)
+	reg.MustRegister(m.results, m.parked, m.heldGauge)
 	return m
 }
 
@@ -211,12 +219,16 @@ func (m *Matcher) deliverEarly(ctx context.Context, c smsgw.Correlation) error {
 func (m *Matcher) Settle() { m.early.Wait() }
 
 // HandleReceipt matches a receipt and signals its message, or parks it. It
-// returns nil only once the receipt is durably held (signalled or parked), so
-// the caller may then acknowledge it upstream.
+// returns nil only once the receipt is durably held (signalled, parked, or
+// in the result of its held send, held.go), so the caller may then
+// acknowledge it upstream.
 func (m *Matcher) HandleReceipt(ctx context.Context, r smsgw.Receipt) error {
 	if m.recent.has(receiptKey(r)) {
 		m.results.WithLabelValues(r.ConnectorID, "duplicate").Inc()
 		m.logger.Debug("duplicate receipt acknowledged", "connector", r.ConnectorID, "upstream_id", r.UpstreamID, "stat", r.Stat)
+		return nil
+	}
+	if m.receiptForHeld(ctx, r) {
 		return nil
 	}
 	if sc, ok := m.sent.get(correlationKey(r.ConnectorID, r.UpstreamID)); ok && m.now().Sub(sc.at) < rememberFor {

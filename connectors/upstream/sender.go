@@ -147,10 +147,30 @@ func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.
 	if s.Handed != nil {
 		s.Handed(in.MessageID)
 	}
-	return activities.SendResult{
+	result := activities.SendResult{
 		UpstreamIDs: progress.UpstreamIDs, Resubmitted: progress.Resubmitted, SentAt: s.Now().UTC(),
 		Latencies: progress.Latencies, Attempt: attempt(ctx),
-	}, nil
+	}
+	// A one-part message may wait here for its receipt (held.go), for no
+	// longer than its attempt has left.
+	if wait := s.receiptWait(ctx); len(in.Parts) == 1 && wait > 0 && s.Matcher != nil && result.UpstreamIDs[0] != "" &&
+		s.Matcher.holdSend(s.Connector.ID, result.UpstreamIDs[0], activity.GetInfo(ctx).TaskToken, result, wait) {
+		return activities.SendResult{}, activity.ErrResultPending
+	}
+	return result, nil
+}
+
+// receiptWait is how long a send may be held for its receipt: the
+// connector's receiptWait, within half of what the attempt has left.
+func (s *Sender) receiptWait(ctx context.Context) time.Duration {
+	wait := s.Connector.HoldForReceipt()
+	if wait <= 0 {
+		return 0
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(deadline)/2)
+	}
+	return wait
 }
 
 // submit sends part i once its intent is durable. A part an earlier attempt
