@@ -91,7 +91,8 @@ type sendProgress struct {
 // heartbeat, so each part's intent is recorded before its submit_sm: a part
 // whose intent an earlier attempt recorded is looked up among the
 // correlations, and submitted again only when none is there and the
-// connector's in-doubt policy says so.
+// connector's in-doubt policy says so. A one-part message's send may then
+// be held for its receipt and completed later (held.go).
 func (s *Sender) Send(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
 	var progress sendProgress
 	if activity.HasHeartbeatDetails(ctx) {
