@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"flag"
@@ -8,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,7 +118,7 @@ type plannedFault struct {
 // soakProfiles: the short one for CI, the full one for a release.
 var soakProfiles = map[string]soakProfile{
 	"short": {name: "short", load: 100 * time.Second, rate: 4, measureN: 120, moEvery: 4 * time.Second, validity: 2 * time.Minute, faults: []plannedFault{
-		{10 * time.Second, "kill -9 connector-1, restart", killRole("connector", 0, syscall.SIGKILL)},
+		{10 * time.Second, "kill -9 connector-1 while it holds sends for their receipts, restart", killHolding("connector", 0)},
 		{20 * time.Second, "carrier A answers ESME_RTHROTTLED for 15 s", carrierFault("A", 15*time.Second, smpptest.Faults{Throttle: true})},
 		{35 * time.Second, "SIGTERM worker-1 (drain), restart", killRole("worker", 0, syscall.SIGTERM)},
 		{45 * time.Second, "kill -9 smpp-1, restart", killRole("smpp", 0, syscall.SIGKILL)},
@@ -141,7 +144,7 @@ func fullFaults() []plannedFault {
 		at += 12 * time.Second
 	}
 	for _, r := range roleNames {
-		add("kill -9 "+r+"-1, restart", killRole(r, 0, syscall.SIGKILL))
+		add("kill -9 "+r+"-1, restart", killOne(r, 0))
 	}
 	add("restart Temporal", restartServer(func(k *soakRun) *proc { return k.st.temporal }))
 	add("carrier A drops its connections mid-window", dropCarrier("A"))
@@ -160,10 +163,19 @@ func fullFaults() []plannedFault {
 	add("carrier A sends receipts on its other bind, for 30 s", carrierFault("A", 30*time.Second, smpptest.Faults{ReceiptOtherBind: true}))
 	add("customer receiver binds away for 60 s", receiversAway(60*time.Second))
 	for _, r := range roleNames {
-		add("kill -9 "+r+"-2, restart", killRole(r, 1, syscall.SIGKILL))
+		add("kill -9 "+r+"-2, restart", killOne(r, 1))
 	}
 	add("restart Temporal", restartServer(func(k *soakRun) *proc { return k.st.temporal }))
 	return fs
+}
+
+// killOne is kill -9 of replica i of a role; a connector's once it holds
+// sends for their receipts.
+func killOne(name string, i int) func(context.Context, *soakRun) (time.Duration, string, error) {
+	if name == "connector" {
+		return killHolding(name, i)
+	}
+	return killRole(name, i, syscall.SIGKILL)
 }
 
 // killRole stops replica i of a role with sig, waits a moment, and starts
@@ -181,6 +193,52 @@ func killRole(name string, i int, sig syscall.Signal) func(context.Context, *soa
 		err := r.waitReady(ctx, 2*time.Minute)
 		return took, fmt.Sprintf("stopped in %s", took.Round(100*time.Millisecond)), err
 	}
+}
+
+// killHolding is killRole with SIGKILL for a connector replica, sent once
+// the replica holds at least one send open for its receipt (its
+// smsgw_upstream_sends_held gauge, polled for up to 15 s): the kill then
+// lands on sends that are upstream and not yet completed, which their
+// heartbeat timeout and a retry must finish without sending them again.
+// The detail says how many were held.
+func killHolding(name string, i int) func(context.Context, *soakRun) (time.Duration, string, error) {
+	kill := killRole(name, i, syscall.SIGKILL)
+	return func(ctx context.Context, k *soakRun) (time.Duration, string, error) {
+		url := "http://" + k.st.roles[name][i].probes + "/metrics"
+		held := 0.0
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+			held, _ = gaugeOf(ctx, url, "smsgw_upstream_sends_held")
+			if held >= 1 || sleepCtx(ctx, 20*time.Millisecond) != nil {
+				break
+			}
+		}
+		took, detail, err := kill(ctx, k)
+		return took, fmt.Sprintf("%.0f sends held at the kill; %s", held, detail), err
+	}
+}
+
+// gaugeOf reads one metric without labels from a Prometheus text page.
+func gaugeOf(ctx context.Context, url, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	return 0, fmt.Errorf("scrape %s: no %s", url, name)
 }
 
 // restartServer stops a server (SIGTERM) and starts it again on its data.
