@@ -110,7 +110,9 @@ startTemporal() {
   "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 17233 --ui-port 18233 --db-filename "$WORK/temporal-$1.db" \
     --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
     --sqlite-pragma cache_size=-65536 --sqlite-pragma mmap_size=268435456 --dynamic-config-value history.cacheMaxSize=8192 \
-    --dynamic-config-value system.forceSearchAttributesCacheRefreshOnRead=false --log-level warn --metrics-port 17299 "${sa[@]}" >"$WORK/temporal-$1.log" 2>&1 &
+    --dynamic-config-value system.forceSearchAttributesCacheRefreshOnRead=false \
+    --dynamic-config-value 'history.transferProcessorUpdateAckInterval="1s"' \
+    --dynamic-config-value 'history.visibilityProcessorUpdateAckInterval="1s"' --log-level warn --metrics-port 17299 "${sa[@]}" >"$WORK/temporal-$1.log" 2>&1 &
   temporal_pid=$!; pids+=("$temporal_pid")
   wait_port 17233 Temporal
 }

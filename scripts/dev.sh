@@ -54,10 +54,17 @@ done
 # The search attributes exist from the start (above), so the server keeps
 # them cached as a cluster does: the dev server's default reads them and
 # the namespace back from the database on every use (six reads a message).
+# The transfer and visibility queues checkpoint every second instead of
+# every 30 s: the server keeps each task it ran in memory until the next
+# checkpoint, and once its single shard holds thousands of them, every new
+# task can cost a pass over all of them (up to a tenth of the server's CPU
+# under load, growing as a load goes on; docs/performance.md, step 30).
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \
   --db-filename "$DATA/temporal.db" --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
   --sqlite-pragma cache_size=-65536 --sqlite-pragma mmap_size=268435456 --dynamic-config-value history.cacheMaxSize=8192 \
   --dynamic-config-value system.forceSearchAttributesCacheRefreshOnRead=false \
+  --dynamic-config-value 'history.transferProcessorUpdateAckInterval="1s"' \
+  --dynamic-config-value 'history.visibilityProcessorUpdateAckInterval="1s"' \
   --ui-codec-endpoint "$codec/$codec_token" \
   --log-level warn "${sa_flags[@]}" >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
