@@ -57,8 +57,9 @@ done
 # The transfer and visibility queues checkpoint every second instead of
 # every 30 s: the server keeps each task it ran in memory until the next
 # checkpoint, and once its single shard holds thousands of them, every new
-# task can cost a pass over all of them (up to a tenth of the server's CPU
-# under load, growing as a load goes on; docs/performance.md, step 30).
+# task can cost a pass over all of them (5-11% of the server's CPU in
+# benchmark loads, 19% in one, growing as a load goes on;
+# docs/performance.md, step 30).
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \
   --db-filename "$DATA/temporal.db" --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
   --sqlite-pragma cache_size=-65536 --sqlite-pragma mmap_size=268435456 --dynamic-config-value history.cacheMaxSize=8192 \

@@ -118,7 +118,7 @@ type plannedFault struct {
 // soakProfiles: the short one for CI, the full one for a release.
 var soakProfiles = map[string]soakProfile{
 	"short": {name: "short", load: 100 * time.Second, rate: 4, measureN: 120, moEvery: 4 * time.Second, validity: 2 * time.Minute, faults: []plannedFault{
-		{10 * time.Second, "kill -9 connector-1 while it holds sends for their receipts, restart", killHolding("connector", 0)},
+		{10 * time.Second, killName("connector", 1), killHolding("connector", 0)},
 		{20 * time.Second, "carrier A answers ESME_RTHROTTLED for 15 s", carrierFault("A", 15*time.Second, smpptest.Faults{Throttle: true})},
 		{35 * time.Second, "SIGTERM worker-1 (drain), restart", killRole("worker", 0, syscall.SIGTERM)},
 		{45 * time.Second, "kill -9 smpp-1, restart", killRole("smpp", 0, syscall.SIGKILL)},
@@ -144,7 +144,7 @@ func fullFaults() []plannedFault {
 		at += 12 * time.Second
 	}
 	for _, r := range roleNames {
-		add("kill -9 "+r+"-1, restart", killOne(r, 0))
+		add(killName(r, 1), killOne(r, 0))
 	}
 	add("restart Temporal", restartServer(func(k *soakRun) *proc { return k.st.temporal }))
 	add("carrier A drops its connections mid-window", dropCarrier("A"))
@@ -163,19 +163,28 @@ func fullFaults() []plannedFault {
 	add("carrier A sends receipts on its other bind, for 30 s", carrierFault("A", 30*time.Second, smpptest.Faults{ReceiptOtherBind: true}))
 	add("customer receiver binds away for 60 s", receiversAway(60*time.Second))
 	for _, r := range roleNames {
-		add("kill -9 "+r+"-2, restart", killOne(r, 1))
+		add(killName(r, 2), killOne(r, 1))
 	}
 	add("restart Temporal", restartServer(func(k *soakRun) *proc { return k.st.temporal }))
 	return fs
 }
 
-// killOne is kill -9 of replica i of a role; a connector's once it holds
-// sends for their receipts.
+// killOne kills replica i of a role with SIGKILL and restarts it; a
+// connector is killed only once it holds a send open for its receipt
+// (killHolding).
 func killOne(name string, i int) func(context.Context, *soakRun) (time.Duration, string, error) {
 	if name == "connector" {
 		return killHolding(name, i)
 	}
 	return killRole(name, i, syscall.SIGKILL)
+}
+
+// killName names killOne's fault for replica n (from 1) of a role.
+func killName(role string, n int) string {
+	if role == "connector" {
+		return fmt.Sprintf("kill -9 %s-%d while it holds sends for their receipts, restart", role, n)
+	}
+	return fmt.Sprintf("kill -9 %s-%d, restart", role, n)
 }
 
 // killRole stops replica i of a role with sig, waits a moment, and starts
@@ -197,28 +206,46 @@ func killRole(name string, i int, sig syscall.Signal) func(context.Context, *soa
 
 // killHolding is killRole with SIGKILL for a connector replica, sent once
 // the replica holds at least one send open for its receipt (its
-// smsgw_upstream_sends_held gauge, polled for up to 15 s): the kill then
-// lands on sends that are upstream and not yet completed, which their
-// heartbeat timeout and a retry must finish without sending them again.
-// The detail says how many were held.
+// smsgw_upstream_sends_held gauge, read every 20 ms for up to 15 s): the
+// kill then lands on sends that are upstream and not yet completed, which
+// their heartbeat timeout and a retry must finish without sending them
+// again. The detail says how many the last reading found, how long the
+// wait took, and why the gauge could not be read, if it could not.
 func killHolding(name string, i int) func(context.Context, *soakRun) (time.Duration, string, error) {
+	const (
+		waitAtMost = 15 * time.Second
+		readEvery  = 20 * time.Millisecond
+	)
 	kill := killRole(name, i, syscall.SIGKILL)
 	return func(ctx context.Context, k *soakRun) (time.Duration, string, error) {
 		url := "http://" + k.st.roles[name][i].probes + "/metrics"
-		held := 0.0
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-			held, _ = gaugeOf(ctx, url, "smsgw_upstream_sends_held")
-			if held >= 1 || sleepCtx(ctx, 20*time.Millisecond) != nil {
+		start := time.Now()
+		var held float64
+		var readErr error
+		for {
+			held, readErr = gaugeOf(ctx, url, "smsgw_upstream_sends_held")
+			if held >= 1 || time.Since(start) >= waitAtMost {
 				break
 			}
+			if err := sleepCtx(ctx, readEvery); err != nil {
+				return 0, "", err
+			}
 		}
+		waited := time.Since(start).Round(10 * time.Millisecond)
 		took, detail, err := kill(ctx, k)
-		return took, fmt.Sprintf("%.0f sends held at the kill; %s", held, detail), err
+		what := fmt.Sprintf("after %s: %.0f sends held at the last reading", waited, held)
+		if readErr != nil {
+			what += " (gauge not read: " + readErr.Error() + ")"
+		}
+		return took, what + "; " + detail, err
 	}
 }
 
-// gaugeOf reads one metric without labels from a Prometheus text page.
+// gaugeOf reads one metric without labels from a Prometheus text page, in
+// at most a second.
 func gaugeOf(ctx context.Context, url, name string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
@@ -228,6 +255,9 @@ func gaugeOf(ctx context.Context, url, name string) (float64, error) {
 		return 0, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -98,5 +101,32 @@ func TestSoakScalesAlertRules(t *testing.T) {
 				t.Errorf("the %s profile has no fault %q for %s", name, expected.fault, expected.alert)
 			}
 		}
+	}
+}
+
+// gaugeOf reads the metric named, not its help or type lines nor a metric
+// whose name starts with it, and says why when it cannot.
+func TestSoakGaugeOf(t *testing.T) {
+	page := "# HELP smsgw_upstream_sends_held Send activities held open.\n" +
+		"# TYPE smsgw_upstream_sends_held gauge\n" +
+		"smsgw_upstream_sends_held_total 9\n" +
+		"smsgw_upstream_sends_held 3\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.Error(w, "no", http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte(page))
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	if v, err := gaugeOf(ctx, srv.URL+"/metrics", "smsgw_upstream_sends_held"); err != nil || v != 3 {
+		t.Fatalf("gaugeOf = %v, %v; want 3", v, err)
+	}
+	if _, err := gaugeOf(ctx, srv.URL+"/metrics", "smsgw_absent"); err == nil || !strings.Contains(err.Error(), "no smsgw_absent") {
+		t.Fatalf("a metric not on the page: %v", err)
+	}
+	if _, err := gaugeOf(ctx, srv.URL+"/other", "smsgw_upstream_sends_held"); err == nil || !strings.Contains(err.Error(), "500") {
+		t.Fatalf("a page answered 500: %v", err)
 	}
 }
