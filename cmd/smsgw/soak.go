@@ -206,7 +206,8 @@ func killRole(name string, i int, sig syscall.Signal) func(context.Context, *soa
 
 // killHolding is killRole with SIGKILL for a connector replica, sent once
 // the replica holds at least one send open for its receipt (its
-// smsgw_upstream_sends_held gauge, read every 20 ms for up to 15 s): the
+// smsgw_upstream_sends_held gauge, read every 20 ms, each read in at most
+// a second, for up to 15 s): the
 // kill then lands on sends that are upstream and not yet completed, which
 // their heartbeat timeout and a retry must finish without sending them
 // again. The detail says how many the last reading found, how long the
@@ -223,7 +224,9 @@ func killHolding(name string, i int) func(context.Context, *soakRun) (time.Durat
 		var held float64
 		var readErr error
 		for {
-			held, readErr = gaugeOf(ctx, url, "smsgw_upstream_sends_held")
+			readCtx, cancel := context.WithTimeout(ctx, time.Second)
+			held, readErr = gaugeOf(readCtx, url, "smsgw_upstream_sends_held")
+			cancel()
 			if held >= 1 || time.Since(start) >= waitAtMost {
 				break
 			}
@@ -241,11 +244,8 @@ func killHolding(name string, i int) func(context.Context, *soakRun) (time.Durat
 	}
 }
 
-// gaugeOf reads one metric without labels from a Prometheus text page, in
-// at most a second.
+// gaugeOf reads one metric without labels from a Prometheus text page.
 func gaugeOf(ctx context.Context, url, name string) (float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
