@@ -12,7 +12,8 @@
 # RATE > 0 runs the load open loop at that many submissions per second.
 # MAX_BACKLOG is smsgw's -max-backlog (the load tool retries what it refuses);
 # SMSGW_FLAGS adds flags to `smsgw all`. POLLERS is smsgw's -pollers, and as
-# many pollers poll for the bare workflow's worker.
+# many pollers poll for the bare workflow's worker. FIRST=smpp runs the SMPP
+# load before the REST one.
 # Each load also prints, by fifths of its final notifications, how fast they
 # came and the CPU a message each process used meanwhile (from a sample of
 # /proc and smsgw's metrics every 5 s, kept as series-MODE.txt).
@@ -316,18 +317,22 @@ tasks=$("$BIN/temporal" workflow show -w "$id" --address 127.0.0.1:17233 -o json
 
 }
 
-startStack rest
-load rest
-countHistory
-stopAll
-bare between
-startStack smpp
-load smpp
-stopAll
-bare after
+# FIRST=smpp runs the SMPP load first: on a machine whose speed drifts
+# over the quarter of an hour a run takes, the load in the second slot
+# meets the later stretch, and swapping the loads tells that apart from
+# what each path costs.
+if [ "${FIRST:-rest}" = smpp ]; then order=(smpp rest); else order=(rest smpp); fi
+for mode in "${order[@]}"; do
+  startStack "$mode"
+  load "$mode"
+  if [ "$mode" = rest ]; then countHistory; fi
+  stopAll
+  if [ "$mode" = "${order[0]}" ]; then bare between; else bare after; fi
+done
 
-# Each load against the mean of the bare runs either side of it (REST:
-# before and between; SMPP: between and after): rate and all-in CPU.
+# Each load against the mean of the bare runs either side of it (the first
+# load: before and between; the second: between and after): rate and
+# all-in CPU.
 rows=()
 i=0
 for l in "${loads[@]}"; do
