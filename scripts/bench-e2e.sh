@@ -103,17 +103,11 @@ go test -c -o "$WORK/bench.test" ./bench
 # startTemporal PHASE: a fresh Temporal dev server as `make dev` runs it.
 # Each phase (the bare workflow, REST, SMPP) starts on a fresh server and
 # fresh databases, so none pays for the histories an earlier one left.
-sa=()
-for x in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword DueAt=Datetime; do
-  sa+=(--search-attribute "$x")
-done
+temporal_args_text=$("$BIN/smsgw" temporal-dev-args) # fails the script if smsgw cannot say
+mapfile -t temporal_args <<<"$temporal_args_text"
 startTemporal() {
   "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 17233 --ui-port 18233 --db-filename "$WORK/temporal-$1.db" \
-    --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
-    --sqlite-pragma cache_size=-65536 --sqlite-pragma mmap_size=268435456 --dynamic-config-value history.cacheMaxSize=8192 \
-    --dynamic-config-value system.forceSearchAttributesCacheRefreshOnRead=false \
-    --dynamic-config-value 'history.transferProcessorUpdateAckInterval="1s"' \
-    --dynamic-config-value 'history.visibilityProcessorUpdateAckInterval="1s"' --log-level warn --metrics-port 17299 "${sa[@]}" >"$WORK/temporal-$1.log" 2>&1 &
+    --metrics-port 17299 "${temporal_args[@]}" >"$WORK/temporal-$1.log" 2>&1 &
   temporal_pid=$!; pids+=("$temporal_pid")
   wait_port 17233 Temporal
 }

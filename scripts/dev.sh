@@ -44,30 +44,14 @@ codec=http://127.0.0.1:8089/codec
 # this applies.
 source scripts/priority.sh
 
-sa_flags=()
-for sa in CustomerId=Keyword MessageStatus=Keyword ConnectorId=Keyword UpstreamMessageId=KeywordList EntryPoint=Keyword DueAt=Datetime; do
-  sa_flags+=(--search-attribute "$sa")
-done
-# SQLite in WAL mode, a commit synced at checkpoints; a 64 MiB page cache
-# and the file mapped, so the database (about 25 KB a message until
-# retention removes it) is not read back through system calls as it grows.
-# The search attributes exist from the start (above), so the server keeps
-# them cached as a cluster does: the dev server's default reads them and
-# the namespace back from the database on every use (six reads a message).
-# The transfer and visibility queues checkpoint every second instead of
-# every 30 s: the server keeps each task it ran in memory until the next
-# checkpoint, and once its single shard holds thousands of them, every new
-# task can cost a pass over all of them (5-11% of the server's CPU in
-# benchmark loads, 19% in one, growing as a load goes on;
-# docs/performance.md, step 30).
+# The server's settings (its database, the search attributes, its queues'
+# checkpoints) are the ones `make bench-e2e` and the soak use too: see
+# temporalDevArgs in cmd/smsgw/temporaldev.go.
+temporal_args_text=$("$BIN/smsgw" temporal-dev-args) # fails the script if smsgw cannot say
+mapfile -t temporal_args <<<"$temporal_args_text"
 "$BIN/temporal" server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \
-  --db-filename "$DATA/temporal.db" --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
-  --sqlite-pragma cache_size=-65536 --sqlite-pragma mmap_size=268435456 --dynamic-config-value history.cacheMaxSize=8192 \
-  --dynamic-config-value system.forceSearchAttributesCacheRefreshOnRead=false \
-  --dynamic-config-value 'history.transferProcessorUpdateAckInterval="1s"' \
-  --dynamic-config-value 'history.visibilityProcessorUpdateAckInterval="1s"' \
-  --ui-codec-endpoint "$codec/$codec_token" \
-  --log-level warn "${sa_flags[@]}" >"$DATA/temporal.log" 2>&1 &
+  --db-filename "$DATA/temporal.db" --ui-codec-endpoint "$codec/$codec_token" \
+  "${temporal_args[@]}" >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
 
 # The reporting database: a local MariaDB or MySQL server when one answers

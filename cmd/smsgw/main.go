@@ -59,6 +59,7 @@ roles:
   import     bring another gateway's message history in (Kannel sqlbox, JSON lines)
   erase      remove every message to or from a phone number from the stores and Temporal
   billing    topup, balance or reconcile: customers' balances in the billing ledger
+  temporal-dev-args  print the arguments make dev gives the Temporal dev server, one a line
 
 Run "smsgw <role> -h" for the flags of a role.
 `
@@ -103,6 +104,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = billing(ctx, rest, getenv, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, getenv, stdout)
+	case "temporal-dev-args":
+		err = printTemporalDevArgs(rest, stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/smsgw/smsgw/workflows"
 )
 
 // The soak's stack: every server is a process of its own on loopback,
@@ -207,22 +206,8 @@ func (s *stack) startInfra(ctx context.Context, temporalCLI, devdbPath, mysqlFal
 		return err
 	}
 	s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", port)
-	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--ui-port", fmt.Sprint(uiPort),
-		"--db-filename", filepath.Join(s.dir, "temporal.db"),
-		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal", "--log-level", "warn"}
-	// As scripts/dev.sh runs it: search attributes and namespace cached, and
-	// the transfer and visibility queues checkpointed every second, so that
-	// a long soak does not slow down on the tasks the single shard holds
-	// between checkpoints (docs/performance.md, step 30).
-	args = append(args,
-		"--sqlite-pragma", "cache_size=-65536", "--sqlite-pragma", "mmap_size=268435456",
-		"--dynamic-config-value", "history.cacheMaxSize=8192",
-		"--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=false",
-		"--dynamic-config-value", `history.transferProcessorUpdateAckInterval="1s"`,
-		"--dynamic-config-value", `history.visibilityProcessorUpdateAckInterval="1s"`)
-	for _, sa := range workflows.SearchAttributeFlags {
-		args = append(args, "--search-attribute", sa)
-	}
+	args := append([]string{"server", "start-dev", "--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--ui-port", fmt.Sprint(uiPort),
+		"--db-filename", filepath.Join(s.dir, "temporal.db")}, temporalDevArgs()...)
 	s.temporal = &proc{name: "temporal", path: temporalCLI, args: args, log: filepath.Join(s.dir, "temporal.log")}
 
 	mongoPort, err := freePort()
