@@ -16,7 +16,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
 )
 
 // The soak's stack: every server is a process of its own on loopback,
