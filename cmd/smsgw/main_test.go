@@ -5,8 +5,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/smsgw/smsgw/workflows"
 )
 
 func runCmd(args ...string) (int, string) {
@@ -89,5 +92,25 @@ func TestPayloadKeySettings(t *testing.T) {
 				t.Fatalf("exit %d, want 1 and %q:\n%s", code, c.want, out)
 			}
 		})
+	}
+}
+
+// The Temporal dev server's arguments come one a line, as the scripts read
+// them, with every search attribute and the queues' checkpoint interval.
+func TestTemporalDevArgs(t *testing.T) {
+	code, out := runCmd("temporal-dev-args")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	want := []string{`history.transferProcessorUpdateAckInterval="1s"`, `history.visibilityProcessorUpdateAckInterval="1s"`, "journal_mode=wal"}
+	want = append(want, workflows.SearchAttributeFlags...)
+	for _, w := range want {
+		if !slices.Contains(lines, w) {
+			t.Errorf("no line %q in\n%s", w, out)
+		}
+	}
+	if code, out := runCmd("temporal-dev-args", "extra"); code != 1 || !strings.Contains(out, "takes no arguments") {
+		t.Fatalf("an argument: exit %d\n%s", code, out)
 	}
 }
