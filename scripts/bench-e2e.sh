@@ -24,9 +24,9 @@
 # As in `make dev`, every process this script starts but the Temporal
 # server runs at nice SMSGW_DEV_NICE (10 by default) and, where chrt
 # works, in the batch scheduling class (SMSGW_DEV_BATCH=0 turns that
-# off): the stack's, the load tool and the simulator, and on the bare
-# workflow's side its worker and load, one process. A local MariaDB keeps
-# its own priority.
+# off), with Go on SMSGW_DEV_PROCS processors (1 by default): the stack's,
+# the load tool and the simulator, and on the bare workflow's side its
+# worker and load, one process. A local MariaDB keeps its own priority.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
@@ -351,7 +351,7 @@ $(printf '%s\n' "${rows[@]}")
 
 A REST message's history: $events events, $tasks workflow tasks.
 CPU per message on the same cores, not counted above: $(printf '%s; ' "${outside[@]}")
-Every process started here but the Temporal server at nice $dev_nice$( [ "${lower[0]}" = chrt ] && echo ", in the batch scheduling class" || true)$( [ -z "$mysql_addr" ] && echo " (the local MariaDB/MySQL at its own)" || true).
+Every process started here but the Temporal server at nice $dev_nice$( [ "${lower[0]}" = chrt ] && echo ", in the batch scheduling class" || true)$( [ "$dev_procs" != 0 ] && echo ", Go on $dev_procs processor(s) each" || true)$( [ -z "$mysql_addr" ] && echo " (the local MariaDB/MySQL at its own)" || true).
 $(printf '%s\n' "${fifthRows[@]}")
 The machine during each phase, every process on it:
 $(printf '%s\n' "${machineRows[@]}")
