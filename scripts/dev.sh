@@ -40,8 +40,8 @@ codec=http://127.0.0.1:8089/codec
 
 # Everything but the Temporal server runs below it: nice 10 and the batch
 # scheduling class (scripts/priority.sh; on two cores about a tenth more
-# messages a second), with Go on one processor each. Where Temporal has machines of its own, none of
-# this applies.
+# messages a second), with Go on one processor each. Where Temporal has
+# machines of its own, none of this applies.
 source scripts/priority.sh
 
 # The server's settings (its database, the search attributes, its queues'
