@@ -12,10 +12,10 @@
 # They also run Go on one processor each (GOMAXPROCS=SMSGW_DEV_PROCS, 1
 # by default; 0 leaves Go's own choice): each uses a fraction of a core,
 # and with one processor its runtime has no second thread to wake and
-# spin for each goroutine made ready; on two cores that took about an
-# eighth of smsgw's and the MongoDB-wire server's CPU a message away, and
-# a third of their threads' waits for a core (docs/performance.md,
-# step 31).
+# spin for each goroutine made ready; on two cores (runs 160 and 161
+# against 158 and 159) that took about an eighth of smsgw's and the
+# MongoDB-wire server's CPU a message away, and a third of their
+# threads' waits for a core (docs/performance.md, step 31).
 dev_nice=${SMSGW_DEV_NICE:-10}
 [[ $dev_nice =~ ^(1?[0-9])$ ]] || { echo "SMSGW_DEV_NICE must be a number from 0 to 19, not '$dev_nice'" >&2; exit 2; }
 dev_batch=${SMSGW_DEV_BATCH:-1}
