@@ -6,9 +6,10 @@
 # workflow waits (docs/performance.md, steps 15 and 28). So the other
 # processes run at nice SMSGW_DEV_NICE (10 by default; 0 turns off the
 # nice and the class below) and, where chrt works, in the batch
-# scheduling class: a thread of theirs that wakes up does not preempt the one running, it waits for an
-# idle core or for the running thread to sleep or use up its slice
-# (SMSGW_DEV_BATCH=0 turns that off). A local MariaDB keeps its own.
+# scheduling class: a thread of theirs that wakes up does not preempt the
+# one running, it waits for an idle core or for the running thread to
+# sleep or use up its slice (SMSGW_DEV_BATCH=0 turns that off). A local
+# MariaDB keeps its own.
 # They also run Go on one processor each (GOMAXPROCS=SMSGW_DEV_PROCS, 1
 # by default; 0 leaves Go's own choice): each uses a fraction of a core,
 # and with one processor its runtime has no second thread to wake and
