@@ -82,7 +82,11 @@ type Activities struct {
 	// Holds, when set, keeps the operators' list of messages held for
 	// review: Record marks a message when its held event is recorded and
 	// clears it when its review ends.
-	Holds  HoldStore
+	Holds HoldStore
+	// Here, when set, sends through the connectors this process holds
+	// bound (SendHere); without it every send goes through the
+	// connector's task queue.
+	Here   HereSender
 	Logger *slog.Logger
 	Now    func() time.Time
 }

@@ -47,6 +47,7 @@ type Service struct {
 	planner    *activities.Planner
 	health     *Health
 	eagerStart bool
+	sendHere   bool
 	limits     limits
 	backlog    *Backlog
 	maxBacklog int
@@ -95,6 +96,11 @@ type Options struct {
 	// EagerStart asks Temporal to hand the first workflow task straight to a
 	// worker in this process; set it when this process also runs the worker.
 	EagerStart bool
+	// SendHere asks each message's workflow to send from the process that
+	// runs it when that process holds the connector bound
+	// (workflows.MessageInput.SendHere); set it when this process also
+	// runs the worker and the connectors.
+	SendHere   bool
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -103,7 +109,7 @@ type Options struct {
 func New(o Options) *Service {
 	s := &Service{
 		temporal: o.Temporal, dc: dataConverter(o.DataConverter), config: o.Config, messages: o.Messages, routes: routing.NewCache(o.Config), counter: o.Counter, planner: o.Planner, health: o.Health,
-		eagerStart: o.EagerStart, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog, ledger: o.Ledger, alerts: o.Alerts, admitter: o.Admitter,
+		eagerStart: o.EagerStart, sendHere: o.SendHere, now: time.Now, logger: o.Logger, backlog: o.Backlog, maxBacklog: o.MaxBacklog, ledger: o.Ledger, alerts: o.Alerts, admitter: o.Admitter,
 		refusals: o.Refusals,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsgw_submissions_total",
@@ -279,7 +285,7 @@ func (s *Service) submit(ctx context.Context, m smsgw.Message) (smsgw.Accepted, 
 			Memo:                                     map[string]any{workflows.MemoSubmission: memo},
 			EnableEagerStart:                         s.eagerStart,
 			StaticSummary:                            "message from " + m.CustomerID + " via " + string(m.EntryPoint),
-		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan, Charge: charge, Admission: admission})
+		}, workflows.MessageWorkflow, workflows.MessageInput{Message: m, Plan: plan, Charge: charge, Admission: admission, SendHere: s.sendHere})
 		return err
 	}
 	// The message's ID is its own (random, or derived from the key), so a

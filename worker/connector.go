@@ -35,6 +35,10 @@ type Connector struct {
 	// Handed, when set, is told of each message sent upstream
 	// (lifecycle.Backlog.Handed).
 	Handed func(messageID string)
+	// Here, when set, lets the message workflows of this process send
+	// through the connector without its task queue while it is bound,
+	// unless the connector has a tps.
+	Here *HereConnectors
 }
 
 // ClientConfig turns a connector's configuration into the SMPP client's.
@@ -144,6 +148,13 @@ func (c *Connector) Run(ctx context.Context) error {
 		<-bindDone
 		return fmt.Errorf("connector %s: start worker: %w", co.ID, err)
 	}
+	// A connector with a tps sends only what its task queue hands out:
+	// Temporal's rate limit on the queue is what holds every replica
+	// together to it.
+	notHere := func() {}
+	if c.Here != nil && co.TPS == 0 {
+		notHere = c.Here.add(co.ID, sender.Send, slots)
+	}
 	go func() {
 		for ctx.Err() == nil {
 			if bind.WaitBound(ctx) != nil {
@@ -159,7 +170,8 @@ func (c *Connector) Run(ctx context.Context) error {
 		}
 	}()
 	<-ctx.Done()
-	w.Stop() // stops polling, then waits for the sends in flight
+	notHere() // no more sends from here; those in flight end
+	w.Stop()  // stops polling, then waits for the sends in flight
 	logger.Info("stopping: work in flight done; unbinding")
 	stopBind() // each session drains its window, then unbinds
 	return <-bindDone
@@ -212,7 +224,24 @@ func (s *boundSlots) TryReserveSlot(worker.SlotReservationInfo) *worker.SlotPerm
 func (s *boundSlots) MarkSlotUsed(worker.SlotMarkUsedInfo) {}
 
 // ReleaseSlot implements worker.SlotSupplier.
-func (s *boundSlots) ReleaseSlot(worker.SlotReleaseInfo) { <-s.free }
+func (s *boundSlots) ReleaseSlot(worker.SlotReleaseInfo) { s.release() }
+
+// tryTake takes a slot for a send made here (HereConnectors), when one is
+// free and a session that can submit is bound, without waiting.
+func (s *boundSlots) tryTake() bool {
+	select {
+	case s.free <- struct{}{}:
+		if s.bind.Bound() {
+			return true
+		}
+		<-s.free
+	default:
+	}
+	return false
+}
+
+// release gives a slot back.
+func (s *boundSlots) release() { <-s.free }
 
 // MaxSlots implements worker.SlotSupplier.
 func (s *boundSlots) MaxSlots() int { return cap(s.free) }

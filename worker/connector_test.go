@@ -88,6 +88,39 @@ func sendAndAwait(ctx workflow.Context, in activities.SendInput) (sent, error) {
 	return out, nil
 }
 
+// here is the set of connectors sendHereAndAwait's local activity sends
+// through: the test's, set before it starts the workflow.
+var here *worker.HereConnectors
+
+// sendHereAndAwait sends a message from the workflow's process, as
+// MessageWorkflow does with SendHere, and waits for a receipt per part when
+// it went.
+func sendHereAndAwait(ctx workflow.Context, in activities.SendInput) (sentFromHere, error) {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	a := &activities.Activities{Here: here}
+	var out sentFromHere
+	if err := workflow.ExecuteLocalActivity(ctx, a.SendHere, in).Get(ctx, &out.Result); err != nil || !out.Result.Here {
+		return out, err
+	}
+	ch := workflow.GetSignalChannel(ctx, workflows.SignalReceipt)
+	for len(out.Receipts) < len(in.Parts) {
+		var r workflows.ReceiptSignal
+		if ok, _ := ch.ReceiveWithTimeout(ctx, 15*time.Second, &r); !ok {
+			return out, errors.New("no receipt")
+		}
+		out.Receipts = append(out.Receipts, r)
+	}
+	return out, nil
+}
+
+// sentFromHere is what sendHereAndAwait returns.
+type sentFromHere struct {
+	Result   activities.SendHereResult `json:"result"`
+	Receipts []workflows.ReceiptSignal `json:"receipts"`
+}
+
 type env struct {
 	temporal client.Client
 	store    *mongostore.Store
@@ -112,6 +145,7 @@ func startEnv(t *testing.T) *env {
 	t.Cleanup(func() { _ = store.Close(context.Background()) })
 	w := sdkworker.New(tc, testTaskQueue, sdkworker.Options{})
 	w.RegisterWorkflow(sendAndAwait)
+	w.RegisterWorkflow(sendHereAndAwait)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +173,14 @@ func startSMSC(t *testing.T, cfg smpptest.Config) (*smpptest.SMSC, string) {
 // returns Run's error.
 func (e *env) runConnector(t *testing.T, co config.Connector, reg *prometheus.Registry) (stop func() error) {
 	t.Helper()
+	return e.runConnectorHere(t, co, reg, nil)
+}
+
+// runConnectorHere runs a connector that adds itself to here.
+func (e *env) runConnectorHere(t *testing.T, co config.Connector, reg *prometheus.Registry, here *worker.HereConnectors) (stop func() error) {
+	t.Helper()
 	matcher := upstream.NewMatcher(e.store, lifecycle.TemporalSignaler{Client: e.temporal}, testLogger(t), reg)
-	c := &worker.Connector{Config: co, Temporal: e.temporal, Matcher: matcher, Intents: e.store, Offers: e.store, Logger: testLogger(t), Registry: reg}
+	c := &worker.Connector{Config: co, Temporal: e.temporal, Matcher: matcher, Intents: e.store, Offers: e.store, Logger: testLogger(t), Registry: reg, Here: here}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -164,28 +204,52 @@ func (e *env) runConnector(t *testing.T, co config.Connector, reg *prometheus.Re
 
 func (e *env) start(t *testing.T, connector, id string, texts ...string) client.WorkflowRun {
 	t.Helper()
+	return e.startWorkflow(t, sendAndAwait, connector, id, texts...)
+}
+
+// startHere starts sendHereAndAwait, which sends from the test's process.
+func (e *env) startHere(t *testing.T, connector, id string, text string) client.WorkflowRun {
+	t.Helper()
+	return e.startWorkflow(t, sendHereAndAwait, connector, id, text)
+}
+
+func (e *env) startWorkflow(t *testing.T, workflow any, connector, id string, texts ...string) client.WorkflowRun {
+	t.Helper()
 	in := activities.SendInput{MessageID: testWorkflowID + id, ConnectorID: connector, From: "ACME", To: "+61412345678", Validity: time.Hour}
 	for i, text := range texts {
 		in.Parts = append(in.Parts, smsgw.Part{Seq: i + 1, ShortMessage: []byte(text)})
 	}
 	run, err := e.temporal.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		ID: in.MessageID, TaskQueue: testTaskQueue, WorkflowExecutionTimeout: time.Minute,
-	}, sendAndAwait, in)
+	}, workflow, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return run
 }
 
+func sentHere(t *testing.T, run client.WorkflowRun) (activities.SendHereResult, []workflows.ReceiptSignal) {
+	t.Helper()
+	var out sentFromHere
+	outcome(t, run, &out)
+	return out.Result, out.Receipts
+}
+
 func result(t *testing.T, run client.WorkflowRun) sent {
+	t.Helper()
+	var out sent
+	outcome(t, run, &out)
+	return out
+}
+
+// outcome waits for run's result into out.
+func outcome(t *testing.T, run client.WorkflowRun, out any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	var out sent
-	if err := run.Get(ctx, &out); err != nil {
+	if err := run.Get(ctx, out); err != nil {
 		t.Fatalf("workflow %s: %v", run.GetID(), err)
 	}
-	return out
 }
 
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -347,6 +411,48 @@ func TestConnector(t *testing.T) {
 			if n != 1 {
 				t.Errorf("%q accepted %d times", text, n)
 			}
+		}
+	})
+
+	// A connector bound in the process sends from there, in the
+	// workflow's local activity, with no task on its queue; the receipt
+	// comes back by signal. Another connector, or this one once stopped,
+	// is not here: the send is left to the task queue.
+	t.Run("sends from here while bound", func(t *testing.T) {
+		smsc, addr := startSMSC(t, smpptest.Config{})
+		reg := prometheus.NewRegistry()
+		here = worker.NewHereConnectors()
+		co := config.Connector{ID: "here", Address: addr, SystemID: "smsgw"}
+		stop := e.runConnectorHere(t, co, reg, here)
+		waitUntil(t, "the connector to bind", func() bool { return gauge(t, reg, "smsgw_connector_bound_sessions") == 1 })
+
+		res, receipts := sentHere(t, e.startHere(t, co.ID, "here-1", "hello from here"))
+		if !res.Here || len(res.Sent.UpstreamIDs) != 1 || len(receipts) != 1 || receipts[0].Receipt.UpstreamID != res.Sent.UpstreamIDs[0] {
+			t.Fatalf("sent here: %+v, receipts %+v", res, receipts)
+		}
+		if n := len(smsc.Submits()); n != 1 {
+			t.Errorf("the SMSC has %d submit_sm, want 1", n)
+		}
+		if res, _ := sentHere(t, e.startHere(t, "elsewhere", "here-2", "hello")); res.Here {
+			t.Errorf("a connector not run here sent: %+v", res)
+		}
+		// One with a tps takes its sends from its queue only, whose rate
+		// limit holds every replica to it.
+		limitedReg := prometheus.NewRegistry()
+		limited := config.Connector{ID: "here-limited", Address: addr, SystemID: "smsgw", TPS: 50}
+		e.runConnectorHere(t, limited, limitedReg, here)
+		waitUntil(t, "the limited connector to bind", func() bool { return gauge(t, limitedReg, "smsgw_connector_bound_sessions") == 1 })
+		if res, _ := sentHere(t, e.startHere(t, limited.ID, "here-4", "hello")); res.Here {
+			t.Errorf("a connector with a tps sent from here: %+v", res)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if res, _ := sentHere(t, e.startHere(t, co.ID, "here-3", "hello")); res.Here {
+			t.Errorf("a stopped connector sent: %+v", res)
+		}
+		if n := len(smsc.Submits()); n != 1 {
+			t.Errorf("the SMSC has %d submit_sm, want 1", n)
 		}
 	})
 

@@ -36,7 +36,9 @@ const (
 //
 //  1. Take the plan the Submitter made (route, parts, channels), or make
 //     one in Prepare (local activity) for a scheduled message.
-//  2. Send (activity on the connector's task queue): submit_sm per part.
+//  2. Send (activity on the connector's task queue): submit_sm per part;
+//     first from this process (SendHere local activity) when the
+//     Submitter asked for it and this process holds the connector bound.
 //  3. Wait for a receipt per part, or the end of validity; SENT is recorded
 //     (event, reporting row, search attributes) once sentGrace has passed
 //     without the final receipts, or else with the final status. A receipt
@@ -55,7 +57,7 @@ func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, erro
 		m.Validity = smsgw.DefaultValidity
 	}
 	var a *activities.Activities
-	life := &messageLife{msg: m, status: smsgw.StatusAccepted, charge: in.Charge}
+	life := &messageLife{msg: m, status: smsgw.StatusAccepted, charge: in.Charge, sendHere: in.SendHere}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (smsgw.Status, error) { return life.status, nil }); err != nil {
 		return MessageResult{}, err
 	}
@@ -400,25 +402,48 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 		StartToCloseTimeout:    sendAttemptTime,
 		HeartbeatTimeout:       sendAttemptTime / 2,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-			MaximumAttempts:    maxAttempts,
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeSubmitRejected, activities.ErrTypeInDoubt, activities.ErrTypeInvalid, activities.ErrTypeReroute,
-			},
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			MaximumAttempts:        maxAttempts,
+			NonRetryableErrorTypes: sendFinalErrors,
 		},
 	})
-	sending := workflow.ExecuteActivity(sendCtx, activities.SendName, activities.SendInput{
+	in := activities.SendInput{
 		MessageID:   l.msg.ID,
 		ConnectorID: target.ID,
 		From:        l.msg.From,
 		To:          l.msg.To,
 		Validity:    l.msg.Validity,
 		Parts:       parts,
-	})
-	// A send that takes longer than sentGrace (no bound connector yet)
-	// leaves the message recorded as accepted meanwhile.
+	}
+	if l.sendHere && !stay {
+		var a *activities.Activities
+		hereCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: sendAttemptTime,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1}, // the task queue retries
+		})
+		var here activities.SendHereResult
+		err := l.awaitSend(ctx, recordCtx, workflow.ExecuteLocalActivity(hereCtx, a.SendHere, in), &here)
+		switch {
+		case err == nil && here.Here:
+			return here.Sent, nil
+		case err != nil && !sendRetryable(err):
+			return activities.SendResult{}, err
+		}
+		// Not sent from here, or failed in a way another attempt may mend:
+		// the connector's task queue takes the send, and its attempt finds
+		// the parts this one submitted by their intents.
+	}
+	var sent activities.SendResult
+	err := l.awaitSend(ctx, recordCtx, workflow.ExecuteActivity(sendCtx, activities.SendName, in), &sent)
+	return sent, err
+}
+
+// awaitSend waits for a send's outcome into result. A send that takes
+// longer than sentGrace (no bound connector yet) leaves the message
+// recorded as accepted meanwhile.
+func (l *messageLife) awaitSend(ctx, recordCtx workflow.Context, sending workflow.Future, result any) error {
 	for l.graceRunning() && !sending.IsReady() {
 		sel := workflow.NewSelector(ctx)
 		sel.AddFuture(sending, func(workflow.Future) {})
@@ -426,13 +451,32 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 		sel.Select(ctx)
 		if l.graceFired {
 			if err := l.record(ctx, recordCtx); err != nil {
-				return activities.SendResult{}, err
+				return err
 			}
 		}
 	}
-	var sent activities.SendResult
-	err := sending.Get(ctx, &sent)
-	return sent, err
+	return sending.Get(ctx, result)
+}
+
+// sendRetryable tells a send failure the send activity's retry policy
+// would try again (a store or bind that was away, a throttled upstream, a
+// timeout) from one that ends the send (sendFinalErrors, or an error its
+// connector marked final).
+func sendRetryable(err error) bool {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return true
+	}
+	if appErr.NonRetryable() {
+		return false
+	}
+	return !slices.Contains(sendFinalErrors, appErr.Type())
+}
+
+// sendFinalErrors are the send failures that end a send: the next
+// connector of the route, or the message's end, follows.
+var sendFinalErrors = []string{
+	activities.ErrTypeSubmitRejected, activities.ErrTypeInDoubt, activities.ErrTypeInvalid, activities.ErrTypeReroute,
 }
 
 // startGrace starts the sentGrace timer, when validity leaves room for it.
@@ -556,6 +600,7 @@ type messageLife struct {
 	charge     *smsgw.Charge // the price, when the customer is billed
 	held       bool          // held for review, awaiting UpdateReview
 	review     *ReviewRequest
+	sendHere   bool // try the send from the process that runs the workflow first (MessageInput.SendHere)
 }
 
 // ErrCannotChange is the error type of a refused UpdateCancel or UpdateReplace.

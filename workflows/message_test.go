@@ -127,6 +127,8 @@ type harness struct {
 	ledger   *memLedger
 	admitted *smsgw.Admission // what the admission rules decided, as the Submitter hands it
 	resends  *prometheus.CounterVec
+	here     *fakeHere // the connectors "bound in this process", for SendHere
+	sendHere bool      // MessageInput.SendHere, as the Submitter hands it
 }
 
 const testConfig = `
@@ -170,9 +172,10 @@ func newHarnessEncoding(t *testing.T, yaml string, enc activities.Encoder, send 
 	h.channels = map[string]activities.Channel{smsgw.ChannelWebhook: h.notifier}
 	h.resends = activities.NewResendsCounter(prometheus.NewRegistry())
 	h.ledger = newMemLedger()
+	h.here = &fakeHere{}
 	env.RegisterActivity(&activities.Activities{
 		Config: config.Static(cfg), Routes: routing.NewCache(config.Static(cfg)), Events: h.events, Reports: h.reports, Encoder: enc,
-		Resends: h.resends, Channels: h.channels, Ledger: h.ledger, Holds: h.reports, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+		Resends: h.resends, Channels: h.channels, Ledger: h.ledger, Holds: h.reports, Here: h.here, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 	})
 	activities.RegisterSend(env, send)
 	return h
@@ -186,7 +189,7 @@ func (h *harness) signalAt(d time.Duration, stat, upstreamID string) {
 
 func (h *harness) run(t *testing.T) MessageResult {
 	t.Helper()
-	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg, Plan: h.plan, Charge: h.charge, Admission: h.admitted})
+	h.env.ExecuteWorkflow(MessageWorkflow, MessageInput{Message: h.msg, Plan: h.plan, Charge: h.charge, Admission: h.admitted, SendHere: h.sendHere})
 	if !h.env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}

@@ -117,6 +117,13 @@ type MessageInput struct {
 	// the matches are recorded as events, and a hold keeps the message
 	// until it is reviewed.
 	Admission *smsgw.Admission `json:"admission,omitempty"`
+	// SendHere asks the workflow to send from the process that runs it
+	// when that process holds the connector bound (the SendHere local
+	// activity), and through the connector's task queue otherwise: set by
+	// a Submitter whose process runs both message workflows and
+	// connectors. Without it (and in the workflows started before it)
+	// every send goes through the task queue.
+	SendHere bool `json:"sendHere,omitempty"`
 }
 
 // MessageResult is how a message's life ended.

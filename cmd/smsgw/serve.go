@@ -136,12 +136,19 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
+	// A process that runs message workflows and connectors sends from
+	// here what it can, without the connectors' task queues (step 32 in
+	// docs/performance.md); s.sendHere turns that off.
+	var here *worker.HereConnectors
+	if runs("worker") && runs("connector") && s.sendHere {
+		here = worker.NewHereConnectors()
+	}
 	reader := &lifecycle.Reader{Reports: reports, Temporal: tc, DataConverter: topts.DataConverter}
 	submitter := lifecycle.New(lifecycle.Options{
 		Temporal: tc, DataConverter: topts.DataConverter, Config: live, Counter: encoder, Planner: planner, Health: health,
 		Backlog: backlog, MaxBacklog: s.maxBacklog, Ledger: reports, Alerts: alerts, Admitter: admitter,
 		Refusals: reports, Messages: reader,
-		EagerStart: runs("worker"), Logger: logger, Registerer: reg,
+		EagerStart: runs("worker"), SendHere: here != nil, Logger: logger, Registerer: reg,
 	})
 
 	var wg sync.WaitGroup
@@ -209,6 +216,9 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			Logger:        logger,
 			Now:           time.Now,
 		}
+		if here != nil {
+			acts.Here = here
+		}
 		w := worker.MessageWorker{Temporal: tc, Activities: acts, Pollers: s.pollers, LocalActivities: s.localActivities, StopTimeout: s.workerStopTimeout}.New()
 		if err := a.registerInbound(w); err != nil {
 			return err
@@ -248,7 +258,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 			}
 		}
 		connectors := &connectorSupervisor{live: live, only: ids, logger: logger, run: func(ctx context.Context, co config.Connector) error {
-			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Intents: events, Offers: events, Logger: logger, Registry: reg, IDKey: idKey, Handed: backlog.Handed}
+			c := &worker.Connector{Config: co, Temporal: tc, Matcher: matcher, Intents: events, Offers: events, Logger: logger, Registry: reg, IDKey: idKey, Handed: backlog.Handed, Here: here}
 			return c.Run(ctx)
 		}}
 		spawn("connectors", connectors.Run)

@@ -56,6 +56,7 @@ type settings struct {
 	smppEntry           smppserver.Config // the limits on unbound connections and failed binds
 	storeBatch          int
 	storeBatchLinger    time.Duration
+	sendHere            bool
 	storeBatchLazyWait  time.Duration
 	goroutineStack      int
 	storeBatchWait      time.Duration
@@ -124,6 +125,7 @@ func (s *settings) register(fs *flag.FlagSet, getenv func(string) string) {
 	s.registerSMPPEntry(fs, getenv)
 	fs.IntVar(&s.storeBatch, "store-batch", 200, "most writes of one kind (events, correlations, reporting rows) sent to a store together (group commit)")
 	fs.IntVar(&s.goroutineStack, "goroutine-stack", 64<<10, "the stack, in bytes (a power of two), new goroutines should start with: goroutines holding stack are parked until the runtime's average gets there (0: the runtime's own choice)")
+	fs.BoolVar(&s.sendHere, "send-here", true, "when this process runs both the message worker and connectors, send a message through a connector it holds bound from the process that runs its workflow, without the connector's task queue (false: every send goes through the task queue)")
 	fs.DurationVar(&s.storeBatchLinger, "store-batch-linger", 2*time.Millisecond, "how long a batch of store writes waits for more when none is in flight but one went in the last 100 ms (0: it goes at once)")
 	fs.DurationVar(&s.storeBatchLazyWait, "store-batch-lazy-wait", 50*time.Millisecond, "how long a store operation nobody waits on (the look for receipts that came before their correlation, the record that a notification went out) waits to go with the next batch of that kind")
 	fs.DurationVar(&s.storeBatchWait, "store-batch-wait", 2*time.Millisecond, "how long a batch of store writes waits for more while another is in flight")

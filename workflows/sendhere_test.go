@@ -1,0 +1,134 @@
+package workflows
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/smsgw/smsgw"
+	"github.com/smsgw/smsgw/activities"
+)
+
+// fakeHere plays the connectors bound in the workflow's process: send nil
+// means none is (activities.HereSender answers "not here").
+type fakeHere struct {
+	mu    sync.Mutex
+	send  func(context.Context, activities.SendInput) (activities.SendResult, error)
+	calls []activities.SendInput
+}
+
+func (f *fakeHere) SendHere(ctx context.Context, in activities.SendInput) (activities.SendResult, bool, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, in)
+	send := f.send
+	f.mu.Unlock()
+	if send == nil {
+		return activities.SendResult{}, false, nil
+	}
+	res, err := send(ctx, in)
+	return res, true, err
+}
+
+// queueSends counts the sends that went through the connector's task queue.
+type queueSends struct {
+	mu    sync.Mutex
+	calls []activities.SendInput
+	send  func(context.Context, activities.SendInput) (activities.SendResult, error)
+}
+
+func (q *queueSends) Send(ctx context.Context, in activities.SendInput) (activities.SendResult, error) {
+	q.mu.Lock()
+	q.calls = append(q.calls, in)
+	q.mu.Unlock()
+	return q.send(ctx, in)
+}
+
+// A message whose Submitter asked for it is sent from the workflow's
+// process when the connector is bound there: no send activity, the receipt
+// by signal, everything recorded as for a send through the queue.
+func TestSentHere(t *testing.T) {
+	queue := &queueSends{send: sentOK("queued")}
+	h := newHarness(t, queue.Send)
+	h.sendHere = true
+	h.here.send = sentOK("abc")
+	h.signalAt(time.Second, "DELIVRD", "abc")
+	res := h.run(t)
+	h.assertFinal(t, res, smsgw.StatusDelivered)
+	if len(h.here.calls) != 1 || len(queue.calls) != 0 {
+		t.Fatalf("%d sends here, %d through the queue; want 1 and 0", len(h.here.calls), len(queue.calls))
+	}
+	if in := h.here.calls[0]; in.MessageID != "m1" || in.ConnectorID != "sim" || in.To != "+61412345678" || len(in.Parts) != 1 {
+		t.Errorf("sent here: %+v", in)
+	}
+	for _, step := range []string{"accepted", "routed", "sent-sim", "receipt-1-DELIVRD", "final"} {
+		if _, ok := h.events.events["m1:"+step]; !ok {
+			t.Errorf("event %q missing", step)
+		}
+	}
+	if row := h.reports.rows["m1"]; row.ConnectorID != "sim" || row.SentAt == nil {
+		t.Errorf("row %+v", row)
+	}
+}
+
+// Not bound here, or failed in a way another attempt may mend: the
+// connector's task queue takes the send, with the same input.
+func TestSendHereLeavesTheRestToTheQueue(t *testing.T) {
+	for name, here := range map[string]func(context.Context, activities.SendInput) (activities.SendResult, error){
+		"not bound here": nil,
+		"throttled": func(context.Context, activities.SendInput) (activities.SendResult, error) {
+			return activities.SendResult{}, temporal.NewApplicationError("throttled", activities.ErrTypeSubmitRetry,
+				activities.SendFailure{CommandStatus: 0x58, StatusName: "ESME_RTHROTTLED"})
+		},
+		"bind lost": func(context.Context, activities.SendInput) (activities.SendResult, error) {
+			return activities.SendResult{}, temporal.NewApplicationError("not bound", activities.ErrTypeNotBound)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			queue := &queueSends{send: sentOK("abc")}
+			h := newHarness(t, queue.Send)
+			h.sendHere = true
+			h.here.send = here
+			h.signalAt(time.Second, "DELIVRD", "abc")
+			h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+			if len(h.here.calls) != 1 || len(queue.calls) != 1 {
+				t.Fatalf("%d sends here, %d through the queue; want 1 and 1", len(h.here.calls), len(queue.calls))
+			}
+			if h.here.calls[0].MessageID != queue.calls[0].MessageID || len(queue.calls[0].Parts) != 1 {
+				t.Errorf("queue's input %+v, here's %+v", queue.calls[0], h.here.calls[0])
+			}
+		})
+	}
+}
+
+// A failure that ends a send ends it from here too: the queue does not
+// send the message again.
+func TestSendHereRejected(t *testing.T) {
+	queue := &queueSends{send: sentOK("abc")}
+	h := newHarness(t, queue.Send)
+	h.sendHere = true
+	h.here.send = func(context.Context, activities.SendInput) (activities.SendResult, error) {
+		return activities.SendResult{}, temporal.NewNonRetryableApplicationError("invalid destination", activities.ErrTypeSubmitRejected, nil,
+			activities.SendFailure{CommandStatus: 0x0B, StatusName: "ESME_RINVDSTADR"})
+	}
+	res := h.run(t)
+	h.assertFinal(t, res, smsgw.StatusRejected)
+	if res.ErrorCode != "ESME_RINVDSTADR" || len(queue.calls) != 0 {
+		t.Fatalf("error code %q after %d sends through the queue, want ESME_RINVDSTADR after none", res.ErrorCode, len(queue.calls))
+	}
+}
+
+// A workflow started without SendHere (every one started before it
+// existed) never sends from here.
+func TestNoSendHereWithoutTheSubmittersAsking(t *testing.T) {
+	queue := &queueSends{send: sentOK("abc")}
+	h := newHarness(t, queue.Send)
+	h.here.send = sentOK("here")
+	h.signalAt(time.Second, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if len(h.here.calls) != 0 || len(queue.calls) != 1 {
+		t.Fatalf("%d sends here, %d through the queue; want 0 and 1", len(h.here.calls), len(queue.calls))
+	}
+}
