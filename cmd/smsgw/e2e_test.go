@@ -238,13 +238,7 @@ func (g *gateway) run(t *testing.T, flags ...string) (stop func()) {
 		return logs.String()
 	}
 	go func() {
-		args := []string{"all",
-			"-config", g.cfgPath, "-temporal-address", g.temporal,
-			"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
-			"-http-addr", g.httpAddr, "-grpc-addr", g.grpc, "-smtp-addr", g.smtp, "-smpp-addr", g.smpp, "-metrics-addr", g.metricsAddr,
-			"-log-level", "warn", "-failover-after", "2s",
-		}
-		done <- run(ctx, append(args, flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
+		done <- run(ctx, g.args(flags...), func(string) string { return "" }, io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
 	stopped := false
 	stop = func() {
@@ -289,6 +283,18 @@ func (g *gateway) run(t *testing.T, flags ...string) (stop func()) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return stop
+}
+
+// args are the arguments of `smsgw all` with the gateway's stores,
+// listeners and configuration, and flags after those.
+func (g *gateway) args(flags ...string) []string {
+	args := []string{"all",
+		"-config", g.cfgPath, "-temporal-address", g.temporal,
+		"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
+		"-http-addr", g.httpAddr, "-grpc-addr", g.grpc, "-smtp-addr", g.smtp, "-smpp-addr", g.smpp, "-metrics-addr", g.metricsAddr,
+		"-log-level", "warn", "-failover-after", "2s",
+	}
+	return append(args, flags...)
 }
 
 type lockedWriter struct {
