@@ -88,10 +88,7 @@ func TestEndToEndAdminAPIAndCtl(t *testing.T) {
 		sections: "admin:\n  keys: [{name: ops, key: \"plain:admin-key\"}]\n",
 		flags:    []string{"-config-poll", "1s"},
 	})
-	bin := filepath.Join(t.TempDir(), "smsgw")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSmsgw(t, ctx)
 
 	// A second API replica on the same stores, with the same file.
 	second := "http://" + freeAddr(t)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
@@ -295,6 +296,17 @@ func (g *gateway) args(flags ...string) []string {
 		"-log-level", "warn", "-failover-after", "2s",
 	}
 	return append(args, flags...)
+}
+
+// buildSmsgw builds smsgw from this tree, for a test that runs it as a
+// process of its own, and returns the binary's path.
+func buildSmsgw(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "smsgw")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 type lockedWriter struct {

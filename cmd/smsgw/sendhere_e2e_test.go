@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -42,10 +41,7 @@ func TestEndToEndKilledWhileSendingFromHere(t *testing.T) {
 	})
 	g.stop() // from here on smsgw runs in processes of its own
 
-	bin := filepath.Join(t.TempDir(), "smsgw")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSmsgw(t, ctx)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	start := func(name string) *exec.Cmd {

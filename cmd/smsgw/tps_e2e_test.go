@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -42,10 +41,7 @@ func TestEndToEndConnectorTPSAcrossProcesses(t *testing.T) {
 		routes:     `  - {name: denmark, prefixes: ["+45"], connectors: [shared]}` + "\n",
 	})
 
-	bin := filepath.Join(t.TempDir(), "smsgw")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSmsgw(t, ctx)
 	var logs bytes.Buffer
 	second := exec.Command(bin, append([]string{"connector", "-config", g.cfgPath, "-connectors", "shared",
 		"-temporal-address", g.temporal, "-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB,
