@@ -29,6 +29,10 @@ type Target struct {
 	// when this one, having accepted some of its parts, runs out of
 	// retries; false keeps it here until validity ends.
 	ResendOnFailover bool `json:"resendOnFailover,omitempty"`
+	// QueueOnly keeps the send on the connector's task queue, never from
+	// the process that runs the workflow: the connector has a tps, which
+	// the queue's rate limit holds every replica to.
+	QueueOnly bool `json:"queueOnly,omitempty"`
 }
 
 // NotifyPlan is decided once per message, when it is accepted, so the

@@ -239,6 +239,7 @@ func (p Planner) targets(d routing.Decision) []smsgw.Target {
 		if c, ok := cfg.Connector(id); ok {
 			t.RerouteReceiptErrs = c.RerouteReceiptErrs()
 			t.ResendOnFailover = c.ResendOnFailover()
+			t.QueueOnly = c.TPS > 0
 		}
 		out = append(out, t)
 	}

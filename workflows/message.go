@@ -417,7 +417,7 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 		Validity:    l.msg.Validity,
 		Parts:       parts,
 	}
-	if l.sendHere && !stay {
+	if l.sendHere && !stay && !target.QueueOnly {
 		var a *activities.Activities
 		hereCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: sendAttemptTime,

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/smsgw/smsgw"
 	"github.com/smsgw/smsgw/activities"
+	"github.com/smsgw/smsgw/routing"
 )
 
 // fakeHere plays the connectors bound in the workflow's process: send nil
@@ -125,6 +127,29 @@ func TestSendHereRejected(t *testing.T) {
 func TestNoSendHereWithoutTheSubmittersAsking(t *testing.T) {
 	queue := &queueSends{send: sentOK("abc")}
 	h := newHarness(t, queue.Send)
+	h.here.send = sentOK("here")
+	h.signalAt(time.Second, "DELIVRD", "abc")
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if len(h.here.calls) != 0 || len(queue.calls) != 1 {
+		t.Fatalf("%d sends here, %d through the queue; want 0 and 1", len(h.here.calls), len(queue.calls))
+	}
+}
+
+// A connector with a tps keeps its sends on its task queue, whose rate
+// limit holds every replica to it: the plan says so, and the workflow does
+// not try from here.
+func TestSendHereNotThroughAConnectorWithATPS(t *testing.T) {
+	queue := &queueSends{send: sentOK("abc")}
+	h := newHarnessWith(t, strings.Replace(testConfig, `address: "127.0.0.1:2776"`, `address: "127.0.0.1:2776", tps: 50`, 1), queue.Send)
+	plan, err := activities.Planner{Config: h.live, Routes: routing.NewCache(h.live), Encoder: oneGSMPart{}}.Plan(h.msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !plan.Targets[0].QueueOnly {
+		t.Fatalf("plan's target %+v: want QueueOnly for a connector with a tps", plan.Targets[0])
+	}
+	h.plan = &plan
+	h.sendHere = true
 	h.here.send = sentOK("here")
 	h.signalAt(time.Second, "DELIVRD", "abc")
 	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
