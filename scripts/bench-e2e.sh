@@ -241,7 +241,7 @@ sed "s|@UPSTREAM@|127.0.0.1:12776|; s|127.0.0.1:8099|127.0.0.1:18099|" scripts/d
 "${lower[@]}" "$BIN/smsgw" all -config "$WORK/config.yaml" -http-addr 127.0.0.1:18080 -grpc-addr 127.0.0.1:19090 \
   -metrics-addr 127.0.0.1:19102 -smpp-addr 127.0.0.1:12775 -smtp-addr 127.0.0.1:12525 -temporal-address 127.0.0.1:17233 \
   -mongodb-uri mongodb://127.0.0.1:37017/ -mongodb-database smsgw_bench -mysql-dsn "$dsn" \
-  -payload-keys-dir "$WORK/payload-keys" -workflow-id-key-file "$WORK/workflow-id-key" -temporal-compression none \
+  -payload-keys-dir "$WORK/payload-keys" -workflow-id-key-file "$WORK/workflow-id-key" -temporal-compression none -send-here \
   -max-backlog "${MAX_BACKLOG:-128}" -pollers "$POLLERS" $( [ -n "${PROFILE:-}" ] && echo -pprof ) ${SMSGW_FLAGS:-} -log-format text -log-level warn >"$WORK/smsgw-$1.log" 2>&1 &
 smsgw_pid=$!; pids+=("$smsgw_pid")
 wait_port 18080 smsgw

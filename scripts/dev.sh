@@ -99,7 +99,7 @@ wait_port 127.0.0.1 7233 "Temporal"
   -metrics-addr 127.0.0.1:9102 -smpp-addr 127.0.0.1:2775 -smtp-addr 127.0.0.1:2525 \
   -payload-keys-dir "$keys" -workflow-id-key-file "$DATA/workflow-id-key" \
   -codec-addr 127.0.0.1:8089 -codec-tokens-file "$DATA/codec-token" \
-  -codec-origins http://127.0.0.1:8233,http://localhost:8233 -temporal-compression none \
+  -codec-origins http://127.0.0.1:8233,http://localhost:8233 -temporal-compression none -send-here \
   -log-format text >"$DATA/smsgw.log" 2>&1 &
 pids+=($!)
 wait_port 127.0.0.1 8080 "smsgw"

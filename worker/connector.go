@@ -153,7 +153,10 @@ func (c *Connector) Run(ctx context.Context) error {
 	// together to it.
 	notHere := func() {}
 	if c.Here != nil && co.TPS == 0 {
-		notHere = c.Here.add(co.ID, sender.Send, slots)
+		// Slots of their own, as many as the windows hold: the queue's
+		// idle polls each hold one of the worker's.
+		here := &boundSlots{bind: bind, free: make(chan struct{}, window*max(co.Binds, 1))}
+		notHere = c.Here.add(co.ID, sender.Send, here)
 	}
 	go func() {
 		for ctx.Err() == nil {

@@ -10,9 +10,9 @@ import (
 // HereConnectors are the connectors this process holds, for the sends that
 // the message workflows running here make without the connectors' task
 // queues (activities.Activities.SendHere). A connector is here while its
-// Run serves its task queue; a send takes one of the slots that the task
-// queue's sends take, so the two together keep within the connector's
-// windows, and only while it is bound.
+// Run serves its task queue; a send takes one of as many slots as the
+// connector's windows hold, without waiting, and only while it is bound
+// (the session's window then paces it with the queue's sends).
 type HereConnectors struct {
 	mu sync.Mutex
 	m  map[string]*hereConnector

@@ -417,6 +417,7 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 		Validity:    l.msg.Validity,
 		Parts:       parts,
 	}
+	var hereErr error
 	if l.sendHere && !stay && !target.QueueOnly {
 		var a *activities.Activities
 		hereCtx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -424,12 +425,12 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1}, // the task queue retries
 		})
 		var here activities.SendHereResult
-		err := l.awaitSend(ctx, recordCtx, workflow.ExecuteLocalActivity(hereCtx, a.SendHere, in), &here)
+		hereErr = l.awaitSend(ctx, recordCtx, workflow.ExecuteLocalActivity(hereCtx, a.SendHere, in), &here)
 		switch {
-		case err == nil && here.Here:
+		case hereErr == nil && here.Here:
 			return here.Sent, nil
-		case err != nil && !sendRetryable(err):
-			return activities.SendResult{}, err
+		case hereErr != nil && !sendRetryable(hereErr):
+			return activities.SendResult{}, hereErr
 		}
 		// Not sent from here, or failed in a way another attempt may mend:
 		// the connector's task queue takes the send, and its attempt finds
@@ -437,8 +438,24 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 	}
 	var sent activities.SendResult
 	err := l.awaitSend(ctx, recordCtx, workflow.ExecuteActivity(sendCtx, activities.SendName, in), &sent)
+	if reached := partsReached(hereErr); err != nil && reached > partsReached(err) {
+		// The queue's attempt never ran (no bound connector took it in
+		// time) or knew less: the parts the send from here reached may
+		// be on the handset all the same.
+		err = earlierReach{error: err, reached: reached}
+	}
 	return sent, err
 }
+
+// earlierReach is a send's failure through the connector's task queue
+// after a send from here that reached more of the message's parts
+// (accepted upstream, or in doubt) than the queue's failure tells.
+type earlierReach struct {
+	error
+	reached int
+}
+
+func (e earlierReach) Unwrap() error { return e.error }
 
 // awaitSend waits for a send's outcome into result. A send that takes
 // longer than sentGrace (no bound connector yet) leaves the message
@@ -537,6 +554,10 @@ func (l *messageLife) encodeFor(ctx, recordCtx workflow.Context, connector strin
 
 // partsReached is how many parts a failed send may have delivered.
 func partsReached(err error) int {
+	var earlier earlierReach
+	if errors.As(err, &earlier) {
+		return max(earlier.reached, partsReached(earlier.error))
+	}
 	var appErr *temporal.ApplicationError
 	var f activities.SendFailure
 	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&f) == nil {

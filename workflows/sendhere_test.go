@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/smsgw/smsgw"
@@ -155,5 +156,43 @@ func TestSendHereNotThroughAConnectorWithATPS(t *testing.T) {
 	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
 	if len(h.here.calls) != 0 || len(queue.calls) != 1 {
 		t.Fatalf("%d sends here, %d through the queue; want 0 and 1", len(h.here.calls), len(queue.calls))
+	}
+}
+
+// A send from here that got part of a message upstream and then failed in
+// a way a retry may mend leaves the rest to the queue; when no bound
+// connector takes that in time, the message is kept on its connector, as
+// one whose queue attempt had reached the part: the next connector does
+// not send it again.
+func TestSendHerePartlyUpstreamThenNoConnectorTakesIt(t *testing.T) {
+	calls := map[string]int{}
+	h := newHarnessWith(t, twoConnectors, func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+		calls[in.ConnectorID]++
+		if in.ConnectorID == "a" && calls["a"] == 1 {
+			return activities.SendResult{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)
+		}
+		return activities.SendResult{UpstreamIDs: []string{in.ConnectorID + "1"}, SentAt: time.Now()}, nil
+	})
+	h.sendHere = true
+	h.here.send = func(context.Context, activities.SendInput) (activities.SendResult, error) {
+		return activities.SendResult{}, temporal.NewApplicationError("not bound", activities.ErrTypeNotBound,
+			activities.SendFailure{StatusName: "not_bound", PartInDoubt: true})
+	}
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalReceipt, ReceiptSignal{Receipt: smsgw.Receipt{ConnectorID: "a", UpstreamID: "a1", Stat: "DELIVRD"}})
+	}, time.Minute)
+	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
+	if calls["b"] != 0 || calls["a"] != 2 {
+		t.Fatalf("queue sends %v, want two on a and none on b", calls)
+	}
+	kept := false
+	for _, e := range h.events.events {
+		kept = kept || (e.Type == smsgw.EventSendError && e.Data["kept"] == true && e.Data["connector"] == "a" && e.Data["partsReached"] == 1)
+	}
+	if !kept {
+		t.Errorf("no event says the message was kept on a with 1 part reached: %v", h.events.events)
+	}
+	if _, ok := h.events.events["m1:rerouted-a"]; ok {
+		t.Error("rerouted although a part may be upstream through a")
 	}
 }

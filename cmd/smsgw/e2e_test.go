@@ -294,6 +294,7 @@ func (g *gateway) args(flags ...string) []string {
 		"-mongodb-uri", g.mongoURI, "-mongodb-database", g.mongoDB, "-mysql-dsn", g.mysqlDSN,
 		"-http-addr", g.httpAddr, "-grpc-addr", g.grpc, "-smtp-addr", g.smtp, "-smpp-addr", g.smpp, "-metrics-addr", g.metricsAddr,
 		"-log-level", "warn", "-failover-after", "2s",
+		"-send-here", // as make dev runs it
 	}
 	return append(args, flags...)
 }

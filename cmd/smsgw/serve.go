@@ -138,7 +138,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	}
 	// A process that runs message workflows and connectors sends from
 	// here what it can, without the connectors' task queues (step 32 in
-	// docs/performance.md); s.sendHere turns that off.
+	// docs/performance.md), when s.sendHere asks for it.
 	var here *worker.HereConnectors
 	if runs("worker") && runs("connector") && s.sendHere {
 		here = worker.NewHereConnectors()
