@@ -50,7 +50,8 @@ const (
 // On the happy path of a one-part message whose receipt comes within
 // sentGrace this costs three workflow tasks and 18 history events, the
 // bare workflow's count, and one store write per store until the end; when
-// the receipt comes back with the send, two workflow tasks and 14 events.
+// the receipt comes back with the send, two workflow tasks and 14 events;
+// when it is sent from here, two workflow tasks and 13 events.
 func MessageWorkflow(ctx workflow.Context, in MessageInput) (MessageResult, error) {
 	m := in.Message
 	if m.Validity <= 0 {
@@ -425,8 +426,13 @@ func (l *messageLife) send(ctx, recordCtx workflow.Context, target smsgw.Target,
 			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1}, // the task queue retries
 		})
 		var here activities.SendHereResult
-		hereErr = l.awaitSend(ctx, recordCtx, workflow.ExecuteLocalActivity(hereCtx, a.SendHere, in), &here)
+		sending := workflow.ExecuteLocalActivity(hereCtx, a.SendHere, in)
+		hereErr = l.awaitSend(ctx, recordCtx, sending, &here)
 		switch {
+		case !sending.IsReady():
+			// The record made while it waited failed, and the send from
+			// here goes on: the queue must not send it as well.
+			return activities.SendResult{}, hereErr
 		case hereErr == nil && here.Here:
 			return here.Sent, nil
 		case hereErr != nil && !sendRetryable(hereErr):

@@ -49,6 +49,15 @@ func (q *queueSends) Send(ctx context.Context, in activities.SendInput) (activit
 	return q.send(ctx, in)
 }
 
+// wantSends fails the test unless here sends were made from the
+// workflow's process and queued through the connector's task queue.
+func wantSends(t *testing.T, h *harness, queue *queueSends, here, queued int) {
+	t.Helper()
+	if len(h.here.calls) != here || len(queue.calls) != queued {
+		t.Fatalf("%d sends here, %d through the queue; want %d and %d", len(h.here.calls), len(queue.calls), here, queued)
+	}
+}
+
 // A message whose Submitter asked for it is sent from the workflow's
 // process when the connector is bound there: no send activity, the receipt
 // by signal, everything recorded as for a send through the queue.
@@ -60,9 +69,7 @@ func TestSentHere(t *testing.T) {
 	h.signalAt(time.Second, "DELIVRD", "abc")
 	res := h.run(t)
 	h.assertFinal(t, res, smsgw.StatusDelivered)
-	if len(h.here.calls) != 1 || len(queue.calls) != 0 {
-		t.Fatalf("%d sends here, %d through the queue; want 1 and 0", len(h.here.calls), len(queue.calls))
-	}
+	wantSends(t, h, queue, 1, 0)
 	if in := h.here.calls[0]; in.MessageID != "m1" || in.ConnectorID != "sim" || in.To != "+61412345678" || len(in.Parts) != 1 {
 		t.Errorf("sent here: %+v", in)
 	}
@@ -96,9 +103,7 @@ func TestSendHereLeavesTheRestToTheQueue(t *testing.T) {
 			h.here.send = here
 			h.signalAt(time.Second, "DELIVRD", "abc")
 			h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
-			if len(h.here.calls) != 1 || len(queue.calls) != 1 {
-				t.Fatalf("%d sends here, %d through the queue; want 1 and 1", len(h.here.calls), len(queue.calls))
-			}
+			wantSends(t, h, queue, 1, 1)
 			if h.here.calls[0].MessageID != queue.calls[0].MessageID || len(queue.calls[0].Parts) != 1 {
 				t.Errorf("queue's input %+v, here's %+v", queue.calls[0], h.here.calls[0])
 			}
@@ -131,9 +136,7 @@ func TestNoSendHereWithoutTheSubmittersAsking(t *testing.T) {
 	h.here.send = sentOK("here")
 	h.signalAt(time.Second, "DELIVRD", "abc")
 	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
-	if len(h.here.calls) != 0 || len(queue.calls) != 1 {
-		t.Fatalf("%d sends here, %d through the queue; want 0 and 1", len(h.here.calls), len(queue.calls))
-	}
+	wantSends(t, h, queue, 0, 1)
 }
 
 // A connector with a tps keeps its sends on its task queue, whose rate
@@ -154,9 +157,7 @@ func TestSendHereNotThroughAConnectorWithATPS(t *testing.T) {
 	h.here.send = sentOK("here")
 	h.signalAt(time.Second, "DELIVRD", "abc")
 	h.assertFinal(t, h.run(t), smsgw.StatusDelivered)
-	if len(h.here.calls) != 0 || len(queue.calls) != 1 {
-		t.Fatalf("%d sends here, %d through the queue; want 0 and 1", len(h.here.calls), len(queue.calls))
-	}
+	wantSends(t, h, queue, 0, 1)
 }
 
 // A send from here that got part of a message upstream and then failed in
